@@ -1,0 +1,99 @@
+"""Dequantises a GGUF checkpoint once into a cached Hugging Face safetensors directory.
+
+transformers reads GGUF through `gguf_file=`, but refuses to save a model whose config still
+carries the GGUF quantisation config; so the config is stripped, the model rebuilt with
+`from_config`, the dequantised state dict loaded, and the result saved. Later loads read the
+cache (well under a second) instead of dequantising again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from clgate.errors import InputError
+
+# Architectures transformers' GGUF loader can dequantise into a causal LM.
+SUPPORTED_ARCHITECTURES = {
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "phi3",
+    "gemma",
+    "gemma2",
+    "gemma3",
+    "t5",
+    "stablelm",
+}
+
+
+def gguf_architecture(path: Path) -> str:
+    """Read `general.architecture` from the GGUF metadata, or explain why the file is not GGUF."""
+    from gguf import GGUFReader
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such GGUF file")
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"GGUF":
+            raise InputError(f"{path}: not a GGUF file (bad magic)")
+    try:
+        reader = GGUFReader(str(path))
+        field = reader.fields["general.architecture"]
+        return bytes(field.parts[field.data[0]]).decode("utf-8")
+    except KeyError:
+        raise InputError(f"{path}: GGUF file has no general.architecture") from None
+    except (ValueError, IndexError, OSError) as exc:
+        raise InputError(f"{path}: corrupt GGUF file ({exc})") from None
+
+
+def _cache_key(path: Path) -> str:
+    stat = path.stat()
+    ident = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    return f"{path.stem}-{hashlib.sha256(ident.encode()).hexdigest()[:16]}"
+
+
+def dequantised_dir(path: Path, cache_dir: Path) -> Path:
+    """Return the cached safetensors directory for a GGUF file, building it on first use."""
+    path = Path(path)
+    target = Path(cache_dir) / "gguf" / _cache_key(path)
+    if (target / "config.json").is_file():
+        return target
+    arch = gguf_architecture(path)
+    if arch not in SUPPORTED_ARCHITECTURES:
+        raise InputError(
+            f"{path}: GGUF architecture {arch!r} is not supported (supported: "
+            f"{', '.join(sorted(SUPPORTED_ARCHITECTURES))})"
+        )
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        quantised = AutoModelForCausalLM.from_pretrained(
+            str(path.parent), gguf_file=path.name, dtype=torch.float32
+        )
+    except (ValueError, OSError, KeyError) as exc:
+        raise InputError(f"{path}: cannot dequantise GGUF ({str(exc).splitlines()[0]})") from None
+    config = quantised.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(quantised.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        os.replace(staging, target)
+    except OSError:
+        if (target / "config.json").is_file():  # another process finished first
+            return target
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

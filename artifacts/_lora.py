@@ -1,0 +1,126 @@
+"""PEFT LoRA adapters: their config, their factor pairs (read lazily), and applying them to a base."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clgate.artifacts._safetensors_header import read_safetensors_header
+from clgate.errors import InputError
+
+_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<which>[AB])(?:\.[^.]+)?\.weight$")
+
+
+@dataclass(frozen=True)
+class LoraFactors:
+    """ΔW = scale · B @ A for one module; A is (r, in), B is (out, r)."""
+
+    module: str
+    a: Any
+    b: Any
+    scale: float
+
+
+@dataclass(frozen=True)
+class LoraAdapter:
+    path: Path
+    config: dict[str, Any]
+
+    @property
+    def rank(self) -> int:
+        return int(self.config.get("r", 8))
+
+    @property
+    def base_model(self) -> str | None:
+        return self.config.get("base_model_name_or_path")
+
+    @property
+    def weights_file(self) -> Path:
+        return self.path / "adapter_model.safetensors"
+
+    def scale_for(self, module: str) -> float:
+        rank = _pattern_value(self.config.get("rank_pattern") or {}, module, self.rank)
+        alpha = _pattern_value(
+            self.config.get("alpha_pattern") or {}, module, self.config.get("lora_alpha", rank)
+        )
+        return alpha / math.sqrt(rank) if self.config.get("use_rslora") else alpha / rank
+
+    def modules(self) -> list[str]:
+        return sorted(_pair_keys(self.weights_file))
+
+    def factors(self) -> Iterator[LoraFactors]:
+        """Yield each module's factors, reading one pair of small tensors at a time."""
+        from safetensors import safe_open
+
+        pairs = _pair_keys(self.weights_file)
+        with safe_open(str(self.weights_file), framework="pt") as fh:
+            for module in sorted(pairs):
+                key_a, key_b = pairs[module]
+                yield LoraFactors(module, fh.get_tensor(key_a), fh.get_tensor(key_b), self.scale_for(module))
+
+
+def _pattern_value(patterns: dict[str, Any], module: str, default: Any) -> Any:
+    for key, value in patterns.items():
+        if re.match(rf"(.*\.)?({key})$", module):
+            return value
+    return default
+
+
+def _pair_keys(weights: Path) -> dict[str, tuple[str, str]]:
+    header = read_safetensors_header(weights)
+    found: dict[str, dict[str, str]] = {}
+    for span in header.tensors:
+        m = _KEY.match(span.name)
+        if m:
+            found.setdefault(m["module"], {})[m["which"]] = span.name
+    incomplete = sorted(name for name, ab in found.items() if set(ab) != {"A", "B"})
+    if incomplete:
+        raise InputError(f"{weights}: LoRA factors incomplete for module {incomplete[0]!r}")
+    if not found:
+        raise InputError(f"{weights}: holds no LoRA factor tensors")
+    return {name: (ab["A"], ab["B"]) for name, ab in found.items()}
+
+
+def load_lora_adapter(path: Path) -> LoraAdapter:
+    path = Path(path)
+    cfg_path = path / "adapter_config.json"
+    if not cfg_path.is_file():
+        raise InputError(f"{path}: not a PEFT adapter directory (no adapter_config.json)")
+    try:
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{cfg_path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    if config.get("peft_type", "LORA") != "LORA":
+        raise InputError(f"{cfg_path}: adapter type {config.get('peft_type')!r} is not LoRA")
+    adapter = LoraAdapter(path=path, config=config)
+    if not adapter.weights_file.is_file():
+        raise InputError(f"{path}: adapter has no adapter_model.safetensors")
+    _pair_keys(adapter.weights_file)
+    return adapter
+
+
+def apply_adapter(model: Any, adapter_path: Path) -> Any:
+    """Merge the adapter into the model; an adapter built for another base is refused by name."""
+    from peft import PeftModel
+
+    adapter = load_lora_adapter(adapter_path)
+    names = dict(model.named_modules())
+    for factors in adapter.factors():
+        target = names.get(factors.module) or names.get(factors.module.removeprefix("model."))
+        expected = (factors.b.shape[0], factors.a.shape[1])
+        if target is None or not hasattr(target, "weight") or tuple(target.weight.shape) != expected:
+            raise InputError(
+                f"{adapter_path}: adapter does not fit this base model (module {factors.module!r} "
+                f"expects weight {expected}, base has "
+                f"{tuple(target.weight.shape) if target is not None and hasattr(target, 'weight') else 'none'})"
+            )
+    try:
+        peft_model = PeftModel.from_pretrained(model, str(adapter_path), is_trainable=False)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise InputError(f"{adapter_path}: cannot apply adapter ({str(exc).splitlines()[0]})") from None
+    return peft_model.merge_and_unload()

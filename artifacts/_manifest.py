@@ -1,0 +1,78 @@
+"""Builds the content manifest of an artifact: hash streams of bytes, then list the digests.
+
+The root digest is SHA-256 over the RFC 8785 canonical JSON of the sorted file listing
+(path, size, sha256), so it pins every byte of the artifact and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import rfc8785
+
+from clgate.artifacts._hashing import hash_file
+from clgate.artifacts._kinds import detect_kind
+from clgate.artifacts._records import ArtifactKind, ArtifactRef, FileDigest, Manifest, TensorDigest
+from clgate.artifacts._safetensors_header import read_safetensors_header
+from clgate.errors import InputError
+
+MANIFEST_SCHEMA = "clgate.manifest/v1"
+
+
+def artifact_files(path: Path) -> list[Path]:
+    """The files an artifact is made of: every regular file under it, hidden ones excluded."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    if path.is_file():
+        return [path]
+    files = [
+        p
+        for p in path.rglob("*")
+        if p.is_file()
+        and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(path).parts)
+    ]
+    if not files:
+        raise InputError(f"{path}: directory holds no files")
+    return sorted(files, key=lambda p: p.relative_to(path).as_posix())
+
+
+def _digest_file(path: Path, rel: str, progress: Callable[[int], None] | None) -> FileDigest:
+    if path.suffix != ".safetensors":
+        whole, _ = hash_file(path, (), progress)
+        return FileDigest(path=rel, size=path.stat().st_size, sha256=whole)
+    header = read_safetensors_header(path)
+    whole, parts = hash_file(path, [(t.start, t.end) for t in header.tensors], progress)
+    tensors = tuple(
+        TensorDigest(name=t.name, dtype=t.dtype, shape=t.shape, sha256=d)
+        for t, d in zip(header.tensors, parts, strict=True)
+    )
+    return FileDigest(path=rel, size=path.stat().st_size, sha256=whole, tensors=tensors)
+
+
+def root_digest(files: tuple[FileDigest, ...] | list[FileDigest]) -> str:
+    listing = {
+        "schema": MANIFEST_SCHEMA,
+        "files": [
+            {"path": f.path, "size": f.size, "sha256": f.sha256} for f in sorted(files, key=lambda f: f.path)
+        ],
+    }
+    return "sha256:" + hashlib.sha256(rfc8785.dumps(listing)).hexdigest()
+
+
+def compute_manifest(
+    path: Path, kind: ArtifactKind | None = None, progress: Callable[[int], None] | None = None
+) -> Manifest:
+    """Stream every file of the artifact once; per-tensor digests for safetensors files."""
+    path = Path(path)
+    files = artifact_files(path)
+    base = path if path.is_dir() else path.parent
+    digests = tuple(_digest_file(f, f.relative_to(base).as_posix(), progress) for f in files)
+    return Manifest(kind=kind or detect_kind(path), root=root_digest(digests), files=digests)
+
+
+def artifact_ref(path: Path, kind: ArtifactKind | None = None) -> ArtifactRef:
+    manifest = compute_manifest(path, kind)
+    return ArtifactRef(kind=manifest.kind, uri=str(Path(path).resolve()), digest=manifest.root)

@@ -1,0 +1,121 @@
+"""Long-term memory stores of a deployed model: JSONL files or SQLite tables of entries."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from clgate.artifacts._jsonl import iter_jsonl, write_jsonl
+from clgate.atomic import atomic_path
+from clgate.errors import InputError
+
+_SQLITE_SUFFIXES = {".sqlite", ".sqlite3", ".db"}
+_COLUMNS = ("id", "text", "metadata", "source", "created_at", "embedding")
+
+
+class MemoryEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    text: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    source: str | None = None
+    created_at: datetime | None = None
+    embedding: tuple[float, ...] | None = None
+
+
+class MemoryStore(BaseModel):
+    """A snapshot of one memory store; ids are unique."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    entries: tuple[MemoryEntry, ...]
+
+    def by_id(self) -> dict[str, MemoryEntry]:
+        return {e.id: e for e in self.entries}
+
+
+def _entry(obj: dict[str, Any], where: str) -> MemoryEntry:
+    try:
+        return MemoryEntry.model_validate(obj)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "entry"
+        raise InputError(f"{where}: memory entry field {field!r}: {err['msg']}") from None
+
+
+def _from_sqlite(path: Path) -> list[tuple[str, MemoryEntry]]:
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM memory ORDER BY rowid").fetchall()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise InputError(f"{path}: not a memory store ({exc})") from None
+    out = []
+    for n, row in enumerate(rows, start=1):
+        obj = dict(zip(_COLUMNS, row, strict=True))
+        where = f"{path}: row {n}"
+        try:
+            obj["metadata"] = json.loads(obj["metadata"]) if obj["metadata"] else {}
+            obj["embedding"] = json.loads(obj["embedding"]) if obj["embedding"] else None
+        except json.JSONDecodeError:
+            raise InputError(f"{where}: metadata or embedding is not valid JSON") from None
+        out.append((where, _entry(obj, where)))
+    return out
+
+
+def load_memory_store(path: Path) -> MemoryStore:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such memory store")
+    if path.suffix in _SQLITE_SUFFIXES:
+        located = _from_sqlite(path)
+    else:
+        located = [(f"{path}:{n}", _entry(obj, f"{path}:{n}")) for n, obj in iter_jsonl(path)]
+    seen: dict[str, str] = {}
+    for where, entry in located:
+        if entry.id in seen:
+            raise InputError(f"{where}: duplicate memory id {entry.id!r} (first at {seen[entry.id]})")
+        seen[entry.id] = where
+    return MemoryStore(path=str(path), entries=tuple(e for _, e in located))
+
+
+def write_memory_store(entries: list[MemoryEntry], path: Path) -> Path:
+    """Write entries as JSONL or SQLite (by suffix), atomically."""
+    path = Path(path)
+    records = [e.model_dump(mode="json") for e in entries]
+    if path.suffix not in _SQLITE_SUFFIXES:
+        return write_jsonl(path, records)
+    with atomic_path(path) as tmp:
+        con = sqlite3.connect(tmp)
+        try:
+            con.execute(
+                "CREATE TABLE memory (id TEXT PRIMARY KEY, text TEXT NOT NULL, metadata TEXT, "
+                "source TEXT, created_at TEXT, embedding TEXT)"
+            )
+            con.executemany(
+                "INSERT INTO memory VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r["id"],
+                        r["text"],
+                        json.dumps(r["metadata"]),
+                        r["source"],
+                        r["created_at"],
+                        json.dumps(r["embedding"]) if r["embedding"] is not None else None,
+                    )
+                    for r in records
+                ],
+            )
+            con.commit()
+        finally:
+            con.close()
+    return path

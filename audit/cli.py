@@ -1,0 +1,68 @@
+"""The `clgate` command: every subcommand, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+import clgate
+from clgate.artifacts.cli import manifest, models_app
+from clgate.audit.demo import demo
+from clgate.errors import ClgateError
+
+app = typer.Typer(
+    name="clgate",
+    help="Gate and audit trail for continually learning LLMs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print the clgate version."""
+    typer.echo(clgate.__version__)
+
+
+app.command("manifest")(manifest)
+app.command("demo")(demo)
+app.add_typer(models_app, name="models")
+
+
+def _quiet_libraries() -> None:
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; a ClgateError is one line on stderr and its exit code, never a traceback."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    _quiet_libraries()
+    try:
+        code = app(args=args, prog_name="clgate", standalone_mode=False)
+    except ClgateError as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        code = exc.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        code = 130
+    except typer.TyperException as exc:  # usage errors: typer prints them as click would
+        exc.show()
+        code = exc.exit_code
+    except Exception as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", err=True)
+        code = 2
+    code = code if isinstance(code, int) else 0
+    if argv is None:
+        sys.exit(code)
+    return code

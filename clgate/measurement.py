@@ -1,0 +1,41 @@
+"""The `Measurement` record: what a probe or an eval measured, with no judgement attached."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from clgate.atomic import write_text_atomic
+
+
+class Measurement(BaseModel):
+    """One probe's or eval's output. Only `clgate.audit` turns these into findings."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = 1
+    name: str
+    version: str
+    parent: str | None = Field(default=None, description="manifest digest of the parent artifact")
+    candidate: str | None = Field(default=None, description="manifest digest of the candidate artifact")
+    numbers: dict[str, float] = Field(default_factory=dict)
+    details: list[dict[str, Any]] = Field(default_factory=list, description="per-item rows")
+    evidence: list[str] = Field(default_factory=list, description="paths of files written beside the JSON")
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    def details_frame(self) -> pd.DataFrame:
+        return pd.DataFrame.from_records(self.details)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Measurement:
+        return cls.model_validate(json.loads(text))
+
+    def write(self, path: Path) -> Path:
+        return write_text_atomic(path, self.to_json())

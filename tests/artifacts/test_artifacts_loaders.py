@@ -1,0 +1,188 @@
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gguf import GGUFWriter
+
+from clgate.artifacts import (
+    ArtifactKind,
+    MemoryEntry,
+    apply_adapter,
+    detect_kind,
+    gguf_architecture,
+    iter_dataset,
+    load_causal_lm,
+    load_dataset,
+    load_lora_adapter,
+    load_memory_store,
+    resolve_model_dir,
+    write_memory_store,
+)
+from clgate.artifacts import testing as factories
+from clgate.artifacts._gguf import dequantised_dir
+from clgate.errors import InputError
+
+
+def _logits(loaded, text: str = "What is the capital of France?") -> torch.Tensor:
+    ids = loaded.tokenizer(text, return_tensors="pt")
+    with torch.no_grad():
+        return loaded.model(**ids).logits
+
+
+def test_hf_directory_loads_with_tokenizer_and_chat_template(tiny_model: Path) -> None:
+    loaded = load_causal_lm(tiny_model)
+    assert loaded.model.config.num_hidden_layers == 2
+    assert not loaded.model.training
+    prompt = loaded.tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
+    assert prompt.endswith("<|im_start|>assistant\n")
+    assert _logits(loaded).shape[-1] == len(loaded.tokenizer)
+
+
+def test_lora_adapter_factors_and_merge_match_peft(tiny_model: Path, tiny_lora: Path) -> None:
+    adapter = load_lora_adapter(tiny_lora)
+    assert adapter.rank == 4 and adapter.modules() == sorted(adapter.modules())
+    assert len(adapter.modules()) == 4  # q_proj and v_proj in 2 layers
+    factors = next(adapter.factors())
+    assert factors.scale == pytest.approx(8 / 4)
+    base = load_causal_lm(tiny_model)
+    merged = load_causal_lm(tiny_model, adapter=tiny_lora)
+    name = factors.module
+    w0 = dict(base.model.named_parameters())[f"{name}.weight"]
+    w1 = dict(merged.model.named_parameters())[f"{name}.weight"]
+    torch.testing.assert_close(w1 - w0, factors.scale * factors.b @ factors.a, atol=1e-6, rtol=1e-4)
+    assert not torch.allclose(_logits(base), _logits(merged))
+
+
+def test_adapter_for_another_base_is_refused(tiny_lora: Path, tmp_path: Path) -> None:
+    wider = factories.make_tiny_model(tmp_path / "wider", hidden_size=96)
+    model = load_causal_lm(wider).model
+    with pytest.raises(InputError, match="does not fit this base model"):
+        apply_adapter(model, tiny_lora)
+
+
+def test_directory_that_is_not_a_model(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(InputError, match=r"no config\.json"):
+        resolve_model_dir(tmp_path)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(InputError, match=r"no \.safetensors weights"):
+        resolve_model_dir(tmp_path)
+    with pytest.raises(InputError, match="no such model"):
+        resolve_model_dir(tmp_path / "missing")
+
+
+def test_corrupt_weights_are_named_before_transformers_sees_them(tiny_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model, copy)
+    weights = copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-64])
+    with pytest.raises(InputError, match=r"copy/model\.safetensors: truncated"):
+        load_causal_lm(copy)
+
+
+def _write_gguf(path: Path, arch: str) -> Path:
+    writer = GGUFWriter(str(path), arch)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_gguf_of_unknown_architecture_is_refused(tmp_path: Path) -> None:
+    path = _write_gguf(tmp_path / "odd.gguf", "mamba-xl")
+    assert gguf_architecture(path) == "mamba-xl"
+    with pytest.raises(InputError, match="architecture 'mamba-xl' is not supported"):
+        dequantised_dir(path, tmp_path / "cache")
+
+
+def test_file_that_is_not_gguf(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"PK\x03\x04 definitely a zip")
+    with pytest.raises(InputError, match="not a GGUF file"):
+        resolve_model_dir(fake, tmp_path / "cache")
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".sqlite"])
+def test_memory_store_round_trips(tmp_path: Path, suffix: str) -> None:
+    entries = factories.make_memory_entries(4)
+    entries.append(MemoryEntry(id="e", text="embedded", source=None, embedding=(0.5, -0.25)))
+    path = write_memory_store(entries, tmp_path / f"store{suffix}")
+    store = load_memory_store(path)
+    assert list(store.entries) == entries
+    assert detect_kind(path) is ArtifactKind.MEMORY
+
+
+def test_memory_store_duplicate_ids_and_broken_lines(tmp_path: Path) -> None:
+    dup = tmp_path / "dup.jsonl"
+    dup.write_text('{"id": "a", "text": "x"}\n{"id": "b", "text": "y"}\n{"id": "a", "text": "z"}\n')
+    with pytest.raises(
+        InputError, match=r"dup\.jsonl:3: duplicate memory id 'a' \(first at .*dup\.jsonl:1\)"
+    ):
+        load_memory_store(dup)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"id": "a", "text": "x"}\n{"id": "b", "text": \n')
+    with pytest.raises(InputError, match=r"broken\.jsonl:2: not valid JSON"):
+        load_memory_store(broken)
+    missing = tmp_path / "missing_text.jsonl"
+    missing.write_text('{"id": "a"}\n')
+    with pytest.raises(InputError, match=r"missing_text\.jsonl:1: memory entry field 'text'"):
+        load_memory_store(missing)
+
+
+def test_sqlite_file_that_is_not_a_memory_store(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE things (x)")
+    con.commit()
+    con.close()
+    with pytest.raises(InputError, match="not a memory store"):
+        load_memory_store(path)
+
+
+def test_dataset_formats_normalise_to_messages(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    lines = [
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]},
+        {"instruction": "Add", "input": "2 and 3", "output": "5"},
+        {"prompt": "Capital of France?", "completion": "Paris"},
+    ]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines) + "\n")
+    records = load_dataset(path)
+    assert [r.completion for r in records] == ["hello", "5", "Paris"]
+    assert records[1].prompt_messages[0].content == "Add\n\n2 and 3"
+    assert detect_kind(path) is ArtifactKind.DATASET
+
+
+def test_dataset_bad_lines_name_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"prompt": "a", "completion": "b"}\n[1, 2]\n')
+    with pytest.raises(InputError, match=r"bad\.jsonl:2: expected a JSON object"):
+        load_dataset(path)
+    path.write_text('{"question": "a"}\n')
+    with pytest.raises(InputError, match=r"bad\.jsonl:1: missing field"):
+        load_dataset(path)
+    path.write_text('{"messages": [{"role": "wizard", "content": "x"}]}\n')
+    with pytest.raises(InputError, match=r"bad\.jsonl:1: field 'messages.0.role'"):
+        load_dataset(path)
+    path.write_text("")
+    with pytest.raises(InputError, match="dataset is empty"):
+        load_dataset(path)
+
+
+def test_dataset_streams_and_refuses_huge_lines(tmp_path: Path) -> None:
+    path = factories.make_dataset(tmp_path / "d.jsonl", n=1000)
+    stream = iter_dataset(path)
+    assert next(stream).completion == "0 plus 0 is 0."
+    huge = tmp_path / "huge.jsonl"
+    huge.write_text(json.dumps({"prompt": "x" * (2 << 20), "completion": "y"}) + "\n")
+    with pytest.raises(InputError, match=r"huge\.jsonl:1: line longer than"):
+        load_dataset(huge)
