@@ -7,7 +7,13 @@ from clgate.artifacts._embedder import SentenceEmbedder
 from clgate.artifacts._gguf import dequantised_dir, gguf_architecture
 from clgate.artifacts._jsonl import iter_jsonl, write_jsonl
 from clgate.artifacts._kinds import detect_kind
-from clgate.artifacts._lora import LoraAdapter, LoraFactors, apply_adapter, load_lora_adapter
+from clgate.artifacts._lora import (
+    LoraAdapter,
+    LoraFactors,
+    apply_adapter,
+    check_adapter_fits,
+    load_lora_adapter,
+)
 from clgate.artifacts._manifest import artifact_files, artifact_ref, compute_manifest, root_digest
 from clgate.artifacts._memory import MemoryEntry, MemoryStore, load_memory_store, write_memory_store
 from clgate.artifacts._models import (
@@ -39,6 +45,7 @@ __all__ = [
     "apply_adapter",
     "artifact_files",
     "artifact_ref",
+    "check_adapter_fits",
     "compute_manifest",
     "default_cache_dir",
     "dequantised_dir",

@@ -104,6 +104,25 @@ def load_lora_adapter(path: Path) -> LoraAdapter:
     return adapter
 
 
+def check_adapter_fits(adapter_path: Path, model_dir: Path) -> None:
+    """Refuse an adapter built for another base, reading only safetensors headers (no weights)."""
+    shapes = {
+        span.name: span.shape
+        for weights in sorted(Path(model_dir).glob("*.safetensors"))
+        for span in read_safetensors_header(weights).tensors
+    }
+    adapter = load_lora_adapter(adapter_path)
+    header = {span.name: span.shape for span in read_safetensors_header(adapter.weights_file).tensors}
+    for module, (key_a, key_b) in sorted(_pair_keys(adapter.weights_file).items()):
+        expected = (header[key_b][0], header[key_a][1])
+        found = shapes.get(f"{module}.weight")
+        if found != expected:
+            raise InputError(
+                f"{adapter_path}: adapter does not fit base {model_dir} (module {module!r} expects weight "
+                f"{expected}, base has {found or 'no such tensor'})"
+            )
+
+
 def apply_adapter(model: Any, adapter_path: Path) -> Any:
     """Merge the adapter into the model; an adapter built for another base is refused by name."""
     from peft import PeftModel

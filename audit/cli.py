@@ -8,6 +8,7 @@ import typer
 
 import clgate
 from clgate.artifacts.cli import manifest, models_app
+from clgate.audit import gate_cli
 from clgate.audit.demo import demo
 from clgate.errors import ClgateError
 
@@ -28,6 +29,8 @@ def version() -> None:
 
 app.command("manifest")(manifest)
 app.command("demo")(demo)
+for _name in ("gate", "approve", "reject", "promote", "rollback", "status"):
+    app.command(_name)(getattr(gate_cli, _name))
 app.add_typer(models_app, name="models")
 
 

@@ -186,3 +186,12 @@ def test_dataset_streams_and_refuses_huge_lines(tmp_path: Path) -> None:
     huge.write_text(json.dumps({"prompt": "x" * (2 << 20), "completion": "y"}) + "\n")
     with pytest.raises(InputError, match=r"huge\.jsonl:1: line longer than"):
         load_dataset(huge)
+
+
+def test_adapter_fit_is_checked_from_headers_alone(tiny_model: Path, tiny_lora: Path, tmp_path: Path) -> None:
+    from clgate.artifacts import check_adapter_fits
+
+    check_adapter_fits(tiny_lora, tiny_model)
+    wider = factories.make_tiny_model(tmp_path / "wider", hidden_size=96)
+    with pytest.raises(InputError, match=r"does not fit base .*self_attn\.q_proj' expects weight \(64, 64\)"):
+        check_adapter_fits(tiny_lora, wider)

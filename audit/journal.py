@@ -1,0 +1,91 @@
+"""The gate's view of the ledger: verify before writing, replay state, append typed entries.
+
+Every write in clgate.audit goes through here, signed with one key, and only after the whole
+ledger verified: the gate refuses to add records to a ledger it cannot vouch for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from clgate.audit.policy import Policy
+from clgate.audit.state import LedgerState, replay
+from clgate.audit.verdict import Verdict
+from clgate.errors import InputError
+from clgate.ledger import Ledger, Trust, key_id
+
+
+@dataclass
+class Journal:
+    ledger: Ledger
+    signer: Ed25519PrivateKey | None
+    lock_dir: Path
+
+    @classmethod
+    def open(
+        cls, target: str | Path, signer: Ed25519PrivateKey | None = None, trust: Trust | Path | None = None
+    ) -> Journal:
+        """Open and fully verify the ledger; a tampered ledger is refused before anything is written."""
+        if isinstance(target, Path) or "://" not in str(target):
+            if not Path(target).is_file():
+                raise InputError(f"{target}: no such ledger (create one with `clgate ledger init`)")
+            lock_dir = Path(target).resolve().parent / ".clgate-locks"
+        else:
+            lock_dir = Path.home() / ".cache" / "clgate" / "locks"
+        ledger = Ledger.open(target, trust)
+        problems = ledger.verify(trust)
+        if problems:
+            ledger.close()
+            raise InputError(
+                f"ledger {target} fails verification ({len(problems)} problem(s), first: {problems[0]}); "
+                "refusing to use it"
+            )
+        return cls(ledger, signer, lock_dir)
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    @property
+    def signer_id(self) -> str:
+        if self.signer is None:
+            raise InputError("this action needs a signing key (--key)")
+        return key_id(self.signer.public_key())
+
+    def state(self) -> LedgerState:
+        return replay(self.ledger.entries())
+
+    def append(self, entry_type: str, subject: str, body: dict[str, Any]) -> int:
+        if self.signer is None:
+            raise InputError("this action needs a signing key (--key)")
+        entry = self.ledger.append({"type": entry_type, "body": body}, self.signer, subject=subject)
+        return entry.index
+
+    def propose(self, proposal: dict[str, Any]) -> int:
+        return self.append("update.proposed", proposal["artifacts"]["candidate"]["digest"], proposal)
+
+    def complete(
+        self,
+        update_id: str,
+        proposal: dict[str, Any],
+        verdict: Verdict,
+        policy: Policy,
+        measurements: dict[str, str],
+    ) -> int:
+        body = {
+            "update_id": update_id,
+            "verdict": verdict.decision.value,
+            "findings": [f.model_dump(mode="json") for f in verdict.findings],
+            "measurements": measurements,
+            "policy": policy.name,
+            "approvals": policy.approvals.model_dump(),
+        }
+        return self.append("audit.completed", proposal["artifacts"]["candidate"]["digest"], body)
+
+    def block(self, update_id: str, proposal: dict[str, Any], verdict: Verdict) -> int:
+        reason = "; ".join(f.reason for f in verdict.blocking if f.status.value == "fail")[:1000]
+        body = {"update_id": update_id, "reason": reason or "blocked by policy"}
+        return self.append("promotion.blocked", proposal["artifacts"]["candidate"]["digest"], body)

@@ -1,0 +1,50 @@
+"""The record of one gate run: what was audited, what every check measured, and the verdict."""
+
+from __future__ import annotations
+
+import hashlib
+
+from pydantic import BaseModel, ConfigDict
+
+from clgate.audit.judge import CheckOutcome
+from clgate.audit.verdict import Verdict
+from clgate.measurement import Measurement
+
+
+def measurement_digest(measurement: Measurement) -> str:
+    return "sha256:" + hashlib.sha256(measurement.to_json().encode()).hexdigest()
+
+
+class CheckSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    seconds: float
+    cached: bool
+    error: str | None = None
+    measurement_digest: str | None = None
+
+    @classmethod
+    def of(cls, outcome: CheckOutcome) -> CheckSummary:
+        digest = measurement_digest(outcome.measurement) if outcome.measurement else None
+        return cls(
+            name=outcome.name,
+            seconds=round(outcome.seconds, 3),
+            cached=outcome.cached,
+            error=outcome.error,
+            measurement_digest=digest,
+        )
+
+
+class GateResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = 1
+    update_id: str
+    proposal: dict
+    verdict: Verdict
+    checks: tuple[CheckSummary, ...]
+    measurements: dict[str, Measurement]
+    policy: dict[str, str]
+    ledger_entries: dict[str, int]
+    seconds: float

@@ -1,0 +1,137 @@
+from pathlib import Path
+
+import pytest
+
+from clgate.audit.judge import CheckOutcome, judge
+from clgate.audit.policy import DEFAULT_POLICY, load_policy, parse_policy
+from clgate.audit.verdict import Decision, Status
+from clgate.errors import PolicyError
+from clgate.measurement import Measurement
+
+POLICY = """
+name = "test"
+required_checks = ["weights", "evals"]
+default_timeout_s = 60
+
+[checks.evals]
+timeout_s = 5
+
+[[rules]]
+id = "retention"
+check = "evals"
+metric = "retention.delta"
+reason = "Retention dropped"
+warn_below = -0.02
+fail_below = -0.10
+
+[[rules]]
+id = "weight-change"
+check = "weights"
+metric = "max_relative_change"
+reason = "Weights moved too far"
+fail_above = 0.5
+
+[modules]
+allowed = ["*.q_proj", "*.v_proj"]
+
+[approvals]
+required = 2
+approvers = ["alice", "bob", "carol"]
+"""
+
+
+def _outcomes(delta: float, change: float = 0.1, modules=("model.layers.0.self_attn.q_proj",)):
+    return {
+        "weights": CheckOutcome(
+            "weights",
+            Measurement(
+                name="weights",
+                version="1",
+                numbers={"max_relative_change": change},
+                meta={"changed_modules": list(modules)},
+            ),
+        ),
+        "evals": CheckOutcome(
+            "evals", Measurement(name="evals", version="1", numbers={"retention.delta": delta})
+        ),
+    }
+
+
+def test_policy_parses_with_per_check_timeouts() -> None:
+    policy = parse_policy(POLICY)
+    assert policy.timeout_for("evals") == 5 and policy.timeout_for("weights") == 60
+    assert policy.approvals.required == 2
+
+
+@pytest.mark.parametrize(
+    ("delta", "change", "decision"),
+    [
+        (0.01, 0.1, Decision.PROMOTE),
+        (-0.05, 0.1, Decision.REVIEW),
+        (-0.2, 0.1, Decision.BLOCK),
+        (0.0, 0.9, Decision.BLOCK),
+    ],
+)
+def test_thresholds_give_the_verdict(delta: float, change: float, decision: Decision) -> None:
+    verdict = judge(parse_policy(POLICY), _outcomes(delta, change))
+    assert verdict.decision is decision
+    assert decision.exit_code == {"promote": 0, "review": 10, "block": 20}[decision.value]
+
+
+def test_fail_closed_on_missing_check_error_and_missing_metric() -> None:
+    policy = parse_policy(POLICY)
+    outcomes = _outcomes(0.0)
+    del outcomes["evals"]
+    verdict = judge(policy, outcomes)
+    assert verdict.decision is Decision.BLOCK
+    assert any("required check evals did not run" in f.reason for f in verdict.findings)
+
+    outcomes = _outcomes(0.0)
+    outcomes["evals"] = CheckOutcome("evals", None, error="timed out after 5s")
+    verdict = judge(policy, outcomes)
+    assert verdict.decision is Decision.BLOCK and "timed out after 5s" in verdict.blocking[0].reason
+
+    outcomes = _outcomes(0.0)
+    outcomes["evals"] = CheckOutcome("evals", Measurement(name="evals", version="1", numbers={}))
+    assert judge(policy, outcomes).decision is Decision.BLOCK
+
+
+def test_modules_outside_the_allowed_set_block() -> None:
+    verdict = judge(parse_policy(POLICY), _outcomes(0.0, modules=("model.layers.0.mlp.down_proj",)))
+    assert verdict.decision is Decision.BLOCK
+    finding = next(f for f in verdict.findings if f.rule == "modules-allowed")
+    assert finding.status is Status.FAIL and "mlp.down_proj" in finding.reason
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda p: p.replace('metric = "max_relative_change"', 'metric = "x"\nbogus = 1'),
+            r":21: rules\.1\.bogus: unknown key",
+        ),
+        (
+            lambda p: p.replace("timeout_s = 5", "timeout_s = -5"),
+            r":7: checks\.evals\.timeout_s: Input should be greater than 0",
+        ),
+        (lambda p: p.replace("required = 2", "required = 4"), r":27: approvals: .*only 3 approvers"),
+        (lambda p: p.replace('id = "weight-change"', 'id = "retention"'), r"duplicate rule id 'retention'"),
+        (lambda p: p.replace("fail_above = 0.5", ""), r":17: rules\.1: .*at least one of"),
+        (lambda p: p + "\n[[rules]\n", r"invalid TOML"),
+    ],
+)
+def test_malformed_policies_name_file_line_and_key(tmp_path: Path, edit, message: str) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(edit(POLICY))
+    with pytest.raises(PolicyError, match=message):
+        load_policy(path)
+
+
+def test_missing_policy_file(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="no such policy file"):
+        load_policy(tmp_path / "nope.toml")
+
+
+def test_default_policy_loads() -> None:
+    policy = load_policy()
+    assert DEFAULT_POLICY.is_file() and policy.required_checks
