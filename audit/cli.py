@@ -10,6 +10,7 @@ import clgate
 from clgate.artifacts.cli import manifest, models_app
 from clgate.audit import gate_cli
 from clgate.audit.demo import demo
+from clgate.audit.schedule_cli import audit_app
 from clgate.errors import ClgateError
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.command("demo")(demo)
 for _name in ("gate", "approve", "reject", "promote", "rollback", "status"):
     app.command(_name)(getattr(gate_cli, _name))
 app.add_typer(models_app, name="models")
+app.add_typer(audit_app, name="audit")
 
 
 def _quiet_libraries() -> None:

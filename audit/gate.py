@@ -100,7 +100,12 @@ def _exclusive(lock_dir: Path, key: str) -> Iterator[None]:
 
 def _proposal(request: GateRequest, manifests: dict[str, Manifest], base: str) -> dict:
     artifacts = {
-        role: {"kind": m.kind.value, "uri": str(Path(getattr(request, role)).resolve()), "digest": m.root}
+        role: {
+            "kind": m.kind.value,
+            "uri": str(Path(getattr(request, role)).resolve()),
+            "digest": m.root,
+            "files": {f.path: f.sha256 for f in m.files},
+        }
         for role, m in manifests.items()
     }
     candidate_role = {"model": "candidate", "adapter": "adapter", "memory": "memory_new"}[request.kind]

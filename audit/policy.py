@@ -75,6 +75,7 @@ class Policy(_Strict):
     schema_version: Literal[1] = 1
     name: str
     required_checks: list[str]
+    scheduled_checks: list[str] = Field(default_factory=list)
     default_timeout_s: float = Field(default=900, gt=0)
     checks: dict[str, CheckSettings] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)

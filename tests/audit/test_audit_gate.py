@@ -1,96 +1,20 @@
 """The gate's life cycle through the CLI: verdicts, approvals, promotion, rollback, lineage, refusals."""
 
-import shutil
 import sqlite3
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from clgate.audit.bootstrap import bootstrap_ledger
-from clgate.audit.checks import GateCheck, GateInputs
 from clgate.audit.cli import main
-from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
-from clgate.measurement import Measurement
-
-POLICY = """
-name = "test"
-required_checks = ["score"]
-
-[[rules]]
-id = "score"
-check = "score"
-metric = "score"
-reason = "Score too high"
-warn_above = 1.0
-fail_above = 5.0
-
-[approvals]
-required = 2
-"""
-
-
-def _score(inputs: GateInputs) -> Measurement:
-    """A stand-in check: the score an update carries in a `score.txt` beside its files."""
-    folder = inputs.adapter or inputs.candidate or inputs.parent
-    path = Path(folder) / "score.txt"
-    return Measurement(
-        name="score", version="1", numbers={"score": float(path.read_text()) if path.exists() else 0}
-    )
-
-
-@pytest.fixture
-def world(tmp_path: Path, tiny_model: Path, tiny_lora: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setitem(
-        GATE_CHECKS,
-        "score",
-        GateCheck("score", "1", ("parent",), False, _score, any_of=("candidate", "adapter")),
-    )
-    boot = bootstrap_ledger(tmp_path / "ledger", approvers=2)
-    policy = tmp_path / "policy.toml"
-    policy.write_text(POLICY)
-
-    def adapter(name: str, score: float) -> Path:
-        path = tmp_path / name
-        shutil.copytree(tiny_lora, path)
-        (path / "score.txt").write_text(str(score))
-        return path
-
-    def run(*args: str, key: str = "pipeline") -> int:
-        return main(
-            [*args, "--ledger", str(boot.ledger), "--key", str(boot.keys[key]), "--trust", str(boot.trust)]
-        )
-
-    def gate(*args: str) -> int:
-        return run(
-            "gate",
-            "--parent",
-            str(tiny_model),
-            "--policy",
-            str(policy),
-            "--out",
-            str(tmp_path / "out"),
-            *args,
-        )
-
-    return SimpleNamespace(boot=boot, adapter=adapter, run=run, gate=gate)
-
-
-def _state(boot):
-    journal = Journal.open(boot.ledger, None, boot.trust)
-    try:
-        return journal.state()
-    finally:
-        journal.close()
 
 
 def test_review_needs_two_approvals_then_promotes(world, tiny_model: Path, tmp_path: Path, capsys) -> None:
     assert world.gate("--candidate", str(tiny_model)) == 0
-    base_id = next(iter(_state(world.boot).updates))
+    base_id = next(iter(world.state().updates))
     assert world.run("promote", base_id, key="approver") == 0
     assert world.gate("--adapter", str(world.adapter("a1", 2.0))) == 10
-    update_id = next(u for u in _state(world.boot).updates if u != base_id)
+    update_id = next(u for u in world.state().updates if u != base_id)
     capsys.readouterr()
     assert world.run("promote", update_id, key="approver") == 2
     assert "needs 2 approvals, has 0" in capsys.readouterr().err
@@ -101,7 +25,7 @@ def test_review_needs_two_approvals_then_promotes(world, tiny_model: Path, tmp_p
     assert world.run("promote", update_id, key="pipeline") == 2  # a pipeline key may not promote
     assert "may not sign promotion.done" in capsys.readouterr().err
     assert world.run("promote", update_id, key="approver") == 0
-    state = _state(world.boot)
+    state = world.state()
     assert state.deployed == {"base": base_id, "adapter": update_id}
     report = (tmp_path / "out" / "report.json").read_text()
     assert (
@@ -113,7 +37,7 @@ def test_block_is_never_promoted_or_approved(world, capsys) -> None:
     assert world.gate("--adapter", str(world.adapter("bad", 9.0)), "--format", "github") == 20
     out = capsys.readouterr().out
     assert "::error title=clgate score::Score too high: score = 9 is above 5" in out
-    update = next(iter(_state(world.boot).updates.values()))
+    update = next(iter(world.state().updates.values()))
     assert update.decision == "block"
     assert world.run("approve", update.update_id, key="auditor") == 2
     assert world.run("promote", update.update_id, key="approver") == 2
@@ -126,17 +50,17 @@ def test_rollback_restores_and_requires_reaudit(world, tiny_model: Path, capsys)
     first, second = world.adapter("first", 0.0), world.adapter("second", 0.5)
     for path in (first, second):
         assert world.gate("--adapter", str(path)) == 0
-    ids = list(_state(world.boot).updates)
+    ids = list(world.state().updates)
     assert world.run("promote", ids[0], key="approver") == 0
     assert world.run("promote", ids[1], key="approver") == 0
     assert world.run("rollback", "--to", ids[0], "--reason", "regression in prod", key="approver") == 0
-    state = _state(world.boot)
+    state = world.state()
     assert state.deployed["adapter"] == ids[0] and state.updates[ids[1]].rolled_back_index is not None
     capsys.readouterr()
     assert world.run("promote", ids[1], key="approver") == 2
     assert "rolled back at entry" in capsys.readouterr().err
     assert world.gate("--adapter", str(second)) == 0  # a new audit of the same artifact
-    new_id = list(_state(world.boot).updates)[-1]
+    new_id = list(world.state().updates)[-1]
     assert world.run("promote", new_id, key="approver") == 0
 
 
@@ -145,13 +69,13 @@ def test_new_base_marks_adapters_for_reaudit(
 ):
     assert world.gate("--candidate", str(tiny_model)) == 0
     assert world.gate("--adapter", str(world.adapter("a", 0.0))) == 0
-    base_id, adapter_id = list(_state(world.boot).updates)
+    base_id, adapter_id = list(world.state().updates)
     assert world.run("promote", base_id, key="approver") == 0
     assert world.run("promote", adapter_id, key="approver") == 0
     assert world.gate("--candidate", str(tiny_model_other)) == 0
-    new_base = list(_state(world.boot).updates)[-1]
+    new_base = list(world.state().updates)[-1]
     assert world.run("promote", new_base, key="approver") == 0
-    assert [u.update_id for u in _state(world.boot).pending_reaudit()] == [adapter_id]
+    assert [u.update_id for u in world.state().pending_reaudit()] == [adapter_id]
     assert main(["status", "--ledger", str(world.boot.ledger), "--trust", str(world.boot.trust)]) == 0
     assert f"needs re-audit: {adapter_id} (adapter)" in capsys.readouterr().out
     # auditing an adapter against the old base is a lineage failure
@@ -196,7 +120,7 @@ def test_adapter_for_another_base_is_refused(world, tmp_path: Path, capsys) -> N
     foreign = testing.make_tiny_lora(other, tmp_path / "foreign")
     assert world.gate("--adapter", str(foreign)) == 2
     assert "adapter does not fit base" in capsys.readouterr().err
-    assert _state(world.boot).updates == {}
+    assert world.state().updates == {}
 
 
 def test_a_racing_second_gate_is_refused(world, tiny_model: Path, capsys) -> None:
@@ -212,4 +136,4 @@ def test_a_racing_second_gate_is_refused(world, tiny_model: Path, capsys) -> Non
         fcntl.flock(held, fcntl.LOCK_EX)
         assert world.gate("--adapter", str(path)) == 2
     assert "another gate is already auditing this update" in capsys.readouterr().err
-    assert _state(world.boot).updates == {}
+    assert world.state().updates == {}

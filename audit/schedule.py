@@ -1,0 +1,163 @@
+"""Deployment-time audits: are the deployed files still the promoted ones, and has anything drifted?
+
+A scheduled run checks each deployed artifact against the manifest its promotion recorded (a
+tampered or silently replaced file is a block-level finding), reruns the policy's
+`scheduled_checks` on what is deployed now (e.g. the memory store, which keeps changing), and
+records an `audit.scheduled_run` entry. `serve` repeats that on an interval until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from clgate.artifacts import Manifest, compute_manifest, detect_kind
+from clgate.audit.checks import GateInputs
+from clgate.audit.gate_checks import GATE_CHECKS
+from clgate.audit.journal import Journal
+from clgate.audit.judge import judge
+from clgate.audit.policy import Policy
+from clgate.audit.result import measurement_digest
+from clgate.audit.runner import run_checks
+from clgate.audit.state import SLOT_OF_KIND, LedgerState
+from clgate.audit.verdict import Finding, Status, Verdict
+from clgate.errors import InputError
+
+
+@dataclass(frozen=True)
+class ScheduledRun:
+    entry_index: int
+    verdict: Verdict
+    deployed: list[dict[str, Any]]
+
+
+def _integrity(state: LedgerState, path: Path, manifest: Manifest) -> tuple[dict[str, Any], Finding]:
+    slot = SLOT_OF_KIND[manifest.kind.value if manifest.kind.value != "dataset" else "memory"]
+    update_id = state.deployed.get(slot)
+    record: dict[str, Any] = {
+        "slot": slot,
+        "path": str(path),
+        "digest": manifest.root,
+        "update_id": update_id,
+    }
+    if update_id is None:
+        return record, Finding(
+            rule="deployed-integrity",
+            check="integrity",
+            status=Status.FAIL,
+            reason=f"{path} is deployed as the {slot}, but no {slot} was ever promoted",
+        )
+    promoted = state.updates[update_id].proposal["artifacts"]["candidate"]
+    record["expected"] = promoted["digest"]
+    if promoted["digest"] == manifest.root:
+        return record, Finding(
+            rule="deployed-integrity",
+            check="integrity",
+            status=Status.PASS,
+            reason=f"deployed {slot} matches promoted update {update_id}",
+        )
+    now = {f.path: f.sha256 for f in manifest.files}
+    then = promoted.get("files", {})
+    changed = sorted(p for p in now.keys() & then.keys() if now[p] != then[p])
+    missing, extra = sorted(then.keys() - now.keys()), sorted(now.keys() - then.keys())
+    record.update(changed=changed, missing=missing, extra=extra)
+    parts = [
+        f"{label}: {', '.join(v[:3])}"
+        for label, v in (("changed", changed), ("missing", missing), ("extra", extra))
+        if v
+    ]
+    return record, Finding(
+        rule="deployed-integrity",
+        check="integrity",
+        status=Status.FAIL,
+        reason=f"deployed {slot} differs from promoted update {update_id} ({'; '.join(parts)})",
+    )
+
+
+def scheduled_audit(
+    journal: Journal,
+    policy: Policy,
+    deployed: list[Path],
+    cache_dir: Path,
+    progress: Callable[[str, str], None] | None = None,
+) -> ScheduledRun:
+    if not deployed:
+        raise InputError("give at least one --deployed path (model directory, adapter or memory store)")
+    state = journal.state()
+    records, findings, paths = [], [], {}
+    for path in deployed:
+        manifest = compute_manifest(path, detect_kind(path))
+        record, finding = _integrity(state, Path(path), manifest)
+        records.append(record)
+        findings.append(finding)
+        paths[record["slot"]] = (Path(path), manifest)
+    outcomes = {}
+    if policy.scheduled_checks and "base" in paths:
+        promoted_memory = state.updates[state.deployed["memory"]] if "memory" in state.deployed else None
+        old_memory = (
+            Path(promoted_memory.proposal["artifacts"]["candidate"]["uri"]) if promoted_memory else None
+        )
+        manifests = {"parent": paths["base"][1]}
+        inputs = {"parent": paths["base"][0]}
+        if "adapter" in paths:
+            inputs["adapter"], manifests["adapter"] = paths["adapter"]
+        if "memory" in paths and old_memory is not None and old_memory.is_file():
+            inputs["memory_new"], manifests["memory_new"] = paths["memory"]
+            inputs["memory_old"], manifests["memory_old"] = old_memory, compute_manifest(old_memory)
+        gate_inputs = GateInputs(**inputs, cache_dir=cache_dir, manifests=manifests)
+        checks = [GATE_CHECKS[n] for n in policy.scheduled_checks if n in GATE_CHECKS]
+        outcomes = run_checks(
+            [c for c in checks if c.applies(gate_inputs)],
+            gate_inputs,
+            policy.timeout_for,
+            cache_dir,
+            progress,
+        )
+    scheduled_policy = policy.model_copy(
+        update={"required_checks": [c for c in policy.scheduled_checks if "base" in paths]}
+    )
+    verdict = Verdict.from_findings([*findings, *judge(scheduled_policy, outcomes).findings])
+    body = {
+        "verdict": verdict.decision.value,
+        "deployed": records,
+        "findings": [f.model_dump(mode="json") for f in verdict.findings],
+        "measurements": {n: measurement_digest(o.measurement) for n, o in outcomes.items() if o.measurement},
+        "policy": policy.name,
+    }
+    index = journal.append("audit.scheduled_run", None, body)
+    return ScheduledRun(index, verdict, records)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_interval(text: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
+    if not match or float(match[1]) <= 0:
+        raise InputError(f"interval {text!r} is not like 30s, 15m, 6h or 1d")
+    return float(match[1]) * _UNITS[match[2]]
+
+
+def serve(run_once: Callable[[], Any], every_s: float, on_error: Callable[[Exception], None]) -> None:
+    """Run `run_once` now and then every `every_s` seconds until SIGTERM or SIGINT; exit cleanly."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    scheduler = BlockingScheduler()
+
+    def job() -> None:
+        try:
+            run_once()
+        except Exception as exc:  # a failed run is reported and retried next interval
+            on_error(exc)
+
+    scheduler.add_job(
+        job, "interval", seconds=every_s, next_run_time=datetime.now(UTC), max_instances=1, coalesce=True
+    )
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: scheduler.shutdown(wait=False))
+    scheduler.start()

@@ -1,0 +1,84 @@
+"""A small gate world: a bootstrapped ledger, a stand-in check and CLI shortcuts."""
+
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from clgate.audit.bootstrap import bootstrap_ledger
+from clgate.audit.checks import GateCheck, GateInputs
+from clgate.audit.cli import main
+from clgate.audit.gate_checks import GATE_CHECKS
+from clgate.audit.journal import Journal
+from clgate.measurement import Measurement
+
+POLICY = """
+name = "test"
+required_checks = ["score"]
+
+[[rules]]
+id = "score"
+check = "score"
+metric = "score"
+reason = "Score too high"
+warn_above = 1.0
+fail_above = 5.0
+
+[approvals]
+required = 2
+"""
+
+
+def _score(inputs: GateInputs) -> Measurement:
+    """A stand-in check: the score an update carries in a `score.txt` beside its files."""
+    folder = inputs.adapter or inputs.candidate or inputs.parent
+    path = Path(folder) / "score.txt"
+    return Measurement(
+        name="score", version="1", numbers={"score": float(path.read_text()) if path.exists() else 0}
+    )
+
+
+@pytest.fixture
+def world(tmp_path: Path, tiny_model: Path, tiny_lora: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(
+        GATE_CHECKS,
+        "score",
+        GateCheck("score", "1", ("parent",), False, _score, any_of=("candidate", "adapter")),
+    )
+    boot = bootstrap_ledger(tmp_path / "ledger", approvers=2)
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY)
+
+    def adapter(name: str, score: float) -> Path:
+        path = tmp_path / name
+        shutil.copytree(tiny_lora, path)
+        (path / "score.txt").write_text(str(score))
+        return path
+
+    def run(*args: str, key: str = "pipeline") -> int:
+        return main(
+            [*args, "--ledger", str(boot.ledger), "--key", str(boot.keys[key]), "--trust", str(boot.trust)]
+        )
+
+    def gate(*args: str) -> int:
+        return run(
+            "gate",
+            "--parent",
+            str(tiny_model),
+            "--policy",
+            str(policy),
+            "--out",
+            str(tmp_path / "out"),
+            *args,
+        )
+
+    return SimpleNamespace(boot=boot, adapter=adapter, run=run, gate=gate, state=lambda: ledger_state(boot))
+
+
+def ledger_state(boot):
+    journal = Journal.open(boot.ledger, None, boot.trust)
+    try:
+        return journal.state()
+    finally:
+        journal.close()
