@@ -12,6 +12,7 @@ from clgate.audit import gate_cli
 from clgate.audit.demo import demo
 from clgate.audit.schedule_cli import audit_app
 from clgate.errors import ClgateError
+from clgate.probes.poison.cli import scan_app
 
 app = typer.Typer(
     name="clgate",
@@ -34,6 +35,7 @@ for _name in ("gate", "approve", "reject", "promote", "rollback", "status"):
     app.command(_name)(getattr(gate_cli, _name))
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
+app.add_typer(scan_app, name="scan")
 
 
 def _quiet_libraries() -> None:

@@ -24,7 +24,7 @@ from clgate.audit.journal import Journal
 from clgate.audit.judge import CheckOutcome, judge
 from clgate.audit.policy import Policy
 from clgate.audit.report import write_gate_report
-from clgate.audit.result import CheckSummary, GateResult, measurement_digest
+from clgate.audit.result import CheckSummary, GateResult
 from clgate.audit.runner import run_checks
 from clgate.audit.verdict import Decision, Finding, Status, Verdict
 from clgate.errors import InputError
@@ -178,7 +178,11 @@ def run_gate(
             verdict = Verdict.from_findings([*verdict.findings, *lineage])
         measurements = {n: o.measurement for n, o in outcomes.items() if o.measurement is not None}
         audited = journal.complete(
-            update_id, proposal, verdict, policy, {n: measurement_digest(m) for n, m in measurements.items()}
+            update_id,
+            proposal,
+            verdict,
+            policy,
+            {n: journal.evidence.put(m) for n, m in measurements.items()},
         )
         entries = {"update.proposed": proposed, "audit.completed": audited}
         if verdict.decision is Decision.BLOCK:

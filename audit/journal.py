@@ -1,5 +1,8 @@
 """The gate's view of the ledger: verify before writing, replay state, append typed entries.
 
+Evidence (full measurements, pinned in entries by digest) is kept beside a SQLite ledger in
+`evidence/`, or in `evidence_dir` for a PostgreSQL ledger.
+
 Every write in clgate.audit goes through here, signed with one key, and only after the whole
 ledger verified: the gate refuses to add records to a ledger it cannot vouch for.
 """
@@ -12,6 +15,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from clgate.artifacts import default_cache_dir
+from clgate.audit.evidence import EvidenceStore
 from clgate.audit.policy import Policy
 from clgate.audit.state import LedgerState, replay
 from clgate.audit.verdict import Verdict
@@ -24,18 +29,24 @@ class Journal:
     ledger: Ledger
     signer: Ed25519PrivateKey | None
     lock_dir: Path
+    evidence: EvidenceStore
 
     @classmethod
     def open(
-        cls, target: str | Path, signer: Ed25519PrivateKey | None = None, trust: Trust | Path | None = None
+        cls,
+        target: str | Path,
+        signer: Ed25519PrivateKey | None = None,
+        trust: Trust | Path | None = None,
+        evidence_dir: Path | None = None,
     ) -> Journal:
         """Open and fully verify the ledger; a tampered ledger is refused before anything is written."""
         if isinstance(target, Path) or "://" not in str(target):
             if not Path(target).is_file():
                 raise InputError(f"{target}: no such ledger (create one with `clgate ledger init`)")
-            lock_dir = Path(target).resolve().parent / ".clgate-locks"
+            home = Path(target).resolve().parent
         else:
-            lock_dir = Path.home() / ".cache" / "clgate" / "locks"
+            home = Path(evidence_dir or default_cache_dir() / "ledgers")
+        lock_dir, evidence = home / ".clgate-locks", EvidenceStore(Path(evidence_dir or home / "evidence"))
         ledger = Ledger.open(target, trust)
         problems = ledger.verify(trust)
         if problems:
@@ -44,7 +55,7 @@ class Journal:
                 f"ledger {target} fails verification ({len(problems)} problem(s), first: {problems[0]}); "
                 "refusing to use it"
             )
-        return cls(ledger, signer, lock_dir)
+        return cls(ledger, signer, lock_dir, evidence)
 
     def close(self) -> None:
         self.ledger.close()

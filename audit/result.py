@@ -12,6 +12,7 @@ from clgate.measurement import Measurement
 
 
 def measurement_digest(measurement: Measurement) -> str:
+    """The digest the ledger records; `EvidenceStore.put` files the measurement under it."""
     return "sha256:" + hashlib.sha256(measurement.to_json().encode()).hexdigest()
 
 

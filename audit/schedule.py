@@ -22,7 +22,6 @@ from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.judge import judge
 from clgate.audit.policy import Policy
-from clgate.audit.result import measurement_digest
 from clgate.audit.runner import run_checks
 from clgate.audit.state import SLOT_OF_KIND, LedgerState
 from clgate.audit.verdict import Finding, Status, Verdict
@@ -126,7 +125,9 @@ def scheduled_audit(
         "verdict": verdict.decision.value,
         "deployed": records,
         "findings": [f.model_dump(mode="json") for f in verdict.findings],
-        "measurements": {n: measurement_digest(o.measurement) for n, o in outcomes.items() if o.measurement},
+        "measurements": {
+            n: journal.evidence.put(o.measurement) for n, o in outcomes.items() if o.measurement
+        },
         "policy": policy.name,
     }
     index = journal.append("audit.scheduled_run", None, body)

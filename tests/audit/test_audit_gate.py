@@ -137,3 +137,18 @@ def test_a_racing_second_gate_is_refused(world, tiny_model: Path, capsys) -> Non
         assert world.gate("--adapter", str(path)) == 2
     assert "another gate is already auditing this update" in capsys.readouterr().err
     assert world.state().updates == {}
+
+
+def test_measurements_are_kept_as_evidence_pinned_by_the_ledger(world, tiny_model: Path) -> None:
+    from clgate.audit.evidence import EvidenceStore
+    from clgate.errors import IntegrityError
+
+    assert world.gate("--adapter", str(world.adapter("ev", 2.0))) == 10
+    update = next(iter(world.state().updates.values()))
+    digest = update.measurements["score"]
+    store = EvidenceStore(world.boot.ledger.parent / "evidence")
+    assert store.get(digest).numbers == {"score": 2.0}
+    path = store.folder / f"{digest.removeprefix('sha256:')}.json"
+    path.write_text(path.read_text().replace("2.0", "0.0"))
+    with pytest.raises(IntegrityError, match="does not match its digest"):
+        store.get(digest)
