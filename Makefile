@@ -5,7 +5,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.clgate-installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install sysdeps demo test lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,7 +24,14 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: install lint
+# System packages the tests use: PostgreSQL server binaries (ledger backend tests), Chromium (browser
+# test of the dashboard), poppler-utils (PDF report rendering), Pango (weasyprint). Installed only if missing.
+SYSDEPS_CHECK := test -x /usr/lib/postgresql/15/bin/pg_ctl && command -v chromium >/dev/null && command -v pdftoppm >/dev/null && ldconfig -p | grep -q libpangoft2
+sysdeps:
+	@$(SYSDEPS_CHECK) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		postgresql-15 chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0 >/dev/null; }
+
+test: install sysdeps lint
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 

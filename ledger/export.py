@@ -1,0 +1,238 @@
+"""Export for outside verifiers: a JSON bundle of the whole log, and in-toto attestations.
+
+The bundle carries every entry's DSSE envelope with its inclusion proof, the tree head, the latest
+checkpoint with a consistency proof to the tree head, and the keys the ledger itself recorded.
+`verify_bundle` needs nothing else but the verifier's own trust file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from clgate.atomic import write_bytes_atomic
+from clgate.errors import InputError, IntegrityError
+from clgate.ledger import merkle
+from clgate.ledger.canonical import canonical_json
+from clgate.ledger.checkpoint import Checkpoint, parse_checkpoint
+from clgate.ledger.dsse import INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
+from clgate.ledger.keys import public_key_b64, public_key_from_bytes
+from clgate.ledger.trust import Trust
+from clgate.ledger.verify import Problem, Report, check_since, verify_leaves
+
+if TYPE_CHECKING:
+    from clgate.ledger.log import Ledger, LedgerEntry
+
+BUNDLE_FORMAT = "clgate.ledger.bundle"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+AUDIT_PREDICATE = "https://clgate.dev/attestations/ledger-audit/v1"
+_DIGEST = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
+
+
+class BundleEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int
+    entry_hash: str
+    envelope: dict[str, Any]
+    inclusion_proof: list[str]
+
+
+class Bundle(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: str = BUNDLE_FORMAT
+    schema_version: int = 1
+    log_id: str
+    tree: dict[str, Any]
+    checkpoint: dict[str, Any] | None = None
+    consistency_proof: list[str] = Field(default_factory=list)
+    keys: list[dict[str, Any]] = Field(default_factory=list)
+    entries: list[BundleEntry]
+
+
+class _Levels:
+    """Every level of the tree in memory: all inclusion proofs of an export in O(n) total."""
+
+    def __init__(self, leaf_hashes: list[bytes]) -> None:
+        self.levels = [leaf_hashes]
+        while len(self.levels[-1]) > 1:
+            below = self.levels[-1]
+            self.levels.append(
+                [merkle.node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
+            )
+
+    def __call__(self, keys: Any) -> dict[tuple[int, int], bytes]:
+        return {(lv, i): self.levels[lv][i] for lv, i in keys}
+
+
+def build_bundle(ledger: Ledger) -> Bundle:
+    leaves = list(ledger.store.read())
+    if not leaves:
+        raise InputError("the ledger is empty: nothing to export")
+    hashes = [merkle.leaf_hash(leaf) for _, leaf in leaves]
+    levels, size = _Levels(hashes), len(leaves)
+    entries = [
+        BundleEntry(
+            index=idx,
+            entry_hash=hashes[pos].hex(),
+            envelope=json.loads(leaf),
+            inclusion_proof=[h.hex() for h in merkle.inclusion_proof_from(levels, pos, size)],
+        )
+        for pos, (idx, leaf) in enumerate(leaves)
+    ]
+    checkpoints = ledger.checkpoints()
+    latest = checkpoints[-1] if checkpoints else None
+    consistency = []
+    if latest and latest.size <= size:
+        consistency = [h.hex() for h in merkle.consistency_proof_from(levels, latest.size, size)]
+    ring = ledger.key_ring()
+    keys = [
+        {
+            "key_id": kid,
+            "public_key": public_key_b64(public_key_from_bytes(state.public_key)),
+            "roles": sorted(state.roles),
+            "name": state.name,
+            "revoked_at": state.revoked_at,
+        }
+        for kid, state in ring.keys.items()
+    ]
+    return Bundle(
+        log_id=hashes[0].hex(),
+        tree={"size": size, "root": merkle.root_from(levels, size).hex()},
+        checkpoint=json.loads(latest.to_bytes()) if latest else None,
+        consistency_proof=consistency,
+        keys=keys,
+        entries=entries,
+    )
+
+
+def write_bundle(ledger: Ledger, path: Path) -> Bundle:
+    bundle = build_bundle(ledger)
+    write_bytes_atomic(Path(path), bundle.model_dump_json(indent=1).encode() + b"\n", mode=0o644)
+    return bundle
+
+
+def load_bundle(path: Path) -> Bundle:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"bundle file not found: {path}")
+    try:
+        bundle = Bundle.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"{path}: not a ledger bundle: {loc}: {first['msg']}") from None
+    if bundle.format != BUNDLE_FORMAT or bundle.schema_version != 1:
+        raise InputError(f"{path}: not a clgate ledger bundle (format {bundle.format!r})")
+    return bundle
+
+
+@dataclass
+class BundleCheck:
+    report: Report
+    problems: list[Problem]
+
+
+def verify_bundle(
+    bundle: Bundle, trust: Trust, since: Checkpoint | None = None, workers: int | None = None
+) -> BundleCheck:
+    """Everything `Ledger.verify` checks, plus each inclusion proof and the stated tree head.
+
+    `since` is a checkpoint the verifier kept from earlier: the bundle must extend it.
+    """
+    problems: list[Problem] = []
+    leaves: list[tuple[int, bytes]] = []
+    for e in bundle.entries:
+        try:
+            leaves.append((e.index, canonical_json(e.envelope)))
+        except InputError as exc:
+            problems.append(Problem(e.index, str(exc)))
+    cp = _bundle_checkpoint(bundle, problems)
+    sizes = [c.size for c in (cp, since) if c]
+    report = verify_leaves(leaves, trust, sizes, workers)
+    problems += report.problems
+    size, root = bundle.tree.get("size"), str(bundle.tree.get("root", ""))
+    if (size, root) != (report.size, report.root.hex()):
+        problems.append(Problem(None, f"bundle tree head (size {size}) does not match its entries"))
+    for pos, (e, (_, leaf)) in enumerate(zip(bundle.entries, leaves, strict=False)):
+        proof = [bytes.fromhex(h) for h in e.inclusion_proof] if _all_hex(e.inclusion_proof) else None
+        if proof is None or not merkle.verify_inclusion(leaf, pos, report.size, proof, report.root):
+            problems.append(Problem(pos, "inclusion proof does not verify"))
+    if cp:
+        proof = (
+            [bytes.fromhex(h) for h in bundle.consistency_proof] if _all_hex(bundle.consistency_proof) else []
+        )
+        problems += check_since(cp, report, proof)
+    if since:
+        problems += check_since(since, report, None)
+    return BundleCheck(report, sorted(set(problems), key=lambda p: (p.index is not None, p.index or 0)))
+
+
+def _bundle_checkpoint(bundle: Bundle, problems: list[Problem]) -> Checkpoint | None:
+    if bundle.checkpoint is None:
+        return None
+    try:
+        return parse_checkpoint(canonical_json(bundle.checkpoint))
+    except (IntegrityError, InputError) as exc:
+        problems.append(Problem(None, f"checkpoint: {exc}"))
+        return None
+
+
+def _all_hex(values: list[str]) -> bool:
+    return all(re.fullmatch(r"[0-9a-f]{64}", v) for v in values)
+
+
+def intoto_statement(entry: LedgerEntry, ledger: Ledger) -> dict[str, Any]:
+    """in-toto Statement v1 for an `audit.completed` entry: subject = the candidate's digest."""
+    match = _DIGEST.match(entry.subject or "")
+    if entry.type != "audit.completed" or not match:
+        raise InputError(f"entry {entry.index} is not an audit.completed entry with a sha256 subject")
+    size = len(ledger)
+    name = str(entry.body.get("candidate", entry.subject))
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": name, "digest": {"sha256": match.group(1)}}],
+        "predicateType": AUDIT_PREDICATE,
+        "predicate": {
+            "verdict": entry.body["verdict"],
+            "audit": entry.body,
+            "ledger": {
+                "log_id": ledger.log_id(),
+                "index": entry.index,
+                "entry_hash": entry.entry_hash,
+                "timestamp": entry.timestamp,
+                "signer": entry.signer,
+                "entry_envelope": json.loads(entry.leaf),
+                "tree_size": size,
+                "root": ledger.root().hex(),
+                "inclusion_proof": [h.hex() for h in ledger.inclusion_proof(entry.index, size)],
+            },
+        },
+    }
+
+
+def write_attestations(ledger: Ledger, out_dir: Path, signer: Ed25519PrivateKey) -> list[Path]:
+    """One DSSE-wrapped in-toto statement per audited update, named after its entry index."""
+    written = []
+    for entry in ledger.find("audit.completed"):
+        if not _DIGEST.match(entry.subject or ""):
+            continue
+        statement = canonical_json(intoto_statement(entry, ledger))
+        env = sign_envelope(statement, INTOTO_PAYLOAD_TYPE, signer)
+        path = Path(out_dir) / f"audit-{entry.index:08d}.intoto.json"
+        written.append(write_bytes_atomic(path, json.dumps(env.to_dict(), indent=1).encode() + b"\n"))
+    return written
+
+
+def parse_attestation(data: bytes) -> tuple[Envelope, dict[str, Any]]:
+    env = Envelope.from_dict(json.loads(data))
+    if env.payload_type != INTOTO_PAYLOAD_TYPE:
+        raise IntegrityError(f"not an in-toto attestation (payloadType {env.payload_type!r})")
+    return env, json.loads(env.payload)

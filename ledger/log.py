@@ -1,0 +1,357 @@
+"""`Ledger`: the API the gate uses: open, append signed entries, read them, prove, verify, export."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from clgate.errors import InputError, IntegrityError
+from clgate.ledger import merkle
+from clgate.ledger.canonical import canonical_json
+from clgate.ledger.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
+from clgate.ledger.dsse import ENTRY_PAYLOAD_TYPE, Envelope, sign_envelope
+from clgate.ledger.entries import GENESIS_PREV, EntryBody, EntryDraft, EntryPayload, make_draft, utc_now
+from clgate.ledger.keys import key_id, public_key_b64
+from clgate.ledger.store import Head, KeyReader, Prepared, Store
+from clgate.ledger.trust import KeyRing, Trust, load_trust
+from clgate.ledger.verify import Problem, Report, check_since, verify_leaves
+
+KEY_TYPES = {"key.added", "key.revoked"}
+
+
+class AppendRefused(InputError):
+    """The signer may not append this entry (unknown, revoked, or lacks the role)."""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One stored entry: its position, its hash (the RFC 6962 leaf hash), what it says, its bytes."""
+
+    index: int
+    entry_hash: str
+    payload: EntryPayload
+    envelope: Envelope
+    leaf: bytes
+
+    @property
+    def type(self) -> str:
+        return self.payload.type
+
+    @property
+    def subject(self) -> str | None:
+        return self.payload.subject
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return self.payload.body
+
+    @property
+    def signer(self) -> str:
+        return self.payload.signer
+
+    @property
+    def timestamp(self) -> str:
+        return self.payload.timestamp
+
+
+def parse_entry(index: int, leaf: bytes) -> LedgerEntry:
+    """Parse stored bytes (no signature check: that is `verify`'s job); IntegrityError if malformed."""
+    env = Envelope.from_bytes(leaf)
+    if env.payload_type != ENTRY_PAYLOAD_TYPE:
+        raise IntegrityError(f"entry {index}: unexpected payloadType {env.payload_type!r}")
+    try:
+        payload = EntryPayload.model_validate(json.loads(env.payload))
+    except ValueError:
+        raise IntegrityError(f"entry {index}: payload is malformed") from None
+    return LedgerEntry(index, merkle.leaf_hash(leaf).hex(), payload, env, leaf)
+
+
+class Ledger:
+    """A signed, append-only, Merkle-logged ledger in a SQL database.
+
+    `trust` (anchor keys) decides who may append; without it the ledger's own genesis admin key is
+    trusted on first use. The database is never trusted by `verify`.
+    """
+
+    def __init__(self, store: Store, trust: Trust | None = None) -> None:
+        self.store = store
+        self.trust = trust
+        self._ring = KeyRing(trust)
+
+    @classmethod
+    def open(cls, target: str | Path, trust: Trust | Path | None = None) -> Ledger:
+        """Open an existing ledger: a SQLite path or a `postgresql+psycopg://` URL."""
+        return cls(Store.open(target), _as_trust(trust))
+
+    @classmethod
+    def init(
+        cls,
+        target: str | Path,
+        admin: Ed25519PrivateKey,
+        trust: Trust | Path | None = None,
+        admin_name: str = "admin",
+    ) -> Ledger:
+        """Create a ledger whose first entries register the admin key and every trust-file key.
+
+        Entry 0 is `key.added` for the admin, signed by itself: the genesis a verifier checks
+        against its trust file. Re-running on an initialised ledger is refused.
+        """
+        trust = _as_trust(trust)
+        store = Store.open(target, create=True)
+        if store.head().size:
+            raise InputError(f"{store.label} already holds a ledger")
+        ledger = cls(store, trust)
+        admin_id = key_id(admin.public_key())
+        anchor = trust.by_id().get(admin_id) if trust else None
+        if trust and (anchor is None or "admin" not in anchor.roles):
+            raise InputError("the admin key must be listed in the trust file with the admin role")
+        ledger.append(_key_added(admin.public_key(), ["admin"], anchor.name if anchor else admin_name), admin)
+        for k in trust.keys if trust else []:
+            if k.key_id != admin_id:
+                draft = EntryDraft(
+                    type="key.added",
+                    subject=k.key_id,
+                    body={"key_id": k.key_id, "public_key": k.public_key, "roles": k.roles, "name": k.name},
+                )
+                ledger.append(draft, admin)
+        return ledger
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # writing
+
+    def append(
+        self,
+        entry: EntryDraft | EntryBody | Mapping[str, Any],
+        signer: Ed25519PrivateKey,
+        subject: str | None = None,
+    ) -> LedgerEntry:
+        """Sign and append one entry in one transaction; refused (AppendRefused) if the key may not."""
+        draft = make_draft(entry, subject)
+        signer_id = key_id(signer.public_key())
+        result: dict[str, Any] = {}
+
+        def prepare(head: Head, read_keys: KeyReader) -> Prepared:
+            self._catch_up(head.size, read_keys)
+            refusal = self._ring.check(head.size, signer_id, draft.type, draft.body)
+            if refusal:
+                raise AppendRefused(f"refused: {refusal}")
+            statement = {
+                "schema_version": 1,
+                "index": head.size,
+                "timestamp": utc_now(),
+                "type": draft.type,
+                "subject": draft.subject,
+                "body": draft.body,
+                "signer": signer_id,
+                "prev": head.last_hash.hex() if head.size else GENESIS_PREV,
+            }
+            env = sign_envelope(canonical_json(statement), ENTRY_PAYLOAD_TYPE, signer, signer_id)
+            result.update(statement=statement, env=env, leaf=env.to_bytes())
+            return Prepared(result["leaf"], draft.type, signer_id, statement["timestamp"])
+
+        head, digest = self.store.append(prepare)
+        if draft.type in KEY_TYPES:
+            self._ring.apply(head.size - 1, draft.type, draft.body)
+        self._ring.size = head.size
+        payload = EntryPayload.model_construct(**result["statement"])
+        return LedgerEntry(head.size - 1, digest.hex(), payload, result["env"], result["leaf"])
+
+    def _catch_up(self, size: int, read_keys: KeyReader) -> None:
+        """Replay key entries appended since we last looked (by any process), checking each one."""
+        if self._ring.size >= size:
+            return
+        for index, leaf in read_keys(self._ring.size):
+            if index >= size:
+                break
+            entry = parse_entry(index, leaf)
+            refusal = self._ring.check(index, entry.signer, entry.type, entry.body)
+            public = self._ring.public_key(entry.signer) or (
+                _b64(entry.body["public_key"]) if index == 0 else None
+            )
+            if (
+                refusal
+                or public is None
+                or not entry.envelope.verify(Ed25519PublicKey.from_public_bytes(public))
+            ):
+                raise IntegrityError(f"key entry {index} does not verify; run `clgate ledger verify`")
+            self._ring.apply(index, entry.type, entry.body)
+        self._ring.size = size
+
+    def checkpoint(self, signer: Ed25519PrivateKey) -> Checkpoint:
+        """Sign the current tree head, store it, and return it (save it with `save_checkpoint`)."""
+        head = self.store.head()
+        if head.size == 0:
+            raise InputError("cannot checkpoint an empty ledger")
+        self._catch_up(head.size, self.store.read_keys)
+        cp = sign_checkpoint(self.log_id(), head.size, head.root, signer)
+        refusal = cp.check(self._ring)
+        if refusal:
+            raise AppendRefused(f"refused: {refusal}")
+        self.store.add_checkpoint(head.size, cp.to_bytes())
+        return cp
+
+    # reading
+
+    def __len__(self) -> int:
+        return self.store.head().size
+
+    def __iter__(self) -> Iterator[LedgerEntry]:
+        return self.entries()
+
+    def entries(self, start: int = 0, stop: int | None = None) -> Iterator[LedgerEntry]:
+        for index, leaf in self.store.read(start, stop):
+            yield parse_entry(index, leaf)
+
+    def get(self, index: int) -> LedgerEntry:
+        leaf = self.store.get(index)
+        if leaf is None:
+            raise InputError(f"no entry {index} (ledger has {len(self)})")
+        return parse_entry(index, leaf)
+
+    __getitem__ = get
+
+    def find(self, entry_type: str | None = None, subject: str | None = None) -> Iterator[LedgerEntry]:
+        for index, leaf in self.store.find(entry_type):
+            entry = parse_entry(index, leaf)
+            if subject is None or entry.subject == subject:
+                yield entry
+
+    def log_id(self) -> str:
+        """The hash of entry 0: names this log in checkpoints and bundles."""
+        leaf = self.store.get(0)
+        if leaf is None:
+            raise InputError("the ledger is empty")
+        return merkle.leaf_hash(leaf).hex()
+
+    def key_ring(self) -> KeyRing:
+        """Keys and roles in effect now (from anchors and the ledger's key entries)."""
+        ring = KeyRing(self.trust)
+        for index, leaf in self.store.read_keys(0):
+            entry = parse_entry(index, leaf)
+            if not ring.check(index, entry.signer, entry.type, entry.body):
+                ring.apply(index, entry.type, entry.body)
+        return ring
+
+    def checkpoints(self) -> list[Checkpoint]:
+        return [parse_checkpoint(env) for _, env in self.store.checkpoints()]
+
+    # proofs
+
+    def root(self, size: int | None = None) -> bytes:
+        head = self.store.head()
+        if size is None or size == head.size:
+            return head.root
+        self._check_size(size, head.size)
+        return merkle.root_from(self.store.nodes, size)
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """Proof that entry `index` is in the tree of `size` (default: now); O(log n), one query."""
+        size = self._check_size(size, len(self))
+        if not 0 <= index < size:
+            raise InputError(f"no entry {index} in a tree of size {size}")
+        return merkle.inclusion_proof_from(self.store.nodes, index, size)
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        new_size = self._check_size(new_size, len(self))
+        if not 0 <= old_size <= new_size:
+            raise InputError(f"cannot prove consistency from size {old_size} to {new_size}")
+        return merkle.consistency_proof_from(self.store.nodes, old_size, new_size)
+
+    @staticmethod
+    def _check_size(size: int | None, current: int) -> int:
+        if size is None:
+            return current
+        if not 0 <= size <= current:
+            raise InputError(f"tree size {size} is outside 0..{current}")
+        return size
+
+    # verification
+
+    def verify(
+        self, trust: Trust | Path | None = None, since: Checkpoint | None = None, workers: int | None = None
+    ) -> list[Problem]:
+        """Every problem found recomputing the ledger from its bytes (empty list: clean)."""
+        return self.verify_report(trust, since, workers).problems
+
+    def verify_report(
+        self, trust: Trust | Path | None = None, since: Checkpoint | None = None, workers: int | None = None
+    ) -> Report:
+        trust = _as_trust(trust) or self.trust
+        stored = self.checkpoints()
+        sizes = {cp.size for cp in stored} | ({since.size} if since else set())
+        report = verify_leaves(self.store.read(), trust, sizes, workers, keep_nodes=True)
+        head = self.store.head()
+        head_last = head.last_hash if head.size else b""
+        if (head.size, head.root, head.frontier.hashes, head_last) != (
+            report.size,
+            report.root,
+            report.frontier.hashes,
+            report.last_hash,
+        ):
+            report.problems.append(
+                Problem(
+                    None,
+                    f"stored tree head (size {head.size}, root {head.root.hex()[:16]}) does not match the "
+                    f"entries (size {report.size}, root {report.root.hex()[:16]}): entries removed or altered",
+                )
+            )
+        report.problems.extend(self._check_nodes(report.nodes))
+        unique = {cp.to_bytes(): cp for cp in [*stored, *([since] if since else [])]}
+        for cp in unique.values():
+            proof = None
+            if cp.size <= report.size and report.size == head.size:
+                try:
+                    proof = merkle.consistency_proof_from(self.store.nodes, cp.size, report.size)
+                except IntegrityError as exc:
+                    report.problems.append(Problem(None, str(exc)))
+            report.problems.extend(check_since(cp, report, proof))
+        return report
+
+    def _check_nodes(self, expected: dict[tuple[int, int], bytes]) -> list[Problem]:
+        """Stored Merkle nodes must be exactly the recomputed ones, or proofs served from them lie."""
+        seen, wrong = 0, []
+        for level, idx, digest in self.store.all_nodes():
+            seen += 1
+            if expected.get((level, idx)) != digest:
+                wrong.append((level, idx))
+        if wrong:
+            first = min(wrong)
+            return [
+                Problem(
+                    None,
+                    f"{len(wrong)} stored Merkle node(s) wrong, first at level {first[0]}, index {first[1]}",
+                )
+            ]
+        if seen != len(expected):
+            return [Problem(None, f"store holds {seen} Merkle nodes, the entries make {len(expected)}")]
+        return []
+
+
+def _as_trust(trust: Trust | Path | str | None) -> Trust | None:
+    if trust is None or isinstance(trust, Trust):
+        return trust
+    return load_trust(Path(trust))
+
+
+def _b64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def _key_added(public_key: Ed25519PublicKey, roles: list[str], name: str) -> EntryDraft:
+    kid = key_id(public_key)
+    body = {"key_id": kid, "public_key": public_key_b64(public_key), "roles": roles, "name": name}
+    return EntryDraft(type="key.added", subject=kid, body=body)

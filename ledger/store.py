@@ -1,0 +1,404 @@
+"""Storage of entry bytes and Merkle nodes with SQLAlchemy: SQLite by default, PostgreSQL by URL.
+
+The database is not trusted for integrity (the verifier recomputes everything from entry bytes);
+it is trusted only to keep what it was given. What it must get right is concurrency: each append
+is one transaction that locks the tree head (SQLite `BEGIN IMMEDIATE`, PostgreSQL
+`SELECT ... FOR UPDATE`), inserts entry `size` under a UNIQUE index, stores the perfect subtrees
+the new leaf completed, and moves the head. Concurrent appenders queue; a crash rolls back.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from clgate.errors import ClgateError, InputError, IntegrityError
+from clgate.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash
+
+STORE_SCHEMA_VERSION = 1
+_RETRIES = 50
+_TYPE_LEN = 64
+
+metadata = sa.MetaData()
+entries_t = sa.Table(
+    "ledger_entries",
+    metadata,
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("envelope", sa.LargeBinary, nullable=False),
+    sa.Column("entry_type", sa.String(_TYPE_LEN), nullable=False, index=True),
+    sa.Column("signer", sa.String(64), nullable=False),
+    sa.Column("timestamp", sa.String(32), nullable=False),
+)
+nodes_t = sa.Table(
+    "ledger_nodes",
+    metadata,
+    sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.LargeBinary(32), nullable=False),
+)
+head_t = sa.Table(
+    "ledger_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("schema_version", sa.Integer, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("frontier", sa.LargeBinary, nullable=False),
+    sa.Column("last_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("root", sa.LargeBinary(32), nullable=False),
+)
+checkpoints_t = sa.Table(
+    "ledger_checkpoints",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("envelope", sa.LargeBinary, nullable=False),
+)
+
+
+_HEAD = sa.select(head_t.c.size, head_t.c.frontier, head_t.c.last_hash, head_t.c.root).where(
+    head_t.c.id == sa.literal_column("1")
+)
+_HEAD_LOCKED = _HEAD.with_for_update()
+_INSERT_ENTRY = sa.insert(entries_t)
+_INSERT_NODES = sa.insert(nodes_t)
+_KEY_ENTRIES = (
+    sa.select(entries_t.c.idx, entries_t.c.envelope)
+    .where(
+        entries_t.c.idx >= sa.bindparam("start"), entries_t.c.entry_type.like(sa.literal_column("'key.%'"))
+    )
+    .order_by(entries_t.c.idx)
+)
+_UPDATE_HEAD = sa.update(head_t).where(head_t.c.id == sa.literal_column("1"))
+
+
+class _Compiled:
+    """A Core statement compiled once for one dialect and run on the DBAPI cursor.
+
+    The append path runs four statements per entry; SQLAlchemy's per-execute bookkeeping cost
+    several times SQLite's own work, so the hot path skips it (the SQL is still SQLAlchemy's).
+    """
+
+    def __init__(self, stmt: sa.ClauseElement, dialect: sa.Dialect, columns: Sequence[str] = ()) -> None:
+        compiled = stmt.compile(dialect=dialect, column_keys=list(columns) or None)
+        self.sql = str(compiled)
+        self.positions = compiled.positiontup
+
+    def args(self, values: dict[str, object]) -> tuple[object, ...] | dict[str, object]:
+        return tuple(values[k] for k in self.positions) if self.positions else values
+
+
+@dataclass
+class Head:
+    """The stored tree head: what the next append builds on."""
+
+    size: int
+    frontier: Frontier
+    last_hash: bytes
+    root: bytes
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The bytes of one new entry, and the columns stored beside them for queries."""
+
+    leaf: bytes
+    entry_type: str
+    signer: str
+    timestamp: str
+
+
+# Reads (index, bytes) of key.* entries from `start` on, inside the append transaction.
+KeyReader = Callable[[int], list[tuple[int, bytes]]]
+
+
+def database_url(target: str | Path) -> str:
+    """A path means a SQLite file; `postgresql://` gets the psycopg 3 driver."""
+    text = str(target)
+    if "://" not in text:
+        return f"sqlite:///{Path(text).expanduser().resolve()}"
+    for plain in ("postgresql://", "postgres://"):
+        if text.startswith(plain):
+            return "postgresql+psycopg://" + text[len(plain) :]
+    return text
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+
+
+class Store:
+    """One ledger database. Opened with `Store.open`; every method is its own transaction."""
+
+    def __init__(self, engine: Engine, label: str) -> None:
+        self.engine = engine
+        self.label = label
+        dialect = engine.dialect
+        self._sql = {
+            "head": _Compiled(_HEAD_LOCKED, dialect),
+            "keys": _Compiled(_KEY_ENTRIES, dialect),
+            "entry": _Compiled(_INSERT_ENTRY, dialect),
+            "node": _Compiled(_INSERT_NODES, dialect),
+            "update": _Compiled(_UPDATE_HEAD, dialect, ["size", "frontier", "last_hash", "root"]),
+        }
+        self._node_queries: dict[int, _Compiled] = {}
+
+    @classmethod
+    def open(cls, target: str | Path, create: bool = False) -> Store:
+        url = database_url(target)
+        try:
+            parsed = sa.make_url(url)
+        except sa.exc.ArgumentError:
+            raise InputError(f"not a database path or URL: {target}") from None
+        label = parsed.render_as_string(hide_password=True)
+        if parsed.get_backend_name() == "sqlite":
+            path = Path(parsed.database or "")
+            if not create and not path.is_file():
+                raise InputError(f"no ledger at {path} (create one with `clgate ledger init`)")
+            engine = _sqlite_engine(url)
+        elif parsed.get_backend_name() == "postgresql":
+            engine = sa.create_engine(url, connect_args={"connect_timeout": 5}, pool_pre_ping=True)
+        else:
+            raise InputError(f"unsupported database {label} (use a SQLite path or postgresql+psycopg://)")
+        store = cls(engine, label)
+        if create:
+            store._create()
+        elif not store._initialised():
+            raise InputError(f"{label} holds no clgate ledger (create one with `clgate ledger init`)")
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _connect(self, write: bool = False) -> Connection:
+        try:
+            conn = self.engine.connect()
+        except sa.exc.DBAPIError as exc:
+            raise InputError(f"cannot reach database {self.label}: {_first_line(exc)}") from None
+        return conn.execution_options(clgate_write=True) if write else conn
+
+    def _create(self) -> None:
+        with self._connect(write=True) as conn, conn.begin():
+            metadata.create_all(conn)
+            if conn.execute(sa.select(head_t.c.id)).first() is None:
+                conn.execute(
+                    sa.insert(head_t),
+                    {
+                        "id": 1,
+                        "schema_version": STORE_SCHEMA_VERSION,
+                        "size": 0,
+                        "frontier": b"",
+                        "last_hash": b"\x00" * 32,
+                        "root": EMPTY_ROOT,
+                    },
+                )
+
+    def _initialised(self) -> bool:
+        with self._connect() as conn:
+            if not sa.inspect(conn).has_table(head_t.name):
+                return False
+            version = conn.execute(sa.select(head_t.c.schema_version)).scalar()
+        if version is not None and version != STORE_SCHEMA_VERSION:
+            raise InputError(f"{self.label}: ledger schema version {version} is not supported")
+        return version is not None
+
+    def head(self) -> Head:
+        with self._connect() as conn:
+            return _read_head(conn)
+
+    def append(self, prepare: Callable[[Head, KeyReader], Prepared]) -> tuple[Head, bytes]:
+        """Append one entry built by `prepare` from the locked head; return the new head and leaf hash.
+
+        `prepare` runs inside the transaction, so what it decides (index, previous hash, whether
+        the signer is still allowed) cannot be invalidated by a concurrent appender.
+        """
+        dbapi = self.engine.dialect.loaded_dbapi
+        for attempt in range(_RETRIES):
+            try:
+                return self._append_once(prepare)
+            except (dbapi.IntegrityError, dbapi.OperationalError) as exc:
+                if attempt == _RETRIES - 1 or not _retryable(exc):
+                    raise InputError(f"append to {self.label} failed: {_first_line(exc)}") from None
+                time.sleep(random.uniform(0.001, 0.02))
+        raise AssertionError("unreachable")
+
+    def _append_once(self, prepare: Callable[[Head, KeyReader], Prepared]) -> tuple[Head, bytes]:
+        sql = self._sql
+        try:
+            raw = self.engine.raw_connection()
+        except sa.exc.DBAPIError as exc:
+            raise InputError(f"cannot reach database {self.label}: {_first_line(exc)}") from None
+        try:
+            cursor = raw.cursor()
+            if self.engine.dialect.name == "sqlite":
+                cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute(sql["head"].sql)
+            head = _head_from_row(cursor.fetchone())
+
+            def read_keys(start: int) -> list[tuple[int, bytes]]:
+                cursor.execute(sql["keys"].sql, sql["keys"].args({"start": start}))
+                return [(idx, bytes(data)) for idx, data in cursor.fetchall()]
+
+            prepared = prepare(head, read_keys)
+            digest = leaf_hash(prepared.leaf)
+            index = head.size
+            created = head.frontier.append(digest)
+            entry = {
+                "idx": index,
+                "envelope": prepared.leaf,
+                "entry_type": prepared.entry_type[:_TYPE_LEN],
+                "signer": prepared.signer,
+                "timestamp": prepared.timestamp,
+            }
+            cursor.execute(sql["entry"].sql, sql["entry"].args(entry))
+            cursor.executemany(
+                sql["node"].sql,
+                [sql["node"].args({"level": lv, "idx": i, "hash": h}) for lv, i, h in created],
+            )
+            new_head = Head(index + 1, head.frontier, digest, head.frontier.root())
+            update = {
+                "size": new_head.size,
+                "frontier": new_head.frontier.to_bytes(),
+                "last_hash": digest,
+                "root": new_head.root,
+            }
+            cursor.execute(sql["update"].sql, sql["update"].args(update))
+            cursor.close()
+            raw.commit()
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            raw.close()
+        return new_head, digest
+
+    def read(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """Stream (index, stored bytes) in index order, as stored: gaps and all."""
+        query = sa.select(entries_t.c.idx, entries_t.c.envelope).where(entries_t.c.idx >= start)
+        if stop is not None:
+            query = query.where(entries_t.c.idx < stop)
+        with self._connect() as conn:
+            result = conn.execution_options(yield_per=5000).execute(query.order_by(entries_t.c.idx))
+            for idx, data in result:
+                yield idx, bytes(data)
+
+    def get(self, index: int) -> bytes | None:
+        with self._connect() as conn:
+            data = conn.execute(sa.select(entries_t.c.envelope).where(entries_t.c.idx == index)).scalar()
+        return None if data is None else bytes(data)
+
+    def find(self, entry_type: str | None = None, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        query = sa.select(entries_t.c.idx, entries_t.c.envelope).where(entries_t.c.idx >= start)
+        if entry_type is not None:
+            query = query.where(entries_t.c.entry_type == entry_type)
+        with self._connect() as conn:
+            for idx, data in conn.execute(query.order_by(entries_t.c.idx)):
+                yield idx, bytes(data)
+
+    def read_keys(self, start: int) -> list[tuple[int, bytes]]:
+        """Key entries (`key.*`) from `start` on, in index order."""
+        with self._connect() as conn:
+            rows = conn.execute(_KEY_ENTRIES, {"start": start})
+            return [(idx, bytes(data)) for idx, data in rows]
+
+    def nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Stored perfect-subtree hashes (a `merkle.NodeSource`): one indexed query, no ORM overhead.
+
+        Proofs need ~2 log n nodes; building that query through SQLAlchemy each time cost more
+        than running it, so it is compiled once per key count.
+        """
+        keys = list(keys)
+        compiled = self._node_queries.get(len(keys))
+        if compiled is None:
+            terms = [
+                sa.and_(nodes_t.c.level == sa.bindparam(f"l{n}"), nodes_t.c.idx == sa.bindparam(f"i{n}"))
+                for n in range(len(keys))
+            ]
+            query = sa.select(nodes_t.c.level, nodes_t.c.idx, nodes_t.c.hash).where(sa.or_(*terms))
+            compiled = self._node_queries[len(keys)] = _Compiled(query, self.engine.dialect)
+        values: dict[str, object] = {}
+        for n, (lv, i) in enumerate(keys):
+            values[f"l{n}"], values[f"i{n}"] = lv, i
+        try:
+            raw = self.engine.raw_connection()
+        except sa.exc.DBAPIError as exc:
+            raise InputError(f"cannot reach database {self.label}: {_first_line(exc)}") from None
+        try:
+            cursor = raw.cursor()
+            cursor.execute(compiled.sql, compiled.args(values))
+            found = {(lv, i): bytes(h) for lv, i, h in cursor.fetchall()}
+            raw.rollback()
+        finally:
+            raw.close()
+        missing = [k for k in keys if k not in found]
+        if missing:
+            raise IntegrityError(f"{self.label}: Merkle node {missing[0]} is missing")
+        return found
+
+    def all_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        """Every stored (level, index, hash), for the verifier to compare with its own."""
+        with self._connect() as conn:
+            result = conn.execution_options(yield_per=20000).execute(sa.select(nodes_t))
+            for level, idx, digest in result:
+                yield level, idx, bytes(digest)
+
+    def add_checkpoint(self, size: int, envelope: bytes) -> None:
+        with self._connect(write=True) as conn, conn.begin():
+            conn.execute(sa.insert(checkpoints_t), {"size": size, "envelope": envelope})
+
+    def checkpoints(self) -> list[tuple[int, bytes]]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                sa.select(checkpoints_t.c.size, checkpoints_t.c.envelope).order_by(checkpoints_t.c.id)
+            )
+            return [(size, bytes(env)) for size, env in rows]
+
+
+def _read_head(conn: Connection, lock: bool = False) -> Head:
+    return _head_from_row(conn.execute(_HEAD_LOCKED if lock else _HEAD).one_or_none())
+
+
+def _head_from_row(row: Sequence[Any] | None) -> Head:
+    if row is None:
+        raise ClgateError("ledger head row is missing; the database was altered")
+    size, frontier, last_hash, root = row
+    try:
+        front = Frontier.from_bytes(size, bytes(frontier))
+    except ValueError as exc:
+        raise IntegrityError(f"stored tree head is corrupt: {exc}") from None
+    return Head(size, front, bytes(last_hash), bytes(root))
+
+
+def _retryable(exc: Exception) -> bool:
+    """Lost races (another appender took the index, lock wait, serialisation), not real faults."""
+    if type(exc).__name__ in ("IntegrityError", "UniqueViolation"):
+        return True
+    text = _first_line(exc).lower()
+    return any(s in text for s in ("locked", "busy", "could not serialize", "deadlock"))
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("clgate_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine

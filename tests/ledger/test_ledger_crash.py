@@ -1,0 +1,45 @@
+"""kill -9 in the middle of appending leaves the ledger exactly as its last committed append."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from clgate.ledger import Ledger, save_private_key
+
+APPENDER = """
+import sys
+from clgate.ledger import Ledger, load_private_key
+key = load_private_key(sys.argv[2])
+with Ledger.open(sys.argv[1]) as led:
+    print("ready", flush=True)
+    i = 0
+    while True:
+        led.append({"type": "note", "body": {"text": "x" * 2000 + str(i)}}, key)
+        i += 1
+"""
+
+
+def test_kill_9_mid_append_leaves_prior_state_intact(ledger: Ledger, keys, trust, tmp_path: Path) -> None:
+    key_file = save_private_key(keys["pipeline"], tmp_path / "pipeline.key")
+    target = ledger.store.engine.url.render_as_string(hide_password=False)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", APPENDER, target, str(key_file)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    start, deadline = len(ledger), time.monotonic() + 60
+    while len(ledger) < start + 20 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)  # lands mid-append: the appender never pauses
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    size = len(ledger)
+    assert size >= start + 20
+    assert [e.index for e in ledger.entries()] == list(range(size))
+    assert ledger.verify(trust) == []
+    after = ledger.append({"type": "note", "body": {"text": "still appendable"}}, keys["pipeline"])
+    assert after.index == size
+    assert ledger.verify(trust) == []

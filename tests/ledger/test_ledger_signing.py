@@ -1,0 +1,198 @@
+"""DSSE envelopes (checked by securesystemslib), canonical JSON, entry types, keys and trust files."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import rfc8785
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from securesystemslib.dsse import Envelope as SslibEnvelope
+from securesystemslib.signer import CryptoSigner, SSlibKey
+
+from clgate.errors import InputError, IntegrityError
+from clgate.ledger import (
+    EntryDraft,
+    Ledger,
+    generate_key,
+    key_id,
+    load_private_key,
+    load_public_key,
+    load_trust,
+    roles_for,
+    save_private_key,
+    save_public_key,
+    save_trust,
+)
+from clgate.ledger.canonical import canonical_json
+from clgate.ledger.dsse import ENTRY_PAYLOAD_TYPE, Envelope, sign_envelope
+from clgate.ledger.entries import make_draft
+
+
+def _sslib_key(private: Ed25519PrivateKey) -> SSlibKey:
+    """securesystemslib's key object, with our key id (SHA-256 of the raw public key)."""
+    return SSlibKey.from_crypto(private.public_key(), keyid=key_id(private.public_key()))
+
+
+def test_ledger_entries_verify_with_securesystemslib_dsse(ledger: Ledger, keys: dict) -> None:
+    entry = ledger.append({"type": "note", "body": {"text": "interop"}}, keys["auditor"])
+    env = SslibEnvelope.from_dict(json.loads(entry.leaf))
+    accepted = env.verify([_sslib_key(keys["auditor"])], threshold=1)
+    assert list(accepted) == [key_id(keys["auditor"].public_key())]
+    assert json.loads(env.payload)["body"] == {"text": "interop"}
+    assert env.payload_type == ENTRY_PAYLOAD_TYPE
+
+
+def test_securesystemslib_signed_envelope_verifies_with_ours() -> None:
+    private = generate_key()
+    theirs = SslibEnvelope(b'{"a":1}', ENTRY_PAYLOAD_TYPE, {})
+    theirs.sign(CryptoSigner(private, _sslib_key(private)))
+    ours = Envelope.from_dict(theirs.to_dict())
+    assert ours.verify(private.public_key())
+    assert not Envelope(b'{"a":2}', ours.payload_type, ours.keyid, ours.sig).verify(private.public_key())
+
+
+def test_stored_envelope_bytes_are_rfc8785_of_the_dsse_json() -> None:
+    env = sign_envelope(b"payload \x00 bytes", ENTRY_PAYLOAD_TYPE, generate_key())
+    assert env.to_bytes() == rfc8785.dumps(env.to_dict())
+    assert Envelope.from_bytes(env.to_bytes()) == env
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda b: b.replace(b'{"payload"', b'{ "payload"'), "not in canonical form"),
+        (lambda b: b[:-1], "not valid JSON"),
+        (lambda b: b.replace(b'"signatures":[', b'"signatures":[{"keyid":"x","sig":""},'), "one signature"),
+        (lambda b: b.replace(b'"payload":"', b'"payload":"!'), "malformed DSSE"),
+    ],
+)
+def test_envelope_parsing_is_strict(mutate, message: str) -> None:
+    data = sign_envelope(b"x", ENTRY_PAYLOAD_TYPE, generate_key()).to_bytes()
+    with pytest.raises(IntegrityError, match=message):
+        Envelope.from_bytes(mutate(data))
+
+
+def test_canonical_json_refuses_what_json_cannot_carry_exactly() -> None:
+    assert canonical_json({"b": 1, "a": [True, None, "é"]}) == '{"a":[true,null,"é"],"b":1}'.encode()
+    with pytest.raises(InputError, match="cannot be canonical JSON"):
+        canonical_json({"x": float("nan")})
+    with pytest.raises(InputError, match="cannot be canonical JSON"):
+        canonical_json({"x": 2**60})
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"type": "update.merged"}, "unknown entry type 'update.merged'"),
+        ({"type": "update.proposed"}, "needs a subject"),
+        ({"type": "audit.completed", "subject": "s", "body": {"verdict": "maybe"}}, "body.verdict"),
+        ({"type": "rollback", "subject": "s", "body": {}}, "body.reason: Field required"),
+        ({"type": "note", "body": {"text": ""}}, "body.text"),
+        ({"type": "note", "body": {"text": "x"}, "extra": 1}, "extra: Extra inputs are not permitted"),
+        (
+            {
+                "type": "key.added",
+                "subject": "0" * 64,
+                "body": {"key_id": "0" * 64, "public_key": "AA==", "roles": ["admin"]},
+            },
+            "key_id is not SHA-256",
+        ),
+        (
+            {"type": "key.revoked", "subject": "a" * 64, "body": {"key_id": "b" * 64}},
+            "subject must equal body.key_id",
+        ),
+    ],
+)
+def test_bad_drafts_are_refused_with_the_field_named(entry: dict, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        make_draft(entry)
+
+
+def test_role_map() -> None:
+    assert roles_for("update.proposed") == {"pipeline", "admin"}
+    assert roles_for("audit.completed") == {"pipeline", "auditor", "admin"}
+    assert roles_for("promotion.approved") == {"auditor", "approver", "admin"}
+    assert roles_for("promotion.done") == {"approver", "admin"}
+    assert roles_for("key.revoked") == {"admin"}
+    assert roles_for("note") == {"pipeline", "auditor", "approver", "admin"}
+
+
+def test_typed_body_models_carry_extra_fields() -> None:
+    from clgate.ledger.entries import AuditCompleted
+
+    draft = make_draft(
+        AuditCompleted(verdict="block", findings=[{"rule": "refusal", "result": "fail"}]), "sha256:ab"
+    )
+    assert draft == EntryDraft(
+        type="audit.completed",
+        subject="sha256:ab",
+        body={"verdict": "block", "findings": [{"rule": "refusal", "result": "fail"}]},
+    )
+
+
+def test_private_key_file_mode_and_passphrase(tmp_path: Path) -> None:
+    key = generate_key()
+    path = save_private_key(key, tmp_path / "k.key", passphrase="s3cret")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert key_id(load_private_key(path, "s3cret").public_key()) == key_id(key.public_key())
+    public = save_public_key(key.public_key(), tmp_path / "k.pub")
+    assert key_id(load_public_key(public)) == key_id(key.public_key())
+    with pytest.raises(InputError, match="wrong passphrase"):
+        load_private_key(path, "guess")
+    with pytest.raises(InputError, match="key is encrypted; give its passphrase"):
+        load_private_key(path)
+    with pytest.raises(InputError, match=r"private key file not found: .*missing\.key"):
+        load_private_key(tmp_path / "missing.key")
+    (tmp_path / "junk.key").write_text("not a key")
+    with pytest.raises(InputError, match="not a PEM private key"):
+        load_private_key(tmp_path / "junk.key")
+
+
+def test_trust_file_round_trips(tmp_path: Path, trust) -> None:
+    path = save_trust(trust, tmp_path / "trust.toml")
+    assert load_trust(path) == trust
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("keys = [", "not valid TOML"),
+        ('[[keys]]\npublic_key = "AAAA"\nroles = ["admin"]', "32 raw Ed25519 bytes|32 bytes"),
+        ('[[keys]]\npublic_key = "{pk}"\nroles = ["root"]', r"keys.0.roles.0: Input should be"),
+        ('[[keys]]\npublic_key = "{pk}"\nroles = []', "keys.0.roles: List should have at least 1"),
+        ('[[keys]]\npublic_key = "{pk}"\nkey_id = "{bad}"\nroles = ["admin"]', "does not match public_key"),
+        ("schema_version = 2", "unsupported schema_version 2"),
+        ("surprise = 1", "surprise: Extra inputs"),
+    ],
+)
+def test_malformed_trust_files_are_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    pk = base64.b64encode(b"\x01" * 32).decode()
+    path = tmp_path / "trust.toml"
+    path.write_text(text.replace("{pk}", pk).replace("{bad}", "0" * 64))
+    with pytest.raises(InputError, match=message) as info:
+        load_trust(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_trust_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="trust file not found"):
+        load_trust(tmp_path / "nope.toml")
+
+
+def test_parallel_signature_checker_finds_exactly_the_bad_signatures() -> None:
+    from clgate.ledger.keys import public_bytes
+    from clgate.ledger.verify import SignatureChecker
+
+    key = generate_key()
+    checker = SignatureChecker(workers=2, chunk=4)
+    for i in range(11):
+        message = b"entry %d" % i
+        sig = key.sign(message if i not in (2, 9) else b"something else")
+        checker.add((i, public_bytes(key.public_key()), message, sig))
+    assert checker.pool is not None and len(checker.futures) == 2
+    assert checker.finish() == [2, 9]
