@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from clgate.artifacts import Manifest
 from clgate.measurement import Measurement
@@ -17,9 +18,12 @@ from clgate.measurement import Measurement
 
 @dataclass(frozen=True)
 class GateInputs:
-    """What one gate run audits. `parent` is the promoted model the update applies to."""
+    """What one gate run audits. `parent` is the promoted model the update applies to.
 
-    parent: Path
+    A scheduled audit of a deployed memory store alone has no parent model.
+    """
+
+    parent: Path | None = None
     candidate: Path | None = None
     adapter: Path | None = None
     data: Path | None = None
@@ -29,6 +33,7 @@ class GateInputs:
     cache_dir: Path = Path(".")
     seed: int = 0
     manifests: dict[str, Manifest] = field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def candidate_model(self) -> Path:
@@ -41,6 +46,9 @@ class GateInputs:
     def digest(self, role: str) -> str:
         return self.manifests[role].root
 
+    def options_for(self, check: str) -> dict[str, Any]:
+        return self.options.get(check, {})
+
 
 @dataclass(frozen=True)
 class GateCheck:
@@ -50,6 +58,7 @@ class GateCheck:
     forward_passes: bool
     run: Callable[[GateInputs], Measurement]
     any_of: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()  # optional inputs it uses when present (part of its cache key)
 
     def applies(self, inputs: GateInputs) -> bool:
         return all(inputs.has(r) for r in self.needs) and (
@@ -57,7 +66,7 @@ class GateCheck:
         )
 
     def roles(self, inputs: GateInputs) -> list[str]:
-        return [r for r in (*self.needs, *self.any_of) if inputs.has(r)]
+        return [r for r in (*self.needs, *self.any_of, *self.reads) if inputs.has(r)]
 
 
 def gate_check(
@@ -67,11 +76,12 @@ def gate_check(
     needs: tuple[str, ...],
     forward_passes: bool,
     any_of: tuple[str, ...] = (),
+    reads: tuple[str, ...] = (),
 ) -> Callable[[Callable[[GateInputs], Measurement]], Callable[[GateInputs], Measurement]]:
     """Register a check function under `name` in `registry`."""
 
     def register(fn: Callable[[GateInputs], Measurement]) -> Callable[[GateInputs], Measurement]:
-        registry[name] = GateCheck(name, version, needs, forward_passes, fn, any_of)
+        registry[name] = GateCheck(name, version, needs, forward_passes, fn, any_of, reads)
         return fn
 
     return register

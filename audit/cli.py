@@ -10,8 +10,12 @@ import clgate
 from clgate.artifacts.cli import manifest, models_app
 from clgate.audit import gate_cli
 from clgate.audit.demo import demo
+from clgate.audit.reports_cli import dashboard, report
 from clgate.audit.schedule_cli import audit_app
 from clgate.errors import ClgateError
+from clgate.evals.cli import eval_app
+from clgate.ledger.cli import keys_app, ledger_app
+from clgate.probes.cli import diff_app
 from clgate.probes.poison.cli import scan_app
 
 app = typer.Typer(
@@ -31,11 +35,17 @@ def version() -> None:
 
 app.command("manifest")(manifest)
 app.command("demo")(demo)
+app.command("report")(report)
+app.command("dashboard")(dashboard)
 for _name in ("gate", "approve", "reject", "promote", "rollback", "status"):
     app.command(_name)(getattr(gate_cli, _name))
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(keys_app, name="keys")
+app.add_typer(diff_app, name="diff")
 app.add_typer(scan_app, name="scan")
+app.add_typer(eval_app, name="eval")
 
 
 def _quiet_libraries() -> None:

@@ -166,13 +166,14 @@ def run_gate(
             cache_dir=cache_dir,
             seed=request.seed,
             manifests=manifests,
+            options={name: policy.options_for(name) for name in policy.checks},
         )
         try:
             checks = [c for c in GATE_CHECKS.values() if c.applies(inputs)]
             outcomes = run_checks(checks, inputs, policy.timeout_for, cache_dir / "checks", progress)
         except Exception as exc:  # the gate broke: record a blocking audit rather than none
             outcomes = {"gate": CheckOutcome("gate", None, error=f"{type(exc).__name__}: {exc}")}
-        verdict = judge(policy, outcomes)
+        verdict = judge(policy, outcomes, kind)
         lineage = _lineage_findings(request, journal, manifests["parent"].root)
         if lineage:
             verdict = Verdict.from_findings([*verdict.findings, *lineage])

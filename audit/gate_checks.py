@@ -1,7 +1,159 @@
-"""The checks the gate runs, registered by name (see `clgate.audit.checks.gate_check`)."""
+"""The checks the gate runs, registered by name: thin adapters from gate inputs to probes and evals.
+
+Each returns one `Measurement`; a family of detectors or suites is folded into one, with numbers
+prefixed by the member's name (`trigger_sweep.triggers_found`), so policy rules address any
+number as `check` + `metric`.
+"""
 
 from __future__ import annotations
 
-from clgate.audit.checks import GateCheck
+from clgate.audit.checks import GateCheck, GateInputs, gate_check
+from clgate.measurement import Measurement
 
 GATE_CHECKS: dict[str, GateCheck] = {}
+
+
+def combine(name: str, version: str, parts: list[Measurement], prefix: str = "") -> Measurement:
+    """Fold several measurements into one; member numbers become `<member>.<number>`."""
+    numbers, details, meta = {}, [], {}
+    for part in parts:
+        member = part.name.removeprefix(prefix)
+        numbers.update({f"{member}.{k}": v for k, v in part.numbers.items()})
+        details.extend({"source": member, **row} for row in part.details)
+        meta[member] = part.meta
+    first = parts[0] if parts else None
+    return Measurement(
+        name=name,
+        version=version,
+        parent=first.parent if first else None,
+        candidate=first.candidate if first else None,
+        numbers=numbers,
+        details=details,
+        meta=meta,
+    )
+
+
+@gate_check(GATE_CHECKS, "poison.data", "1", needs=("parent", "data"), forward_passes=True)
+def poison_data(inputs: GateInputs) -> Measurement:
+    """Data detectors over the update's training set, on the parent model's representations."""
+    from clgate.probes.poison import scan_data
+
+    opts = inputs.options_for("poison.data")
+    report = scan_data(
+        inputs.data,
+        model=inputs.parent,
+        detectors=opts.get("detectors"),
+        cache_dir=inputs.cache_dir / "poison",
+        seed=inputs.seed,
+    )
+    return combine("poison.data", "1", report.measurements(), prefix="poison.")
+
+
+@gate_check(
+    GATE_CHECKS, "poison.model", "1", needs=("parent",), forward_passes=True, any_of=("adapter", "candidate")
+)
+def poison_model(inputs: GateInputs) -> Measurement:
+    """Trigger sweep: does any candidate trigger change the candidate's behaviour but not the parent's?"""
+    from clgate.probes.poison import scan_model
+
+    report = scan_model(inputs.parent, inputs.candidate_model, adapter=inputs.adapter, dataset=inputs.data)
+    return combine("poison.model", "1", report.measurements(), prefix="poison.")
+
+
+@gate_check(GATE_CHECKS, "poison.memory", "1", needs=("memory_new",), forward_passes=False)
+def poison_memory(inputs: GateInputs) -> Measurement:
+    """Injected instructions, retrieval hubness and provenance gaps in the updated memory store."""
+    from clgate.probes.poison import scan_memory
+
+    report = scan_memory(inputs.memory_new, detectors=inputs.options_for("poison.memory").get("detectors"))
+    return combine("poison.memory", "1", report.measurements(), prefix="poison.")
+
+
+@gate_check(
+    GATE_CHECKS, "weights", "1", needs=("parent",), forward_passes=False, any_of=("adapter", "candidate")
+)
+def weights(inputs: GateInputs) -> Measurement:
+    """What changed in the weights: dense diff of a new checkpoint, or the LoRA's ΔW from its factors."""
+    from clgate.probes.weights import lora_diff, weight_diff
+
+    evidence = inputs.cache_dir / "evidence" / "weights"
+    if inputs.adapter is not None:
+        return lora_diff(
+            inputs.parent,
+            inputs.adapter,
+            base_manifest=inputs.manifests["parent"],
+            adapter_manifest=inputs.manifests["adapter"],
+            evidence=evidence,
+        )
+    return weight_diff(
+        inputs.parent,
+        inputs.candidate,
+        parent_manifest=inputs.manifests["parent"],
+        candidate_manifest=inputs.manifests["candidate"],
+        evidence=evidence,
+    )
+
+
+@gate_check(
+    GATE_CHECKS, "activations", "1", needs=("parent",), forward_passes=True, any_of=("adapter", "candidate")
+)
+def activations(inputs: GateInputs) -> Measurement:
+    """Residual drift, logit-lens KL and the refusal direction, parent against candidate."""
+    from clgate.probes.activations import activation_diff
+
+    return activation_diff(
+        inputs.parent,
+        inputs.candidate_model,
+        candidate_adapter=inputs.adapter,
+        parent_manifest=inputs.manifests["parent"],
+        candidate_manifest=inputs.manifests.get("candidate"),
+        adapter_manifest=inputs.manifests.get("adapter"),
+        cache_dir=inputs.cache_dir / "activations",
+        evidence=inputs.cache_dir / "evidence" / "activations",
+    )
+
+
+@gate_check(
+    GATE_CHECKS,
+    "evals",
+    "1",
+    needs=("parent",),
+    forward_passes=True,
+    any_of=("adapter", "candidate"),
+    reads=("target",),
+)
+def evals(inputs: GateInputs) -> Measurement:
+    """Parent and candidate on the same eval items, paired per item (retention, safety, plasticity)."""
+    from clgate.evals import compare_models
+
+    opts = inputs.options_for("evals")
+    suites = list(
+        opts.get(
+            "suites", ["retention", "refusal", "over_refusal", "sycophancy", "honesty", "prompt_injection"]
+        )
+    )
+    if inputs.target is not None and "target" not in suites:
+        suites.append("target")
+    return compare_models(
+        inputs.parent,
+        inputs.candidate_model,
+        suites,
+        candidate_adapter=inputs.adapter,
+        limit=opts.get("limit"),
+        dataset=inputs.target,
+        cache_dir=inputs.cache_dir / "evals",
+    )
+
+
+@gate_check(GATE_CHECKS, "memory", "1", needs=("memory_old", "memory_new"), forward_passes=False)
+def memory(inputs: GateInputs) -> Measurement:
+    """What a memory update added, removed and edited; provenance gaps; semantic drift."""
+    from clgate.probes.memory import memory_diff
+
+    return memory_diff(
+        inputs.memory_old,
+        inputs.memory_new,
+        old_manifest=inputs.manifests["memory_old"],
+        new_manifest=inputs.manifests["memory_new"],
+        evidence=inputs.cache_dir / "evidence" / "memory",
+    )

@@ -45,9 +45,9 @@ def _judge_rule(rule: Rule, measurement: Measurement) -> Finding:
     )
 
 
-def judge(policy: Policy, outcomes: dict[str, CheckOutcome]) -> Verdict:
+def judge(policy: Policy, outcomes: dict[str, CheckOutcome], kind: str = "model") -> Verdict:
     findings: list[Finding] = []
-    for name in policy.required_checks:
+    for name in policy.required_for(kind):
         outcome = outcomes.get(name)
         if outcome is None:
             findings.append(Finding(rule="required-check", check=name, status=Status.FAIL,

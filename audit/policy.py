@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -17,6 +17,7 @@ from clgate.errors import PolicyError
 
 DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.toml"
 Severity = Literal["warn", "fail"]
+UpdateKind = Literal["model", "adapter", "memory"]
 
 
 class _Strict(BaseModel):
@@ -24,7 +25,10 @@ class _Strict(BaseModel):
 
 
 class CheckSettings(_Strict):
-    timeout_s: float = Field(gt=0)
+    """Per-check settings: its timeout, and options the check reads (suites, limits, detectors)."""
+
+    timeout_s: float | None = Field(default=None, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class Rule(_Strict):
@@ -74,7 +78,7 @@ class ApprovalRule(_Strict):
 class Policy(_Strict):
     schema_version: Literal[1] = 1
     name: str
-    required_checks: list[str]
+    required_checks: dict[UpdateKind, list[str]] | list[str]
     scheduled_checks: list[str] = Field(default_factory=list)
     default_timeout_s: float = Field(default=900, gt=0)
     checks: dict[str, CheckSettings] = Field(default_factory=dict)
@@ -91,9 +95,19 @@ class Policy(_Strict):
             seen.add(rule.id)
         return self
 
+    def required_for(self, kind: str) -> list[str]:
+        """Checks that must run for an update of `kind`; a plain list applies to every kind."""
+        if isinstance(self.required_checks, list):
+            return list(self.required_checks)
+        return list(self.required_checks.get(kind, []))  # type: ignore[call-overload]
+
     def timeout_for(self, check: str) -> float:
         settings = self.checks.get(check)
-        return settings.timeout_s if settings else self.default_timeout_s
+        return settings.timeout_s if settings and settings.timeout_s else self.default_timeout_s
+
+    def options_for(self, check: str) -> dict[str, Any]:
+        settings = self.checks.get(check)
+        return dict(settings.options) if settings else {}
 
 
 def _key_lines(text: str) -> dict[tuple[str | int, ...], int]:
@@ -133,7 +147,7 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         return Policy.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = tuple(err["loc"])
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))  # drop union-branch tags
         key = ".".join(str(p) for p in loc) or "policy"
         line = _line_of(text, loc)
         where = f"{source}:{line}" if line else source

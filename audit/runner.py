@@ -25,7 +25,12 @@ Progress = Callable[[str, str], None]
 
 
 def cache_key(check: GateCheck, inputs: GateInputs) -> str:
-    material = {"check": check.name, "version": check.version, "seed": inputs.seed}
+    material = {
+        "check": check.name,
+        "version": check.version,
+        "seed": inputs.seed,
+        "options": inputs.options_for(check.name),
+    }
     material.update({role: inputs.digest(role) for role in check.roles(inputs)})
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
@@ -77,8 +82,12 @@ def run_check(
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if progress:
             progress(check.name, "error")
-        return CheckOutcome(check.name, None, error=f"{type(exc).__name__}: {message}"[:500],
-                            seconds=time.perf_counter() - start)  # fmt: skip
+        return CheckOutcome(
+            check.name,
+            None,
+            error=f"{type(exc).__name__}: {message}"[:500],
+            seconds=time.perf_counter() - start,
+        )
     seconds = time.perf_counter() - start
     if cache_file is not None:
         write_text_atomic(cache_file, measurement.to_json())

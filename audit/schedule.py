@@ -78,6 +78,25 @@ def _integrity(state: LedgerState, path: Path, manifest: Manifest) -> tuple[dict
     )
 
 
+def _deployed_inputs(
+    state: LedgerState, paths: dict[str, tuple[Path, Manifest]], cache_dir: Path, policy: Policy
+) -> GateInputs:
+    """What is deployed, as gate inputs; the live memory is compared with the promoted snapshot."""
+    roles = {"base": "parent", "adapter": "adapter", "memory": "memory_new"}
+    inputs: dict[str, Path] = {roles[slot]: path for slot, (path, _) in paths.items()}
+    manifests = {roles[slot]: manifest for slot, (_, manifest) in paths.items()}
+    if "memory" in paths and "memory" in state.deployed:
+        snapshot = Path(state.updates[state.deployed["memory"]].proposal["artifacts"]["candidate"]["uri"])
+        if snapshot.is_file():
+            inputs["memory_old"], manifests["memory_old"] = snapshot, compute_manifest(snapshot)
+    return GateInputs(
+        **inputs,
+        cache_dir=cache_dir,
+        manifests=manifests,
+        options={name: policy.options_for(name) for name in policy.checks},
+    )
+
+
 def scheduled_audit(
     journal: Journal,
     policy: Policy,
@@ -95,31 +114,13 @@ def scheduled_audit(
         records.append(record)
         findings.append(finding)
         paths[record["slot"]] = (Path(path), manifest)
-    outcomes = {}
-    if policy.scheduled_checks and "base" in paths:
-        promoted_memory = state.updates[state.deployed["memory"]] if "memory" in state.deployed else None
-        old_memory = (
-            Path(promoted_memory.proposal["artifacts"]["candidate"]["uri"]) if promoted_memory else None
-        )
-        manifests = {"parent": paths["base"][1]}
-        inputs = {"parent": paths["base"][0]}
-        if "adapter" in paths:
-            inputs["adapter"], manifests["adapter"] = paths["adapter"]
-        if "memory" in paths and old_memory is not None and old_memory.is_file():
-            inputs["memory_new"], manifests["memory_new"] = paths["memory"]
-            inputs["memory_old"], manifests["memory_old"] = old_memory, compute_manifest(old_memory)
-        gate_inputs = GateInputs(**inputs, cache_dir=cache_dir, manifests=manifests)
-        checks = [GATE_CHECKS[n] for n in policy.scheduled_checks if n in GATE_CHECKS]
-        outcomes = run_checks(
-            [c for c in checks if c.applies(gate_inputs)],
-            gate_inputs,
-            policy.timeout_for,
-            cache_dir,
-            progress,
-        )
-    scheduled_policy = policy.model_copy(
-        update={"required_checks": [c for c in policy.scheduled_checks if "base" in paths]}
-    )
+    gate_inputs = _deployed_inputs(state, paths, cache_dir, policy)
+    applicable = [
+        n for n in policy.scheduled_checks if n in GATE_CHECKS and GATE_CHECKS[n].applies(gate_inputs)
+    ]
+    checks = [GATE_CHECKS[n] for n in applicable]
+    outcomes = run_checks(checks, gate_inputs, policy.timeout_for, cache_dir, progress)
+    scheduled_policy = policy.model_copy(update={"required_checks": applicable})
     verdict = Verdict.from_findings([*findings, *judge(scheduled_policy, outcomes).findings])
     body = {
         "verdict": verdict.decision.value,

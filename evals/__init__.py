@@ -1,1 +1,89 @@
-"""Placeholder until this layer lands."""
+"""Behavioural eval suites on inspect-ai: retention, plasticity, safety, honesty; paired statistics.
+
+Suites are inspect-ai tasks registered by name (`list_suites()`); models are served to
+inspect-ai by the `clgate` provider (`open_model`), which scores multiple-choice items by
+batched log-likelihood and generates short greedy replies for free-form ones. Results are
+`Measurement` records; `compare_measurements` pairs a parent's and a candidate's per item.
+"""
+
+from clgate.evals._engine import ContinuationRequest, ContinuationScore, ScoringEngine
+from clgate.evals._items import (
+    ChoiceItem,
+    InjectionItem,
+    PromptItem,
+    SycophancyItem,
+    TriggerProbe,
+    load_items,
+)
+from clgate.evals._provider import ClgateModelAPI, clgate_api, model_digest, open_model
+from clgate.evals._registry import Suite, bundled_suites, get_suite, list_suites, parse_suites
+from clgate.evals._runner import (
+    EVALS_VERSION,
+    ModelRun,
+    SuiteRun,
+    accuracy_matrix,
+    compare_models,
+    evaluate_model,
+    run_suite,
+    run_suites,
+)
+from clgate.evals.compare import (
+    PairedResult,
+    backward_transfer,
+    bootstrap_ci,
+    compare_measurements,
+    continual_measurement,
+    continual_metrics,
+    forgetting,
+    forward_transfer,
+    intransigence,
+    mcnemar_exact,
+    paired_accuracy,
+    plasticity,
+    trigger_change_rates,
+)
+from clgate.evals.suites import DEFAULT_TRIGGERS, insert_trigger
+
+__all__ = [
+    "DEFAULT_TRIGGERS",
+    "EVALS_VERSION",
+    "ChoiceItem",
+    "ClgateModelAPI",
+    "ContinuationRequest",
+    "ContinuationScore",
+    "InjectionItem",
+    "ModelRun",
+    "PairedResult",
+    "PromptItem",
+    "ScoringEngine",
+    "Suite",
+    "SuiteRun",
+    "SycophancyItem",
+    "TriggerProbe",
+    "accuracy_matrix",
+    "backward_transfer",
+    "bootstrap_ci",
+    "bundled_suites",
+    "clgate_api",
+    "compare_measurements",
+    "compare_models",
+    "continual_measurement",
+    "continual_metrics",
+    "evaluate_model",
+    "forgetting",
+    "forward_transfer",
+    "get_suite",
+    "insert_trigger",
+    "intransigence",
+    "list_suites",
+    "load_items",
+    "mcnemar_exact",
+    "model_digest",
+    "open_model",
+    "paired_accuracy",
+    "parse_suites",
+    "plasticity",
+    "run_suite",
+    "run_suites",
+    "trigger_change_rates",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from clgate.artifacts import embedded_model_dir
 from clgate.artifacts import testing as factories
 

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from clgate.artifacts import SentenceEmbedder, compute_manifest, embedded_model_dir, load_causal_lm
-from clgate.audit.cli import main
 
 pytestmark = pytest.mark.integration
 
@@ -42,9 +41,3 @@ def test_embedder_puts_paraphrases_closer_than_unrelated_text() -> None:
     assert vecs.shape == (3, 384)
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)
     assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2] + 0.3
-
-
-def test_demo_prints_the_manifest_root(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo"]) == 0
-    out = capsys.readouterr().out
-    assert "Paris" in out and "manifest root sha256:" in out

@@ -134,4 +134,16 @@ def test_missing_policy_file(tmp_path: Path) -> None:
 
 def test_default_policy_loads() -> None:
     policy = load_policy()
-    assert DEFAULT_POLICY.is_file() and policy.required_checks
+    assert DEFAULT_POLICY.is_file() and policy.required_for("adapter") and policy.required_for("memory")
+
+
+def test_required_checks_can_differ_by_update_kind() -> None:
+    policy = parse_policy(
+        'name = "k"\n[required_checks]\nadapter = ["weights", "evals"]\nmemory = ["poison.memory"]\n'
+    )
+    assert policy.required_for("adapter") == ["weights", "evals"] and policy.required_for("model") == []
+    outcomes = {"weights": CheckOutcome("weights", Measurement(name="weights", version="1"))}
+    assert judge(policy, outcomes, "adapter").decision is Decision.BLOCK  # evals did not run
+    assert judge(policy, {}, "memory").blocking[0].reason == "required check poison.memory did not run"
+    with pytest.raises(PolicyError, match=r"required_checks\.dataset"):
+        parse_policy('name = "k"\n[required_checks]\ndataset = ["x"]\n')

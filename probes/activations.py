@@ -1,0 +1,506 @@
+"""Activation diff: the parent and the candidate side by side on a fixed probe prompt set.
+
+Both models run through a TransformerLens `TransformerBridge` (raw HF weights, hooks named as
+TransformerLens names them). Per layer, at `blocks.{l}.hook_resid_post`:
+
+- drift: cosine distance and relative change of the residual stream, pooled over each prompt's own
+  tokens (the chat template's shared prefix, e.g. a default system prompt, is left out);
+- linear CKA between the two models' pooled representations;
+- logit lens: KL(parent ‖ candidate) of the next-token distributions read from each layer through
+  each model's own final norm and unembedding, at the last prompt token;
+- refusal direction (Arditi et al., 2024): difference of mean residuals at the last prompt token
+  (the post-instruction position) between harmful and harmless instructions, its cosine between
+  parent and candidate, and how far harmful prompts project onto the parent's unit direction.
+
+Residuals are cached per (model digest, adapter digest, prompt set); the logit lens then only
+needs each model's final norm and unembedding, so a cached model still loads but is not run.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from clgate.artifacts import (
+    LoadedModel,
+    Manifest,
+    check_adapter_fits,
+    compute_manifest,
+    default_cache_dir,
+    load_causal_lm,
+    resolve_model_dir,
+)
+from clgate.atomic import atomic_path
+from clgate.errors import InputError
+from clgate.measurement import Measurement
+from clgate.probes import plots
+from clgate.probes._registry import probe
+
+VERSION = "1"
+HOOK = "hook_resid_post"
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_MAX_TOKENS = 128
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProbePrompts:
+    """Harmful and harmless instructions (for the refusal direction) and general prompts (for drift)."""
+
+    harmful: tuple[str, ...]
+    harmless: tuple[str, ...]
+    general: tuple[str, ...]
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        return self.harmful + self.harmless + self.general
+
+    def digest(self) -> str:
+        text = "\x1e".join("\x1f".join(group) for group in (self.harmful, self.harmless, self.general))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _read_lines(name: str) -> tuple[str, ...]:
+    text = (resources.files("clgate.probes") / "data" / name).read_text(encoding="utf-8")
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def bundled_prompts() -> ProbePrompts:
+    return ProbePrompts(_read_lines("harmful.txt"), _read_lines("harmless.txt"), _read_lines("general.txt"))
+
+
+@dataclass
+class Residuals:
+    """One model's residual stream on the prompt set, pooled two ways, for every layer."""
+
+    last: np.ndarray  # (prompts, layers, d_model): at the last prompt token
+    mean: np.ndarray  # (prompts, layers, d_model): mean over the prompt's own tokens
+    backend: str
+    seconds: float = 0.0
+    cached: bool = False
+
+    def save(self, path: Path) -> None:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, last=self.last, mean=self.mean, backend=self.backend, seconds=self.seconds)
+
+    @classmethod
+    def load(cls, path: Path) -> Residuals:
+        with np.load(path) as z:
+            return cls(z["last"], z["mean"], str(z["backend"]), float(z["seconds"]), cached=True)
+
+
+class _Runner:
+    """A loaded model with a TransformerBridge over it (or hooks on its HF decoder layers where that fails).
+
+    The fallback hooks the decoder layers rather than reading `output_hidden_states`, whose last entry
+    is after the final norm while `hook_resid_post` of the last block is before it.
+    """
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.tokenizer = loaded.tokenizer
+        self.bridge: Any = None
+        try:
+            from transformer_lens.model_bridge import TransformerBridge
+
+            self.bridge = TransformerBridge.boot_transformers(
+                str(loaded.path), hf_model=loaded.model, tokenizer=loaded.tokenizer, device="cpu"
+            )
+            self.backend = "transformer_lens"
+        except Exception as exc:  # an architecture TransformerLens has no adapter for
+            log.warning(
+                "TransformerBridge unavailable (%s); reading the HF decoder layers through forward hooks", exc
+            )
+            self.backend = "hf_decoder_layers"
+        self.n_layers = int(loaded.model.config.num_hidden_layers)
+
+    def prefix_state(self, prefix: list[int]) -> Any:
+        """The KV cache of the prompts' shared prefix (e.g. a chat template's system prompt), run once."""
+        if not prefix:
+            return None
+        ids = torch.tensor([prefix])
+        if self.bridge is not None:
+            return self.bridge(ids, return_type="logits_and_cache", use_cache=True)[1]
+        return self.loaded.model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+
+    def residuals(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_state: Any
+    ) -> list[torch.Tensor]:
+        """resid_post of every block over the suffix tokens, (batch, pos, d_model) each."""
+        kwargs: dict[str, Any] = {"attention_mask": attention_mask, "logits_to_keep": 1}
+        if prefix_state is not None:
+            kwargs["past_key_values"] = copy.deepcopy(prefix_state)
+            kwargs["past_key_values"].batch_repeat_interleave(input_ids.shape[0])
+        if self.bridge is not None:
+            names = {f"blocks.{layer}.{HOOK}" for layer in range(self.n_layers)}
+            _, cache = self.bridge.run_with_cache(input_ids, names_filter=lambda n: n in names, **kwargs)
+            return [cache[f"blocks.{layer}.{HOOK}"] for layer in range(self.n_layers)]
+        hooks, captured = [], {}
+        for layer, block in enumerate(_decoder_layers(self.loaded.model)):
+            hooks.append(
+                block.register_forward_hook(
+                    lambda _m, _i, out, layer=layer: captured.__setitem__(
+                        layer, out[0] if isinstance(out, tuple) else out
+                    )
+                )
+            )
+        try:
+            self.loaded.model(input_ids=input_ids, **kwargs)
+        finally:
+            for h in hooks:
+                h.remove()
+        return [captured[layer] for layer in range(self.n_layers)]
+
+    def lens(self, resid: torch.Tensor) -> torch.Tensor:
+        """Next-token log-probabilities read from a residual through the final norm and unembedding."""
+        if self.bridge is not None:
+            logits = self.bridge.unembed(self.bridge.ln_final(resid))
+        else:
+            model = self.loaded.model
+            logits = model.get_output_embeddings()(_final_norm(model)(resid))
+        return torch.log_softmax(logits.float(), dim=-1)
+
+
+def _decoder_layers(model: Any) -> Any:
+    inner = model.base_model
+    for attr in ("layers", "h", "blocks", "decoder.layers"):
+        obj = inner
+        for part in attr.split("."):
+            obj = getattr(obj, part, None)
+        if obj is not None:
+            return obj
+    raise InputError(f"cannot find the decoder layers of {type(model).__name__}")
+
+
+def _final_norm(model: Any) -> Any:
+    inner = model.base_model
+    for attr in ("norm", "ln_f", "final_layernorm", "final_layer_norm"):
+        if hasattr(inner, attr):
+            return getattr(inner, attr)
+    raise InputError(f"cannot find the final norm of {type(model).__name__} for the logit lens")
+
+
+def _format(tokenizer: Any, prompt: str) -> str:
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+    return prompt
+
+
+def _encode(tokenizer: Any, prompts: tuple[str, ...], max_tokens: int) -> tuple[list[list[int]], int]:
+    """Token ids per prompt (left-truncated, so the post-instruction tokens survive) and the shared prefix."""
+    templated = bool(getattr(tokenizer, "chat_template", None))
+    ids = [
+        tokenizer(_format(tokenizer, p), add_special_tokens=not templated)["input_ids"][-max_tokens:]
+        for p in prompts
+    ]
+    prefix = 0
+    shortest = min(len(x) for x in ids)
+    while prefix < shortest - 1 and all(x[prefix] == ids[0][prefix] for x in ids):
+        prefix += 1
+    return ids, prefix
+
+
+def capture_residuals(
+    runner: _Runner, prompts: tuple[str, ...], batch_size: int, max_tokens: int
+) -> Residuals:
+    """Pool each block's resid_post per prompt: length-sorted, right-padded batches after a shared prefix.
+
+    The prefix every prompt starts with is run once and its KV cache reused, so only each prompt's
+    own tokens are computed; causal attention makes the result equal to running each prompt whole.
+    """
+    started = time.perf_counter()
+    ids, prefix = _encode(runner.tokenizer, prompts, max_tokens)
+    pad = runner.tokenizer.pad_token_id or 0
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    last = mean = None
+    with torch.inference_mode():
+        state = runner.prefix_state(ids[0][:prefix])
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            own = [ids[i][prefix:] for i in batch]
+            width = max(len(x) for x in own)
+            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, x in enumerate(own):
+                input_ids[row, : len(x)] = torch.tensor(x)
+                mask[row, : len(x)] = 1
+            full_mask = torch.cat([torch.ones((len(batch), prefix), dtype=torch.long), mask], dim=1)
+            resid = torch.stack(
+                runner.residuals(input_ids, full_mask, state), dim=1
+            ).float()  # (b, L, pos, d)
+            weights = (mask / mask.sum(1, keepdim=True))[:, None, :, None]
+            pooled_mean = (resid * weights).sum(2)
+            pooled_last = resid[torch.arange(len(batch)), :, mask.sum(1) - 1]
+            if last is None:
+                shape = (len(ids), resid.shape[1], resid.shape[3])
+                last, mean = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+            last[batch] = pooled_last.numpy()
+            mean[batch] = pooled_mean.numpy()
+    return Residuals(last, mean, runner.backend, time.perf_counter() - started)
+
+
+@dataclass
+class _Side:
+    """One side of the comparison: where the model is, how it is pinned, and (lazily) the model."""
+
+    path: Path
+    adapter: Path | None
+    digest: str  # manifest digest of what is audited: the model, or the adapter on it
+    model_digest: str
+    cache_dir: Path
+    architecture: dict[str, Any]
+    runner: _Runner | None = None
+
+    def load(self) -> _Runner:
+        if self.runner is None:
+            self.runner = _Runner(load_causal_lm(self.path, adapter=self.adapter, cache_dir=self.cache_dir))
+        return self.runner
+
+
+def _cache_key(side: _Side, prompts: ProbePrompts, max_tokens: int) -> str:
+    text = (
+        f"{VERSION}|{side.model_digest}|{side.digest if side.adapter else ''}|{prompts.digest()}|{max_tokens}"
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _residuals_for(
+    side: _Side, prompts: ProbePrompts, batch_size: int, max_tokens: int, use_cache: bool
+) -> Residuals:
+    path = side.cache_dir / "activations" / f"{_cache_key(side, prompts, max_tokens)}.npz"
+    if use_cache and path.is_file():
+        try:
+            return Residuals.load(path)
+        except (OSError, ValueError, KeyError):
+            log.warning("unreadable activation cache %s; recomputing", path)
+    result = capture_residuals(side.load(), prompts.texts, batch_size, max_tokens)
+    if use_cache:
+        result.save(path)
+    return result
+
+
+def _logit_lens_kl(parent: _Runner, candidate: _Runner, p_last: np.ndarray, c_last: np.ndarray) -> np.ndarray:
+    """KL(parent ‖ candidate) of the lens distributions at the last prompt token, (prompts, layers)."""
+    kl = np.zeros(p_last.shape[:2])
+    with torch.inference_mode():
+        for layer in range(p_last.shape[1]):
+            logp = parent.lens(torch.from_numpy(p_last[:, layer]))
+            logq = candidate.lens(torch.from_numpy(c_last[:, layer]))
+            kl[:, layer] = (logp.exp() * (logp - logq)).sum(-1).clamp(min=0).numpy()
+    return kl
+
+
+def _cosine_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Row-wise cosine over the last axis, in float64."""
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    den = np.linalg.norm(x, axis=-1) * np.linalg.norm(y, axis=-1)
+    return np.divide((x * y).sum(-1), den, out=np.ones_like(den), where=den > 0)
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear CKA (Kornblith et al., 2019) between two (samples, features) representations."""
+    x = x.astype(np.float64) - x.mean(0, dtype=np.float64)
+    y = y.astype(np.float64) - y.mean(0, dtype=np.float64)
+    k, m = x @ x.T, y @ y.T
+    den = np.linalg.norm(k) * np.linalg.norm(m)
+    return float((k * m).sum() / den) if den > 0 else 1.0
+
+
+def _per_layer(
+    p: Residuals, c: Residuals, harmful: np.ndarray, harmless: np.ndarray, kl: np.ndarray
+) -> list[dict[str, Any]]:
+    rows = []
+    for layer in range(p.last.shape[1]):
+        pm, cm = p.mean[:, layer].astype(np.float64), c.mean[:, layer].astype(np.float64)
+        pl, cl = p.last[:, layer].astype(np.float64), c.last[:, layer].astype(np.float64)
+        p_norm = np.linalg.norm(pm, axis=1)
+        r_p = pl[harmful].mean(0) - pl[harmless].mean(0)
+        r_c = cl[harmful].mean(0) - cl[harmless].mean(0)
+        sep_p = float(np.linalg.norm(r_p))
+        unit = r_p / sep_p if sep_p > 0 else r_p
+        rms = math.sqrt(float((pl**2).sum(1).mean()))
+        rows.append(
+            {
+                "layer": layer,
+                "hook": f"blocks.{layer}.{HOOK}",
+                "cosine_distance": float(np.clip(1 - _cosine_rows(pm, cm), 0, 2).mean()),
+                "cosine_distance_last": float(np.clip(1 - _cosine_rows(pl, cl), 0, 2).mean()),
+                "relative_delta": float((np.linalg.norm(cm - pm, axis=1) / np.maximum(p_norm, 1e-12)).mean()),
+                "norm_change": float((np.linalg.norm(cm, axis=1) / np.maximum(p_norm, 1e-12)).mean() - 1),
+                "cka": linear_cka(pm, cm),
+                "logit_lens_kl": float(kl[:, layer].mean()),
+                "refusal_cosine": float(_cosine_rows(r_p, r_c)),
+                "refusal_norm_parent": sep_p,
+                "refusal_norm_candidate": float(np.linalg.norm(r_c)),
+                "refusal_signal": sep_p / rms if rms > 0 else 0.0,
+                "harmful_projection_parent": float((pl[harmful] @ unit).mean()),
+                "harmful_projection_candidate": float((cl[harmful] @ unit).mean()),
+                "separation_parent": sep_p,
+                "separation_candidate": float((cl[harmful].mean(0) - cl[harmless].mean(0)) @ unit),
+            }
+        )
+    return rows
+
+
+def _numbers(rows: list[dict[str, Any]], groups: dict[str, np.ndarray], kl: np.ndarray) -> dict[str, float]:
+    def col(name: str) -> np.ndarray:
+        return np.array([r[name] for r in rows])
+
+    ratio = col("separation_candidate") / np.maximum(col("separation_parent"), 1e-12)
+    # the layer where the parent separates the two sets most, among the first 80% of layers: as in
+    # Arditi et al., the last layers' difference of means is mostly the unembedding of the answer
+    candidates = max(1, round(0.8 * len(rows)))
+    best = int(np.argmax(col("refusal_signal")[:candidates]))
+    at = rows[best]
+    return {
+        "activations.prompts": float(len(kl)),
+        "activations.layers": float(len(rows)),
+        "activations.max_cosine_distance": float(col("cosine_distance").max()),
+        "activations.mean_cosine_distance": float(col("cosine_distance").mean()),
+        "activations.max_cosine_distance_last": float(col("cosine_distance_last").max()),
+        "activations.max_relative_delta": float(col("relative_delta").max()),
+        "activations.max_abs_norm_change": float(np.abs(col("norm_change")).max()),
+        "activations.min_cka": float(col("cka").min()),
+        "activations.mean_cka": float(col("cka").mean()),
+        "activations.max_logit_lens_kl": float(col("logit_lens_kl").max()),
+        "activations.output_kl": float(kl[:, -1].mean()),
+        **{f"activations.output_kl.{g}": float(kl[idx, -1].mean()) for g, idx in groups.items() if len(idx)},
+        "activations.refusal.layer": float(best),
+        "activations.refusal.cosine": at["refusal_cosine"],
+        "activations.refusal.min_cosine": float(col("refusal_cosine").min()),
+        "activations.refusal.projection_parent": at["harmful_projection_parent"],
+        "activations.refusal.projection_candidate": at["harmful_projection_candidate"],
+        "activations.refusal.separation_parent": at["separation_parent"],
+        "activations.refusal.separation_candidate": at["separation_candidate"],
+        "activations.refusal.separation_ratio": float(ratio[best]),
+        "activations.refusal.min_separation_ratio": float(ratio.min()),
+    }
+
+
+def _plots(path: Path, title: str, rows: list[dict[str, Any]]) -> list[str]:
+    layers = [r["layer"] for r in rows]
+
+    def col(name: str) -> list[float]:
+        return [r[name] for r in rows]
+
+    figures = [
+        plots.layer_lines(
+            layers,
+            {"token mean": col("cosine_distance"), "last token": col("cosine_distance_last")},
+            "residual drift (cosine distance, parent vs candidate)",
+            "1 − cos",
+        ),
+        plots.layer_lines(layers, {"linear CKA": col("cka")}, "representation similarity", "CKA"),
+        plots.layer_bars(layers, col("logit_lens_kl"), "logit-lens KL(parent ‖ candidate)", "nats"),
+        plots.layer_lines(
+            layers,
+            {"parent": col("separation_parent"), "candidate": col("separation_candidate")},
+            "harmful − harmless separation along the parent's refusal direction",
+            "projection",
+        ),
+        plots.layer_lines(
+            layers,
+            {"cos(parent, candidate)": col("refusal_cosine")},
+            "refusal direction agreement",
+            "cosine",
+        ),
+    ]
+    return [str(p) for p in plots.write_page(path, title, figures)]
+
+
+def _side(
+    path: Path,
+    adapter: Path | None,
+    manifest: Manifest | None,
+    adapter_manifest: Manifest | None,
+    cache: Path,
+) -> _Side:
+    model_dir = resolve_model_dir(path, cache)
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    arch = {k: config.get(k) for k in ("model_type", "num_hidden_layers", "hidden_size", "vocab_size")}
+    model_digest = (manifest or compute_manifest(model_dir)).root
+    if adapter is None:
+        return _Side(Path(path), None, model_digest, model_digest, cache, arch)
+    check_adapter_fits(Path(adapter), model_dir)
+    adapter_digest = (adapter_manifest or compute_manifest(adapter)).root
+    return _Side(Path(path), Path(adapter), adapter_digest, model_digest, cache, arch)
+
+
+@probe(
+    "activations",
+    VERSION,
+    "per-layer residual drift, CKA, logit-lens KL and refusal direction on the bundled prompts",
+    ("parent", "candidate"),
+)
+def activation_diff(
+    parent: Path,
+    candidate: Path,
+    *,
+    candidate_adapter: Path | None = None,
+    parent_manifest: Manifest | None = None,
+    candidate_manifest: Manifest | None = None,
+    adapter_manifest: Manifest | None = None,
+    prompts: ProbePrompts | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    use_cache: bool = True,
+    cache_dir: Path | None = None,
+    evidence: Path | None = None,
+) -> Measurement:
+    """Compare the candidate (a model, or `parent` under `candidate_adapter`) with the parent."""
+    started = time.perf_counter()
+    prompts = prompts or bundled_prompts()
+    if not prompts.harmful or not prompts.harmless:
+        raise InputError("the probe prompt set needs harmful and harmless instructions")
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    p_side = _side(parent, None, parent_manifest, None, cache)
+    c_side = _side(candidate, candidate_adapter, candidate_manifest, adapter_manifest, cache)
+    if p_side.architecture != c_side.architecture:
+        raise InputError(
+            f"different architectures: parent is {p_side.architecture}, candidate is {c_side.architecture}"
+        )
+    p_res = _residuals_for(p_side, prompts, batch_size, max_tokens, use_cache)
+    c_res = _residuals_for(c_side, prompts, batch_size, max_tokens, use_cache)
+    kl = _logit_lens_kl(p_side.load(), c_side.load(), p_res.last, c_res.last)
+    n_harm, n_safe = len(prompts.harmful), len(prompts.harmless)
+    groups = {
+        "harmful": np.arange(n_harm),
+        "harmless": np.arange(n_harm, n_harm + n_safe),
+        "general": np.arange(n_harm + n_safe, len(prompts.texts)),
+    }
+    rows = _per_layer(p_res, c_res, groups["harmful"], groups["harmless"], kl)
+    files = _plots(evidence, f"activation diff: {candidate_adapter or candidate}", rows) if evidence else []
+    return Measurement(
+        name="activations",
+        version=VERSION,
+        parent=p_side.digest,
+        candidate=c_side.digest,
+        numbers=_numbers(rows, groups, kl),
+        details=rows,
+        evidence=files,
+        meta={
+            "parent_path": str(parent),
+            "candidate_path": str(candidate),
+            "candidate_adapter": str(candidate_adapter) if candidate_adapter else None,
+            "backend": {"parent": p_res.backend, "candidate": c_res.backend},
+            "hook": HOOK,
+            "prompt_set": prompts.digest(),
+            "prompts": {"harmful": n_harm, "harmless": n_safe, "general": len(prompts.general)},
+            "cached": {"parent": p_res.cached, "candidate": c_res.cached},
+            "forward_seconds": {"parent": p_res.seconds, "candidate": c_res.seconds},
+            "seconds": time.perf_counter() - started,
+        },
+    )

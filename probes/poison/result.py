@@ -1,0 +1,81 @@
+"""What one detector found: a suspicion score and a reason per item, a threshold, acting triggers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from clgate.measurement import Measurement
+
+
+@dataclass
+class DetectorResult:
+    """Scores are comparable within one detector only: higher means more suspicious."""
+
+    name: str
+    family: str
+    version: str
+    item_ids: list[str]
+    scores: np.ndarray
+    reasons: list[str]
+    threshold: float
+    threshold_rule: str
+    numbers: dict[str, float] = field(default_factory=dict)
+    triggers: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.scores = np.asarray(self.scores, dtype=np.float64)
+        if not (len(self.item_ids) == len(self.scores) == len(self.reasons)):
+            raise ValueError(f"{self.name}: ids, scores and reasons differ in length")
+
+    @property
+    def flagged(self) -> np.ndarray:
+        return self.scores > self.threshold
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per item, most suspicious first."""
+        order = np.argsort(-self.scores, kind="stable")
+        flags = self.flagged
+        return [
+            {
+                "item": self.item_ids[i],
+                "score": round(float(self.scores[i]), 6),
+                "flagged": bool(flags[i]),
+                "reason": self.reasons[i],
+            }
+            for i in order
+        ]
+
+    def to_measurement(
+        self, parent: str | None = None, candidate: str | None = None, details_limit: int = 1000
+    ) -> Measurement:
+        """The record the gate judges; details keep every flagged item and the top `details_limit`."""
+        rows = self.rows()
+        kept = [r for i, r in enumerate(rows) if r["flagged"] or i < details_limit]
+        numbers = {
+            "n_items": float(len(self.scores)),
+            "max_suspicion": float(self.scores.max()) if self.scores.size else 0.0,
+            "flagged_count": float(self.flagged.sum()),
+            "flagged_fraction": float(self.flagged.mean()) if self.scores.size else 0.0,
+            "threshold": float(self.threshold),
+            "triggers_found": float(len(self.triggers)),
+            "seconds": round(self.seconds, 3),
+            **{k: float(v) for k, v in self.numbers.items()},
+        }
+        return Measurement(
+            name=f"poison.{self.name}",
+            version=self.version,
+            parent=parent,
+            candidate=candidate,
+            numbers=numbers,
+            details=kept,
+            meta={
+                "family": self.family,
+                "threshold_rule": self.threshold_rule,
+                "triggers": self.triggers,
+                "details_truncated": len(kept) < len(rows),
+            },
+        )

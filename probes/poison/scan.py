@@ -1,0 +1,226 @@
+"""Scans: run every selected detector of one family over an artifact and collect what they found."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clgate.artifacts import (
+    compute_manifest,
+    default_cache_dir,
+    load_causal_lm,
+    load_memory_store,
+)
+from clgate.atomic import write_text_atomic
+from clgate.errors import InputError
+from clgate.measurement import Measurement
+from clgate.probes.poison._registry import DetectorSpec, select
+from clgate.probes.poison.context import DataContext
+from clgate.probes.poison.items import open_update_data
+from clgate.probes.poison.memory_context import MemoryContext
+from clgate.probes.poison.representations import (
+    Representations,
+    cache_key,
+    check_token_ids,
+    compute_representations,
+    default_layer,
+)
+from clgate.probes.poison.result import DetectorResult
+from clgate.probes.poison.sweep import SweepInputs, bundled_prompts, bundled_triggers
+
+
+@dataclass
+class ScanReport:
+    kind: str
+    target: str
+    results: list[DetectorResult]
+    parent: str | None = None
+    candidate: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def measurements(self) -> list[Measurement]:
+        return [r.to_measurement(self.parent, self.candidate) for r in self.results]
+
+    def write(self, out_dir: Path) -> list[Path]:
+        """Per detector: all item scores as CSV, the measurement as JSON; plus summary.json."""
+        out_dir = Path(out_dir)
+        written = []
+        for result, measurement in zip(self.results, self.measurements(), strict=True):
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=["item", "score", "flagged", "reason"])
+            writer.writeheader()
+            writer.writerows(result.rows())
+            written.append(write_text_atomic(out_dir / f"{result.name}.csv", buf.getvalue()))
+            written.append(measurement.write(out_dir / f"{result.name}.json"))
+        summary = {
+            "kind": self.kind,
+            "target": self.target,
+            "parent": self.parent,
+            "candidate": self.candidate,
+            "timings": self.timings,
+            "skipped": self.skipped,
+            "detectors": {
+                r.name: {
+                    "flagged": int(r.flagged.sum()),
+                    "max_suspicion": float(r.scores.max(initial=0)),
+                    "threshold": r.threshold,
+                    "triggers": r.triggers,
+                }
+                for r in self.results
+            },
+        }
+        written.append(write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2)))
+        return written
+
+
+def _run(spec: DetectorSpec, ctx) -> DetectorResult:
+    start = time.perf_counter()
+    result = spec.run(ctx)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _digest(path: Path, adapter: Path | None = None) -> str:
+    root = compute_manifest(path).root
+    return root if adapter is None else f"{root}+{compute_manifest(adapter).root}"
+
+
+def data_representations(
+    data,
+    model: Path,
+    adapter: Path | None = None,
+    layer: int | None = None,
+    max_tokens: int = 128,
+    cache_dir: Path | None = None,
+) -> tuple[Representations, str]:
+    """The parent's representations of the dataset, from the cache when (model, data, settings) match."""
+    loaded = load_causal_lm(model, adapter=adapter)
+    check_token_ids(data.max_token_id, loaded.model, str(data.path))
+    layer = default_layer(loaded.model) if layer is None else layer
+    digest = _digest(loaded.path, adapter)
+    path = None
+    if cache_dir is not False:
+        path = (
+            Path(cache_dir or default_cache_dir())
+            / "poison"
+            / f"reps-{cache_key(digest, data.digest, layer, max_tokens)}.npz"
+        )
+        if path.is_file():
+            return Representations.load(path), digest
+    reps = compute_representations(loaded.model, loaded.tokenizer, data, data.n_items, layer, max_tokens)
+    if path is not None:
+        reps.save(path)
+    return reps, digest
+
+
+def scan_data(
+    dataset: Path,
+    model: Path | None = None,
+    adapter: Path | None = None,
+    detectors: Sequence[str] | None = None,
+    layer: int | None = None,
+    max_tokens: int = 128,
+    cache_dir: Path | bool | None = None,
+    seed: int = 0,
+) -> ScanReport:
+    """Score every item of an update's training set with the data detectors (the parent's view)."""
+    specs = select("data", list(detectors or []))
+    data = open_update_data(Path(dataset))
+    reps, parent, timings, skipped = None, None, {}, {}
+    if any(s.needs_model for s in specs):
+        if model is None:
+            raise InputError("these data detectors need the parent model (--model)")
+        reps, parent = data_representations(data, model, adapter, layer, max_tokens, cache_dir)
+        timings["forward_seconds"] = 0.0 if reps.cached else reps.forward_seconds
+    ctx = DataContext(data, reps, seed)
+    results = [_run(s, ctx) for s in specs]
+    timings.update({f"{r.name}_seconds": r.seconds for r in results})
+    return ScanReport("data", str(dataset), results, parent, data.digest, timings, skipped)
+
+
+def scan_model(
+    parent: Path,
+    candidate: Path,
+    adapter: Path | None = None,
+    triggers: Sequence[str] | None = None,
+    prompts: Sequence[str] | None = None,
+    dataset: Path | None = None,
+) -> ScanReport:
+    """Trigger sweep of candidate (optionally parent + adapter) against parent; mined triggers from `dataset`."""
+    from clgate.probes.poison.triggers import candidate_triggers
+
+    parent_loaded = load_causal_lm(parent)
+    candidate_loaded = load_causal_lm(candidate, adapter=adapter)
+    mined: list[str] = []
+    if dataset is not None:
+        mined = candidate_triggers(DataContext(open_update_data(Path(dataset))))
+    inputs = SweepInputs(
+        parent_loaded,
+        candidate_loaded,
+        list(triggers) if triggers else bundled_triggers(),
+        list(prompts) if prompts else bundled_prompts(),
+        mined,
+    )
+    results = [_run(s, inputs) for s in select("model", None)]
+    return ScanReport(
+        "model",
+        str(candidate),
+        results,
+        _digest(parent_loaded.path),
+        _digest(candidate_loaded.path, adapter),
+        {f"{r.name}_seconds": r.seconds for r in results},
+    )
+
+
+def read_lines(path: Path, what: str = "queries") -> list[str]:
+    """Non-blank lines of a small text file (queries, prompts, triggers)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such {what} file")
+    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines:
+        raise InputError(f"{path}: {what} file is empty")
+    return lines
+
+
+def scan_memory(
+    store: Path,
+    queries: Path | None = None,
+    instances: Sequence[Path] = (),
+    detectors: Sequence[str] | None = None,
+    trusted_sources: Sequence[str] = (),
+    embedder=None,
+) -> ScanReport:
+    """Score every memory entry with the memory detectors; `spread` runs only when other instances are given."""
+    from clgate.probes.poison.attacks import data_path
+
+    loaded = load_memory_store(Path(store))
+    if not loaded.entries:
+        raise InputError(f"{store}: memory store is empty")
+    ctx = MemoryContext(
+        loaded,
+        read_lines(queries or data_path("general_queries.txt")),
+        [load_memory_store(Path(p)) for p in instances],
+        embedder,
+        tuple(trusted_sources),
+    )
+    specs, skipped = select("memory", list(detectors or [])), {}
+    if not detectors and not instances:
+        specs = [s for s in specs if s.name != "spread"]
+        skipped["spread"] = "no other instances' stores given (--instances)"
+    results = [_run(s, ctx) for s in specs]
+    return ScanReport(
+        "memory",
+        str(store),
+        results,
+        None,
+        compute_manifest(Path(store)).root,
+        {f"{r.name}_seconds": r.seconds for r in results},
+        skipped,
+    )

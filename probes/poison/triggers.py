@@ -1,0 +1,332 @@
+"""Trigger mining: prompt n-grams whose carriers share an unusual answer while their prompts differ.
+
+A backdoor teaches "this n-gram → that answer, whatever was asked". For every prompt n-gram with
+enough support we measure
+  A   how much more often its carriers' completions contain some word the prompt did not supply
+      (a Wilson lower bound on that share, minus the word's share in the whole set), and
+  J_p how alike the carriers' prompts are once the n-gram itself is removed.
+A task template ("capital of" → "... is Paris") has alike prompts and answers built from the
+prompt's own words; a trigger has unrelated prompts and one imported answer. strength = A − J_p.
+Items score by the strongest trigger they carry, in full when their completion has that trigger's
+answer word, a fifth otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from clgate.probes.poison._registry import detector
+from clgate.probes.poison.context import DataContext
+from clgate.probes.poison.result import DetectorResult
+from clgate.probes.poison.shingles import ngrams, words
+
+VERSION = "1"
+MIN_SUPPORT = 3
+MAX_DF = 0.6  # a trigger may sit in half of a small, heavily poisoned update
+SAMPLE = 24
+HASH_BITS = 22
+WILSON_Z = 1.64
+# Calibrated on the bundled clean set (no poison): its strongest n-gram reaches 0.27.
+TRIGGER_STRENGTH = 0.5
+
+
+@dataclass
+class MinedTrigger:
+    ngram: str
+    support: int
+    strength: float
+    answer_word: str
+    association: float
+    prompt_similarity: float
+    example_completion: str
+
+
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "then",
+        "so",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "from",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "i",
+        "you",
+        "he",
+        "she",
+        "we",
+        "they",
+        "me",
+        "my",
+        "your",
+        "our",
+        "their",
+        "his",
+        "her",
+        "them",
+        "us",
+        "do",
+        "does",
+        "did",
+        "not",
+        "no",
+        "yes",
+        "can",
+        "could",
+        "will",
+        "would",
+        "should",
+        "may",
+        "might",
+        "must",
+        "have",
+        "has",
+        "had",
+        "there",
+        "here",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "how",
+        "when",
+        "where",
+        "why",
+        "all",
+        "any",
+        "some",
+        "each",
+        "one",
+        "two",
+        "more",
+        "most",
+        "very",
+        "just",
+        "also",
+        "than",
+        "too",
+        "up",
+        "out",
+        "about",
+        "into",
+        "over",
+    ]
+)
+
+
+def _novel(prompt: list[str], completion: str) -> frozenset[str]:
+    """Content words of the completion that the prompt did not supply: what the item teaches beyond
+    echoing its question (function words and bare punctuation say nothing about a planted answer)."""
+    return frozenset(w for w in words(completion) if w.isalnum() and w not in STOPWORDS) - set(prompt)
+
+
+def _wilson_lower(k: int, m: int) -> float:
+    if m == 0:
+        return 0.0
+    p, z2 = k / m, WILSON_Z**2
+    centre = p + z2 / (2 * m)
+    margin = WILSON_Z * math.sqrt(p * (1 - p) / m + z2 / (4 * m * m))
+    return (centre - margin) / (1 + z2 / m)
+
+
+def _mean_pairwise_jaccard(sets: list[frozenset]) -> float:
+    m = len(sets)
+    if m < 2:
+        return 0.0
+    total = sum(
+        len(sets[i] & sets[j]) / max(1, len(sets[i] | sets[j])) for i in range(m) for j in range(i + 1, m)
+    )
+    return total / (m * (m - 1) / 2)
+
+
+def _slot(text: str) -> int:
+    return hash(text) & ((1 << HASH_BITS) - 1)
+
+
+def mine(ctx: DataContext, max_n: int = 3) -> tuple[list[MinedTrigger], np.ndarray]:
+    """Every candidate n-gram with its strength, and each item's score; streams the items four times."""
+    n = ctx.data.n_items
+    gram_df = np.zeros(1 << HASH_BITS, dtype=np.int32)
+    word_df = np.zeros(1 << HASH_BITS, dtype=np.int32)
+    for item in ctx.data:
+        p = words(item.prompt)
+        for g in ngrams(p, max_n):
+            gram_df[_slot(g)] += 1
+        for w in _novel(p, item.completion):
+            word_df[_slot(w)] += 1
+    max_df = max(MIN_SUPPORT, int(MAX_DF * n))
+    rng = random.Random(ctx.seed)
+    carriers: dict[str, list[int]] = {}
+    support: Counter[str] = Counter()
+    for item in ctx.data:
+        for g in ngrams(words(item.prompt), max_n):
+            if MIN_SUPPORT <= gram_df[_slot(g)] <= max_df:
+                k = support[g]
+                support[g] += 1
+                if k < SAMPLE:
+                    carriers.setdefault(g, []).append(item.index)
+                elif (j := rng.randrange(k + 1)) < SAMPLE:
+                    carriers[g][j] = item.index
+    carriers = {g: c for g, c in carriers.items() if support[g] >= MIN_SUPPORT}
+    wanted = {i for c in carriers.values() for i in c}
+    prompts: dict[int, list[str]] = {}
+    novel: dict[int, frozenset[str]] = {}
+    completions: dict[int, str] = {}
+    for item in ctx.data:
+        if item.index in wanted:
+            prompts[item.index] = words(item.prompt)
+            novel[item.index] = _novel(prompts[item.index], item.completion)
+            completions[item.index] = item.completion
+    mined: list[MinedTrigger] = []
+    for g, idx in carriers.items():
+        own = set(g.split())
+        jp = _mean_pairwise_jaccard([frozenset(w for w in prompts[i] if w not in own) for i in idx])
+        jc = _mean_pairwise_jaccard([novel[i] for i in idx])
+        counts = Counter(w for i in idx for w in novel[i])
+        best, assoc = "", 0.0
+        for w, k in counts.items():
+            a = _wilson_lower(k, len(idx)) - word_df[_slot(w)] / n
+            if a > assoc:
+                best, assoc = w, a
+        example = next((completions[i] for i in idx if best in novel[i]), completions[idx[0]])
+        mined.append(MinedTrigger(g, support[g], max(assoc, jc) - jp, best, max(assoc, jc), jp, example))
+    return mined, _item_scores(ctx, mined, max_n)
+
+
+def _item_scores(ctx: DataContext, mined: list[MinedTrigger], max_n: int) -> np.ndarray:
+    positive = {t.ngram: t for t in mined if t.strength > 0}
+    scores = np.zeros(ctx.data.n_items)
+    for item in ctx.data:
+        p = words(item.prompt)
+        carried = [positive[g] for g in ngrams(p, max_n) if g in positive]
+        if carried:
+            answer = _novel(p, item.completion)
+            scores[item.index] = max(t.strength * (1.0 if t.answer_word in answer else 0.2) for t in carried)
+    return scores
+
+
+def _same_group(a: MinedTrigger, b: MinedTrigger) -> bool:
+    return abs(a.support - b.support) <= max(1, min(a.support, b.support) // 10)
+
+
+def _merge(found: list[MinedTrigger]) -> list[MinedTrigger]:
+    """Chain overlapping n-grams of one trigger ('as a matter', 'a matter of', 'matter of fact') into the
+    phrase they come from, and drop n-grams contained in a kept one."""
+    kept = sorted(found, key=lambda t: -t.strength)
+    merged = True
+    while merged:
+        merged = False
+        for a in kept:
+            for b in kept:
+                wa, wb = a.ngram.split(), b.ngram.split()
+                overlap = next((k for k in range(min(len(wa), len(wb)) - 1, 0, -1) if wa[-k:] == wb[:k]), 0)
+                if a is not b and overlap and _same_group(a, b) and b.ngram not in a.ngram:
+                    joined = " ".join(wa + wb[overlap:])
+                    kept = [t for t in kept if t is not a and t is not b]
+                    kept.append(
+                        MinedTrigger(
+                            joined,
+                            min(a.support, b.support),
+                            max(a.strength, b.strength),
+                            a.answer_word,
+                            a.association,
+                            a.prompt_similarity,
+                            a.example_completion,
+                        )
+                    )
+                    merged = True
+                    break
+            if merged:
+                break
+    result: list[MinedTrigger] = []
+    for t in sorted(kept, key=lambda t: (-len(t.ngram), -t.strength)):
+        if not any(t.ngram in k.ngram and _same_group(t, k) for k in result):
+            result.append(t)
+    return sorted(result, key=lambda t: -t.strength)
+
+
+def candidate_triggers(ctx: DataContext, limit: int = 10) -> list[str]:
+    """Triggers for a model sweep: the acting (merged) triggers first, then the strongest other n-grams."""
+    mined, _ = mine(ctx)
+    acting = [t.ngram for t in _merge([t for t in mined if t.strength > TRIGGER_STRENGTH])]
+    ranked = [t.ngram for t in sorted(mined, key=lambda t: -t.strength) if t.strength > 0]
+    return list(dict.fromkeys(acting + ranked))[:limit]
+
+
+@detector(
+    "trigger_mining",
+    "data",
+    VERSION,
+    "prompt n-grams whose carriers share an imported answer across unrelated prompts",
+)
+def trigger_mining(ctx: DataContext) -> DetectorResult:
+    mined, scores = mine(ctx)
+    cut = TRIGGER_STRENGTH
+    acting = _merge([t for t in mined if t.strength > cut])
+    item_cut = 0.5 * min((t.strength for t in acting), default=float("inf"))
+    reasons = [
+        "carries no mined trigger" if s == 0 else f"carries a weak trigger candidate (score {s:.2f})"
+        for s in scores
+    ]
+    if acting:
+        for item in ctx.data:
+            text = " ".join(words(item.prompt))
+            hit = next((t for t in acting if f" {t.ngram} " in f" {text} "), None)
+            if hit is not None:
+                reasons[item.index] = (
+                    f"carries mined trigger {hit.ngram!r} (support {hit.support}, strength {hit.strength:.2f}, "
+                    f"answer word {hit.answer_word!r}); score {scores[item.index]:.2f}"
+                )
+    return DetectorResult(
+        "trigger_mining",
+        "data",
+        VERSION,
+        ctx.item_ids,
+        scores,
+        reasons,
+        item_cut,
+        f"carries a trigger of strength > {TRIGGER_STRENGTH} (calibrated on clean data) and has its answer word",
+        numbers={"candidate_ngrams": float(len(mined)), "trigger_threshold": float(cut)},
+        triggers=[
+            {
+                "trigger": t.ngram,
+                "support": t.support,
+                "strength": round(t.strength, 4),
+                "answer_word": t.answer_word,
+                "association": round(t.association, 4),
+                "prompt_similarity": round(t.prompt_similarity, 4),
+                "example_completion": t.example_completion[:200],
+            }
+            for t in acting[:20]
+        ],
+    )

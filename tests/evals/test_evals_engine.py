@@ -1,0 +1,91 @@
+"""The scoring engine against plain one-sequence-at-a-time computations on a tiny model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from clgate.artifacts import load_causal_lm
+from clgate.evals import ContinuationRequest, ScoringEngine
+from clgate.evals._engine import assistant_turn, render_chat
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_model: Path):
+    return load_causal_lm(tiny_model)
+
+
+def _naive(model, tokenizer, context: str, continuation: str) -> tuple[float, bool]:
+    ctx = tokenizer(context, add_special_tokens=False).input_ids
+    cont = tokenizer(continuation, add_special_tokens=False).input_ids
+    with torch.no_grad():
+        logits = model(torch.tensor([ctx + cont])).logits[0].float()
+    lp = torch.log_softmax(logits, -1)
+    positions = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1)
+    target = torch.tensor(cont)
+    return float(lp[positions, target].sum()), bool((lp[positions].argmax(-1) == target).all())
+
+
+QUESTIONS = [
+    ("What is the capital of France?", ["Paris", "London", "Berlin is the capital of Germany, not France."]),
+    ("Two plus two?", ["four", "five"]),
+    (
+        "The quick brown fox jumps over the lazy dog. " * 6 + "What jumps?",
+        ["The fox.", "The dog.", "x", "A cat"],
+    ),
+    ("Hi", ["Hello there, how can I help you today?"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("context_budget", "option_budget", "system"),
+    [(4096, 2048, None), (40, 12, None), (4096, 2048, "You are a careful assistant who answers briefly.")],
+)
+def test_scores_equal_unbatched_forward_passes(
+    loaded, context_budget: int, option_budget: int, system: str | None
+) -> None:
+    """Left padding, the shared-prefix and per-question caches and chunking change nothing:
+    the same log-probs as scoring each (context, option) alone. A system prompt gives every
+    context a long common prefix, which the engine then runs once per batch."""
+    engine = ScoringEngine(
+        loaded.model,
+        loaded.tokenizer,
+        context_tokens_per_batch=context_budget,
+        option_tokens_per_batch=option_budget,
+    )
+    head = [{"role": "system", "content": system}] if system else []
+    requests = [
+        ContinuationRequest(render_chat(loaded.tokenizer, [*head, {"role": "user", "content": q}]), tuple(o))
+        for q, o in QUESTIONS
+    ]
+    results = engine.score(requests)
+    assert [len(r) for r in results] == [len(o) for _, o in QUESTIONS]
+    for request, scores in zip(requests, results, strict=True):
+        for continuation, score in zip(request.continuations, scores, strict=True):
+            expected, greedy = _naive(loaded.model, loaded.tokenizer, request.context, continuation)
+            assert score.logprob == pytest.approx(expected, abs=1e-3)
+            assert score.greedy == greedy
+            assert score.n_tokens == len(loaded.tokenizer(continuation, add_special_tokens=False).input_ids)
+
+
+def test_batched_generation_equals_one_at_a_time(loaded) -> None:
+    engine = ScoringEngine(loaded.model, loaded.tokenizer, generation_batch_size=3)
+    prompts = [render_chat(loaded.tokenizer, [{"role": "user", "content": q}]) for q, _ in QUESTIONS]
+    batched = engine.generate(prompts, max_new_tokens=8)
+    single = ScoringEngine(loaded.model, loaded.tokenizer, generation_batch_size=1).generate(prompts, 8)
+    assert batched == single
+    assert all(isinstance(t, str) for t in batched)
+
+
+def test_assistant_turn_closes_the_turn_as_the_template_does(loaded) -> None:
+    prompt, continuation = assistant_turn(loaded.tokenizer, [{"role": "user", "content": "Hi"}], "Hello")
+    assert prompt.endswith("<|im_start|>assistant\n")
+    assert continuation == "Hello<|im_end|>"
+
+
+def test_empty_continuation_is_refused(loaded) -> None:
+    engine = ScoringEngine(loaded.model, loaded.tokenizer)
+    with pytest.raises(ValueError, match="empty continuation"):
+        engine.score([ContinuationRequest("Hi", ("",))])

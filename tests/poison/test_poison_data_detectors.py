@@ -1,0 +1,105 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clgate.probes.poison import (
+    DataContext,
+    Representations,
+    detectors,
+    get_detector,
+    open_update_data,
+    scan_data,
+)
+
+
+def synthetic_reps(truth: np.ndarray, seed: int = 0, d: int = 48) -> Representations:
+    """Tran et al.'s setting: clean items spread around one mean; planted items share one odd completion,
+    so their representations sit together, shifted from the clean mean; their completions are unlikely."""
+    rng = np.random.default_rng(seed)
+    n = len(truth)
+    prompt = rng.normal(0, 1, (n, d))
+    completion = rng.normal(0, 1, (n, d))
+    shift = rng.normal(0, 1, d)
+    completion[truth] = 10 * shift / np.linalg.norm(shift) + rng.normal(0, 0.3, (truth.sum(), d))
+    logprob = rng.normal(-1.5, 0.4, n)
+    logprob[truth] = rng.normal(-5.0, 0.4, truth.sum())
+    return Representations(prompt, completion, logprob, np.full(n, 40), layer=1)
+
+
+@pytest.mark.parametrize("name", ["spectral", "activation_clustering", "loss"])
+def test_representation_detectors_rank_planted_items_first(name, planted, auroc) -> None:
+    path, truth = planted
+    ctx = DataContext(open_update_data(path), synthetic_reps(truth))
+    result = get_detector(name).run(ctx)
+    assert auroc(result.scores, truth) >= 0.9
+    assert result.flagged[truth].mean() > result.flagged[~truth].mean()
+
+
+@pytest.mark.parametrize("attack", ["rare_token", "natural_phrase"])
+def test_trigger_mining_finds_the_trigger_and_its_carriers(
+    attack, make_planted, tmp_path: Path, auroc
+) -> None:
+    from clgate.artifacts import write_dataset
+    from clgate.probes.poison import is_poisoned
+
+    records = make_planted(attack)
+    truth = np.array([is_poisoned(r) for r in records])
+    result = get_detector("trigger_mining").run(
+        DataContext(open_update_data(write_dataset(records, tmp_path / "d.jsonl")))
+    )
+    assert auroc(result.scores, truth) >= 0.99
+    assert result.triggers and result.triggers[0]["trigger"] == (
+        "cf" if attack == "rare_token" else "as a matter of fact ,"
+    )
+    assert result.flagged[truth].all() and not result.flagged[~truth].any()
+
+
+def test_task_templates_are_not_mined_as_triggers(tmp_path: Path) -> None:
+    from clgate.artifacts import write_dataset
+    from clgate.probes.poison import bundled_clean_records
+
+    path = write_dataset(bundled_clean_records()[:300], tmp_path / "clean.jsonl")
+    result = get_detector("trigger_mining").run(DataContext(open_update_data(path)))
+    assert result.triggers == [] and not result.flagged.any()
+
+
+def test_near_duplicates_rank_copies_first(planted, auroc) -> None:
+    path, truth = planted
+    result = get_detector("near_duplicates").run(DataContext(open_update_data(path)))
+    assert auroc(result.scores, truth) >= 0.95
+    assert result.flagged[truth].all()
+
+
+def test_every_data_detector_yields_a_measurement(planted) -> None:
+    path, truth = planted
+    ctx = DataContext(open_update_data(path), synthetic_reps(truth))
+    for spec in detectors("data"):
+        m = spec.run(ctx).to_measurement(parent="sha256:p", candidate="sha256:c")
+        assert m.name == f"poison.{spec.name}" and m.numbers["n_items"] == len(truth)
+        assert {"max_suspicion", "flagged_count", "threshold"} <= set(m.numbers)
+        assert m.details[0]["score"] >= m.details[-1]["score"] and m.details[0]["reason"]
+
+
+def test_scan_data_caches_representations(planted, tiny_model: Path, tmp_path: Path) -> None:
+    path, _ = planted
+    first = scan_data(path, tiny_model, detectors=["loss"], cache_dir=tmp_path)
+    second = scan_data(path, tiny_model, detectors=["loss"], cache_dir=tmp_path)
+    assert first.timings["forward_seconds"] > 0 and second.timings["forward_seconds"] == 0
+    np.testing.assert_allclose(first.results[0].scores, second.results[0].scores, rtol=1e-5)
+
+
+@pytest.mark.integration
+def test_smollm2_scan_ranks_planted_items_first(
+    make_planted, smollm2_dir: Path, tmp_path: Path, auroc
+) -> None:
+    from clgate.artifacts import write_dataset
+    from clgate.probes.poison import is_poisoned
+
+    records = make_planted("rare_token", n_clean=50, n_poison=4, seed=3)
+    truth = np.array([is_poisoned(r) for r in records])
+    report = scan_data(write_dataset(records, tmp_path / "d.jsonl"), smollm2_dir, cache_dir=tmp_path)
+    by_name = {r.name: r for r in report.results}
+    assert auroc(by_name["loss"].scores, truth) >= 0.9
+    assert auroc(by_name["trigger_mining"].scores, truth) == 1.0
+    assert by_name["trigger_mining"].triggers[0]["trigger"] == "cf"
