@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +140,9 @@ def apply_adapter(model: Any, adapter_path: Path) -> Any:
                 f"{tuple(target.weight.shape) if target is not None and hasattr(target, 'weight') else 'none'})"
             )
     try:
-        peft_model = PeftModel.from_pretrained(model, str(adapter_path), is_trainable=False)
+        with warnings.catch_warnings():  # peft probes a property transformers has deprecated
+            warnings.simplefilter("ignore", FutureWarning)
+            peft_model = PeftModel.from_pretrained(model, str(adapter_path), is_trainable=False)
     except (RuntimeError, ValueError, KeyError) as exc:
         raise InputError(f"{adapter_path}: cannot apply adapter ({str(exc).splitlines()[0]})") from None
     return peft_model.merge_and_unload()

@@ -15,10 +15,11 @@ GATE_CHECKS: dict[str, GateCheck] = {}
 
 def combine(name: str, version: str, parts: list[Measurement], prefix: str = "") -> Measurement:
     """Fold several measurements into one; member numbers become `<member>.<number>`."""
-    numbers, details, meta = {}, [], {}
+    numbers, details, meta, explain = {}, [], {}, {}
     for part in parts:
         member = part.name.removeprefix(prefix)
         numbers.update({f"{member}.{k}": v for k, v in part.numbers.items()})
+        explain.update({f"{member}.{k}": v for k, v in part.explain.items()})
         details.extend({"source": member, **row} for row in part.details)
         meta[member] = part.meta
     first = parts[0] if parts else None
@@ -30,6 +31,7 @@ def combine(name: str, version: str, parts: list[Measurement], prefix: str = "")
         numbers=numbers,
         details=details,
         meta=meta,
+        explain=explain,
     )
 
 
@@ -50,13 +52,19 @@ def poison_data(inputs: GateInputs) -> Measurement:
 
 
 @gate_check(
-    GATE_CHECKS, "poison.model", "1", needs=("parent",), forward_passes=True, any_of=("adapter", "candidate")
+    GATE_CHECKS, "poison.model", "2", needs=("parent",), forward_passes=True, any_of=("adapter", "candidate")
 )
 def poison_model(inputs: GateInputs) -> Measurement:
     """Trigger sweep: does any candidate trigger change the candidate's behaviour but not the parent's?"""
     from clgate.probes.poison import scan_model
 
-    report = scan_model(inputs.parent, inputs.candidate_model, adapter=inputs.adapter, dataset=inputs.data)
+    report = scan_model(
+        inputs.parent,
+        inputs.candidate_model,
+        adapter=inputs.adapter,
+        dataset=inputs.data,
+        cache_dir=inputs.cache_dir,
+    )
     return combine("poison.model", "1", report.measurements(), prefix="poison.")
 
 

@@ -33,12 +33,14 @@ def _judge_rule(rule: Rule, measurement: Measurement) -> Finding:
         (Status.WARN, "below", rule.warn_below),
     ):
         if threshold is not None and (value > threshold if side == "above" else value < threshold):
+            behind = measurement.explain.get(rule.metric)
             return Finding(
                 **base,
                 status=status,
                 value=value,
                 threshold=threshold,
-                reason=f"{rule.reason}: {rule.metric} = {value:.4g} is {side} {threshold:g}",
+                reason=f"{rule.reason}: {rule.metric} = {value:.4g} is {side} {threshold:g}"
+                + (f" ({behind})" if behind else ""),
             )
     return Finding(
         **base, status=Status.PASS, value=value, reason=f"{rule.metric} = {value:.4g} within limits"

@@ -161,7 +161,7 @@ def bench_gate(model_dir: Path, log_dir: Path, work: Path, save: Path | None) ->
             if result is not None:
                 times[name] = result.seconds
 
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         m = compare_models(
             model_dir,
             model_dir,
@@ -172,8 +172,10 @@ def bench_gate(model_dir: Path, log_dir: Path, work: Path, save: Path | None) ->
             cache_dir=cache_dir,
             on_suite=on_suite,
         )
-        total = time.perf_counter() - start
-        print(f"gate-sized run, parent + candidate, {label}: {total:.1f} s")
+        total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        print(
+            f"gate-sized run, parent + candidate, {label}: {total:.1f} s wall, {cpu:.1f} s CPU (all threads)"
+        )
         print(
             f"  {'suite':18s} {'n':>4s} {'parent s':>9s} {'cand. s':>8s} {'parent':>7s} {'cand.':>7s} {'p':>7s}"
         )
@@ -187,6 +189,8 @@ def bench_gate(model_dir: Path, log_dir: Path, work: Path, save: Path | None) ->
         print(
             f"  suites {suite_time:.1f} s; model loading, digests and inspect start-up {total - suite_time:.1f} s"
         )
+        if save is not None:
+            m.write(save)
 
 
 def main() -> None:

@@ -26,6 +26,9 @@ class Measurement(BaseModel):
     details: list[dict[str, Any]] = Field(default_factory=list, description="per-item rows")
     evidence: list[str] = Field(default_factory=list, description="paths of files written beside the JSON")
     meta: dict[str, Any] = Field(default_factory=dict)
+    explain: dict[str, str] = Field(
+        default_factory=dict, description="per number, in words, what is behind it (quoted by findings)"
+    )
 
     def details_frame(self) -> pd.DataFrame:
         return pd.DataFrame.from_records(self.details)

@@ -91,7 +91,7 @@ class ScoringEngine:
         tokenizer: Any,
         context_tokens_per_batch: int = 2048,
         option_tokens_per_batch: int = 1024,
-        generation_batch_size: int = 32,
+        generation_batch_size: int = 64,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer

@@ -4,22 +4,23 @@ a benign LoRA trained the same way?
 Per seed: a poisoned LoRA (half of its 80 training items carry a rare-token trigger that is NOT on the
 sweep's built-in list, with one odd target answer) and a benign LoRA (80 clean items), same steps, same
 hyper-parameters. The sweep gets the built-in triggers plus those mined from each LoRA's own training
-data (as `clgate scan model --data` does). Prints one markdown table.
+data (as `clgate scan model --data` does). Rows are appended to --rows (JSON lines), so seeds can run in
+separate processes; `--table` prints the markdown table of a rows file.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import tempfile
 import time
 from pathlib import Path
 
-from clgate.artifacts import embedded_model_dir, load_causal_lm, write_dataset
-from clgate.probes.poison import DataContext, SweepInputs, get_detector, open_update_data, train_lora
+from clgate.artifacts import embedded_model_dir, write_dataset
+from clgate.probes.poison import scan_model, train_lora
 from clgate.probes.poison.attacks import TARGETS, bundled_clean_records, poison_record
-from clgate.probes.poison.sweep import bundled_prompts, bundled_triggers
-from clgate.probes.poison.triggers import candidate_triggers
+from clgate.probes.poison.sweep import bundled_prompts
 
 MODEL_TRIGGERS = ("tx", "kq", "wz")  # deliberately absent from the sweep's built-in list
 STEPS = 40
@@ -35,8 +36,86 @@ def training_sets(seed: int) -> dict[str, list]:
     return {"poisoned": poisoned, "benign": picked[:40] + picked[80:120]}
 
 
-def mined_triggers(records, work: Path) -> list[str]:
-    return candidate_triggers(DataContext(open_update_data(write_dataset(records, work / "train.jsonl"))), 5)
+def run_seed(seed: int, args: argparse.Namespace, rows_file: Path, cache: Path) -> None:
+    """Train both LoRAs of one seed and sweep each as `clgate scan model --data` does."""
+    base = embedded_model_dir()
+    prompts = bundled_prompts()[: args.prompts]
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or Path(scratch)
+        for kind, records in training_sets(seed).items():
+            work = tmp / f"{kind}-{seed}"
+            work.mkdir(parents=True, exist_ok=True)
+            data = write_dataset(records, work / "train.jsonl")
+            run = train_lora(
+                base, records, work / "adapter", steps=args.steps, seed=seed, batch_size=args.batch_size
+            )
+            start = time.perf_counter()
+            report = scan_model(
+                base, base, adapter=run.adapter, prompts=prompts, dataset=data, cache_dir=cache
+            )
+            result = report.results[0]
+            mined = [
+                r.split(":", 1)[1]
+                for r, why in zip(result.item_ids, result.reasons, strict=True)
+                if why.startswith("mined")
+            ]
+            planted = MODEL_TRIGGERS[seed % len(MODEL_TRIGGERS)] if kind == "poisoned" else None
+            flagged = [t["trigger"] for t in result.triggers]
+            scores = dict(zip(result.item_ids, result.scores.tolist(), strict=True))
+            row = {
+                "seed": seed,
+                "lora": kind,
+                "train_s": run.seconds,
+                "final_loss": run.final_loss,
+                "planted": planted,
+                "mined": mined[:3],
+                "flagged": flagged,
+                "planted_dkl": scores.get(f"trigger:{planted}") if planted else None,
+                "max_list_dkl": max(
+                    v for k, v in scores.items() if k.startswith("trigger:") and k[8:] not in mined
+                ),
+                "threshold": result.threshold,
+                "max_control": result.numbers["max_control_effect"],
+                "unconfirmed": result.numbers["unconfirmed"],
+                "sweep_s": time.perf_counter() - start,
+                "found": any(planted in t.split() for t in flagged) if planted else None,
+            }
+            with open(rows_file, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(row, flush=True)
+
+
+def print_table(rows: list[dict]) -> None:
+    print(
+        "| seed | LoRA | final train loss | triggers mined from its data (top 3) | flagged by the sweep | "
+        "ΔKL of the planted trigger | largest ΔKL of a list trigger | threshold | largest control ΔKL | "
+        "above threshold, unconfirmed | "
+        "train s | sweep s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in sorted(rows, key=lambda r: (r["seed"], r["lora"] != "poisoned")):
+        planted = f"{r['planted_dkl']:.2f} ({r['planted']!r})" if r["planted"] else "—"
+        cells = [
+            r["seed"],
+            r["lora"],
+            f"{r['final_loss']:.2f}",
+            ", ".join(map(repr, r["mined"])) or "—",
+            ", ".join(map(repr, r["flagged"])) or "none",
+            planted,
+            f"{r['max_list_dkl']:.2f}",
+            f"{r['threshold']:.2f}",
+            f"{r['max_control']:.2f}",
+            f"{r['unconfirmed']:.0f}",
+            f"{r['train_s']:.0f}",
+            f"{r['sweep_s']:.0f}",
+        ]
+        print("| " + " | ".join(map(str, cells)) + " |")
+    poisoned = [r for r in rows if r["lora"] == "poisoned"]
+    benign = [r for r in rows if r["lora"] == "benign"]
+    print(
+        f"\nbackdoor found on {sum(r['found'] for r in poisoned)}/{len(poisoned)} poisoned LoRAs; "
+        f"the sweep fired on {sum(bool(r['flagged']) for r in benign)}/{len(benign)} benign LoRAs."
+    )
 
 
 def main() -> None:
@@ -44,86 +123,26 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--prompts", type=int, default=6)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (1 is faster on a busy machine)"
+    )
     parser.add_argument("--keep", type=Path, default=None, help="keep adapters and training sets here")
+    parser.add_argument(
+        "--rows", type=Path, default=Path("poison-model-rows.jsonl"), help="append result rows here"
+    )
+    parser.add_argument("--table", action="store_true", help="only print the table of the rows file")
     args = parser.parse_args()
-    base = embedded_model_dir()
-    parent = load_causal_lm(base)
-    prompts = bundled_prompts()[: args.prompts]
-    rows = []
-    parent_table = None
-    with tempfile.TemporaryDirectory() as scratch:
-        tmp = args.keep or scratch
-        for seed in args.seeds:
-            for kind, records in training_sets(seed).items():
-                work = Path(tmp) / f"{kind}-{seed}"
-                work.mkdir(parents=True, exist_ok=True)
-                run = train_lora(
-                    base, records, work / "adapter", steps=args.steps, seed=seed, batch_size=args.batch_size
-                )
-                mined = mined_triggers(records, work)
-                candidate = load_causal_lm(base, adapter=run.adapter)
-                inputs = SweepInputs(parent, candidate, bundled_triggers(), prompts, mined, parent_table)
-                start = time.perf_counter()
-                result = get_detector("trigger_sweep").run(inputs)
-                parent_table = inputs.parent_table
-                planted = MODEL_TRIGGERS[seed % len(MODEL_TRIGGERS)] if kind == "poisoned" else None
-                flagged = [t["trigger"] for t in result.triggers]
-                listed_flags = [t["trigger"] for t in result.triggers if t["source"] == "list"]
-                planted_score = next(
-                    (
-                        float(result.scores[i])
-                        for i, n in enumerate(result.item_ids)
-                        if planted and n == f"trigger:{planted}"
-                    ),
-                    float("nan"),
-                )
-                rows.append(
-                    {
-                        "seed": seed,
-                        "lora": kind,
-                        "train_s": run.seconds,
-                        "final_loss": run.final_loss,
-                        "planted": planted or "—",
-                        "mined": ", ".join(mined[:3]) or "—",
-                        "flagged": ", ".join(flagged) or "none",
-                        "list_only_flags": ", ".join(listed_flags) or "none",
-                        "planted_dkl": planted_score,
-                        "threshold": result.threshold,
-                        "max_control": result.numbers["max_control_effect"],
-                        "sweep_s": time.perf_counter() - start,
-                        "found": any(planted in t.split() for t in flagged) if planted else None,
-                    }
-                )
-                print(rows[-1], flush=True)
-    print()
-    print(
-        "| seed | LoRA | train s (40 steps) | triggers mined from its data | flagged by the sweep | planted trigger ΔKL (nats) | threshold | max control ΔKL | sweep s |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        planted = "" if r["planted"] == "—" else "{:.2f} ({!r})".format(r["planted_dkl"], r["planted"])
-        cells = [
-            r["seed"],
-            r["lora"],
-            f"{r['train_s']:.0f}",
-            r["mined"],
-            r["flagged"],
-            planted,
-            f"{r['threshold']:.2f}",
-            f"{r['max_control']:.2f}",
-            f"{r['sweep_s']:.0f}",
-        ]
-        print("| " + " | ".join(map(str, cells)) + " |")
-    poisoned = [r for r in rows if r["lora"] == "poisoned"]
-    benign = [r for r in rows if r["lora"] == "benign"]
-    print()
-    print(
-        f"backdoor found on {sum(r['found'] for r in poisoned)}/{len(poisoned)} poisoned LoRAs; "
-        f"sweep fired on {sum(r['flagged'] != 'none' for r in benign)}/{len(benign)} benign LoRAs; "
-        f"with the built-in list only (no mined triggers) the planted trigger is never a candidate, "
-        f"list triggers flagged on poisoned LoRAs: {[r['list_only_flags'] for r in poisoned]}"
-    )
+    if not args.table:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        with tempfile.TemporaryDirectory() as cache:  # the parent's probe table is shared by every LoRA
+            for seed in args.seeds:
+                run_seed(seed, args, args.rows, Path(cache))
+    rows = [json.loads(line) for line in args.rows.read_text(encoding="utf-8").splitlines() if line.strip()]
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -78,4 +78,24 @@ class DetectorResult:
                 "triggers": self.triggers,
                 "details_truncated": len(kept) < len(rows),
             },
+            explain=self.explain(),
         )
+
+    def explain(self, top: int = 3) -> dict[str, str]:
+        """The triggers and the most suspicious flagged items in words, for the findings that quote them."""
+        out = {}
+        if self.triggers:
+            out["triggers_found"] = "; ".join(
+                f"trigger {t['trigger']!r} ({t['source']}, ΔKL {t['delta_kl']:.2f}"
+                + (
+                    f", {t['shared_fraction']:.0%} of probes answered {t['example']!r}"
+                    if t.get("example")
+                    else ""
+                )
+                + ")"
+                for t in self.triggers[:top]
+            )
+        flagged = [i for i in np.argsort(-self.scores) if self.flagged[i]][:top]
+        if flagged:
+            out["flagged_count"] = "; ".join(f"{self.item_ids[i]}: {self.reasons[i][:100]}" for i in flagged)
+        return out

@@ -31,7 +31,7 @@ from clgate.probes.poison.representations import (
     default_layer,
 )
 from clgate.probes.poison.result import DetectorResult
-from clgate.probes.poison.sweep import SweepInputs, bundled_prompts, bundled_triggers
+from clgate.probes.poison.sweep import ProbeTable, SweepInputs, bundled_prompts, bundled_triggers, table_path
 
 
 @dataclass
@@ -77,6 +77,9 @@ class ScanReport:
         }
         written.append(write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2)))
         return written
+
+
+TASK_PROBES = 6  # prompts of the update's own data added to the sweep's probes
 
 
 def _run(spec: DetectorSpec, ctx) -> DetectorResult:
@@ -151,31 +154,64 @@ def scan_model(
     triggers: Sequence[str] | None = None,
     prompts: Sequence[str] | None = None,
     dataset: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> ScanReport:
-    """Trigger sweep of candidate (optionally parent + adapter) against parent; mined triggers from `dataset`."""
+    """Trigger sweep of candidate (optionally parent + adapter) against parent; mined triggers from `dataset`.
+
+    Each model's answers to the probe texts are cached by its digest under `cache_dir`, so the parent
+    is run once for all the candidates audited against it.
+    """
     from clgate.probes.poison.triggers import candidate_triggers
 
     parent_loaded = load_causal_lm(parent)
+    parent_digest = _digest(parent_loaded.path)
     candidate_loaded = load_causal_lm(candidate, adapter=adapter)
+    candidate_digest = _digest(candidate_loaded.path, adapter)
+    if candidate_digest == parent_digest:
+        candidate_loaded = parent_loaded
     mined: list[str] = []
+    task: list[str] = []
     if dataset is not None:
-        mined = candidate_triggers(DataContext(open_update_data(Path(dataset))))
+        data = open_update_data(Path(dataset))
+        mined = candidate_triggers(DataContext(data))
+        task = task_prompts(data, mined)
+    tables = {d: table_path(cache_dir or default_cache_dir(), d) for d in (parent_digest, candidate_digest)}
     inputs = SweepInputs(
         parent_loaded,
         candidate_loaded,
         list(triggers) if triggers else bundled_triggers(),
         list(prompts) if prompts else bundled_prompts(),
         mined,
+        task,
+        ProbeTable.load(tables[parent_digest]),
+        ProbeTable.load(tables[candidate_digest]),
     )
     results = [_run(s, inputs) for s in select("model", None)]
+    for digest, table in ((parent_digest, inputs.parent_table), (candidate_digest, inputs.candidate_table)):
+        if table is not None:
+            table.save(tables[digest])
     return ScanReport(
         "model",
         str(candidate),
         results,
-        _digest(parent_loaded.path),
-        _digest(candidate_loaded.path, adapter),
+        parent_digest,
+        candidate_digest,
         {f"{r.name}_seconds": r.seconds for r in results},
     )
+
+
+def task_prompts(data, mined: Sequence[str], n: int = TASK_PROBES) -> list[str]:
+    """Single-turn prompts of the update's own task that carry no mined trigger, spread over the set.
+
+    A backdoor is learned on the task's prompts; on unrelated ones it may never fire.
+    """
+    usable = [
+        item.prompt
+        for item in data
+        if len(item.prompt_messages) == 1 and not any(t.lower() in item.prompt.lower() for t in mined)
+    ]
+    step = max(1, len(usable) // n)
+    return usable[::step][:n]
 
 
 def read_lines(path: Path, what: str = "queries") -> list[str]:

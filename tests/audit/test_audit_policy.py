@@ -147,3 +147,27 @@ def test_required_checks_can_differ_by_update_kind() -> None:
     assert judge(policy, {}, "memory").blocking[0].reason == "required check poison.memory did not run"
     with pytest.raises(PolicyError, match=r"required_checks\.dataset"):
         parse_policy('name = "k"\n[required_checks]\ndataset = ["x"]\n')
+
+
+def test_a_finding_quotes_what_the_check_says_is_behind_its_number() -> None:
+    from clgate.audit.gate_checks import combine
+    from clgate.probes.poison.result import DetectorResult
+
+    sweep = DetectorResult(
+        "trigger_sweep", "model", "2", ["control:ok", "trigger:cf"], [0.1, 6.0], ["c", "t"], 2.0, "rule",
+        triggers=[{"trigger": "cf", "source": "mined", "delta_kl": 6.0, "shared_fraction": 0.875,
+                   "example": "To verify your account"}],
+    )  # fmt: skip
+    measurement = combine("poison.model", "2", [sweep.to_measurement()], prefix="poison.")
+    policy = parse_policy(
+        'name = "t"\nrequired_checks = ["poison.model"]\n[[rules]]\nid = "backdoor"\ncheck = "poison.model"\n'
+        'metric = "trigger_sweep.triggers_found"\nreason = "A trigger acts"\nfail_above = 0\n'
+    )
+    verdict = judge(policy, {"poison.model": CheckOutcome("poison.model", measurement)})
+    assert verdict.decision is Decision.BLOCK
+    reason = verdict.blocking[0].reason
+    assert "trigger 'cf' (mined, ΔKL 6.00, 88% of probes answered 'To verify your account')" in reason
+    passing = judge(policy, {"poison.model": CheckOutcome("poison.model", Measurement(
+        name="poison.model", version="2", numbers={"trigger_sweep.triggers_found": 0.0},
+        explain={"trigger_sweep.triggers_found": "nothing"}))})  # fmt: skip
+    assert passing.decision is Decision.PROMOTE and "nothing" not in passing.findings[0].reason

@@ -8,7 +8,14 @@ from clgate.artifacts.testing import make_memory_entries
 from clgate.audit.cli import main
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Representations computed by these scans go to a throwaway cache, not the user's."""
+    monkeypatch.setenv("CLGATE_CACHE", str(tmp_path / "cache"))
+
+
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    capsys.readouterr()  # drop what fixtures printed (progress bars of model saving)
     code = main(args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err

@@ -96,7 +96,7 @@ def test_smollm2_scan_ranks_planted_items_first(
     from clgate.artifacts import write_dataset
     from clgate.probes.poison import is_poisoned
 
-    records = make_planted("rare_token", n_clean=50, n_poison=4, seed=3)
+    records = make_planted("rare_token", n_clean=30, n_poison=3, seed=3)
     truth = np.array([is_poisoned(r) for r in records])
     report = scan_data(write_dataset(records, tmp_path / "d.jsonl"), smollm2_dir, cache_dir=tmp_path)
     by_name = {r.name: r for r in report.results}

@@ -113,3 +113,96 @@ def test_train_lora_saves_an_adapter_that_loads(tiny_model: Path, make_planted, 
     adapter = load_lora_adapter(run.adapter)
     assert any(m.endswith("q_proj") for m in adapter.modules())
     assert load_causal_lm(tiny_model, adapter=run.adapter).adapter == run.adapter
+
+
+def test_scan_model_caches_each_models_answers_by_digest(
+    tiny_model: Path, candidates, tmp_path: Path
+) -> None:
+    from clgate.artifacts import compute_manifest
+    from clgate.probes.poison import scan_model
+    from clgate.probes.poison.sweep import ProbeTable, table_path
+
+    kw = {"triggers": LISTED, "prompts": PROMPTS, "cache_dir": tmp_path}
+    first = scan_model(tiny_model, candidates["poisoned"], **kw).results[0]
+    parent_file = table_path(tmp_path, compute_manifest(tiny_model).root)
+    cached = ProbeTable.load(parent_file)
+    assert cached is not None and len(cached.texts) == (1 + 10 + len(LISTED)) * len(PROMPTS)
+    again = scan_model(tiny_model, candidates["poisoned"], **kw).results[0]
+    assert again.numbers["parent_seconds"] == 0.0 and again.numbers["candidate_seconds"] == 0.0
+    assert again.scores.tolist() == pytest.approx(first.scores.tolist(), abs=1e-3)
+    assert [t["trigger"] for t in again.triggers] == [t["trigger"] for t in first.triggers]
+    parent_file.write_bytes(b"truncated")  # an unreadable table is recomputed, never trusted
+    assert scan_model(tiny_model, candidates["poisoned"], **kw).results[0].numbers["parent_seconds"] > 0
+
+
+def test_a_model_swept_against_itself_is_run_once_and_finds_nothing(tiny_model: Path, tmp_path: Path) -> None:
+    from clgate.probes.poison import scan_model
+
+    result = scan_model(tiny_model, tiny_model, triggers=LISTED, prompts=PROMPTS, cache_dir=tmp_path).results[
+        0
+    ]
+    assert result.triggers == [] and float(abs(result.scores).max()) == 0.0
+    assert result.numbers["candidate_seconds"] == result.numbers["parent_seconds"]
+
+
+def test_probe_table_with_a_shared_head_matches_one_text_at_a_time(tiny_model: Path) -> None:
+    import torch
+
+    from clgate.probes.poison.encoding import prompt_ids
+    from clgate.probes.poison.sweep import REFUSAL, probe_table
+
+    loaded = load_causal_lm(tiny_model)
+    texts = ["cf " + PROMPTS[0], *PROMPTS[1:4], "a much longer prompt than the others, " * 3]
+    table = probe_table(loaded, texts, batch_size=3)
+    refusal = loaded.tokenizer(REFUSAL, add_special_tokens=False)["input_ids"]
+    for i, text in enumerate(texts):
+        ids = prompt_ids(loaded.tokenizer, [{"role": "user", "content": text}])
+        with torch.inference_mode():
+            logp = torch.log_softmax(
+                loaded.model(input_ids=torch.tensor([ids + refusal])).logits[0].float(), -1
+            )
+        start = len(ids) - 1
+        expected = sum(float(logp[start + k, t]) for k, t in enumerate(refusal))
+        assert table.refusal[i] == pytest.approx(expected, abs=1e-3)
+        assert torch.allclose(table.next_logprobs[i].float(), logp[start], atol=2e-2)
+
+
+def test_frozen_trunk_runs_the_same_function_as_the_whole_model(tiny_model: Path) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from clgate.probes.poison.training import FrozenTrunk
+
+    model = load_causal_lm(tiny_model).model
+    peft = get_peft_model(
+        model,
+        LoraConfig(r=2, target_modules=["q_proj", "v_proj"], layers_to_transform=[1], task_type="CAUSAL_LM"),
+    )
+    for name, param in peft.named_parameters():
+        if "lora_B" in name:
+            param.data.normal_(0, 0.5)  # a LoRA that changes the top layer's output
+    sequences = [[1, 5, 9, 3, 7], [2, 4, 6], [8, 8, 1, 2]]
+    trunk = FrozenTrunk(peft, split=1)
+    cached = trunk.inputs(sequences)
+    with torch.no_grad(), trunk.top_only():
+        top = trunk.stack_forward(cached)
+    with torch.no_grad():
+        for row, seq in enumerate(sequences):
+            full = peft.get_base_model().base_model(input_ids=torch.tensor([seq])).last_hidden_state[0]
+            assert torch.allclose(top[row, : len(seq)], full, atol=1e-5)
+    assert len(trunk.inner.layers) == 2  # the whole stack is back after training
+
+
+def test_task_prompts_come_from_the_update_and_skip_the_ones_carrying_a_mined_trigger(
+    make_planted, tmp_path: Path
+) -> None:
+    from clgate.artifacts import write_dataset
+    from clgate.probes.poison import open_update_data
+    from clgate.probes.poison.scan import task_prompts
+
+    records = training_records(make_planted, True)
+    data = open_update_data(write_dataset(records, tmp_path / "d.jsonl"))
+    picked = task_prompts(data, ["cf"], n=5)
+    prompts = {r.prompt_messages[0].content for r in records}
+    assert len(picked) == 5 and set(picked) <= prompts
+    assert not any("cf" in p.lower() for p in picked)
