@@ -155,20 +155,22 @@ def demo(
     start = time.perf_counter()
     done = run_demo(out, seed, steps, demo_policy(policy, eval_limit or None), console)
     table = Table(title="clgate demo")
-    for col in ("update", "expected", "verdict", "why", "promoted at entry"):
+    for col in ("update", "expected", "verdict", "promoted at entry", "report"):
         table.add_column(col)
     for step in done:
-        verdict = step.result.verdict
-        why = "; ".join(f.reason for f in verdict.blocking[:2]) or "all checks within policy"
-        colour = {"promote": "green", "review": "yellow", "block": "red"}[verdict.decision.value]
+        decision = step.result.verdict.decision.value
+        colour = {"promote": "green", "review": "yellow", "block": "red"}[decision]
         table.add_row(
             step.name,
             step.expected,
-            f"[{colour}]{verdict.decision.value}[/]",
-            why[:160],
+            f"[{colour}]{decision}[/]",
             str(step.promoted_at or "-"),
+            str(out / "reports" / step.name / "report.html"),
         )
     console.print(table)
+    for step in done:
+        for finding in step.result.verdict.blocking:
+            console.print(f"[bold]{step.name}[/] {finding.status.value} [{finding.rule}] {finding.reason}")
     boot_dir = out / "ledger"
     with Ledger.open(boot_dir / "ledger.db") as ledger:
         problems = ledger.verify(boot_dir / "trust.toml")
