@@ -24,6 +24,22 @@ from clgate.errors import InputError
 from clgate.ledger import Ledger, Trust, key_id
 
 
+def _is_file(target: str | Path) -> bool:
+    return isinstance(target, Path) or "://" not in str(target)
+
+
+def ledger_home(target: str | Path, evidence_dir: Path | None = None) -> Path:
+    """Beside a SQLite file; for a PostgreSQL ledger, `evidence_dir` or the user cache."""
+    if _is_file(target):
+        return Path(target).resolve().parent
+    return Path(evidence_dir or default_cache_dir() / "ledgers")
+
+
+def evidence_store(target: str | Path, evidence_dir: Path | None = None) -> EvidenceStore:
+    """The evidence of a ledger, for readers that do not open a `Journal` (the dashboard)."""
+    return EvidenceStore(Path(evidence_dir or ledger_home(target, evidence_dir) / "evidence"))
+
+
 @dataclass
 class Journal:
     ledger: Ledger
@@ -40,13 +56,10 @@ class Journal:
         evidence_dir: Path | None = None,
     ) -> Journal:
         """Open and fully verify the ledger; a tampered ledger is refused before anything is written."""
-        if isinstance(target, Path) or "://" not in str(target):
-            if not Path(target).is_file():
-                raise InputError(f"{target}: no such ledger (create one with `clgate ledger init`)")
-            home = Path(target).resolve().parent
-        else:
-            home = Path(evidence_dir or default_cache_dir() / "ledgers")
-        lock_dir, evidence = home / ".clgate-locks", EvidenceStore(Path(evidence_dir or home / "evidence"))
+        if _is_file(target) and not Path(target).is_file():
+            raise InputError(f"{target}: no such ledger (create one with `clgate ledger init`)")
+        home = ledger_home(target, evidence_dir)
+        lock_dir, evidence = home / ".clgate-locks", evidence_store(target, evidence_dir)
         ledger = Ledger.open(target, trust)
         problems = ledger.verify(trust)
         if problems:

@@ -37,13 +37,20 @@ def main() -> None:
     )
     parser.add_argument("--target", type=Path, default=ROOT / "audit" / "data" / "ticket_routing_eval.jsonl")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=None, help="items per suite (default: every item)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     suites = [s.name for s in bundled_suites()] + ["target"]
     with tempfile.TemporaryDirectory() as logs:
         start = time.perf_counter()
         run = run_suites(
-            embedded_model_dir(), suites, full=True, dataset=args.target, cache=False, log_dir=Path(logs)
+            embedded_model_dir(),
+            suites,
+            full=args.limit is None,
+            limit=args.limit,
+            dataset=args.target,
+            cache=False,
+            log_dir=Path(logs),
         )
         total = time.perf_counter() - start
     print("| suite | items | accuracy (95% CI) | other numbers (means over items) | seconds |")

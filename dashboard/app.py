@@ -1,7 +1,8 @@
 """The dashboard script: `streamlit run app.py -- --ledger DB [--trust T] [--users U] [--policy P]`.
 
 `clgate dashboard` starts it. Pages are chosen in the sidebar or with `?page=Drift&update=ID`
-in the URL. Any clgate error becomes a message on the page, never a traceback.
+in the URL. A new ledger state is drawn from a bare read first, with actions disabled, then
+verified and drawn again. Any clgate error becomes a message on the page, never a traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import streamlit as st
 from clgate.audit.policy import load_policy
 from clgate.dashboard.config import parse_config
 from clgate.dashboard.context import Context
-from clgate.dashboard.data import load_view
+from clgate.dashboard.data import load_snapshot
 from clgate.dashboard.login import current_user
 from clgate.dashboard.screens import PAGES
 from clgate.errors import ClgateError
@@ -35,10 +36,16 @@ def main(argv: list[str]) -> None:
         config = parse_config(argv)
         user = current_user(config)
         policy = load_policy(config.policy) if config.policy else None
-        view = load_view(config.ledger, config.trust)
+        snapshot = load_snapshot(config.ledger, config.trust)
+        view = snapshot.view
         page = _page()
         st.sidebar.caption(f"{config.ledger} · {view.size} entries")
-        if not view.verified:
+        if view.pending:
+            st.info(
+                "Verifying the ledger (every signature, hash link and Merkle node)… "
+                "Until it is verified nothing on it can be trusted, and approvals are disabled."
+            )
+        elif not view.verified:
             st.error(
                 f"⚠ The ledger FAILS verification ({len(view.problems)} problem(s), first: {view.problems[0]}). "
                 "Nothing on it can be trusted, and approvals are disabled."
@@ -46,6 +53,9 @@ def main(argv: list[str]) -> None:
         if view.size == 0:
             st.warning("The ledger is empty: create one with `clgate ledger init` or `clgate demo`.")
         PAGES[page](Context(config, view, user, policy))
+        if view.pending:  # the page is up; verify now, then draw it again with the result
+            snapshot.verify()
+            st.rerun()
     except ClgateError as exc:
         st.error(str(exc))
     except Exception as exc:  # never a traceback on the page

@@ -19,6 +19,8 @@ class Context:
 
     def refusal(self, action: str) -> str | None:
         """Why this user may not `action` here (None if they may); the audit layer still decides."""
+        if self.view.pending:
+            return "the ledger is still being verified; no action can be signed on it yet"
         if not self.view.verified:
             return "the ledger fails verification; no action can be signed on it"
         if self.user is None:

@@ -1,25 +1,33 @@
-"""The dashboard's only way to read: a verified, cached snapshot of the ledger and its evidence.
+"""The dashboard's only way to read: a snapshot of the ledger and its evidence, and its verification.
 
-Opening a ledger verifies every entry, which is the slow part, so a snapshot is cached keyed by
-the ledger's size, root and file times: any append (or any change to the file) makes a new
-snapshot, and every rerun of a page in between is a cache hit. The snapshot is shared, not
-copied (`st.cache_resource`): unpickling a 10,000-entry snapshot on every rerun, as
+Reading and replaying a 10,000-entry ledger takes well under a second; verifying it (every
+signature, hash link and Merkle node) takes longer. So a page is first drawn from the bare read,
+marked as pending, with every action disabled; the app then verifies and reruns, and the page
+shows the result (a failure as a red banner). The verification is bound to what was drawn: it
+must recompute the same size and Merkle root from the entries it read, or it fails.
+
+Both halves live in one `Snapshot`, cached per ledger state (size, root and file times), so any
+append or change to the file makes a new one and every rerun in between is a cache hit. It is
+shared, not copied (`st.cache_resource`): unpickling a 10,000-entry snapshot on every rerun, as
 `st.cache_data` does, costs more than half a second. Pages treat it as read-only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import streamlit as st
 
-from clgate.audit.journal import Journal
+from clgate.audit.evidence import EvidenceStore
+from clgate.audit.journal import evidence_store
 from clgate.audit.state import LedgerState, replay
 from clgate.errors import ClgateError
-from clgate.ledger import Ledger
+from clgate.ledger import Ledger, LedgerEntry, merkle, parse_entry
 from clgate.measurement import Measurement
 
 
@@ -45,10 +53,12 @@ class LedgerView:
     measurements: dict[str, Measurement] = field(default_factory=dict)
     evidence_problems: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    pending: bool = True  # not verified yet: nothing may be signed on it
+    verify_seconds: float = 0.0
 
     @property
     def verified(self) -> bool:
-        return not self.problems
+        return not self.pending and not self.problems
 
     def measurement(self, digest: str) -> Measurement | None:
         return self.measurements.get(digest)
@@ -64,9 +74,8 @@ def ledger_key(target: str) -> tuple[int, str, tuple[int, ...]]:
     return size, root, times
 
 
-def _rows(ledger: Ledger, names: dict[str, str]) -> tuple[list[EntryRow], LedgerState]:
-    entries = list(ledger.entries())
-    rows = [
+def _rows(entries: list[LedgerEntry], names: dict[str, str]) -> list[EntryRow]:
+    return [
         EntryRow(
             e.index,
             e.type,
@@ -77,20 +86,19 @@ def _rows(ledger: Ledger, names: dict[str, str]) -> tuple[list[EntryRow], Ledger
         )
         for e in entries
     ]
-    return rows, replay(entries)
 
 
 def _names(ledger: Ledger) -> dict[str, str]:
     return {kid: k.name or kid[:12] for kid, k in ledger.key_ring().keys.items()}
 
 
-def _evidence(journal: Journal, state: LedgerState) -> tuple[dict[str, Measurement], dict[str, str]]:
+def _evidence(store: EvidenceStore, state: LedgerState) -> tuple[dict[str, Measurement], dict[str, str]]:
     digests = {d for u in state.updates.values() for d in u.measurements.values()}
     digests |= {d for _, body in state.scheduled_runs for d in body.get("measurements", {}).values()}
     found, problems = {}, {}
     for digest in sorted(digests):
         try:
-            m = journal.evidence.get(digest)
+            m = store.get(digest)
         except ClgateError as exc:
             problems[digest] = str(exc)
             continue
@@ -101,39 +109,26 @@ def _evidence(journal: Journal, state: LedgerState) -> tuple[dict[str, Measureme
     return found, problems
 
 
-def open_view(target: str, trust: Path | None) -> LedgerView:
-    """Verify and read the whole ledger; a tampered ledger still shows, with its problems listed."""
+def read_view(target: str, trust: Path | None) -> LedgerView:
+    """Read and replay the whole ledger, unverified (`pending`); entries that do not parse leave it empty."""
     start = time.perf_counter()
-    try:
-        journal = Journal.open(target, None, trust)
-    except ClgateError:
-        if "://" not in target and not Path(target).is_file():
-            raise
-        with Ledger.open(target, trust) as ledger:
-            problems = [str(p) for p in ledger.verify(trust)] or ["the ledger could not be opened"]
-            try:
-                names = _names(ledger)
-                rows, state = _rows(ledger, names)
-            except (ClgateError, ValueError):
-                names, rows, state = {}, [], LedgerState()
-            size, root = len(ledger), ledger.root().hex()
-        return LedgerView(
-            target, size, root, problems, state, rows, names, seconds=time.perf_counter() - start
-        )
-    try:
-        names = _names(journal.ledger)
-        rows, state = _rows(journal.ledger, names)
-        measurements, evidence_problems = _evidence(journal, state)
-        size, root = len(journal.ledger), journal.ledger.root().hex()
-    finally:
-        journal.close()
+    with Ledger.open(target, trust) as ledger:
+        leaves = list(ledger.store.read())
+        try:
+            names = _names(ledger)
+            entries = [parse_entry(index, leaf) for index, leaf in leaves]
+            state = replay(entries)
+        except (ClgateError, ValueError):
+            names, entries, state = {}, [], LedgerState()
+    measurements, evidence_problems = _evidence(evidence_store(target), state)
+    root = merkle.root([leaf for _, leaf in leaves]).hex()
     return LedgerView(
         target,
-        size,
+        len(leaves),
         root,
         [],
         state,
-        rows,
+        _rows(entries, names),
         names,
         measurements,
         evidence_problems,
@@ -141,11 +136,45 @@ def open_view(target: str, trust: Path | None) -> LedgerView:
     )
 
 
-@st.cache_resource(show_spinner="Verifying the ledger…", max_entries=4)
-def _cached_view(target: str, trust: str | None, key: tuple[int, str, tuple[int, ...]]) -> LedgerView:
-    return open_view(target, Path(trust) if trust else None)
+def verify_view(view: LedgerView, trust: Path | None) -> LedgerView:
+    """`view` with the problems a full verification finds, or one saying the ledger moved meanwhile."""
+    start = time.perf_counter()
+    with Ledger.open(view.label, trust) as ledger:
+        report = ledger.verify_report(trust)
+    problems = [str(p) for p in report.problems]
+    if (report.size, report.root.hex()) != (view.size, view.root):
+        problems.append("log: the ledger changed while this page was drawn; reload the page")
+    return dataclasses.replace(
+        view, problems=problems, pending=False, verify_seconds=time.perf_counter() - start
+    )
 
 
-def load_view(target: str, trust: Path | None) -> LedgerView:
-    """The snapshot for the ledger as it is now (cached until it changes)."""
-    return _cached_view(target, str(trust) if trust else None, ledger_key(target))
+def open_view(target: str, trust: Path | None) -> LedgerView:
+    """Read and verify the whole ledger; a tampered ledger still shows, with its problems listed."""
+    return verify_view(read_view(target, trust), trust)
+
+
+class Snapshot:
+    """One ledger state as the app sees it: read at once, verified once (by whichever run gets there first)."""
+
+    def __init__(self, view: LedgerView, trust: Path | None) -> None:
+        self.view = view
+        self.trust = trust
+        self._lock = threading.Lock()
+
+    def verify(self) -> LedgerView:
+        with self._lock:
+            if self.view.pending:
+                self.view = verify_view(self.view, self.trust)
+        return self.view
+
+
+@st.cache_resource(show_spinner="Reading the ledger…", max_entries=4)
+def _snapshot(target: str, trust: str | None, key: tuple[int, str, tuple[int, ...]]) -> Snapshot:
+    path = Path(trust) if trust else None
+    return Snapshot(read_view(target, path), path)
+
+
+def load_snapshot(target: str, trust: Path | None) -> Snapshot:
+    """The snapshot of the ledger as it is now (cached until it changes); `pending` until verified."""
+    return _snapshot(target, str(trust) if trust else None, ledger_key(target))

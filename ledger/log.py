@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import json
-from collections.abc import Iterator, Mapping
+import copy
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ def parse_entry(index: int, leaf: bytes) -> LedgerEntry:
     if env.payload_type != ENTRY_PAYLOAD_TYPE:
         raise IntegrityError(f"entry {index}: unexpected payloadType {env.payload_type!r}")
     try:
-        payload = EntryPayload.model_validate(json.loads(env.payload))
+        payload = EntryPayload.model_validate_json(env.payload)
     except ValueError:
         raise IntegrityError(f"entry {index}: payload is malformed") from None
     return LedgerEntry(index, merkle.leaf_hash(leaf).hex(), payload, env, leaf)
@@ -100,7 +100,8 @@ class Ledger:
         """Create a ledger whose first entries register the admin key and every trust-file key.
 
         Entry 0 is `key.added` for the admin, signed by itself: the genesis a verifier checks
-        against its trust file. Re-running on an initialised ledger is refused.
+        against its trust file. All are written in one transaction; re-running on an initialised
+        ledger is refused.
         """
         trust = _as_trust(trust)
         store = Store.open(target, create=True)
@@ -111,15 +112,17 @@ class Ledger:
         anchor = trust.by_id().get(admin_id) if trust else None
         if trust and (anchor is None or "admin" not in anchor.roles):
             raise InputError("the admin key must be listed in the trust file with the admin role")
-        ledger.append(_key_added(admin.public_key(), ["admin"], anchor.name if anchor else admin_name), admin)
-        for k in trust.keys if trust else []:
-            if k.key_id != admin_id:
-                draft = EntryDraft(
-                    type="key.added",
-                    subject=k.key_id,
-                    body={"key_id": k.key_id, "public_key": k.public_key, "roles": k.roles, "name": k.name},
-                )
-                ledger.append(draft, admin)
+        drafts = [_key_added(admin.public_key(), ["admin"], anchor.name if anchor else admin_name)]
+        drafts += [
+            EntryDraft(
+                type="key.added",
+                subject=k.key_id,
+                body={"key_id": k.key_id, "public_key": k.public_key, "roles": k.roles, "name": k.name},
+            )
+            for k in (trust.keys if trust else [])
+            if k.key_id != admin_id
+        ]
+        ledger.append_many(drafts, admin)
         return ledger
 
     def close(self) -> None:
@@ -140,35 +143,69 @@ class Ledger:
         subject: str | None = None,
     ) -> LedgerEntry:
         """Sign and append one entry in one transaction; refused (AppendRefused) if the key may not."""
-        draft = make_draft(entry, subject)
+        return self.append_many([make_draft(entry, subject)], signer)[0]
+
+    def append_many(
+        self, entries: Sequence[EntryDraft | EntryBody | Mapping[str, Any]], signer: Ed25519PrivateKey
+    ) -> list[LedgerEntry]:
+        """Sign and append entries in order in one transaction: all are written, or none.
+
+        One commit for the lot is what makes bulk writers fast (a commit costs more than the rest
+        of an append). Each entry is checked against the key ring as it stands after the entries
+        before it, so a batch may add a key and use it; any refusal writes nothing.
+        """
+        drafts = []
+        for n, entry in enumerate(entries):
+            try:
+                drafts.append(make_draft(entry))
+            except InputError as exc:
+                raise InputError(f"{exc}{_in_batch(n, len(entries))}") from None
+        if not drafts:
+            return []
         signer_id = key_id(signer.public_key())
-        result: dict[str, Any] = {}
+        changes_keys = any(d.type in KEY_TYPES for d in drafts)
+        built: dict[str, Any] = {}
 
-        def prepare(head: Head, read_keys: KeyReader) -> Prepared:
+        def build(head: Head, read_keys: KeyReader) -> list[Prepared]:
             self._catch_up(head.size, read_keys)
-            refusal = self._ring.check(head.size, signer_id, draft.type, draft.body)
-            if refusal:
-                raise AppendRefused(f"refused: {refusal}")
-            statement = {
-                "schema_version": 1,
-                "index": head.size,
-                "timestamp": utc_now(),
-                "type": draft.type,
-                "subject": draft.subject,
-                "body": draft.body,
-                "signer": signer_id,
-                "prev": head.last_hash.hex() if head.size else GENESIS_PREV,
-            }
-            env = sign_envelope(canonical_json(statement), ENTRY_PAYLOAD_TYPE, signer, signer_id)
-            result.update(statement=statement, env=env, leaf=env.to_bytes())
-            return Prepared(result["leaf"], draft.type, signer_id, statement["timestamp"])
+            ring = copy.deepcopy(self._ring) if changes_keys else self._ring
+            prev = head.last_hash.hex() if head.size else GENESIS_PREV
+            statements, envelopes, prepared = [], [], []
+            for index, draft in enumerate(drafts, start=head.size):
+                refusal = ring.check(index, signer_id, draft.type, draft.body)
+                if refusal:
+                    raise AppendRefused(f"refused: {refusal}{_in_batch(index - head.size, len(drafts))}")
+                statement = {
+                    "schema_version": 1,
+                    "index": index,
+                    "timestamp": utc_now(),
+                    "type": draft.type,
+                    "subject": draft.subject,
+                    "body": draft.body,
+                    "signer": signer_id,
+                    "prev": prev,
+                }
+                env = sign_envelope(canonical_json(statement), ENTRY_PAYLOAD_TYPE, signer, signer_id)
+                leaf = env.to_bytes()
+                if draft.type in KEY_TYPES:
+                    ring.apply(index, draft.type, draft.body)
+                prev = merkle.leaf_hash(leaf).hex()
+                statements.append(statement)
+                envelopes.append(env)
+                prepared.append(Prepared(leaf, draft.type, signer_id, statement["timestamp"]))
+            built.update(ring=ring, statements=statements, envelopes=envelopes, prepared=prepared)
+            return prepared
 
-        head, digest = self.store.append(prepare)
-        if draft.type in KEY_TYPES:
-            self._ring.apply(head.size - 1, draft.type, draft.body)
+        head, digests = self.store.append(build)
+        self._ring = built["ring"]
         self._ring.size = head.size
-        payload = EntryPayload.model_construct(**result["statement"])
-        return LedgerEntry(head.size - 1, digest.hex(), payload, result["env"], result["leaf"])
+        first = head.size - len(drafts)
+        return [
+            LedgerEntry(first + n, digest.hex(), EntryPayload.model_construct(**statement), env, p.leaf)
+            for n, (digest, statement, env, p) in enumerate(
+                zip(digests, built["statements"], built["envelopes"], built["prepared"], strict=True)
+            )
+        ]
 
     def _catch_up(self, size: int, read_keys: KeyReader) -> None:
         """Replay key entries appended since we last looked (by any process), checking each one."""
@@ -345,6 +382,10 @@ def _as_trust(trust: Trust | Path | str | None) -> Trust | None:
     if trust is None or isinstance(trust, Trust):
         return trust
     return load_trust(Path(trust))
+
+
+def _in_batch(position: int, size: int) -> str:
+    return f" (entry {position} of the batch)" if size > 1 else ""
 
 
 def _b64(text: str) -> bytes:

@@ -86,7 +86,9 @@ def _rollback(ctx: Context) -> None:
 
 def render(ctx: Context) -> None:
     st.header("Approvals")
-    flash = st.session_state.pop(FLASH, None)
+    # A signed action changes the ledger, so the next draw is pending and is followed by the
+    # verified one: keep the message until then.
+    flash = st.session_state.get(FLASH) if ctx.view.pending else st.session_state.pop(FLASH, None)
     if flash:
         (st.success if flash[0] == "success" else st.error)(flash[1])
     who = ctx.user

@@ -48,10 +48,11 @@ def _proofs(ctx: Context, ledger: Ledger) -> None:
 
 def render(ctx: Context) -> None:
     st.header("Ledger")
-    cols = st.columns(3)
+    cols = st.columns(4)
     cols[0].metric("Entries", ctx.view.size)
     cols[1].metric("Root", ctx.view.root[:12] + "…")
-    cols[2].metric("Opened and verified in", f"{ctx.view.seconds:.2f} s")
+    cols[2].metric("Read in", f"{ctx.view.seconds:.2f} s")
+    cols[3].metric("Verified in", "…" if ctx.view.pending else f"{ctx.view.verify_seconds:.2f} s")
     if st.button("Verify now", key="verify_now"):
         with Ledger.open(ctx.config.ledger, ctx.config.trust) as ledger:
             problems = ledger.verify(ctx.config.trust)

@@ -16,7 +16,10 @@ def render(ctx: Context) -> None:
     cols[0].metric("Ledger entries", view.size)
     cols[1].metric("Updates", len(state.updates))
     cols[2].metric("Awaiting approval", len(state.pending_approval()))
-    cols[3].metric("Ledger", "verified" if view.verified else f"{len(view.problems)} problem(s)")
+    health = (
+        "verifying…" if view.pending else "verified" if view.verified else f"{len(view.problems)} problem(s)"
+    )
+    cols[3].metric("Ledger", health)
 
     st.subheader("Deployed now")
     if state.deployed:

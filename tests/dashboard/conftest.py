@@ -5,8 +5,10 @@ files, in the shapes the real checks produce: evals with CIs and per-item flips,
 weight change, per-layer refusal-direction cosine, and a trigger sweep.
 """
 
+import base64
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,6 +19,7 @@ from clgate.audit.checks import GateCheck, GateInputs
 from clgate.audit.cli import main
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.dashboard.users import hash_password
+from clgate.ledger import Ledger
 from clgate.measurement import Measurement
 
 POLICY = """
@@ -236,3 +239,21 @@ def dash_world(dash_world_template: SimpleNamespace, tmp_path: Path) -> SimpleNa
         users=tmp_path / "users.toml",
         ids=dash_world_template.ids,
     )
+
+
+def flip_verdict(ledger: Path, update_id: str) -> int:
+    """The attack an auditor fears: a `block` verdict rewritten to `promote` in the database."""
+    with Ledger.open(ledger) as opened:
+        entry = next(e for e in opened.find("audit.completed") if e.body["update_id"] == update_id)
+    con = sqlite3.connect(ledger)
+    (raw,) = con.execute("SELECT envelope FROM ledger_entries WHERE idx = ?", (entry.index,)).fetchone()
+    envelope = json.loads(raw)
+    payload = base64.b64decode(envelope["payload"]).replace(b'"verdict":"block"', b'"verdict":"promote"')
+    envelope["payload"] = base64.b64encode(payload).decode()
+    con.execute(
+        "UPDATE ledger_entries SET envelope = ? WHERE idx = ?",
+        (json.dumps(envelope, separators=(",", ":")).encode(), entry.index),
+    )
+    con.commit()
+    con.close()
+    return entry.index

@@ -1,8 +1,5 @@
 """No ledger, an empty one, a tampered one, a broken users file: messages, never tracebacks."""
 
-import base64
-import json
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -11,8 +8,9 @@ from streamlit.testing.v1 import AppTest
 
 from clgate.audit.cli import main
 from clgate.audit.reports_cli import dashboard_app_path
-from clgate.ledger import Ledger
 from clgate.ledger.store import Store
+
+from .conftest import flip_verdict
 
 
 def run_app(monkeypatch: pytest.MonkeyPatch, *args: str | Path, page: str | None = None) -> AppTest:
@@ -61,24 +59,6 @@ def test_missing_arguments_are_a_message(monkeypatch) -> None:
     at = run_app(monkeypatch)
     assert not at.exception
     assert at.error[0].value == "dashboard arguments: the following arguments are required: --ledger"
-
-
-def flip_verdict(ledger: Path, update_id: str) -> int:
-    """The attack an auditor fears: a `block` verdict rewritten to `promote` in the database."""
-    with Ledger.open(ledger) as opened:
-        entry = next(e for e in opened.find("audit.completed") if e.body["update_id"] == update_id)
-    con = sqlite3.connect(ledger)
-    (raw,) = con.execute("SELECT envelope FROM ledger_entries WHERE idx = ?", (entry.index,)).fetchone()
-    envelope = json.loads(raw)
-    payload = base64.b64decode(envelope["payload"]).replace(b'"verdict":"block"', b'"verdict":"promote"')
-    envelope["payload"] = base64.b64encode(payload).decode()
-    con.execute(
-        "UPDATE ledger_entries SET envelope = ? WHERE idx = ?",
-        (json.dumps(envelope, separators=(",", ":")).encode(), entry.index),
-    )
-    con.commit()
-    con.close()
-    return entry.index
 
 
 def test_tampered_ledger_shows_a_red_banner_and_disables_approvals(dash_world, monkeypatch) -> None:

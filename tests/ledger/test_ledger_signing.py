@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
@@ -83,6 +85,49 @@ def test_canonical_json_refuses_what_json_cannot_carry_exactly() -> None:
         canonical_json({"x": float("nan")})
     with pytest.raises(InputError, match="cannot be canonical JSON"):
         canonical_json({"x": 2**60})
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON)
+def test_canonical_json_is_rfc8785_for_every_value(value) -> None:
+    try:
+        expected = rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(InputError, match="cannot be canonical JSON"):
+            canonical_json(value)
+        return
+    assert canonical_json(value) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=40),
+    st.text(max_size=8),
+    st.text(max_size=8),
+    st.binary(max_size=8),
+    st.integers(min_value=0),
+    st.integers(min_value=0, max_value=255),
+)
+def test_direct_envelope_parsing_accepts_exactly_what_json_parsing_does(
+    payload: bytes, payload_type: str, keyid: str, sig: bytes, at: int, byte: int
+) -> None:
+    """`from_bytes` matches canonical envelopes directly; JSON parsing is the reference."""
+    data = Envelope(payload, payload_type, keyid, sig).to_bytes()
+    for candidate in (data, data[: at % len(data)] + bytes([byte]) + data[at % len(data) + 1 :]):
+        try:
+            reference = Envelope.from_dict(json.loads(candidate))
+        except (ValueError, IntegrityError):
+            reference = None
+        if reference is not None and reference.to_bytes() != candidate:
+            reference = None
+        assert Envelope._from_canonical(candidate) == reference
 
 
 @pytest.mark.parametrize(
@@ -182,17 +227,3 @@ def test_malformed_trust_files_are_one_clear_error(tmp_path: Path, text: str, me
 def test_missing_trust_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="trust file not found"):
         load_trust(tmp_path / "nope.toml")
-
-
-def test_parallel_signature_checker_finds_exactly_the_bad_signatures() -> None:
-    from clgate.ledger.keys import public_bytes
-    from clgate.ledger.verify import SignatureChecker
-
-    key = generate_key()
-    checker = SignatureChecker(workers=2, chunk=4)
-    for i in range(11):
-        message = b"entry %d" % i
-        sig = key.sign(message if i not in (2, 9) else b"something else")
-        checker.add((i, public_bytes(key.public_key()), message, sig))
-    assert checker.pool is not None and len(checker.futures) == 2
-    assert checker.finish() == [2, 9]

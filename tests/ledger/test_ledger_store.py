@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -118,6 +119,64 @@ def test_revoked_key_is_refused_from_then_on_and_rotation_works(ledger: Ledger, 
     target = ledger.store.engine.url.render_as_string(hide_password=False)
     with Ledger.open(target, trust) as other, pytest.raises(AppendRefused, match="revoked"):
         other.append({"type": "note", "body": {"text": "late"}}, old_pipeline)
+
+
+def test_append_many_writes_a_batch_in_order_in_one_go(ledger: Ledger, keys, trust) -> None:
+    single = ledger.append({"type": "note", "body": {"text": "single"}}, keys["pipeline"])
+    batch = ledger.append_many(
+        [{"type": "note", "body": {"text": f"batch {i}"}} for i in range(5)], keys["pipeline"]
+    )
+    assert [e.index for e in batch] == [5, 6, 7, 8, 9]
+    stored = list(ledger.entries(4))
+    assert [e.leaf for e in stored] == [single.leaf, *(e.leaf for e in batch)]
+    assert [e.entry_hash for e in stored[1:]] == [e.entry_hash for e in batch]
+    assert [e.payload for e in stored[1:]] == [e.payload for e in batch]
+    assert batch[0].payload.prev == single.entry_hash
+    assert all(b.payload.prev == a.entry_hash for a, b in itertools.pairwise(batch))
+    assert ledger.append_many([], keys["pipeline"]) == []
+    assert len(ledger) == 10 and ledger.verify(trust) == []
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        (
+            [{"type": "note", "body": {"text": "ok"}}, {"type": "note", "body": {"text": ""}}],
+            r"invalid entry: note: body.text: String should have at least 1 character \(entry 1 of the batch\)",
+        ),
+        (
+            [{"type": "note", "body": {"text": "ok"}}, {"type": "promotion.done", "subject": DIGEST}],
+            r"refused: .* may not sign promotion.done .*\(entry 1 of the batch\)",
+        ),
+    ],
+)
+def test_append_many_is_all_or_nothing(ledger: Ledger, keys, trust, batch: list, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        ledger.append_many(batch, keys["pipeline"])
+    assert len(ledger) == 4 and ledger.store.get(4) is None
+
+
+def test_append_many_replays_key_changes_within_the_batch_and_forgets_a_failed_one(
+    ledger: Ledger, keys, trust
+) -> None:
+    late = generate_key()
+    kid = key_id(late.public_key())
+    added = {
+        "type": "key.added",
+        "subject": kid,
+        "body": {"key_id": kid, "public_key": public_key_b64(late.public_key()), "roles": ["pipeline"]},
+    }
+    revoked = {"type": "key.revoked", "subject": kid, "body": {"key_id": kid}}
+    with pytest.raises(
+        AppendRefused, match=r"was revoked at entry 5; it cannot return \(entry 2 of the batch\)"
+    ):
+        ledger.append_many([added, revoked, added], keys["admin"])
+    assert len(ledger) == 4
+    with pytest.raises(AppendRefused, match="signed by unknown key"):
+        ledger.append({"type": "note", "body": {"text": "not added"}}, late)
+    ledger.append_many([added], keys["admin"])
+    assert ledger.append({"type": "note", "body": {"text": "added"}}, late).index == 5
+    assert ledger.verify(trust) == []
 
 
 def test_proofs_from_the_store_match_the_in_memory_tree(ledger: Ledger, keys) -> None:

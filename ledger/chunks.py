@@ -1,0 +1,171 @@
+"""Parsing and signature checks of ledger entries in chunks, on every core.
+
+A full verify spends nearly all its time parsing entries and checking Ed25519 signatures, and
+`cryptography` holds the GIL while it verifies, so the work is cut into chunks shared between
+worker processes and the caller (which also reads, hashes and chains). What must happen in index
+order (is this signer allowed at this index, given every key entry before it?) stays with the
+caller: a chunk only answers "does this signature verify under the key with this id?". A key id
+is the SHA-256 of its key, so any key with that id is the right one to check with, whoever added it.
+"""
+
+from __future__ import annotations
+
+import base64
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, NamedTuple
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import ValidationError
+
+from clgate.errors import IntegrityError
+from clgate.ledger.dsse import ENTRY_PAYLOAD_TYPE, Envelope
+from clgate.ledger.entries import EntryPayload
+from clgate.ledger.trust import KeyRing
+
+CHUNK = 1000
+
+# One entry waiting for its parse: stored index, bytes, and the hash of the entry stored before it.
+Pending = tuple[int, bytes, bytes]
+
+
+class Parsed(NamedTuple):
+    """What the in-order checks need from one entry that parsed cleanly."""
+
+    index: int
+    prev: str
+    signer: str
+    keyid: str
+    type: str
+    body: dict[str, Any] | None  # key entries only: they change the key ring
+    signature_ok: bool | None  # None: the worker did not know the signer's key
+
+
+def parse_chunk(leaves: Sequence[bytes], keys: dict[str, bytes]) -> list[Parsed | str]:
+    """Parse each entry strictly and check its signature if the signer's key is known.
+
+    `keys` maps key ids to raw public keys; keys added earlier in the chunk are learnt on the way
+    (their bodies were validated: the id is the key's hash). A string is what is malformed.
+    """
+    keys = dict(keys)
+    verifiers: dict[str, Ed25519PublicKey] = {}
+    parsed: list[Parsed | str] = []
+    for leaf in leaves:
+        try:
+            env = Envelope.from_bytes(leaf)
+        except IntegrityError as exc:
+            parsed.append(str(exc))
+            continue
+        if env.payload_type != ENTRY_PAYLOAD_TYPE:
+            parsed.append(f"unexpected payloadType {env.payload_type!r}")
+            continue
+        try:
+            payload = EntryPayload.model_validate_json(env.payload)
+        except ValidationError as exc:
+            parsed.append(f"payload is malformed: {exc.errors()[0]['msg']}")
+            continue
+        if payload.type == "key.added":
+            keys.setdefault(payload.body["key_id"], base64.b64decode(payload.body["public_key"]))
+        key_entry = payload.type.startswith("key.")
+        parsed.append(
+            Parsed(
+                payload.index,
+                payload.prev,
+                payload.signer,
+                env.keyid,
+                payload.type,
+                payload.body if key_entry else None,
+                _signature_ok(env, payload.signer, keys, verifiers),
+            )
+        )
+    return parsed
+
+
+def _signature_ok(
+    env: Envelope, signer: str, keys: dict[str, bytes], verifiers: dict[str, Ed25519PublicKey]
+) -> bool | None:
+    key = verifiers.get(signer)
+    if key is None:
+        public = keys.get(signer)
+        if public is None:
+            return None
+        key = verifiers[signer] = Ed25519PublicKey.from_public_bytes(public)
+    try:
+        key.verify(env.sig, env.pae())
+    except InvalidSignature:
+        return False
+    return True
+
+
+Done = tuple[list[Pending], list[Parsed | str]]
+
+
+class ChunkParser:
+    """Parses entries chunk by chunk, on this process and `workers - 1` others, handing results back in order.
+
+    A full chunk goes to a worker process if one is idle, and is otherwise parsed here, so every
+    core stays busy (this process too) while results are checked in order as soon as they are
+    ready; a busy machine is no slower than parsing here alone. Each chunk carries the keys
+    `ring` knows when it is started; an entry signed by a key the parser did not know comes
+    back unchecked (None).
+    """
+
+    def __init__(self, ring: KeyRing, workers: int | None = None, size: int | None = None) -> None:
+        self.ring = ring
+        self.workers = workers or os.cpu_count() or 1
+        self.size = size or CHUNK
+        self.pending: list[Pending] = []
+        self.queue: deque[tuple[list[Pending], Future[list[Parsed | str]]]] = deque()
+        self.pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> ChunkParser:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def add(self, entry: Pending) -> list[Done]:
+        """Queue one entry; return the chunks finished so far, oldest first."""
+        self.pending.append(entry)
+        if len(self.pending) < self.size:
+            return []
+        self._start()
+        done = []
+        while self.queue and (self.queue[0][1].done() or len(self.queue) > 2 * self.workers):
+            chunk, future = self.queue.popleft()
+            done.append((chunk, future.result()))
+        return done
+
+    def finish(self) -> Iterator[Done]:
+        """Every remaining chunk, oldest first; the last, partial one (all of a small ledger) is parsed here."""
+        if self.pending:
+            self._start(here=True)
+        while self.queue:
+            chunk, future = self.queue.popleft()
+            yield chunk, future.result()
+
+    def _start(self, here: bool = False) -> None:
+        chunk, self.pending = self.pending, []
+        leaves, keys = [leaf for _, leaf, _ in chunk], self._keys()
+        busy = sum(not future.done() for _, future in self.queue)
+        if not here and busy < self.workers - 1:
+            future = self._pool().submit(parse_chunk, leaves, keys)
+        else:
+            future = Future()
+            future.set_result(parse_chunk(leaves, keys))
+        self.queue.append((chunk, future))
+
+    def _keys(self) -> dict[str, bytes]:
+        return {kid: state.public_key for kid, state in self.ring.keys.items()}
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self.pool is None:
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else None)
+            self.pool = ProcessPoolExecutor(self.workers - 1, mp_context=context)
+        return self.pool
