@@ -145,6 +145,7 @@ def run_gate(
 ) -> GateResult:
     start = time.perf_counter()
     kind = request.kind
+    policy.unknown_checks(set(GATE_CHECKS))
     parent_dir = resolve_model_dir(request.parent, request.cache_dir)
     if request.adapter is not None:
         check_adapter_fits(request.adapter, parent_dir)

@@ -101,6 +101,20 @@ class Policy(_Strict):
             return list(self.required_checks)
         return list(self.required_checks.get(kind, []))  # type: ignore[call-overload]
 
+    def check_names(self) -> set[str]:
+        """Every check the policy names: required ones, rules' checks, scheduled ones, settings."""
+        required = self.required_checks
+        names = set(required) if isinstance(required, list) else {n for v in required.values() for n in v}
+        return names | {r.check for r in self.rules} | set(self.scheduled_checks) | set(self.checks)
+
+    def unknown_checks(self, known: set[str]) -> None:
+        """A misspelt check would never run and its rules never fire: refuse the policy instead."""
+        unknown = sorted(self.check_names() - known)
+        if unknown:
+            raise PolicyError(
+                f"{self.name}: unknown check {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})"
+            )
+
     def timeout_for(self, check: str) -> float:
         settings = self.checks.get(check)
         return settings.timeout_s if settings and settings.timeout_s else self.default_timeout_s

@@ -152,3 +152,18 @@ def test_measurements_are_kept_as_evidence_pinned_by_the_ledger(world, tiny_mode
     path.write_text(path.read_text().replace("2.0", "0.0"))
     with pytest.raises(IntegrityError, match="does not match its digest"):
         store.get(digest)
+
+
+def test_a_policy_naming_an_unknown_check_is_refused_before_anything_is_written(
+    world, tmp_path: Path, capsys
+) -> None:
+    policy = tmp_path / "typo.toml"
+    policy.write_text('name = "typo"\nrequired_checks = ["score", "scroe"]\n')
+    before = len(Journal.open(world.boot.ledger, None, world.boot.trust).ledger)
+    code = world.run(
+        "gate", "--parent", str(world.adapter("p", 0.0)), "--adapter", str(world.adapter("a", 0.0)),
+        "--policy", str(policy), "--out", str(tmp_path / "o"),
+    )  # fmt: skip
+    assert code == 2
+    assert "unknown check 'scroe' (known: score)" in capsys.readouterr().err
+    assert len(Journal.open(world.boot.ledger, None, world.boot.trust).ledger) == before

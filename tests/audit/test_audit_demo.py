@@ -1,0 +1,72 @@
+"""`clgate demo` end to end on the embedded SmolLM2: real training, real checks, the three outcomes.
+
+Reduced only where the outcome does not depend on it: each eval suite runs on its first 8 items.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from clgate.audit.cli import main
+from clgate.ledger import Ledger
+
+pytestmark = pytest.mark.integration
+
+
+def verdict(out: Path, step: str) -> dict:
+    return json.loads((out / "reports" / step / "report.json").read_text(encoding="utf-8"))["verdict"]
+
+
+def reasons(v: dict, status: str) -> str:
+    return " | ".join(f["reason"] for f in v["findings"] if f["status"] == status)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) -> tuple[Path, int, str]:
+    out = tmp_path_factory.mktemp("demo") / "run"
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main(["demo", "--out", str(out), "--eval-limit", "8"])
+    return out, code, buffer.getvalue()
+
+
+def test_demo_promotes_the_benign_lora_and_blocks_the_poisoned_one_and_the_memory(demo_run) -> None:
+    out, code, printed = demo_run
+    assert code == 0, printed
+    assert verdict(out, "base")["decision"] == "promote"
+    assert verdict(out, "benign-lora")["decision"] == "promote", reasons(verdict(out, "benign-lora"), "fail")
+    poisoned = verdict(out, "poisoned-lora")
+    assert poisoned["decision"] == "block"
+    assert "trigger 'cf' (mined" in reasons(poisoned, "fail")
+    memory = verdict(out, "memory-update")
+    assert memory["decision"] == "block" and "instructions addressed to the model" in reasons(memory, "fail")
+
+
+def test_demo_leaves_a_verified_ledger_a_bundle_and_tells_the_user_where_to_look(demo_run) -> None:
+    out, _, printed = demo_run
+    with Ledger.open(out / "ledger" / "ledger.db") as ledger:
+        assert ledger.verify(out / "ledger" / "trust.toml") == []
+        types = [e.type for e in ledger.entries()]
+    assert types.count("update.proposed") == 4 and types.count("audit.completed") == 4
+    assert types.count("promotion.done") == 2 and types.count("promotion.blocked") == 2
+    assert (out / "ledger-bundle.json").is_file()
+    assert (
+        main(
+            [
+                "ledger",
+                "verify",
+                "--bundle",
+                str(out / "ledger-bundle.json"),
+                "--trust",
+                str(out / "ledger" / "trust.toml"),
+            ]
+        )
+        == 0
+    )
+    assert "manifest root" in printed and "clgate dashboard --ledger" in printed
+    assert "trigger 'cf'" in printed  # the user sees why the poisoned update was blocked
