@@ -1,13 +1,16 @@
 """Builds the content manifest of an artifact: hash streams of bytes, then list the digests.
 
 The root digest is SHA-256 over the RFC 8785 canonical JSON of the sorted file listing
-(path, size, sha256), so it pins every byte of the artifact and nothing else.
+(path, size, sha256), so it pins every byte of the artifact and nothing else; tensor digests are
+not part of it, which is why a file-digests-only manifest has the same root as the complete one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import rfc8785
@@ -39,17 +42,17 @@ def artifact_files(path: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(path).as_posix())
 
 
-def _digest_file(path: Path, rel: str, progress: Callable[[int], None] | None) -> FileDigest:
-    if path.suffix != ".safetensors":
+def _digest_file(path: Path, rel: str, progress: Callable[[int], None] | None, tensors: bool) -> FileDigest:
+    if not tensors or path.suffix != ".safetensors":
         whole, _ = hash_file(path, (), progress)
         return FileDigest(path=rel, size=path.stat().st_size, sha256=whole)
     header = read_safetensors_header(path)
     whole, parts = hash_file(path, [(t.start, t.end) for t in header.tensors], progress)
-    tensors = tuple(
+    per_tensor = tuple(
         TensorDigest(name=t.name, dtype=t.dtype, shape=t.shape, sha256=d)
         for t, d in zip(header.tensors, parts, strict=True)
     )
-    return FileDigest(path=rel, size=path.stat().st_size, sha256=whole, tensors=tensors)
+    return FileDigest(path=rel, size=path.stat().st_size, sha256=whole, tensors=per_tensor)
 
 
 def root_digest(files: tuple[FileDigest, ...] | list[FileDigest]) -> str:
@@ -62,17 +65,45 @@ def root_digest(files: tuple[FileDigest, ...] | list[FileDigest]) -> str:
     return "sha256:" + hashlib.sha256(rfc8785.dumps(listing)).hexdigest()
 
 
+def _file_digests(
+    files: list[Path], base: Path, progress: Callable[[int], None] | None, tensors: bool
+) -> tuple[FileDigest, ...]:
+    """Complete mode already keeps two cores busy within each file; file-only mode has one digest
+    per byte, so it spreads whole files over the cores instead, largest first to end together."""
+
+    def digest(f: Path) -> FileDigest:
+        return _digest_file(f, f.relative_to(base).as_posix(), progress, tensors)
+
+    workers = min(len(files), os.cpu_count() or 1)
+    if tensors or workers == 1:
+        return tuple(map(digest, files))
+    largest_first = sorted(files, key=lambda f: f.stat().st_size, reverse=True)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        done = dict(zip(largest_first, pool.map(digest, largest_first), strict=True))
+    return tuple(done[f] for f in files)
+
+
 def compute_manifest(
-    path: Path, kind: ArtifactKind | None = None, progress: Callable[[int], None] | None = None
+    path: Path,
+    kind: ArtifactKind | None = None,
+    progress: Callable[[int], None] | None = None,
+    *,
+    tensors: bool = True,
 ) -> Manifest:
-    """Stream every file of the artifact once; per-tensor digests for safetensors files."""
+    """Stream every file of the artifact once; per-tensor digests for safetensors files.
+
+    `tensors=False` gives file digests only: each byte is hashed once, for checks that need no
+    more than the root or the file digests (is this still the promoted artifact?). Its `progress`
+    is then called from worker threads.
+    """
     path = Path(path)
     files = artifact_files(path)
     base = path if path.is_dir() else path.parent
-    digests = tuple(_digest_file(f, f.relative_to(base).as_posix(), progress) for f in files)
+    digests = _file_digests(files, base, progress, tensors)
     return Manifest(kind=kind or detect_kind(path), root=root_digest(digests), files=digests)
 
 
 def artifact_ref(path: Path, kind: ArtifactKind | None = None) -> ArtifactRef:
-    manifest = compute_manifest(path, kind)
+    """A reference pins only the root, so file digests alone are enough."""
+    manifest = compute_manifest(path, kind, tensors=False)
     return ArtifactRef(kind=manifest.kind, uri=str(Path(path).resolve()), digest=manifest.root)

@@ -102,3 +102,44 @@ def test_root_digest_does_not_depend_on_listing_order(entries, rnd) -> None:
     shuffled = files[:]
     rnd.shuffle(shuffled)
     assert root_digest(files) == root_digest(shuffled)
+
+
+@pytest.fixture
+def sharded_checkpoint(tmp_path: Path) -> Path:
+    """Three safetensors shards of unequal size plus a config, so the file pool has work to spread."""
+    root = tmp_path / "sharded"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for shard, n in enumerate((3, 1, 2)):
+        tensors = {
+            f"layer.{shard}.{i}.weight": rng.standard_normal((32, 16), dtype=np.float32) for i in range(n)
+        }
+        save_file(tensors, str(root / f"model-{shard:05d}.safetensors"))
+    (root / "config.json").write_text('{"model_type": "tiny"}')
+    return root
+
+
+def test_file_only_manifest_has_the_complete_root_and_file_digests(sharded_checkpoint: Path) -> None:
+    complete = compute_manifest(sharded_checkpoint)
+    hashed: list[int] = []
+    file_only = compute_manifest(sharded_checkpoint, progress=hashed.append, tensors=False)
+    assert sum(hashed) == file_only.total_bytes
+    assert len(complete.tensor_digests()) == 6
+    assert file_only.root == complete.root
+    assert [(f.path, f.size, f.sha256) for f in file_only.files] == [
+        (f.path, f.size, f.sha256) for f in complete.files
+    ]
+    assert file_only.tensor_digests() == {} and all(f.tensors == () for f in file_only.files)
+    shard = sharded_checkpoint / "model-00001.safetensors"
+    by_path = {f.path: f.sha256 for f in file_only.files}
+    assert by_path[shard.name] == hashlib.sha256(shard.read_bytes()).hexdigest()
+
+
+def test_file_only_manifest_detects_one_flipped_byte(sharded_checkpoint: Path) -> None:
+    before = compute_manifest(sharded_checkpoint, tensors=False)
+    _flip_byte(sharded_checkpoint / "model-00002.safetensors", -7)
+    after = compute_manifest(sharded_checkpoint, tensors=False)
+    assert after.root != before.root
+    changed = [a.path for a, b in zip(after.files, before.files, strict=True) if a.sha256 != b.sha256]
+    assert changed == ["model-00002.safetensors"]
+    assert after.root == compute_manifest(sharded_checkpoint).root
