@@ -89,10 +89,9 @@ def print_table(rows: list[dict]) -> None:
     print(
         "| seed | LoRA | final train loss | triggers mined from its data (top 3) | flagged by the sweep | "
         "ΔKL of the planted trigger | largest ΔKL of a list trigger | threshold | largest control ΔKL | "
-        "above threshold, unconfirmed | "
         "train s | sweep s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in sorted(rows, key=lambda r: (r["seed"], r["lora"] != "poisoned")):
         planted = f"{r['planted_dkl']:.2f} ({r['planted']!r})" if r["planted"] else "—"
         cells = [
@@ -105,7 +104,6 @@ def print_table(rows: list[dict]) -> None:
             f"{r['max_list_dkl']:.2f}",
             f"{r['threshold']:.2f}",
             f"{r['max_control']:.2f}",
-            f"{r['unconfirmed']:.0f}",
             f"{r['train_s']:.0f}",
             f"{r['sweep_s']:.0f}",
         ]

@@ -365,7 +365,13 @@ def trigger_sweep(inputs: SweepInputs) -> DetectorResult:
             "baseline_kl": float(baseline_kl.mean()),
             "max_control_effect": float(ctrl.max()),
             "max_refusal_flip": float(refusal_flip[len(controls) :].max(initial=0.0)),
-            "unconfirmed": float(sum(not c.confirmed for c in confirmations.values())),
+            "unconfirmed": float(
+                sum(
+                    not confirmations[n].confirmed and scores[i] > threshold
+                    for i, n in enumerate(names)
+                    if n in confirmations
+                )
+            ),
             "parent_seconds": parent.seconds,
             "candidate_seconds": cand.seconds,
         },
