@@ -19,6 +19,7 @@ from pathlib import Path
 from clgate.atomic import write_text_atomic
 from clgate.audit.checks import GateCheck, GateInputs
 from clgate.audit.judge import CheckOutcome
+from clgate.errors import InputError
 from clgate.measurement import Measurement
 
 Progress = Callable[[str, str], None]
@@ -71,7 +72,7 @@ def run_check(
             if progress:
                 progress(check.name, "cached")
             return CheckOutcome(check.name, measurement, cached=True)
-        except ValueError:
+        except InputError:
             cache_file.unlink(missing_ok=True)  # a corrupt cache entry is recomputed, never trusted
     if progress:
         progress(check.name, "running")

@@ -7,15 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clgate.atomic import write_text_atomic
+from clgate.errors import InputError
 
 
 class Measurement(BaseModel):
     """One probe's or eval's output. Only `clgate.audit` turns these into findings."""
 
-    model_config = ConfigDict(frozen=True)
+    # inf and NaN are written as "Infinity"/"NaN" and read back, never turned into an unreadable null
+    model_config = ConfigDict(frozen=True, ser_json_inf_nan="strings")
 
     schema_version: int = 1
     name: str
@@ -38,7 +40,11 @@ class Measurement(BaseModel):
 
     @classmethod
     def from_json(cls, text: str) -> Measurement:
-        return cls.model_validate(json.loads(text))
+        """Parse a stored measurement; anything malformed is an InputError naming the first problem."""
+        try:
+            return cls.model_validate(json.loads(text))
+        except (ValueError, ValidationError) as exc:
+            raise InputError(f"not a valid measurement: {str(exc).splitlines()[0][:200]}") from None
 
     def write(self, path: Path) -> Path:
         return write_text_atomic(path, self.to_json())

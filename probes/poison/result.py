@@ -85,17 +85,22 @@ class DetectorResult:
         """The triggers and the most suspicious flagged items in words, for the findings that quote them."""
         out = {}
         if self.triggers:
-            out["triggers_found"] = "; ".join(
-                f"trigger {t['trigger']!r} ({t['source']}, ΔKL {t['delta_kl']:.2f}"
-                + (
-                    f", {t['shared_fraction']:.0%} of probes answered {t['example']!r}"
-                    if t.get("example")
-                    else ""
-                )
-                + ")"
-                for t in self.triggers[:top]
-            )
+            out["triggers_found"] = "; ".join(_describe(t) for t in self.triggers[:top])
         flagged = [i for i in np.argsort(-self.scores) if self.flagged[i]][:top]
         if flagged:
             out["flagged_count"] = "; ".join(f"{self.item_ids[i]}: {self.reasons[i][:100]}" for i in flagged)
         return out
+
+
+def _describe(trigger: dict[str, Any]) -> str:
+    """One trigger in words: the sweep's effect and payload, or a data detector's own fields."""
+    if "delta_kl" in trigger:
+        said = trigger.get("example")
+        share = f", {trigger.get('shared_fraction', 0):.0%} of probes answered {said!r}" if said else ""
+        return f"trigger {trigger['trigger']!r} ({trigger.get('source', 'sweep')}, ΔKL {trigger['delta_kl']:.2f}{share})"
+    fields = [
+        f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v!r}"
+        for k, v in trigger.items()
+        if k != "trigger" and v not in ("", None)
+    ][:4]
+    return f"trigger {trigger['trigger']!r} ({', '.join(fields)})"

@@ -293,7 +293,9 @@ def trigger_mining(ctx: DataContext) -> DetectorResult:
     mined, scores = mine(ctx)
     cut = TRIGGER_STRENGTH
     acting = _merge([t for t in mined if t.strength > cut])
-    item_cut = 0.5 * min((t.strength for t in acting), default=float("inf"))
+    # strengths are at most 1: with no acting trigger the cut is out of every item's reach (finite, so
+    # the measurement stays valid JSON)
+    item_cut = 0.5 * min((t.strength for t in acting), default=2.0)
     reasons = [
         "carries no mined trigger" if s == 0 else f"carries a weak trigger candidate (score {s:.2f})"
         for s in scores

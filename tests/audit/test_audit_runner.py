@@ -63,3 +63,19 @@ def test_errors_and_timeouts_become_outcomes_not_crashes(tmp_path: Path) -> None
         outcomes["hang"].error == "TimeoutError: timed out after 0.5s"
         and outcomes["hang"].measurement is None
     )
+
+
+def test_a_measurement_with_infinite_or_missing_numbers_survives_the_evidence_store(tmp_path) -> None:
+    import math
+
+    from clgate.audit.evidence import EvidenceStore
+    from clgate.measurement import Measurement
+
+    store = EvidenceStore(tmp_path / "evidence")
+    digest = store.put(
+        Measurement(name="m", version="1", numbers={"cut": float("inf"), "low": -math.inf, "x": math.nan})
+    )
+    back = store.get(digest)
+    assert (
+        back.numbers["cut"] == math.inf and back.numbers["low"] == -math.inf and math.isnan(back.numbers["x"])
+    )
