@@ -16,6 +16,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from clgate.artifacts import (
@@ -170,7 +171,9 @@ def demo(
     console.print(table)
     for step in done:
         for finding in step.result.verdict.blocking:
-            console.print(f"[bold]{step.name}[/] {finding.status.value} [{finding.rule}] {finding.reason}")
+            console.print(
+                f"[bold]{step.name}[/] {finding.status.value} {escape(f'[{finding.rule}]')} {escape(finding.reason)}"
+            )
     boot_dir = out / "ledger"
     with Ledger.open(boot_dir / "ledger.db") as ledger:
         problems = ledger.verify(boot_dir / "trust.toml")
