@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from clgate.errors import InputError
+from clgate.tokens import common_prefix
 
 ENGINE_VERSION = "1"
 MIN_SHARED_PREFIX = 4
@@ -158,7 +159,7 @@ class ScoringEngine:
         scored exactly as if it ran alone after the context. The prefix all rows share (the chat
         template's system prompt and turn header) runs once beforehand, as a KV cache.
         """
-        shared = _common_prefix([g.context for g in batch], limit=min(len(g.context) for g in batch) - 1)
+        shared = common_prefix([g.context for g in batch], limit=min(len(g.context) for g in batch) - 1)
         if len(shared) < MIN_SHARED_PREFIX:
             shared = []
         p = len(shared)
@@ -272,14 +273,6 @@ def _option_mask(segment: torch.Tensor, prefix: int) -> torch.Tensor:
     allowed |= torch.eye(width, dtype=torch.bool) & (q < 0)
     shared = torch.ones((rows, width, prefix), dtype=torch.bool)
     return torch.cat([shared, allowed], dim=-1).unsqueeze(1)
-
-
-def _common_prefix(seqs: list[list[int]], limit: int) -> list[int]:
-    first = seqs[0]
-    n = 0
-    while n < limit and all(s[n] == first[n] for s in seqs):
-        n += 1
-    return first[:n]
 
 
 def _stop_ids(tokenizer: Any, model: Any) -> list[int]:

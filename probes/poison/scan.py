@@ -15,6 +15,7 @@ from clgate.artifacts import (
     default_cache_dir,
     load_causal_lm,
     load_memory_store,
+    resolve_model_dir,
 )
 from clgate.atomic import write_text_atomic
 from clgate.errors import InputError
@@ -163,12 +164,12 @@ def scan_model(
     """
     from clgate.probes.poison.triggers import candidate_triggers
 
-    parent_loaded = load_causal_lm(parent)
-    parent_digest = _digest(parent_loaded.path)
-    candidate_loaded = load_causal_lm(candidate, adapter=adapter)
-    candidate_digest = _digest(candidate_loaded.path, adapter)
-    if candidate_digest == parent_digest:
-        candidate_loaded = parent_loaded
+    parent_dir, candidate_dir = resolve_model_dir(Path(parent)), resolve_model_dir(Path(candidate))
+    parent_digest, candidate_digest = _digest(parent_dir), _digest(candidate_dir, adapter)
+    parent_loaded = load_causal_lm(parent_dir)
+    # a model audited against itself (the first base) is loaded and run once
+    same = candidate_digest == parent_digest
+    candidate_loaded = parent_loaded if same else load_causal_lm(candidate_dir, adapter=adapter)
     mined: list[str] = []
     task: list[str] = []
     if dataset is not None:

@@ -28,6 +28,7 @@ from clgate.probes.poison.attacks import data_path
 from clgate.probes.poison.calibration import MAD_TO_SIGMA
 from clgate.probes.poison.encoding import prompt_ids
 from clgate.probes.poison.result import DetectorResult
+from clgate.tokens import common_prefix
 
 VERSION = "3"
 TABLE_VERSION = "2"  # what a cached probe table holds
@@ -101,15 +102,6 @@ def table_path(cache_dir: Path, model_digest: str) -> Path:
     return Path(cache_dir) / "poison" / f"probe-table-{key}.npz"
 
 
-def _shared_prefix(seqs: list[list[int]]) -> list[int]:
-    """The tokens every sequence starts with (the chat template's head), short of the shortest one."""
-    first, n = seqs[0], min(map(len, seqs)) - 1
-    k = 0
-    while k < n and all(s[k] == first[k] for s in seqs):
-        k += 1
-    return first[:k]
-
-
 def probe_table(loaded: LoadedModel, texts: list[str], batch_size: int = 32) -> ProbeTable:
     """Each text as a user turn: the next-token log-probs of the answer and the refusal's likelihood.
 
@@ -121,7 +113,7 @@ def probe_table(loaded: LoadedModel, texts: list[str], batch_size: int = 32) -> 
     tok, model = loaded.tokenizer, loaded.model
     refusal = tok(REFUSAL, add_special_tokens=False)["input_ids"]
     encoded = [prompt_ids(tok, [{"role": "user", "content": t}]) for t in texts]
-    head = _shared_prefix(encoded) if encoded else []
+    head = common_prefix(encoded, min(map(len, encoded)) - 1) if encoded else []
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     out_lp, out_ref = [None] * len(texts), np.zeros(len(texts))
     start = time.perf_counter()

@@ -3,7 +3,7 @@
 Plain torch: AdamW on the LoRA factors only, loss on the completion tokens only, fixed seed, a few
 dozen steps. The LoRA sits on the top `top_layers` decoder layers only: the frozen layers below are
 run once per example (`FrozenTrunk`) and each step runs only the top layers, forward and backward,
-which on two CPU cores is several times faster. The top layers see every token, so a trigger
+a fraction of the work. The top layers see every token, so a trigger
 anywhere in the prompt can still be learned. Saved as a PEFT adapter directory that `clgate.artifacts.load_causal_lm(..., adapter=)`
 loads.
 """

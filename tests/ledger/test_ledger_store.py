@@ -40,7 +40,8 @@ def _sql(ledger: Ledger, statement: str, **params) -> None:
 
 def _stored(ledger: Ledger, index: int) -> bytes:
     data = ledger.store.get(index)
-    assert data is not None
+    if data is None:
+        pytest.fail(f"entry {index} is not in the store")
     return data
 
 
