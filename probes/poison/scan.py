@@ -165,11 +165,14 @@ def scan_model(
     from clgate.probes.poison.triggers import candidate_triggers
 
     parent_dir, candidate_dir = resolve_model_dir(Path(parent)), resolve_model_dir(Path(candidate))
-    parent_digest, candidate_digest = _digest(parent_dir), _digest(candidate_dir, adapter)
+    parent_digest = _digest(parent_dir)
     parent_loaded = load_causal_lm(parent_dir)
     # a model audited against itself (the first base) is loaded and run once
-    same = candidate_digest == parent_digest
-    candidate_loaded = parent_loaded if same else load_causal_lm(candidate_dir, adapter=adapter)
+    if adapter is None and (candidate_dir == parent_dir or _digest(candidate_dir) == parent_digest):
+        candidate_loaded, candidate_digest = parent_loaded, parent_digest
+    else:
+        candidate_loaded = load_causal_lm(candidate_dir, adapter=adapter)  # checks the adapter first
+        candidate_digest = _digest(candidate_dir, adapter)
     mined: list[str] = []
     task: list[str] = []
     if dataset is not None:
