@@ -81,19 +81,13 @@ def demo_policy(policy_path: Path | None, eval_limit: int | None) -> Policy:
 
 
 def _gate(boot: Bootstrap, request: GateRequest, policy: Policy, console: Console) -> GateResult:
-    journal = Journal.open(boot.ledger, load_private_key(boot.keys["pipeline"]), boot.trust)
-    try:
+    with Journal.open(boot.ledger, load_private_key(boot.keys["pipeline"]), boot.trust) as journal:
         return run_gate(request, policy, journal, lambda n, w: console.print(f"    {n}: {w}"))
-    finally:
-        journal.close()
 
 
 def _promote(boot: Bootstrap, update_id: str) -> int:
-    journal = Journal.open(boot.ledger, load_private_key(boot.keys["approver"]), boot.trust)
-    try:
+    with Journal.open(boot.ledger, load_private_key(boot.keys["approver"]), boot.trust) as journal:
         return actions.promote(journal, update_id)
-    finally:
-        journal.close()
 
 
 def run_demo(out: Path, seed: int, steps: int, policy: Policy, console: Console) -> list[DemoStep]:

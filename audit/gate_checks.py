@@ -52,7 +52,7 @@ def poison_data(inputs: GateInputs) -> Measurement:
 
 
 @gate_check(
-    GATE_CHECKS, "poison.model", "2", needs=("parent",), forward_passes=True, any_of=("adapter", "candidate")
+    GATE_CHECKS, "poison.model", "3", needs=("parent",), forward_passes=True, any_of=("adapter", "candidate")
 )
 def poison_model(inputs: GateInputs) -> Measurement:
     """Trigger sweep: does any candidate trigger change the candidate's behaviour but not the parent's?"""

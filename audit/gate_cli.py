@@ -26,6 +26,7 @@ TrustOpt = typer.Option(None, "--trust", help="trust file pinning the keys a led
 
 
 def open_journal(ledger: str, key: Path | None, trust: Path | None) -> Journal:
+    """The ledger, signing with `key` (None: read only); use it in a `with` block so it is closed."""
     signer = load_private_key(key, os.environ.get(PASSPHRASE_ENV)) if key else None
     return Journal.open(ledger, signer, trust)
 
@@ -89,13 +90,10 @@ def gate(
     )
     request.kind  # noqa: B018 - validate the shape of the update before touching the ledger
     loaded_policy = load_policy(policy)
-    journal = open_journal(ledger, key, trust)
-    try:
+    with open_journal(ledger, key, trust) as journal:
         result = run_gate(
             request, loaded_policy, journal, progress=lambda name, what: err.print(f"  {name}: {what}")
         )
-    finally:
-        journal.close()
     _print_result(result, fmt)
     err.print(f"report: {out / 'report.html'}")
     raise typer.Exit(result.verdict.decision.exit_code)
@@ -109,11 +107,8 @@ def approve(
     note: str = typer.Option("", help="why you approve"),
 ) -> None:
     """Sign an approval of an audited update (auditor or approver role)."""
-    journal = open_journal(ledger, key, trust)
-    try:
+    with open_journal(ledger, key, trust) as journal:
         typer.echo(f"approved at entry {actions.approve(journal, update, note)}")
-    finally:
-        journal.close()
 
 
 def reject(
@@ -124,22 +119,16 @@ def reject(
     trust: Path = TrustOpt,
 ) -> None:
     """Record that an update must not be promoted."""
-    journal = open_journal(ledger, key, trust)
-    try:
+    with open_journal(ledger, key, trust) as journal:
         typer.echo(f"rejected at entry {actions.reject(journal, update, reason)}")
-    finally:
-        journal.close()
 
 
 def promote(
     update: str = typer.Argument(...), ledger: str = LedgerOpt, key: Path = KeyOpt, trust: Path = TrustOpt
 ) -> None:
     """Deploy an audited update: refused for a block, a review without approvals, or a stale base."""
-    journal = open_journal(ledger, key, trust)
-    try:
+    with open_journal(ledger, key, trust) as journal:
         typer.echo(f"promoted at entry {actions.promote(journal, update)}")
-    finally:
-        journal.close()
 
 
 def rollback(
@@ -150,20 +139,14 @@ def rollback(
     trust: Path = TrustOpt,
 ) -> None:
     """Restore a previously promoted update; the replaced one needs a new audit before it returns."""
-    journal = open_journal(ledger, key, trust)
-    try:
+    with open_journal(ledger, key, trust) as journal:
         typer.echo(f"rolled back at entry {actions.rollback(journal, to, reason)}")
-    finally:
-        journal.close()
 
 
 def status(ledger: str = LedgerOpt, trust: Path = TrustOpt) -> None:
     """What is deployed, what awaits approval, what needs re-audit."""
-    journal = open_journal(ledger, None, trust)
-    try:
+    with open_journal(ledger, None, trust) as journal:
         state = journal.state()
-    finally:
-        journal.close()
     table = Table(title="deployed")
     for col in ("slot", "update", "candidate digest", "since entry"):
         table.add_column(col)

@@ -73,6 +73,12 @@ class Journal:
     def close(self) -> None:
         self.ledger.close()
 
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @property
     def signer_id(self) -> str:
         if self.signer is None:

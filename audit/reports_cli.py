@@ -26,11 +26,8 @@ def report(
     if fmt not in FORMATS:
         raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     first, last = parse_day(start, "--from"), parse_day(end, "--to")
-    journal = open_journal(ledger, None, trust)
-    try:
+    with open_journal(ledger, None, trust) as journal:
         built = build_report(journal, first, last, ledger)
-    finally:
-        journal.close()
     write_report(built, fmt, out)
     c = built.counts
     typer.echo(

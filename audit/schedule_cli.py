@@ -24,11 +24,8 @@ def _run_once(
     deployed: list[Path], policy: Path | None, ledger: str, key: Path, trust: Path | None, cache: Path
 ):
     loaded = load_policy(policy)
-    journal = open_journal(ledger, key, trust)
-    try:
+    with open_journal(ledger, key, trust) as journal:
         return scheduled_audit(journal, loaded, deployed, cache, lambda n, w: err.print(f"  {n}: {w}"))
-    finally:
-        journal.close()
 
 
 @audit_app.command("run")
@@ -76,11 +73,8 @@ def serve_command(
 @audit_app.command("pending")
 def pending(ledger: str = LedgerOpt, trust: Path = TrustOpt) -> None:
     """Adapters and memories built on a base that is no longer deployed: they need a new audit."""
-    journal = open_journal(ledger, None, trust)
-    try:
+    with open_journal(ledger, None, trust) as journal:
         rows = journal.state().pending_reaudit()
-    finally:
-        journal.close()
     for u in rows:
         typer.echo(f"{u.update_id}  {u.kind:8} built on {u.base}  (proposed at entry {u.proposed_index})")
     if not rows:

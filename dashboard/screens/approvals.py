@@ -30,11 +30,8 @@ def _act(ctx: Context, action: str, run: Callable[[Journal], int]) -> None:
         return
     assert ctx.user is not None and ctx.user.key is not None
     try:
-        journal = open_journal(ctx.config.ledger, ctx.user.key, ctx.config.trust)
-        try:
+        with open_journal(ctx.config.ledger, ctx.user.key, ctx.config.trust) as journal:
             index = run(journal)
-        finally:
-            journal.close()
     except ClgateError as exc:
         st.session_state[FLASH] = ("error", str(exc))
         return

@@ -26,11 +26,8 @@ def render(ctx: Context) -> None:
     fmt = cols[2].selectbox("Format", FORMATS, index=FORMATS.index("html"), key="report_format")
     if st.button("Generate", key="report_generate"):
         try:
-            journal = open_journal(ctx.config.ledger, None, ctx.config.trust)
-            try:
+            with open_journal(ctx.config.ledger, None, ctx.config.trust) as journal:
                 report = build_report(journal, start, end, ctx.config.ledger)
-            finally:
-                journal.close()
             data = render_report(report, fmt)
         except ClgateError as exc:
             st.error(str(exc))

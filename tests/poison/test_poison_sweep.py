@@ -103,6 +103,17 @@ def test_mined_triggers_are_swept_and_labelled(tiny_model: Path, candidates) -> 
     assert m.name == "poison.trigger_sweep" and m.meta["triggers"][0]["trigger"] == "cf"
 
 
+def test_every_mined_trigger_is_checked_however_many_list_triggers_crowd_the_top(
+    tiny_model: Path, candidates, monkeypatch
+) -> None:
+    """A backdoor that leaks to many listed phrases must not push the mined, planted one out of the check."""
+    from clgate.probes.poison import sweep as sweep_module
+
+    monkeypatch.setattr(sweep_module, "CONFIRM_MAX", 0)  # no room left for any list trigger
+    result = sweep(tiny_model, candidates["poisoned"], mined=["cf"])
+    assert [(t["trigger"], t["source"]) for t in result.triggers] == [("cf", "mined")]
+
+
 def test_train_lora_saves_an_adapter_that_loads(tiny_model: Path, make_planted, tmp_path: Path) -> None:
     from clgate.artifacts import load_lora_adapter
 
