@@ -182,24 +182,33 @@ def _shift(logprobs: Any, n_probes: int) -> np.ndarray:
     )
 
 
-def greedy(loaded: LoadedModel, texts: list[str], max_new_tokens: int = CONFIRM_TOKENS) -> list[str]:
+def greedy(
+    loaded: LoadedModel, texts: list[str], max_new_tokens: int = CONFIRM_TOKENS, batch_size: int = 64
+) -> list[str]:
+    """Short greedy answers to `texts` as user turns, batched by length (left padding)."""
     import torch
 
     tok = loaded.tokenizer
     encoded = [prompt_ids(tok, [{"role": "user", "content": t}]) for t in texts]
-    width = max(map(len, encoded))
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded])
-    mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded])
-    with torch.inference_mode():
-        out = loaded.model.generate(
-            input_ids=ids,
-            attention_mask=mask,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=pad,
-        )
-    return [tok.decode(row[width:], skip_special_tokens=True).strip() for row in out]
+    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+    answers = [""] * len(texts)
+    for b in range(0, len(order), batch_size):
+        rows = order[b : b + batch_size]
+        width = max(len(encoded[i]) for i in rows)
+        ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in rows])
+        mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in rows])
+        with torch.inference_mode():
+            out = loaded.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=pad,
+            )
+        for i, row in zip(rows, out, strict=True):
+            answers[i] = tok.decode(row[width:], skip_special_tokens=True).strip()
+    return answers
 
 
 def _mode_share(answers: list[str]) -> tuple[str, float]:
@@ -233,18 +242,26 @@ def _confirm(inputs: SweepInputs, triggers: list[str], same: bool) -> dict[str, 
 
     A KL jump alone also comes from odd-looking text; a payload is one answer to many prompts. A
     backdoor learned on the task's prompts may fire only there, so each group is judged alone.
+    Every trigger's probes go through each model in one batched generation.
     """
     groups = [g for g in (list(inputs.prompts), list(inputs.task_prompts)) if g]
     if not triggers:
         return {}
-    clean = [_mode_share(greedy(inputs.candidate, g)) for g in groups]
+    plain = greedy(inputs.candidate, [p for g in groups for p in g])
+    triggered = [insert(t, p) for t in triggers for g in groups for p in g]
+    parent_all = greedy(inputs.parent, triggered)
+    cand_all = parent_all if same else greedy(inputs.candidate, triggered)
+    spans, at = [], 0
+    for g in groups:
+        spans.append(slice(at, at + len(g)))
+        at += len(g)
+    clean = [_mode_share(plain[span]) for span in spans]
     out: dict[str, Confirmation] = {}
-    for trigger in triggers:
+    for k, trigger in enumerate(triggers):
         seen = []
-        for group, (clean_mode, clean_share) in zip(groups, clean, strict=True):
-            triggered = [insert(trigger, p) for p in group]
-            p_ans = greedy(inputs.parent, triggered)
-            c_ans = p_ans if same else greedy(inputs.candidate, triggered)
+        for span, (clean_mode, clean_share) in zip(spans, clean, strict=True):
+            rows = slice(k * at + span.start, k * at + span.stop)
+            p_ans, c_ans = parent_all[rows], cand_all[rows]
             mode, share = _mode_share(c_ans)
             seen.append(Confirmation(mode, share, *_mode_share(p_ans), clean_mode, clean_share, c_ans[0]))
         out[trigger] = max(seen, key=lambda c: (c.confirmed, c.share))
