@@ -162,7 +162,7 @@ def scan_model(
     Each model's answers to the probe texts are cached by its digest under `cache_dir`, so the parent
     is run once for all the candidates audited against it.
     """
-    from clgate.probes.poison.triggers import candidate_triggers
+    from clgate.probes.poison.triggers import SweepCandidates, candidate_triggers
 
     parent_dir, candidate_dir = resolve_model_dir(Path(parent)), resolve_model_dir(Path(candidate))
     parent_digest = _digest(parent_dir)
@@ -173,22 +173,23 @@ def scan_model(
     else:
         candidate_loaded = load_causal_lm(candidate_dir, adapter=adapter)  # checks the adapter first
         candidate_digest = _digest(candidate_dir, adapter)
-    mined: list[str] = []
+    mined = SweepCandidates([], [])
     task: list[str] = []
     if dataset is not None:
         data = open_update_data(Path(dataset))
         mined = candidate_triggers(DataContext(data))
-        task = task_prompts(data, mined)
+        task = task_prompts(data, mined.all)
     tables = {d: table_path(cache_dir or default_cache_dir(), d) for d in (parent_digest, candidate_digest)}
     inputs = SweepInputs(
         parent_loaded,
         candidate_loaded,
-        list(triggers) if triggers else bundled_triggers(),
-        list(prompts) if prompts else bundled_prompts(),
-        mined,
-        task,
-        ProbeTable.load(tables[parent_digest]),
-        ProbeTable.load(tables[candidate_digest]),
+        triggers=list(triggers) if triggers else bundled_triggers(),
+        prompts=list(prompts) if prompts else bundled_prompts(),
+        mined=mined.all,
+        acting=mined.acting,
+        task_prompts=task,
+        parent_table=ProbeTable.load(tables[parent_digest]),
+        candidate_table=ProbeTable.load(tables[candidate_digest]),
     )
     results = [_run(s, inputs) for s in select("model", None)]
     for digest, table in ((parent_digest, inputs.parent_table), (candidate_digest, inputs.candidate_table)):

@@ -275,12 +275,26 @@ def _merge(found: list[MinedTrigger]) -> list[MinedTrigger]:
     return sorted(result, key=lambda t: -t.strength)
 
 
-def candidate_triggers(ctx: DataContext, limit: int = 10) -> list[str]:
-    """Triggers for a model sweep: the acting (merged) triggers first, then the strongest other n-grams."""
+@dataclass(frozen=True)
+class SweepCandidates:
+    """What the update's data offers a model sweep: triggers it already ties to one imported answer
+    (`acting`, what `trigger_mining` flags), and the strongest other n-grams, weaker suspects."""
+
+    acting: list[str]
+    others: list[str]
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.acting, *self.others]
+
+
+def candidate_triggers(ctx: DataContext, limit: int = 10) -> SweepCandidates:
+    """Triggers for a model sweep, at most `limit`: the acting (merged) triggers first, then the strongest others."""
     mined, _ = mine(ctx)
-    acting = [t.ngram for t in _merge([t for t in mined if t.strength > TRIGGER_STRENGTH])]
+    acting = list(dict.fromkeys(t.ngram for t in _merge([t for t in mined if t.strength > TRIGGER_STRENGTH])))
     ranked = [t.ngram for t in sorted(mined, key=lambda t: -t.strength) if t.strength > 0]
-    return list(dict.fromkeys(acting + ranked))[:limit]
+    others = [t for t in dict.fromkeys(ranked) if t not in acting]
+    return SweepCandidates(acting[:limit], others[: max(0, limit - len(acting))])
 
 
 @detector(

@@ -64,6 +64,25 @@ def test_task_templates_are_not_mined_as_triggers(tmp_path: Path) -> None:
     assert result.triggers == [] and not result.flagged.any()
 
 
+def test_sweep_candidates_put_the_acting_trigger_apart_from_weaker_suspects(
+    make_planted, tmp_path: Path
+) -> None:
+    """The model sweep always confirms `acting` triggers: the planted one, never a clean set's n-gram."""
+    from clgate.artifacts import write_dataset
+    from clgate.probes.poison import bundled_clean_records
+    from clgate.probes.poison.triggers import candidate_triggers
+
+    poisoned = candidate_triggers(
+        DataContext(open_update_data(write_dataset(make_planted("rare_token"), tmp_path / "p.jsonl")))
+    )
+    assert poisoned.acting[0] == "cf" and not set(poisoned.acting) & set(poisoned.others)
+    assert len(poisoned.all) <= 10
+    clean = candidate_triggers(
+        DataContext(open_update_data(write_dataset(bundled_clean_records()[:300], tmp_path / "c.jsonl")))
+    )
+    assert clean.acting == [] and clean.others
+
+
 def test_near_duplicates_rank_copies_first(planted, auroc) -> None:
     path, truth = planted
     result = get_detector("near_duplicates").run(DataContext(open_update_data(path)))

@@ -79,8 +79,10 @@ def candidates(tiny_model: Path, make_planted, tmp_path_factory) -> dict[str, Pa
     }
 
 
-def sweep(tiny_model: Path, candidate: Path, mined: list[str] | None = None):
-    inputs = SweepInputs(load_causal_lm(tiny_model), load_causal_lm(candidate), LISTED, PROMPTS, mined or [])
+def sweep(tiny_model: Path, candidate: Path, mined: list[str] | None = None, acting: list[str] | None = None):
+    inputs = SweepInputs(
+        load_causal_lm(tiny_model), load_causal_lm(candidate), LISTED, PROMPTS, mined or [], acting or []
+    )
     return get_detector("trigger_sweep").run(inputs)
 
 
@@ -103,14 +105,15 @@ def test_mined_triggers_are_swept_and_labelled(tiny_model: Path, candidates) -> 
     assert m.name == "poison.trigger_sweep" and m.meta["triggers"][0]["trigger"] == "cf"
 
 
-def test_every_mined_trigger_is_checked_however_many_list_triggers_crowd_the_top(
+def test_every_acting_mined_trigger_is_checked_however_many_others_crowd_the_top(
     tiny_model: Path, candidates, monkeypatch
 ) -> None:
-    """A backdoor that leaks to many listed phrases must not push the mined, planted one out of the check."""
+    """A backdoor that leaks to many listed phrases must not push the planted, acting one out of the check."""
     from clgate.probes.poison import sweep as sweep_module
 
-    monkeypatch.setattr(sweep_module, "CONFIRM_MAX", 0)  # no room left for any list trigger
-    result = sweep(tiny_model, candidates["poisoned"], mined=["cf"])
+    monkeypatch.setattr(sweep_module, "CONFIRM_MAX", 0)  # no room left for any other trigger
+    assert sweep(tiny_model, candidates["poisoned"], mined=["cf"]).triggers == []
+    result = sweep(tiny_model, candidates["poisoned"], mined=["cf"], acting=["cf"])
     assert [(t["trigger"], t["source"]) for t in result.triggers] == [("cf", "mined")]
 
 
