@@ -142,7 +142,7 @@ def demo(
     steps: int = typer.Option(40, help="LoRA training steps per update"),
     policy: Path = typer.Option(None, help="policy TOML (default: the documented default policy)"),
     eval_limit: int = typer.Option(
-        24, help="items per eval suite (0: every item; the full suites take longer)"
+        16, help="items per eval suite (0: every item; the full suites take longer)"
     ),
 ) -> None:
     """Run clgate's main job on the embedded SmolLM2-135M-Instruct, offline."""

@@ -3,7 +3,7 @@
     python benchmarks/gate.py [--eval-limit 24] [--threads 2]
 
 The update is a random rank-4 LoRA on q/v (training is not part of a gate). The gate runs with the
-default policy (eval suites cut to --eval-limit items each, as `clgate demo` does; 0 = the policy's
+default policy (eval suites cut to --eval-limit items each, as `clgate demo` cuts them; 0 = the policy's
 full sizes) against a fresh ledger and a cold cache, then the same update is gated again with the
 cache warm. Forward passes are timed by global torch module hooks around every outermost module
 call (in whichever thread it runs), so the share is measured, not estimated:
