@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from clgate.errors import InputError
+from clgate.generation import greedy_generate
 from clgate.tokens import common_prefix
 
 ENGINE_VERSION = "1"
@@ -221,43 +222,14 @@ class ScoringEngine:
             results.append(scores)
         return results
 
-    def _pad(self, seqs: list[list[int]], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(map(len, seqs))
-        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            sl = slice(width - len(s), width) if left else slice(0, len(s))
-            ids[i, sl] = torch.tensor(s, dtype=torch.long)
-            mask[i, sl] = 1
-        return ids.to(self.device), mask.to(self.device)
-
     # --- generation ----------------------------------------------------------------------
 
-    @torch.inference_mode()
     def generate(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
         """Greedy completions, batched longest-first with left padding; stops at end of turn."""
         encoded = [self._encode(p)[-(self.max_length - max_new_tokens) :] for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
-        outputs: list[str] = [""] * len(prompts)
-        stop_ids = _stop_ids(self.tokenizer, self.model)
-        for start in range(0, len(order), self.generation_batch_size):
-            rows = order[start : start + self.generation_batch_size]
-            ids, mask = self._pad([encoded[i] for i in rows], left=True)
-            out = self.model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=self.pad_id,
-                eos_token_id=stop_ids,
-            )
-            texts = self.tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
-            for i, text in zip(rows, texts, strict=True):
-                outputs[i] = text.strip()
-        return outputs
+        return greedy_generate(
+            self.model, self.tokenizer, encoded, max_new_tokens, self.pad_id, self.generation_batch_size
+        )
 
 
 def _option_mask(segment: torch.Tensor, prefix: int) -> torch.Tensor:
@@ -273,10 +245,3 @@ def _option_mask(segment: torch.Tensor, prefix: int) -> torch.Tensor:
     allowed |= torch.eye(width, dtype=torch.bool) & (q < 0)
     shared = torch.ones((rows, width, prefix), dtype=torch.bool)
     return torch.cat([shared, allowed], dim=-1).unsqueeze(1)
-
-
-def _stop_ids(tokenizer: Any, model: Any) -> list[int]:
-    """End-of-turn ids: the tokenizer's eos and whatever the model's generation config adds."""
-    configured = getattr(model.generation_config, "eos_token_id", None)
-    ids = configured if isinstance(configured, list) else [configured]
-    return sorted({i for i in [tokenizer.eos_token_id, *ids] if i is not None})

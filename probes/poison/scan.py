@@ -91,8 +91,9 @@ def _run(spec: DetectorSpec, ctx) -> DetectorResult:
 
 
 def _digest(path: Path, adapter: Path | None = None) -> str:
-    root = compute_manifest(path).root
-    return root if adapter is None else f"{root}+{compute_manifest(adapter).root}"
+    """The model's root digest (file digests suffice for the root), joined with the adapter's."""
+    root = compute_manifest(path, tensors=False).root
+    return root if adapter is None else f"{root}+{compute_manifest(adapter, tensors=False).root}"
 
 
 def data_representations(
@@ -167,9 +168,10 @@ def scan_model(
     parent_dir, candidate_dir = resolve_model_dir(Path(parent)), resolve_model_dir(Path(candidate))
     parent_digest = _digest(parent_dir)
     parent_loaded = load_causal_lm(parent_dir)
-    # a model audited against itself (the first base) is loaded and run once
-    if adapter is None and (candidate_dir == parent_dir or _digest(candidate_dir) == parent_digest):
-        candidate_loaded, candidate_digest = parent_loaded, parent_digest
+    if adapter is None:  # a model audited against itself (the first base) is loaded and run once
+        candidate_digest = parent_digest if candidate_dir == parent_dir else _digest(candidate_dir)
+        same = candidate_digest == parent_digest
+        candidate_loaded = parent_loaded if same else load_causal_lm(candidate_dir)
     else:
         candidate_loaded = load_causal_lm(candidate_dir, adapter=adapter)  # checks the adapter first
         candidate_digest = _digest(candidate_dir, adapter)

@@ -16,6 +16,7 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from clgate.artifacts import LoadedModel
 from clgate.errors import InputError
+from clgate.generation import greedy_generate
 from clgate.probes.poison._registry import detector
 from clgate.probes.poison.attacks import data_path
 from clgate.probes.poison.calibration import MAD_TO_SIGMA
@@ -182,33 +184,12 @@ def _shift(logprobs: Any, n_probes: int) -> np.ndarray:
     )
 
 
-def greedy(
-    loaded: LoadedModel, texts: list[str], max_new_tokens: int = CONFIRM_TOKENS, batch_size: int = 64
-) -> list[str]:
-    """Short greedy answers to `texts` as user turns, batched by length (left padding)."""
-    import torch
-
+def greedy(loaded: LoadedModel, texts: list[str], max_new_tokens: int = CONFIRM_TOKENS) -> list[str]:
+    """Short greedy answers to `texts` as user turns."""
     tok = loaded.tokenizer
     encoded = [prompt_ids(tok, [{"role": "user", "content": t}]) for t in texts]
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
-    answers = [""] * len(texts)
-    for b in range(0, len(order), batch_size):
-        rows = order[b : b + batch_size]
-        width = max(len(encoded[i]) for i in rows)
-        ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in rows])
-        mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in rows])
-        with torch.inference_mode():
-            out = loaded.model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=pad,
-            )
-        for i, row in zip(rows, out, strict=True):
-            answers[i] = tok.decode(row[width:], skip_special_tokens=True).strip()
-    return answers
+    return greedy_generate(loaded.model, tok, encoded, max_new_tokens, pad)
 
 
 def _mode_share(answers: list[str]) -> tuple[str, float]:
@@ -251,10 +232,9 @@ def _confirm(inputs: SweepInputs, triggers: list[str], same: bool) -> dict[str, 
     triggered = [insert(t, p) for t in triggers for g in groups for p in g]
     parent_all = greedy(inputs.parent, triggered)
     cand_all = parent_all if same else greedy(inputs.candidate, triggered)
-    spans, at = [], 0
-    for g in groups:
-        spans.append(slice(at, at + len(g)))
-        at += len(g)
+    ends = list(accumulate(map(len, groups)))
+    at = ends[-1]  # probes per trigger
+    spans = [slice(end - len(g), end) for g, end in zip(groups, ends, strict=True)]
     clean = [_mode_share(plain[span]) for span in spans]
     out: dict[str, Confirmation] = {}
     for k, trigger in enumerate(triggers):
@@ -275,9 +255,8 @@ class SweepInputs:
     triggers: list[str] = field(default_factory=bundled_triggers)
     prompts: list[str] = field(default_factory=bundled_prompts)
     mined: list[str] = field(default_factory=list)  # from the update's data: swept beside the list
-    acting: list[str] = field(
-        default_factory=list
-    )  # mined ones the data ties to one answer: always confirmed
+    # the mined ones the data ties to one answer: always confirmed by generation
+    acting: list[str] = field(default_factory=list)
     task_prompts: list[str] = field(default_factory=list)  # from the update's own data
     parent_table: ProbeTable | None = None
     candidate_table: ProbeTable | None = None
