@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clgate.atomic import write_bytes_atomic
@@ -64,7 +64,7 @@ class Checkpoint:
             return f"checkpoint signed by key {self.body.signer[:16]} without the admin role"
         if state.revoked_at is not None and state.revoked_at < self.size:
             return f"checkpoint signed by key {self.body.signer[:16]} revoked at entry {state.revoked_at}"
-        if not self.envelope.verify(Ed25519PublicKey.from_public_bytes(state.public_key)):
+        if not self.envelope.verify(state.public_key):
             return "checkpoint signature does not verify (forged or altered)"
         return None
 

@@ -1,8 +1,8 @@
 """Parsing and signature checks of ledger entries in chunks, on every core.
 
-A full verify spends nearly all its time parsing entries and checking Ed25519 signatures, and
-`cryptography` holds the GIL while it verifies, so the work is cut into chunks shared between
-worker processes and the caller (which also reads, hashes and chains). What must happen in index
+A full verify spends nearly all its time parsing entries (which holds the GIL) and checking
+Ed25519 signatures, so the work is cut into chunks shared between worker processes and the
+caller (which also reads, hashes and chains). What must happen in index
 order (is this signer allowed at this index, given every key entry before it?) stays with the
 caller: a chunk only answers "does this signature verify under the key with this id?". A key id
 is the SHA-256 of its key, so any key with that id is the right one to check with, whoever added it.
@@ -18,8 +18,6 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, NamedTuple
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from clgate.errors import IntegrityError
@@ -28,6 +26,7 @@ from clgate.ledger.entries import EntryPayload
 from clgate.ledger.trust import KeyRing
 
 CHUNK = 1000
+PER_WORKER = 2  # chunks handed to each worker before this process parses one itself
 
 # One entry waiting for its parse: stored index, bytes, and the hash of the entry stored before it.
 Pending = tuple[int, bytes, bytes]
@@ -52,7 +51,6 @@ def parse_chunk(leaves: Sequence[bytes], keys: dict[str, bytes]) -> list[Parsed 
     (their bodies were validated: the id is the key's hash). A string is what is malformed.
     """
     keys = dict(keys)
-    verifiers: dict[str, Ed25519PublicKey] = {}
     parsed: list[Parsed | str] = []
     for leaf in leaves:
         try:
@@ -71,6 +69,7 @@ def parse_chunk(leaves: Sequence[bytes], keys: dict[str, bytes]) -> list[Parsed 
         if payload.type == "key.added":
             keys.setdefault(payload.body["key_id"], base64.b64decode(payload.body["public_key"]))
         key_entry = payload.type.startswith("key.")
+        public = keys.get(payload.signer)
         parsed.append(
             Parsed(
                 payload.index,
@@ -79,26 +78,10 @@ def parse_chunk(leaves: Sequence[bytes], keys: dict[str, bytes]) -> list[Parsed 
                 env.keyid,
                 payload.type,
                 payload.body if key_entry else None,
-                _signature_ok(env, payload.signer, keys, verifiers),
+                None if public is None else env.verify(public),
             )
         )
     return parsed
-
-
-def _signature_ok(
-    env: Envelope, signer: str, keys: dict[str, bytes], verifiers: dict[str, Ed25519PublicKey]
-) -> bool | None:
-    key = verifiers.get(signer)
-    if key is None:
-        public = keys.get(signer)
-        if public is None:
-            return None
-        key = verifiers[signer] = Ed25519PublicKey.from_public_bytes(public)
-    try:
-        key.verify(env.sig, env.pae())
-    except InvalidSignature:
-        return False
-    return True
 
 
 Done = tuple[list[Pending], list[Parsed | str]]
@@ -107,9 +90,11 @@ Done = tuple[list[Pending], list[Parsed | str]]
 class ChunkParser:
     """Parses entries chunk by chunk, on this process and `workers - 1` others, handing results back in order.
 
-    A full chunk goes to a worker process if one is idle, and is otherwise parsed here, so every
-    core stays busy (this process too) while results are checked in order as soon as they are
-    ready; a busy machine is no slower than parsing here alone. Each chunk carries the keys
+    A full chunk goes to the worker processes while they have fewer than two chunks each in hand,
+    and is otherwise parsed here: a worker always has its next chunk waiting when it finishes one,
+    and this process parses whenever it is not reading or checking, so every core stays busy while
+    results are checked in order as soon as they are ready. (Sending a chunk only to an idle worker
+    left it waiting while this process parsed, and two cores did the work of 1.3.) Each chunk carries the keys
     `ring` knows when it is started; an entry signed by a key the parser did not know comes
     back unchecked (None).
     """
@@ -136,7 +121,7 @@ class ChunkParser:
             return []
         self._start()
         done = []
-        while self.queue and (self.queue[0][1].done() or len(self.queue) > 2 * self.workers):
+        while self.queue and (self.queue[0][1].done() or len(self.queue) > PER_WORKER * self.workers):
             chunk, future = self.queue.popleft()
             done.append((chunk, future.result()))
         return done
@@ -153,7 +138,7 @@ class ChunkParser:
         chunk, self.pending = self.pending, []
         leaves, keys = [leaf for _, leaf, _ in chunk], self._keys()
         busy = sum(not future.done() for _, future in self.queue)
-        if not here and busy < self.workers - 1:
+        if not here and busy < PER_WORKER * (self.workers - 1):
             future = self._pool().submit(parse_chunk, leaves, keys)
         else:
             future = Future()

@@ -219,11 +219,7 @@ class Ledger:
             public = self._ring.public_key(entry.signer) or (
                 _b64(entry.body["public_key"]) if index == 0 else None
             )
-            if (
-                refusal
-                or public is None
-                or not entry.envelope.verify(Ed25519PublicKey.from_public_bytes(public))
-            ):
+            if refusal or public is None or not entry.envelope.verify(public):
                 raise IntegrityError(f"key entry {index} does not verify; run `clgate ledger verify`")
             self._ring.apply(index, entry.type, entry.body)
         self._ring.size = size

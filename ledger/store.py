@@ -11,6 +11,7 @@ queue; a crash rolls back.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,11 +33,16 @@ _TYPE_LEN = 64
 # Under synchronous=NORMAL it also bounds what a power loss may take; kill -9 loses no commit.
 _WAL_CHECKPOINT_PAGES = 10_000
 
+# Each B-tree an append touches is another page written at commit, and the commit is most of an
+# append: on SQLite the entry index is the rowid itself ("INTEGER PRIMARY KEY"; BIGINT would add a
+# separate index), and the Merkle nodes live in their primary key's B-tree (WITHOUT ROWID).
+_INDEX = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 metadata = sa.MetaData()
 entries_t = sa.Table(
     "ledger_entries",
     metadata,
-    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("idx", _INDEX, primary_key=True, autoincrement=False),
     sa.Column("envelope", sa.LargeBinary, nullable=False),
     sa.Column("entry_type", sa.String(_TYPE_LEN), nullable=False, index=True),
     sa.Column("signer", sa.String(64), nullable=False),
@@ -48,6 +54,7 @@ nodes_t = sa.Table(
     sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
     sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("hash", sa.LargeBinary(32), nullable=False),
+    sqlite_with_rowid=False,
 )
 head_t = sa.Table(
     "ledger_head",
@@ -155,6 +162,10 @@ class Store:
             "update": _Compiled(_UPDATE_HEAD, dialect, ["size", "frontier", "last_hash", "root"]),
         }
         self._node_queries: dict[int, _Compiled] = {}
+        # Appends reuse one DBAPI connection: a pool checkout and return per append cost a tenth
+        # of it. The lock keeps threads sharing this Store from interleaving transactions on it.
+        self._writer: Any = None
+        self._writer_lock = threading.Lock()
 
     @classmethod
     def open(cls, target: str | Path, create: bool = False) -> Store:
@@ -181,7 +192,14 @@ class Store:
         return store
 
     def close(self) -> None:
+        self._drop_writer()
         self.engine.dispose()
+
+    def _drop_writer(self) -> None:
+        """Close the append connection (after any failure, so the next append starts afresh)."""
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.close()
 
     def _connect(self, write: bool = False) -> Connection:
         try:
@@ -239,11 +257,22 @@ class Store:
     def _append_once(
         self, build: Callable[[Head, KeyReader], Sequence[Prepared]]
     ) -> tuple[Head, list[bytes]]:
+        with self._writer_lock:
+            if self._writer is None:
+                try:
+                    self._writer = self.engine.raw_connection()
+                except sa.exc.DBAPIError as exc:
+                    raise InputError(f"cannot reach database {self.label}: {_first_line(exc)}") from None
+            try:
+                return self._transaction(self._writer, build)
+            except BaseException:
+                self._drop_writer()
+                raise
+
+    def _transaction(
+        self, raw: Any, build: Callable[[Head, KeyReader], Sequence[Prepared]]
+    ) -> tuple[Head, list[bytes]]:
         sql = self._sql
-        try:
-            raw = self.engine.raw_connection()
-        except sa.exc.DBAPIError as exc:
-            raise InputError(f"cannot reach database {self.label}: {_first_line(exc)}") from None
         try:
             cursor = raw.cursor()
             if self.engine.dialect.name == "sqlite":
@@ -288,8 +317,6 @@ class Store:
         except BaseException:
             raw.rollback()
             raise
-        finally:
-            raw.close()
         return new_head, digests
 
     def read(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, bytes]]:

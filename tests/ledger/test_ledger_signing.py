@@ -31,8 +31,9 @@ from clgate.ledger import (
     save_trust,
 )
 from clgate.ledger.canonical import canonical_json
-from clgate.ledger.dsse import ENTRY_PAYLOAD_TYPE, Envelope, sign_envelope
+from clgate.ledger.dsse import ENTRY_PAYLOAD_TYPE, Envelope, sign_envelope, verify_signature
 from clgate.ledger.entries import make_draft
+from clgate.ledger.keys import public_bytes
 
 
 def _sslib_key(private: Ed25519PrivateKey) -> SSlibKey:
@@ -54,8 +55,29 @@ def test_securesystemslib_signed_envelope_verifies_with_ours() -> None:
     theirs = SslibEnvelope(b'{"a":1}', ENTRY_PAYLOAD_TYPE, {})
     theirs.sign(CryptoSigner(private, _sslib_key(private)))
     ours = Envelope.from_dict(theirs.to_dict())
-    assert ours.verify(private.public_key())
-    assert not Envelope(b'{"a":2}', ours.payload_type, ours.keyid, ours.sig).verify(private.public_key())
+    public = public_bytes(private.public_key())
+    assert ours.verify(public)
+    assert not Envelope(b'{"a":2}', ours.payload_type, ours.keyid, ours.sig).verify(public)
+
+
+def test_libsodium_verifier_agrees_with_openssl_and_refuses_malformed_keys_and_signatures() -> None:
+    """Signatures are made by `cryptography` (OpenSSL) and checked by PyNaCl (libsodium)."""
+    private = generate_key()
+    public, message = public_bytes(private.public_key()), b"DSSEv1 entry"
+    sig = private.sign(message)
+    other = public_bytes(generate_key().public_key())
+    flipped = bytes([sig[0] ^ 1]) + sig[1:]
+    assert verify_signature(public, sig, message)
+    for key, signature, text in [
+        (other, sig, message),
+        (public, flipped, message),
+        (public, sig, message + b"!"),
+        (public[:31], sig, message),
+        (public, sig[:63], message),
+        (public, sig + b"\0", message),
+        (b"", b"", message),
+    ]:
+        assert not verify_signature(key, signature, text)
 
 
 def test_stored_envelope_bytes_are_rfc8785_of_the_dsse_json() -> None:
