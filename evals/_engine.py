@@ -19,7 +19,7 @@ from clgate.errors import InputError
 from clgate.generation import greedy_generate
 from clgate.tokens import common_prefix
 
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"  # 2: generation starts from the shared prompt head's KV cache
 MIN_SHARED_PREFIX = 4
 
 

@@ -10,6 +10,7 @@ import math
 
 from inspect_ai.model import ChatMessageUser, GenerateConfig, ModelOutput, get_model
 from inspect_ai.solver import Generate, Solver, TaskState, solver
+from inspect_ai.util import collect
 
 from clgate.evals._engine import ContinuationRequest, assistant_turn
 from clgate.evals._provider import clgate_api
@@ -129,14 +130,19 @@ def reference_likelihood() -> Solver:
 
 
 @solver
-def clean_baseline(max_tokens: int) -> Solver:
-    """Generate the reply to the prompt without its inserted trigger, for comparison."""
+def with_clean_baseline(max_tokens: int) -> Solver:
+    """Generate the reply to the prompt and, at the same time, to the prompt without its trigger.
+
+    Asked together, the clean replies join the triggered ones in the provider's one batch
+    instead of running as a batch of their own first.
+    """
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
-        output = await get_model().generate(
+        clean = get_model().generate(
             [ChatMessageUser(content=state.metadata["clean_prompt"])],
             config=GenerateConfig(max_tokens=max_tokens, temperature=0.0),
         )
+        state, output = await collect(generate(state), clean)
         state.store.set("clean_output", output.completion)
         return state
 

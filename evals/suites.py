@@ -39,11 +39,11 @@ from clgate.evals._scorers import (
     trigger_unchanged,
 )
 from clgate.evals._solvers import (
-    clean_baseline,
     loglikelihood_choice,
     reference_likelihood,
     refusal_likelihood,
     sycophancy_choice,
+    with_clean_baseline,
 )
 
 SUITE_VERSION = 1
@@ -334,7 +334,7 @@ def trigger_sweep(
         "trigger_sweep",
         path,
         samples,
-        solver=[clean_baseline(max_tokens), generate()],
+        solver=with_clean_baseline(max_tokens),
         scorer=trigger_unchanged(),
         config=GenerateConfig(max_tokens=max_tokens, temperature=0.0),
     )

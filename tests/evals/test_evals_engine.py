@@ -10,6 +10,7 @@ import torch
 from clgate.artifacts import load_causal_lm
 from clgate.evals import ContinuationRequest, ScoringEngine
 from clgate.evals._engine import assistant_turn, render_chat
+from clgate.generation import stop_ids
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +71,34 @@ def test_scores_equal_unbatched_forward_passes(
             assert score.n_tokens == len(loaded.tokenizer(continuation, add_special_tokens=False).input_ids)
 
 
-def test_batched_generation_equals_one_at_a_time(loaded) -> None:
-    engine = ScoringEngine(loaded.model, loaded.tokenizer, generation_batch_size=3)
-    prompts = [render_chat(loaded.tokenizer, [{"role": "user", "content": q}]) for q, _ in QUESTIONS]
+def _plain_generate(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
+    """One prompt alone through `generate`: no padding, no shared cache."""
+    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids
+    with torch.no_grad():
+        out = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.eos_token_id,
+            eos_token_id=stop_ids(tokenizer, model),
+        )
+    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
+
+
+@pytest.mark.parametrize("system", [None, "You are a careful assistant who answers briefly."])
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_batched_generation_equals_plain_generation_one_at_a_time(
+    loaded, system: str | None, batch_size: int
+) -> None:
+    """Left padding after the shared head, and the head's cache reused per batch, change no reply."""
+    head = [{"role": "system", "content": system}] if system else []
+    prompts = [render_chat(loaded.tokenizer, [*head, {"role": "user", "content": q}]) for q, _ in QUESTIONS]
+    engine = ScoringEngine(loaded.model, loaded.tokenizer, generation_batch_size=batch_size)
     batched = engine.generate(prompts, max_new_tokens=8)
-    single = ScoringEngine(loaded.model, loaded.tokenizer, generation_batch_size=1).generate(prompts, 8)
-    assert batched == single
-    assert all(isinstance(t, str) for t in batched)
+    plain = [_plain_generate(loaded.model, loaded.tokenizer, p, 8) for p in prompts]
+    assert batched == plain
+    assert len(set(batched)) > 1  # the replies differ, so a mix-up of rows would show
 
 
 def test_assistant_turn_closes_the_turn_as_the_template_does(loaded) -> None:

@@ -85,6 +85,14 @@ def test_a_suite_is_scored_in_few_batches_and_a_rerun_comes_from_the_cache(
     assert [r["answer"] for r in warm.rows] == [r["answer"] for r in cold.rows]
 
 
+def test_a_generation_suite_generates_every_reply_in_one_batch(tiny_model: Path, tmp_path: Path) -> None:
+    """inspect-ai's adaptive concurrency would let 20 samples generate at a time: 40 must be one batch."""
+    model = open_model(tiny_model, cache=False)
+    run = run_suite(model, get_suite("prompt_injection"), limit=40, log_dir=tmp_path)
+    assert len(run.rows) == 40
+    assert model.api.stats["generated"] == 40 and model.api.stats["batches"] == 1
+
+
 def test_likelihood_suites_need_the_clgate_provider(tmp_path: Path) -> None:
     with pytest.raises(ClgateError, match="need a model served by the clgate provider"):
         run_suite(get_model("mockllm/model"), get_suite("retention"), limit=2, log_dir=tmp_path)
