@@ -1,20 +1,16 @@
 """Short greedy generation, batched with left padding: what the eval suites and the trigger sweep share.
 
 Both need many short greedy replies from a local model on CPU: one `generate` call per batch of
-similar lengths, stopping at the end of the turn. On CPU the cost is the matrix products, so every
-token not computed counts: the head all prompts share (a chat template's system prompt and turn
-header, often half of a short prompt) runs once, as a KV cache each batch starts from.
+similar lengths, stopping at the end of the turn. The head a batch's prompts share runs once
+(`prompt_head`).
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import Any
 
-from clgate.tokens import common_prefix
-
-MIN_SHARED_PREFIX = 4
+from clgate.prompt_head import head_cache, shared_head
 
 
 def stop_ids(tokenizer: Any, model: Any) -> list[int]:
@@ -34,26 +30,21 @@ def greedy_generate(
 ) -> list[str]:
     """Greedy replies to token-id prompts, in input order: batched longest-first, left-padded.
 
-    The prompts' common head is computed once; each row is then that head, padding, and the rest
-    of its prompt, so the padding sits between them and is masked out (positions count only real
+    A batch's shared head is computed once; each row is then that head, padding, and the rest of
+    its prompt, so the padding sits between them and is masked out (positions count only real
     tokens, so every row sees exactly the positions it would alone).
     """
     import torch
 
-    if not encoded:
-        return []
     device = next(model.parameters()).device
-    shared = common_prefix(list(encoded), limit=min(map(len, encoded)) - 1)
-    if len(shared) < MIN_SHARED_PREFIX:
-        shared = []
-    head_cache = _prefix_cache(model, shared, device) if shared else None
-    p = len(shared)
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     replies = [""] * len(encoded)
     stops = stop_ids(tokenizer, model)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         width = len(encoded[rows[0]])
+        shared = shared_head([encoded[i] for i in rows])
+        p = len(shared)
         ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         ids[:, :p] = torch.tensor(shared, dtype=torch.long)
@@ -62,10 +53,7 @@ def greedy_generate(
             rest = encoded[i][p:]
             ids[r, width - len(rest) :] = torch.tensor(rest, dtype=torch.long)
             mask[r, width - len(rest) :] = 1
-        cache = None
-        if head_cache is not None:
-            cache = copy.deepcopy(head_cache)
-            cache.batch_repeat_interleave(len(rows))
+        cache = head_cache(model, shared, len(rows)) if shared else None
         with torch.inference_mode():
             out = model.generate(
                 input_ids=ids.to(device),
@@ -83,12 +71,3 @@ def greedy_generate(
         for i, text in zip(rows, texts, strict=True):
             replies[i] = text.strip()
     return replies
-
-
-def _prefix_cache(model: Any, shared: list[int], device: Any) -> Any:
-    """The KV cache of the shared head, for one row (each batch copies and repeats it)."""
-    import torch
-
-    with torch.inference_mode():
-        out = model(input_ids=torch.tensor([shared], device=device), use_cache=True, logits_to_keep=1)
-    return out.past_key_values

@@ -17,10 +17,9 @@ import torch
 
 from clgate.errors import InputError
 from clgate.generation import greedy_generate
-from clgate.tokens import common_prefix
+from clgate.prompt_head import head_cache, shared_head
 
 ENGINE_VERSION = "2"  # 2: generation starts from the shared prompt head's KV cache
-MIN_SHARED_PREFIX = 4
 
 
 @dataclass(frozen=True)
@@ -160,17 +159,9 @@ class ScoringEngine:
         scored exactly as if it ran alone after the context. The prefix all rows share (the chat
         template's system prompt and turn header) runs once beforehand, as a KV cache.
         """
-        shared = common_prefix([g.context for g in batch], limit=min(len(g.context) for g in batch) - 1)
-        if len(shared) < MIN_SHARED_PREFIX:
-            shared = []
+        shared = shared_head([g.context for g in batch])
         p = len(shared)
-        cache = None
-        if p:
-            out = self.model(
-                input_ids=torch.tensor([shared], device=self.device), use_cache=True, logits_to_keep=1
-            )
-            cache = out.past_key_values
-            cache.batch_repeat_interleave(len(batch))
+        cache = head_cache(self.model, shared, len(batch)) if p else None
 
         width = max(g.packed_length for g in batch) - p
         kept = max(g.scored_positions for g in batch)

@@ -30,7 +30,7 @@ from clgate.probes.poison.attacks import data_path
 from clgate.probes.poison.calibration import MAD_TO_SIGMA
 from clgate.probes.poison.encoding import prompt_ids
 from clgate.probes.poison.result import DetectorResult
-from clgate.tokens import common_prefix
+from clgate.prompt_head import head_cache, shared_head
 
 VERSION = "4"
 TABLE_VERSION = "2"  # what a cached probe table holds
@@ -115,7 +115,7 @@ def probe_table(loaded: LoadedModel, texts: list[str], batch_size: int = 32) -> 
     tok, model = loaded.tokenizer, loaded.model
     refusal = tok(REFUSAL, add_special_tokens=False)["input_ids"]
     encoded = [prompt_ids(tok, [{"role": "user", "content": t}]) for t in texts]
-    head = common_prefix(encoded, min(map(len, encoded)) - 1) if encoded else []
+    head = shared_head(encoded)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     out_lp, out_ref = [None] * len(texts), np.zeros(len(texts))
     start = time.perf_counter()
@@ -123,10 +123,7 @@ def probe_table(loaded: LoadedModel, texts: list[str], batch_size: int = 32) -> 
     with torch.inference_mode():
         for b in range(0, len(order), batch_size):
             batch = order[b : b + batch_size]
-            cache = None
-            if head:
-                cache = model.base_model(input_ids=torch.tensor([head]), use_cache=True).past_key_values
-                cache.batch_repeat_interleave(len(batch))
+            cache = head_cache(model, head, len(batch)) if head else None
             rests = [encoded[i][len(head) :] for i in batch]
             width = max(map(len, rests)) + len(refusal)
             ids = torch.full((len(batch), width), pad, dtype=torch.long)
