@@ -14,7 +14,13 @@ from clgate.artifacts._lora import (
     check_adapter_fits,
     load_lora_adapter,
 )
-from clgate.artifacts._manifest import artifact_files, artifact_ref, compute_manifest, root_digest
+from clgate.artifacts._manifest import (
+    artifact_files,
+    artifact_ref,
+    compute_manifest,
+    model_digest,
+    root_digest,
+)
 from clgate.artifacts._memory import MemoryEntry, MemoryStore, load_memory_store, write_memory_store
 from clgate.artifacts._models import (
     LoadedModel,
@@ -61,6 +67,7 @@ __all__ = [
     "load_lora_adapter",
     "load_memory_store",
     "load_tokenizer",
+    "model_digest",
     "model_weight_files",
     "read_safetensors_header",
     "resolve_model_dir",

@@ -107,3 +107,16 @@ def artifact_ref(path: Path, kind: ArtifactKind | None = None) -> ArtifactRef:
     """A reference pins only the root, so file digests alone are enough."""
     manifest = compute_manifest(path, kind, tensors=False)
     return ArtifactRef(kind=manifest.kind, uri=str(Path(path).resolve()), digest=manifest.root)
+
+
+def model_digest(model_dir: Path, adapter: Path | None = None) -> str:
+    """One digest for a model as it runs: its root, combined with the adapter's when one is merged.
+
+    What caches of a model's answers are keyed by (evals, the trigger sweep's probe tables); a root
+    needs only file digests, so each byte is hashed once.
+    """
+    root = compute_manifest(model_dir, tensors=False).root
+    if adapter is None:
+        return root
+    combined = f"{root}+{compute_manifest(adapter, tensors=False).root}"
+    return "sha256:" + hashlib.sha256(combined.encode()).hexdigest()

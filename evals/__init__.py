@@ -15,7 +15,7 @@ from clgate.evals._items import (
     TriggerProbe,
     load_items,
 )
-from clgate.evals._provider import ClgateModelAPI, clgate_api, model_digest, open_model
+from clgate.evals._provider import ClgateModelAPI, clgate_api, open_model
 from clgate.evals._registry import Suite, bundled_suites, get_suite, list_suites, parse_suites
 from clgate.evals._runner import (
     EVALS_VERSION,
@@ -78,7 +78,6 @@ __all__ = [
     "list_suites",
     "load_items",
     "mcnemar_exact",
-    "model_digest",
     "open_model",
     "paired_accuracy",
     "parse_suites",

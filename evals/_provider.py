@@ -9,7 +9,6 @@ manifest digest and the exact request.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,9 +20,9 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 from clgate.artifacts import (
     LoadedModel,
     check_adapter_fits,
-    compute_manifest,
     load_causal_lm,
     load_tokenizer,
+    model_digest,
     resolve_model_dir,
 )
 from clgate.errors import InputError
@@ -39,15 +38,8 @@ from clgate.evals._engine import (
 
 PROVIDER = "clgate"
 MAX_NEW_TOKENS = 48
-
-
-def model_digest(model_dir: Path, adapter: Path | None = None) -> str:
-    """The root manifest digest of the model, combined with the adapter's when one is merged."""
-    root = compute_manifest(model_dir).root
-    if adapter is None:
-        return root
-    combined = f"{root}+{compute_manifest(adapter).root}"
-    return "sha256:" + hashlib.sha256(combined.encode()).hexdigest()
+MAX_CONNECTIONS = 4096
+"""Requests are batched here, not rate-limited: every sample of a suite may call at once."""
 
 
 class ClgateModelAPI(ModelAPI):
@@ -109,7 +101,7 @@ class ClgateModelAPI(ModelAPI):
         return MAX_NEW_TOKENS
 
     def max_connections(self) -> int:
-        return 4096  # requests are batched here, not rate-limited
+        return MAX_CONNECTIONS
 
     def connection_key(self) -> str:
         return f"{PROVIDER}:{self.digest}"
@@ -191,7 +183,10 @@ def open_model(
         args["digest"] = digest
     if cache_dir is not None:
         args["cache_dir"] = str(cache_dir)
-    return get_model(f"{PROVIDER}/{Path(path)}", memoize=False, **args)
+    # Set on the model, not left to `max_connections()`: inspect-ai's adaptive concurrency (on by
+    # default) ignores that and admits 20 samples at a time, so a suite would generate in batches of 20.
+    config = GenerateConfig(max_connections=MAX_CONNECTIONS)
+    return get_model(f"{PROVIDER}/{Path(path)}", config=config, memoize=False, **args)
 
 
 def clgate_api(model: Model | None = None) -> ClgateModelAPI:

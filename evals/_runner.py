@@ -171,9 +171,6 @@ def run_suite(
         log_level="error",
         log_dir=str(log_dir or default_eval_cache_dir() / "logs"),
         max_samples=_MAX_SAMPLES,
-        # Explicit, or inspect-ai's adaptive concurrency (on by default) lets only 20 samples
-        # generate at once, and the provider then batches 20 at a time instead of the suite.
-        max_connections=_MAX_SAMPLES,
         max_tasks=1,
         score_display=False,
         log_realtime=False,

@@ -1,11 +1,11 @@
 """Parsing and signature checks of ledger entries in chunks, on every core.
 
 A full verify spends nearly all its time parsing entries (which holds the GIL) and checking
-Ed25519 signatures, so the work is cut into chunks shared between worker processes and the
-caller (which also reads, hashes and chains). What must happen in index
-order (is this signer allowed at this index, given every key entry before it?) stays with the
-caller: a chunk only answers "does this signature verify under the key with this id?". A key id
-is the SHA-256 of its key, so any key with that id is the right one to check with, whoever added it.
+Ed25519 signatures, so the work is cut into chunks shared between worker processes and the caller
+(which also reads, hashes and chains). What must happen in index order (is this signer allowed
+at this index, given every key entry before it?) stays with the caller: a chunk only answers
+"does this signature verify under the key with this id?". A key id is the SHA-256 of its key, so
+any key with that id is the right one to check with, whoever added it.
 """
 
 from __future__ import annotations
@@ -90,13 +90,12 @@ Done = tuple[list[Pending], list[Parsed | str]]
 class ChunkParser:
     """Parses entries chunk by chunk, on this process and `workers - 1` others, handing results back in order.
 
-    A full chunk goes to the worker processes while they have fewer than two chunks each in hand,
-    and is otherwise parsed here: a worker always has its next chunk waiting when it finishes one,
-    and this process parses whenever it is not reading or checking, so every core stays busy while
-    results are checked in order as soon as they are ready. (Sending a chunk only to an idle worker
-    left it waiting while this process parsed, and two cores did the work of 1.3.) Each chunk carries the keys
-    `ring` knows when it is started; an entry signed by a key the parser did not know comes
-    back unchecked (None).
+    A full chunk goes to the worker processes while they have fewer than PER_WORKER chunks each in
+    hand, and is otherwise parsed here: a worker always has its next chunk waiting when it finishes
+    one (sent only to an idle worker, a chunk left it waiting while this process parsed), and this
+    process parses whenever it is not reading or checking, so every core stays busy while results
+    are checked in order as soon as they are ready. Each chunk carries the keys `ring` knows when
+    it is started; an entry signed by a key the parser did not know comes back unchecked (None).
     """
 
     def __init__(self, ring: KeyRing, workers: int | None = None, size: int | None = None) -> None:

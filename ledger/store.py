@@ -162,8 +162,8 @@ class Store:
             "update": _Compiled(_UPDATE_HEAD, dialect, ["size", "frontier", "last_hash", "root"]),
         }
         self._node_queries: dict[int, _Compiled] = {}
-        # Appends reuse one DBAPI connection: a pool checkout and return per append cost a tenth
-        # of it. The lock keeps threads sharing this Store from interleaving transactions on it.
+        # Appends reuse one DBAPI connection instead of a pool checkout and return each; the lock
+        # keeps threads sharing this Store from interleaving transactions on it.
         self._writer: Any = None
         self._writer_lock = threading.Lock()
 

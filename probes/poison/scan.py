@@ -15,6 +15,7 @@ from clgate.artifacts import (
     default_cache_dir,
     load_causal_lm,
     load_memory_store,
+    model_digest,
     resolve_model_dir,
 )
 from clgate.atomic import write_text_atomic
@@ -90,12 +91,6 @@ def _run(spec: DetectorSpec, ctx) -> DetectorResult:
     return result
 
 
-def _digest(path: Path, adapter: Path | None = None) -> str:
-    """The model's root digest (file digests suffice for the root), joined with the adapter's."""
-    root = compute_manifest(path, tensors=False).root
-    return root if adapter is None else f"{root}+{compute_manifest(adapter, tensors=False).root}"
-
-
 def data_representations(
     data,
     model: Path,
@@ -108,7 +103,7 @@ def data_representations(
     loaded = load_causal_lm(model, adapter=adapter)
     check_token_ids(data.max_token_id, loaded.model, str(data.path))
     layer = default_layer(loaded.model) if layer is None else layer
-    digest = _digest(loaded.path, adapter)
+    digest = model_digest(loaded.path, adapter)
     path = None
     if cache_dir is not False:
         path = (
@@ -166,15 +161,15 @@ def scan_model(
     from clgate.probes.poison.triggers import SweepCandidates, candidate_triggers
 
     parent_dir, candidate_dir = resolve_model_dir(Path(parent)), resolve_model_dir(Path(candidate))
-    parent_digest = _digest(parent_dir)
+    parent_digest = model_digest(parent_dir)
     parent_loaded = load_causal_lm(parent_dir)
     if adapter is None:  # a model audited against itself (the first base) is loaded and run once
-        candidate_digest = parent_digest if candidate_dir == parent_dir else _digest(candidate_dir)
+        candidate_digest = parent_digest if candidate_dir == parent_dir else model_digest(candidate_dir)
         same = candidate_digest == parent_digest
         candidate_loaded = parent_loaded if same else load_causal_lm(candidate_dir)
     else:
         candidate_loaded = load_causal_lm(candidate_dir, adapter=adapter)  # checks the adapter first
-        candidate_digest = _digest(candidate_dir, adapter)
+        candidate_digest = model_digest(candidate_dir, adapter)
     mined = SweepCandidates([], [])
     task: list[str] = []
     if dataset is not None:

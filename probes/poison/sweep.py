@@ -220,15 +220,17 @@ def _confirm(inputs: SweepInputs, triggers: list[str], same: bool) -> dict[str, 
 
     A KL jump alone also comes from odd-looking text; a payload is one answer to many prompts. A
     backdoor learned on the task's prompts may fire only there, so each group is judged alone.
-    Every trigger's probes go through each model in one batched generation.
+    Each model answers in one batched generation: the candidate the clean probes and every
+    triggered one, the parent the triggered ones.
     """
     groups = [g for g in (list(inputs.prompts), list(inputs.task_prompts)) if g]
     if not triggers:
         return {}
-    plain = greedy(inputs.candidate, [p for g in groups for p in g])
-    triggered = [insert(t, p) for t in triggers for g in groups for p in g]
-    parent_all = greedy(inputs.parent, triggered)
-    cand_all = parent_all if same else greedy(inputs.candidate, triggered)
+    probes = [p for g in groups for p in g]
+    triggered = [insert(t, p) for t in triggers for p in probes]
+    answers = greedy(inputs.candidate, probes + triggered)
+    plain, cand_all = answers[: len(probes)], answers[len(probes) :]
+    parent_all = cand_all if same else greedy(inputs.parent, triggered)
     ends = list(accumulate(map(len, groups)))
     at = ends[-1]  # probes per trigger
     spans = [slice(end - len(g), end) for g, end in zip(groups, ends, strict=True)]
