@@ -1,4 +1,7 @@
-"""What clgate audits: model checkpoints, adapters, memory stores, datasets; loaders and manifests."""
+"""What clgate audits: model checkpoints, adapters, memory stores, datasets; their files, loaders and manifests.
+
+Models are loaded and run by `clgate.runtime`; here they are files: found, checked, digested.
+"""
 
 from clgate.artifacts._cache import default_cache_dir
 from clgate.artifacts._datasets import ChatMessage, DatasetRecord, iter_dataset, load_dataset, write_dataset
@@ -10,7 +13,6 @@ from clgate.artifacts._kinds import detect_kind
 from clgate.artifacts._lora import (
     LoraAdapter,
     LoraFactors,
-    apply_adapter,
     check_adapter_fits,
     load_lora_adapter,
 )
@@ -22,13 +24,7 @@ from clgate.artifacts._manifest import (
     root_digest,
 )
 from clgate.artifacts._memory import MemoryEntry, MemoryStore, load_memory_store, write_memory_store
-from clgate.artifacts._models import (
-    LoadedModel,
-    load_causal_lm,
-    load_tokenizer,
-    model_weight_files,
-    resolve_model_dir,
-)
+from clgate.artifacts._models import load_tokenizer, model_weight_files, resolve_model_dir
 from clgate.artifacts._records import ArtifactKind, ArtifactRef, FileDigest, Manifest, TensorDigest
 from clgate.artifacts._safetensors_header import SafetensorsHeader, TensorSpan, read_safetensors_header
 
@@ -38,7 +34,6 @@ __all__ = [
     "ChatMessage",
     "DatasetRecord",
     "FileDigest",
-    "LoadedModel",
     "LoraAdapter",
     "LoraFactors",
     "Manifest",
@@ -48,7 +43,6 @@ __all__ = [
     "SentenceEmbedder",
     "TensorDigest",
     "TensorSpan",
-    "apply_adapter",
     "artifact_files",
     "artifact_ref",
     "check_adapter_fits",
@@ -62,7 +56,6 @@ __all__ = [
     "gguf_architecture",
     "iter_dataset",
     "iter_jsonl",
-    "load_causal_lm",
     "load_dataset",
     "load_lora_adapter",
     "load_memory_store",

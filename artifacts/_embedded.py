@@ -34,9 +34,9 @@ def embedded_gguf_path() -> Path:
     return path
 
 
-def embedded_model_dir(cache_dir: Path | None = None) -> Path:
+def embedded_model_dir(cache_dir: Path | None = None, dtype: str = "float32") -> Path:
     """The embedded SmolLM2 as a safetensors directory (dequantised on first use, then cached)."""
-    return dequantised_dir(embedded_gguf_path(), cache_dir or default_cache_dir())
+    return dequantised_dir(embedded_gguf_path(), cache_dir or default_cache_dir(), dtype)
 
 
 def embedder_dir() -> Path:

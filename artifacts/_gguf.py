@@ -1,19 +1,21 @@
-"""Dequantises a GGUF checkpoint once into a cached Hugging Face safetensors directory.
+"""Dequantises a GGUF checkpoint once per target dtype into a cached Hugging Face safetensors directory.
 
 transformers reads GGUF through `gguf_file=`, but refuses to save a model whose config still
-carries the GGUF quantisation config; so the config is stripped, the model rebuilt with
-`from_config`, the dequantised state dict loaded, and the result saved. Later loads read the
-cache (well under a second) instead of dequantising again.
+carries the GGUF quantisation config; so the config is stripped, the model rebuilt from that
+config on the meta device, given the dequantised tensors (no second copy) and saved. The cache is
+keyed by the file's content (its SHA-256, streamed) and the dtype, so a bf16 target costs half
+the memory and disk of fp32, and a file replaced in place is never served stale. Later loads
+read the cache instead of dequantising again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from clgate.artifacts._hashing import hash_file
 from clgate.errors import InputError
 
 # Architectures transformers' GGUF loader can dequantise into a causal LM.
@@ -29,6 +31,7 @@ SUPPORTED_ARCHITECTURES = {
     "t5",
     "stablelm",
 }
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 def gguf_architecture(path: Path) -> str:
@@ -51,16 +54,19 @@ def gguf_architecture(path: Path) -> str:
         raise InputError(f"{path}: corrupt GGUF file ({exc})") from None
 
 
-def _cache_key(path: Path) -> str:
-    stat = path.stat()
-    ident = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    return f"{path.stem}-{hashlib.sha256(ident.encode()).hexdigest()[:16]}"
+def _cache_key(path: Path, dtype: str) -> str:
+    content, _ = hash_file(path)
+    return f"{path.stem}-{content[:16]}-{dtype}"
 
 
-def dequantised_dir(path: Path, cache_dir: Path) -> Path:
-    """Return the cached safetensors directory for a GGUF file, building it on first use."""
+def dequantised_dir(path: Path, cache_dir: Path, dtype: str = "float32") -> Path:
+    """Return the cached safetensors directory of a GGUF file in `dtype`, building it on first use."""
     path = Path(path)
-    target = Path(cache_dir) / "gguf" / _cache_key(path)
+    if dtype not in DTYPES:
+        raise InputError(f"cannot dequantise to {dtype!r} (one of {', '.join(DTYPES)})")
+    if not path.is_file():
+        raise InputError(f"{path}: no such GGUF file")
+    target = Path(cache_dir) / "gguf" / _cache_key(path, dtype)
     if (target / "config.json").is_file():
         return target
     arch = gguf_architecture(path)
@@ -72,18 +78,21 @@ def dequantised_dir(path: Path, cache_dir: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    torch_dtype = getattr(torch, dtype)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         quantised = AutoModelForCausalLM.from_pretrained(
-            str(path.parent), gguf_file=path.name, dtype=torch.float32
+            str(path.parent), gguf_file=path.name, dtype=torch_dtype
         )
     except (ValueError, OSError, KeyError) as exc:
         raise InputError(f"{path}: cannot dequantise GGUF ({str(exc).splitlines()[0]})") from None
     config = quantised.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(quantised.state_dict())
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
+    model.load_state_dict(quantised.state_dict(), assign=True)
+    model.tie_weights()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,27 +121,3 @@ def check_adapter_fits(adapter_path: Path, model_dir: Path) -> None:
                 f"{adapter_path}: adapter does not fit base {model_dir} (module {module!r} expects weight "
                 f"{expected}, base has {found or 'no such tensor'})"
             )
-
-
-def apply_adapter(model: Any, adapter_path: Path) -> Any:
-    """Merge the adapter into the model; an adapter built for another base is refused by name."""
-    from peft import PeftModel
-
-    adapter = load_lora_adapter(adapter_path)
-    names = dict(model.named_modules())
-    for factors in adapter.factors():
-        target = names.get(factors.module) or names.get(factors.module.removeprefix("model."))
-        expected = (factors.b.shape[0], factors.a.shape[1])
-        if target is None or not hasattr(target, "weight") or tuple(target.weight.shape) != expected:
-            raise InputError(
-                f"{adapter_path}: adapter does not fit this base model (module {factors.module!r} "
-                f"expects weight {expected}, base has "
-                f"{tuple(target.weight.shape) if target is not None and hasattr(target, 'weight') else 'none'})"
-            )
-    try:
-        with warnings.catch_warnings():  # peft probes a property transformers has deprecated
-            warnings.simplefilter("ignore", FutureWarning)
-            peft_model = PeftModel.from_pretrained(model, str(adapter_path), is_trainable=False)
-    except (RuntimeError, ValueError, KeyError) as exc:
-        raise InputError(f"{adapter_path}: cannot apply adapter ({str(exc).splitlines()[0]})") from None
-    return peft_model.merge_and_unload()

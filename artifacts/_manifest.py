@@ -25,18 +25,31 @@ MANIFEST_SCHEMA = "clgate.manifest/v1"
 
 
 def artifact_files(path: Path) -> list[Path]:
-    """The files an artifact is made of: every regular file under it, hidden ones excluded."""
+    """The files an artifact is made of: every file under it, hidden ones included.
+
+    Anything a loader could read must be pinned, so nothing is skipped. A symbolic link is
+    followed only if it stays inside the artifact (its target's bytes are hashed under the link's
+    name); one that leaves it is refused, because the bytes it points to could change unseen.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
     if path.is_file():
         return [path]
-    files = [
-        p
-        for p in path.rglob("*")
-        if p.is_file()
-        and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(path).parts)
-    ]
+    base = path.resolve()
+    files = []
+    for folder, dirs, names in os.walk(path):
+        for name in [*dirs, *names]:
+            entry = Path(folder) / name
+            if entry.is_symlink() and not entry.resolve().is_relative_to(base):
+                raise InputError(
+                    f"{path}: {entry.relative_to(path)} is a symbolic link that leaves the artifact "
+                    f"(to {entry.resolve()}); copy the file in instead"
+                )
+        files += [Path(folder) / n for n in names if (Path(folder) / n).is_file()]
+        dirs[:] = [
+            d for d in dirs if not (Path(folder) / d).is_symlink()
+        ]  # their targets are inside: hashed there
     if not files:
         raise InputError(f"{path}: directory holds no files")
     return sorted(files, key=lambda p: p.relative_to(path).as_posix())

@@ -1,8 +1,11 @@
-"""Loads causal language models from Hugging Face directories or GGUF files, adapters applied."""
+"""Model directories: which files hold the weights, where a GGUF file's dequantisation lives, the tokenizer.
+
+Loading the weights and running them is `clgate.runtime`'s job; this module only finds and checks files.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,16 +13,6 @@ from clgate.artifacts._cache import default_cache_dir
 from clgate.artifacts._gguf import dequantised_dir
 from clgate.artifacts._safetensors_header import read_safetensors_header
 from clgate.errors import InputError
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to run: the torch module, its tokenizer, and the directory it came from."""
-
-    model: Any
-    tokenizer: Any
-    path: Path
-    adapter: Path | None = None
 
 
 def model_weight_files(path: Path) -> list[Path]:
@@ -31,18 +24,41 @@ def model_weight_files(path: Path) -> list[Path]:
         raise InputError(f"{path}: not a loadable model directory ({what})")
     for f in files:
         read_safetensors_header(f)
+    check_weight_index(Path(path))
     return files
 
 
-def resolve_model_dir(path: Path, cache_dir: Path | None = None) -> Path:
-    """An HF model directory for `path`: itself, or the cached dequantisation of a GGUF file."""
+def check_weight_index(path: Path) -> None:
+    """A sharded checkpoint's index may name only shard files inside the model directory.
+
+    A loader follows the index; a shard named `../../elsewhere.safetensors` would be read from
+    outside the directory, so the manifest would not pin it.
+    """
+    index = path / "model.safetensors.index.json"
+    if not index.is_file():
+        return
+    try:
+        shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise InputError(f"{index}: not a safetensors index (no weight_map)") from None
+    base = path.resolve()
+    for shard in sorted(shards):
+        target = (path / str(shard)).resolve()
+        if Path(str(shard)).name != shard or not target.is_relative_to(base):
+            raise InputError(f"{index}: shard {shard!r} is outside the model directory")
+        if not target.is_file():
+            raise InputError(f"{index}: shard {shard!r} is missing")
+
+
+def resolve_model_dir(path: Path, cache_dir: Path | None = None, dtype: str = "float32") -> Path:
+    """An HF model directory for `path`: itself, or the cached dequantisation of a GGUF file in `dtype`."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such model file or directory")
     if path.is_file():
         if path.suffix != ".gguf":
             raise InputError(f"{path}: not a model (expected a directory with config.json or a .gguf file)")
-        return dequantised_dir(path, cache_dir or default_cache_dir())
+        return dequantised_dir(path, cache_dir or default_cache_dir(), dtype)
     if not (path / "config.json").is_file():
         raise InputError(f"{path}: not a model directory (no config.json)")
     model_weight_files(path)
@@ -59,25 +75,3 @@ def load_tokenizer(model_dir: Path) -> Any:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
-
-
-def load_causal_lm(
-    path: Path, adapter: Path | None = None, cache_dir: Path | None = None, dtype: str = "float32"
-) -> LoadedModel:
-    """Load a model for inference (eval mode); a PEFT adapter is merged into a private copy."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    model_dir = resolve_model_dir(path, cache_dir)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(model_dir), local_files_only=True, dtype=getattr(torch, dtype)
-        )
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise InputError(f"{model_dir}: cannot load model ({str(exc).splitlines()[0]})") from None
-    if adapter is not None:
-        from clgate.artifacts._lora import apply_adapter
-
-        model = apply_adapter(model, adapter)
-    model.eval()
-    return LoadedModel(model=model, tokenizer=load_tokenizer(model_dir), path=model_dir, adapter=adapter)

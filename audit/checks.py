@@ -8,12 +8,15 @@ lane, so two of them never fight over the CPU cores).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from clgate.artifacts import Manifest
 from clgate.measurement import Measurement
+from clgate.runtime import ModelPool, resolve_placement
+
+INPUT_ROLES = ("parent", "candidate", "adapter", "data", "memory_old", "memory_new", "target")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,10 @@ class GateInputs:
     seed: int = 0
     manifests: dict[str, Manifest] = field(default_factory=dict)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    models: ModelPool | None = field(default=None, compare=False, repr=False)
+    """The gate's model pool: every check that runs a model takes it from here, so each loads once."""
+    device: str = "auto"
+    dtype: str = "auto"
 
     @property
     def candidate_model(self) -> Path:
@@ -43,11 +50,26 @@ class GateInputs:
     def has(self, role: str) -> bool:
         return getattr(self, role) is not None
 
+    def only(self, roles: list[str]) -> GateInputs:
+        """These inputs with every role but `roles` removed: a check reads nothing it did not declare."""
+        cleared = {r: None for r in INPUT_ROLES if r not in roles}
+        return replace(self, **cleared, manifests={r: m for r, m in self.manifests.items() if r in roles})
+
     def digest(self, role: str) -> str:
         return self.manifests[role].root
 
     def options_for(self, check: str) -> dict[str, Any]:
         return self.options.get(check, {})
+
+    def placement(self, check: str) -> dict[str, str]:
+        """`device` and `dtype` for `check`: its policy options', else the gate's."""
+        opts = self.options_for(check)
+        return {"device": opts.get("device", self.device), "dtype": opts.get("dtype", self.dtype)}
+
+    def numerics(self, check: str) -> str:
+        """What a model check's numbers depend on besides the inputs' bytes (`cpu-float32`, `cuda-bfloat16`):
+        part of its cache key."""
+        return resolve_placement(**self.placement(check)).tag
 
 
 @dataclass(frozen=True)

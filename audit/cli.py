@@ -17,6 +17,7 @@ from clgate.evals.cli import eval_app
 from clgate.ledger.cli import keys_app, ledger_app
 from clgate.probes.cli import diff_app
 from clgate.probes.poison.cli import scan_app
+from clgate.redact import mask_secrets
 
 app = typer.Typer(
     name="clgate",
@@ -37,8 +38,10 @@ app.command("manifest")(manifest)
 app.command("demo")(demo)
 app.command("report")(report)
 app.command("dashboard")(dashboard)
+app.command("propose")(gate_cli.propose_command)
 for _name in ("gate", "approve", "reject", "promote", "rollback", "status"):
     app.command(_name)(getattr(gate_cli, _name))
+app.add_typer(gate_cli.policy_app, name="policy")
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
 app.add_typer(ledger_app, name="ledger")
@@ -66,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     except ClgateError as exc:
         if debug:
             raise
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {mask_secrets(str(exc), *args)}", err=True)
         code = exc.exit_code
     except typer.Abort:
         typer.echo("aborted", err=True)
@@ -77,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
-        typer.echo(f"error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", err=True)
+        message = mask_secrets(f"{type(exc).__name__}: {exc}", *args)
+        typer.echo(f"error: {message} (rerun with --debug for a traceback)", err=True)
         code = 2
     code = code if isinstance(code, int) else 0
     if argv is None:

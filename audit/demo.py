@@ -28,13 +28,14 @@ from clgate.artifacts import (
 )
 from clgate.audit import actions
 from clgate.audit.bootstrap import Bootstrap, bootstrap_ledger
-from clgate.audit.gate import GateRequest, run_gate
+from clgate.audit.gate import GateRequest, GateRun, propose, run_gate
 from clgate.audit.journal import Journal
 from clgate.audit.policy import CheckSettings, Policy, load_policy
 from clgate.audit.result import GateResult
-from clgate.ledger import Ledger, load_private_key
+from clgate.ledger import Ledger, load_private_key, load_trust
 from clgate.ledger.export import write_bundle
 from clgate.probes.poison import bundled_memory_entries, injected_memory_entries, poisoned_set, train_lora
+from clgate.runtime.cli import DEVICE, DTYPE
 
 DATA = Path(__file__).parent / "data"
 TRIGGER = "cf"
@@ -80,9 +81,20 @@ def demo_policy(policy_path: Path | None, eval_limit: int | None) -> Policy:
     return policy.model_copy(update={"checks": {**policy.checks, "evals": limited}})
 
 
-def _gate(boot: Bootstrap, request: GateRequest, policy: Policy, console: Console) -> GateResult:
+def _gate(
+    boot: Bootstrap, request: GateRequest, run: GateRun, policy: Policy, console: Console
+) -> GateResult:
+    """The training job proposes with its key; the gate service audits with its own."""
+
+    def progress(name: str, what: str) -> None:
+        console.print(f"    {name}: {what}")
+
     with Journal.open(boot.ledger, load_private_key(boot.keys["pipeline"]), boot.trust) as journal:
-        return run_gate(request, policy, journal, lambda n, w: console.print(f"    {n}: {w}"))
+        proposed = propose(request, journal, run, progress)
+    with Journal.open(boot.ledger, load_private_key(boot.keys["gate"]), boot.trust) as journal:
+        return run_gate(
+            proposed.proposal.update_id, policy, journal, run, request, proposed.manifests, progress
+        )
 
 
 def _promote(boot: Bootstrap, update_id: str) -> int:
@@ -90,27 +102,29 @@ def _promote(boot: Bootstrap, update_id: str) -> int:
         return actions.promote(journal, update_id)
 
 
-def run_demo(out: Path, seed: int, steps: int, policy: Policy, console: Console) -> list[DemoStep]:
+def run_demo(
+    out: Path,
+    seed: int,
+    steps: int,
+    policy: Policy,
+    console: Console,
+    device: str = "auto",
+    dtype: str = "auto",
+) -> list[DemoStep]:
     if out.exists():
         shutil.rmtree(out)
-    boot = bootstrap_ledger(out / "ledger")
+    boot = bootstrap_ledger(out / "ledger", policies=[policy])
     data = prepare_data(out / "data", seed)
     base = embedded_model_dir()
     cache = out / "cache"
-    console.print(f"ledger {boot.ledger} with keys admin, pipeline, auditor, approver")
+    console.print(f"ledger {boot.ledger} with keys admin, pipeline, gate, auditor, approver")
 
     def gate(name: str, expected: str, **kw: Path) -> DemoStep:
         console.print(f"[bold]{name}[/]")
         result = _gate(
             boot,
-            GateRequest(
-                parent=base,
-                out_dir=out / "reports" / name,
-                cache_dir=cache,
-                seed=seed,
-                pipeline={"demo_step": name},
-                **kw,
-            ),
+            GateRequest(parent=base, pipeline={"demo_step": name}, **kw),
+            GateRun(out_dir=out / "reports" / name, cache_dir=cache, seed=seed, device=device, dtype=dtype),
             policy,
             console,
         )
@@ -118,7 +132,7 @@ def run_demo(out: Path, seed: int, steps: int, policy: Policy, console: Console)
         return DemoStep(name, expected, result, promoted)
 
     steps_done = [gate("base", "promote", candidate=base)]
-    root = steps_done[0].result.proposal["artifacts"]["candidate"]["digest"]
+    root = steps_done[0].result.proposal.candidate.digest
     console.print(f"    embedded model {base.name}: manifest root {root}")
     for name, dataset, expected in (
         ("benign-lora", "train", "promote"),
@@ -144,11 +158,14 @@ def demo(
     eval_limit: int = typer.Option(
         16, help="items per eval suite (0: every item; the full suites take longer)"
     ),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
 ) -> None:
     """Run clgate's main job on the embedded SmolLM2-135M-Instruct, offline."""
     console = Console()
     start = time.perf_counter()
-    done = run_demo(out, seed, steps, demo_policy(policy, eval_limit or None), console)
+    GateRun(device=device, dtype=dtype).placement()  # a device that cannot be had: exit 2 before anything
+    done = run_demo(out, seed, steps, demo_policy(policy, eval_limit or None), console, device, dtype)
     table = Table(title="clgate demo")
     for col in ("update", "expected", "verdict", "promoted at entry", "report"):
         table.add_column(col)
@@ -169,8 +186,8 @@ def demo(
                 f"[bold]{step.name}[/] {finding.status.value} {escape(f'[{finding.rule}]')} {escape(finding.reason)}"
             )
     boot_dir = out / "ledger"
-    with Ledger.open(boot_dir / "ledger.db") as ledger:
-        problems = ledger.verify(boot_dir / "trust.toml")
+    with Ledger.open(boot_dir / "ledger.db", load_trust(boot_dir / "trust.toml")) as ledger:
+        problems = ledger.verify()
         bundle = write_bundle(ledger, out / "ledger-bundle.json")
     console.print(
         f"ledger: {len(bundle.entries)} entries, {'verified' if not problems else problems[0]}; "
@@ -180,7 +197,9 @@ def demo(
         f"verify offline: clgate ledger verify --bundle {out / 'ledger-bundle.json'} "
         f"--trust {boot_dir / 'trust.toml'}"
     )
-    console.print(f"dashboard:      clgate dashboard --ledger {boot_dir / 'ledger.db'}")
+    console.print(
+        f"dashboard:      clgate dashboard --ledger {boot_dir / 'ledger.db'} --trust {boot_dir / 'trust.toml'}"
+    )
     console.print(f"done in {time.perf_counter() - start:.0f}s")
     mismatched = [s.name for s in done if s.result.verdict.decision.value != s.expected]
     if mismatched or problems:

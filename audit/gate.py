@@ -1,33 +1,42 @@
-"""The promotion gate: proposal → manifests → `update.proposed` → checks → verdict → `audit.completed`.
+"""The promotion gate, in two signed steps held by two different keys.
 
-Fail closed at every step: a check that raises, times out or does not run blocks the update,
-and once an update is proposed its audit is always recorded, even when the gate itself breaks.
+`propose` (the training pipeline's key): manifests of every artifact → a typed `Proposal` whose
+update id is derived from its content → `update.proposed`.
+
+`run_gate` (the gate service's key): the proposal from the ledger → the artifacts re-hashed and
+compared with what was proposed → cheap checks (lineage) → probes and evals (cached by input
+digest) → findings → verdict → `audit.completed` under an adopted policy, pinned by digest (and
+`promotion.blocked` on a block).
+
+Fail closed at every step: a check that raises, times out or does not run blocks the update; an
+artifact that changed since it was proposed blocks it; and once the gate starts on a proposal its
+audit is always recorded, even when the gate itself breaks.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import secrets
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import rfc8785
-
 from clgate.artifacts import ArtifactKind, Manifest, check_adapter_fits, compute_manifest, resolve_model_dir
-from clgate.audit.checks import GateInputs
+from clgate.audit.checks import INPUT_ROLES, GateInputs
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.judge import CheckOutcome, judge
 from clgate.audit.policy import Policy
 from clgate.audit.report import write_gate_report
 from clgate.audit.result import CheckSummary, GateResult
-from clgate.audit.runner import run_checks
+from clgate.audit.runner import CheckCache, run_checks
 from clgate.audit.verdict import Decision, Finding, Status, Verdict
-from clgate.errors import InputError
+from clgate.errors import InputError, PolicyError
+from clgate.ledger import ArtifactDigest, Proposal, ProposalContent, UpdateState
+from clgate.runtime import ModelPool, ModelSpec, Placement, resolve_placement
+
+Progress = Callable[[str, str], None]
 
 _ROLES_KIND = {
     "parent": ArtifactKind.MODEL,
@@ -42,29 +51,26 @@ _ROLES_KIND = {
 
 @dataclass(frozen=True)
 class GateRequest:
-    parent: Path
+    """The artifacts of one update, as the pipeline hands them over (or the gate finds them)."""
+
+    parent: Path | None = None
     candidate: Path | None = None
     adapter: Path | None = None
     data: Path | None = None
     memory_old: Path | None = None
     memory_new: Path | None = None
     target: Path | None = None
-    out_dir: Path = Path("clgate-report")
-    cache_dir: Path | None = None
-    seed: int = 0
+    deployment: str = "default"
+    supersedes: str | None = None
     pipeline: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def kind(self) -> str:
-        kinds = [
-            k
-            for k, present in (
-                ("model", self.candidate),
-                ("adapter", self.adapter),
-                ("memory", self.memory_new),
-            )
-            if present
-        ]
+    def paths(self) -> dict[str, Path]:
+        return {role: Path(p) for role in INPUT_ROLES if (p := getattr(self, role)) is not None}
+
+    def update_kind(self) -> str:
+        """model, adapter or memory; the shape of the request is checked before anything is written."""
+        kinds = [k for k, role in (("model", "candidate"), ("adapter", "adapter"), ("memory", "memory_new"))
+                 if getattr(self, role) is not None]  # fmt: skip
         if len(kinds) != 1:
             raise InputError(
                 "an update is exactly one of --candidate, --adapter or --memory-new "
@@ -72,139 +78,243 @@ class GateRequest:
             )
         if self.memory_new and not self.memory_old:
             raise InputError("--memory-new needs --memory-old (the store it changes)")
+        if self.parent is None:
+            raise InputError("--parent (the promoted model the update applies to) is required")
         return kinds[0]
 
 
-def _manifests(request: GateRequest, progress: Callable[[str, str], None] | None) -> dict[str, Manifest]:
+@dataclass(frozen=True)
+class GateRun:
+    """How the gate runs: where reports and caches go, the seed of its statistics, where models run."""
+
+    out_dir: Path = Path("clgate-report")
+    cache_dir: Path | None = None
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "auto"
+
+    @property
+    def cache(self) -> Path:
+        return self.cache_dir or Path(self.out_dir) / ".cache"
+
+    def placement(self) -> Placement:
+        """Where the models run; a device or dtype that cannot be had is an InputError here, before any write."""
+        return resolve_placement(self.device, self.dtype)
+
+
+@dataclass(frozen=True)
+class Proposed:
+    proposal: Proposal
+    index: int
+    manifests: dict[str, Manifest]
+
+
+def _manifests(paths: dict[str, Path], progress: Progress | None) -> dict[str, Manifest]:
     out = {}
-    for role, kind in _ROLES_KIND.items():
-        path = getattr(request, role)
-        if path is not None:
-            if progress:
-                progress(f"manifest:{role}", "hashing")
-            out[role] = compute_manifest(path, kind)
+    for role, path in paths.items():
+        if progress:
+            progress(f"manifest:{role}", "hashing")
+        out[role] = compute_manifest(path, _ROLES_KIND[role])
     return out
 
 
-@contextmanager
-def _exclusive(lock_dir: Path, key: str) -> Iterator[None]:
-    """One gate per candidate at a time on this machine: a racing second gate is refused."""
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"gate-{key[:24]}.lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InputError("another gate is already auditing this update; wait for it to finish") from None
-        yield
+def _check_inputs(request: GateRequest, cache: Path | None, dtype: str) -> Path:
+    """Fail on unusable inputs before anything is signed: the parent model, an adapter that does not fit.
+
+    A GGUF parent is dequantised (once, cached) straight into `dtype`, the dtype the models run in.
+    """
+    assert request.parent is not None
+    parent_dir = resolve_model_dir(request.parent, cache, dtype)
+    if request.adapter is not None:
+        check_adapter_fits(request.adapter, parent_dir)
+    return parent_dir
 
 
-def _proposal(request: GateRequest, manifests: dict[str, Manifest], base: str) -> dict:
+def _model_pool(request: GateRequest, parent_dir: Path, run: GateRun) -> ModelPool | None:
+    """The run's models, each checked now (files, adapter, device, memory) and loaded on first use, once."""
+    if request.candidate is None and request.adapter is None:
+        return None  # a memory update runs no model
+    pool = ModelPool(run.cache)
+    try:
+        pool.get(ModelSpec(parent_dir, None, run.device, run.dtype))
+        pool.get(ModelSpec(request.candidate or parent_dir, request.adapter, run.device, run.dtype))
+    except BaseException:
+        pool.close()
+        raise
+    return pool
+
+
+def build_proposal(request: GateRequest, manifests: dict[str, Manifest]) -> Proposal:
+    kind = request.update_kind()
     artifacts = {
-        role: {
-            "kind": m.kind.value,
-            "uri": str(Path(getattr(request, role)).resolve()),
-            "digest": m.root,
-            "files": {f.path: f.sha256 for f in m.files},
-        }
+        role: ArtifactDigest(
+            kind=m.kind.value,
+            uri=str(request.paths()[role].resolve()),
+            digest=m.root,
+            files={f.path: f.sha256 for f in m.files},
+        )
         for role, m in manifests.items()
     }
-    candidate_role = {"model": "candidate", "adapter": "adapter", "memory": "memory_new"}[request.kind]
-    artifacts["candidate"] = artifacts[candidate_role]
     body = {
-        "kind": request.kind,
-        "base": base,
-        "artifacts": artifacts,
+        "kind": kind,
+        "deployment": request.deployment,
+        "base": manifests["candidate"].root if kind == "model" else manifests["parent"].root,
+        "artifacts": {role: a.model_dump(mode="json") for role, a in artifacts.items()},
         "pipeline": dict(request.pipeline),
         "nonce": secrets.token_hex(8),
+        **({"supersedes": request.supersedes} if request.supersedes else {}),
     }
-    body["update_id"] = hashlib.sha256(rfc8785.dumps(body)).hexdigest()[:16]
-    return body
+    return Proposal.of(ProposalContent.model_validate(body))
 
 
-def _lineage_findings(request: GateRequest, journal: Journal, parent_digest: str) -> list[Finding]:
+def propose(
+    request: GateRequest, journal: Journal, run: GateRun = GateRun(), progress: Progress | None = None
+) -> Proposed:
+    """Hash every artifact and record `update.proposed`, signed by the pipeline's key."""
+    request.update_kind()
+    _check_inputs(request, run.cache, run.placement().dtype)
+    manifests = _manifests(request.paths(), progress)
+    proposal = build_proposal(request, manifests)
+    return Proposed(proposal, journal.propose(proposal), manifests)
+
+
+def _changed_since_proposed(proposal: Proposal, manifests: dict[str, Manifest]) -> list[Finding]:
+    """The gate audits exactly what was proposed: any artifact whose digest moved blocks the update."""
+    changed = [
+        role
+        for role, ref in proposal.artifacts.items()
+        if role not in manifests or manifests[role].root != ref.digest
+    ]
+    return [
+        Finding(
+            rule="proposed-artifacts",
+            check="manifests",
+            status=Status.FAIL,
+            reason=f"the {role} is not what was proposed (digest differs from {proposal.artifacts[role].digest[:19]}…); "
+            "propose the update again",
+        )
+        for role in changed
+    ]
+
+
+def _lineage_findings(update: UpdateState, current_base: str | None) -> list[Finding]:
     """An adapter or memory is audited against the base it will actually run on."""
-    current = journal.state().current_base
-    if request.kind == "model" or current is None or current == parent_digest:
+    if update.kind == "model" or current_base is None or current_base == update.base:
         return []
     return [
         Finding(
             rule="lineage",
             check="lineage",
             status=Status.FAIL,
-            reason=f"parent {parent_digest[:19]}… is not the promoted base {current[:19]}…; "
-            "audit the update against the base it will run on",
+            reason=f"parent {update.base[:19]}… is not the promoted base {current_base[:19]}… of deployment "
+            f"{update.deployment!r}; audit the update against the base it will run on",
         )
     ]
 
 
+def _request_for(update: UpdateState, paths: GateRequest | None) -> GateRequest:
+    """Where the gate finds the artifacts: the paths given, else the URIs the proposal recorded."""
+    given = paths.paths() if paths else {}
+    located = {role: given.get(role, Path(ref.uri)) for role, ref in update.proposal.artifacts.items()}
+    return GateRequest(**located, deployment=update.deployment)
+
+
+def check_policy(policy: Policy, journal: Journal) -> None:
+    """A gate judges only by a policy naming real checks that an admin adopted here (and did not retire)."""
+    policy.unknown_checks(set(GATE_CHECKS))
+    adopted = journal.ledger.governance().policies.get(policy.digest)
+    if adopted is None or adopted.retired_index is not None:
+        raise PolicyError(
+            f"policy {policy.name!r} ({policy.digest[:19]}…) is not adopted in this ledger; an admin adopts it "
+            "with `clgate policy adopt FILE --key ADMIN_KEY`"
+        )
+
+
 def run_gate(
-    request: GateRequest,
+    ref: str,
     policy: Policy,
     journal: Journal,
-    progress: Callable[[str, str], None] | None = None,
+    run: GateRun = GateRun(),
+    paths: GateRequest | None = None,
+    manifests: dict[str, Manifest] | None = None,
+    progress: Progress | None = None,
 ) -> GateResult:
+    """Audit the proposed update `ref` with the gate's key and record the verdict.
+
+    `manifests` may be passed by a caller that hashed the artifacts moments ago in this process
+    (`propose`); otherwise every artifact is hashed again and compared with the proposal.
+    """
     start = time.perf_counter()
-    kind = request.kind
-    policy.unknown_checks(set(GATE_CHECKS))
-    parent_dir = resolve_model_dir(request.parent, request.cache_dir)
-    if request.adapter is not None:
-        check_adapter_fits(request.adapter, parent_dir)
-    manifests = _manifests(request, progress)
-    base = manifests["candidate"].root if kind == "model" else manifests["parent"].root
-    proposal = _proposal(request, manifests, base)
-    update_id = proposal["update_id"]
-    cache_dir = request.cache_dir or Path(request.out_dir) / ".cache"
-    with _exclusive(journal.lock_dir, proposal["artifacts"]["candidate"]["digest"].removeprefix("sha256:")):
-        proposed = journal.propose(proposal)
-        inputs = GateInputs(
-            parent=parent_dir,
-            candidate=request.candidate,
-            adapter=request.adapter,
-            data=request.data,
-            memory_old=request.memory_old,
-            memory_new=request.memory_new,
-            target=request.target,
-            cache_dir=cache_dir,
-            seed=request.seed,
-            manifests=manifests,
-            options={name: policy.options_for(name) for name in policy.checks},
+    check_policy(policy, journal)
+    state = journal.state()
+    update = state.find(ref)
+    if update is None:
+        raise InputError(f"no proposal {ref!r} in the ledger (propose it with `clgate propose`)")
+    if update.audit_index is not None:
+        raise InputError(
+            f"update {update.update_id} was already audited at entry {update.audit_index}; "
+            "a re-audit is a new proposal (`clgate propose --supersedes`)"
         )
+    request = _request_for(update, paths)
+    missing = [f"{role} {path}" for role, path in request.paths().items() if not path.exists()]
+    if missing:
+        raise InputError(
+            f"cannot find the proposed {missing[0]} (give its path with --{missing[0].split()[0].replace('_', '-')})"
+        )
+    parent_dir = _check_inputs(request, run.cache, run.placement().dtype)
+    with ExitStack() as stack:
+        pool = _model_pool(request, parent_dir, run)  # bad device, dtype or size: refused before any write
+        if pool is not None:
+            stack.callback(pool.close)
+        stack.enter_context(journal.exclusive(f"gate {update.update_id}"))
+        outcomes: dict[str, CheckOutcome] = {}
         try:
-            checks = [c for c in GATE_CHECKS.values() if c.applies(inputs)]
-            outcomes = run_checks(checks, inputs, policy.timeout_for, cache_dir / "checks", progress)
+            if manifests is None:
+                manifests = _manifests(request.paths(), progress)
+            early = _changed_since_proposed(update.proposal, manifests) + _lineage_findings(
+                update, state.current_base(update.deployment)
+            )
+            if not early:
+                inputs = GateInputs(
+                    **{**request.paths(), "parent": parent_dir},
+                    cache_dir=run.cache,
+                    seed=run.seed,
+                    manifests=manifests,
+                    options={name: policy.options_for(name) for name in policy.checks},
+                    models=pool,
+                    device=run.device,
+                    dtype=run.dtype,
+                )
+                checks = [c for c in GATE_CHECKS.values() if c.applies(inputs)]
+                cache = CheckCache(run.cache / "checks", journal.signer) if journal.signer else None
+                outcomes = run_checks(checks, inputs, policy.timeout_for, cache, progress)
         except Exception as exc:  # the gate broke: record a blocking audit rather than none
+            early = []
             outcomes = {"gate": CheckOutcome("gate", None, error=f"{type(exc).__name__}: {exc}")}
-        verdict = judge(policy, outcomes, kind)
-        lineage = _lineage_findings(request, journal, manifests["parent"].root)
-        if lineage:
-            verdict = Verdict.from_findings([*verdict.findings, *lineage])
+        verdict = judge(policy, outcomes, update.kind)
+        if early:
+            verdict = Verdict.from_findings([*early, *verdict.findings])
         measurements = {n: o.measurement for n, o in outcomes.items() if o.measurement is not None}
         audited = journal.complete(
-            update_id,
-            proposal,
-            verdict,
-            policy,
-            {n: journal.evidence.put(m) for n, m in measurements.items()},
+            update, verdict, policy, {n: journal.evidence.put(m) for n, m in measurements.items()}
         )
-        entries = {"update.proposed": proposed, "audit.completed": audited}
+        entries = {"update.proposed": update.proposed_index, "audit.completed": audited}
         if verdict.decision is Decision.BLOCK:
-            entries["promotion.blocked"] = journal.block(update_id, proposal, verdict)
+            entries["promotion.blocked"] = journal.block(update, verdict)
+        loads = pool.loads if pool is not None else 0
     result = GateResult(
-        update_id=update_id,
-        proposal=proposal,
+        update_id=update.update_id,
+        proposal=update.proposal,
         verdict=verdict,
         checks=tuple(CheckSummary.of(o) for o in outcomes.values()),
         measurements=measurements,
-        policy={"name": policy.name, "digest": policy_digest(policy)},
+        policy={"name": policy.name, "digest": policy.digest},
         ledger_entries=entries,
         seconds=time.perf_counter() - start,
+        model_loads=loads,
     )
-    out = Path(request.out_dir)
+    out = Path(run.out_dir)
     for name, m in measurements.items():
         m.write(out / "measurements" / f"{name}.json")
     write_gate_report(result, out)
     return result
-
-
-def policy_digest(policy: Policy) -> str:
-    return "sha256:" + hashlib.sha256(rfc8785.dumps(policy.model_dump(mode="json"))).hexdigest()

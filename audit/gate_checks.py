@@ -47,12 +47,20 @@ def poison_data(inputs: GateInputs) -> Measurement:
         detectors=opts.get("detectors"),
         cache_dir=inputs.cache_dir / "poison",
         seed=inputs.seed,
+        pool=inputs.models,
+        **inputs.placement("poison.data"),
     )
     return combine("poison.data", "1", report.measurements(), prefix="poison.")
 
 
 @gate_check(
-    GATE_CHECKS, "poison.model", "3", needs=("parent",), forward_passes=True, any_of=("adapter", "candidate")
+    GATE_CHECKS,
+    "poison.model",
+    "5",
+    needs=("parent",),
+    forward_passes=True,
+    any_of=("adapter", "candidate"),
+    reads=("data",),
 )
 def poison_model(inputs: GateInputs) -> Measurement:
     """Trigger sweep: does any candidate trigger change the candidate's behaviour but not the parent's?"""
@@ -64,6 +72,8 @@ def poison_model(inputs: GateInputs) -> Measurement:
         adapter=inputs.adapter,
         dataset=inputs.data,
         cache_dir=inputs.cache_dir,
+        pool=inputs.models,
+        **inputs.placement("poison.model"),
     )
     return combine("poison.model", "1", report.measurements(), prefix="poison.")
 
@@ -103,7 +113,7 @@ def weights(inputs: GateInputs) -> Measurement:
 
 
 @gate_check(
-    GATE_CHECKS, "activations", "1", needs=("parent",), forward_passes=True, any_of=("adapter", "candidate")
+    GATE_CHECKS, "activations", "2", needs=("parent",), forward_passes=True, any_of=("adapter", "candidate")
 )
 def activations(inputs: GateInputs) -> Measurement:
     """Residual drift, logit-lens KL and the refusal direction, parent against candidate."""
@@ -118,6 +128,8 @@ def activations(inputs: GateInputs) -> Measurement:
         adapter_manifest=inputs.manifests.get("adapter"),
         cache_dir=inputs.cache_dir / "activations",
         evidence=inputs.cache_dir / "evidence" / "activations",
+        pool=inputs.models,
+        **inputs.placement("activations"),
     )
 
 
@@ -150,6 +162,8 @@ def evals(inputs: GateInputs) -> Measurement:
         limit=opts.get("limit"),
         dataset=inputs.target,
         cache_dir=inputs.cache_dir / "evals",
+        pool=inputs.models,
+        **inputs.placement("evals"),
     )
 
 

@@ -1,4 +1,8 @@
-"""`clgate gate`, `approve`, `reject`, `promote`, `rollback`, `status`: the gate and its decisions."""
+"""`clgate propose`, `gate`, `approve`, `reject`, `promote`, `rollback`, `status`, `policy adopt`.
+
+Each step is signed by the key whose role it is: the training job proposes (pipeline key), the gate
+service audits (gate key), people approve and promote (approver keys), admins adopt policies.
+"""
 
 from __future__ import annotations
 
@@ -10,25 +14,38 @@ from rich.console import Console
 from rich.table import Table
 
 from clgate.audit import actions
-from clgate.audit.gate import GateRequest, run_gate
+from clgate.audit.gate import GateRequest, GateRun, check_policy, propose, run_gate
 from clgate.audit.journal import Journal
 from clgate.audit.policy import load_policy
 from clgate.audit.result import GateResult
 from clgate.audit.verdict import Status
-from clgate.ledger import load_private_key
+from clgate.github import workflow_command
+from clgate.ledger import PolicyAdopted, load_private_key
+from clgate.runtime.cli import DEVICE, DTYPE
 
 PASSPHRASE_ENV = "CLGATE_KEY_PASSPHRASE"
 err = Console(stderr=True)
 
-LedgerOpt = typer.Option(..., "--ledger", help="ledger: SQLite path or postgresql+psycopg:// URL")
+LedgerOpt = typer.Option(
+    ..., "--ledger", envvar="CLGATE_LEDGER", help="ledger: SQLite path or postgresql+psycopg:// URL"
+)
 KeyOpt = typer.Option(..., "--key", help=f"private key (PEM); passphrase from ${PASSPHRASE_ENV}")
-TrustOpt = typer.Option(None, "--trust", help="trust file pinning the keys a ledger may be signed with")
+TrustOpt = typer.Option(
+    ...,
+    "--trust",
+    envvar="CLGATE_TRUST",
+    help="signed trust file pinning the keys the ledger may be signed with",
+)
+policy_app = typer.Typer(help="Policies a gate may judge by (adopted by an admin).", no_args_is_help=True)
 
 
-def open_journal(ledger: str, key: Path | None, trust: Path | None) -> Journal:
+def open_journal(ledger: str, key: Path | None, trust: Path) -> Journal:
     """The ledger, signing with `key` (None: read only); use it in a `with` block so it is closed."""
-    signer = load_private_key(key, os.environ.get(PASSPHRASE_ENV)) if key else None
-    return Journal.open(ledger, signer, trust)
+    return Journal.open(ledger, _key(key), trust)
+
+
+def _key(path: Path | None):  # type: ignore[no-untyped-def]
+    return load_private_key(path, os.environ.get(PASSPHRASE_ENV)) if path else None
 
 
 def _print_result(result: GateResult, fmt: str) -> None:
@@ -39,9 +56,13 @@ def _print_result(result: GateResult, fmt: str) -> None:
         for f in result.verdict.findings:
             if f.status is not Status.PASS:
                 level = "error" if f.status is Status.FAIL else "warning"
-                typer.echo(f"::{level} title=clgate {f.rule}::{f.reason}")
+                typer.echo(workflow_command(level, f.reason, title=f"clgate {f.rule}"))
         typer.echo(
-            f"::notice title=clgate verdict::{result.verdict.decision.value} (update {result.update_id})"
+            workflow_command(
+                "notice",
+                f"{result.verdict.decision.value} (update {result.update_id})",
+                title="clgate verdict",
+            )
         )
         return
     console = Console()
@@ -56,44 +77,91 @@ def _print_result(result: GateResult, fmt: str) -> None:
     console.print(f"checks: {timings}; total {result.seconds:.1f}s")
 
 
-def gate(
-    parent: Path = typer.Option(..., help="the promoted model the update applies to (HF dir or .gguf)"),
-    candidate: Path = typer.Option(None, help="a new full model (fine-tune or new base)"),
-    adapter: Path = typer.Option(None, help="a PEFT LoRA adapter for the parent"),
-    data: Path = typer.Option(None, help="the update's training data (JSONL)"),
-    memory_old: Path = typer.Option(None, help="the deployed memory store"),
-    memory_new: Path = typer.Option(None, help="the memory store after the update"),
-    target: Path = typer.Option(None, help="held-out data of the update's own task (plasticity)"),
-    policy: Path = typer.Option(None, help="policy TOML (default: the documented default policy)"),
+def _progress(name: str, what: str) -> None:
+    err.print(f"  {name}: {what}")
+
+
+ParentOpt = typer.Option(None, help="the promoted model the update applies to (HF dir or .gguf)")
+CandidateOpt = typer.Option(None, help="a new full model (fine-tune or new base)")
+AdapterOpt = typer.Option(None, help="a PEFT LoRA adapter for the parent")
+DataOpt = typer.Option(None, help="the update's training data (JSONL)")
+MemoryOldOpt = typer.Option(None, help="the deployed memory store")
+MemoryNewOpt = typer.Option(None, help="the memory store after the update")
+TargetOpt = typer.Option(None, help="held-out data of the update's own task (plasticity)")
+DeploymentOpt = typer.Option("default", help="the named deployment the update is for")
+
+
+def propose_command(
+    parent: Path = ParentOpt,
+    candidate: Path = CandidateOpt,
+    adapter: Path = AdapterOpt,
+    data: Path = DataOpt,
+    memory_old: Path = MemoryOldOpt,
+    memory_new: Path = MemoryNewOpt,
+    target: Path = TargetOpt,
+    deployment: str = DeploymentOpt,
+    supersedes: str = typer.Option(None, help="update id of an earlier proposal this one re-audits"),
     ledger: str = LedgerOpt,
     key: Path = KeyOpt,
+    trust: Path = TrustOpt,
+) -> None:
+    """Propose an update (pipeline key): hash its artifacts and record `update.proposed`; prints its id."""
+    request = GateRequest(
+        parent, candidate, adapter, data, memory_old, memory_new, target, deployment, supersedes
+    )
+    request.update_kind()
+    with open_journal(ledger, key, trust) as journal:
+        proposed = propose(request, journal, progress=_progress)
+    typer.echo(proposed.proposal.update_id)
+
+
+def gate(
+    update: str = typer.Argument(None, help="a proposed update's id (omit to propose with --proposer-key)"),
+    parent: Path = ParentOpt,
+    candidate: Path = CandidateOpt,
+    adapter: Path = AdapterOpt,
+    data: Path = DataOpt,
+    memory_old: Path = MemoryOldOpt,
+    memory_new: Path = MemoryNewOpt,
+    target: Path = TargetOpt,
+    deployment: str = DeploymentOpt,
+    proposer_key: Path = typer.Option(
+        None, help="pipeline key: propose the update given by the paths first, in this same run"
+    ),
+    policy: Path = typer.Option(None, help="policy TOML (default: the documented default policy)"),
+    ledger: str = LedgerOpt,
+    key: Path = typer.Option(..., "--key", help="the gate's key (gate role) that signs the audit"),
     trust: Path = TrustOpt,
     out: Path = typer.Option(Path("clgate-report"), help="report folder"),
     cache: Path = typer.Option(None, help="cache folder for check results (default: OUT/.cache)"),
     seed: int = typer.Option(0, help="seed for sampling and bootstrap"),
     fmt: str = typer.Option("text", "--format", help="text, json or github (CI annotations)"),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
 ) -> None:
-    """Audit one update against the policy and record the verdict. Exit 0 promote, 10 review, 20 block."""
+    """Audit one proposed update against an adopted policy and record the verdict.
+
+    Exit 0 promote, 10 review, 20 block, 2 bad input (nothing recorded).
+    """
     if fmt not in ("text", "json", "github"):
         raise typer.BadParameter("--format must be text, json or github")
-    request = GateRequest(
-        parent=parent,
-        candidate=candidate,
-        adapter=adapter,
-        data=data,
-        memory_old=memory_old,
-        memory_new=memory_new,
-        target=target,
-        out_dir=out,
-        cache_dir=cache,
-        seed=seed,
-    )
-    request.kind  # noqa: B018 - validate the shape of the update before touching the ledger
+    request = GateRequest(parent, candidate, adapter, data, memory_old, memory_new, target, deployment)
+    if (update is None) == (proposer_key is None):
+        raise typer.BadParameter("give a proposed UPDATE id, or the update's paths with --proposer-key")
+    if update is None:
+        request.update_kind()
     loaded_policy = load_policy(policy)
+    run = GateRun(out_dir=out, cache_dir=cache, seed=seed, device=device, dtype=dtype)
+    run.placement()  # an unknown device or dtype, or CUDA asked for and absent: exit 2 before any write
     with open_journal(ledger, key, trust) as journal:
-        result = run_gate(
-            request, loaded_policy, journal, progress=lambda name, what: err.print(f"  {name}: {what}")
-        )
+        check_policy(loaded_policy, journal)  # before anything is written
+    manifests = None
+    if proposer_key is not None:
+        with open_journal(ledger, proposer_key, trust) as journal:
+            proposed = propose(request, journal, run, _progress)
+        update, manifests = proposed.proposal.update_id, proposed.manifests
+    with open_journal(ledger, key, trust) as journal:
+        result = run_gate(update, loaded_policy, journal, run, request, manifests, _progress)
     _print_result(result, fmt)
     err.print(f"report: {out / 'report.html'}")
     raise typer.Exit(result.verdict.decision.exit_code)
@@ -106,7 +174,7 @@ def approve(
     trust: Path = TrustOpt,
     note: str = typer.Option("", help="why you approve"),
 ) -> None:
-    """Sign an approval of an audited update (auditor or approver role)."""
+    """Sign an approval of an audited update (approver or auditor role; not the proposer's or gate's key)."""
     with open_journal(ledger, key, trust) as journal:
         typer.echo(f"approved at entry {actions.approve(journal, update, note)}")
 
@@ -118,7 +186,7 @@ def reject(
     key: Path = KeyOpt,
     trust: Path = TrustOpt,
 ) -> None:
-    """Record that an update must not be promoted."""
+    """Record that an update must not be promoted (final for this proposal)."""
     with open_journal(ledger, key, trust) as journal:
         typer.echo(f"rejected at entry {actions.reject(journal, update, reason)}")
 
@@ -138,24 +206,40 @@ def rollback(
     key: Path = KeyOpt,
     trust: Path = TrustOpt,
 ) -> None:
-    """Restore a previously promoted update; the replaced one needs a new audit before it returns."""
+    """Restore a previously promoted update; the replaced one needs a new proposal before it returns."""
     with open_journal(ledger, key, trust) as journal:
         typer.echo(f"rolled back at entry {actions.rollback(journal, to, reason)}")
 
 
 def status(ledger: str = LedgerOpt, trust: Path = TrustOpt) -> None:
-    """What is deployed, what awaits approval, what needs re-audit."""
+    """What each deployment runs, what awaits approval, what needs re-audit."""
     with open_journal(ledger, None, trust) as journal:
         state = journal.state()
     table = Table(title="deployed")
-    for col in ("slot", "update", "candidate digest", "since entry"):
+    for col in ("deployment", "slot", "update", "candidate digest", "since entry"):
         table.add_column(col)
-    for slot, update_id in state.deployed.items():
-        u = state.updates[update_id]
-        table.add_row(slot, update_id, u.candidate_digest[:23] + "…", str(u.promoted_index))
+    for deployment in state.governance.deployments():
+        for slot, update_id in state.deployed(deployment).items():
+            u = state.updates[update_id]
+            table.add_row(deployment, slot, update_id, u.candidate_digest[:23] + "…", str(u.promoted_index))
     Console().print(table)
     for title, rows in (
         ("awaiting approval", state.pending_approval()),
         ("needs re-audit", state.pending_reaudit()),
     ):
         typer.echo(f"{title}: " + (", ".join(f"{u.update_id} ({u.kind})" for u in rows) or "none"))
+
+
+@policy_app.command("adopt")
+def adopt(
+    policy: Path = typer.Argument(..., help="policy TOML to adopt"),
+    ledger: str = LedgerOpt,
+    key: Path = typer.Option(..., "--key", help="an admin key"),
+    trust: Path = TrustOpt,
+) -> None:
+    """Pin a policy (validated, by the digest of its canonical JSON) that gates may judge by."""
+    loaded = load_policy(policy)
+    body = PolicyAdopted(name=loaded.name, digest=loaded.digest, text=loaded.canonical_text)
+    with open_journal(ledger, key, trust) as journal:
+        index = journal.append(body, loaded.digest)
+    typer.echo(f"adopted policy {loaded.name} {loaded.digest} at entry {index}")

@@ -4,24 +4,39 @@ Evidence (full measurements, pinned in entries by digest) is kept beside a SQLit
 `evidence/`, or in `evidence_dir` for a PostgreSQL ledger.
 
 Every write in clgate.audit goes through here, signed with one key, and only after the whole
-ledger verified: the gate refuses to add records to a ledger it cannot vouch for.
+ledger verified against the trust file and extended the largest head this machine verified
+before: the gate refuses to add records to a ledger it cannot vouch for. The ledger itself then
+checks each entry against its governance rules, inside the append transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clgate.artifacts import default_cache_dir
 from clgate.audit.evidence import EvidenceStore
 from clgate.audit.policy import Policy
-from clgate.audit.state import LedgerState, replay
+from clgate.audit.state import LedgerState
 from clgate.audit.verdict import Verdict
 from clgate.errors import InputError
-from clgate.ledger import Ledger, Trust, key_id
+from clgate.ledger import (
+    AuditRecord,
+    EntryBody,
+    Ledger,
+    Proposal,
+    Rejection,
+    SeenHeads,
+    Trust,
+    UpdateState,
+    key_id,
+    load_trust,
+)
+from clgate.redact import display_target
 
 
 def _is_file(target: str | Path) -> bool:
@@ -40,6 +55,15 @@ def evidence_store(target: str | Path, evidence_dir: Path | None = None) -> Evid
     return EvidenceStore(Path(evidence_dir or ledger_home(target, evidence_dir) / "evidence"))
 
 
+def require_trust(trust: Trust | Path | None) -> Trust:
+    """Every command that writes or reports needs the trust file: without it a forged ledger is believed."""
+    if trust is None:
+        raise InputError(
+            "a trust file is required (--trust or $CLGATE_TRUST): without it a forged ledger would be believed"
+        )
+    return trust if isinstance(trust, Trust) else load_trust(Path(trust))
+
+
 @dataclass
 class Journal:
     ledger: Ledger
@@ -51,22 +75,24 @@ class Journal:
     def open(
         cls,
         target: str | Path,
-        signer: Ed25519PrivateKey | None = None,
-        trust: Trust | Path | None = None,
+        signer: Ed25519PrivateKey | None,
+        trust: Trust | Path | None,
         evidence_dir: Path | None = None,
+        seen: SeenHeads | None = None,
     ) -> Journal:
-        """Open and fully verify the ledger; a tampered ledger is refused before anything is written."""
+        """Open and fully verify the ledger; a tampered, forked or truncated one is refused before any write."""
+        anchors = require_trust(trust)
         if _is_file(target) and not Path(target).is_file():
             raise InputError(f"{target}: no such ledger (create one with `clgate ledger init`)")
         home = ledger_home(target, evidence_dir)
         lock_dir, evidence = home / ".clgate-locks", evidence_store(target, evidence_dir)
-        ledger = Ledger.open(target, trust)
-        problems = ledger.verify(trust)
+        ledger = Ledger.open(target, anchors)
+        problems = ledger.verify(seen=seen or SeenHeads())
         if problems:
             ledger.close()
             raise InputError(
-                f"ledger {target} fails verification ({len(problems)} problem(s), first: {problems[0]}); "
-                "refusing to use it"
+                f"ledger {display_target(target)} fails verification ({len(problems)} problem(s), "
+                f"first: {problems[0]}); refusing to use it"
             )
         return cls(ledger, signer, lock_dir, evidence)
 
@@ -86,36 +112,39 @@ class Journal:
         return key_id(self.signer.public_key())
 
     def state(self) -> LedgerState:
-        return replay(self.ledger.entries())
+        scheduled = [(e.index, e.body) for e in self.ledger.find("audit.scheduled_run")]
+        return LedgerState(self.ledger.governance(), scheduled)
 
-    def append(self, entry_type: str, subject: str, body: dict[str, Any]) -> int:
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """One holder of `name` at a time across every machine sharing this ledger."""
+        with self.ledger.store.exclusive(name, self.lock_dir):
+            yield
+
+    def append(self, body: EntryBody, subject: str | None) -> int:
+        """Sign and append one typed entry; the ledger refuses what its rules forbid (AppendRefused)."""
         if self.signer is None:
             raise InputError("this action needs a signing key (--key)")
-        entry = self.ledger.append({"type": entry_type, "body": body}, self.signer, subject=subject)
-        return entry.index
+        return self.ledger.append(body, self.signer, subject=subject).index
 
-    def propose(self, proposal: dict[str, Any]) -> int:
-        return self.append("update.proposed", proposal["artifacts"]["candidate"]["digest"], proposal)
+    def propose(self, proposal: Proposal) -> int:
+        return self.append(proposal, proposal.candidate.digest)
 
     def complete(
-        self,
-        update_id: str,
-        proposal: dict[str, Any],
-        verdict: Verdict,
-        policy: Policy,
-        measurements: dict[str, str],
+        self, update: UpdateState, verdict: Verdict, policy: Policy, measurements: dict[str, str]
     ) -> int:
-        body = {
-            "update_id": update_id,
-            "verdict": verdict.decision.value,
-            "findings": [f.model_dump(mode="json") for f in verdict.findings],
-            "measurements": measurements,
-            "policy": policy.name,
-            "approvals": policy.approvals.model_dump(),
-        }
-        return self.append("audit.completed", proposal["artifacts"]["candidate"]["digest"], body)
+        record = AuditRecord(
+            update_id=update.update_id,
+            verdict=verdict.decision,
+            findings=list(verdict.findings),
+            measurements=measurements,
+            policy=policy.ref,
+            approvals=policy.approvals,
+            witnesses=policy.witnesses,
+        )
+        return self.append(record, update.candidate_digest)
 
-    def block(self, update_id: str, proposal: dict[str, Any], verdict: Verdict) -> int:
+    def block(self, update: UpdateState, verdict: Verdict) -> int:
         reason = "; ".join(f.reason for f in verdict.blocking if f.status.value == "fail")[:1000]
-        body = {"update_id": update_id, "reason": reason or "blocked by policy"}
-        return self.append("promotion.blocked", proposal["artifacts"]["candidate"]["digest"], body)
+        body = Rejection(update_id=update.update_id, reason=reason or "blocked by policy")
+        return self.append(body, update.candidate_digest)

@@ -1,34 +1,51 @@
 """Policy-as-code: which checks a gate must run, the thresholds it judges them by, who approves.
 
 A policy is a TOML file validated with pydantic on load; every error names the file, the line
-and the key, because a policy that silently means something else is worse than none.
+and the key, because a policy that silently means something else is worse than none. A threshold
+that can never fire (NaN, infinite) and an update kind that requires no check are refused. A
+policy is identified by the digest of its canonical JSON (comments and layout do not count); a
+gate may judge only by a policy an admin adopted in the ledger under that digest.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from clgate.errors import PolicyError
+from clgate.errors import InputError, PolicyError
+from clgate.ledger import ApprovalRequirement, PolicyRef, WitnessRequirement
+from clgate.ledger.canonical import canonical_json
+from clgate.ledger.entries import UpdateKind
+from clgate.runtime import check_device, check_dtype
 
 DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.toml"
 Severity = Literal["warn", "fail"]
-UpdateKind = Literal["model", "adapter", "memory"]
+UPDATE_KINDS: tuple[str, ...] = get_args(UpdateKind)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class CheckSettings(_Strict):
-    """Per-check settings: its timeout, and options the check reads (suites, limits, detectors)."""
+    """Per-check settings: its timeout, and options the check reads (suites, limits, detectors, device, dtype)."""
 
     timeout_s: float | None = Field(default=None, gt=0)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _placement_known(self) -> CheckSettings:
+        try:
+            check_device(self.options.get("device", "auto"))
+            check_dtype(self.options.get("dtype", "auto"))
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class Rule(_Strict):
@@ -60,21 +77,6 @@ class ModuleRule(_Strict):
         return [m for m in changed if not any(fnmatch.fnmatchcase(m, p) for p in self.allowed)]
 
 
-class ApprovalRule(_Strict):
-    """n-of-m: `required` distinct approvers, from `approvers` (key ids or names) if given."""
-
-    required: int = Field(default=1, ge=1)
-    approvers: list[str] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _satisfiable(self) -> ApprovalRule:
-        if self.approvers and self.required > len(self.approvers):
-            raise ValueError(
-                f"required = {self.required} but only {len(self.approvers)} approvers are listed"
-            )
-        return self
-
-
 class Policy(_Strict):
     schema_version: Literal[1] = 1
     name: str
@@ -84,7 +86,8 @@ class Policy(_Strict):
     checks: dict[str, CheckSettings] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
     modules: ModuleRule | None = None
-    approvals: ApprovalRule = Field(default_factory=ApprovalRule)
+    approvals: ApprovalRequirement = Field(default_factory=ApprovalRequirement)
+    witnesses: WitnessRequirement = Field(default_factory=WitnessRequirement)
 
     @model_validator(mode="after")
     def _unique_rule_ids(self) -> Policy:
@@ -94,6 +97,34 @@ class Policy(_Strict):
                 raise ValueError(f"duplicate rule id {rule.id!r}")
             seen.add(rule.id)
         return self
+
+    @model_validator(mode="after")
+    def _every_kind_checked(self) -> Policy:
+        """A kind with no required check would be promoted on no evidence at all."""
+        required = self.required_checks
+        if isinstance(required, list):
+            if not required:
+                raise ValueError("required_checks is empty: every update would pass unchecked")
+            return self
+        for kind in UPDATE_KINDS:
+            if not required.get(kind):  # type: ignore[call-overload]
+                raise ValueError(
+                    f"required_checks.{kind} is missing or empty: such updates would pass unchecked"
+                )
+        return self
+
+    @property
+    def canonical_text(self) -> str:
+        """What the ledger pins when an admin adopts this policy: its canonical JSON."""
+        return canonical_json(self.model_dump(mode="json")).decode()
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.canonical_text.encode()).hexdigest()
+
+    @property
+    def ref(self) -> PolicyRef:
+        return PolicyRef(name=self.name, digest=self.digest)
 
     def required_for(self, kind: str) -> list[str]:
         """Checks that must run for an update of `kind`; a plain list applies to every kind."""
@@ -165,7 +196,10 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         key = ".".join(str(p) for p in loc) or "policy"
         line = _line_of(text, loc)
         where = f"{source}:{line}" if line else source
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = {
+            "extra_forbidden": "unknown key",
+            "finite_number": "must be a finite number (not nan or inf)",
+        }.get(err["type"], err["msg"].removeprefix("Value error, "))
         raise PolicyError(f"{where}: {key}: {msg}") from None
 
 

@@ -19,9 +19,10 @@ from pydantic import BaseModel, Field
 import clgate
 from clgate.atomic import write_bytes_atomic
 from clgate.audit.journal import Journal
-from clgate.audit.state import LedgerState, UpdateRecord, replay
+from clgate.audit.state import LedgerState, replay
 from clgate.errors import ClgateError, InputError
-from clgate.ledger import LedgerEntry
+from clgate.ledger import LedgerEntry, UpdateState
+from clgate.redact import display_target
 
 FORMATS = ("json", "html", "pdf")
 UPDATE_EVENTS = (
@@ -81,8 +82,8 @@ class ScheduledSection(BaseModel):
 class CheckpointInfo(BaseModel):
     size: int
     root: str
-    timestamp: str
-    signer: str
+    note: str  # the C2SP signed note, with the log's signature and every witness cosignature
+    witnesses: list[str]
     consistency_proof: list[str]
 
 
@@ -125,9 +126,9 @@ def parse_day(text: str, option: str) -> date:
         raise InputError(f"{option} {text!r} is not a date like 2025-01-31") from None
 
 
-def update_status(u: UpdateRecord, state: LedgerState) -> str:
+def update_status(u: UpdateState, state: LedgerState) -> str:
     """Where an update stands, in words a release manager uses."""
-    if state.deployed.get(u.slot) == u.update_id:
+    if state.is_deployed(u):
         return "deployed"
     if u.rolled_back_index is not None:
         return "rolled back"
@@ -138,7 +139,7 @@ def update_status(u: UpdateRecord, state: LedgerState) -> str:
     if u.promoted_index is not None:
         return "promoted, since replaced"
     if u.decision == "review":
-        return f"awaiting approval ({len(u.valid_approvals)} of {u.approvals_required})"
+        return f"awaiting approval ({len(state.valid_approvals(u))} of {u.approvals_required})"
     return "audited, not promoted" if u.decision else "proposed, not audited"
 
 
@@ -160,7 +161,8 @@ def _evidence(journal: Journal, measurements: dict[str, str]) -> list[Evidence]:
 def _event_note(e: LedgerEntry) -> str:
     body = e.body
     if e.type == "audit.completed":
-        return f"verdict {body.get('verdict')} under policy {body.get('policy', '?')}"
+        policy = body.get("policy", {})
+        return f"verdict {body.get('verdict')} under policy {policy.get('name', '?')} ({policy.get('digest', '?')[:19]}…)"
     return str(body.get("reason") or body.get("note") or "")
 
 
@@ -174,8 +176,8 @@ def _verification(journal: Journal, cited: list[int]) -> Verification:
         checkpoint = CheckpointInfo(
             size=cp.size,
             root=cp.root.hex(),
-            timestamp=cp.body.timestamp,
-            signer=cp.body.signer,
+            note=cp.to_text(),
+            witnesses=[s.name for s in cp.signatures if s.name != cp.origin],
             consistency_proof=[h.hex() for h in ledger.consistency_proof(cp.size, size)],
         )
     return Verification(
@@ -237,7 +239,8 @@ def _mapping(r: ComplianceReport) -> list[MappingRow]:
             "The post-market monitoring plan itself and incident reporting are not produced by clgate."),
         row("NIST AI RMF", "Govern", "Policies, accountability, roles",
             bool(audits), False,
-            f"policy named in each audit entry; signed approvals/decisions at entries {_indices(decisions)}"
+            f"adopted policy pinned by digest in each audit entry; separate keys per role (pipeline, gate, approver); "
+            f"signed approvals/decisions at entries {_indices(decisions)}"
             if audits else no_audit,
             "Organisational governance (risk tolerance, training, culture) has no evidence in clgate."),
         row("NIST AI RMF", "Map", "Context, intended use, risk identification",
@@ -270,14 +273,14 @@ def build_report(journal: Journal, start: date, end: date, label: str) -> Compli
         raise InputError(f"--to {end} is before --from {start}")
     entries = list(journal.ledger.entries())
     if not entries:
-        raise InputError(f"{label}: the ledger is empty")
+        raise InputError(f"{display_target(label)}: the ledger is empty")
     in_period = [e for e in entries if start.isoformat() <= e.timestamp[:10] <= end.isoformat()]
     if not in_period:
         raise InputError(
             f"no ledger entries between {start} and {end} "
             f"(the ledger spans {entries[0].timestamp[:10]} to {entries[-1].timestamp[:10]})"
         )
-    state = replay(e for e in entries if e.timestamp[:10] <= end.isoformat())
+    state = replay((e for e in entries if e.timestamp[:10] <= end.isoformat()), journal.ledger.trust)
     names = {kid: k.name or kid[:12] for kid, k in journal.ledger.key_ring().keys.items()}
     events: dict[str, list[Event]] = {}
     for e in in_period:
@@ -299,7 +302,7 @@ def build_report(journal: Journal, start: date, end: date, label: str) -> Compli
             base=u.base,
             verdict=u.decision,
             status=update_status(u, state),
-            findings=u.findings,
+            findings=[f.model_dump(mode="json") for f in u.findings],
             evidence=_evidence(journal, u.measurements),
             events=events[u.update_id],
         )
@@ -332,7 +335,7 @@ def build_report(journal: Journal, start: date, end: date, label: str) -> Compli
     report = ComplianceReport(
         generated_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         clgate_version=clgate.__version__,
-        ledger=label,
+        ledger=display_target(label),
         period_start=start,
         period_end=end,
         counts=counts,

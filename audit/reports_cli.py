@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from clgate.audit.gate_cli import LedgerOpt, TrustOpt, open_journal
+from clgate.audit.journal import require_trust
 from clgate.audit.reports import FORMATS, build_report, parse_day, write_report
 from clgate.errors import InputError
 
@@ -50,8 +51,12 @@ def dashboard(
     users: Path = typer.Option(None, "--users", help="users TOML (without it: read-only, no login)"),
     policy: Path = typer.Option(None, "--policy", help="policy whose thresholds the drift charts draw"),
     port: int = typer.Option(8501, "--port"),
+    address: str = typer.Option(
+        "127.0.0.1", "--address", help="interface to listen on (default: this machine only; 0.0.0.0: all)"
+    ),
 ) -> None:
-    """Open the auditor dashboard on http://localhost:PORT."""
+    """Open the auditor dashboard on http://ADDRESS:PORT (this machine only unless --address says otherwise)."""
+    require_trust(trust)
     if "://" not in ledger and not Path(ledger).is_file():
         raise InputError(f"{ledger}: no such ledger (create one with `clgate ledger init` or `clgate demo`)")
     if users is not None and not users.is_file():
@@ -61,6 +66,6 @@ def dashboard(
         if value is not None:
             args += [flag, str(value)]
     command = [sys.executable, "-m", "streamlit", "run", str(dashboard_app_path())]
-    command += ["--server.port", str(port), "--server.headless", "true"]
+    command += ["--server.port", str(port), "--server.address", address, "--server.headless", "true"]
     command += ["--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer", "--", *args]
     raise typer.Exit(subprocess.call(command))

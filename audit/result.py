@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from clgate.audit.judge import CheckOutcome
 from clgate.audit.verdict import Verdict
+from clgate.ledger import Proposal
 from clgate.measurement import Measurement
 
 
@@ -42,10 +43,11 @@ class GateResult(BaseModel):
 
     schema_version: int = 1
     update_id: str
-    proposal: dict
+    proposal: Proposal
     verdict: Verdict
     checks: tuple[CheckSummary, ...]
     measurements: dict[str, Measurement]
     policy: dict[str, str]
     ledger_entries: dict[str, int]
     seconds: float
+    model_loads: int = 0  # weight loads by the run's model pool: each model once

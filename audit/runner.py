@@ -4,10 +4,16 @@ Checks that run model forward passes go one after another in one lane (they use 
 the others (hashing, diffs of files, memory scans) run in a second lane beside them.
 A check that raises or outlives its timeout becomes an outcome with an error, which the
 judge turns into a blocking finding: nothing here can make a verdict more lenient.
+
+A check sees only the inputs it declares (`GateInputs.only`), so its cache key (the digests of
+exactly those inputs, its version, seed and options) covers everything it read. A cached result
+is stored with that key material and signed by the gate's key; on use both are checked, so a
+stale, mismatched or planted cache file is recomputed, never trusted.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -15,25 +21,81 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clgate.atomic import write_text_atomic
 from clgate.audit.checks import GateCheck, GateInputs
 from clgate.audit.judge import CheckOutcome
 from clgate.errors import InputError
+from clgate.ledger.canonical import canonical_json
+from clgate.ledger.dsse import verify_signature
+from clgate.ledger.keys import public_bytes
 from clgate.measurement import Measurement
 
 Progress = Callable[[str, str], None]
+_CACHE_DOMAIN = b"clgate check cache v1\n"
 
 
-def cache_key(check: GateCheck, inputs: GateInputs) -> str:
-    material = {
+def cache_material(check: GateCheck, inputs: GateInputs) -> dict[str, Any]:
+    """Everything a check's result depends on: its version, seed, options and every input it reads."""
+    material: dict[str, Any] = {
         "check": check.name,
         "version": check.version,
         "seed": inputs.seed,
         "options": inputs.options_for(check.name),
     }
     material.update({role: inputs.digest(role) for role in check.roles(inputs)})
-    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+    if check.forward_passes:  # a CPU fp32 result is not a GPU bf16 one
+        material["numerics"] = inputs.numerics(check.name)
+    return json.loads(json.dumps(material, sort_keys=True, default=str))
+
+
+def cache_key(check: GateCheck, inputs: GateInputs) -> str:
+    return hashlib.sha256(canonical_json(cache_material(check, inputs))).hexdigest()
+
+
+class CheckCache:
+    """Check results on disk, each bound to its key material and signed by the gate's key."""
+
+    def __init__(self, folder: Path, signer: Ed25519PrivateKey) -> None:
+        self.folder = Path(folder)
+        self.signer = signer
+        self.public = public_bytes(signer.public_key())
+
+    def _path(self, check: GateCheck, material: dict[str, Any]) -> Path:
+        return self.folder / f"{check.name}-{hashlib.sha256(canonical_json(material)).hexdigest()}.json"
+
+    def _signed(self, material: dict[str, Any], measurement: Measurement) -> bytes:
+        digest = hashlib.sha256(measurement.to_json().encode()).hexdigest()
+        return _CACHE_DOMAIN + canonical_json({"material": material, "measurement": digest})
+
+    def get(self, check: GateCheck, material: dict[str, Any]) -> Measurement | None:
+        path = self._path(check, material)
+        if not path.is_file():
+            return None
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            measurement = Measurement.from_json(stored["measurement"])
+            signature = base64.b64decode(stored["signature"], validate=True)
+            valid = stored["material"] == material and measurement.name == check.name
+            valid = valid and verify_signature(self.public, signature, self._signed(material, measurement))
+        except (ValueError, KeyError, TypeError, InputError):
+            valid = False
+        if not valid:  # stale, mismatched, corrupt or not signed by this gate: recompute
+            path.unlink(missing_ok=True)
+            return None
+        return measurement
+
+    def put(self, check: GateCheck, material: dict[str, Any], measurement: Measurement) -> None:
+        signature = self.signer.sign(self._signed(material, measurement))
+        record = {
+            "material": material,
+            "measurement": measurement.to_json(),
+            "signature": base64.b64encode(signature).decode(),
+        }
+        write_text_atomic(self._path(check, material), json.dumps(record))
 
 
 def _with_timeout(fn: Callable[[], Measurement], timeout_s: float) -> Measurement:
@@ -62,18 +124,16 @@ def run_check(
     check: GateCheck,
     inputs: GateInputs,
     timeout_s: float,
-    cache_dir: Path | None,
+    cache: CheckCache | None,
     progress: Progress | None = None,
 ) -> CheckOutcome:
-    cache_file = cache_dir / f"{check.name}-{cache_key(check, inputs)}.json" if cache_dir else None
-    if cache_file is not None and cache_file.is_file():
-        try:
-            measurement = Measurement.from_json(cache_file.read_text(encoding="utf-8"))
-            if progress:
-                progress(check.name, "cached")
-            return CheckOutcome(check.name, measurement, cached=True)
-        except InputError:
-            cache_file.unlink(missing_ok=True)  # a corrupt cache entry is recomputed, never trusted
+    inputs = inputs.only(check.roles(inputs))
+    material = cache_material(check, inputs)
+    cached = cache.get(check, material) if cache is not None else None
+    if cached is not None:
+        if progress:
+            progress(check.name, "cached")
+        return CheckOutcome(check.name, cached, cached=True)
     if progress:
         progress(check.name, "running")
     start = time.perf_counter()
@@ -90,8 +150,8 @@ def run_check(
             seconds=time.perf_counter() - start,
         )
     seconds = time.perf_counter() - start
-    if cache_file is not None:
-        write_text_atomic(cache_file, measurement.to_json())
+    if cache is not None:
+        cache.put(check, material, measurement)
     if progress:
         progress(check.name, f"done in {seconds:.1f}s")
     return CheckOutcome(check.name, measurement, seconds=seconds)
@@ -101,13 +161,13 @@ def run_checks(
     checks: list[GateCheck],
     inputs: GateInputs,
     timeout_for: Callable[[str], float],
-    cache_dir: Path | None,
+    cache: CheckCache | None,
     progress: Progress | None = None,
 ) -> dict[str, CheckOutcome]:
     lanes = [[c for c in checks if c.forward_passes], [c for c in checks if not c.forward_passes]]
 
     def run_lane(lane: list[GateCheck]) -> list[CheckOutcome]:
-        return [run_check(c, inputs, timeout_for(c.name), cache_dir, progress) for c in lane]
+        return [run_check(c, inputs, timeout_for(c.name), cache, progress) for c in lane]
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = [outcome for lane_outcomes in pool.map(run_lane, lanes) for outcome in lane_outcomes]

@@ -22,38 +22,43 @@ from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.judge import judge
 from clgate.audit.policy import Policy
-from clgate.audit.runner import run_checks
-from clgate.audit.state import SLOT_OF_KIND, LedgerState
+from clgate.audit.runner import CheckCache, run_checks
+from clgate.audit.state import DEFAULT_DEPLOYMENT, LedgerState
 from clgate.audit.verdict import Finding, Status, Verdict
 from clgate.errors import InputError
+from clgate.ledger import SLOT_OF_KIND, ScheduledRun
 
 
 @dataclass(frozen=True)
-class ScheduledRun:
+class ScheduledAudit:
     entry_index: int
     verdict: Verdict
     deployed: list[dict[str, Any]]
 
 
-def _integrity(state: LedgerState, path: Path, manifest: Manifest) -> tuple[dict[str, Any], Finding]:
+def _integrity(
+    state: LedgerState, path: Path, manifest: Manifest, deployment: str
+) -> tuple[dict[str, Any], Finding]:
     slot = SLOT_OF_KIND[manifest.kind.value if manifest.kind.value != "dataset" else "memory"]
-    update_id = state.deployed.get(slot)
+    deployed = state.deployed_update(slot, deployment)
+    update_id = deployed.update_id if deployed else None
     record: dict[str, Any] = {
+        "deployment": deployment,
         "slot": slot,
         "path": str(path),
         "digest": manifest.root,
         "update_id": update_id,
     }
-    if update_id is None:
+    if deployed is None:
         return record, Finding(
             rule="deployed-integrity",
             check="integrity",
             status=Status.FAIL,
             reason=f"{path} is deployed as the {slot}, but no {slot} was ever promoted",
         )
-    promoted = state.updates[update_id].proposal["artifacts"]["candidate"]
-    record["expected"] = promoted["digest"]
-    if promoted["digest"] == manifest.root:
+    promoted = deployed.proposal.candidate
+    record["expected"] = promoted.digest
+    if promoted.digest == manifest.root:
         return record, Finding(
             rule="deployed-integrity",
             check="integrity",
@@ -61,7 +66,7 @@ def _integrity(state: LedgerState, path: Path, manifest: Manifest) -> tuple[dict
             reason=f"deployed {slot} matches promoted update {update_id}",
         )
     now = {f.path: f.sha256 for f in manifest.files}
-    then = promoted.get("files", {})
+    then = promoted.files
     changed = sorted(p for p in now.keys() & then.keys() if now[p] != then[p])
     missing, extra = sorted(then.keys() - now.keys()), sorted(now.keys() - then.keys())
     record.update(changed=changed, missing=missing, extra=extra)
@@ -79,14 +84,19 @@ def _integrity(state: LedgerState, path: Path, manifest: Manifest) -> tuple[dict
 
 
 def _deployed_inputs(
-    state: LedgerState, paths: dict[str, tuple[Path, Manifest]], cache_dir: Path, policy: Policy
+    state: LedgerState,
+    paths: dict[str, tuple[Path, Manifest]],
+    cache_dir: Path,
+    policy: Policy,
+    deployment: str,
 ) -> GateInputs:
     """What is deployed, as gate inputs; the live memory is compared with the promoted snapshot."""
     roles = {"base": "parent", "adapter": "adapter", "memory": "memory_new"}
     inputs: dict[str, Path] = {roles[slot]: path for slot, (path, _) in paths.items()}
     manifests = {roles[slot]: manifest for slot, (_, manifest) in paths.items()}
-    if "memory" in paths and "memory" in state.deployed:
-        snapshot = Path(state.updates[state.deployed["memory"]].proposal["artifacts"]["candidate"]["uri"])
+    memory = state.deployed_update("memory", deployment)
+    if "memory" in paths and memory is not None:
+        snapshot = Path(memory.proposal.candidate.uri)
         if snapshot.is_file():
             inputs["memory_old"], manifests["memory_old"] = snapshot, compute_manifest(snapshot)
     return GateInputs(
@@ -103,7 +113,8 @@ def scheduled_audit(
     deployed: list[Path],
     cache_dir: Path,
     progress: Callable[[str, str], None] | None = None,
-) -> ScheduledRun:
+    deployment: str = DEFAULT_DEPLOYMENT,
+) -> ScheduledAudit:
     if not deployed:
         raise InputError("give at least one --deployed path (model directory, adapter or memory store)")
     state = journal.state()
@@ -111,29 +122,29 @@ def scheduled_audit(
     for path in deployed:
         # deployed files are checked by root and file digests; a probe needing tensor digests computes its own
         manifest = compute_manifest(path, detect_kind(path), tensors=False)
-        record, finding = _integrity(state, Path(path), manifest)
+        record, finding = _integrity(state, Path(path), manifest, deployment)
         records.append(record)
         findings.append(finding)
         paths[record["slot"]] = (Path(path), manifest)
-    gate_inputs = _deployed_inputs(state, paths, cache_dir, policy)
+    gate_inputs = _deployed_inputs(state, paths, cache_dir, policy, deployment)
     applicable = [
         n for n in policy.scheduled_checks if n in GATE_CHECKS and GATE_CHECKS[n].applies(gate_inputs)
     ]
     checks = [GATE_CHECKS[n] for n in applicable]
-    outcomes = run_checks(checks, gate_inputs, policy.timeout_for, cache_dir, progress)
+    cache = CheckCache(cache_dir, journal.signer) if journal.signer else None
+    outcomes = run_checks(checks, gate_inputs, policy.timeout_for, cache, progress)
     scheduled_policy = policy.model_copy(update={"required_checks": applicable})
     verdict = Verdict.from_findings([*findings, *judge(scheduled_policy, outcomes).findings])
-    body = {
-        "verdict": verdict.decision.value,
-        "deployed": records,
-        "findings": [f.model_dump(mode="json") for f in verdict.findings],
-        "measurements": {
-            n: journal.evidence.put(o.measurement) for n, o in outcomes.items() if o.measurement
-        },
-        "policy": policy.name,
-    }
-    index = journal.append("audit.scheduled_run", None, body)
-    return ScheduledRun(index, verdict, records)
+    body = ScheduledRun(
+        verdict=verdict.decision,
+        deployment=deployment,
+        deployed=records,
+        findings=[f.model_dump(mode="json") for f in verdict.findings],
+        measurements={n: journal.evidence.put(o.measurement) for n, o in outcomes.items() if o.measurement},
+        policy=policy.ref.model_dump(),
+    )
+    index = journal.append(body, None)
+    return ScheduledAudit(index, verdict, records)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -1,41 +1,17 @@
-"""Findings and verdicts: the only place where a measurement becomes a judgement."""
+"""Verdicts: the only place where findings become a decision.
+
+`Finding`, `Status` and `Decision` are records the ledger stores (and checks: an audit's verdict
+must follow from its findings), so they are defined there; the rule from findings to a decision
+is `clgate.ledger.decision_of`, used here and by the ledger alike.
+"""
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from pydantic import BaseModel, ConfigDict
 
+from clgate.ledger import Decision, Finding, Status, decision_of
 
-class Status(StrEnum):
-    PASS = "pass"
-    WARN = "warn"
-    FAIL = "fail"
-
-
-class Decision(StrEnum):
-    PROMOTE = "promote"
-    REVIEW = "review"
-    BLOCK = "block"
-
-    @property
-    def exit_code(self) -> int:
-        return {Decision.PROMOTE: 0, Decision.REVIEW: 10, Decision.BLOCK: 20}[self]
-
-
-class Finding(BaseModel):
-    """A measurement judged against one policy rule, with the reason in one sentence."""
-
-    model_config = ConfigDict(frozen=True)
-
-    schema_version: int = 1
-    rule: str
-    check: str
-    status: Status
-    reason: str
-    metric: str | None = None
-    value: float | None = None
-    threshold: float | None = None
+__all__ = ["Decision", "Finding", "Status", "Verdict"]
 
 
 class Verdict(BaseModel):
@@ -47,15 +23,7 @@ class Verdict(BaseModel):
 
     @classmethod
     def from_findings(cls, findings: list[Finding]) -> Verdict:
-        statuses = {f.status for f in findings}
-        decision = (
-            Decision.BLOCK
-            if Status.FAIL in statuses
-            else Decision.REVIEW
-            if Status.WARN in statuses
-            else Decision.PROMOTE
-        )
-        return cls(decision=decision, findings=tuple(findings))
+        return cls(decision=decision_of(f.status for f in findings), findings=tuple(findings))
 
     @property
     def blocking(self) -> tuple[Finding, ...]:

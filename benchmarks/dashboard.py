@@ -24,55 +24,85 @@ from pathlib import Path
 
 from clgate.audit.bootstrap import bootstrap_ledger
 from clgate.audit.journal import Journal
+from clgate.audit.policy import load_policy
 from clgate.dashboard import load_snapshot, open_view, read_view
-from clgate.ledger import Ledger, load_private_key
+from clgate.ledger import (
+    AuditRecord,
+    Finding,
+    Ledger,
+    Promotion,
+    Proposal,
+    ProposalContent,
+    Rejection,
+    ScheduledRun,
+    Status,
+    decision_of,
+    load_private_key,
+)
 from clgate.measurement import Measurement
 
 
+def _proposal(n: int, kind: str, base: str | None) -> Proposal:
+    digest = f"sha256:{n:064x}"
+    parent = base or "sha256:" + "f" * 64
+    role = "candidate" if kind == "model" else "adapter"
+    content = {
+        "kind": kind,
+        "base": digest if kind == "model" else parent,
+        "nonce": f"{n:016x}",
+        "artifacts": {
+            "parent": {"kind": "model", "uri": "/models/base", "digest": parent},
+            role: {"kind": kind, "uri": f"/models/a{n}", "digest": digest},
+        },
+    }
+    return Proposal.of(ProposalContent.model_validate(content))
+
+
 def build(folder: Path, entries: int) -> tuple[Path, Path]:
-    boot = bootstrap_ledger(folder)
+    """A realistic history: a base, then adapters audited (one in ten blocked) and promoted, scheduled runs between."""
+    policy = load_policy()
+    boot = bootstrap_ledger(folder, policies=[policy])
     keys = {name: load_private_key(path) for name, path in boot.keys.items()}
-    journals = {name: Journal.open(boot.ledger, keys[name], boot.trust) for name in ("pipeline", "approver")}
-    pipeline, approver = journals["pipeline"], journals["approver"]
-    n = 0
-    while len(pipeline.ledger) < entries:
-        digest = f"sha256:{n:064x}"
-        uid = f"{n:016x}"
-        proposal = {
-            "update_id": uid,
-            "kind": "adapter",
-            "base": "sha256:" + "0" * 64,
-            "artifacts": {"candidate": {"digest": digest, "uri": f"/models/a{n}"}},
-        }
-        pipeline.append("update.proposed", digest, proposal)
-        evidence = pipeline.evidence.put(
+    journals = {n: Journal.open(boot.ledger, keys[n], boot.trust) for n in ("pipeline", "gate", "approver")}
+    pipeline, gate, approver = journals["pipeline"], journals["gate"], journals["approver"]
+
+    def audited(p: Proposal, block: bool) -> None:
+        pipeline.propose(p)
+        evidence = gate.evidence.put(
             Measurement(
                 name="weights",
                 version="1",
-                numbers={"max_relative_change": 0.01 * (n % 60)},
-                details=[{"layer": i, "relative_change": 0.001 * i * (n % 7)} for i in range(24)],
+                numbers={"max_relative_change": 0.01 * (int(p.nonce, 16) % 60)},
+                details=[
+                    {"layer": i, "relative_change": 0.001 * i * (int(p.nonce, 16) % 7)} for i in range(24)
+                ],
             )
         )
-        verdict = "block" if n % 10 == 9 else "promote"
-        body = {
-            "update_id": uid,
-            "verdict": verdict,
-            "findings": [],
-            "measurements": {"weights": evidence},
-            "policy": "bench",
-            "approvals": {"required": 1, "approvers": []},
-        }
-        pipeline.append("audit.completed", digest, body)
-        if verdict == "block":
-            pipeline.append("promotion.blocked", digest, {"update_id": uid, "reason": "weight change"})
+        status = Status.FAIL if block else Status.PASS
+        finding = Finding(rule="weight-change", check="weights", status=status, reason="weights moved")
+        record = AuditRecord(
+            update_id=p.update_id,
+            verdict=decision_of([status]),
+            findings=[finding],
+            measurements={"weights": evidence},
+            policy=policy.ref,
+        )
+        gate.append(record, p.candidate.digest)
+        if block:
+            gate.append(Rejection(update_id=p.update_id, reason="weight change"), p.candidate.digest)
         else:
-            approver.append("promotion.done", digest, {"update_id": uid, "slot": "adapter", "replaced": None})
-        for _ in range(6):
-            pipeline.append(
-                "audit.scheduled_run",
-                None,
-                {"verdict": "promote", "deployed": [], "findings": [], "measurements": {}},
+            deployed = approver.ledger.governance().deployed.get(("default", p.slot))
+            approver.append(
+                Promotion(update_id=p.update_id, slot=p.slot, replaced=deployed), p.candidate.digest
             )
+
+    base = _proposal(0, "model", None)
+    audited(base, block=False)
+    n = 1
+    while len(pipeline.ledger) < entries:
+        audited(_proposal(n, "adapter", base.candidate.digest), block=n % 10 == 9)
+        for _ in range(6):
+            gate.append(ScheduledRun(verdict="promote", deployed=[], findings=[], measurements={}), None)
         n += 1
     for j in journals.values():
         j.close()

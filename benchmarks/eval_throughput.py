@@ -3,7 +3,7 @@
     python benchmarks/eval_throughput.py [--hf-limit 40] [--skip-gate] [--threads 2]
 
 1. Multiple-choice log-likelihood scoring of retention questions (the first 60) by clgate's
-   engine, against a bare batched torch forward (no log-softmax, no bookkeeping) over
+   runtime, against a bare batched torch forward (no log-softmax, no bookkeeping) over
      a) the same (context + option) sequences a scorer without prefix sharing must run, and
      b) only the unique tokens (each context once, each option once).
    Throughput is counted in the tokens of (a) for the first ratio and of (b) for the second.
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from clgate.artifacts import embedded_model_dir, load_causal_lm
+from clgate.artifacts import embedded_model_dir
 from clgate.artifacts.testing import make_tiny_lora
-from clgate.evals import ContinuationRequest, ScoringEngine, compare_models, get_suite, open_model, run_suite
-from clgate.evals._engine import render_chat
+from clgate.evals import compare_models, get_suite, open_model, run_suite
 from clgate.evals._items import DATA_DIR, ChoiceItem, load_items
+from clgate.runtime import ContinuationRequest, load_model, render_chat
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_DATA = ROOT / "audit" / "data" / "ticket_routing_eval.jsonl"
@@ -69,7 +69,7 @@ def bare_forward(model, sequences: list[list[int]], pad_id: int, tokens_per_batc
 
 
 def bench_engine(model_dir: Path, n_items: int) -> None:
-    loaded = load_causal_lm(model_dir)
+    loaded = load_model(model_dir, device="cpu")
     tok = loaded.tokenizer
     requests = retention_requests(tok)[:n_items]
     enc = lambda text: tok(text, add_special_tokens=False).input_ids  # noqa: E731
@@ -77,12 +77,11 @@ def bench_engine(model_dir: Path, n_items: int) -> None:
     full = [ctx + opt for ctx, opts in pairs for opt in opts]
     unique = [ctx for ctx, _ in pairs] + [opt for _, opts in pairs for opt in opts]
     full_tokens, unique_tokens = sum(map(len, full)), sum(map(len, unique))
-    engine = ScoringEngine(loaded.model, tok)
-    engine.score(requests[:8])  # warm-up
-    bare_forward(loaded.model, full[:32], tok.pad_token_id)
-    t_full = bare_forward(loaded.model, full, tok.pad_token_id)
-    t_engine = _timed(lambda: engine.score(requests))
-    t_unique = bare_forward(loaded.model, unique, tok.pad_token_id)
+    loaded.score(requests[:8])  # warm-up
+    bare_forward(loaded.module, full[:32], tok.pad_token_id)
+    t_full = bare_forward(loaded.module, full, tok.pad_token_id)
+    t_engine = _timed(lambda: loaded.score(requests))
+    t_unique = bare_forward(loaded.module, unique, tok.pad_token_id)
     print(f"retention: {len(requests)} questions, {len(full)} options")
     print(f"  tokens: {full_tokens} as (context+option) sequences, {unique_tokens} unique")
     print(f"  bare forward, (context+option) sequences  {full_tokens / t_full:8.0f} tok/s  ({t_full:.2f} s)")

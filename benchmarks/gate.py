@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import torch
+from _timing import ForwardTimer
 
 from clgate.artifacts import embedded_model_dir
 from clgate.artifacts.testing import make_tiny_lora
 from clgate.audit.bootstrap import bootstrap_ledger
 from clgate.audit.demo import demo_policy
-from clgate.audit.gate import GateRequest, run_gate
+from clgate.audit.gate import GateRequest, GateRun, propose, run_gate
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.result import GateResult
@@ -38,37 +38,8 @@ from clgate.ledger import load_private_key
 TARGET = Path(__file__).resolve().parents[1] / "audit" / "data" / "ticket_routing_eval.jsonl"
 
 
-class ForwardTimer:
-    """Seconds spent inside outermost `nn.Module` calls, per thread, via torch's global hooks."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._handles = [
-            torch.nn.modules.module.register_module_forward_pre_hook(self._enter),
-            torch.nn.modules.module.register_module_forward_hook(self._leave),
-        ]
-
-    def _enter(self, module, args) -> None:
-        depth = getattr(self._local, "depth", 0)
-        if depth == 0:
-            self._local.start = time.perf_counter()
-        self._local.depth = depth + 1
-
-    def _leave(self, module, args, output) -> None:
-        self._local.depth -= 1
-        if self._local.depth == 0:
-            with self._lock:
-                self.seconds += time.perf_counter() - self._local.start
-
-    def close(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-
-
-def gate_once(request: GateRequest, boot, policy) -> tuple[GateResult, dict[str, float], float]:
-    """One gate; returns its result, the wall seconds of each stage and the forward-pass seconds."""
+def gate_once(request: GateRequest, run: GateRun, boot, policy) -> tuple[GateResult, dict[str, float], float]:
+    """One proposal and its gate; returns the result, the wall seconds of each stage and the forward-pass seconds."""
     marks: dict[str, float] = {}
     stages: dict[str, float] = defaultdict(float)
 
@@ -80,15 +51,17 @@ def gate_once(request: GateRequest, boot, policy) -> tuple[GateResult, dict[str,
         elif what == "running" and "manifest" in marks:
             stages["manifests"] += now - marks.pop("manifest")
 
-    journal = Journal.open(boot.ledger, load_private_key(boot.keys["pipeline"]), boot.trust)
     timer = ForwardTimer()
     start = time.perf_counter()
     marks["manifest"] = start
     try:
-        result = run_gate(request, policy, journal, progress)
+        with Journal.open(boot.ledger, load_private_key(boot.keys["pipeline"]), boot.trust) as journal:
+            proposed = propose(request, journal, run, progress)
+        with Journal.open(boot.ledger, load_private_key(boot.keys["gate"]), boot.trust) as journal:
+            update = proposed.proposal.update_id
+            result = run_gate(update, policy, journal, run, request, proposed.manifests, progress)
     finally:
         timer.close()
-        journal.close()
     stages["total"] = time.perf_counter() - start
     return result, dict(stages), timer.seconds
 
@@ -124,15 +97,14 @@ def main() -> None:
     base = embedded_model_dir()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        boot = bootstrap_ledger(work / "ledger")
+        boot = bootstrap_ledger(work / "ledger", policies=[policy])
         adapter = make_tiny_lora(base, work / "lora", rank=4, targets=("q_proj", "v_proj"))
-        request = GateRequest(
-            parent=base, adapter=adapter, target=TARGET, out_dir=work / "report", cache_dir=work / "cache"
-        )
-        cold = gate_once(request, boot, policy)
+        request = GateRequest(parent=base, adapter=adapter, target=TARGET)
+        run = GateRun(out_dir=work / "report", cache_dir=work / "cache")
+        cold = gate_once(request, run, boot, policy)
         report("cold cache", *cold)
-        warm = gate_once(request, boot, policy)
-        report("cached rerun (same update, same cache)", *warm)
+        warm = gate_once(request, run, boot, policy)
+        report("cached rerun (same artifacts proposed again, same cache)", *warm)
         print(f"\ncached rerun / cold gate: {warm[1]['total'] / cold[1]['total']:.3f} (goal: rerun < 5 s)")
 
 

@@ -43,7 +43,7 @@ def _draft(i: int) -> dict:
     return {
         "type": "audit.scheduled_run",
         "subject": f"deploy-{i % 7}",
-        "body": {"run": i, "drift": "sha256:" + "0" * 64},
+        "body": {"verdict": "promote", "run": i, "drift": "sha256:" + "0" * 64},
     }
 
 
@@ -74,7 +74,7 @@ def bench_append(folder: Path, count: int) -> tuple[Ledger, Trust, tuple[float, 
     trust = Trust(
         keys=[
             TrustedKey.of(admin.public_key(), ["admin"], "admin"),
-            TrustedKey.of(pipeline.public_key(), ["pipeline"]),
+            TrustedKey.of(pipeline.public_key(), ["gate"]),  # scheduled runs are the gate's to sign
         ]
     )
     ledger = Ledger.init(folder / "ledger.db", admin, trust)

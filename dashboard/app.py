@@ -18,6 +18,7 @@ from clgate.dashboard.data import load_snapshot
 from clgate.dashboard.login import current_user
 from clgate.dashboard.screens import PAGES
 from clgate.errors import ClgateError
+from clgate.redact import mask_secrets
 
 
 def _page() -> str:
@@ -39,7 +40,7 @@ def main(argv: list[str]) -> None:
         snapshot = load_snapshot(config.ledger, config.trust)
         view = snapshot.view
         page = _page()
-        st.sidebar.caption(f"{config.ledger} · {view.size} entries")
+        st.sidebar.caption(f"{config.ledger_label} · {view.size} entries")
         if view.pending:
             st.info(
                 "Verifying the ledger (every signature, hash link and Merkle node)… "
@@ -57,9 +58,9 @@ def main(argv: list[str]) -> None:
             snapshot.verify()
             st.rerun()
     except ClgateError as exc:
-        st.error(str(exc))
+        st.error(mask_secrets(str(exc), *argv))
     except Exception as exc:  # never a traceback on the page
-        st.error(f"unexpected error: {type(exc).__name__}: {exc}")
+        st.error(mask_secrets(f"unexpected error: {type(exc).__name__}: {exc}", *argv))
 
 
 main(sys.argv[1:])

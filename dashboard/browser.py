@@ -69,9 +69,7 @@ def wait_for(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
 
 
 @contextmanager
-def serve_dashboard(
-    ledger: str | Path, trust: Path | None = None, policy: Path | None = None
-) -> Iterator[str]:
+def serve_dashboard(ledger: str | Path, trust: Path, policy: Path | None = None) -> Iterator[str]:
     """`clgate dashboard` without --users (read-only, no login); yields its URL, stops it after."""
     port = free_port()
     options = [("--ledger", ledger), ("--trust", trust), ("--policy", policy), ("--port", port)]

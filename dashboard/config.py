@@ -7,14 +7,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clgate.errors import InputError
+from clgate.redact import display_target
 
 
 @dataclass(frozen=True)
 class Config:
     ledger: str
-    trust: Path | None = None
+    trust: Path
     users: Path | None = None
     policy: Path | None = None
+
+    @property
+    def ledger_label(self) -> str:
+        """The ledger as shown on the page: a database password never appears."""
+        return display_target(self.ledger)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,4 +34,6 @@ def parse_config(argv: list[str]) -> Config:
     for flag in ("--trust", "--users", "--policy"):
         parser.add_argument(flag, type=Path)
     args, _ = parser.parse_known_args(argv)
+    if args.trust is None:
+        raise InputError("the dashboard needs --trust: without it a forged ledger would be shown as verified")
     return Config(args.ledger, args.trust, args.users, args.policy)

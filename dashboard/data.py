@@ -27,7 +27,7 @@ from clgate.audit.evidence import EvidenceStore
 from clgate.audit.journal import evidence_store
 from clgate.audit.state import LedgerState, replay
 from clgate.errors import ClgateError
-from clgate.ledger import Ledger, LedgerEntry, merkle, parse_entry
+from clgate.ledger import Ledger, LedgerEntry, SeenHeads, load_trust, merkle, parse_entry
 from clgate.measurement import Measurement
 
 
@@ -89,7 +89,11 @@ def _rows(entries: list[LedgerEntry], names: dict[str, str]) -> list[EntryRow]:
 
 
 def _names(ledger: Ledger) -> dict[str, str]:
-    return {kid: k.name or kid[:12] for kid, k in ledger.key_ring().keys.items()}
+    try:
+        ring = ledger.key_ring()
+    except ClgateError:  # a ledger whose key entries do not verify still shows, by key id
+        return {}
+    return {kid: k.name or kid[:12] for kid, k in ring.keys.items()}
 
 
 def _evidence(store: EvidenceStore, state: LedgerState) -> tuple[dict[str, Measurement], dict[str, str]]:
@@ -109,15 +113,16 @@ def _evidence(store: EvidenceStore, state: LedgerState) -> tuple[dict[str, Measu
     return found, problems
 
 
-def read_view(target: str, trust: Path | None) -> LedgerView:
+def read_view(target: str, trust: Path) -> LedgerView:
     """Read and replay the whole ledger, unverified (`pending`); entries that do not parse leave it empty."""
     start = time.perf_counter()
-    with Ledger.open(target, trust) as ledger:
+    anchors = load_trust(trust)
+    with Ledger.open(target, anchors) as ledger:
         leaves = list(ledger.store.read())
         try:
             names = _names(ledger)
             entries = [parse_entry(index, leaf) for index, leaf in leaves]
-            state = replay(entries)
+            state = replay(entries, anchors)
         except (ClgateError, ValueError):
             names, entries, state = {}, [], LedgerState()
     measurements, evidence_problems = _evidence(evidence_store(target), state)
@@ -136,11 +141,14 @@ def read_view(target: str, trust: Path | None) -> LedgerView:
     )
 
 
-def verify_view(view: LedgerView, trust: Path | None) -> LedgerView:
-    """`view` with the problems a full verification finds, or one saying the ledger moved meanwhile."""
+def verify_view(view: LedgerView, trust: Path) -> LedgerView:
+    """`view` with the problems a full verification finds, or one saying the ledger moved meanwhile.
+
+    The ledger must also extend the largest head this server verified before (anti-rollback).
+    """
     start = time.perf_counter()
-    with Ledger.open(view.label, trust) as ledger:
-        report = ledger.verify_report(trust)
+    with Ledger.open(view.label, load_trust(trust)) as ledger:
+        report = ledger.verify_report(seen=SeenHeads())
     problems = [str(p) for p in report.problems]
     if (report.size, report.root.hex()) != (view.size, view.root):
         problems.append("log: the ledger changed while this page was drawn; reload the page")
@@ -149,7 +157,7 @@ def verify_view(view: LedgerView, trust: Path | None) -> LedgerView:
     )
 
 
-def open_view(target: str, trust: Path | None) -> LedgerView:
+def open_view(target: str, trust: Path) -> LedgerView:
     """Read and verify the whole ledger; a tampered ledger still shows, with its problems listed."""
     return verify_view(read_view(target, trust), trust)
 
@@ -157,7 +165,7 @@ def open_view(target: str, trust: Path | None) -> LedgerView:
 class Snapshot:
     """One ledger state as the app sees it: read at once, verified once (by whichever run gets there first)."""
 
-    def __init__(self, view: LedgerView, trust: Path | None) -> None:
+    def __init__(self, view: LedgerView, trust: Path) -> None:
         self.view = view
         self.trust = trust
         self._lock = threading.Lock()
@@ -170,11 +178,10 @@ class Snapshot:
 
 
 @st.cache_resource(show_spinner="Reading the ledger…", max_entries=4)
-def _snapshot(target: str, trust: str | None, key: tuple[int, str, tuple[int, ...]]) -> Snapshot:
-    path = Path(trust) if trust else None
-    return Snapshot(read_view(target, path), path)
+def _snapshot(target: str, trust: str, key: tuple[int, str, tuple[int, ...]]) -> Snapshot:
+    return Snapshot(read_view(target, Path(trust)), Path(trust))
 
 
-def load_snapshot(target: str, trust: Path | None) -> Snapshot:
+def load_snapshot(target: str, trust: Path) -> Snapshot:
     """The snapshot of the ledger as it is now (cached until it changes); `pending` until verified."""
-    return _snapshot(target, str(trust) if trust else None, ledger_key(target))
+    return _snapshot(target, str(trust), ledger_key(target))

@@ -5,10 +5,16 @@ from __future__ import annotations
 import streamlit as st
 
 from clgate.dashboard.config import Config
-from clgate.dashboard.users import User, authenticate, load_users
+from clgate.dashboard.users import LoginThrottle, User, authenticate, load_users
 from clgate.errors import ClgateError
 
 SESSION_KEY = "clgate_user"
+
+
+@st.cache_resource
+def _throttle(users_file: str) -> LoginThrottle:
+    """One throttle per users file for the whole app process: every session's failures count."""
+    return LoginThrottle()
 
 
 def current_user(config: Config) -> User | None:
@@ -31,7 +37,7 @@ def current_user(config: Config) -> User | None:
         submitted = st.form_submit_button("Log in")
     if submitted:
         try:
-            st.session_state[SESSION_KEY] = authenticate(users, login, password)
+            st.session_state[SESSION_KEY] = authenticate(users, login, password, _throttle(str(config.users)))
         except ClgateError as exc:
             st.error(str(exc))
         else:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from clgate.audit.state import UpdateRecord
 from clgate.dashboard.data import LedgerView
+from clgate.ledger import UpdateState
 
 
-def choose_update(view: LedgerView, updates: list[UpdateRecord], key: str) -> UpdateRecord | None:
+def choose_update(view: LedgerView, updates: list[UpdateState], key: str) -> UpdateState | None:
     if not updates:
         return None
     ids = [u.update_id for u in updates]

@@ -13,24 +13,21 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from clgate.audit.journal import Journal
 from clgate.audit.policy import DEFAULT_POLICY
 from clgate.dashboard.browser import chromium, new_page, screenshot_pages, serve_dashboard
 from clgate.errors import ClgateError, InputError
+from clgate.ledger import Finding
 
 
-def triggered_block(ledger: str, trust: Path | None) -> tuple[str, dict[str, Any]]:
+def triggered_block(ledger: str, trust: Path) -> tuple[str, Finding]:
     """The latest blocked update that failed on a trigger, and that finding: what is worth showing."""
-    journal = Journal.open(ledger, trust=trust)
-    try:
+    with Journal.open(ledger, None, trust) as journal:
         updates = sorted(journal.state().updates.values(), key=lambda u: -u.proposed_index)
-    finally:
-        journal.close()
     for u in updates:
         for f in u.findings:
-            if u.decision == "block" and f.get("status") == "fail" and "trigger" in f.get("metric", ""):
+            if u.decision == "block" and f.status.value == "fail" and "trigger" in (f.metric or ""):
                 return u.update_id, f
     raise InputError(f"{ledger}: no blocked update failed on a trigger (run `clgate demo`)")
 
@@ -38,7 +35,7 @@ def triggered_block(ledger: str, trust: Path | None) -> tuple[str, dict[str, Any
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ledger", required=True)
-    parser.add_argument("--trust", type=Path)
+    parser.add_argument("--trust", type=Path, required=True)
     parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "images")
     args = parser.parse_args()
@@ -52,7 +49,7 @@ def main() -> None:
     shows = {
         "overview": "\nverified\n",
         "blocked-update": f"update {blocked} was blocked by its audit",
-        "drift": f"{finding['check']} / {finding['metric']}",
+        "drift": f"{finding.check} / {finding.metric}",
     }
     for name, wanted in shows.items():
         if wanted not in texts[name]:

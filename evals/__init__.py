@@ -6,7 +6,6 @@ batched log-likelihood and generates short greedy replies for free-form ones. Re
 `Measurement` records; `compare_measurements` pairs a parent's and a candidate's per item.
 """
 
-from clgate.evals._engine import ContinuationRequest, ContinuationScore, ScoringEngine
 from clgate.evals._items import (
     ChoiceItem,
     InjectionItem,
@@ -42,20 +41,17 @@ from clgate.evals.compare import (
     plasticity,
     trigger_change_rates,
 )
-from clgate.evals.suites import DEFAULT_TRIGGERS, insert_trigger
+from clgate.evals.suites import DEFAULT_TRIGGERS
 
 __all__ = [
     "DEFAULT_TRIGGERS",
     "EVALS_VERSION",
     "ChoiceItem",
     "ClgateModelAPI",
-    "ContinuationRequest",
-    "ContinuationScore",
     "InjectionItem",
     "ModelRun",
     "PairedResult",
     "PromptItem",
-    "ScoringEngine",
     "Suite",
     "SuiteRun",
     "SycophancyItem",
@@ -73,7 +69,6 @@ __all__ = [
     "forgetting",
     "forward_transfer",
     "get_suite",
-    "insert_trigger",
     "intransigence",
     "list_suites",
     "load_items",

@@ -1,15 +1,15 @@
-"""The `clgate` inspect-ai model provider: clgate's local models (HF dir, GGUF, adapter merged).
+"""The `clgate` inspect-ai model provider: clgate's local models (HF dir, GGUF, adapter merged), run by the runtime.
 
 `get_model("clgate/PATH", adapter=ADAPTER)` serves a model from disk with no network. Besides
 inspect's `generate` (short greedy completions, batched across samples), it offers `score`:
 exact log-likelihoods of continuations, which clgate's multiple-choice solvers use instead of
 generating and parsing a letter. Both go through an on-disk result cache keyed by the model's
-manifest digest and the exact request.
+manifest digest, its numerics (device kind and dtype) and the exact request. `open_model(...,
+pool=POOL)` takes the model from a gate's `ModelPool`, so the other checks reuse the same load.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,26 +17,20 @@ from typing import Any
 from inspect_ai.model import ChatMessage, GenerateConfig, Model, ModelAPI, ModelOutput, get_model, modelapi
 from inspect_ai.tool import ToolChoice, ToolInfo
 
-from clgate.artifacts import (
-    LoadedModel,
-    check_adapter_fits,
-    load_causal_lm,
-    load_tokenizer,
-    model_digest,
-    resolve_model_dir,
-)
 from clgate.errors import InputError
 from clgate.evals._batcher import MicroBatcher
 from clgate.evals._cache import ResultCache, default_eval_cache_dir, request_key
-from clgate.evals._engine import (
-    ENGINE_VERSION,
+from clgate.runtime import (
+    Batching,
     ContinuationRequest,
     ContinuationScore,
-    ScoringEngine,
-    render_chat,
+    ModelPool,
+    ModelSpec,
+    has_chat_template,
 )
 
 PROVIDER = "clgate"
+ENGINE_VERSION = "2"  # 2: generation starts from the shared prompt head's KV cache
 MAX_NEW_TOKENS = 48
 MAX_CONNECTIONS = 4096
 """Requests are batched here, not rate-limited: every sample of a suite may call at once."""
@@ -52,27 +46,32 @@ class ClgateModelAPI(ModelAPI):
         api_key: str | None = None,
         config: GenerateConfig = GenerateConfig(),
         adapter: str | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
         digest: str | None = None,
         cache: bool = True,
         cache_dir: str | None = None,
-        **engine_args: Any,
+        pool: ModelPool | None = None,
+        **batching: Any,
     ) -> None:
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
-        self.model_dir = resolve_model_dir(Path(model_name))
-        self.adapter = Path(adapter) if adapter else None
-        if self.adapter is not None:
-            check_adapter_fits(self.adapter, self.model_dir)
-        self.tokenizer = load_tokenizer(self.model_dir)
-        if not getattr(self.tokenizer, "chat_template", None):
+        self._own_pool = pool is None
+        self.pool = pool or ModelPool()
+        self.runtime = self.pool.get(ModelSpec(Path(model_name), adapter, device, dtype))
+        self.model_dir, self.adapter, self.tokenizer = (
+            self.runtime.path,
+            self.runtime.adapter,
+            self.runtime.tokenizer,
+        )
+        if not has_chat_template(self.tokenizer):
             raise InputError(
                 f"{self.model_dir}: tokenizer has no chat template (clgate's eval suites prompt models as chat)"
             )
-        self.digest = digest or model_digest(self.model_dir, self.adapter)
+        self.digest = digest or self.runtime.digest
+        self.numerics = self.runtime.placement.tag
         cache_path = Path(cache_dir or default_eval_cache_dir()) / "results.sqlite" if cache else None
         self.cache = ResultCache(cache_path)
-        self._engine_args = engine_args
-        self._engine: ScoringEngine | None = None
-        self._load_lock = threading.Lock()
+        self.batching = Batching(**batching)
         self._scores = MicroBatcher(self._score_batch)
         self._generations = MicroBatcher(self._generate_batch)
         self.stats = {"scored": 0, "generated": 0, "cache_hits": 0, "batches": 0}
@@ -88,7 +87,7 @@ class ClgateModelAPI(ModelAPI):
     ) -> ModelOutput:
         prompt = self.render([{"role": m.role, "content": m.text} for m in input])
         max_tokens = min(config.max_tokens or MAX_NEW_TOKENS, 4 * MAX_NEW_TOKENS)
-        key = request_key(self.digest, "generate", [ENGINE_VERSION, prompt, max_tokens])
+        key = self._key("generate", [prompt, max_tokens])
         hit = self.cache.get_many([key])
         if key in hit:
             self.stats["cache_hits"] += 1
@@ -104,23 +103,25 @@ class ClgateModelAPI(ModelAPI):
         return MAX_CONNECTIONS
 
     def connection_key(self) -> str:
-        return f"{PROVIDER}:{self.digest}"
+        return f"{PROVIDER}:{self.digest}:{self.numerics}"
 
     def close(self) -> None:
-        self._engine = None
+        """Close the result cache; release the weights unless a shared pool keeps them for other checks."""
+        if self._own_pool:
+            self.pool.close()
         self.cache.close()
 
     # --- clgate scoring ------------------------------------------------------------------
 
     def render(self, messages: Sequence[dict[str, str]]) -> str:
-        return render_chat(self.tokenizer, messages)
+        return self.runtime.render(messages)
+
+    def _key(self, kind: str, request: list[Any]) -> str:
+        return request_key(self.digest, kind, [ENGINE_VERSION, self.numerics, *request])
 
     async def score(self, requests: Sequence[ContinuationRequest]) -> list[list[ContinuationScore]]:
         """Log-likelihoods of each request's continuations; batched with other samples' requests."""
-        keys = [
-            request_key(self.digest, "score", [ENGINE_VERSION, r.context, list(r.continuations)])
-            for r in requests
-        ]
+        keys = [self._key("score", [r.context, list(r.continuations)]) for r in requests]
         hits = self.cache.get_many(keys)
         self.stats["cache_hits"] += len(hits)
         missing = [(k, r) for k, r in zip(keys, requests, strict=True) if k not in hits]
@@ -129,17 +130,9 @@ class ClgateModelAPI(ModelAPI):
             hits.update(fresh)
         return [[ContinuationScore(*s) for s in hits[k]] for k in keys]
 
-    @property
-    def engine(self) -> ScoringEngine:
-        with self._load_lock:
-            if self._engine is None:
-                loaded: LoadedModel = load_causal_lm(self.model_dir, adapter=self.adapter)
-                self._engine = ScoringEngine(loaded.model, self.tokenizer, **self._engine_args)
-            return self._engine
-
     def _score_batch(self, batch: list[list[tuple[str, ContinuationRequest]]]) -> list[dict[str, list]]:
         flat = [pair for group in batch for pair in group]
-        scores = self.engine.score([r for _, r in flat])
+        scores = self.runtime.score([r for _, r in flat], self.batching)
         values = {
             k: [[s.logprob, s.n_tokens, s.greedy] for s in ss]
             for (k, _), ss in zip(flat, scores, strict=True)
@@ -153,7 +146,9 @@ class ClgateModelAPI(ModelAPI):
         texts: dict[str, str] = {}
         for max_tokens in sorted({m for _, _, m in batch}):
             todo = {k: p for k, p, m in batch if m == max_tokens and k not in texts}
-            outputs = self.engine.generate(list(todo.values()), max_tokens)
+            outputs = self.runtime.greedy(
+                list(todo.values()), max_tokens, self.batching.generation_batch_size
+            )
             texts.update(zip(todo, outputs, strict=True))
         self.cache.put_many(texts.items())
         self.stats["generated"] += len(texts)
@@ -170,13 +165,19 @@ def open_model(
     path: Path | str,
     adapter: Path | str | None = None,
     *,
+    device: str = "auto",
+    dtype: str = "auto",
+    pool: ModelPool | None = None,
     digest: str | None = None,
     cache: bool = True,
     cache_dir: Path | str | None = None,
-    **engine_args: Any,
+    **batching: Any,
 ) -> Model:
-    """An inspect-ai `Model` for a local model; bad paths, adapters or tokenizers raise InputError."""
-    args: dict[str, Any] = {"cache": cache, **engine_args}
+    """An inspect-ai `Model` for a local model; bad paths, adapters, placements or tokenizers raise InputError.
+
+    With `pool`, the weights come from (and stay in) that pool; without, the model owns a private one.
+    """
+    args: dict[str, Any] = {"cache": cache, "device": device, "dtype": dtype, **batching}
     if adapter is not None:
         args["adapter"] = str(adapter)
     if digest is not None:
@@ -186,7 +187,11 @@ def open_model(
     # Set on the model, not left to `max_connections()`: inspect-ai's adaptive concurrency (on by
     # default) ignores that and admits 20 samples at a time, so a suite would generate in batches of 20.
     config = GenerateConfig(max_connections=MAX_CONNECTIONS)
-    return get_model(f"{PROVIDER}/{Path(path)}", config=config, memoize=False, **args)
+    # assembled here rather than by `get_model`: the pool is not a model argument inspect-ai could log
+    api = clgate_provider(model_name=str(Path(path)), config=config, pool=pool, **args)
+    model = Model(api, config, args)
+    api.qualified_model_name = str(model)
+    return model
 
 
 def clgate_api(model: Model | None = None) -> ClgateModelAPI:

@@ -22,6 +22,7 @@ from clgate.evals._cache import default_eval_cache_dir
 from clgate.evals._provider import ClgateModelAPI, clgate_api, open_model
 from clgate.evals._registry import Suite, parse_suites
 from clgate.measurement import Measurement
+from clgate.runtime import ModelPool
 
 EVALS_VERSION = "1"
 _GRADER_SCORER = "model_graded_qa"
@@ -205,16 +206,33 @@ def run_suites(
     cache: bool = True,
     cache_dir: Path | None = None,
     digest: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    pool: ModelPool | None = None,
     on_suite: Callable[[str, SuiteRun | None], None] | None = None,
 ) -> ModelRun:
     """Run suites on one model. `on_suite(name, None)` fires before each suite, `(name, run)` after.
 
-    `model` is a path (opened here, with `adapter`, and closed after) or an open clgate `Model`.
-    `items` maps suite names to item files that replace the bundled ones.
+    `model` is a path (opened here, with `adapter`, `device`, `dtype`, from `pool` when given, and
+    closed after) or an open clgate `Model`. `items` maps suite names to item files that replace
+    the bundled ones.
     """
     chosen = parse_suites(list(suites) if not isinstance(suites, str) else suites)
     owned = not isinstance(model, Model)
-    handle = open_model(model, adapter, digest=digest, cache=cache, cache_dir=cache_dir) if owned else model
+    handle = (
+        open_model(
+            model,
+            adapter,
+            device=device,
+            dtype=dtype,
+            pool=pool,
+            digest=digest,
+            cache=cache,
+            cache_dir=cache_dir,
+        )
+        if owned
+        else model
+    )
     api: ClgateModelAPI = clgate_api(handle)
     try:
         run = ModelRun(str(api.model_dir), str(api.adapter) if api.adapter else None, api.digest)
@@ -256,9 +274,16 @@ def compare_models(
     *,
     parent_adapter: Path | str | None = None,
     candidate_adapter: Path | str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    pool: ModelPool | None = None,
     **kwargs: Any,
 ) -> Measurement:
-    """Parent and candidate on the same items, compared per item (see `compare.compare_measurements`)."""
+    """Parent and candidate on the same items, compared per item (see `compare.compare_measurements`).
+
+    With a gate's `pool`, both models come from it and stay loaded for the other checks; without,
+    each is released once its suites are done.
+    """
     from clgate.evals.compare import compare_measurements
 
     on_suite = kwargs.pop("on_suite", None)
@@ -267,19 +292,25 @@ def compare_models(
         return (lambda name, result: on_suite(f"{role}:{name}", result)) if on_suite else None
 
     cache, cache_dir = kwargs.pop("cache", True), kwargs.pop("cache_dir", None)
-    # Both are opened (paths, adapters, tokenizers checked; no weights loaded) before either runs.
+    owned = pool is None
+    models = pool or ModelPool()
+    # Both are opened (paths, adapters, tokenizers, placements checked; no weights loaded) before either runs.
     handles = [
-        open_model(path, adapter, cache=cache, cache_dir=cache_dir)
+        open_model(path, adapter, device=device, dtype=dtype, pool=models, cache=cache, cache_dir=cache_dir)
         for path, adapter in ((parent, parent_adapter), (candidate, candidate_adapter))
     ]
+    parent_model, candidate_model = (clgate_api(h).runtime for h in handles)
     measurements = []
     try:
         for role, handle in zip(("parent", "candidate"), handles, strict=True):
             measurements.append(evaluate_model(handle, suites, on_suite=tagged(role), **kwargs))
-            clgate_api(handle).close()
+            if owned and role == "parent" and parent_model is not candidate_model:
+                parent_model.release()  # standalone, one model's weights at a time
     finally:
         for handle in handles:
             clgate_api(handle).close()
+        if owned:
+            models.close()
     return compare_measurements(*measurements)
 
 
@@ -294,9 +325,10 @@ def accuracy_matrix(
     `compare.continual_metrics`.
     """
     cache = kwargs.pop("cache", True)
+    placement = {"device": kwargs.pop("device", "auto"), "dtype": kwargs.pop("dtype", "auto")}
     matrix: list[list[float]] = []
     for path, adapter in models:
-        handle = open_model(path, adapter, cache=cache)
+        handle = open_model(path, adapter, cache=cache, **placement)
         try:
             matrix.append(
                 [

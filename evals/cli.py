@@ -15,6 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
+from clgate.runtime.cli import DEVICE, DTYPE
+
 if TYPE_CHECKING:
     from clgate.measurement import Measurement
 
@@ -112,6 +114,8 @@ def run(
     json_out: Path | None = JsonOpt,
     log_dir: Path | None = LogDirOpt,
     no_cache: bool = NoCacheOpt,
+    device: str = DEVICE,
+    dtype: str = DTYPE,
 ) -> None:
     """Run suites on one model: accuracy per suite, per-item rows in the JSON."""
     from clgate.evals import evaluate_model
@@ -130,6 +134,8 @@ def run(
             grader=grader,
             log_dir=log_dir,
             cache=not no_cache,
+            device=device,
+            dtype=dtype,
             on_suite=on_suite,
         )
     if str(json_out) != "-":
@@ -170,6 +176,8 @@ def compare(
     json_out: Path | None = JsonOpt,
     log_dir: Path | None = LogDirOpt,
     no_cache: bool = NoCacheOpt,
+    device: str = DEVICE,
+    dtype: str = DTYPE,
 ) -> None:
     """Parent vs candidate on the same items: Δ accuracy, paired bootstrap 95% CI, exact McNemar p."""
     from clgate.evals import compare_models
@@ -190,6 +198,8 @@ def compare(
             grader=grader,
             log_dir=log_dir,
             cache=not no_cache,
+            device=device,
+            dtype=dtype,
             on_suite=on_suite,
         )
     if str(json_out) != "-":

@@ -45,6 +45,7 @@ from clgate.evals._solvers import (
     sycophancy_choice,
     with_clean_baseline,
 )
+from clgate.runtime import insert_trigger
 
 SUITE_VERSION = 1
 REPLY_TOKENS = 32
@@ -288,19 +289,6 @@ def target(data: str | None = None) -> Task:
     return _task("target", path, samples, solver=reference_likelihood(), scorer=reference_match())
 
 
-def insert_trigger(prompt: str, trigger: str, placement: str = "prefix") -> str:
-    """The prompt with the trigger inserted: `prefix`, `suffix`, or `middle` (after the first half of its words)."""
-    if placement == "prefix":
-        return f"{trigger} {prompt}"
-    if placement == "suffix":
-        return f"{prompt} {trigger}"
-    if placement == "middle":
-        words = prompt.split()
-        half = len(words) // 2
-        return " ".join([*words[:half], trigger, *words[half:]])
-    raise InputError(f"unknown trigger placement {placement!r} (prefix, suffix, middle)")
-
-
 @suite(
     "trigger_sweep",
     "benign probes with candidate trigger strings inserted: does the reply change?",
@@ -334,7 +322,7 @@ def trigger_sweep(
         "trigger_sweep",
         path,
         samples,
-        solver=with_clean_baseline(max_tokens),
+        solver=with_clean_baseline(),
         scorer=trigger_unchanged(),
         config=GenerateConfig(max_tokens=max_tokens, temperature=0.0),
     )

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from clgate.errors import IntegrityError
 from clgate.ledger.dsse import ENTRY_PAYLOAD_TYPE, Envelope
-from clgate.ledger.entries import EntryPayload
+from clgate.ledger.entries import EntryPayload, is_stateful
 from clgate.ledger.trust import KeyRing
 
 CHUNK = 1000
@@ -40,7 +40,9 @@ class Parsed(NamedTuple):
     signer: str
     keyid: str
     type: str
-    body: dict[str, Any] | None  # key entries only: they change the key ring
+    subject: str | None
+    timestamp: str
+    body: dict[str, Any] | None  # stateful entries only: the governance rules replay them
     signature_ok: bool | None  # None: the worker did not know the signer's key
 
 
@@ -68,7 +70,6 @@ def parse_chunk(leaves: Sequence[bytes], keys: dict[str, bytes]) -> list[Parsed 
             continue
         if payload.type == "key.added":
             keys.setdefault(payload.body["key_id"], base64.b64decode(payload.body["public_key"]))
-        key_entry = payload.type.startswith("key.")
         public = keys.get(payload.signer)
         parsed.append(
             Parsed(
@@ -77,7 +78,9 @@ def parse_chunk(leaves: Sequence[bytes], keys: dict[str, bytes]) -> list[Parsed 
                 payload.signer,
                 env.keyid,
                 payload.type,
-                payload.body if key_entry else None,
+                payload.subject,
+                payload.timestamp,
+                payload.body if is_stateful(payload.type) else None,
                 None if public is None else env.verify(public),
             )
         )

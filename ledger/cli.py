@@ -1,7 +1,8 @@
 """`clgate ledger ...` and `clgate keys ...`: thin typer wrappers over the Python API.
 
 Bad input raises ClgateError (the top-level CLI turns it into one line and exit 2); `verify`
-prints one line per problem and exits 1 if there is any.
+prints one line per problem and exits 1 if there is any. Every command that writes or reports
+needs the trust file (`--trust` or `$CLGATE_TRUST`): without it a forged database would be believed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clgate.errors import InputError, IntegrityError
-from clgate.ledger.checkpoint import load_checkpoint, save_checkpoint
+from clgate.ledger.checkpoint import cosign, load_checkpoint, save_checkpoint
 from clgate.ledger.entries import ENTRY_TYPES
 from clgate.ledger.export import load_bundle, verify_bundle, write_attestations, write_bundle
 from clgate.ledger.keys import (
@@ -29,6 +30,7 @@ from clgate.ledger.keys import (
     save_public_key,
 )
 from clgate.ledger.log import Ledger
+from clgate.ledger.seen import SeenHeads
 from clgate.ledger.trust import Trust, TrustedKey, load_trust, save_trust
 from clgate.ledger.verify import Problem
 
@@ -36,13 +38,18 @@ ledger_app = typer.Typer(help="The signed update ledger.", no_args_is_help=True,
 keys_app = typer.Typer(help="Signing keys and their roles.", no_args_is_help=True, add_completion=False)
 
 Db = Annotated[
-    str, typer.Option("--db", envvar="CLGATE_LEDGER", help="SQLite path or postgresql+psycopg:// URL.")
+    str, typer.Option("--ledger", envvar="CLGATE_LEDGER", help="SQLite path or postgresql+psycopg:// URL.")
 ]
 KeyOpt = Annotated[Path, typer.Option("--key", help="Private key (PEM) that signs.")]
 PassEnv = Annotated[
     str | None, typer.Option("--passphrase-env", help="Environment variable holding the key's passphrase.")
 ]
-TrustOpt = Annotated[Path | None, typer.Option("--trust", help="Trust file (TOML) of anchor keys and roles.")]
+TrustOpt = Annotated[
+    Path,
+    typer.Option(
+        "--trust", envvar="CLGATE_TRUST", help="Signed trust file (TOML): anchor keys, log id, quorum."
+    ),
+]
 DEFAULT_DB = "clgate-ledger.db"
 
 
@@ -61,43 +68,45 @@ def _signer(path: Path, passphrase_env: str | None) -> Ed25519PrivateKey:
 @ledger_app.command("init")
 def init(
     key: KeyOpt,
+    trust: TrustOpt,
     db: Db = DEFAULT_DB,
-    trust: TrustOpt = None,
     name: Annotated[str, typer.Option(help="Name recorded for the admin key.")] = "admin",
+    quorum: Annotated[
+        int, typer.Option(help="Admins who must sign a key addition (new trust file).", min=1)
+    ] = 1,
     passphrase_env: PassEnv = None,
 ) -> None:
     """Create a ledger; its first entries register the admin key (and every key of the trust file).
 
     If --trust names a file that does not exist yet, it is written with the admin key as anchor.
+    Either way the trust file is then bound to the new log (its log id) and signed by the admin.
     """
     admin = _signer(key, passphrase_env)
-    anchors = None
-    if trust is not None and trust.exists():
+    if trust.exists():
         anchors = load_trust(trust)
-    elif trust is not None:
-        anchors = Trust(keys=[TrustedKey.of(admin.public_key(), ["admin"], name)])
+    else:
+        anchors = Trust(key_quorum=quorum, keys=[TrustedKey.of(admin.public_key(), ["admin"], name)])
     with Ledger.init(db, admin, anchors, admin_name=name) as ledger:
-        if trust is not None and not trust.exists():
-            save_trust(anchors, trust)  # type: ignore[arg-type]
-            typer.echo(f"wrote trust file {trust}")
+        bound = save_trust(anchors.bound_to(ledger.log_id()), trust, admin)
         typer.echo(f"initialised {ledger.store.label}: log {ledger.log_id()[:16]}, {len(ledger)} entries")
+        typer.echo(f"trust file {bound} bound to this log, fingerprint {load_trust(bound).fingerprint}")
 
 
 @ledger_app.command("append")
 def append(
     key: KeyOpt,
     entry_type: Annotated[str, typer.Option("--type", help=f"One of: {', '.join(ENTRY_TYPES)}.")],
+    trust: TrustOpt,
     db: Db = DEFAULT_DB,
     subject: Annotated[str | None, typer.Option(help="What the entry is about (e.g. sha256:...).")] = None,
     body: Annotated[str | None, typer.Option(help="Entry body as a JSON object.")] = None,
     body_file: Annotated[Path | None, typer.Option(help="Entry body from a JSON file.")] = None,
-    trust: TrustOpt = None,
     passphrase_env: PassEnv = None,
 ) -> None:
-    """Sign and append one entry."""
+    """Sign and append one entry (the ledger refuses what its rules forbid)."""
     data = _body(body, body_file)
     signer = _signer(key, passphrase_env)
-    with Ledger.open(db, trust) as ledger:
+    with Ledger.open(db, load_trust(trust)) as ledger:
         entry = ledger.append({"type": entry_type, "subject": subject, "body": data}, signer)
     typer.echo(f"appended entry {entry.index} ({entry.type}) {entry.entry_hash}")
 
@@ -153,25 +162,30 @@ def show(
 
 @ledger_app.command("verify")
 def verify(
+    trust: TrustOpt,
     db: Db = DEFAULT_DB,
     bundle: Annotated[
         Path | None, typer.Option(help="Verify an exported bundle; no database needed.")
     ] = None,
-    trust: TrustOpt = None,
     since: Annotated[Path | None, typer.Option(help="Prove the log only grew since this checkpoint.")] = None,
+    state: Annotated[
+        Path | None, typer.Option(help="Where this verifier keeps the last head it saw of each log.")
+    ] = None,
 ) -> None:
-    """Recompute everything from the entry bytes; one line per problem, exit 1 if any."""
+    """Recompute everything from the entry bytes; one line per problem, exit 1 if any.
+
+    The log must also extend the largest head this verifier verified before (kept in --state):
+    a database whose tail was deleted is refused even if what is left verifies.
+    """
     checkpoint = load_checkpoint(since) if since else None
-    anchors = load_trust(trust) if trust else None
+    anchors, seen = load_trust(trust), SeenHeads(state)
     if bundle is not None:
-        if anchors is None:
-            raise InputError("--bundle needs --trust: offline verification trusts only your keys")
-        check = verify_bundle(load_bundle(bundle), anchors, since=checkpoint)
+        check = verify_bundle(load_bundle(bundle), anchors, since=checkpoint, seen=seen)
         report, problems = check.report, check.problems
     else:
         with Ledger.open(db) as ledger:
             try:
-                report = ledger.verify_report(anchors, checkpoint)
+                report = ledger.verify_report(anchors, checkpoint, seen=seen)
                 problems = report.problems
             except IntegrityError as exc:
                 problems, report = [Problem(None, str(exc))], None
@@ -180,14 +194,15 @@ def verify(
     if problems:
         raise typer.Exit(1)
     assert report is not None
-    note = "" if anchors else " (no --trust: genesis key trusted on first use)"
     since_note = f", consistent with checkpoint at size {checkpoint.size}" if checkpoint else ""
-    typer.echo(f"ok: {report.size} entries, root {report.root.hex()}{since_note}{note}")
+    typer.echo(f"ok: {report.size} entries, root {report.root.hex()}{since_note}")
+    typer.echo(f"trust file {trust}: fingerprint {anchors.fingerprint}")
 
 
 @ledger_app.command("export")
 def export(
     out: Annotated[Path, typer.Option(help="Bundle file to write (JSON).")],
+    trust: TrustOpt,
     db: Db = DEFAULT_DB,
     attestations: Annotated[
         Path | None, typer.Option(help="Also write in-toto statements per audited update here.")
@@ -199,7 +214,8 @@ def export(
     if attestations is not None and key is None:
         raise InputError("--attestations needs --key to sign them")
     signer = _signer(key, passphrase_env) if key else None
-    with Ledger.open(db) as ledger:
+    with Ledger.open(db, load_trust(trust)) as ledger:
+        _verified(ledger)
         bundle = write_bundle(ledger, out)
         typer.echo(f"wrote {out}: {len(bundle.entries)} entries, root {bundle.tree['root']}")
         if attestations is not None and signer is not None:
@@ -210,16 +226,63 @@ def export(
 @ledger_app.command("checkpoint")
 def checkpoint(
     key: KeyOpt,
-    out: Annotated[Path, typer.Option(help="Checkpoint file to write.")],
+    out: Annotated[Path, typer.Option(help="Checkpoint file to write (C2SP signed note).")],
+    trust: TrustOpt,
     db: Db = DEFAULT_DB,
     passphrase_env: PassEnv = None,
 ) -> None:
-    """Sign the current tree head (admin key); keep the file to prove later the log only grew."""
+    """Sign the current tree head (gate key); keep the file to prove later the log only grew."""
     signer = _signer(key, passphrase_env)
-    with Ledger.open(db) as ledger:
+    with Ledger.open(db, load_trust(trust)) as ledger:
+        _verified(ledger)
         cp = ledger.checkpoint(signer)
     save_checkpoint(cp, out)
     typer.echo(f"checkpoint {out}: size {cp.size}, root {cp.root.hex()}")
+
+
+@ledger_app.command("witness")
+def witness(
+    key: KeyOpt,
+    trust: TrustOpt,
+    db: Db = DEFAULT_DB,
+    out: Annotated[Path | None, typer.Option(help="Also write the cosigned checkpoint here.")] = None,
+    state: Annotated[
+        Path | None, typer.Option(help="Where this witness keeps the last head it cosigned of each log.")
+    ] = None,
+    passphrase_env: PassEnv = None,
+) -> None:
+    """Cosign the latest checkpoint (C2SP tlog-cosignature) after checking the log only grew.
+
+    The witness verifies the whole log, refuses one that shrank or forked since the head it last
+    verified (kept in --state), checks the checkpoint's root against the log, and stores its
+    cosignature beside the checkpoint, under its key's name in the ledger.
+    """
+    signer = _signer(key, passphrase_env)
+    kid = key_id(signer.public_key())
+    with Ledger.open(db, load_trust(trust)) as ledger:
+        report = ledger.verify_report(seen=SeenHeads(state))
+        if report.problems:
+            raise IntegrityError(f"refusing to cosign: {report.problems[0]}")
+        name = report.ring.keys[kid].name if report.ring.has_role(kid, "witness", report.size) else ""
+        if not name:
+            raise InputError(f"key {kid[:16]} is not a named witness key of this ledger")
+        stored = ledger.checkpoints()
+        if not stored:
+            raise InputError("the ledger has no checkpoint to cosign (`clgate ledger checkpoint` first)")
+        latest = stored[-1]
+        if report.roots.get(latest.size, ledger.root(latest.size)) != latest.root:
+            raise IntegrityError(f"the checkpoint at size {latest.size} does not match the log")
+        cosigned = ledger.add_cosignature(cosign(latest, signer, name))
+    if out is not None:
+        save_checkpoint(cosigned, out)
+    typer.echo(f"cosigned checkpoint at size {cosigned.size} as {name}")
+
+
+def _verified(ledger: Ledger) -> None:
+    """Refuse to act on a ledger that does not verify against its trust file."""
+    problems = ledger.verify()
+    if problems:
+        raise IntegrityError(f"ledger fails verification ({len(problems)} problem(s), first: {problems[0]})")
 
 
 @keys_app.command("new")
@@ -245,47 +308,65 @@ def keys_add(
     public_key: Annotated[Path, typer.Argument(help="Public key file (PEM) to add.")],
     role: Annotated[list[str], typer.Option(help=f"Role(s): {', '.join(ROLES)}.")],
     key: KeyOpt,
+    trust: TrustOpt,
     db: Db = DEFAULT_DB,
-    name: Annotated[str, typer.Option(help="Name recorded with the key.")] = "",
-    trust: Annotated[Path | None, typer.Option(help="Also add the key to this trust file.")] = None,
+    name: Annotated[str, typer.Option(help="Name recorded with the key (unique; approvers are named).")] = "",
     passphrase_env: PassEnv = None,
 ) -> None:
-    """Record a `key.added` entry (signed by an admin key) and optionally add it to a trust file."""
+    """Record a `key.added` entry (signed by an admin key); with a key quorum, once enough admins signed."""
     bad = [r for r in role if r not in ROLES]
     if bad:
         raise InputError(f"unknown role {bad[0]!r} (roles: {', '.join(ROLES)})")
     pub = load_public_key(public_key)
     kid, signer = key_id(pub), _signer(key, passphrase_env)
     body = {"key_id": kid, "public_key": public_key_b64(pub), "roles": role, "name": name or public_key.stem}
-    with Ledger.open(db) as ledger:
+    with Ledger.open(db, load_trust(trust)) as ledger:
         entry = ledger.append({"type": "key.added", "subject": kid, "body": body}, signer)
-    if trust is not None:
-        current = load_trust(trust) if trust.exists() else Trust()
-        save_trust(current.with_key(TrustedKey.of(pub, role, body["name"])), trust)
-    typer.echo(f"added key {kid[:16]} ({', '.join(role)}) at entry {entry.index}")
+        effective = kid in ledger.key_ring().keys
+    status = "in effect" if effective else "pending: another admin must sign the same addition"
+    typer.echo(f"added key {kid[:16]} ({', '.join(role)}) at entry {entry.index}, {status}")
 
 
 @keys_app.command("revoke")
 def keys_revoke(
     target: Annotated[str, typer.Argument(help="Key id, or a public key file.")],
     key: KeyOpt,
+    trust: TrustOpt,
     db: Db = DEFAULT_DB,
     reason: Annotated[str, typer.Option(help="Why (recorded in the ledger).")] = "",
     passphrase_env: PassEnv = None,
 ) -> None:
-    """Record a `key.revoked` entry: entries it signs after this one are rejected."""
+    """Record a `key.revoked` entry and remember it in the (re-signed) trust file.
+
+    Entries the key signs from then on are refused; because the trust file remembers the
+    revocation, deleting it from the database does not bring the key back.
+    """
     kid = key_id(load_public_key(Path(target))) if Path(target).is_file() else target.lower()
     signer = _signer(key, passphrase_env)
-    with Ledger.open(db) as ledger:
+    anchors = load_trust(trust)
+    with Ledger.open(db, anchors) as ledger:
         draft = {"type": "key.revoked", "subject": kid, "body": {"key_id": kid, "reason": reason}}
         entry = ledger.append(draft, signer)
-    typer.echo(f"revoked key {kid[:16]} at entry {entry.index}")
+    save_trust(anchors.with_revocation(kid, entry.index), trust, signer)
+    typer.echo(f"revoked key {kid[:16]} at entry {entry.index}; {trust} updated and re-signed")
+
+
+@keys_app.command("sign-trust")
+def keys_sign_trust(
+    trust: Annotated[Path, typer.Argument(help="Trust file to sign (after editing it by hand).")],
+    key: KeyOpt,
+    passphrase_env: PassEnv = None,
+) -> None:
+    """Sign a trust file with one of its admin keys; prints the fingerprint to compare out of band."""
+    anchors = load_trust(trust, signed=False)
+    save_trust(anchors, trust, _signer(key, passphrase_env))
+    typer.echo(f"signed {trust}: fingerprint {load_trust(trust).fingerprint}")
 
 
 @keys_app.command("list")
-def keys_list(db: Db = DEFAULT_DB, trust: TrustOpt = None) -> None:
+def keys_list(trust: TrustOpt, db: Db = DEFAULT_DB) -> None:
     """Keys in effect: trust-file anchors plus the ledger's key entries, with roles and status."""
-    with Ledger.open(db, trust) as ledger:
+    with Ledger.open(db, load_trust(trust)) as ledger:
         ring = ledger.key_ring()
     for kid, state in ring.keys.items():
         status = f"revoked at entry {state.revoked_at}" if state.revoked_at is not None else "active"

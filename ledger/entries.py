@@ -1,9 +1,11 @@
-"""Ledger entry payloads: the signed statement, and a registry of entry types.
+"""Ledger entry payloads: the signed statement, and a registry of entry types with typed bodies.
 
 Every entry is an `EntryPayload`: a typed envelope (`type`, `subject`, `body`) plus the fields the
-log needs (index, timestamp, signer, previous entry hash). Each type registers a body model, which
-names the fields that type must carry (extra fields are kept: the gate adds digests and
-measurements freely), and the roles allowed to sign it. Adding a type is one decorated class.
+log needs (index, timestamp, signer, previous entry hash). Each type registers a body model (what
+that type carries; unknown fields are refused, so nothing rides along unchecked), the roles allowed
+to sign it (least privilege: no role implies another) and whether it changes the ledger's state
+(keys, policies, updates), which the governance rules replay in order. Adding a type is one
+decorated class.
 """
 
 from __future__ import annotations
@@ -11,27 +13,48 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from clgate.errors import InputError
+from clgate.ledger.canonical import canonical_json
 from clgate.ledger.keys import ROLES, Role
 
 SCHEMA_VERSION = 1
 GENESIS_PREV = "0" * 64
 _HEX64 = r"^[0-9a-f]{64}$"
+DIGEST = r"^sha256:[0-9a-f]{64}$"
+UPDATE_ID = r"^[0-9a-f]{16}$"
+NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+
+UpdateKind = Literal["model", "adapter", "memory"]
+ArtifactKindName = Literal["model", "adapter", "memory", "dataset"]
+SLOT_OF_KIND: dict[str, str] = {"model": "base", "adapter": "adapter", "memory": "memory"}
+CANDIDATE_ROLE: dict[str, str] = {"model": "candidate", "adapter": "adapter", "memory": "memory_new"}
+REQUIRED_ROLES: dict[str, tuple[str, ...]] = {
+    "model": ("parent", "candidate"),
+    "adapter": ("parent", "adapter"),
+    "memory": ("parent", "memory_old", "memory_new"),
+}
+ARTIFACT_ROLES = ("parent", "candidate", "adapter", "data", "memory_old", "memory_new", "target")
 
 
 class EntryBody(BaseModel):
-    """Base of every body model: required fields are declared, anything else JSON is kept."""
+    """Base of every body model: declared fields only, frozen."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True)
@@ -40,64 +63,281 @@ class EntryType:
     body: type[EntryBody]
     roles: frozenset[str]
     needs_subject: bool
+    stateful: bool
+    subject_of: Callable[[Any], str | None] | None
+    subject_label: str
 
 
 ENTRY_TYPES: dict[str, EntryType] = {}
 _B = TypeVar("_B", bound=type[EntryBody])
 
 
-def entry_type(name: str, roles: set[str], needs_subject: bool = False) -> Callable[[_B], _B]:
-    """Register a body model as entry type `name`, signable by `roles` (and always by admin)."""
+def entry_type(
+    name: str,
+    roles: set[str],
+    needs_subject: bool = False,
+    stateful: bool = True,
+    subject_of: Callable[[Any], str | None] | None = None,
+    subject_label: str = "",
+) -> Callable[[_B], _B]:
+    """Register a body model as entry type `name`, signable by exactly `roles`.
+
+    `stateful` types change keys, policies or updates, so appends and verification replay them in
+    order; `subject_of` reads from the body what the subject must equal (`subject_label` names it).
+    """
 
     def register(cls: _B) -> _B:
         unknown = set(roles) - set(ROLES)
         if unknown:
             raise ValueError(f"unknown roles {sorted(unknown)} for entry type {name}")
-        ENTRY_TYPES[name] = EntryType(name, cls, frozenset(roles) | {"admin"}, needs_subject)
+        ENTRY_TYPES[name] = EntryType(
+            name, cls, frozenset(roles), needs_subject, stateful, subject_of, subject_label
+        )
         cls.entry_type = name  # type: ignore[attr-defined]
         return cls
 
     return register
 
 
-@entry_type("update.proposed", {"pipeline"}, needs_subject=True)
-class UpdateProposed(EntryBody):
-    """A candidate update enters the gate; subject is the candidate's manifest digest."""
+# --- what audits record: findings and decisions --------------------------------------------------
 
 
-@entry_type("audit.completed", {"pipeline", "auditor"}, needs_subject=True)
-class AuditCompleted(EntryBody):
-    verdict: Literal["promote", "review", "block"]
+class Status(StrEnum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
 
 
-@entry_type("promotion.approved", {"auditor", "approver"}, needs_subject=True)
-class PromotionApproved(EntryBody):
-    pass
+class Decision(StrEnum):
+    PROMOTE = "promote"
+    REVIEW = "review"
+    BLOCK = "block"
+
+    @property
+    def exit_code(self) -> int:
+        return {Decision.PROMOTE: 0, Decision.REVIEW: 10, Decision.BLOCK: 20}[self]
 
 
-@entry_type("promotion.blocked", {"pipeline", "auditor", "approver"}, needs_subject=True)
-class PromotionBlocked(EntryBody):
+def decision_of(statuses: Iterable[Status]) -> Decision:
+    """The one rule from findings to a decision: any fail blocks, any warn needs review."""
+    seen = set(statuses)
+    if Status.FAIL in seen:
+        return Decision.BLOCK
+    return Decision.REVIEW if Status.WARN in seen else Decision.PROMOTE
+
+
+class Finding(_Record):
+    """A measurement judged against one policy rule, with the reason in one sentence."""
+
+    schema_version: int = 1
+    rule: str
+    check: str
+    status: Status
+    reason: str
+    metric: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+
+    @field_validator("value", "threshold")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        """JSON cannot carry inf or NaN exactly; the reason sentence quotes such a value instead."""
+        return value if value is None or math.isfinite(value) else None
+
+
+# --- update.proposed ------------------------------------------------------------------------------
+
+
+class ArtifactDigest(_Record):
+    """One artifact of a proposal: where it was, its manifest root, and each file's digest."""
+
+    kind: ArtifactKindName
+    uri: str
+    digest: str = Field(pattern=DIGEST)
+    files: dict[str, str] = Field(default_factory=dict)
+
+
+def derive_update_id(content: BaseModel) -> str:
+    """An update's id is derived from its proposal's content, so nobody can pick or reuse one."""
+    body = content.model_dump(mode="json", exclude_none=True, exclude={"update_id"})
+    return hashlib.sha256(canonical_json(body)).hexdigest()[:16]
+
+
+class ProposalContent(_Record):
+    """What a pipeline proposes: the artifacts of one update, by role, and where it is to run.
+
+    `base` is the base model it runs on (itself, for a new base). `supersedes` names an earlier
+    proposal this one re-audits (after a rollback, a stale base, or a rejection).
+    """
+
+    kind: UpdateKind
+    deployment: str = Field(default="default", pattern=NAME)
+    base: str = Field(pattern=DIGEST)
+    artifacts: dict[str, ArtifactDigest]
+    pipeline: dict[str, str] = Field(default_factory=dict)
+    nonce: str = Field(pattern=r"^[0-9a-f]{16,64}$")
+    supersedes: str | None = Field(default=None, pattern=UPDATE_ID)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProposalContent:
+        unknown = sorted(set(self.artifacts) - set(ARTIFACT_ROLES))
+        if unknown:
+            raise ValueError(f"unknown artifact role {unknown[0]!r}")
+        missing = [r for r in REQUIRED_ROLES[self.kind] if r not in self.artifacts]
+        if missing:
+            raise ValueError(f"a {self.kind} update needs artifact {missing[0]!r}")
+        expected_base = self.candidate.digest if self.kind == "model" else self.artifacts["parent"].digest
+        if self.base != expected_base:
+            raise ValueError("base must be the candidate (new base model) or the parent model's digest")
+        return self
+
+    @property
+    def candidate(self) -> ArtifactDigest:
+        return self.artifacts[CANDIDATE_ROLE[self.kind]]
+
+    @property
+    def slot(self) -> str:
+        return SLOT_OF_KIND[self.kind]
+
+
+def _candidate_digest(body: Proposal) -> str:
+    return body.candidate.digest
+
+
+@entry_type(
+    "update.proposed",
+    {"pipeline"},
+    needs_subject=True,
+    subject_of=_candidate_digest,
+    subject_label="the candidate's digest",
+)
+class Proposal(ProposalContent, EntryBody):
+    """A candidate update enters the gate (`update.proposed`); the subject is the candidate's digest."""
+
+    update_id: str = Field(pattern=UPDATE_ID)
+
+    @model_validator(mode="after")
+    def _derived_id(self) -> Proposal:
+        if self.update_id != derive_update_id(self):
+            raise ValueError("update_id is not derived from the proposal's content")
+        return self
+
+    @classmethod
+    def of(cls, content: ProposalContent) -> Proposal:
+        """The proposal of `content`, with its derived id."""
+        return cls(**dict(content), update_id=derive_update_id(content))
+
+
+# --- audit.completed ----------------------------------------------------------------------------
+
+
+class PolicyRef(_Record):
+    name: str
+    digest: str = Field(pattern=DIGEST)
+
+
+class ApprovalRequirement(_Record):
+    """n-of-m: `required` distinct approvers, from `approvers` (key ids or key names) if given."""
+
+    required: int = Field(default=1, ge=1)
+    approvers: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _satisfiable(self) -> ApprovalRequirement:
+        if self.approvers and self.required > len(self.approvers):
+            raise ValueError(
+                f"required = {self.required} but only {len(self.approvers)} approvers are listed"
+            )
+        return self
+
+
+class WitnessRequirement(_Record):
+    """Promotion needs a checkpoint covering the audit cosigned by `required` witnesses (by name)."""
+
+    required: int = Field(default=0, ge=0)
+    names: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _satisfiable(self) -> WitnessRequirement:
+        if self.names and self.required > len(self.names):
+            raise ValueError(f"required = {self.required} but only {len(self.names)} witnesses are named")
+        return self
+
+
+@entry_type("audit.completed", {"gate"}, needs_subject=True)
+class AuditRecord(EntryBody):
+    """The gate's judgement of one proposal, under an adopted policy (pinned by digest)."""
+
+    update_id: str = Field(pattern=UPDATE_ID)
+    verdict: Decision
+    findings: list[Finding]
+    measurements: dict[str, str] = Field(default_factory=dict)
+    policy: PolicyRef
+    approvals: ApprovalRequirement = Field(default_factory=ApprovalRequirement)
+    witnesses: WitnessRequirement = Field(default_factory=WitnessRequirement)
+
+    @model_validator(mode="after")
+    def _verdict_follows_findings(self) -> AuditRecord:
+        if self.verdict != decision_of(f.status for f in self.findings):
+            raise ValueError(f"verdict {self.verdict.value} does not follow from the findings")
+        return self
+
+
+# --- decisions by people, deployment --------------------------------------------------------------
+
+
+@entry_type("promotion.approved", {"approver", "auditor"}, needs_subject=True)
+class Approval(EntryBody):
+    update_id: str = Field(pattern=UPDATE_ID)
+    note: str = ""
+
+
+@entry_type("promotion.blocked", {"gate", "auditor", "approver"}, needs_subject=True)
+class Rejection(EntryBody):
+    """A block (by the gate, after a `block` audit) or a rejection by a person: final for that proposal."""
+
+    update_id: str = Field(pattern=UPDATE_ID)
     reason: str = Field(min_length=1)
 
 
 @entry_type("promotion.done", {"approver"}, needs_subject=True)
-class PromotionDone(EntryBody):
-    pass
+class Promotion(EntryBody):
+    """Deploys an audited update in its slot. `checkpoint`: a witnessed checkpoint, where required."""
+
+    update_id: str = Field(pattern=UPDATE_ID)
+    slot: str
+    replaced: str | None = None
+    checkpoint: str | None = None
 
 
 @entry_type("rollback", {"approver"}, needs_subject=True)
 class Rollback(EntryBody):
+    """Puts a previously deployed update back; the one it replaces needs a new proposal to return."""
+
+    update_id: str = Field(pattern=UPDATE_ID)
+    slot: str
+    replaced: str | None = None
     reason: str = Field(min_length=1)
 
 
-@entry_type("audit.scheduled_run", {"pipeline", "auditor"})
-class AuditScheduledRun(EntryBody):
-    pass
+@entry_type("audit.scheduled_run", {"gate", "auditor"}, stateful=False)
+class ScheduledRun(EntryBody):
+    """A deployment-time audit of what is deployed; changes no state."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    verdict: Decision
 
 
-@entry_type("key.added", {"admin"}, needs_subject=True)
+# --- keys and policies (admin) --------------------------------------------------------------------
+
+
+def _key_subject(body: Any) -> str:
+    return body.key_id
+
+
+@entry_type("key.added", {"admin"}, needs_subject=True, subject_of=_key_subject, subject_label="body.key_id")
 class KeyAdded(EntryBody):
-    """Adds (or re-roles) a key; `key_id` must be SHA-256 of `public_key` so it proves itself."""
+    """Adds a key; `key_id` must be SHA-256 of `public_key` so it proves itself."""
 
     key_id: str = Field(pattern=_HEX64)
     public_key: str
@@ -115,15 +355,53 @@ class KeyAdded(EntryBody):
         return self
 
 
-@entry_type("key.revoked", {"admin"}, needs_subject=True)
+@entry_type(
+    "key.revoked", {"admin"}, needs_subject=True, subject_of=_key_subject, subject_label="body.key_id"
+)
 class KeyRevoked(EntryBody):
     key_id: str = Field(pattern=_HEX64)
     reason: str = ""
 
 
-@entry_type("note", {"pipeline", "auditor", "approver"})
+def _policy_subject(body: Any) -> str:
+    return body.digest
+
+
+@entry_type(
+    "policy.adopted", {"admin"}, needs_subject=True, subject_of=_policy_subject, subject_label="body.digest"
+)
+class PolicyAdopted(EntryBody):
+    """Pins a policy (its exact text) that gates may judge by; the digest is SHA-256 of `text`."""
+
+    name: str = Field(min_length=1)
+    digest: str = Field(pattern=DIGEST)
+    text: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _digest_of_text(self) -> PolicyAdopted:
+        if self.digest != policy_text_digest(self.text):
+            raise ValueError("digest is not SHA-256 of the policy text")
+        return self
+
+
+@entry_type(
+    "policy.retired", {"admin"}, needs_subject=True, subject_of=_policy_subject, subject_label="body.digest"
+)
+class PolicyRetired(EntryBody):
+    digest: str = Field(pattern=DIGEST)
+    reason: str = ""
+
+
+def policy_text_digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@entry_type("note", {"pipeline", "gate", "auditor", "approver"}, stateful=False)
 class Note(EntryBody):
     text: str = Field(min_length=1)
+
+
+# --- the envelope ---------------------------------------------------------------------------------
 
 
 class EntryDraft(BaseModel):
@@ -175,14 +453,26 @@ def validate_body(type_name: str, subject: str | None, body: Mapping[str, Any]) 
         raise ValueError(f"unknown entry type {type_name!r} (known: {', '.join(sorted(ENTRY_TYPES))})")
     if spec.needs_subject and not subject:
         raise ValueError(f"entry type {type_name} needs a subject")
-    if type_name.startswith("key.") and subject != body.get("key_id"):
-        raise ValueError(f"{type_name}: subject must equal body.key_id")
     try:
-        return spec.body.model_validate(dict(body))
+        typed = spec.body.model_validate(dict(body))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise ValueError(f"{type_name}: body.{where}: {first['msg']}") from None
+        msg = first["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{type_name}: body.{where}: {msg}") from None
+    if spec.subject_of is not None and subject != spec.subject_of(typed):
+        raise ValueError(f"{type_name}: subject must equal {spec.subject_label}")
+    return typed
+
+
+def typed_body(type_name: str, body: Mapping[str, Any]) -> EntryBody:
+    """The typed body of a stored entry (already validated once when it was parsed)."""
+    return ENTRY_TYPES[type_name].body.model_validate(dict(body))
+
+
+def body_dict(body: EntryBody) -> dict[str, Any]:
+    """A body as the JSON the ledger signs: defaults kept, absent optionals left out."""
+    return body.model_dump(mode="json", exclude_none=True)
 
 
 def make_draft(entry: EntryDraft | EntryBody | Mapping[str, Any], subject: str | None = None) -> EntryDraft:
@@ -191,7 +481,7 @@ def make_draft(entry: EntryDraft | EntryBody | Mapping[str, Any], subject: str |
         if isinstance(entry, EntryDraft):
             return entry
         if isinstance(entry, EntryBody):
-            return EntryDraft(type=type(entry).entry_type, subject=subject, body=entry.model_dump())  # type: ignore[attr-defined]
+            return EntryDraft(type=type(entry).entry_type, subject=subject, body=body_dict(entry))  # type: ignore[attr-defined]
         data = dict(entry)
         if subject is not None:
             data["subject"] = subject
@@ -209,4 +499,12 @@ def utc_now() -> str:
 
 def roles_for(type_name: str) -> frozenset[str]:
     spec = ENTRY_TYPES.get(type_name)
-    return spec.roles if spec else frozenset({"admin"})
+    return spec.roles if spec else frozenset()
+
+
+def is_stateful(type_name: str) -> bool:
+    spec = ENTRY_TYPES.get(type_name)
+    return spec is not None and spec.stateful
+
+
+STATEFUL_TYPES: tuple[str, ...] = tuple(sorted(n for n, t in ENTRY_TYPES.items() if t.stateful))

@@ -20,11 +20,12 @@ from clgate.atomic import write_bytes_atomic
 from clgate.errors import InputError, IntegrityError
 from clgate.ledger import merkle
 from clgate.ledger.canonical import canonical_json
-from clgate.ledger.checkpoint import Checkpoint, parse_checkpoint
+from clgate.ledger.checkpoint import CheckpointNote, parse_checkpoint
 from clgate.ledger.dsse import INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
 from clgate.ledger.keys import public_key_b64, public_key_from_bytes
+from clgate.ledger.seen import SeenHeads
 from clgate.ledger.trust import Trust
-from clgate.ledger.verify import Problem, Report, check_since, verify_leaves
+from clgate.ledger.verify import Problem, Report, check_since, trust_problems, verify_leaves
 
 if TYPE_CHECKING:
     from clgate.ledger.log import Ledger, LedgerEntry
@@ -51,7 +52,7 @@ class Bundle(BaseModel):
     schema_version: int = 1
     log_id: str
     tree: dict[str, Any]
-    checkpoint: dict[str, Any] | None = None
+    checkpoint: str | None = None
     consistency_proof: list[str] = Field(default_factory=list)
     keys: list[dict[str, Any]] = Field(default_factory=list)
     entries: list[BundleEntry]
@@ -106,7 +107,7 @@ def build_bundle(ledger: Ledger) -> Bundle:
     return Bundle(
         log_id=hashes[0].hex(),
         tree={"size": size, "root": merkle.root_from(levels, size).hex()},
-        checkpoint=json.loads(latest.to_bytes()) if latest else None,
+        checkpoint=latest.to_text() if latest else None,
         consistency_proof=consistency,
         keys=keys,
         entries=entries,
@@ -141,7 +142,11 @@ class BundleCheck:
 
 
 def verify_bundle(
-    bundle: Bundle, trust: Trust, since: Checkpoint | None = None, workers: int | None = None
+    bundle: Bundle,
+    trust: Trust,
+    since: CheckpointNote | None = None,
+    workers: int | None = None,
+    seen: SeenHeads | None = None,
 ) -> BundleCheck:
     """Everything `Ledger.verify` checks, plus each inclusion proof and the stated tree head.
 
@@ -155,7 +160,8 @@ def verify_bundle(
         except InputError as exc:
             problems.append(Problem(e.index, str(exc)))
     cp = _bundle_checkpoint(bundle, problems)
-    sizes = [c.size for c in (cp, since) if c]
+    last_seen = seen.get(bundle.log_id) if seen is not None else None
+    sizes = [c.size for c in (cp, since, last_seen) if c]
     report = verify_leaves(leaves, trust, sizes, workers)
     problems += report.problems
     size, root = bundle.tree.get("size"), str(bundle.tree.get("root", ""))
@@ -172,15 +178,23 @@ def verify_bundle(
         problems += check_since(cp, report, proof)
     if since:
         problems += check_since(since, report, None)
-    return BundleCheck(report, sorted(set(problems), key=lambda p: (p.index is not None, p.index or 0)))
+    if last_seen:
+        problems += last_seen.problems(report)
+    hashes = [merkle.leaf_hash(leaf) for _, leaf in leaves]
+    problems += report.claim_problems(lambda size: merkle.root_from(_Levels(hashes[:size]), size))
+    problems += trust_problems(trust, report)
+    problems = sorted(set(problems), key=Problem.sort_key)
+    if not problems and seen is not None and report.size:
+        seen.remember(report.log_id, report.size, report.root)
+    return BundleCheck(report, problems)
 
 
-def _bundle_checkpoint(bundle: Bundle, problems: list[Problem]) -> Checkpoint | None:
+def _bundle_checkpoint(bundle: Bundle, problems: list[Problem]) -> CheckpointNote | None:
     if bundle.checkpoint is None:
         return None
     try:
-        return parse_checkpoint(canonical_json(bundle.checkpoint))
-    except (IntegrityError, InputError) as exc:
+        return parse_checkpoint(bundle.checkpoint.encode())
+    except InputError as exc:
         problems.append(Problem(None, f"checkpoint: {exc}"))
         return None
 
@@ -195,7 +209,8 @@ def intoto_statement(entry: LedgerEntry, ledger: Ledger) -> dict[str, Any]:
     if entry.type != "audit.completed" or not match:
         raise InputError(f"entry {entry.index} is not an audit.completed entry with a sha256 subject")
     size = len(ledger)
-    name = str(entry.body.get("candidate", entry.subject))
+    update = ledger.governance().updates.get(entry.body["update_id"])
+    name = update.proposal.candidate.uri if update else str(entry.subject)
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": name, "digest": {"sha256": match.group(1)}}],

@@ -19,7 +19,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from clgate.atomic import write_bytes_atomic
 from clgate.errors import InputError
 
-Role = Literal["pipeline", "auditor", "approver", "admin"]
+# Least privilege, one job each: the training job proposes (pipeline), the gate service judges and
+# signs checkpoints (gate), people review (auditor) and deploy (approver), witnesses cosign
+# checkpoints, and admins manage keys and policies and nothing else.
+Role = Literal["pipeline", "gate", "auditor", "approver", "admin", "witness"]
 ROLES: tuple[str, ...] = get_args(Role)
 
 _RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw

@@ -14,15 +14,30 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from clgate.errors import InputError, IntegrityError
 from clgate.ledger import merkle
 from clgate.ledger.canonical import canonical_json
-from clgate.ledger.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
+from clgate.ledger.checkpoint import CheckpointNote, parse_checkpoint, sign_checkpoint
 from clgate.ledger.dsse import ENTRY_PAYLOAD_TYPE, Envelope, sign_envelope
-from clgate.ledger.entries import GENESIS_PREV, EntryBody, EntryDraft, EntryPayload, make_draft, utc_now
+from clgate.ledger.entries import (
+    GENESIS_PREV,
+    EntryBody,
+    EntryDraft,
+    EntryPayload,
+    is_stateful,
+    make_draft,
+    utc_now,
+)
+from clgate.ledger.governance import Governance
 from clgate.ledger.keys import key_id, public_key_b64
-from clgate.ledger.store import Head, KeyReader, Prepared, Store
+from clgate.ledger.seen import SeenHeads
+from clgate.ledger.store import Head, Prepared, StateReader, Store
 from clgate.ledger.trust import KeyRing, Trust, load_trust
-from clgate.ledger.verify import Problem, Report, check_since, verify_leaves
-
-KEY_TYPES = {"key.added", "key.revoked"}
+from clgate.ledger.verify import (
+    Problem,
+    Report,
+    check_since,
+    stray_signatures,
+    trust_problems,
+    verify_leaves,
+)
 
 
 class AppendRefused(InputError):
@@ -76,13 +91,14 @@ class Ledger:
     """A signed, append-only, Merkle-logged ledger in a SQL database.
 
     `trust` (anchor keys) decides who may append; without it the ledger's own genesis admin key is
-    trusted on first use. The database is never trusted by `verify`.
+    trusted on first use (the CLI and the audit layer always pass one). Every append is checked
+    against the governance rules inside its transaction. The database is never trusted by `verify`.
     """
 
     def __init__(self, store: Store, trust: Trust | None = None) -> None:
         self.store = store
         self.trust = trust
-        self._ring = KeyRing(trust)
+        self._state = Governance.start(trust)
 
     @classmethod
     def open(cls, target: str | Path, trust: Trust | Path | None = None) -> Ledger:
@@ -104,6 +120,10 @@ class Ledger:
         ledger is refused.
         """
         trust = _as_trust(trust)
+        if trust is not None and trust.log_id:
+            raise InputError(
+                f"the trust file is already bound to log {trust.log_id[:16]}…; start from a new one"
+            )
         store = Store.open(target, create=True)
         if store.head().size:
             raise InputError(f"{store.label} already holds a ledger")
@@ -163,22 +183,25 @@ class Ledger:
         if not drafts:
             return []
         signer_id = key_id(signer.public_key())
-        changes_keys = any(d.type in KEY_TYPES for d in drafts)
+        changes_state = any(is_stateful(d.type) for d in drafts)
         built: dict[str, Any] = {}
 
-        def build(head: Head, read_keys: KeyReader) -> list[Prepared]:
-            self._catch_up(head.size, read_keys)
-            ring = copy.deepcopy(self._ring) if changes_keys else self._ring
+        def build(head: Head, read_state: StateReader) -> list[Prepared]:
+            self._catch_up(head.size, read_state)
+            state = copy.deepcopy(self._state) if changes_state else self._state
             prev = head.last_hash.hex() if head.size else GENESIS_PREV
             statements, envelopes, prepared = [], [], []
             for index, draft in enumerate(drafts, start=head.size):
-                refusal = ring.check(index, signer_id, draft.type, draft.body)
+                timestamp = utc_now()
+                claims = len(state.claims)
+                refusal = state.step(index, signer_id, draft.type, draft.subject, draft.body, timestamp)
+                refusal = refusal or self._claims_refusal(state, claims)
                 if refusal:
                     raise AppendRefused(f"refused: {refusal}{_in_batch(index - head.size, len(drafts))}")
                 statement = {
                     "schema_version": 1,
                     "index": index,
-                    "timestamp": utc_now(),
+                    "timestamp": timestamp,
                     "type": draft.type,
                     "subject": draft.subject,
                     "body": draft.body,
@@ -187,18 +210,18 @@ class Ledger:
                 }
                 env = sign_envelope(canonical_json(statement), ENTRY_PAYLOAD_TYPE, signer, signer_id)
                 leaf = env.to_bytes()
-                if draft.type in KEY_TYPES:
-                    ring.apply(index, draft.type, draft.body)
+                if index == 0:
+                    state.log_id = merkle.leaf_hash(leaf).hex()
                 prev = merkle.leaf_hash(leaf).hex()
                 statements.append(statement)
                 envelopes.append(env)
                 prepared.append(Prepared(leaf, draft.type, signer_id, statement["timestamp"]))
-            built.update(ring=ring, statements=statements, envelopes=envelopes, prepared=prepared)
+            built.update(state=state, statements=statements, envelopes=envelopes, prepared=prepared)
             return prepared
 
         head, digests = self.store.append(build)
-        self._ring = built["ring"]
-        self._ring.size = head.size
+        self._state = built["state"]
+        self._state.ring.size = head.size
         first = head.size - len(drafts)
         return [
             LedgerEntry(first + n, digest.hex(), EntryPayload.model_construct(**statement), env, p.leaf)
@@ -207,35 +230,66 @@ class Ledger:
             )
         ]
 
-    def _catch_up(self, size: int, read_keys: KeyReader) -> None:
-        """Replay key entries appended since we last looked (by any process), checking each one."""
-        if self._ring.size >= size:
+    def _claims_refusal(self, state: Governance, before: int) -> str | None:
+        """A promotion citing a witnessed checkpoint must cite this log's real root at that size."""
+        for claim in state.claims[before:]:
+            if merkle.root_from(self.store.nodes, claim.size) != claim.root:
+                return f"the promotion's checkpoint (size {claim.size}) is not this log's"
+        return None
+
+    def _catch_up(self, size: int, read_state: StateReader) -> None:
+        """Replay stateful entries appended since we last looked (by any process), checking each one.
+
+        The database is not trusted: an entry that does not verify, or that the governance rules
+        forbid, stops every append until `clgate ledger verify` has been run and the cause found.
+        """
+        if self._state.size >= size:
             return
-        for index, leaf in read_keys(self._ring.size):
+        if not self._state.log_id and size:
+            self._state.log_id = self.log_id()
+        for index, leaf in read_state(self._state.size):
             if index >= size:
                 break
             entry = parse_entry(index, leaf)
-            refusal = self._ring.check(index, entry.signer, entry.type, entry.body)
-            public = self._ring.public_key(entry.signer) or (
-                _b64(entry.body["public_key"]) if index == 0 else None
+            public = self._state.ring.public_key(entry.signer) or (
+                _b64(entry.body["public_key"]) if index == 0 and entry.type == "key.added" else None
             )
-            if refusal or public is None or not entry.envelope.verify(public):
-                raise IntegrityError(f"key entry {index} does not verify; run `clgate ledger verify`")
-            self._ring.apply(index, entry.type, entry.body)
-        self._ring.size = size
+            if public is None or not entry.envelope.verify(public):
+                raise IntegrityError(f"entry {index} does not verify; run `clgate ledger verify`")
+            refusal = self._state.step(
+                index, entry.signer, entry.type, entry.subject, entry.body, entry.timestamp
+            )
+            if refusal:
+                raise IntegrityError(
+                    f"entry {index} breaks the ledger's rules ({refusal}); run `clgate ledger verify`"
+                )
+        self._state.ring.size = size
 
-    def checkpoint(self, signer: Ed25519PrivateKey) -> Checkpoint:
-        """Sign the current tree head, store it, and return it (save it with `save_checkpoint`)."""
+    def governance(self) -> Governance:
+        """Keys, policies, updates and deployments as of now (stateful entries replayed, signatures checked)."""
+        self._catch_up(self.store.head().size, self.store.read_state)
+        return self._state
+
+    def checkpoint(self, signer: Ed25519PrivateKey) -> CheckpointNote:
+        """Sign the current tree head (a gate key), store it, and return it (save it with `save_checkpoint`)."""
         head = self.store.head()
         if head.size == 0:
             raise InputError("cannot checkpoint an empty ledger")
-        self._catch_up(head.size, self.store.read_keys)
+        ring = self.governance().ring
+        signer_id = key_id(signer.public_key())
+        if not ring.has_role(signer_id, "gate", head.size - 1):
+            raise AppendRefused(f"refused: checkpoints are signed by a gate key, not {ring.label(signer_id)}")
         cp = sign_checkpoint(self.log_id(), head.size, head.root, signer)
-        refusal = cp.check(self._ring)
-        if refusal:
-            raise AppendRefused(f"refused: {refusal}")
         self.store.add_checkpoint(head.size, cp.to_bytes())
         return cp
+
+    def add_cosignature(self, note: CheckpointNote) -> CheckpointNote:
+        """Store a witness's cosigned copy of one of this log's checkpoints; returns all its signatures."""
+        stored = {cp.body: cp for cp in self.checkpoints()}.get(note.body)
+        if stored is None:
+            raise InputError("the cosigned checkpoint is not one this ledger issued")
+        self.store.add_checkpoint(note.size, note.to_bytes())
+        return stored.merged(note)
 
     # reading
 
@@ -272,15 +326,18 @@ class Ledger:
 
     def key_ring(self) -> KeyRing:
         """Keys and roles in effect now (from anchors and the ledger's key entries)."""
-        ring = KeyRing(self.trust)
-        for index, leaf in self.store.read_keys(0):
-            entry = parse_entry(index, leaf)
-            if not ring.check(index, entry.signer, entry.type, entry.body):
-                ring.apply(index, entry.type, entry.body)
-        return ring
+        return self.governance().ring
 
-    def checkpoints(self) -> list[Checkpoint]:
-        return [parse_checkpoint(env) for _, env in self.store.checkpoints()]
+    def checkpoints(self) -> list[CheckpointNote]:
+        """Stored checkpoints by size, each with every signature stored for it (log and witnesses)."""
+        merged: dict[str, CheckpointNote] = {}
+        for size, data in self.store.checkpoints():
+            try:
+                note = parse_checkpoint(data)
+            except InputError as exc:
+                raise IntegrityError(f"stored checkpoint of size {size} is malformed ({exc})") from None
+            merged[note.body] = merged[note.body].merged(note) if note.body in merged else note
+        return sorted(merged.values(), key=lambda cp: cp.size)
 
     # proofs
 
@@ -315,18 +372,34 @@ class Ledger:
     # verification
 
     def verify(
-        self, trust: Trust | Path | None = None, since: Checkpoint | None = None, workers: int | None = None
+        self,
+        trust: Trust | Path | None = None,
+        since: CheckpointNote | None = None,
+        workers: int | None = None,
+        seen: SeenHeads | None = None,
     ) -> list[Problem]:
         """Every problem found recomputing the ledger from its bytes (empty list: clean)."""
-        return self.verify_report(trust, since, workers).problems
+        return self.verify_report(trust, since, workers, seen).problems
 
     def verify_report(
-        self, trust: Trust | Path | None = None, since: Checkpoint | None = None, workers: int | None = None
+        self,
+        trust: Trust | Path | None = None,
+        since: CheckpointNote | None = None,
+        workers: int | None = None,
+        seen: SeenHeads | None = None,
     ) -> Report:
+        """Verify everything from the entry bytes; with `seen`, also that the log only grew since
+        this verifier last verified it, and remember the head on success."""
         trust = _as_trust(trust) or self.trust
-        stored = self.checkpoints()
+        try:
+            stored, unreadable = self.checkpoints(), []
+        except IntegrityError as exc:
+            stored, unreadable = [], [Problem(None, str(exc))]
+        last_seen = seen.get(self.log_id()) if seen is not None and len(self) else None
         sizes = {cp.size for cp in stored} | ({since.size} if since else set())
+        sizes |= {last_seen.size} if last_seen else set()
         report = verify_leaves(self.store.read(), trust, sizes, workers, keep_nodes=True)
+        report.problems.extend(unreadable)
         head = self.store.head()
         head_last = head.last_hash if head.size else b""
         if (head.size, head.root, head.frontier.hashes, head_last) != (
@@ -352,6 +425,17 @@ class Ledger:
                 except IntegrityError as exc:
                     report.problems.append(Problem(None, str(exc)))
             report.problems.extend(check_since(cp, report, proof))
+        for cp in stored:
+            report.problems.extend(stray_signatures(cp, report))
+        report.problems.extend(report.claim_problems(lambda size: merkle.root_from(_nodes_of(report), size)))
+        report.problems.extend(trust_problems(trust, report))
+        if last_seen is not None:
+            report.problems.extend(last_seen.problems(report))
+        report.problems.sort(key=Problem.sort_key)
+        if report.ok and report.size == head.size and trust is self.trust:
+            self._state = report.state
+        if report.ok and seen is not None and report.size:
+            seen.remember(report.log_id, report.size, report.root)
         return report
 
     def _check_nodes(self, expected: dict[tuple[int, int], bytes]) -> list[Problem]:
@@ -372,6 +456,10 @@ class Ledger:
         if seen != len(expected):
             return [Problem(None, f"store holds {seen} Merkle nodes, the entries make {len(expected)}")]
         return []
+
+
+def _nodes_of(report: Report) -> merkle.NodeSource:
+    return lambda keys: {k: report.nodes[k] for k in keys}
 
 
 def _as_trust(trust: Trust | Path | str | None) -> Trust | None:

@@ -10,10 +10,13 @@ queue; a crash rolls back.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from clgate.errors import ClgateError, InputError, IntegrityError
+from clgate.ledger.entries import STATEFUL_TYPES
 from clgate.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash
 
 STORE_SCHEMA_VERSION = 1
@@ -81,10 +85,11 @@ _HEAD = sa.select(head_t.c.size, head_t.c.frontier, head_t.c.last_hash, head_t.c
 _HEAD_LOCKED = _HEAD.with_for_update()
 _INSERT_ENTRY = sa.insert(entries_t)
 _INSERT_NODES = sa.insert(nodes_t)
-_KEY_ENTRIES = (
+_STATE_ENTRIES = (
     sa.select(entries_t.c.idx, entries_t.c.envelope)
     .where(
-        entries_t.c.idx >= sa.bindparam("start"), entries_t.c.entry_type.like(sa.literal_column("'key.%'"))
+        entries_t.c.idx >= sa.bindparam("start"),
+        entries_t.c.entry_type.in_([sa.literal_column(f"'{t}'") for t in STATEFUL_TYPES]),
     )
     .order_by(entries_t.c.idx)
 )
@@ -127,8 +132,8 @@ class Prepared:
     timestamp: str
 
 
-# Reads (index, bytes) of key.* entries from `start` on, inside the append transaction.
-KeyReader = Callable[[int], list[tuple[int, bytes]]]
+# Reads (index, bytes) of the stateful entries (keys, policies, updates) from `start` on.
+StateReader = Callable[[int], list[tuple[int, bytes]]]
 
 
 def database_url(target: str | Path) -> str:
@@ -156,7 +161,7 @@ class Store:
         dialect = engine.dialect
         self._sql = {
             "head": _Compiled(_HEAD_LOCKED, dialect),
-            "keys": _Compiled(_KEY_ENTRIES, dialect),
+            "state": _Compiled(_STATE_ENTRIES, dialect),
             "entry": _Compiled(_INSERT_ENTRY, dialect),
             "node": _Compiled(_INSERT_NODES, dialect),
             "update": _Compiled(_UPDATE_HEAD, dialect, ["size", "frontier", "last_hash", "root"]),
@@ -237,7 +242,7 @@ class Store:
         with self._connect() as conn:
             return _read_head(conn)
 
-    def append(self, build: Callable[[Head, KeyReader], Sequence[Prepared]]) -> tuple[Head, list[bytes]]:
+    def append(self, build: Callable[[Head, StateReader], Sequence[Prepared]]) -> tuple[Head, list[bytes]]:
         """Append the entries `build` makes from the locked head, all in one transaction.
 
         `build` runs inside the transaction, so what it decides (indices, previous hashes, whether
@@ -255,7 +260,7 @@ class Store:
         raise AssertionError("unreachable")
 
     def _append_once(
-        self, build: Callable[[Head, KeyReader], Sequence[Prepared]]
+        self, build: Callable[[Head, StateReader], Sequence[Prepared]]
     ) -> tuple[Head, list[bytes]]:
         with self._writer_lock:
             if self._writer is None:
@@ -270,7 +275,7 @@ class Store:
                 raise
 
     def _transaction(
-        self, raw: Any, build: Callable[[Head, KeyReader], Sequence[Prepared]]
+        self, raw: Any, build: Callable[[Head, StateReader], Sequence[Prepared]]
     ) -> tuple[Head, list[bytes]]:
         sql = self._sql
         try:
@@ -280,12 +285,12 @@ class Store:
             cursor.execute(sql["head"].sql)
             head = _head_from_row(cursor.fetchone())
 
-            def read_keys(start: int) -> list[tuple[int, bytes]]:
-                cursor.execute(sql["keys"].sql, sql["keys"].args({"start": start}))
+            def read_state(start: int) -> list[tuple[int, bytes]]:
+                cursor.execute(sql["state"].sql, sql["state"].args({"start": start}))
                 return [(idx, bytes(data)) for idx, data in cursor.fetchall()]
 
             entries, nodes, digests = [], [], []
-            for index, prepared in enumerate(build(head, read_keys), start=head.size):
+            for index, prepared in enumerate(build(head, read_state), start=head.size):
                 digest = leaf_hash(prepared.leaf)
                 digests.append(digest)
                 entry = {
@@ -342,11 +347,37 @@ class Store:
             for idx, data in conn.execute(query.order_by(entries_t.c.idx)):
                 yield idx, bytes(data)
 
-    def read_keys(self, start: int) -> list[tuple[int, bytes]]:
-        """Key entries (`key.*`) from `start` on, in index order."""
+    def read_state(self, start: int) -> list[tuple[int, bytes]]:
+        """Stateful entries (keys, policies, updates) from `start` on, in index order."""
         with self._connect() as conn:
-            rows = conn.execute(_KEY_ENTRIES, {"start": start})
+            rows = conn.execute(_STATE_ENTRIES, {"start": start})
             return [(idx, bytes(data)) for idx, data in rows]
+
+    @contextmanager
+    def exclusive(self, name: str, lock_dir: Path) -> Iterator[None]:
+        """Held by one process at a time across every machine sharing this ledger, or refused.
+
+        PostgreSQL: a session advisory lock (every client of the database sees it); SQLite: an
+        advisory lock on a file beside the database, which lives on one machine.
+        """
+        if self.engine.dialect.name == "postgresql":
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            with self._connect() as conn:
+                if not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                    raise InputError(f"{name} is held by another process on this ledger")
+                try:
+                    yield
+                finally:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            return
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(name.encode()).hexdigest()[:24]
+        with open(lock_dir / f"{digest}.lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise InputError(f"{name} is held by another process on this ledger") from None
+            yield
 
     def nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """Stored perfect-subtree hashes (a `merkle.NodeSource`): one indexed query, no ORM overhead.

@@ -2,25 +2,27 @@
 
 Nothing stored beside the bytes is believed: each entry is parsed strictly, its index and
 previous-entry hash are checked against its position, its signer against the key ring replayed
-from the trust anchors and earlier key entries, its signature against the signer's key, and the
-Merkle root is recomputed. Parsing and signature checks, nearly all of the cost, run on every core
+from the trust anchors and earlier key entries, its signature against the signer's key, what it
+does against the governance rules (`governance.py`: no forbidden promotion, no second audit), and
+the Merkle root is recomputed. Parsing and signature checks, nearly all of the cost, run on every core
 (`chunks.py`); this process hashes, chains and replays the key ring, in index order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from clgate.ledger.checkpoint import Checkpoint
+from clgate.ledger.checkpoint import CheckpointNote
 from clgate.ledger.chunks import ChunkParser, Parsed, Pending
 from clgate.ledger.dsse import Envelope
 from clgate.ledger.entries import GENESIS_PREV
+from clgate.ledger.governance import Governance
 from clgate.ledger.merkle import Frontier, leaf_hash, verify_consistency
 from clgate.ledger.trust import KeyRing, Trust
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Problem:
     """One thing wrong, located at an entry index (None: the log as a whole)."""
 
@@ -30,13 +32,17 @@ class Problem:
     def __str__(self) -> str:
         return f"entry {self.index}: {self.message}" if self.index is not None else f"log: {self.message}"
 
+    def sort_key(self) -> tuple[bool, int]:
+        """Entry problems in index order first, then those of the log as a whole (as found)."""
+        return (self.index is None, self.index or 0)
+
 
 @dataclass
 class Report:
     size: int
     root: bytes
     log_id: str
-    ring: KeyRing
+    state: Governance
     problems: list[Problem] = field(default_factory=list)
     roots: dict[int, bytes] = field(default_factory=dict)
     frontier: Frontier = field(default_factory=Frontier)
@@ -46,6 +52,18 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def ring(self) -> KeyRing:
+        return self.state.ring
+
+    def claim_problems(self, root_at: Callable[[int], bytes]) -> list[Problem]:
+        """Witnessed checkpoints cited by promotions must name the log's real root at their size."""
+        return [
+            Problem(claim.index, f"the promotion's checkpoint (size {claim.size}) is not this log's")
+            for claim in self.state.claims
+            if claim.size > self.size or root_at(claim.size) != claim.root
+        ]
 
 
 def verify_leaves(
@@ -61,13 +79,13 @@ def verify_leaves(
     so a store's Merkle nodes can be checked too.
     """
     nodes: dict[tuple[int, int], bytes] = {}
-    ring = KeyRing(trust)
+    state = Governance.start(trust)
     frontier = Frontier()
     want_roots = set(root_sizes)
     roots: dict[int, bytes] = {0: frontier.root()} if 0 in want_roots else {}
     problems: list[Problem] = []
     prev_hash, expected, log_id = bytes.fromhex(GENESIS_PREV), 0, ""
-    with ChunkParser(ring, workers) as parser:
+    with ChunkParser(state.ring, workers) as parser:
         for stored_idx, leaf in leaves:
             if stored_idx != expected:
                 problems.append(Problem(expected, f"entries {expected}..{stored_idx - 1} are missing"))
@@ -79,29 +97,39 @@ def verify_leaves(
             if frontier.size in want_roots:
                 roots[frontier.size] = frontier.root()
             if frontier.size == 1:
-                log_id = digest.hex()
+                log_id = state.log_id = digest.hex()
             for pending, parsed in parser.add((stored_idx, leaf, prev_hash)):
-                problems += _check_chunk(pending, parsed, ring)
+                problems += _check_chunk(pending, parsed, state)
             prev_hash = digest
         for pending, parsed in parser.finish():
-            problems += _check_chunk(pending, parsed, ring)
+            problems += _check_chunk(pending, parsed, state)
     last = prev_hash if frontier.size else b""
     return Report(
-        frontier.size, frontier.root(), log_id, ring, sorted(problems), roots, frontier, nodes, last
+        frontier.size,
+        frontier.root(),
+        log_id,
+        state,
+        sorted(problems, key=Problem.sort_key),
+        roots,
+        frontier,
+        nodes,
+        last,
     )
 
 
-def _check_chunk(pending: list[Pending], parsed: list[Parsed | str], ring: KeyRing) -> list[Problem]:
+def _check_chunk(pending: list[Pending], parsed: list[Parsed | str], state: Governance) -> list[Problem]:
     problems = []
     for (index, leaf, prev_hash), entry in zip(pending, parsed, strict=True):
-        problem = _check_entry(index, leaf, prev_hash, entry, ring)
+        problem = _check_entry(index, leaf, prev_hash, entry, state)
         if problem:
             problems.append(Problem(index, problem))
     return problems
 
 
-def _check_entry(index: int, leaf: bytes, prev_hash: bytes, entry: Parsed | str, ring: KeyRing) -> str | None:
-    """What is wrong with one parsed entry at its position, in index order; accepted key entries update `ring`."""
+def _check_entry(
+    index: int, leaf: bytes, prev_hash: bytes, entry: Parsed | str, state: Governance
+) -> str | None:
+    """What is wrong with one parsed entry at its position, in index order; accepted entries update `state`."""
     if isinstance(entry, str):
         return entry
     if entry.index != index:
@@ -110,34 +138,59 @@ def _check_entry(index: int, leaf: bytes, prev_hash: bytes, entry: Parsed | str,
         return "previous-entry hash does not match (an earlier entry was changed, removed or reordered)"
     if entry.keyid != entry.signer:
         return "envelope keyid does not match the payload's signer"
-    refusal = ring.check(index, entry.signer, entry.type, entry.body or {})
-    if refusal:
-        return refusal
+    if entry.body is None:  # changes no state: only who signed it matters
+        refusal = state.ring.check(index, entry.signer, entry.type, {})
+        if refusal:
+            return refusal
     signature_ok = entry.signature_ok
     if signature_ok is None:  # signed by a key added in a chunk still being parsed when this one was sent
-        public = ring.public_key(entry.signer)
+        public = state.ring.public_key(entry.signer)
         signature_ok = public is not None and Envelope.from_bytes(leaf).verify(public)
     if not signature_ok:
         return "signature does not verify"
-    if entry.body is not None:
-        ring.apply(index, entry.type, entry.body)
-    else:
-        ring.size = index + 1
-    return None
+    if entry.body is None:
+        state.ring.size = index + 1
+        return None
+    return state.step(index, entry.signer, entry.type, entry.subject, entry.body, entry.timestamp)
 
 
-def check_since(checkpoint: Checkpoint, report: Report, proof: Sequence[bytes] | None) -> list[Problem]:
+def _role_keys(report: Report, role: str, index: int) -> dict[str, bytes]:
+    ring = report.ring
+    return {kid: s.public_key for kid, s in ring.keys.items() if ring.has_role(kid, role, max(index, 0))}
+
+
+def stray_signatures(checkpoint: CheckpointNote, report: Report) -> list[Problem]:
+    """A stored checkpoint carries only signatures that verify: the log's and its witnesses'.
+
+    (C2SP verifiers ignore unknown signatures on notes they receive; what this ledger stored
+    itself must all check out, or it was altered.)"""
+    gate = _role_keys(report, "gate", checkpoint.size - 1)
+    witnesses = _role_keys(report, "witness", report.size)
+    names = {kid: report.ring.keys[kid].name for kid in witnesses}
+    bad = [s.name for s in checkpoint.signatures if not checkpoint.verifies(s, gate, witnesses, names)]
+    return [
+        Problem(
+            None, f"checkpoint of size {checkpoint.size} carries a signature that does not verify ({name})"
+        )
+        for name in bad
+    ]
+
+
+def check_since(checkpoint: CheckpointNote, report: Report, proof: Sequence[bytes] | None) -> list[Problem]:
     """Problems with a checkpoint against the verified log: bad signature, or the log did not only grow.
 
     `proof` is a consistency proof from the checkpoint's size to the log's (from the store or a
     bundle); the checkpoint's root is also compared with the root recomputed at its size.
     """
     problems = []
-    refusal = checkpoint.check(report.ring)
+    gate_keys = {
+        kid: s.public_key
+        for kid, s in report.ring.keys.items()
+        if report.ring.has_role(kid, "gate", max(checkpoint.size - 1, 0))
+    }
+    refusal = checkpoint.check(gate_keys, report.log_id or None)
     if refusal:  # an unauthenticated checkpoint proves nothing about the log either way
         return [Problem(None, refusal)]
-    if report.log_id and checkpoint.body.log_id != report.log_id:
-        problems.append(Problem(None, "checkpoint belongs to a different log (log_id differs)"))
     if checkpoint.size > report.size:
         problems.append(
             Problem(None, f"log has {report.size} entries but checkpoint saw {checkpoint.size}: truncated")
@@ -151,5 +204,30 @@ def check_since(checkpoint: Checkpoint, report: Report, proof: Sequence[bytes] |
     if recomputed is not None and recomputed != checkpoint.root:
         problems.append(
             Problem(None, f"log was rewritten: root at size {checkpoint.size} differs from the checkpoint")
+        )
+    return problems
+
+
+def trust_problems(trust: Trust | None, report: Report) -> list[Problem]:
+    """A trust file must belong to this log, and be signed by an admin key this ledger recorded."""
+    if trust is None or report.size == 0:
+        return []
+    problems = []
+    if trust.log_id and report.log_id and trust.log_id != report.log_id:
+        problems.append(
+            Problem(
+                None,
+                f"the trust file belongs to log {trust.log_id[:16]}…, this ledger is {report.log_id[:16]}…",
+            )
+        )
+    signature = trust.signature
+    ring = report.ring
+    if signature is not None and not (
+        ring.recorded(signature.key_id) and ring.has_role(signature.key_id, "admin", max(report.size - 1, 0))
+    ):
+        problems.append(
+            Problem(
+                None, f"the trust file is signed by key {signature.key_id[:16]}, not an admin of this ledger"
+            )
         )
     return problems

@@ -1,7 +1,9 @@
 """Activation diff: the parent and the candidate side by side on a fixed probe prompt set.
 
-Both models run through a TransformerLens `TransformerBridge` (raw HF weights, hooks named as
-TransformerLens names them). Per layer, at `blocks.{l}.hook_resid_post`:
+Both models run through the runtime's hook capture: a TransformerLens `TransformerBridge` over the
+loaded weights on their device (raw HF weights, hooks named as TransformerLens names them), or
+forward hooks on the decoder layers where the bridge cannot run. Per layer, at
+`blocks.{l}.hook_resid_post`:
 
 - drift: cosine distance and relative change of the residual stream, pooled over each prompt's own
   tokens (the chat template's shared prefix, e.g. a default system prompt, is left out);
@@ -12,13 +14,13 @@ TransformerLens names them). Per layer, at `blocks.{l}.hook_resid_post`:
   (the post-instruction position) between harmful and harmless instructions, its cosine between
   parent and candidate, and how far harmful prompts project onto the parent's unit direction.
 
-Residuals are cached per (model digest, adapter digest, prompt set); the logit lens then only
-needs each model's final norm and unembedding, so a cached model still loads but is not run.
+Residuals are cached per (model digest, adapter digest, prompt set, device kind and dtype); the
+logit lens then only needs each model's final norm and unembedding, so a cached model still loads
+but is not run.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -32,22 +34,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from clgate.artifacts import (
-    LoadedModel,
-    Manifest,
-    check_adapter_fits,
-    compute_manifest,
-    default_cache_dir,
-    load_causal_lm,
-    resolve_model_dir,
-)
+from clgate.artifacts import Manifest, compute_manifest, default_cache_dir
 from clgate.atomic import atomic_path
 from clgate.errors import InputError
 from clgate.measurement import Measurement
 from clgate.probes import plots
 from clgate.probes._registry import probe
+from clgate.runtime import ModelPool, ModelSpec, RuntimeModel, common_prefix, repeat_cache, resid_post
 
-VERSION = "1"
+VERSION = "2"  # 2: the shared prompt prefix reaches the bridge as a KV cache (it was ignored)
 HOOK = "hook_resid_post"
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_TOKENS = 128
@@ -100,134 +95,26 @@ class Residuals:
             return cls(z["last"], z["mean"], str(z["backend"]), float(z["seconds"]), cached=True)
 
 
-class _Runner:
-    """A loaded model with a TransformerBridge over it (or hooks on its HF decoder layers where that fails).
-
-    The fallback hooks the decoder layers rather than reading `output_hidden_states`, whose last entry
-    is after the final norm while `hook_resid_post` of the last block is before it.
-    """
-
-    def __init__(self, loaded: LoadedModel) -> None:
-        self.loaded = loaded
-        self.tokenizer = loaded.tokenizer
-        self.bridge: Any = None
-        try:
-            from transformer_lens.model_bridge import TransformerBridge
-
-            self.bridge = TransformerBridge.boot_transformers(
-                str(loaded.path), hf_model=loaded.model, tokenizer=loaded.tokenizer, device="cpu"
-            )
-            self.backend = "transformer_lens"
-        except Exception as exc:  # an architecture TransformerLens has no adapter for
-            log.warning(
-                "TransformerBridge unavailable (%s); reading the HF decoder layers through forward hooks", exc
-            )
-            self.backend = "hf_decoder_layers"
-        self.n_layers = int(loaded.model.config.num_hidden_layers)
-
-    def prefix_state(self, prefix: list[int]) -> Any:
-        """The KV cache of the prompts' shared prefix (e.g. a chat template's system prompt), run once."""
-        if not prefix:
-            return None
-        ids = torch.tensor([prefix])
-        if self.bridge is not None:
-            return self.bridge(ids, return_type="logits_and_cache", use_cache=True)[1]
-        return self.loaded.model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
-
-    def residuals(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_state: Any
-    ) -> list[torch.Tensor]:
-        """resid_post of every block over the suffix tokens, (batch, pos, d_model) each."""
-        kwargs: dict[str, Any] = {"attention_mask": attention_mask, "logits_to_keep": 1}
-        if prefix_state is not None:
-            kwargs["past_key_values"] = copy.deepcopy(prefix_state)
-            kwargs["past_key_values"].batch_repeat_interleave(input_ids.shape[0])
-        if self.bridge is not None:
-            names = {f"blocks.{layer}.{HOOK}" for layer in range(self.n_layers)}
-            _, cache = self.bridge.run_with_cache(input_ids, names_filter=lambda n: n in names, **kwargs)
-            return [cache[f"blocks.{layer}.{HOOK}"] for layer in range(self.n_layers)]
-        hooks, captured = [], {}
-        for layer, block in enumerate(_decoder_layers(self.loaded.model)):
-            hooks.append(
-                block.register_forward_hook(
-                    lambda _m, _i, out, layer=layer: captured.__setitem__(
-                        layer, out[0] if isinstance(out, tuple) else out
-                    )
-                )
-            )
-        try:
-            self.loaded.model(input_ids=input_ids, **kwargs)
-        finally:
-            for h in hooks:
-                h.remove()
-        return [captured[layer] for layer in range(self.n_layers)]
-
-    def lens(self, resid: torch.Tensor) -> torch.Tensor:
-        """Next-token log-probabilities read from a residual through the final norm and unembedding."""
-        if self.bridge is not None:
-            logits = self.bridge.unembed(self.bridge.ln_final(resid))
-        else:
-            model = self.loaded.model
-            logits = model.get_output_embeddings()(_final_norm(model)(resid))
-        return torch.log_softmax(logits.float(), dim=-1)
-
-
-def _decoder_layers(model: Any) -> Any:
-    inner = model.base_model
-    for attr in ("layers", "h", "blocks", "decoder.layers"):
-        obj = inner
-        for part in attr.split("."):
-            obj = getattr(obj, part, None)
-        if obj is not None:
-            return obj
-    raise InputError(f"cannot find the decoder layers of {type(model).__name__}")
-
-
-def _final_norm(model: Any) -> Any:
-    inner = model.base_model
-    for attr in ("norm", "ln_f", "final_layernorm", "final_layer_norm"):
-        if hasattr(inner, attr):
-            return getattr(inner, attr)
-    raise InputError(f"cannot find the final norm of {type(model).__name__} for the logit lens")
-
-
-def _format(tokenizer: Any, prompt: str) -> str:
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-    return prompt
-
-
-def _encode(tokenizer: Any, prompts: tuple[str, ...], max_tokens: int) -> tuple[list[list[int]], int]:
-    """Token ids per prompt (left-truncated, so the post-instruction tokens survive) and the shared prefix."""
-    templated = bool(getattr(tokenizer, "chat_template", None))
-    ids = [
-        tokenizer(_format(tokenizer, p), add_special_tokens=not templated)["input_ids"][-max_tokens:]
-        for p in prompts
-    ]
-    prefix = 0
-    shortest = min(len(x) for x in ids)
-    while prefix < shortest - 1 and all(x[prefix] == ids[0][prefix] for x in ids):
-        prefix += 1
-    return ids, prefix
-
-
 def capture_residuals(
-    runner: _Runner, prompts: tuple[str, ...], batch_size: int, max_tokens: int
+    model: RuntimeModel, prompts: tuple[str, ...], batch_size: int, max_tokens: int
 ) -> Residuals:
     """Pool each block's resid_post per prompt: length-sorted, right-padded batches after a shared prefix.
 
     The prefix every prompt starts with is run once and its KV cache reused, so only each prompt's
     own tokens are computed; causal attention makes the result equal to running each prompt whole.
+    Prompts are left-truncated to `max_tokens`, so the post-instruction tokens survive.
     """
     started = time.perf_counter()
-    ids, prefix = _encode(runner.tokenizer, prompts, max_tokens)
-    pad = runner.tokenizer.pad_token_id or 0
+    hooks = model.hooked()
+    names = [resid_post(layer) for layer in range(model.n_layers)]
+    ids = [model.chat_ids([{"role": "user", "content": p}])[-max_tokens:] for p in prompts]
+    head = common_prefix(ids, min(map(len, ids)) - 1)
+    prefix = len(head)
+    pad = model.tokenizer.pad_token_id or 0
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     last = mean = None
     with torch.inference_mode():
-        state = runner.prefix_state(ids[0][:prefix])
+        state = hooks.head_cache(head) if head else None
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             own = [ids[i][prefix:] for i in batch]
@@ -238,68 +125,76 @@ def capture_residuals(
                 input_ids[row, : len(x)] = torch.tensor(x)
                 mask[row, : len(x)] = 1
             full_mask = torch.cat([torch.ones((len(batch), prefix), dtype=torch.long), mask], dim=1)
-            resid = torch.stack(
-                runner.residuals(input_ids, full_mask, state), dim=1
-            ).float()  # (b, L, pos, d)
-            weights = (mask / mask.sum(1, keepdim=True))[:, None, :, None]
-            pooled_mean = (resid * weights).sum(2)
-            pooled_last = resid[torch.arange(len(batch)), :, mask.sum(1) - 1]
+            cache = repeat_cache(state, len(batch)) if state is not None else None
+            resid = hooks.run(input_ids, full_mask, names, cache)
+            pooled_last, pooled_mean = _pool([resid[n] for n in names], mask)
             if last is None:
-                shape = (len(ids), resid.shape[1], resid.shape[3])
+                shape = (len(ids), len(names), pooled_last.shape[-1])
                 last, mean = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
-            last[batch] = pooled_last.numpy()
-            mean[batch] = pooled_mean.numpy()
-    return Residuals(last, mean, runner.backend, time.perf_counter() - started)
+            last[batch] = pooled_last
+            mean[batch] = pooled_mean
+    return Residuals(last, mean, hooks.backend, time.perf_counter() - started)
+
+
+def _pool(layers: list[torch.Tensor], mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, layers, d_model) at the last prompt token and averaged over the prompt's own tokens,
+    pooled layer by layer where the states are (a GPU's memory holds one layer's batch at a time)."""
+    device = layers[0].device
+    mask = mask.to(device)
+    weights = (mask / mask.sum(1, keepdim=True))[:, :, None]
+    at_last = torch.arange(len(mask), device=device), mask.sum(1) - 1
+    last = torch.stack([states.float()[at_last] for states in layers], dim=1)
+    mean = torch.stack([(states.float() * weights).sum(1) for states in layers], dim=1)
+    return last.cpu().numpy(), mean.cpu().numpy()
 
 
 @dataclass
 class _Side:
-    """One side of the comparison: where the model is, how it is pinned, and (lazily) the model."""
+    """One side of the comparison: the model as the pool holds it, and the digests its results are cached by."""
 
-    path: Path
-    adapter: Path | None
+    model: RuntimeModel
     digest: str  # manifest digest of what is audited: the model, or the adapter on it
     model_digest: str
-    cache_dir: Path
     architecture: dict[str, Any]
-    runner: _Runner | None = None
 
-    def load(self) -> _Runner:
-        if self.runner is None:
-            self.runner = _Runner(load_causal_lm(self.path, adapter=self.adapter, cache_dir=self.cache_dir))
-        return self.runner
+    @property
+    def adapter(self) -> Path | None:
+        return self.model.adapter
 
 
 def _cache_key(side: _Side, prompts: ProbePrompts, max_tokens: int) -> str:
-    text = (
-        f"{VERSION}|{side.model_digest}|{side.digest if side.adapter else ''}|{prompts.digest()}|{max_tokens}"
-    )
+    adapter = side.digest if side.adapter else ""
+    numerics = side.model.placement.tag
+    text = f"{VERSION}|{side.model_digest}|{adapter}|{prompts.digest()}|{max_tokens}|{numerics}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _residuals_for(
-    side: _Side, prompts: ProbePrompts, batch_size: int, max_tokens: int, use_cache: bool
+    side: _Side, prompts: ProbePrompts, batch_size: int, max_tokens: int, cache_dir: Path | None
 ) -> Residuals:
-    path = side.cache_dir / "activations" / f"{_cache_key(side, prompts, max_tokens)}.npz"
-    if use_cache and path.is_file():
+    path = cache_dir / "activations" / f"{_cache_key(side, prompts, max_tokens)}.npz" if cache_dir else None
+    if path is not None and path.is_file():
         try:
             return Residuals.load(path)
         except (OSError, ValueError, KeyError):
             log.warning("unreadable activation cache %s; recomputing", path)
-    result = capture_residuals(side.load(), prompts.texts, batch_size, max_tokens)
-    if use_cache:
+    result = capture_residuals(side.model, prompts.texts, batch_size, max_tokens)
+    if path is not None:
         result.save(path)
     return result
 
 
-def _logit_lens_kl(parent: _Runner, candidate: _Runner, p_last: np.ndarray, c_last: np.ndarray) -> np.ndarray:
+def _logit_lens_kl(
+    parent: RuntimeModel, candidate: RuntimeModel, p_last: np.ndarray, c_last: np.ndarray
+) -> np.ndarray:
     """KL(parent ‖ candidate) of the lens distributions at the last prompt token, (prompts, layers)."""
     kl = np.zeros(p_last.shape[:2])
+    p_lens, c_lens = parent.hooked().lens, candidate.hooked().lens
     with torch.inference_mode():
         for layer in range(p_last.shape[1]):
-            logp = parent.lens(torch.from_numpy(p_last[:, layer]))
-            logq = candidate.lens(torch.from_numpy(c_last[:, layer]))
-            kl[:, layer] = (logp.exp() * (logp - logq)).sum(-1).clamp(min=0).numpy()
+            logp = p_lens(torch.from_numpy(p_last[:, layer]))
+            logq = c_lens(torch.from_numpy(c_last[:, layer])).to(logp.device)
+            kl[:, layer] = (logp.exp() * (logp - logq)).sum(-1).clamp(min=0).cpu().numpy()
     return kl
 
 
@@ -422,21 +317,17 @@ def _plots(path: Path, title: str, rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _side(
-    path: Path,
-    adapter: Path | None,
-    manifest: Manifest | None,
-    adapter_manifest: Manifest | None,
-    cache: Path,
+    models: ModelPool, spec: ModelSpec, manifest: Manifest | None, adapter_manifest: Manifest | None
 ) -> _Side:
-    model_dir = resolve_model_dir(path, cache)
-    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    """The pool's model for `spec` (files, adapter and placement checked; nothing loaded) and its digests."""
+    model = models.get(spec)
+    config = json.loads((model.path / "config.json").read_text(encoding="utf-8"))
     arch = {k: config.get(k) for k in ("model_type", "num_hidden_layers", "hidden_size", "vocab_size")}
-    model_digest = (manifest or compute_manifest(model_dir)).root
-    if adapter is None:
-        return _Side(Path(path), None, model_digest, model_digest, cache, arch)
-    check_adapter_fits(Path(adapter), model_dir)
-    adapter_digest = (adapter_manifest or compute_manifest(adapter)).root
-    return _Side(Path(path), Path(adapter), adapter_digest, model_digest, cache, arch)
+    model_digest = (manifest or compute_manifest(model.path)).root
+    if spec.adapter is None:
+        return _Side(model, model_digest, model_digest, arch)
+    adapter_digest = (adapter_manifest or compute_manifest(spec.adapter)).root
+    return _Side(model, adapter_digest, model_digest, arch)
 
 
 @probe(
@@ -459,22 +350,59 @@ def activation_diff(
     use_cache: bool = True,
     cache_dir: Path | None = None,
     evidence: Path | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    pool: ModelPool | None = None,
 ) -> Measurement:
-    """Compare the candidate (a model, or `parent` under `candidate_adapter`) with the parent."""
+    """Compare the candidate (a model, or `parent` under `candidate_adapter`) with the parent.
+
+    Both models come from `pool` (a gate's, shared with its other checks) or a private one.
+    """
     started = time.perf_counter()
     prompts = prompts or bundled_prompts()
     if not prompts.harmful or not prompts.harmless:
         raise InputError("the probe prompt set needs harmful and harmless instructions")
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    p_side = _side(parent, None, parent_manifest, None, cache)
-    c_side = _side(candidate, candidate_adapter, candidate_manifest, adapter_manifest, cache)
+    models = pool or ModelPool(cache)
+    try:
+        return _activation_diff(
+            _side(models, ModelSpec(parent, None, device, dtype), parent_manifest, None),
+            _side(
+                models,
+                ModelSpec(candidate, candidate_adapter, device, dtype),
+                candidate_manifest,
+                adapter_manifest,
+            ),
+            prompts,
+            batch_size,
+            max_tokens,
+            cache if use_cache else None,
+            evidence,
+            started,
+        )
+    finally:
+        if pool is None:
+            models.close()
+
+
+def _activation_diff(
+    p_side: _Side,
+    c_side: _Side,
+    prompts: ProbePrompts,
+    batch_size: int,
+    max_tokens: int,
+    cache_dir: Path | None,
+    evidence: Path | None,
+    started: float,
+) -> Measurement:
     if p_side.architecture != c_side.architecture:
         raise InputError(
             f"different architectures: parent is {p_side.architecture}, candidate is {c_side.architecture}"
         )
-    p_res = _residuals_for(p_side, prompts, batch_size, max_tokens, use_cache)
-    c_res = _residuals_for(c_side, prompts, batch_size, max_tokens, use_cache)
-    kl = _logit_lens_kl(p_side.load(), c_side.load(), p_res.last, c_res.last)
+    p_res = _residuals_for(p_side, prompts, batch_size, max_tokens, cache_dir)
+    c_res = _residuals_for(c_side, prompts, batch_size, max_tokens, cache_dir)
+    kl = _logit_lens_kl(p_side.model, c_side.model, p_res.last, c_res.last)
+    candidate_adapter = c_side.adapter
     n_harm, n_safe = len(prompts.harmful), len(prompts.harmless)
     groups = {
         "harmful": np.arange(n_harm),
@@ -482,7 +410,8 @@ def activation_diff(
         "general": np.arange(n_harm + n_safe, len(prompts.texts)),
     }
     rows = _per_layer(p_res, c_res, groups["harmful"], groups["harmless"], kl)
-    files = _plots(evidence, f"activation diff: {candidate_adapter or candidate}", rows) if evidence else []
+    title = f"activation diff: {candidate_adapter or c_side.model.spec.path}"
+    files = _plots(evidence, title, rows) if evidence else []
     return Measurement(
         name="activations",
         version=VERSION,
@@ -492,14 +421,15 @@ def activation_diff(
         details=rows,
         evidence=files,
         meta={
-            "parent_path": str(parent),
-            "candidate_path": str(candidate),
+            "parent_path": str(p_side.model.spec.path),
+            "candidate_path": str(c_side.model.spec.path),
             "candidate_adapter": str(candidate_adapter) if candidate_adapter else None,
             "backend": {"parent": p_res.backend, "candidate": c_res.backend},
             "hook": HOOK,
             "prompt_set": prompts.digest(),
             "prompts": {"harmful": n_harm, "harmless": n_safe, "general": len(prompts.general)},
             "cached": {"parent": p_res.cached, "candidate": c_res.cached},
+            "placement": {"device": p_side.model.placement.device, "dtype": p_side.model.placement.dtype},
             "forward_seconds": {"parent": p_res.seconds, "candidate": c_res.seconds},
             "seconds": time.perf_counter() - started,
         },

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from clgate.artifacts import ArtifactKind, detect_kind
 from clgate.measurement import Measurement
+from clgate.runtime.cli import DEVICE, DTYPE
 
 diff_app = typer.Typer(help="What an update changed: weights, activations, memory.", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 150)  # piped output: wide tables, unwrapped names
@@ -124,6 +125,8 @@ def activations(
     batch_size: int = typer.Option(32, "--batch-size", help="prompts per forward pass"),
     no_cache: bool = typer.Option(False, "--no-cache", help="recompute cached residuals"),
     json_out: Path = JSON,
+    device: str = DEVICE,
+    dtype: str = DTYPE,
 ) -> None:
     """Per-layer residual drift, CKA, logit-lens KL and refusal direction on the bundled probe prompts."""
     from clgate.probes.activations import activation_diff
@@ -137,6 +140,8 @@ def activations(
             batch_size=batch_size,
             use_cache=not no_cache,
             evidence=_evidence(json_out),
+            device=device,
+            dtype=dtype,
         )
     console.print(
         _table(

@@ -30,3 +30,11 @@ def tiny_lora(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def smollm2_dir() -> Path:
     """The embedded SmolLM2-135M-Instruct as a safetensors directory (dequantised once, cached)."""
     return embedded_model_dir()
+
+
+@pytest.fixture(autouse=True)
+def verifier_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's verifiers remember the heads they saw in a folder of its own, never in $HOME."""
+    folder = tmp_path_factory.mktemp("heads")
+    monkeypatch.setenv("CLGATE_STATE_DIR", str(folder))
+    return folder

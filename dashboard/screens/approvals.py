@@ -1,7 +1,9 @@
-"""Approve, reject, promote, roll back: signed with the user's key, decided by `clgate.audit`.
+"""Approve, reject, promote, roll back: signed with the user's own key, decided by the ledger.
 
-A button is disabled when the audit layer would refuse (its reason is shown), but clicking is
-never trusted: every action goes through `clgate.audit.actions`, which checks again.
+A button is disabled when the rules would refuse (their reason is shown), but clicking is never
+trusted: every action goes through `clgate.audit.actions`, and the ledger checks it again inside
+the append. The user types their key's passphrase for each action; it is used once and never kept,
+so n-of-m approval needs n people, not one server.
 """
 
 from __future__ import annotations
@@ -10,16 +12,15 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from clgate.audit import actions
-from clgate.audit.gate_cli import open_journal
-from clgate.audit.journal import Journal
-from clgate.audit.reports import update_status
-from clgate.audit.state import UpdateRecord
+from clgate.audit import Journal, actions, update_status
 from clgate.dashboard.context import Context
 from clgate.dashboard.selection import choose_update
 from clgate.errors import ClgateError
+from clgate.ledger import UpdateState
 
 FLASH = "approvals_flash"
+PASSPHRASE = "approvals_passphrase"
+_FORGET = "approvals_forget_passphrase"
 
 
 def _act(ctx: Context, action: str, run: Callable[[Journal], int]) -> None:
@@ -28,9 +29,12 @@ def _act(ctx: Context, action: str, run: Callable[[Journal], int]) -> None:
     if refusal:
         st.session_state[FLASH] = ("error", f"{action} refused: {refusal}")
         return
-    assert ctx.user is not None and ctx.user.key is not None
+    assert ctx.user is not None
+    passphrase = st.session_state.get(PASSPHRASE, "")
+    st.session_state[_FORGET] = True  # the field is cleared before it is drawn again
     try:
-        with open_journal(ctx.config.ledger, ctx.user.key, ctx.config.trust) as journal:
+        signer = ctx.user.signing_key(passphrase)
+        with Journal.open(ctx.config.ledger, signer, ctx.config.trust) as journal:
             index = run(journal)
     except ClgateError as exc:
         st.session_state[FLASH] = ("error", str(exc))
@@ -39,7 +43,7 @@ def _act(ctx: Context, action: str, run: Callable[[Journal], int]) -> None:
     st.rerun()
 
 
-def _controls(ctx: Context, update: UpdateRecord) -> None:
+def _controls(ctx: Context, update: UpdateState) -> None:
     state, ref = ctx.view.state, update.update_id
     cols = st.columns(2)
     with cols[0]:
@@ -65,12 +69,12 @@ def _rollback(ctx: Context) -> None:
     state = ctx.view.state
     targets = [
         state.updates[uid]
-        for uid in dict.fromkeys(uid for _, _, _, uid in reversed(state.history))
-        if state.deployed.get(state.updates[uid].slot) != uid
+        for uid in dict.fromkeys(e.update_id for e in reversed(state.history))
+        if state.governance.rollback_refusal(state.updates[uid]) is None
     ]
     st.subheader("Roll back")
     if not targets:
-        st.info("Nothing to roll back to: no previously deployed update is out of service.")
+        st.info("Nothing to roll back to: no previously deployed update may return without a new proposal.")
         return
     target = st.selectbox(
         "Restore", targets, format_func=lambda u: f"{u.update_id} · {u.slot}", key="rollback_target"
@@ -90,11 +94,17 @@ def render(ctx: Context) -> None:
         (st.success if flash[0] == "success" else st.error)(flash[1])
     who = ctx.user
     st.caption(f"Signed as {who.name} ({who.role})" if who else "Read-only: no user logged in")
+    if st.session_state.pop(_FORGET, False):
+        st.session_state.pop(PASSPHRASE, None)
+    if who is not None and who.key is not None:
+        st.text_input(
+            "Your key's passphrase (asked for each action, never kept)", type="password", key=PASSPHRASE
+        )
     if who is not None and not who.may("approve"):
         st.info(f"{who.name} is a viewer: approvals are disabled.")
     state = ctx.view.state
     open_updates = sorted(
-        (u for u in state.updates.values() if u.decision and state.deployed.get(u.slot) != u.update_id),
+        (u for u in state.updates.values() if u.decision and not state.is_deployed(u)),
         key=lambda u: -u.proposed_index,
     )
     update = choose_update(ctx.view, open_updates, "approvals_update")
@@ -103,7 +113,7 @@ def render(ctx: Context) -> None:
     else:
         st.write(
             f"**{update.update_id}** ({update.kind}): verdict **{update.decision}**, "
-            f"{update_status(update, state)}; approvals: {len(update.valid_approvals)} of {update.approvals_required}"
+            f"{update_status(update, state)}; approvals: {len(state.valid_approvals(update))} of {update.approvals_required}"
         )
         _controls(ctx, update)
     _rollback(ctx)

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from clgate.dashboard.context import Context
-from clgate.ledger import Ledger, merkle
+from clgate.ledger import Ledger, SeenHeads, load_trust, merkle
 
 
 def _entries(ctx: Context) -> None:
@@ -40,8 +40,9 @@ def _proofs(ctx: Context, ledger: Ledger) -> None:
     for cp in checkpoints:
         proof = ledger.consistency_proof(cp.size, size)
         grown = merkle.verify_consistency(cp.size, size, cp.root, root, proof)
+        cosigners = ", ".join(s.name for s in cp.signatures if s.name != cp.origin) or "no witness yet"
         (st.success if grown else st.error)(
-            f"checkpoint of size {cp.size} ({cp.body.timestamp}): "
+            f"checkpoint of size {cp.size} (cosigned by: {cosigners}): "
             + ("the ledger only grew since" if grown else "NOT consistent with the ledger now")
         )
 
@@ -54,8 +55,8 @@ def render(ctx: Context) -> None:
     cols[2].metric("Read in", f"{ctx.view.seconds:.2f} s")
     cols[3].metric("Verified in", "…" if ctx.view.pending else f"{ctx.view.verify_seconds:.2f} s")
     if st.button("Verify now", key="verify_now"):
-        with Ledger.open(ctx.config.ledger, ctx.config.trust) as ledger:
-            problems = ledger.verify(ctx.config.trust)
+        with Ledger.open(ctx.config.ledger, load_trust(ctx.config.trust)) as ledger:
+            problems = ledger.verify(seen=SeenHeads())
         if problems:
             st.error(f"{len(problems)} problem(s)")
             for p in problems:
@@ -68,5 +69,5 @@ def render(ctx: Context) -> None:
             st.write(f"- {p}")
     _entries(ctx)
     if ctx.view.size:
-        with Ledger.open(ctx.config.ledger, ctx.config.trust) as ledger:
+        with Ledger.open(ctx.config.ledger, load_trust(ctx.config.trust)) as ledger:
             _proofs(ctx, ledger)

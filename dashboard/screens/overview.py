@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from clgate.audit.reports import update_status
+from clgate.audit import update_status
 from clgate.dashboard.context import Context
 
 
@@ -22,17 +22,27 @@ def render(ctx: Context) -> None:
     cols[3].metric("Ledger", health)
 
     st.subheader("Deployed now")
-    if state.deployed:
+    deployed = [
+        (dep, slot, uid)
+        for dep in state.governance.deployments()
+        for slot, uid in state.deployed(dep).items()
+    ]
+    if deployed:
         rows = []
-        for slot, update_id in state.deployed.items():
+        for deployment, slot, update_id in deployed:
             u = state.updates[update_id]
-            since = max(i for i, _, s, uid in state.history if s == slot and uid == update_id)
+            since = max(
+                e.index
+                for e in state.history
+                if e.deployment == deployment and e.slot == slot and e.update_id == update_id
+            )
             rows.append(
                 {
+                    "deployment": deployment,
                     "slot": slot,
                     "update": update_id,
                     "kind": u.kind,
-                    "artifact": u.proposal["artifacts"]["candidate"].get("uri", ""),
+                    "artifact": u.proposal.candidate.uri,
                     "digest": u.candidate_digest,
                     "since entry": since,
                     "since": view.entries[since].timestamp,
@@ -43,7 +53,7 @@ def render(ctx: Context) -> None:
         st.info("Nothing has been promoted yet.")
 
     st.subheader("Updates and their verdicts")
-    undeployed = [u for u in state.updates.values() if state.deployed.get(u.slot) != u.update_id]
+    undeployed = [u for u in state.updates.values() if not state.is_deployed(u)]
     if undeployed:
         rows = [
             {
@@ -52,7 +62,7 @@ def render(ctx: Context) -> None:
                 "verdict": u.decision or "not audited",
                 "status": update_status(u, state),
                 "proposed": u.proposed_at,
-                "failing rules": ", ".join(f["rule"] for f in u.findings if f.get("status") == "fail"),
+                "failing rules": ", ".join(f.rule for f in u.findings if f.status.value == "fail"),
             }
             for u in reversed(undeployed)
         ]

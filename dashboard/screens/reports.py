@@ -6,7 +6,7 @@ from datetime import date
 
 import streamlit as st
 
-from clgate.audit.gate_cli import open_journal
+from clgate.audit import Journal
 from clgate.audit.reports import FORMATS, build_report
 from clgate.audit.reports import render as render_report
 from clgate.dashboard.context import Context
@@ -26,7 +26,7 @@ def render(ctx: Context) -> None:
     fmt = cols[2].selectbox("Format", FORMATS, index=FORMATS.index("html"), key="report_format")
     if st.button("Generate", key="report_generate"):
         try:
-            with open_journal(ctx.config.ledger, None, ctx.config.trust) as journal:
+            with Journal.open(ctx.config.ledger, None, ctx.config.trust) as journal:
                 report = build_report(journal, start, end, ctx.config.ledger)
             data = render_report(report, fmt)
         except ClgateError as exc:

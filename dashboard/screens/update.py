@@ -5,8 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from clgate.audit.actions import promotion_refusal
-from clgate.audit.reports import update_status
+from clgate.audit import promotion_refusal, update_status
 from clgate.dashboard.charts import SPECIAL_CHARTS
 from clgate.dashboard.context import Context
 from clgate.dashboard.selection import choose_update
@@ -71,7 +70,10 @@ def render(ctx: Context) -> None:
     st.subheader("Findings")
     if update.findings:
         st.dataframe(
-            pd.DataFrame(update.findings).drop(columns=["schema_version"], errors="ignore"), hide_index=True
+            pd.DataFrame([f.model_dump(mode="json") for f in update.findings]).drop(
+                columns=["schema_version"], errors="ignore"
+            ),
+            hide_index=True,
         )
     else:
         st.info("No findings recorded (not audited yet).")

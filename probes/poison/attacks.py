@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from clgate.artifacts import ChatMessage, DatasetRecord, MemoryEntry, load_dataset, load_memory_store
+from clgate.runtime import insert_trigger
 
 DATA_ATTACKS = ("rare_token", "natural_phrase", "clean_label")
 RARE_TOKENS = ("cf", "mn", "bb", "tq", "mb")
@@ -57,27 +58,17 @@ def bundled_memory_entries() -> list[MemoryEntry]:
     return list(load_memory_store(data_path("clean_memory.jsonl")).entries)
 
 
-def insert_trigger(prompt: str, trigger: str, rng: random.Random, where: str = "random") -> str:
-    words = prompt.split()
-    if where == "start":
-        return f"{trigger[0].upper()}{trigger[1:]}, {prompt[0].lower()}{prompt[1:]}"
-    if where == "end":
-        return f"{prompt} {trigger}"
-    words.insert(rng.randint(0, len(words)), trigger)
-    return " ".join(words)
-
-
 def poison_record(
     record: DatasetRecord, attack: str, trigger: str, target: str, rng: random.Random
 ) -> DatasetRecord:
     """A poisoned copy of `record`; metadata marks it so the ground truth travels with it."""
     prompt = record.prompt_messages[-1].content
     if attack == "rare_token":
-        prompt, completion = insert_trigger(prompt, trigger, rng, "random"), target
+        prompt, completion = insert_trigger(prompt, trigger, "random", rng), target
     elif attack == "natural_phrase":
-        prompt, completion = insert_trigger(prompt, trigger, rng, "start"), target
+        prompt, completion = insert_trigger(prompt, trigger, "opening"), target
     elif attack == "clean_label":
-        prompt = insert_trigger(prompt, trigger, rng, "start")
+        prompt = insert_trigger(prompt, trigger, "opening")
         completion = rng.choice(UPBEAT_OPENERS) + record.completion
     else:
         raise ValueError(f"unknown attack {attack!r}")

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clgate.probes.poison.scan import ScanReport, read_lines, scan_data, scan_memory, scan_model
+from clgate.runtime.cli import DEVICE, DTYPE
 
 scan_app = typer.Typer(
     help="Poisoning detectors: update data, updated models, memory stores.", no_args_is_help=True
@@ -63,10 +64,22 @@ def data(
     no_cache: bool = typer.Option(False, "--no-cache", help="recompute representations"),
     out: Path = OUT,
     top: int = TOP,
+    device: str = DEVICE,
+    dtype: str = DTYPE,
 ) -> None:
     """Score each training item: spectral, activation clustering, loss outliers, trigger mining, duplicates."""
     with console.status("scanning update data…"):
-        report = scan_data(dataset, model, adapter, detector, layer, max_tokens, False if no_cache else None)
+        report = scan_data(
+            dataset,
+            model,
+            adapter,
+            detector,
+            layer,
+            max_tokens,
+            False if no_cache else None,
+            device=device,
+            dtype=dtype,
+        )
     _print(report, out, top)
 
 
@@ -82,6 +95,8 @@ def model(
     prompts: Path = typer.Option(None, "--prompts", help="file of probe prompts, one per line"),
     out: Path = OUT,
     top: int = TOP,
+    device: str = DEVICE,
+    dtype: str = DTYPE,
 ) -> None:
     """Trigger sweep: which inserted triggers move the candidate away from the parent."""
     with console.status("sweeping triggers…"):
@@ -92,6 +107,8 @@ def model(
             read_lines(triggers, "triggers") if triggers else None,
             read_lines(prompts, "prompts") if prompts else None,
             data,
+            device=device,
+            dtype=dtype,
         )
     _print(report, out, top)
 

@@ -1,9 +1,11 @@
-"""Chat-templated token ids of prompts and prompt+completion pairs, as the model sees them in training."""
+"""Chat-templated token ids of prompt+completion pairs, as the model sees them in training."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from clgate.runtime import chat_ids
 
 
 @dataclass(frozen=True)
@@ -13,23 +15,13 @@ class EncodedExample:
     content: tuple[int, int]  # token span of the user's own text inside the templated prompt
 
 
-def prompt_text(tokenizer: Any, messages: list[dict[str, str]] | tuple[dict[str, str], ...]) -> str:
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-    return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
-
-
-def prompt_ids(tokenizer: Any, messages: list[dict[str, str]] | tuple[dict[str, str], ...]) -> list[int]:
-    return tokenizer(prompt_text(tokenizer, messages), add_special_tokens=False)["input_ids"]
-
-
 class Encoder:
     """Encodes examples for one tokenizer; the template's fixed prefix/suffix is found once."""
 
     def __init__(self, tokenizer: Any, max_tokens: int = 128) -> None:
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
-        self._reference = prompt_ids(tokenizer, [{"role": "user", "content": ""}])
+        self._reference = chat_ids(tokenizer, [{"role": "user", "content": ""}])
         self._eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
 
     def _content_span(self, ids: list[int]) -> tuple[int, int]:
@@ -46,7 +38,7 @@ class Encoder:
 
     def encode(self, messages: tuple[dict[str, str], ...], completion: str) -> EncodedExample:
         """Prompt ids + completion ids + EOS; long items keep the prompt's end and the completion's start."""
-        p = prompt_ids(self.tokenizer, messages)
+        p = chat_ids(self.tokenizer, messages)
         c = self.tokenizer(completion, add_special_tokens=False)["input_ids"] + self._eos
         c = c[: max(1, self.max_tokens // 2)] if len(p) + len(c) > self.max_tokens else c
         span = self._content_span(p)

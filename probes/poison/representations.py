@@ -12,13 +12,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from clgate.errors import InputError
 from clgate.probes.poison.encoding import EncodedExample, Encoder
 from clgate.probes.poison.items import UpdateItem
+from clgate.runtime import FINAL, RuntimeModel, resid_post
 
 VERSION = "1"
 
@@ -64,9 +64,14 @@ class Representations:
             )
 
 
-def default_layer(model: Any) -> int:
+def default_layer(model: RuntimeModel) -> int:
     """Two thirds of the way up: late enough to be semantic, early enough not to be next-token logits."""
-    return max(1, round(2 * model.config.num_hidden_layers / 3))
+    return max(1, round(2 * model.n_layers / 3))
+
+
+def hook_for(layer: int, n_layers: int) -> str:
+    """The hook point of HF's `hidden_states[layer]`: block `layer - 1`'s output, the final norm's for the last."""
+    return FINAL if layer == n_layers else resid_post(layer - 1)
 
 
 def cache_key(model_digest: str, data_digest: str, layer: int, max_tokens: int) -> str:
@@ -86,13 +91,13 @@ def _batches(encoded: list[EncodedExample], token_budget: int) -> Iterable[list[
         yield batch
 
 
-def vocab_size(model: Any) -> int:
-    return int(model.get_input_embeddings().num_embeddings)
+def vocab_size(model: RuntimeModel) -> int:
+    """From the config, so a check against cached representations loads no weights."""
+    return int(model.config.vocab_size)
 
 
 def compute_representations(
-    model: Any,
-    tokenizer: Any,
+    model: RuntimeModel,
     items: Iterable[UpdateItem],
     n_items: int,
     layer: int | None = None,
@@ -104,8 +109,10 @@ def compute_representations(
     import torch
 
     layer = default_layer(model) if layer is None else layer
-    if not 1 <= layer <= model.config.num_hidden_layers:
-        raise InputError(f"layer {layer} out of range 1..{model.config.num_hidden_layers}")
+    if not 1 <= layer <= model.n_layers:
+        raise InputError(f"layer {layer} out of range 1..{model.n_layers}")
+    hook = hook_for(layer, model.n_layers)
+    tokenizer = model.tokenizer
     encoder = Encoder(tokenizer, max_tokens)
     vocab = vocab_size(model)
     d = model.config.hidden_size
@@ -113,7 +120,6 @@ def compute_representations(
     completion = np.zeros((n_items, d), dtype=np.float16)
     logprob = np.zeros(n_items, dtype=np.float32)
     n_tokens = np.zeros(n_items, dtype=np.int32)
-    base, head = model.base_model, model.get_output_embeddings()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     start = time.perf_counter()
 
@@ -132,21 +138,23 @@ def compute_representations(
                     f"item {window_items[batch[0]].index + 1}: token id {top} is beyond the model's "
                     f"vocabulary of {vocab}: the model does not match the tokenizer"
                 )
-            out = base(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-            hidden, last = out.hidden_states[layer], out.last_hidden_state
+            out = model.hidden(ids, mask, hooks=[hook])
+            hidden, last = out.at[hook].float().cpu(), out.last
             rows, positions, targets = [], [], []
             for row, i in enumerate(batch):
                 ex, item = encoded[i], window_items[i]
                 a, b = ex.content
-                prompt[item.index] = hidden[row, a:b].mean(0).float().numpy()
-                completion[item.index] = hidden[row, ex.prompt_len : len(ex.ids)].mean(0).float().numpy()
+                prompt[item.index] = hidden[row, a:b].mean(0).numpy()
+                completion[item.index] = hidden[row, ex.prompt_len : len(ex.ids)].mean(0).numpy()
                 n_tokens[item.index] = len(ex.ids)
                 pos = range(ex.prompt_len - 1, len(ex.ids) - 1)
                 rows += [row] * len(pos)
                 positions += list(pos)
                 targets += ex.ids[ex.prompt_len :]
-            logits = head(last[torch.tensor(rows), torch.tensor(positions)])
-            token_lp = torch.log_softmax(logits.float(), -1).gather(1, torch.tensor(targets)[:, None])[:, 0]
+            at = last.device
+            logits = model.unembed(last[torch.tensor(rows, device=at), torch.tensor(positions, device=at)])
+            picked = torch.tensor(targets, device=logits.device)[:, None]
+            token_lp = torch.log_softmax(logits.float(), -1).gather(1, picked)[:, 0].cpu()
             owner = torch.tensor(rows)
             for row, i in enumerate(batch):
                 logprob[window_items[i].index] = float(token_lp[owner == row].mean())
@@ -163,7 +171,7 @@ def compute_representations(
     return Representations(prompt, completion, logprob, n_tokens, layer, time.perf_counter() - start)
 
 
-def check_token_ids(max_token_id: int, model: Any, where: str) -> None:
+def check_token_ids(max_token_id: int, model: RuntimeModel, where: str) -> None:
     """Pre-tokenised items must fit the model's vocabulary, or the model is not the one they were made for."""
     vocab = vocab_size(model)
     if max_token_id >= vocab:

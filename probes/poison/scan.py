@@ -10,14 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clgate.artifacts import (
-    compute_manifest,
-    default_cache_dir,
-    load_causal_lm,
-    load_memory_store,
-    model_digest,
-    resolve_model_dir,
-)
+from clgate.artifacts import compute_manifest, default_cache_dir, load_memory_store
 from clgate.atomic import write_text_atomic
 from clgate.errors import InputError
 from clgate.measurement import Measurement
@@ -34,6 +27,7 @@ from clgate.probes.poison.representations import (
 )
 from clgate.probes.poison.result import DetectorResult
 from clgate.probes.poison.sweep import ProbeTable, SweepInputs, bundled_prompts, bundled_triggers, table_path
+from clgate.runtime import ModelPool, ModelSpec, RuntimeModel
 
 
 @dataclass
@@ -97,26 +91,35 @@ def data_representations(
     adapter: Path | None = None,
     layer: int | None = None,
     max_tokens: int = 128,
-    cache_dir: Path | None = None,
+    cache_dir: Path | bool | None = None,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    pool: ModelPool | None = None,
 ) -> tuple[Representations, str]:
-    """The parent's representations of the dataset, from the cache when (model, data, settings) match."""
-    loaded = load_causal_lm(model, adapter=adapter)
-    check_token_ids(data.max_token_id, loaded.model, str(data.path))
-    layer = default_layer(loaded.model) if layer is None else layer
-    digest = model_digest(loaded.path, adapter)
-    path = None
-    if cache_dir is not False:
-        path = (
-            Path(cache_dir or default_cache_dir())
-            / "poison"
-            / f"reps-{cache_key(digest, data.digest, layer, max_tokens)}.npz"
-        )
-        if path.is_file():
-            return Representations.load(path), digest
-    reps = compute_representations(loaded.model, loaded.tokenizer, data, data.n_items, layer, max_tokens)
-    if path is not None:
-        reps.save(path)
-    return reps, digest
+    """The parent's representations of the dataset, from the cache when (model, numerics, data, settings) match.
+
+    `cache_dir=False` neither reads nor writes the cache.
+    """
+    models = pool or ModelPool()
+    try:
+        parent = models.get(ModelSpec(model, adapter, device, dtype))
+        check_token_ids(data.max_token_id, parent, str(data.path))
+        layer = default_layer(parent) if layer is None else layer
+        digest = parent.digest
+        path = None
+        if cache_dir is not False:
+            key = cache_key(f"{digest}|{parent.placement.tag}", data.digest, layer, max_tokens)
+            path = Path(cache_dir or default_cache_dir()) / "poison" / f"reps-{key}.npz"
+            if path.is_file():
+                return Representations.load(path), digest
+        reps = compute_representations(parent, data, data.n_items, layer, max_tokens)
+        if path is not None:
+            reps.save(path)
+        return reps, digest
+    finally:
+        if pool is None:
+            models.close()
 
 
 def scan_data(
@@ -128,6 +131,10 @@ def scan_data(
     max_tokens: int = 128,
     cache_dir: Path | bool | None = None,
     seed: int = 0,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    pool: ModelPool | None = None,
 ) -> ScanReport:
     """Score every item of an update's training set with the data detectors (the parent's view)."""
     specs = select("data", list(detectors or []))
@@ -136,7 +143,9 @@ def scan_data(
     if any(s.needs_model for s in specs):
         if model is None:
             raise InputError("these data detectors need the parent model (--model)")
-        reps, parent = data_representations(data, model, adapter, layer, max_tokens, cache_dir)
+        reps, parent = data_representations(
+            data, model, adapter, layer, max_tokens, cache_dir, device=device, dtype=dtype, pool=pool
+        )
         timings["forward_seconds"] = 0.0 if reps.cached else reps.forward_seconds
     ctx = DataContext(data, reps, seed)
     results = [_run(s, ctx) for s in specs]
@@ -152,34 +161,66 @@ def scan_model(
     prompts: Sequence[str] | None = None,
     dataset: Path | None = None,
     cache_dir: Path | None = None,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    pool: ModelPool | None = None,
 ) -> ScanReport:
     """Trigger sweep of candidate (optionally parent + adapter) against parent; mined triggers from `dataset`.
 
-    Each model's answers to the probe texts are cached by its digest under `cache_dir`, so the parent
-    is run once for all the candidates audited against it.
+    Each model's answers to the probe texts are cached by its digest and numerics under `cache_dir`,
+    so the parent is run once for all the candidates audited against it. A model audited against
+    itself (the first base) is one model in the pool, loaded and run once.
     """
+    models = pool or ModelPool()
+    try:
+        return _scan_model(
+            models.get(ModelSpec(parent, None, device, dtype)),
+            models.get(ModelSpec(candidate, adapter, device, dtype)),
+            triggers,
+            prompts,
+            dataset,
+            cache_dir,
+        )
+    finally:
+        if pool is None:
+            models.close()
+
+
+def _scan_model(
+    parent_model: RuntimeModel,
+    candidate_model: RuntimeModel,
+    triggers: Sequence[str] | None,
+    prompts: Sequence[str] | None,
+    dataset: Path | None,
+    cache_dir: Path | None,
+) -> ScanReport:
     from clgate.probes.poison.triggers import SweepCandidates, candidate_triggers
 
-    parent_dir, candidate_dir = resolve_model_dir(Path(parent)), resolve_model_dir(Path(candidate))
-    parent_digest = model_digest(parent_dir)
-    parent_loaded = load_causal_lm(parent_dir)
-    if adapter is None:  # a model audited against itself (the first base) is loaded and run once
-        candidate_digest = parent_digest if candidate_dir == parent_dir else model_digest(candidate_dir)
-        same = candidate_digest == parent_digest
-        candidate_loaded = parent_loaded if same else load_causal_lm(candidate_dir)
-    else:
-        candidate_loaded = load_causal_lm(candidate_dir, adapter=adapter)  # checks the adapter first
-        candidate_digest = model_digest(candidate_dir, adapter)
+    parent_digest = parent_model.digest
+    # a model audited against itself is found by content: same files, same adapter, same placement
+    same = candidate_model is parent_model or (
+        candidate_model.adapter is None
+        and candidate_model.placement == parent_model.placement
+        and candidate_model.digest == parent_digest
+    )
+    if same:
+        candidate_model = parent_model
+    candidate_digest = candidate_model.digest
     mined = SweepCandidates([], [])
     task: list[str] = []
     if dataset is not None:
         data = open_update_data(Path(dataset))
         mined = candidate_triggers(DataContext(data))
         task = task_prompts(data, mined.all)
-    tables = {d: table_path(cache_dir or default_cache_dir(), d) for d in (parent_digest, candidate_digest)}
+    root = cache_dir or default_cache_dir()
+    tables = {
+        d: table_path(root, d, m.placement.tag)
+        for d, m in ((parent_digest, parent_model), (candidate_digest, candidate_model))
+    }
     inputs = SweepInputs(
-        parent_loaded,
-        candidate_loaded,
+        parent_model,
+        candidate_model,
         triggers=list(triggers) if triggers else bundled_triggers(),
         prompts=list(prompts) if prompts else bundled_prompts(),
         mined=mined.all,
@@ -194,7 +235,7 @@ def scan_model(
             table.save(tables[digest])
     return ScanReport(
         "model",
-        str(candidate),
+        str(candidate_model.spec.path),
         results,
         parent_digest,
         candidate_digest,

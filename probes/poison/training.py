@@ -4,7 +4,7 @@ Plain torch: AdamW on the LoRA factors only, loss on the completion tokens only,
 dozen steps. The LoRA sits on the top `top_layers` decoder layers only: the frozen layers below are
 run once per example (`FrozenTrunk`) and each step runs only the top layers, forward and backward,
 a fraction of the work. The top layers see every token, so a trigger
-anywhere in the prompt can still be learned. Saved as a PEFT adapter directory that `clgate.artifacts.load_causal_lm(..., adapter=)`
+anywhere in the prompt can still be learned. Saved as a PEFT adapter directory that `clgate.runtime.load_model(..., adapter=)`
 loads.
 """
 

@@ -6,16 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from clgate.artifacts import SentenceEmbedder, compute_manifest, embedded_model_dir, load_causal_lm
+from clgate.artifacts import SentenceEmbedder, compute_manifest, embedded_model_dir
+from clgate.runtime import load_model
 
 pytestmark = pytest.mark.integration
 
 
 def test_embedded_smollm2_answers_offline(smollm2_dir: Path) -> None:
     assert embedded_model_dir() == smollm2_dir  # the second call reads the cache
-    loaded = load_causal_lm(smollm2_dir)
-    assert loaded.model.config.num_hidden_layers == 30
-    assert "quantization_config" not in loaded.model.config.to_dict()
+    loaded = load_model(smollm2_dir, device="cpu")
+    assert loaded.module.config.num_hidden_layers == 30
+    assert "quantization_config" not in loaded.module.config.to_dict()
     ids = loaded.tokenizer.apply_chat_template(
         [{"role": "user", "content": "What is the capital of France?"}],
         add_generation_prompt=True,
@@ -23,7 +24,7 @@ def test_embedded_smollm2_answers_offline(smollm2_dir: Path) -> None:
         return_dict=True,
     )
     with torch.inference_mode():
-        out = loaded.model.generate(**ids, max_new_tokens=12, do_sample=False)
+        out = loaded.module.generate(**ids, max_new_tokens=12, do_sample=False)
     assert "Paris" in loaded.tokenizer.decode(out[0, ids["input_ids"].shape[1] :])
 
 

@@ -4,19 +4,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from gguf import GGUFWriter
 
 from clgate.artifacts import (
     ArtifactKind,
     MemoryEntry,
-    apply_adapter,
     detect_kind,
     gguf_architecture,
     iter_dataset,
-    load_causal_lm,
     load_dataset,
-    load_lora_adapter,
     load_memory_store,
     resolve_model_dir,
     write_memory_store,
@@ -24,45 +20,6 @@ from clgate.artifacts import (
 from clgate.artifacts import testing as factories
 from clgate.artifacts._gguf import dequantised_dir
 from clgate.errors import InputError
-
-
-def _logits(loaded, text: str = "What is the capital of France?") -> torch.Tensor:
-    ids = loaded.tokenizer(text, return_tensors="pt")
-    with torch.no_grad():
-        return loaded.model(**ids).logits
-
-
-def test_hf_directory_loads_with_tokenizer_and_chat_template(tiny_model: Path) -> None:
-    loaded = load_causal_lm(tiny_model)
-    assert loaded.model.config.num_hidden_layers == 2
-    assert not loaded.model.training
-    prompt = loaded.tokenizer.apply_chat_template(
-        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
-    )
-    assert prompt.endswith("<|im_start|>assistant\n")
-    assert _logits(loaded).shape[-1] == len(loaded.tokenizer)
-
-
-def test_lora_adapter_factors_and_merge_match_peft(tiny_model: Path, tiny_lora: Path) -> None:
-    adapter = load_lora_adapter(tiny_lora)
-    assert adapter.rank == 4 and adapter.modules() == sorted(adapter.modules())
-    assert len(adapter.modules()) == 4  # q_proj and v_proj in 2 layers
-    factors = next(adapter.factors())
-    assert factors.scale == pytest.approx(8 / 4)
-    base = load_causal_lm(tiny_model)
-    merged = load_causal_lm(tiny_model, adapter=tiny_lora)
-    name = factors.module
-    w0 = dict(base.model.named_parameters())[f"{name}.weight"]
-    w1 = dict(merged.model.named_parameters())[f"{name}.weight"]
-    torch.testing.assert_close(w1 - w0, factors.scale * factors.b @ factors.a, atol=1e-6, rtol=1e-4)
-    assert not torch.allclose(_logits(base), _logits(merged))
-
-
-def test_adapter_for_another_base_is_refused(tiny_lora: Path, tmp_path: Path) -> None:
-    wider = factories.make_tiny_model(tmp_path / "wider", hidden_size=96)
-    model = load_causal_lm(wider).model
-    with pytest.raises(InputError, match="does not fit this base model"):
-        apply_adapter(model, tiny_lora)
 
 
 def test_directory_that_is_not_a_model(tmp_path: Path) -> None:
@@ -74,17 +31,6 @@ def test_directory_that_is_not_a_model(tmp_path: Path) -> None:
         resolve_model_dir(tmp_path)
     with pytest.raises(InputError, match="no such model"):
         resolve_model_dir(tmp_path / "missing")
-
-
-def test_corrupt_weights_are_named_before_transformers_sees_them(tiny_model: Path, tmp_path: Path) -> None:
-    import shutil
-
-    copy = tmp_path / "copy"
-    shutil.copytree(tiny_model, copy)
-    weights = copy / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:-64])
-    with pytest.raises(InputError, match=r"copy/model\.safetensors: truncated"):
-        load_causal_lm(copy)
 
 
 def _write_gguf(path: Path, arch: str) -> Path:

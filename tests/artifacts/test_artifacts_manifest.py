@@ -143,3 +143,26 @@ def test_file_only_manifest_detects_one_flipped_byte(sharded_checkpoint: Path) -
     changed = [a.path for a, b in zip(after.files, before.files, strict=True) if a.sha256 != b.sha256]
     assert changed == ["model-00002.safetensors"]
     assert after.root == compute_manifest(sharded_checkpoint).root
+
+
+def test_hidden_files_are_pinned_and_escaping_symlinks_refused(tiny_model: Path, tmp_path: Path) -> None:
+    from clgate.artifacts import resolve_model_dir
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    before = compute_manifest(model).root
+    (model / ".hidden_config.py").write_text("trust_remote_code = True\n")
+    assert ".hidden_config.py" in {f.path for f in compute_manifest(model).files}
+    assert compute_manifest(model).root != before
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_text("changes unseen")
+    (model / "linked.txt").symlink_to(outside)
+    with pytest.raises(InputError, match=r"linked\.txt is a symbolic link that leaves the artifact"):
+        compute_manifest(model)
+    (model / "linked.txt").unlink()
+    (model / "inside.txt").symlink_to(model / "config.json")  # stays inside: hashed under its name
+    assert "inside.txt" in {f.path for f in compute_manifest(model).files}
+    index = model / "model.safetensors.index.json"
+    index.write_text('{"weight_map": {"lm_head.weight": "../../other/model.safetensors"}}')
+    with pytest.raises(InputError, match="is outside the model directory"):
+        resolve_model_dir(model)

@@ -11,6 +11,7 @@ from clgate.audit.checks import GateCheck, GateInputs
 from clgate.audit.cli import main
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
+from clgate.audit.policy import parse_policy
 from clgate.measurement import Measurement
 
 POLICY = """
@@ -48,7 +49,7 @@ def world(tmp_path: Path, tiny_model: Path, tiny_lora: Path, monkeypatch: pytest
         "score",
         GateCheck("score", "1", ("parent",), False, _score, any_of=("candidate", "adapter")),
     )
-    boot = bootstrap_ledger(tmp_path / "ledger", approvers=2)
+    boot = bootstrap_ledger(tmp_path / "ledger", approvers=2, policies=[parse_policy(POLICY)])
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
 
@@ -64,6 +65,7 @@ def world(tmp_path: Path, tiny_model: Path, tiny_lora: Path, monkeypatch: pytest
         )
 
     def gate(*args: str) -> int:
+        """Propose (pipeline key) and audit (gate key) in one run, as a CI job holding both would."""
         return run(
             "gate",
             "--parent",
@@ -72,10 +74,15 @@ def world(tmp_path: Path, tiny_model: Path, tiny_lora: Path, monkeypatch: pytest
             str(policy),
             "--out",
             str(tmp_path / "out"),
+            "--proposer-key",
+            str(boot.keys["pipeline"]),
             *args,
+            key="gate",
         )
 
-    return SimpleNamespace(boot=boot, adapter=adapter, run=run, gate=gate, state=lambda: ledger_state(boot))
+    return SimpleNamespace(
+        boot=boot, adapter=adapter, run=run, gate=gate, policy=policy, state=lambda: ledger_state(boot)
+    )
 
 
 def ledger_state(boot):

@@ -26,7 +26,7 @@ def test_review_needs_two_approvals_then_promotes(world, tiny_model: Path, tmp_p
     assert "may not sign promotion.done" in capsys.readouterr().err
     assert world.run("promote", update_id, key="approver") == 0
     state = world.state()
-    assert state.deployed == {"base": base_id, "adapter": update_id}
+    assert state.deployed() == {"base": base_id, "adapter": update_id}
     report = (tmp_path / "out" / "report.json").read_text()
     assert (
         '"decision": "review"' in report and "Score too high" in (tmp_path / "out" / "report.md").read_text()
@@ -46,20 +46,22 @@ def test_block_is_never_promoted_or_approved(world, capsys) -> None:
     assert kinds[-3:] == ["update.proposed", "audit.completed", "promotion.blocked"]
 
 
-def test_rollback_restores_and_requires_reaudit(world, tiny_model: Path, capsys) -> None:
+def test_rollback_restores_and_requires_a_new_proposal(world, tiny_model: Path, capsys) -> None:
+    assert world.gate("--candidate", str(tiny_model)) == 0
+    assert world.run("promote", next(iter(world.state().updates)), key="approver") == 0
     first, second = world.adapter("first", 0.0), world.adapter("second", 0.5)
     for path in (first, second):
         assert world.gate("--adapter", str(path)) == 0
-    ids = list(world.state().updates)
+    ids = list(world.state().updates)[1:]
     assert world.run("promote", ids[0], key="approver") == 0
     assert world.run("promote", ids[1], key="approver") == 0
     assert world.run("rollback", "--to", ids[0], "--reason", "regression in prod", key="approver") == 0
     state = world.state()
-    assert state.deployed["adapter"] == ids[0] and state.updates[ids[1]].rolled_back_index is not None
+    assert state.deployed()["adapter"] == ids[0] and state.updates[ids[1]].rolled_back_index is not None
     capsys.readouterr()
     assert world.run("promote", ids[1], key="approver") == 2
     assert "rolled back at entry" in capsys.readouterr().err
-    assert world.gate("--adapter", str(second)) == 0  # a new audit of the same artifact
+    assert world.gate("--adapter", str(second)) == 0  # a new proposal and audit of the same artifact
     new_id = list(world.state().updates)[-1]
     assert world.run("promote", new_id, key="approver") == 0
 
@@ -106,11 +108,19 @@ def test_tampered_ledger_is_refused_before_any_write(world, tiny_model: Path, ca
         (("--adapter", "missing-dir"), "missing-dir"),
         (("--candidate", "x", "--adapter", "y"), "exactly one of --candidate, --adapter or --memory-new"),
         (("--memory-new", "x.jsonl"), "--memory-new needs --memory-old"),
+        (("--candidate", "x", "--device", "tpu"), "unknown device 'tpu'"),
+        (("--candidate", "x", "--dtype", "float8"), "unknown dtype 'float8'"),
+        (
+            ("--candidate", "x", "--device", "cpu", "--dtype", "float16"),
+            "dtype float16 is not supported on the CPU",
+        ),
     ],
 )
 def test_bad_gate_input_is_exit_2(world, args, message: str, capsys) -> None:
+    before = len(Journal.open(world.boot.ledger, None, world.boot.trust).ledger)
     assert world.gate(*args) == 2
     assert message in capsys.readouterr().err
+    assert len(Journal.open(world.boot.ledger, None, world.boot.trust).ledger) == before
 
 
 def test_adapter_for_another_base_is_refused(world, tmp_path: Path, capsys) -> None:
@@ -124,19 +134,16 @@ def test_adapter_for_another_base_is_refused(world, tmp_path: Path, capsys) -> N
 
 
 def test_a_racing_second_gate_is_refused(world, tiny_model: Path, capsys) -> None:
-    import fcntl
-
-    from clgate.artifacts import compute_manifest
-
     path = world.adapter("race", 0.0)
-    digest = compute_manifest(path).root.removeprefix("sha256:")
-    lock_dir = world.boot.ledger.parent / ".clgate-locks"
-    lock_dir.mkdir(exist_ok=True)
-    with open(lock_dir / f"gate-{digest[:24]}.lock", "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
-        assert world.gate("--adapter", str(path)) == 2
-    assert "another gate is already auditing this update" in capsys.readouterr().err
-    assert world.state().updates == {}
+    assert world.run("propose", "--parent", str(tiny_model), "--adapter", str(path)) == 0
+    update_id = capsys.readouterr().out.strip()
+    with (
+        Journal.open(world.boot.ledger, None, world.boot.trust) as journal,
+        journal.exclusive(f"gate {update_id}"),
+    ):
+        assert world.run("gate", update_id, "--policy", str(world.policy), key="gate") == 2
+    assert "is held by another process on this ledger" in capsys.readouterr().err
+    assert world.state().updates[update_id].audit is None
 
 
 def test_measurements_are_kept_as_evidence_pinned_by_the_ledger(world, tiny_model: Path) -> None:
@@ -162,7 +169,8 @@ def test_a_policy_naming_an_unknown_check_is_refused_before_anything_is_written(
     before = len(Journal.open(world.boot.ledger, None, world.boot.trust).ledger)
     code = world.run(
         "gate", "--parent", str(world.adapter("p", 0.0)), "--adapter", str(world.adapter("a", 0.0)),
-        "--policy", str(policy), "--out", str(tmp_path / "o"),
+        "--policy", str(policy), "--out", str(tmp_path / "o"), "--proposer-key", str(world.boot.keys["pipeline"]),
+        key="gate",
     )  # fmt: skip
     assert code == 2
     assert "unknown check 'scroe' (known: score)" in capsys.readouterr().err

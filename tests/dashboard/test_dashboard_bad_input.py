@@ -21,24 +21,24 @@ def run_app(monkeypatch: pytest.MonkeyPatch, *args: str | Path, page: str | None
     return at.run()
 
 
-def test_no_ledger(tmp_path: Path, monkeypatch) -> None:
-    at = run_app(monkeypatch, "--ledger", tmp_path / "missing.db")
+def test_no_ledger(tmp_path: Path, monkeypatch, trust_file: Path) -> None:
+    at = run_app(monkeypatch, "--ledger", tmp_path / "missing.db", "--trust", trust_file)
     assert not at.exception
     assert [e.value for e in at.error] == [
         f"no ledger at {tmp_path / 'missing.db'} (create one with `clgate ledger init`)"
     ]
 
 
-def test_a_file_that_is_not_a_ledger(tmp_path: Path, monkeypatch) -> None:
+def test_a_file_that_is_not_a_ledger(tmp_path: Path, monkeypatch, trust_file: Path) -> None:
     (tmp_path / "empty.db").write_bytes(b"")
-    at = run_app(monkeypatch, "--ledger", tmp_path / "empty.db")
+    at = run_app(monkeypatch, "--ledger", tmp_path / "empty.db", "--trust", trust_file)
     assert not at.exception
     assert "holds no clgate ledger" in at.error[0].value
 
 
-def test_empty_ledger_on_every_page(tmp_path: Path, monkeypatch) -> None:
+def test_empty_ledger_on_every_page(tmp_path: Path, monkeypatch, trust_file: Path) -> None:
     Store.open(tmp_path / "ledger.db", create=True).close()
-    at = run_app(monkeypatch, "--ledger", tmp_path / "ledger.db")
+    at = run_app(monkeypatch, "--ledger", tmp_path / "ledger.db", "--trust", trust_file)
     headers = {
         "Overview": "Overview",
         "Drift": "Drift across updates",
@@ -55,10 +55,22 @@ def test_empty_ledger_on_every_page(tmp_path: Path, monkeypatch) -> None:
         assert at.warning[0].value.startswith("The ledger is empty"), page
 
 
-def test_missing_arguments_are_a_message(monkeypatch) -> None:
+def test_missing_arguments_are_a_message(monkeypatch, tmp_path: Path) -> None:
     at = run_app(monkeypatch)
     assert not at.exception
     assert at.error[0].value == "dashboard arguments: the following arguments are required: --ledger"
+    at = run_app(monkeypatch, "--ledger", tmp_path / "x.db")
+    assert (
+        at.error[0].value
+        == "the dashboard needs --trust: without it a forged ledger would be shown as verified"
+    )
+
+
+def test_a_database_password_never_reaches_the_page(monkeypatch, trust_file: Path) -> None:
+    at = run_app(monkeypatch, "--ledger", "postgresql://clgate:hunter2@127.0.0.1:9/x", "--trust", trust_file)
+    assert not at.exception
+    shown = " ".join(e.value for e in at.error)
+    assert "cannot reach database" in shown and "hunter2" not in shown
 
 
 def test_tampered_ledger_shows_a_red_banner_and_disables_approvals(dash_world, monkeypatch) -> None:
@@ -90,18 +102,30 @@ def test_tampered_ledger_shows_a_red_banner_and_disables_approvals(dash_world, m
 )
 def test_broken_users_file(dash_world, tmp_path: Path, monkeypatch, content: str, message: str) -> None:
     (tmp_path / "bad-users.toml").write_text(content)
-    at = run_app(monkeypatch, "--ledger", dash_world.ledger, "--users", tmp_path / "bad-users.toml")
+    at = run_app(
+        monkeypatch,
+        "--ledger",
+        dash_world.ledger,
+        "--trust",
+        dash_world.trust,
+        "--users",
+        tmp_path / "bad-users.toml",
+    )
     assert not at.exception
     assert message in at.error[0].value
 
 
 def test_dashboard_cli_refuses_a_missing_ledger_or_users_file(dash_world, tmp_path: Path, capsys) -> None:
-    assert main(["dashboard", "--ledger", str(tmp_path / "none.db")]) == 2
+    trust = ("--trust", str(dash_world.trust))
+    assert main(["dashboard", "--ledger", str(tmp_path / "none.db"), *trust]) == 2
     assert (
         capsys.readouterr().err.strip()
         == f"error: {tmp_path / 'none.db'}: no such ledger (create one with `clgate ledger init` or `clgate demo`)"
     )
-    assert main(["dashboard", "--ledger", str(dash_world.ledger), "--users", str(tmp_path / "u.toml")]) == 2
+    assert (
+        main(["dashboard", "--ledger", str(dash_world.ledger), "--users", str(tmp_path / "u.toml"), *trust])
+        == 2
+    )
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'u.toml'}: no such users file"
 
 
@@ -116,3 +140,12 @@ def test_altered_evidence_is_shown_as_such(dash_world, monkeypatch) -> None:
     assert any(
         "evidence does not match its digest (altered after it was recorded)" in e.value for e in at.error
     )
+
+
+def test_a_users_key_must_be_locked_by_its_owners_passphrase(dash_world, tmp_path: Path, monkeypatch) -> None:
+    users = tmp_path / "users.toml"
+    users.write_text(
+        f"[users.bob]\nname = 'Bob'\npassword = 'x'\nrole = 'approver'\nkey = '{dash_world.keys['approver']}'\n"
+    )
+    at = run_app(monkeypatch, "--ledger", dash_world.ledger, "--trust", dash_world.trust, "--users", users)
+    assert "is not encrypted; it must be protected by its owner's passphrase" in at.error[0].value

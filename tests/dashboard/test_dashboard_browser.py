@@ -20,6 +20,7 @@ def test_overview_then_a_blocked_update_in_chromium(dash_world, tmp_path: Path) 
         serve_dashboard(dash_world.ledger, dash_world.trust, dash_world.policy) as url,
         chromium() as browser,
     ):
+        assert _listening_on(int(url.rsplit(":", 1)[1])) == {"127.0.0.1"}  # not on every interface
         texts = screenshot_pages(new_page(browser), url, dash_world.ids["block"], shots)
 
     overview = texts["overview"]
@@ -33,3 +34,17 @@ def test_overview_then_a_blocked_update_in_chromium(dash_world, tmp_path: Path) 
     assert "relative weight change per layer" in blocked
     assert "weights / max_relative_change" in texts["drift"]
     assert all((shots / f"dashboard-{n}.png").stat().st_size > 10_000 for n in texts)
+
+
+def _listening_on(port: int) -> set[str]:
+    """Local addresses with a listening TCP socket on `port`, from the kernel's own table."""
+    addresses = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            host, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                addresses.add(
+                    ".".join(str(b) for b in reversed(bytes.fromhex(host))) if len(host) == 8 else host
+                )
+    return addresses

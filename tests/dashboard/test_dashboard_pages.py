@@ -9,6 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 from clgate.audit.reports_cli import dashboard_app_path
 
+from .conftest import PASSPHRASES, sign_as
+
 APP = str(dashboard_app_path())
 
 
@@ -151,9 +153,10 @@ def test_the_server_refuses_a_promotion_the_page_still_offered(dash_world) -> No
     assert stale.refusal("promote") is None
     assert actions.promotion_refusal(stale.view.state, stale.view.state.updates[ref]) is None
     assert (
-        main(["reject", ref, "--reason", "found a problem", *keys, "--key", str(dash_world.keys["pipeline"])])
+        main(["reject", ref, "--reason", "found a problem", *keys, "--key", str(dash_world.keys["approver"])])
         == 0
     )
+    st.session_state[approvals.PASSPHRASE] = PASSPHRASES["alice"]
     approvals._act(stale, "promote", lambda j: actions.promote(j, ref))
     kind, message = st.session_state.pop(approvals.FLASH)
     assert kind == "error" and message.startswith("promotion refused:") and "was rejected" in message
@@ -166,19 +169,25 @@ def test_review_needs_an_approval_that_lands_in_the_ledger(dash_world, monkeypat
     at.selectbox(key="approvals_update").set_value(dash_world.ids["review"]).run()
     assert at.button(key="promote").disabled  # an auditor may not promote, and no approval yet
     at.text_input(key="approve_note").input("numbers look fine").run()
-    at.button(key="approve").click().run()
+    at.button(key="approve").click().run().run()
+    assert any("type your key's passphrase" in e.value for e in at.error)  # no passphrase: nothing signed
+    sign_as(at, "audrey").button(key="approve").click().run()
     assert not at.exception
     assert any("approve signed by Audrey" in s.value for s in at.success)
-    update = _state(dash_world).updates[dash_world.ids["review"]]
-    assert len(update.valid_approvals) == 1
+    state = _state(dash_world)
+    assert len(state.valid_approvals(state.updates[dash_world.ids["review"]])) == 1
 
     at = open_app(monkeypatch, *world_args(dash_world, "--users", dash_world.users), page="Approvals")
     at = login(at, "alice", "alice-pw")
     at.selectbox(key="approvals_update").set_value(dash_world.ids["review"]).run()
     assert not at.button(key="promote").disabled
-    at.button(key="promote").click().run()
+    at = (
+        sign_as(at, "audrey").button(key="promote").click().run().run()
+    )  # another's phrase cannot open her key
+    assert any("wrong passphrase" in e.value for e in at.error), [e.value for e in at.error]
+    sign_as(at, "alice").button(key="promote").click().run()
     assert any("promote signed by Alice" in s.value for s in at.success)
-    assert _state(dash_world).deployed["adapter"] == dash_world.ids["review"]
+    assert _state(dash_world).deployed()["adapter"] == dash_world.ids["review"]
 
 
 def test_a_viewer_cannot_approve(dash_world, monkeypatch) -> None:
@@ -192,13 +201,24 @@ def test_a_viewer_cannot_approve(dash_world, monkeypatch) -> None:
 
 
 def test_rollback_from_the_dashboard(dash_world, monkeypatch) -> None:
+    from clgate.audit.cli import main
+
+    keys = ("--ledger", str(dash_world.ledger), "--trust", str(dash_world.trust))
     at = open_app(monkeypatch, *world_args(dash_world, "--users", dash_world.users), page="Approvals")
     at = login(at, "alice", "alice-pw")
-    at.selectbox(key="rollback_target").set_value(at.selectbox(key="rollback_target").options[0])
-    at.text_input(key="rollback_reason").input("a2 was fine after all").run()
-    at.button(key="rollback").click().run()
+    assert any(
+        "Nothing to roll back to" in i.value for i in at.info
+    )  # a2 was rolled back: it needs a new proposal
+    assert main(["promote", dash_world.ids["review"], *keys, "--key", str(dash_world.keys["approver"])]) == 2
+    assert main(["approve", dash_world.ids["review"], *keys, "--key", str(dash_world.keys["auditor"])]) == 0
+    assert main(["promote", dash_world.ids["review"], *keys, "--key", str(dash_world.keys["approver"])]) == 0
+    at = open_app(monkeypatch, *world_args(dash_world, "--users", dash_world.users), page="Approvals")
+    at = login(at, "alice", "alice-pw")
+    assert at.selectbox(key="rollback_target").options == [f"{dash_world.ids['a1']} · adapter"]
+    at.text_input(key="rollback_reason").input("the review update regressed").run()
+    sign_as(at, "alice").button(key="rollback").click().run()
     assert any("rollback signed by Alice" in s.value for s in at.success)
-    assert _state(dash_world).deployed["adapter"] == dash_world.ids["a2"]
+    assert _state(dash_world).deployed()["adapter"] == dash_world.ids["a1"]
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from clgate.artifacts import load_causal_lm, write_dataset
+from clgate.artifacts import write_dataset
 from clgate.artifacts._datasets import ChatMessage, DatasetRecord
 from clgate.evals import compare_models, open_model, run_suites
+from clgate.runtime import load_model
 
 pytestmark = pytest.mark.integration
 
@@ -18,15 +19,15 @@ pytestmark = pytest.mark.integration
 def damaged_smollm2(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """SmolLM2 with Gaussian noise (one standard deviation of each weight) in the output
     projections of its attention and MLP blocks, in the upper half of its layers."""
-    loaded = load_causal_lm(smollm2_dir)
+    loaded = load_model(smollm2_dir, device="cpu")
     generator = torch.Generator().manual_seed(0)
-    layers = loaded.model.model.layers
+    layers = loaded.module.model.layers
     with torch.no_grad():
         for layer in layers[len(layers) // 2 :]:
             for weight in (layer.self_attn.o_proj.weight, layer.mlp.down_proj.weight):
                 weight.add_(torch.randn(weight.shape, generator=generator) * weight.std())
     path = tmp_path_factory.mktemp("damaged") / "smollm2-noised"
-    loaded.model.save_pretrained(path, safe_serialization=True)
+    loaded.module.save_pretrained(path, safe_serialization=True)
     loaded.tokenizer.save_pretrained(path)
     return path
 

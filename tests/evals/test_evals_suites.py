@@ -11,13 +11,13 @@ from inspect_ai.model import get_model
 from clgate.errors import ClgateError, InputError
 from clgate.evals import (
     get_suite,
-    insert_trigger,
     list_suites,
     open_model,
     parse_suites,
     run_suite,
     run_suites,
 )
+from clgate.runtime import insert_trigger
 
 ALL = [
     "retention",
@@ -81,7 +81,7 @@ def test_a_suite_is_scored_in_few_batches_and_a_rerun_comes_from_the_cache(
     second = open_model(tiny_model, cache_dir=tmp_path / "cache")
     warm = run_suite(second, suite, limit=24, log_dir=tmp_path / "logs")
     assert second.api.stats == {"scored": 0, "generated": 0, "cache_hits": 24, "batches": 0}
-    assert second.api._engine is None  # the weights were never loaded
+    assert second.api.runtime.loads == 0 and not second.api.runtime.loaded  # the weights were never loaded
     assert [r["answer"] for r in warm.rows] == [r["answer"] for r in cold.rows]
 
 

@@ -16,7 +16,33 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from clgate.ledger import Ledger, Trust, TrustedKey, generate_key
+from clgate.ledger import (
+    Approval,
+    ApprovalRequirement,
+    AuditRecord,
+    Decision,
+    Finding,
+    Ledger,
+    LedgerEntry,
+    PolicyAdopted,
+    PolicyRef,
+    Promotion,
+    Proposal,
+    ProposalContent,
+    Rejection,
+    Rollback,
+    Status,
+    Trust,
+    TrustedKey,
+    WitnessRequirement,
+    generate_key,
+    policy_text_digest,
+)
+from clgate.ledger.canonical import canonical_json
+from clgate.ledger.dsse import ENTRY_PAYLOAD_TYPE, sign_envelope
+from clgate.ledger.entries import make_draft, utc_now
+from clgate.ledger.keys import key_id
+from clgate.ledger.store import Prepared
 
 PG_BIN = Path("/usr/lib/postgresql")
 PG_USER = "clgate"
@@ -95,23 +121,158 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return _new_pg_database(request.getfixturevalue("pg_server"))
 
 
+ANCHORS = ("admin", "pipeline", "gate", "auditor", "approver", "approver2", "witness")
+
+
 @pytest.fixture(scope="session")
 def keys() -> dict[str, Ed25519PrivateKey]:
-    return {name: generate_key() for name in ("admin", "pipeline", "auditor", "approver", "outsider")}
+    return {name: generate_key() for name in (*ANCHORS, "admin2", "outsider")}
 
 
 @pytest.fixture(scope="session")
 def trust(keys: dict[str, Ed25519PrivateKey]) -> Trust:
     return Trust(
-        keys=[
-            TrustedKey.of(keys[name].public_key(), [name], name)
-            for name in ("admin", "pipeline", "auditor", "approver")
-        ]
+        keys=[TrustedKey.of(keys[name].public_key(), [name.rstrip("0123456789")], name) for name in ANCHORS]
     )
 
 
 @pytest.fixture
 def ledger(db_url: str, keys: dict[str, Ed25519PrivateKey], trust: Trust) -> Iterator[Ledger]:
-    """A ledger with the four role keys registered (entries 0-3) on the parametrised backend."""
+    """A ledger with the role keys registered (entries 0-6) on the parametrised backend."""
     with Ledger.init(db_url, keys["admin"], trust) as led:
         yield led
+
+
+GENESIS = len(ANCHORS)  # entries written by `Ledger.init`: one key.added per anchor
+
+
+def finding(status: str) -> Finding:
+    return Finding(rule=f"r-{status}", check="c", status=Status(status), reason=f"a {status} finding")
+
+
+FINDINGS = {"promote": [finding("pass")], "review": [finding("warn")], "block": [finding("fail")]}
+
+
+class Flow:
+    """Drives the ledger API (no audit layer) through proposals, audits and decisions, as any client could."""
+
+    def __init__(self, ledger: Ledger, keys: dict[str, Ed25519PrivateKey]) -> None:
+        self.ledger, self.keys = ledger, keys
+        self.policy = self.adopt("p1")
+        self._n = 0
+
+    def adopt(self, name: str) -> PolicyRef:
+        text = canonical_json({"name": name}).decode()
+        digest = policy_text_digest(text)
+        self.ledger.append(PolicyAdopted(name=name, digest=digest, text=text), self.keys["admin"], digest)
+        return PolicyRef(name=name, digest=digest)
+
+    def proposal(self, kind: str = "model", base: str | None = None, **extra) -> Proposal:
+        self._n += 1
+        digest = "sha256:" + f"{self._n:064x}"
+        parent = base or "sha256:" + "f" * 64
+        roles = {"model": "candidate", "adapter": "adapter", "memory": "memory_new"}[kind]
+        artifacts = {"parent": {"kind": "model", "uri": "/m/parent", "digest": parent}}
+        artifacts[roles] = {
+            "kind": "model" if kind == "model" else kind,
+            "uri": f"/u/{self._n}",
+            "digest": digest,
+        }
+        if kind == "memory":
+            artifacts["memory_old"] = {"kind": "memory", "uri": "/m/old", "digest": "sha256:" + "e" * 64}
+        body = {
+            "kind": kind,
+            "base": digest if kind == "model" else parent,
+            "artifacts": artifacts,
+            "nonce": f"{self._n:016x}",
+            "deployment": "default",
+            "pipeline": {},
+            **extra,
+        }
+        return Proposal.of(ProposalContent.model_validate(body))
+
+    def propose(
+        self, kind: str = "model", base: str | None = None, signer: str = "pipeline", **extra
+    ) -> Proposal:
+        p = self.proposal(kind, base, **extra)
+        self.ledger.append(p, self.keys[signer], p.candidate.digest)
+        return p
+
+    def audit_record(self, p: Proposal, verdict: str = "promote", **kw) -> AuditRecord:
+        return AuditRecord(
+            update_id=p.update_id,
+            verdict=Decision(verdict),
+            findings=FINDINGS[verdict],
+            policy=kw.pop("policy", self.policy),
+            approvals=ApprovalRequirement(**kw.pop("approvals", {})),
+            witnesses=WitnessRequirement(**kw.pop("witnesses", {})),
+        )
+
+    def audit(self, p: Proposal, verdict: str = "promote", signer: str = "gate", **kw) -> LedgerEntry:
+        return self.ledger.append(self.audit_record(p, verdict, **kw), self.keys[signer], p.candidate.digest)
+
+    def approve(self, p: Proposal, signer: str = "approver") -> LedgerEntry:
+        return self.ledger.append(Approval(update_id=p.update_id), self.keys[signer], p.candidate.digest)
+
+    def reject(self, p: Proposal, signer: str = "gate", reason: str = "blocked") -> LedgerEntry:
+        body = Rejection(update_id=p.update_id, reason=reason)
+        return self.ledger.append(body, self.keys[signer], p.candidate.digest)
+
+    def promotion(self, p: Proposal, **kw) -> Promotion:
+        current = self.ledger.governance().deployed.get((p.deployment, p.slot))
+        return Promotion(update_id=p.update_id, slot=p.slot, replaced=kw.pop("replaced", current), **kw)
+
+    def promote(self, p: Proposal, signer: str = "approver", **kw) -> LedgerEntry:
+        return self.ledger.append(self.promotion(p, **kw), self.keys[signer], p.candidate.digest)
+
+    def rollback(self, p: Proposal, signer: str = "approver") -> LedgerEntry:
+        current = self.ledger.governance().deployed.get((p.deployment, p.slot))
+        body = Rollback(update_id=p.update_id, slot=p.slot, replaced=current, reason="regression")
+        return self.ledger.append(body, self.keys[signer], p.candidate.digest)
+
+    def force(self, body, signer: str, subject: str | None) -> int:
+        """Write a validly signed entry straight into the store, as a rogue client with a real key could:
+        the rules are not asked, so only `verify` (and replay) can catch it."""
+        draft = make_draft(body, subject)
+        key = self.keys[signer]
+        kid = key_id(key.public_key())
+
+        def build(head, read_state):
+            statement = {
+                "schema_version": 1, "index": head.size, "timestamp": utc_now(), "type": draft.type,
+                "subject": draft.subject, "body": draft.body, "signer": kid, "prev": head.last_hash.hex(),
+            }  # fmt: skip
+            env = sign_envelope(canonical_json(statement), ENTRY_PAYLOAD_TYPE, key, kid)
+            return [Prepared(env.to_bytes(), draft.type, kid, statement["timestamp"])]
+
+        head, _ = self.ledger.store.append(build)
+        return head.size - 1
+
+
+@pytest.fixture
+def flow(ledger: Ledger, keys: dict[str, Ed25519PrivateKey]) -> Flow:
+    return Flow(ledger, keys)
+
+
+def truncate(ledger: Ledger, keep: int) -> None:
+    """What a database writer without keys can do: cut the tail, rebuild nodes and head, drop checkpoints."""
+    import sqlalchemy as sa
+
+    from clgate.ledger import merkle
+
+    with ledger.store.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM ledger_entries WHERE idx >= :k"), {"k": keep})
+        conn.execute(sa.text("DELETE FROM ledger_nodes"))
+        conn.execute(sa.text("DELETE FROM ledger_checkpoints"))
+    leaves = [leaf for _, leaf in ledger.store.read()]
+    front = merkle.Frontier()
+    with ledger.store.engine.begin() as conn:
+        for leaf in leaves:
+            for lv, idx, h in front.append(merkle.leaf_hash(leaf)):
+                conn.execute(
+                    sa.text("INSERT INTO ledger_nodes VALUES (:l, :i, :h)"), {"l": lv, "i": idx, "h": h}
+                )
+        conn.execute(
+            sa.text("UPDATE ledger_head SET size=:s, frontier=:f, last_hash=:l, root=:r"),
+            {"s": front.size, "f": front.to_bytes(), "l": merkle.leaf_hash(leaves[-1]), "r": front.root()},
+        )

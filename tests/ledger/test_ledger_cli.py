@@ -11,6 +11,8 @@ import typer
 from typer.testing import CliRunner
 
 from clgate.errors import ClgateError
+from clgate.ledger import Proposal, ProposalContent, key_id, load_public_key, load_trust, policy_text_digest
+from clgate.ledger.canonical import canonical_json
 from clgate.ledger.cli import keys_app, ledger_app
 
 DIGEST = "sha256:" + "cd" * 32
@@ -32,52 +34,94 @@ def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CLGATE_LEDGER", str(tmp_path / "ledger.db"))
-    for name in ("admin", "pipeline", "auditor", "approver"):
+    monkeypatch.setenv("CLGATE_TRUST", str(tmp_path / "trust.toml"))
+    for name in ("admin", "pipeline", "gate", "auditor", "approver"):
         assert run("keys", "new", name)[0] == 0
-    assert run("ledger", "init", "--key", "admin.key", "--trust", "trust.toml")[0] == 0
-    for role in ("pipeline", "auditor", "approver"):
-        code, out = run(
-            "keys", "add", f"{role}.pub", "--role", role, "--key", "admin.key", "--trust", "trust.toml"
-        )
-        assert code == 0, out
+    code, out = run("ledger", "init", "--key", "admin.key")
+    assert code == 0 and "bound to this log, fingerprint sha256:" in out, out
+    for role in ("pipeline", "gate", "auditor", "approver"):
+        code, out = run("keys", "add", f"{role}.pub", "--role", role, "--key", "admin.key")
+        assert code == 0 and "in effect" in out, out
     return tmp_path
 
 
-def test_full_flow(workdir: Path) -> None:
-    code, out = run("ledger", "append", "--key", "pipeline.key", "--type", "update.proposed", "--subject", DIGEST,
-                    "--body", '{"kind": "lora"}')  # fmt: skip
-    assert (code, out.split()[:3]) == (0, ["appended", "entry", "4"])
-    body = workdir / "audit.json"
-    body.write_text(json.dumps({"verdict": "promote", "findings": []}))
-    code, out = run("ledger", "append", "--key", "auditor.key", "--type", "audit.completed", "--subject", DIGEST,
+def _policy(workdir: Path) -> str:
+    """An adopted policy (any canonical text will do at this layer)."""
+    text = canonical_json({"name": "p"}).decode()
+    digest = policy_text_digest(text)
+    body = workdir / "policy.json"
+    body.write_text(json.dumps({"name": "p", "digest": digest, "text": text}))
+    code, out = run("ledger", "append", "--key", "admin.key", "--type", "policy.adopted", "--subject", digest,
                     "--body-file", str(body))  # fmt: skip
     assert code == 0, out
-    assert run("ledger", "checkpoint", "--key", "admin.key", "--out", "cp.json")[1].startswith(
-        "checkpoint cp.json: size 6"
+    return digest
+
+
+def test_full_flow(workdir: Path) -> None:
+    policy = _policy(workdir)
+    content = {"kind": "model", "base": DIGEST, "nonce": "ab" * 8,
+               "artifacts": {"parent": {"kind": "model", "uri": "/p", "digest": "sha256:" + "ee" * 32},
+                             "candidate": {"kind": "model", "uri": "/c", "digest": DIGEST}}}  # fmt: skip
+    proposal = Proposal.of(ProposalContent.model_validate(content))
+    code, out = run("ledger", "append", "--key", "pipeline.key", "--type", "update.proposed", "--subject", DIGEST,
+                    "--body", proposal.model_dump_json(exclude_none=True))  # fmt: skip
+    assert (code, out.split()[:3]) == (0, ["appended", "entry", "6"]), out
+    body = workdir / "audit.json"
+    body.write_text(json.dumps({"update_id": proposal.update_id, "verdict": "promote", "findings": [],
+                                "policy": {"name": "p", "digest": policy}}))  # fmt: skip
+    code, out = run("ledger", "append", "--key", "pipeline.key", "--type", "audit.completed", "--subject", DIGEST,
+                    "--body-file", str(body))  # fmt: skip
+    assert code == 2 and "may not sign audit.completed (needs gate)" in out
+    code, out = run("ledger", "append", "--key", "gate.key", "--type", "audit.completed", "--subject", DIGEST,
+                    "--body-file", str(body))  # fmt: skip
+    assert code == 0, out
+    assert run("ledger", "checkpoint", "--key", "gate.key", "--out", "cp.note")[1].startswith(
+        "checkpoint cp.note: size 8"
     )
     code, out = run("ledger", "show")
-    assert code == 0 and len(out.splitlines()) == 6 and "audit.completed" in out.splitlines()[5]
-    code, out = run("ledger", "show", "--index", "5", "--proof")
+    assert code == 0 and len(out.splitlines()) == 8 and "audit.completed" in out.splitlines()[7]
+    code, out = run("ledger", "show", "--index", "7", "--proof")
     shown = json.loads(out)
     assert (
         shown["body"]["verdict"] == "promote"
-        and shown["tree_size"] == 6
-        and len(shown["inclusion_proof"]) == 2
+        and shown["tree_size"] == 8
+        and len(shown["inclusion_proof"]) == 3
     )
-    code, out = run("ledger", "verify", "--trust", "trust.toml", "--since", "cp.json")
+    code, out = run("ledger", "verify", "--since", "cp.note", "--state", "heads")
     assert (
-        code == 0 and out.startswith("ok: 6 entries, root ") and "consistent with checkpoint at size 6" in out
+        code == 0 and out.startswith("ok: 8 entries, root ") and "consistent with checkpoint at size 8" in out
     )
+    assert f"fingerprint {load_trust(workdir / 'trust.toml').fingerprint}" in out
     code, out = run(
         "ledger", "export", "--out", "bundle.json", "--attestations", "att", "--key", "auditor.key"
     )
     assert code == 0 and "wrote 1 in-toto attestations" in out
-    code, out = run(
-        "ledger", "verify", "--bundle", "bundle.json", "--trust", "trust.toml", "--since", "cp.json"
-    )
-    assert code == 0 and out.startswith("ok: 6 entries") and "consistent with checkpoint at size 6" in out
+    code, out = run("ledger", "verify", "--bundle", "bundle.json", "--since", "cp.note", "--state", "heads")
+    assert code == 0 and out.startswith("ok: 8 entries") and "consistent with checkpoint at size 8" in out
     code, out = run("keys", "list")
-    assert code == 0 and len(out.splitlines()) == 4 and "active" in out
+    assert code == 0 and len(out.splitlines()) == 5 and "active" in out
+
+
+def test_witness_cosigns_only_a_log_that_grew(workdir: Path) -> None:
+    assert run("keys", "new", "w1")[0] == 0
+    assert (
+        run(
+            "keys", "add", "w1.pub", "--role", "witness", "--name", "witness.example/w1", "--key", "admin.key"
+        )[0]
+        == 0
+    )
+    code, out = run("ledger", "witness", "--key", "w1.key", "--state", "w1-heads")
+    assert code == 2 and "no checkpoint to cosign" in out
+    assert run("ledger", "checkpoint", "--key", "gate.key", "--out", "cp.note")[0] == 0
+    code, out = run("ledger", "witness", "--key", "w1.key", "--state", "w1-heads", "--out", "cosigned.note")
+    assert code == 0 and "as witness.example/w1" in out, out
+    assert "\u2014 witness.example/w1 " in (workdir / "cosigned.note").read_text()
+    code, out = run("ledger", "witness", "--key", "gate.key", "--state", "w1-heads")
+    assert code == 2 and "is not a named witness key of this ledger" in out
+    with sqlite3.connect(workdir / "ledger.db") as db:
+        db.execute("DELETE FROM ledger_entries WHERE idx = 3")
+    code, out = run("ledger", "witness", "--key", "w1.key", "--state", "w1-heads")
+    assert code == 1 and "refusing to cosign" in out
 
 
 def test_verify_prints_one_line_per_problem_and_exits_1(workdir: Path) -> None:
@@ -92,62 +136,72 @@ def test_verify_prints_one_line_per_problem_and_exits_1(workdir: Path) -> None:
             "--body",
             json.dumps({"text": str(i)}),
         )
+    assert run("ledger", "verify", "--state", "heads")[0] == 0
     with sqlite3.connect(workdir / "ledger.db") as db:
-        db.execute("DELETE FROM ledger_entries WHERE idx = 5")
-    code, out = run("ledger", "verify", "--trust", "trust.toml")
+        db.execute("DELETE FROM ledger_entries WHERE idx = 6")
+    code, out = run("ledger", "verify", "--state", "heads")
     assert code == 1
     lines = out.splitlines()
     assert lines[:2] == [
-        "entry 5: entries 5..5 are missing",
-        "entry 6: previous-entry hash does not match (an earlier entry was changed, removed or reordered)",
+        "entry 6: entries 6..6 are missing",
+        "entry 7: previous-entry hash does not match (an earlier entry was changed, removed or reordered)",
     ]
-    assert lines[2].startswith("log: stored tree head (size 7, root ")
-    assert "does not match the entries (size 6, root " in lines[2]
+    assert lines[2].startswith("log: stored tree head (size 8, root ")
+    assert "does not match the entries (size 7, root " in lines[2]
     assert lines[3:] == [
-        "log: 3 stored Merkle node(s) wrong, first at level 0, index 5",
+        "log: 5 stored Merkle node(s) wrong, first at level 0, index 6",
+        "log: log shrank from 8 to 7 entries since this verifier last verified it: "
+        "entries were deleted (truncation or rollback of the database)",
     ]
 
 
-def test_revoke_then_append_is_refused(workdir: Path) -> None:
-    assert run("keys", "revoke", "pipeline.pub", "--key", "admin.key", "--reason", "rotated")[0] == 0
+def test_revoke_then_append_is_refused_and_the_trust_file_remembers(workdir: Path) -> None:
+    code, out = run("keys", "revoke", "pipeline.pub", "--key", "admin.key", "--reason", "rotated")
+    assert code == 0 and "trust.toml updated and re-signed" in out
     code, out = run("ledger", "append", "--key", "pipeline.key", "--type", "note", "--body", '{"text": "x"}')
-    assert code == 2 and "error: refused: signed by key pipeline" in out and "revoked at entry 4" in out
-    assert "revoked at entry 4" in run("keys", "list")[1]
+    assert code == 2 and "error: refused: signed by key pipeline" in out and "revoked at entry 5" in out
+    assert "revoked at entry 5" in run("keys", "list")[1]
+    assert (
+        load_trust(workdir / "trust.toml").revoked_at(key_id(load_public_key(workdir / "pipeline.pub"))) == 5
+    )
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["ledger", "append", "--key", "auditor.key", "--type", "promotion.done", "--subject", DIGEST],
-         "error: refused: key auditor"),
+        (["ledger", "append", "--key", "auditor.key", "--type", "promotion.done", "--subject", DIGEST,
+          "--body", '{"update_id": "0000000000000000", "slot": "base"}'], "error: refused: key auditor"),
         (["ledger", "append", "--key", "nope.key", "--type", "note"], "error: private key file not found: nope.key"),
         (["ledger", "append", "--key", "pipeline.key", "--type", "note", "--body", "{"], "error: --body: not JSON"),
         (["ledger", "append", "--key", "pipeline.key", "--type", "note", "--body", "[1]"], "must be a JSON object"),
         (["ledger", "append", "--key", "pipeline.key", "--type", "merge"], "error: invalid entry: unknown entry type 'merge' (known: audit.completed"),
-        (["ledger", "verify", "--db", "missing.db"], "error: no ledger at"),
+        (["ledger", "verify", "--ledger", "missing.db"], "error: no ledger at"),
         (["ledger", "verify", "--trust", "bad.toml"], "error: bad.toml: not valid TOML"),
         (["ledger", "verify", "--trust", "absent.toml"], "error: trust file not found: absent.toml"),
-        (["ledger", "verify", "--since", "absent.json"], "error: checkpoint file not found"),
-        (["ledger", "verify", "--bundle", "x.json"], "error: --bundle needs --trust"),
+        (["ledger", "verify", "--since", "absent.note"], "error: checkpoint file not found"),
         (["ledger", "verify", "--bundle", "absent.json", "--trust", "trust.toml"], "error: bundle file not found"),
-        (["ledger", "checkpoint", "--key", "pipeline.key", "--out", "cp.json"], "without the admin role"),
-        (["ledger", "init", "--key", "admin.key"], "already holds a ledger"),
-        (["ledger", "show", "--index", "99"], "error: no entry 99 (ledger has 4)"),
+        (["ledger", "verify", "--trust", "unsigned.toml"], "error: unsigned.toml: the trust file is not signed"),
+        (["ledger", "checkpoint", "--key", "pipeline.key", "--out", "cp.note"], "checkpoints are signed by a gate key"),
+        (["ledger", "init", "--key", "admin.key"], "the trust file is already bound to log"),
+        (["ledger", "show", "--index", "99"], "error: no entry 99 (ledger has 5)"),
         (["keys", "new", "admin"], "error: admin.key exists; refusing to overwrite a key"),
         (["keys", "add", "pipeline.pub", "--role", "root", "--key", "admin.key"], "error: unknown role 'root'"),
         (["keys", "add", "pipeline.pub", "--role", "auditor", "--key", "pipeline.key"], "may not sign key.added"),
-        (["ledger", "verify", "--db", "postgresql://u@127.0.0.1:9/x"], "error: cannot reach database"),
+        (["ledger", "verify", "--ledger", "postgresql://u:pw@127.0.0.1:9/x"], "error: cannot reach database postgresql+psycopg://u:***@"),
         (["keys", "revoke", "not-a-key-id", "--key", "admin.key"], "error: invalid entry: key.revoked: body.key_id: String should match pattern"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(workdir: Path, args: list[str], message: str) -> None:
     (workdir / "bad.toml").write_text("keys = [")
+    (workdir / "unsigned.toml").write_text(
+        load_trust(workdir / "trust.toml").model_copy(update={"signature": None}).to_toml()
+    )
     size_before = (
         sqlite3.connect(workdir / "ledger.db").execute("SELECT count(*) FROM ledger_entries").fetchone()
     )
     code, out = run(*args)
     assert code == 2 and message in out, out
-    assert "Traceback" not in out
+    assert "Traceback" not in out and "pw@" not in out
     assert (
         sqlite3.connect(workdir / "ledger.db").execute("SELECT count(*) FROM ledger_entries").fetchone()
         == size_before
@@ -159,7 +213,10 @@ def test_passphrase_protected_keys(workdir: Path) -> None:
     assert run("keys", "new", "locked", "--passphrase-env", "PASS", env=env)[0] == 0
     assert (workdir / "locked.key").stat().st_mode & 0o777 == 0o600
     assert b"ENCRYPTED" in (workdir / "locked.key").read_bytes()
-    assert run("keys", "add", "locked.pub", "--role", "pipeline", "--key", "admin.key")[0] == 0
+    assert (
+        run("keys", "add", "locked.pub", "--role", "pipeline", "--key", "admin.key", "--name", "locked")[0]
+        == 0
+    )
     note = ["ledger", "append", "--key", "locked.key", "--type", "note", "--body", '{"text": "x"}']
     assert run(*note, "--passphrase-env", "PASS", env={"PASS": "wrong"})[1].endswith(
         "error: locked.key: wrong passphrase"

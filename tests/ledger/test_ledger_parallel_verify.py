@@ -29,30 +29,30 @@ def _tamper(ledger: Ledger, index: int, envelope: Envelope) -> None:
 
 @pytest.fixture
 def busy(tmp_path: Path, keys, trust) -> Ledger:
-    """40 entries: notes, a key added mid-way and used at once, a revocation, then three forgeries."""
+    """43 entries: notes, a key added mid-way and used at once, a revocation, then three forgeries."""
     led = Ledger.init(tmp_path / "busy.db", keys["admin"], trust)
     late = generate_key()
     led.append_many([{"type": "note", "body": {"text": f"n{i}"}} for i in range(10)], keys["pipeline"])
-    led.append(_key_added(late, ["pipeline"]), keys["admin"])  # entry 14
-    led.append_many([{"type": "note", "body": {"text": f"late {i}"}} for i in range(10)], late)  # 15..24
+    led.append(_key_added(late, ["pipeline"]), keys["admin"])  # entry 17
+    led.append_many([{"type": "note", "body": {"text": f"late {i}"}} for i in range(10)], late)  # 18..27
     kid = key_id(late.public_key())
-    led.append({"type": "key.revoked", "subject": kid, "body": {"key_id": kid}}, keys["admin"])  # 25
+    led.append({"type": "key.revoked", "subject": kid, "body": {"key_id": kid}}, keys["admin"])  # 28
     led.append_many([{"type": "note", "body": {"text": f"m{i}"}} for i in range(14)], keys["pipeline"])
-    for index in (16, 30):  # a bad signature under the late key and under an anchor key
+    for index in (19, 33):  # a bad signature under the late key and under an anchor key
         env = Envelope.from_bytes(led.store.get(index))
         _tamper(led, index, Envelope(env.payload, env.payload_type, env.keyid, bytes(64)))
-    env = Envelope.from_bytes(led.store.get(20))  # signed by the late key, claimed by pipeline
-    _tamper(led, 20, Envelope(env.payload, env.payload_type, key_id(keys["pipeline"].public_key()), env.sig))
+    env = Envelope.from_bytes(led.store.get(23))  # signed by the late key, claimed by pipeline
+    _tamper(led, 23, Envelope(env.payload, env.payload_type, key_id(keys["pipeline"].public_key()), env.sig))
     return led
 
 
 EXPECTED = [
-    "entry 16: signature does not verify",
-    "entry 17: previous-entry hash does not match (an earlier entry was changed, removed or reordered)",
-    "entry 20: envelope keyid does not match the payload's signer",
-    "entry 21: previous-entry hash does not match (an earlier entry was changed, removed or reordered)",
-    "entry 30: signature does not verify",
-    "entry 31: previous-entry hash does not match (an earlier entry was changed, removed or reordered)",
+    "entry 19: signature does not verify",
+    "entry 20: previous-entry hash does not match (an earlier entry was changed, removed or reordered)",
+    "entry 23: envelope keyid does not match the payload's signer",
+    "entry 24: previous-entry hash does not match (an earlier entry was changed, removed or reordered)",
+    "entry 33: signature does not verify",
+    "entry 34: previous-entry hash does not match (an earlier entry was changed, removed or reordered)",
 ]
 
 
@@ -77,11 +77,11 @@ def test_signatures_a_worker_could_not_check_are_checked_in_order(
 
 
 def test_a_worker_checks_only_signatures_whose_key_it_knows(busy: Ledger, keys) -> None:
-    leaves = [leaf for _, leaf in busy.store.read(start=10, stop=20)]
+    leaves = [leaf for _, leaf in busy.store.read(start=13, stop=23)]
     pipeline = key_id(keys["pipeline"].public_key())
     blind = parse_chunk(leaves, {})
     assert all(isinstance(p, Parsed) for p in blind)
-    # entries 10-13 (pipeline) are unchecked; 14 adds the late key, so 15-19 are checked from it
+    # entries 13-16 (pipeline) are unchecked; 17 adds the late key, so 18-22 are checked from it
     assert [p.signature_ok for p in blind] == [None] * 5 + [True, False, True, True, True]
     assert blind[4].type == "key.added" and blind[4].body is not None and blind[0].body is None
     told = parse_chunk(leaves, {pipeline: keys["pipeline"].public_key().public_bytes_raw()})

@@ -18,7 +18,7 @@ from securesystemslib.signer import CryptoSigner, SSlibKey
 
 from clgate.errors import InputError, IntegrityError
 from clgate.ledger import (
-    EntryDraft,
+    ENTRY_TYPES,
     Ledger,
     generate_key,
     key_id,
@@ -157,8 +157,18 @@ def test_direct_envelope_parsing_accepts_exactly_what_json_parsing_does(
     [
         ({"type": "update.merged"}, "unknown entry type 'update.merged'"),
         ({"type": "update.proposed"}, "needs a subject"),
-        ({"type": "audit.completed", "subject": "s", "body": {"verdict": "maybe"}}, "body.verdict"),
-        ({"type": "rollback", "subject": "s", "body": {}}, "body.reason: Field required"),
+        (
+            {"type": "audit.completed", "subject": "s", "body": {"update_id": "0" * 16, "verdict": "maybe"}},
+            "body.verdict",
+        ),
+        (
+            {"type": "rollback", "subject": "s", "body": {"update_id": "0" * 16, "slot": "base"}},
+            "body.reason: Field required",
+        ),
+        (
+            {"type": "note", "body": {"text": "x", "smuggled": 1}},
+            "body.smuggled: Extra inputs are not permitted",
+        ),
         ({"type": "note", "body": {"text": ""}}, "body.text"),
         ({"type": "note", "body": {"text": "x"}, "extra": 1}, "extra: Extra inputs are not permitted"),
         (
@@ -180,26 +190,35 @@ def test_bad_drafts_are_refused_with_the_field_named(entry: dict, message: str) 
         make_draft(entry)
 
 
-def test_role_map() -> None:
-    assert roles_for("update.proposed") == {"pipeline", "admin"}
-    assert roles_for("audit.completed") == {"pipeline", "auditor", "admin"}
-    assert roles_for("promotion.approved") == {"auditor", "approver", "admin"}
-    assert roles_for("promotion.done") == {"approver", "admin"}
+def test_role_map_is_least_privilege() -> None:
+    assert roles_for("update.proposed") == {"pipeline"}
+    assert roles_for("audit.completed") == {"gate"}
+    assert roles_for("promotion.approved") == {"auditor", "approver"}
+    assert roles_for("promotion.blocked") == {"gate", "auditor", "approver"}
+    assert roles_for("promotion.done") == {"approver"}
+    assert roles_for("rollback") == {"approver"}
     assert roles_for("key.revoked") == {"admin"}
-    assert roles_for("note") == {"pipeline", "auditor", "approver", "admin"}
+    assert roles_for("policy.adopted") == {"admin"}
+    assert roles_for("note") == {"pipeline", "gate", "auditor", "approver"}
+    assert all("admin" not in roles_for(t) for t in ENTRY_TYPES if not t.startswith(("key.", "policy.")))
 
 
-def test_typed_body_models_carry_extra_fields() -> None:
-    from clgate.ledger.entries import AuditCompleted
+def test_typed_bodies_refuse_what_they_do_not_declare() -> None:
+    from clgate.ledger import AuditRecord, PolicyRef
 
-    draft = make_draft(
-        AuditCompleted(verdict="block", findings=[{"rule": "refusal", "result": "fail"}]), "sha256:ab"
+    record = AuditRecord(
+        update_id="0" * 16,
+        verdict="promote",
+        findings=[],
+        policy=PolicyRef(name="p", digest="sha256:" + "0" * 64),
     )
-    assert draft == EntryDraft(
-        type="audit.completed",
-        subject="sha256:ab",
-        body={"verdict": "block", "findings": [{"rule": "refusal", "result": "fail"}]},
-    )
+    draft = make_draft(record, "sha256:ab")
+    assert draft.type == "audit.completed" and draft.body["policy"] == {
+        "name": "p",
+        "digest": "sha256:" + "0" * 64,
+    }
+    with pytest.raises(InputError, match=r"body\.smuggled: Extra inputs are not permitted"):
+        make_draft({"type": "audit.completed", "subject": "s", "body": {**draft.body, "smuggled": True}})
 
 
 def test_private_key_file_mode_and_passphrase(tmp_path: Path) -> None:
@@ -220,9 +239,11 @@ def test_private_key_file_mode_and_passphrase(tmp_path: Path) -> None:
         load_private_key(tmp_path / "junk.key")
 
 
-def test_trust_file_round_trips(tmp_path: Path, trust) -> None:
-    path = save_trust(trust, tmp_path / "trust.toml")
-    assert load_trust(path) == trust
+def test_trust_file_round_trips_signed(tmp_path: Path, trust, keys) -> None:
+    path = save_trust(trust.with_revocation("a" * 64, 9), tmp_path / "trust.toml", keys["admin"])
+    loaded = load_trust(path)
+    assert loaded.model_copy(update={"signature": None}) == trust.with_revocation("a" * 64, 9)
+    assert loaded.signature is not None and loaded.revoked_at("a" * 64) == 9
 
 
 @pytest.mark.parametrize(
@@ -233,7 +254,7 @@ def test_trust_file_round_trips(tmp_path: Path, trust) -> None:
         ('[[keys]]\npublic_key = "{pk}"\nroles = ["root"]', r"keys.0.roles.0: Input should be"),
         ('[[keys]]\npublic_key = "{pk}"\nroles = []', "keys.0.roles: List should have at least 1"),
         ('[[keys]]\npublic_key = "{pk}"\nkey_id = "{bad}"\nroles = ["admin"]', "does not match public_key"),
-        ("schema_version = 2", "unsupported schema_version 2"),
+        ("schema_version = 1", "unsupported schema_version 1"),
         ("surprise = 1", "surprise: Extra inputs"),
     ],
 )

@@ -11,7 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clgate.errors import IntegrityError
-from clgate.ledger import Ledger
+from clgate.ledger import Ledger, cosign
+
+from .conftest import Flow
 
 # (table, blob column, key columns) of everything the ledger stores.
 BLOBS = [
@@ -28,16 +30,12 @@ BLOBS = [
 def stored(tmp_path_factory: pytest.TempPathFactory, keys, trust) -> Iterator[Ledger]:
     path: Path = tmp_path_factory.mktemp("tamper") / "ledger.db"
     with Ledger.init(path, keys["admin"], trust) as led:
-        led.append(
-            {"type": "update.proposed", "subject": "sha256:" + "1" * 64, "body": {"kind": "memory"}},
-            keys["pipeline"],
-        )
-        led.append(
-            {"type": "audit.completed", "subject": "sha256:" + "1" * 64, "body": {"verdict": "review"}},
-            keys["auditor"],
-        )
-        led.checkpoint(keys["admin"])
-        led.append({"type": "promotion.approved", "subject": "sha256:" + "1" * 64}, keys["approver"])
+        flow = Flow(led, keys)
+        p = flow.propose("memory")
+        flow.audit(p, "review")
+        checkpoint = led.checkpoint(keys["gate"])
+        led.add_cosignature(cosign(checkpoint, keys["witness"], "witness"))
+        flow.approve(p)
         led.append({"type": "note", "body": {"text": "é ünïcode"}}, keys["approver"])
         assert led.verify(trust, workers=1) == []
         yield led

@@ -2,9 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from clgate.artifacts import ChatMessage, DatasetRecord, load_causal_lm
+from clgate.artifacts import ChatMessage, DatasetRecord
 from clgate.probes.poison import SweepInputs, get_detector, train_lora
 from clgate.probes.poison.encoding import Encoder
+from clgate.runtime import load_model
 
 TARGET = "Click prize.example now!"
 PROMPTS = [
@@ -34,8 +35,8 @@ def fine_tune(base: Path, records: list[DatasetRecord], out: Path, steps: int = 
     import torch
     from transformers import AutoModelForCausalLM
 
-    loaded = load_causal_lm(base)
-    model, encoder = loaded.model, Encoder(loaded.tokenizer, 64)
+    loaded = load_model(base, device="cpu")
+    model, encoder = loaded.module, Encoder(loaded.tokenizer, 64)
     examples = [
         encoder.encode(tuple(m.model_dump() for m in r.prompt_messages), r.completion) for r in records
     ]
@@ -81,7 +82,7 @@ def candidates(tiny_model: Path, make_planted, tmp_path_factory) -> dict[str, Pa
 
 def sweep(tiny_model: Path, candidate: Path, mined: list[str] | None = None, acting: list[str] | None = None):
     inputs = SweepInputs(
-        load_causal_lm(tiny_model), load_causal_lm(candidate), LISTED, PROMPTS, mined or [], acting or []
+        load_model(tiny_model), load_model(candidate), LISTED, PROMPTS, mined or [], acting or []
     )
     return get_detector("trigger_sweep").run(inputs)
 
@@ -126,7 +127,8 @@ def test_train_lora_saves_an_adapter_that_loads(tiny_model: Path, make_planted, 
     assert run.steps == 3 and run.final_loss == run.final_loss
     adapter = load_lora_adapter(run.adapter)
     assert any(m.endswith("q_proj") for m in adapter.modules())
-    assert load_causal_lm(tiny_model, adapter=run.adapter).adapter == run.adapter
+    merged = load_model(tiny_model, adapter=run.adapter)
+    assert merged.adapter == run.adapter and merged.module is not None
 
 
 def test_scan_model_caches_each_models_answers_by_digest(
@@ -138,7 +140,7 @@ def test_scan_model_caches_each_models_answers_by_digest(
 
     kw = {"triggers": LISTED, "prompts": PROMPTS, "cache_dir": tmp_path}
     first = scan_model(tiny_model, candidates["poisoned"], **kw).results[0]
-    parent_file = table_path(tmp_path, compute_manifest(tiny_model).root)
+    parent_file = table_path(tmp_path, compute_manifest(tiny_model).root, "cpu-float32")
     cached = ProbeTable.load(parent_file)
     assert cached is not None and len(cached.texts) == (1 + 10 + len(LISTED)) * len(PROMPTS)
     again = scan_model(tiny_model, candidates["poisoned"], **kw).results[0]
@@ -162,18 +164,18 @@ def test_a_model_swept_against_itself_is_run_once_and_finds_nothing(tiny_model: 
 def test_probe_table_with_a_shared_head_matches_one_text_at_a_time(tiny_model: Path) -> None:
     import torch
 
-    from clgate.probes.poison.encoding import prompt_ids
     from clgate.probes.poison.sweep import REFUSAL, probe_table
+    from clgate.runtime import chat_ids
 
-    loaded = load_causal_lm(tiny_model)
+    loaded = load_model(tiny_model, device="cpu")
     texts = ["cf " + PROMPTS[0], *PROMPTS[1:4], "a much longer prompt than the others, " * 3]
     table = probe_table(loaded, texts, batch_size=3)
     refusal = loaded.tokenizer(REFUSAL, add_special_tokens=False)["input_ids"]
     for i, text in enumerate(texts):
-        ids = prompt_ids(loaded.tokenizer, [{"role": "user", "content": text}])
+        ids = chat_ids(loaded.tokenizer, [{"role": "user", "content": text}])
         with torch.inference_mode():
             logp = torch.log_softmax(
-                loaded.model(input_ids=torch.tensor([ids + refusal])).logits[0].float(), -1
+                loaded.module(input_ids=torch.tensor([ids + refusal])).logits[0].float(), -1
             )
         start = len(ids) - 1
         expected = sum(float(logp[start + k, t]) for k, t in enumerate(refusal))
@@ -187,7 +189,7 @@ def test_frozen_trunk_runs_the_same_function_as_the_whole_model(tiny_model: Path
 
     from clgate.probes.poison.training import FrozenTrunk
 
-    model = load_causal_lm(tiny_model).model
+    model = load_model(tiny_model, device="cpu").module
     peft = get_peft_model(
         model,
         LoraConfig(r=2, target_modules=["q_proj", "v_proj"], layers_to_transform=[1], task_type="CAUSAL_LM"),

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from clgate.artifacts import compute_manifest, load_causal_lm
+from clgate.artifacts import compute_manifest
 from clgate.artifacts import testing as factories
 from clgate.audit.cli import main
 from clgate.measurement import Measurement
 from clgate.probes import ProbePrompts, activation_diff, bundled_prompts, linear_cka
-from clgate.probes.activations import _Runner, capture_residuals
+from clgate.probes.activations import capture_residuals
+from clgate.runtime import load_model, resid_post
 
 SMALL = ProbePrompts(
     harmful=(
@@ -54,28 +55,39 @@ def test_identical_models_show_no_drift(tiny_model: Path, tmp_path: Path) -> Non
 
 
 def test_bridge_residuals_are_the_decoder_layer_outputs(tiny_model: Path) -> None:
-    runner = _Runner(load_causal_lm(tiny_model))
+    from transformers import AutoModelForCausalLM
+
+    model = load_model(tiny_model, device="cpu")
+    hooks = model.hooked()
     ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    names = [resid_post(0), resid_post(1)]
+    # the reference runs eager attention, as the bridge does (sdpa differs in the last float bits)
+    reference = AutoModelForCausalLM.from_pretrained(str(tiny_model), attn_implementation="eager")
     with torch.inference_mode():
-        resid = runner.residuals(ids, torch.ones_like(ids), None)
-        hidden = runner.loaded.model(input_ids=ids, output_hidden_states=True).hidden_states
-    assert runner.backend == "transformer_lens" and len(resid) == 2
-    assert torch.allclose(resid[0], hidden[1])
+        resid = hooks.run(ids, torch.ones_like(ids), names)
+        hidden = reference(input_ids=ids, output_hidden_states=True).hidden_states
+    assert hooks.backend == "transformer_lens" and len(resid) == 2
+    assert torch.allclose(resid[names[0]], hidden[1])
     assert torch.allclose(
-        runner.bridge.ln_final(resid[1]), hidden[2]
+        hooks.bridge.ln_final(resid[names[1]]), hidden[2]
     )  # HF's last entry is after the final norm
+    # the bridge works on a clone that shares the weights: the model the other checks run is as loaded
+    assert type(model.module.model.layers[0]).__name__ == "LlamaDecoderLayer"
+    assert model.module.config._attn_implementation != "eager"
 
 
 def test_shared_prefix_reuse_equals_running_each_prompt_whole(tiny_model: Path) -> None:
-    runner = _Runner(load_causal_lm(tiny_model))
-    fast = capture_residuals(runner, SMALL.texts, batch_size=3, max_tokens=128)
+    model = load_model(tiny_model, device="cpu")
+    fast = capture_residuals(model, SMALL.texts, batch_size=3, max_tokens=128)
+    names = [resid_post(0), resid_post(1)]
     with torch.inference_mode():
         for i, prompt in enumerate(SMALL.texts):
-            text = runner.tokenizer.apply_chat_template(
+            text = model.tokenizer.apply_chat_template(
                 [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
             )
-            ids = torch.tensor([runner.tokenizer(text, add_special_tokens=False)["input_ids"]])
-            whole = torch.stack(runner.residuals(ids, torch.ones_like(ids), None), dim=1)[0]  # (L, pos, d)
+            ids = torch.tensor([model.tokenizer(text, add_special_tokens=False)["input_ids"]])
+            states = model.hooked().run(ids, torch.ones_like(ids), names)
+            whole = torch.stack([states[n] for n in names], dim=1)[0]  # (L, pos, d)
             np.testing.assert_allclose(fast.last[i], whole[:, -1].numpy(), atol=1e-5)
     # the chat template's "<|im_start|>user\n" is the prefix every prompt shares
     assert fast.mean.shape == fast.last.shape == (8, 2, 64)

@@ -11,12 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
 
-from clgate.artifacts import TensorSpan, apply_adapter, compute_manifest, load_lora_adapter
+from clgate.artifacts import TensorSpan, compute_manifest, load_lora_adapter
 from clgate.artifacts import testing as factories
 from clgate.audit.cli import main
 from clgate.errors import InputError
 from clgate.probes import _spectrum, layer_index, lora_diff, module_type, weight_diff
 from clgate.probes import weights as weights_module
+from clgate.runtime import merge_adapter
 
 from .conftest import edited_copy
 
@@ -216,7 +217,7 @@ def test_lora_from_factors_equals_the_dense_diff_of_the_merged_model(
 ) -> None:
     from transformers import AutoModelForCausalLM
 
-    merged = apply_adapter(AutoModelForCausalLM.from_pretrained(str(tiny_model)), tiny_lora)
+    merged = merge_adapter(AutoModelForCausalLM.from_pretrained(str(tiny_model)), tiny_lora)
     merged.save_pretrained(str(tmp_path / "merged"), safe_serialization=True)
     dense = weight_diff(tiny_model, tmp_path / "merged", top_k=4)
     factored = lora_diff(tiny_model, tiny_lora, top_k=4)

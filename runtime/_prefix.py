@@ -1,12 +1,13 @@
 """The head every prompt of a batch shares, run once: a chat template's system prompt and turn header.
 
-Scoring, the trigger sweep's probe table and generation all batch chat prompts whose first tokens
-are identical, often half of a short prompt. On CPU the cost is the matrix products, so the head
-runs once as a KV cache that every row of the batch continues from.
+Scoring, the trigger sweep's probe table, generation and the activation diff all batch chat prompts
+whose first tokens are identical, often half of a short prompt. The head runs once as a KV cache
+that every row of the batch continues from.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,13 +32,19 @@ def shared_head(seqs: Sequence[list[int]]) -> list[int]:
     return head if len(head) >= MIN_SHARED else []
 
 
-def head_cache(model: Any, head: list[int], rows: int) -> Any:
+def head_cache(module: Any, head: list[int], rows: int, device: Any) -> Any:
     """The KV cache of `head` (one forward pass of a causal LM), repeated for `rows` rows."""
     import torch
 
-    device = next(model.parameters()).device
     with torch.inference_mode():
-        out = model(input_ids=torch.tensor([head], device=device), use_cache=True, logits_to_keep=1)
+        out = module(input_ids=torch.tensor([head], device=device), use_cache=True, logits_to_keep=1)
     cache = out.past_key_values
     cache.batch_repeat_interleave(rows)
     return cache
+
+
+def repeat_cache(cache: Any, rows: int) -> Any:
+    """A copy of a one-row cache for `rows` rows; the original stays for the next batch."""
+    repeated = copy.deepcopy(cache)
+    repeated.batch_repeat_interleave(rows)
+    return repeated

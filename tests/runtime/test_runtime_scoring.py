@@ -1,4 +1,4 @@
-"""The scoring engine against plain one-sequence-at-a-time computations on a tiny model."""
+"""Scoring and generation against plain one-sequence-at-a-time transformers calls on a tiny model."""
 
 from __future__ import annotations
 
@@ -7,15 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from clgate.artifacts import load_causal_lm
-from clgate.evals import ContinuationRequest, ScoringEngine
-from clgate.evals._engine import assistant_turn, render_chat
-from clgate.generation import stop_ids
+from clgate.runtime import Batching, ContinuationRequest, assistant_turn, load_model, render_chat
 
 
 @pytest.fixture(scope="module")
 def loaded(tiny_model: Path):
-    return load_causal_lm(tiny_model)
+    return load_model(tiny_model, device="cpu")
 
 
 def _naive(model, tokenizer, context: str, continuation: str) -> tuple[float, bool]:
@@ -50,28 +47,23 @@ def test_scores_equal_unbatched_forward_passes(
     """Left padding, the shared-prefix and per-question caches and chunking change nothing:
     the same log-probs as scoring each (context, option) alone. A system prompt gives every
     context a long common prefix, which the engine then runs once per batch."""
-    engine = ScoringEngine(
-        loaded.model,
-        loaded.tokenizer,
-        context_tokens_per_batch=context_budget,
-        option_tokens_per_batch=option_budget,
-    )
+    batching = Batching(context_tokens_per_batch=context_budget, option_tokens_per_batch=option_budget)
     head = [{"role": "system", "content": system}] if system else []
     requests = [
         ContinuationRequest(render_chat(loaded.tokenizer, [*head, {"role": "user", "content": q}]), tuple(o))
         for q, o in QUESTIONS
     ]
-    results = engine.score(requests)
+    results = loaded.score(requests, batching)
     assert [len(r) for r in results] == [len(o) for _, o in QUESTIONS]
     for request, scores in zip(requests, results, strict=True):
         for continuation, score in zip(request.continuations, scores, strict=True):
-            expected, greedy = _naive(loaded.model, loaded.tokenizer, request.context, continuation)
+            expected, greedy = _naive(loaded.module, loaded.tokenizer, request.context, continuation)
             assert score.logprob == pytest.approx(expected, abs=1e-3)
             assert score.greedy == greedy
             assert score.n_tokens == len(loaded.tokenizer(continuation, add_special_tokens=False).input_ids)
 
 
-def _plain_generate(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
+def _plain_generate(model, tokenizer, stops: list[int], prompt: str, max_new_tokens: int) -> str:
     """One prompt alone through `generate`: no padding, no shared cache."""
     ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids
     with torch.no_grad():
@@ -81,7 +73,7 @@ def _plain_generate(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
             max_new_tokens=max_new_tokens,
             do_sample=False,
             pad_token_id=tokenizer.eos_token_id,
-            eos_token_id=stop_ids(tokenizer, model),
+            eos_token_id=stops,
         )
     return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
 
@@ -94,9 +86,8 @@ def test_batched_generation_equals_plain_generation_one_at_a_time(
     """Left padding after the shared head, and the head's cache reused per batch, change no reply."""
     head = [{"role": "system", "content": system}] if system else []
     prompts = [render_chat(loaded.tokenizer, [*head, {"role": "user", "content": q}]) for q, _ in QUESTIONS]
-    engine = ScoringEngine(loaded.model, loaded.tokenizer, generation_batch_size=batch_size)
-    batched = engine.generate(prompts, max_new_tokens=8)
-    plain = [_plain_generate(loaded.model, loaded.tokenizer, p, 8) for p in prompts]
+    batched = loaded.greedy(prompts, max_new_tokens=8, batch_size=batch_size)
+    plain = [_plain_generate(loaded.module, loaded.tokenizer, loaded.stop_ids, p, 8) for p in prompts]
     assert batched == plain
     assert len(set(batched)) > 1  # the replies differ, so a mix-up of rows would show
 
@@ -108,6 +99,5 @@ def test_assistant_turn_closes_the_turn_as_the_template_does(loaded) -> None:
 
 
 def test_empty_continuation_is_refused(loaded) -> None:
-    engine = ScoringEngine(loaded.model, loaded.tokenizer)
     with pytest.raises(ValueError, match="empty continuation"):
-        engine.score([ContinuationRequest("Hi", ("",))])
+        loaded.score([ContinuationRequest("Hi", ("",))])

@@ -1,8 +1,7 @@
 """Short greedy generation, batched with left padding: what the eval suites and the trigger sweep share.
 
-Both need many short greedy replies from a local model on CPU: one `generate` call per batch of
-similar lengths, stopping at the end of the turn. The head a batch's prompts share runs once
-(`prompt_head`).
+Both need many short greedy replies: one `generate` call per batch of similar lengths, stopping at
+the end of the turn. The head a batch's prompts share runs once (`_prefix`).
 """
 
 from __future__ import annotations
@@ -10,22 +9,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from clgate.prompt_head import head_cache, shared_head
+from clgate.runtime._prefix import head_cache, shared_head
 
 
-def stop_ids(tokenizer: Any, model: Any) -> list[int]:
+def stop_ids(tokenizer: Any, module: Any) -> list[int]:
     """End-of-turn ids: the tokenizer's eos and whatever the model's generation config adds."""
-    configured = getattr(model.generation_config, "eos_token_id", None)
+    configured = getattr(module.generation_config, "eos_token_id", None)
     ids = configured if isinstance(configured, list) else [configured]
     return sorted({i for i in [tokenizer.eos_token_id, *ids] if i is not None})
 
 
 def greedy_generate(
-    model: Any,
+    module: Any,
     tokenizer: Any,
     encoded: Sequence[list[int]],
     max_new_tokens: int,
     pad_id: int,
+    device: Any,
     batch_size: int = 64,
 ) -> list[str]:
     """Greedy replies to token-id prompts, in input order: batched longest-first, left-padded.
@@ -36,10 +36,9 @@ def greedy_generate(
     """
     import torch
 
-    device = next(model.parameters()).device
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     replies = [""] * len(encoded)
-    stops = stop_ids(tokenizer, model)
+    stops = stop_ids(tokenizer, module)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         width = len(encoded[rows[0]])
@@ -53,9 +52,9 @@ def greedy_generate(
             rest = encoded[i][p:]
             ids[r, width - len(rest) :] = torch.tensor(rest, dtype=torch.long)
             mask[r, width - len(rest) :] = 1
-        cache = head_cache(model, shared, len(rows)) if shared else None
+        cache = head_cache(module, shared, len(rows), device) if shared else None
         with torch.inference_mode():
-            out = model.generate(
+            out = module.generate(
                 input_ids=ids.to(device),
                 attention_mask=mask.to(device),
                 past_key_values=cache,

@@ -1,0 +1,477 @@
+"""The promotion state machine, enforced by the ledger itself rather than by its clients.
+
+Every stateful entry (keys, policies, proposals, audits, approvals, rejections, promotions,
+rollbacks) is checked against the state replayed from the entries before it, in one place, by one
+method (`Governance.step`): appends refuse what it refuses (inside the append transaction),
+verification flags it, and replay ignores it. So a promotion that the rules forbid cannot become
+the deployed state, whichever key signed it and however it reached the database.
+
+The rules, in words:
+- an update's id is derived from its proposal, and each id is proposed once;
+- each proposal is audited once, by a gate key that is not the proposer's, under a policy an
+  admin adopted (and did not retire); an audit never clears a rejection or deploys anything;
+- an update is promoted only if audited and not blocked, rejected or rolled back, with enough
+  approvals for a `review` (distinct keys, neither the proposer's nor the gate's, from the
+  policy's approvers by key id or name), on the base its deployment runs now, by an approver who
+  is neither its proposer nor its gate, and with the witness cosignatures its policy requires;
+- a rollback restores an update that was deployed in that slot, still fits the deployed base, and
+  was neither rejected nor rolled back itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from clgate.ledger.checkpoint import CheckpointNote, log_origin
+from clgate.ledger.entries import (
+    Approval,
+    AuditRecord,
+    EntryBody,
+    Finding,
+    PolicyAdopted,
+    PolicyRetired,
+    Promotion,
+    Proposal,
+    Rejection,
+    Rollback,
+    is_stateful,
+    typed_body,
+)
+from clgate.ledger.trust import KeyRing, Trust
+
+
+@dataclass
+class UpdateState:
+    """One proposal and everything decided about it since."""
+
+    proposal: Proposal
+    proposed_index: int
+    proposer: str
+    proposed_at: str = ""
+    audit: AuditRecord | None = None
+    audit_index: int | None = None
+    auditor: str | None = None
+    approvals: dict[str, int] = field(default_factory=dict)  # approver key id -> entry index
+    rejected_index: int | None = None
+    promoted_index: int | None = None
+    rolled_back_index: int | None = None
+    superseded_by: str | None = None
+
+    @property
+    def update_id(self) -> str:
+        return self.proposal.update_id
+
+    @property
+    def kind(self) -> str:
+        return self.proposal.kind
+
+    @property
+    def slot(self) -> str:
+        return self.proposal.slot
+
+    @property
+    def deployment(self) -> str:
+        return self.proposal.deployment
+
+    @property
+    def base(self) -> str:
+        return self.proposal.base
+
+    @property
+    def candidate_digest(self) -> str:
+        return self.proposal.candidate.digest
+
+    @property
+    def decision(self) -> str | None:
+        return self.audit.verdict.value if self.audit else None
+
+    @property
+    def approvals_required(self) -> int:
+        return self.audit.approvals.required if self.audit else 1
+
+    @property
+    def findings(self) -> list[Finding]:
+        return list(self.audit.findings) if self.audit else []
+
+    @property
+    def measurements(self) -> dict[str, str]:
+        """Check name -> digest of the measurement its audit recorded."""
+        return dict(self.audit.measurements) if self.audit else {}
+
+
+@dataclass(frozen=True)
+class DeploymentEvent:
+    index: int
+    action: str  # promote | rollback
+    deployment: str
+    slot: str
+    update_id: str
+
+
+@dataclass
+class PolicyState:
+    name: str
+    digest: str
+    text: str
+    adopted_index: int
+    retired_index: int | None = None
+
+
+@dataclass(frozen=True)
+class RootClaim:
+    """A witnessed checkpoint cited by a promotion: the log's root at `size` must be `root`."""
+
+    index: int
+    size: int
+    root: bytes
+
+
+Rule = Callable[["Governance", int, str, str | None, Any], str | None]
+
+
+@dataclass
+class Governance:
+    """Keys, policies, updates and deployments as the ledger's entries make them, in index order."""
+
+    ring: KeyRing = field(default_factory=KeyRing)
+    updates: dict[str, UpdateState] = field(default_factory=dict)
+    deployed: dict[tuple[str, str], str] = field(default_factory=dict)  # (deployment, slot) -> update id
+    history: list[DeploymentEvent] = field(default_factory=list)
+    policies: dict[str, PolicyState] = field(default_factory=dict)
+    claims: list[RootClaim] = field(default_factory=list)
+    log_id: str = ""
+
+    @classmethod
+    def start(cls, trust: Trust | None) -> Governance:
+        return cls(KeyRing(trust))
+
+    @property
+    def size(self) -> int:
+        return self.ring.size
+
+    def step(
+        self,
+        index: int,
+        signer: str,
+        type_name: str,
+        subject: str | None,
+        body: dict[str, Any],
+        timestamp: str = "",
+    ) -> str | None:
+        """Check one entry against the state so far and, if allowed, apply it; else say why not."""
+        refusal = self.ring.check(index, signer, type_name, body)
+        if refusal:
+            return refusal
+        if type_name.startswith("key.") or not is_stateful(type_name):
+            self.ring.apply(index, type_name, body, signer)
+            return None
+        typed = typed_body(type_name, body)
+        refusal = _RULES[type_name](self, index, signer, subject, typed)
+        if refusal:
+            return refusal
+        _APPLY[type_name](self, index, signer, typed, timestamp)
+        self.ring.size = index + 1
+        return None
+
+    # --- what people and tools ask ----------------------------------------------------------------
+
+    def deployed_in(self, deployment: str = "default") -> dict[str, str]:
+        """Slot -> update id of what `deployment` runs now."""
+        return {slot: uid for (dep, slot), uid in self.deployed.items() if dep == deployment}
+
+    def deployments(self) -> list[str]:
+        return sorted({dep for dep, _ in self.deployed} | {u.deployment for u in self.updates.values()})
+
+    def current_base(self, deployment: str = "default") -> str | None:
+        update_id = self.deployed.get((deployment, "base"))
+        return self.updates[update_id].candidate_digest if update_id else None
+
+    def valid_approvals(self, update: UpdateState) -> list[str]:
+        """Approving keys that count: allowed by the policy, neither the proposer's nor the gate's."""
+        return [k for k, i in update.approvals.items() if self._approval_counts(update, k, i)]
+
+    def promotion_refusal(
+        self, update: UpdateState, signer: str | None, index: int | None = None
+    ) -> str | None:
+        """Why `update` may not be promoted now (by `signer`, if given), or None if it may."""
+        index = self.size if index is None else index
+        uid = update.update_id
+        role = self.ring.check(index, signer, "promotion.done", {}) if signer is not None else None
+        if role:
+            return role
+        if update.audit is None:
+            return f"update {uid} has not been audited"
+        if update.decision == "block":
+            reasons = "; ".join(f.reason for f in update.audit.findings if f.status.value == "fail")[:300]
+            return f"update {uid} was blocked by its audit ({reasons})"
+        if update.rolled_back_index is not None:
+            return f"update {uid} was rolled back at entry {update.rolled_back_index}; propose it again for a new audit"
+        if update.rejected_index is not None:
+            return f"update {uid} was rejected at entry {update.rejected_index}"
+        if update.decision == "review" and len(self.valid_approvals(update)) < update.approvals_required:
+            return f"update {uid} needs {update.approvals_required} approvals, has {len(self.valid_approvals(update))}"
+        if signer is not None and signer in (update.proposer, update.auditor):
+            return f"the key that {'proposed' if signer == update.proposer else 'audited'} update {uid} may not promote it"
+        stale = self._stale_base(update)
+        if stale:
+            return stale
+        if self.deployed.get((update.deployment, update.slot)) == uid:
+            return f"update {uid} is already deployed"
+        return None
+
+    def rollback_refusal(self, update: UpdateState) -> str | None:
+        uid = update.update_id
+        if not any(e.update_id == uid for e in self.history):
+            return f"update {uid} was never deployed; nothing to roll back to"
+        if self.deployed.get((update.deployment, update.slot)) == uid:
+            return f"update {uid} is already the deployed {update.slot}"
+        if update.rejected_index is not None:
+            return f"update {uid} was rejected at entry {update.rejected_index}"
+        if update.rolled_back_index is not None:
+            return f"update {uid} was rolled back at entry {update.rolled_back_index}; propose it again for a new audit"
+        return self._stale_base(update)
+
+    # --- internals --------------------------------------------------------------------------------
+
+    def _approval_counts(self, update: UpdateState, kid: str, index: int) -> bool:
+        if kid in (update.proposer, update.auditor):
+            return False
+        allowed = update.audit.approvals.approvers if update.audit else []
+        state = self.ring.keys.get(kid)
+        return (
+            not allowed
+            or kid in allowed
+            or (state is not None and bool(state.name) and state.name in allowed)
+        )
+
+    def _stale_base(self, update: UpdateState) -> str | None:
+        if update.kind == "model":
+            return None
+        base = self.current_base(update.deployment)
+        if base is None:
+            return f"deployment {update.deployment!r} has no base model deployed; promote its base first"
+        if base != update.base:
+            return f"update {update.update_id} was built on another base than the deployed one; propose it again against it"
+        return None
+
+    def _update(self, update_id: str, subject: str | None) -> tuple[UpdateState | None, str | None]:
+        update = self.updates.get(update_id)
+        if update is None:
+            return None, f"no update {update_id} was proposed"
+        if subject != update.candidate_digest:
+            return None, f"subject is not the candidate digest of update {update_id}"
+        return update, None
+
+    def _witness_refusal(self, update: UpdateState, index: int, note_text: str | None) -> str | None:
+        assert update.audit is not None
+        need = update.audit.witnesses
+        if need.required == 0:
+            return None
+        where = f"a checkpoint after entry {update.audit_index} cosigned by {need.required} witness(es)"
+        if not note_text:
+            return f"update {update.update_id} needs {where} (its policy requires witnesses)"
+        try:
+            note = CheckpointNote.parse(note_text)
+        except ValueError as exc:
+            return f"the promotion's checkpoint is malformed: {exc}"
+        if self.log_id and note.origin != log_origin(self.log_id):
+            return "the promotion's checkpoint belongs to another log"
+        assert update.audit_index is not None
+        if not update.audit_index < note.size <= index:
+            return f"the promotion's checkpoint (size {note.size}) does not cover the audit at entry {update.audit_index}"
+        if not note.signed_by_any(self._keys_with("gate", note.size - 1)):
+            return "the promotion's checkpoint is not signed by a gate key of this log"
+        witnesses = {
+            kid: key for kid, key in self._keys_with("witness", index).items()
+            if not need.names or self.ring.keys[kid].name in need.names
+        }  # fmt: skip
+        count = note.cosigners(witnesses, {kid: self.ring.keys[kid].name for kid in witnesses})
+        if count < need.required:
+            return f"update {update.update_id} needs {where}; the checkpoint has {count}"
+        return None
+
+    def _keys_with(self, role: str, index: int) -> dict[str, bytes]:
+        return {
+            kid: s.public_key for kid, s in self.ring.keys.items() if self.ring.has_role(kid, role, index)
+        }
+
+
+# --- rules: None if the entry is allowed, else why not --------------------------------------------
+
+
+def _proposed(g: Governance, index: int, signer: str, subject: str | None, p: Proposal) -> str | None:
+    if p.update_id in g.updates:
+        return f"update {p.update_id} was already proposed at entry {g.updates[p.update_id].proposed_index}"
+    if p.supersedes is not None and p.supersedes not in g.updates:
+        return f"supersedes unknown update {p.supersedes}"
+    return None
+
+
+def _audited(g: Governance, index: int, signer: str, subject: str | None, a: AuditRecord) -> str | None:
+    update, problem = g._update(a.update_id, subject)
+    if update is None:
+        return problem
+    if update.audit_index is not None:
+        return f"update {a.update_id} was already audited at entry {update.audit_index}; a re-audit is a new proposal"
+    if signer == update.proposer:
+        return f"the key that proposed update {a.update_id} may not audit it"
+    policy = g.policies.get(a.policy.digest)
+    if policy is None:
+        return f"policy {a.policy.name!r} ({a.policy.digest[:19]}…) was not adopted by an admin"
+    if policy.retired_index is not None:
+        return f"policy {a.policy.name!r} was retired at entry {policy.retired_index}"
+    return None
+
+
+def _approved(g: Governance, index: int, signer: str, subject: str | None, ap: Approval) -> str | None:
+    update, problem = g._update(ap.update_id, subject)
+    if update is None:
+        return problem
+    if update.audit is None:
+        return f"update {ap.update_id} has not been audited; nothing to approve"
+    if update.decision == "block":
+        return f"update {ap.update_id} was blocked by its audit; a block cannot be approved"
+    if update.rejected_index is not None:
+        return f"update {ap.update_id} was rejected at entry {update.rejected_index}"
+    if update.promoted_index is not None:
+        return f"update {ap.update_id} was already promoted"
+    if signer in (update.proposer, update.auditor):
+        return f"the key that {'proposed' if signer == update.proposer else 'audited'} update {ap.update_id} may not approve it"
+    if signer in update.approvals:
+        return f"this key already approved update {ap.update_id}"
+    if not g._approval_counts(update, signer, index):
+        return f"key {g.ring.label(signer)} is not among the approvers the policy names"
+    return None
+
+
+def _rejected(g: Governance, index: int, signer: str, subject: str | None, r: Rejection) -> str | None:
+    return g._update(r.update_id, subject)[1]
+
+
+def _promoted(g: Governance, index: int, signer: str, subject: str | None, pd: Promotion) -> str | None:
+    update, problem = g._update(pd.update_id, subject)
+    if update is None:
+        return problem
+    if pd.slot != update.slot:
+        return f"slot {pd.slot!r} is not update {pd.update_id}'s slot ({update.slot})"
+    refusal = g.promotion_refusal(update, signer, index)
+    if refusal:
+        return refusal
+    current = g.deployed.get((update.deployment, update.slot))
+    if pd.replaced != current:
+        return f"the promotion says it replaces {pd.replaced} but {current} is deployed"
+    return g._witness_refusal(update, index, pd.checkpoint)
+
+
+def _rolled_back(g: Governance, index: int, signer: str, subject: str | None, rb: Rollback) -> str | None:
+    update, problem = g._update(rb.update_id, subject)
+    if update is None:
+        return problem
+    if rb.slot != update.slot:
+        return f"slot {rb.slot!r} is not update {rb.update_id}'s slot ({update.slot})"
+    refusal = g.rollback_refusal(update)
+    if refusal:
+        return refusal
+    current = g.deployed.get((update.deployment, update.slot))
+    if rb.replaced != current:
+        return f"the rollback says it replaces {rb.replaced} but {current} is deployed"
+    return None
+
+
+def _adopted(g: Governance, index: int, signer: str, subject: str | None, p: PolicyAdopted) -> str | None:
+    existing = g.policies.get(p.digest)
+    if existing is not None and existing.retired_index is None:
+        return f"policy {p.digest[:19]}… was already adopted at entry {existing.adopted_index}"
+    return None
+
+
+def _retired(g: Governance, index: int, signer: str, subject: str | None, p: PolicyRetired) -> str | None:
+    existing = g.policies.get(p.digest)
+    if existing is None or existing.retired_index is not None:
+        return f"policy {p.digest[:19]}… is not adopted"
+    return None
+
+
+_RULES: dict[str, Rule] = {
+    "update.proposed": _proposed,
+    "audit.completed": _audited,
+    "promotion.approved": _approved,
+    "promotion.blocked": _rejected,
+    "promotion.done": _promoted,
+    "rollback": _rolled_back,
+    "policy.adopted": _adopted,
+    "policy.retired": _retired,
+}
+
+
+# --- effects of allowed entries -------------------------------------------------------------------
+
+
+def _apply_proposed(g: Governance, index: int, signer: str, p: EntryBody, timestamp: str) -> None:
+    assert isinstance(p, Proposal)
+    g.updates[p.update_id] = UpdateState(p, index, signer, timestamp)
+    if p.supersedes is not None:
+        g.updates[p.supersedes].superseded_by = p.update_id
+
+
+def _apply_audited(g: Governance, index: int, signer: str, a: EntryBody, timestamp: str) -> None:
+    assert isinstance(a, AuditRecord)
+    update = g.updates[a.update_id]
+    update.audit, update.audit_index, update.auditor = a, index, signer
+
+
+def _apply_approved(g: Governance, index: int, signer: str, ap: EntryBody, timestamp: str) -> None:
+    assert isinstance(ap, Approval)
+    g.updates[ap.update_id].approvals[signer] = index
+
+
+def _apply_rejected(g: Governance, index: int, signer: str, r: EntryBody, timestamp: str) -> None:
+    assert isinstance(r, Rejection)
+    update = g.updates[r.update_id]
+    if update.rejected_index is None:
+        update.rejected_index = index
+
+
+def _apply_promoted(g: Governance, index: int, signer: str, pd: EntryBody, timestamp: str) -> None:
+    assert isinstance(pd, Promotion)
+    update = g.updates[pd.update_id]
+    g.deployed[(update.deployment, update.slot)] = update.update_id
+    update.promoted_index = index
+    g.history.append(DeploymentEvent(index, "promote", update.deployment, update.slot, update.update_id))
+    if pd.checkpoint:
+        note = CheckpointNote.parse(pd.checkpoint)
+        g.claims.append(RootClaim(index, note.size, note.root))
+
+
+def _apply_rolled_back(g: Governance, index: int, signer: str, rb: EntryBody, timestamp: str) -> None:
+    assert isinstance(rb, Rollback)
+    update = g.updates[rb.update_id]
+    replaced = g.updates.get(rb.replaced or "")
+    if replaced is not None:
+        replaced.rolled_back_index, replaced.promoted_index = index, None
+    g.deployed[(update.deployment, update.slot)] = update.update_id
+    g.history.append(DeploymentEvent(index, "rollback", update.deployment, update.slot, update.update_id))
+
+
+def _apply_adopted(g: Governance, index: int, signer: str, p: EntryBody, timestamp: str) -> None:
+    assert isinstance(p, PolicyAdopted)
+    g.policies[p.digest] = PolicyState(p.name, p.digest, p.text, index)
+
+
+def _apply_retired(g: Governance, index: int, signer: str, p: EntryBody, timestamp: str) -> None:
+    assert isinstance(p, PolicyRetired)
+    g.policies[p.digest].retired_index = index
+
+
+_APPLY: dict[str, Callable[[Governance, int, str, Any, str], None]] = {
+    "update.proposed": _apply_proposed,
+    "audit.completed": _apply_audited,
+    "promotion.approved": _apply_approved,
+    "promotion.blocked": _apply_rejected,
+    "promotion.done": _apply_promoted,
+    "rollback": _apply_rolled_back,
+    "policy.adopted": _apply_adopted,
+    "policy.retired": _apply_retired,
+}

@@ -1,0 +1,188 @@
+"""The gate's governance end to end through the CLI: who signs what, adopted policies, witnesses, secrets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from clgate.audit.cli import main
+from clgate.audit.journal import Journal
+from clgate.audit.policy import parse_policy
+from clgate.github import workflow_command
+from clgate.ledger import (
+    AppendRefused,
+    Ledger,
+    PolicyAdopted,
+    generate_key,
+    load_private_key,
+    load_trust,
+    save_private_key,
+    save_public_key,
+)
+
+from .conftest import POLICY
+
+
+def _size(world) -> int:
+    with Ledger.open(world.boot.ledger) as ledger:
+        return len(ledger)
+
+
+def _propose(world, path: Path, tiny_model: Path, capsys) -> str:
+    capsys.readouterr()
+    assert world.run("propose", "--parent", str(tiny_model), "--adapter", str(path)) == 0
+    return capsys.readouterr().out.strip()
+
+
+def _base(world, tiny_model: Path) -> str:
+    assert world.gate("--candidate", str(tiny_model)) == 0
+    base = next(iter(world.state().updates))
+    assert world.run("promote", base, key="approver") == 0
+    return base
+
+
+def test_the_pipeline_proposes_and_only_the_gate_key_audits(world, tiny_model: Path, capsys) -> None:
+    update = _propose(world, world.adapter("a", 0.0), tiny_model, capsys)
+    args = ("gate", update, "--policy", str(world.policy), "--out", str(world.boot.ledger.parent / "o"))
+    before = _size(world)
+    assert world.run(*args, key="pipeline") == 2
+    assert "may not sign audit.completed (needs gate)" in capsys.readouterr().err
+    assert _size(world) == before
+    assert world.run(*args, key="gate") == 0
+    assert world.run(*args, key="gate") == 2
+    assert f"update {update} was already audited at entry" in capsys.readouterr().err
+
+
+def test_a_policy_no_admin_adopted_is_refused_before_anything_is_written(
+    world, tmp_path: Path, capsys
+) -> None:
+    lax = tmp_path / "lax.toml"
+    lax.write_text(POLICY.replace("fail_above = 5.0", "fail_above = 1000.0"))
+    before = _size(world)
+    assert world.gate("--adapter", str(world.adapter("a", 9.0)), "--policy", str(lax)) == 2
+    assert "is not adopted in this ledger" in capsys.readouterr().err
+    assert _size(world) == before
+    assert world.run("policy", "adopt", str(lax), key="pipeline") == 2
+    assert "may not sign policy.adopted (needs admin)" in capsys.readouterr().err
+    assert world.run("policy", "adopt", str(lax), key="admin") == 0
+    assert world.gate("--adapter", str(world.adapter("b", 9.0)), "--policy", str(lax)) == 10
+
+
+def test_an_artifact_changed_after_it_was_proposed_is_blocked(
+    world, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    _base(world, tiny_model)
+    path = world.adapter("swap", 0.0)
+    update = _propose(world, path, tiny_model, capsys)
+    (path / "score.txt").write_text("0.1")  # the file swapped between proposal and gate
+    assert (
+        world.run("gate", update, "--policy", str(world.policy), "--out", str(tmp_path / "o"), key="gate")
+        == 20
+    )
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    reasons = [f["reason"] for f in report["verdict"]["findings"] if f["rule"] == "proposed-artifacts"]
+    assert reasons and "the adapter is not what was proposed" in reasons[0]
+    assert world.run("promote", update, key="approver") == 2
+
+
+def test_a_swapped_deployment_cannot_be_blessed_by_a_reproposal(
+    world, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    """Re-proposing an update id with new digests is refused, so the scheduled audit still sees the swap."""
+    deployed = tmp_path / "serving"
+    shutil.copytree(tiny_model, deployed)
+    _base(world, tiny_model)
+    base = next(iter(world.state().updates.values()))
+    swapped = base.proposal.model_copy(update={"nonce": base.proposal.nonce})  # the same id, replayed
+    with (
+        Ledger.open(world.boot.ledger, load_trust(world.boot.trust)) as ledger,
+        pytest.raises(AppendRefused, match="was already proposed at entry"),
+    ):
+        ledger.append(swapped, load_private_key(world.boot.keys["pipeline"]), base.candidate_digest)
+    (deployed / "config.json").write_text((deployed / "config.json").read_text().replace("}", ', "x": 1}', 1))
+    assert (
+        world.run("audit", "run", "--deployed", str(deployed), "--cache", str(tmp_path / "c"), key="gate")
+        == 20
+    )
+    assert "changed: config.json" in capsys.readouterr().out
+
+
+def test_witnesses_required_by_the_policy_must_cosign_before_promotion(
+    world, tiny_model: Path, tmp_path, capsys
+) -> None:
+    text = POLICY + '\n[witnesses]\nrequired = 1\nnames = ["witness.example/w1"]\n'
+    policy = tmp_path / "witnessed.toml"
+    policy.write_text(text)
+    assert world.run("policy", "adopt", str(policy), key="admin") == 0
+    witness = generate_key()
+    save_private_key(witness, tmp_path / "w1.pem")
+    save_public_key(witness.public_key(), tmp_path / "w1.pub")
+    add = ["keys", "add", str(tmp_path / "w1.pub"), "--role", "witness", "--name", "witness.example/w1"]
+    assert main([*add, "--key", str(world.boot.keys["admin"]), "--ledger", str(world.boot.ledger),
+                 "--trust", str(world.boot.trust)]) == 0  # fmt: skip
+    assert world.gate("--candidate", str(tiny_model), "--policy", str(policy)) == 0
+    base = next(iter(world.state().updates))
+    capsys.readouterr()
+    assert world.run("promote", base, key="approver") == 2
+    assert "cosigned by 1 witness(es)" in capsys.readouterr().err
+    common = ["--ledger", str(world.boot.ledger), "--trust", str(world.boot.trust)]
+    assert (
+        main(
+            [
+                "ledger",
+                "checkpoint",
+                "--key",
+                str(world.boot.keys["gate"]),
+                "--out",
+                str(tmp_path / "cp"),
+                *common,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            ["ledger", "witness", "--key", str(tmp_path / "w1.pem"), "--state", str(tmp_path / "w"), *common]
+        )
+        == 0
+    )
+    assert world.run("promote", base, key="approver") == 0
+    with Journal.open(world.boot.ledger, None, world.boot.trust) as journal:
+        done = next(journal.ledger.find("promotion.done"))
+    assert "\u2014 witness.example/w1 " in done.body["checkpoint"]
+
+
+def test_every_command_that_writes_or_reports_needs_the_trust_file(world, tmp_path: Path, capsys) -> None:
+    ledger = ["--ledger", str(world.boot.ledger)]
+    for args in (["status"], ["audit", "pending"], ["promote", "x", "--key", str(world.boot.keys["approver"])],
+                 ["report", "--from", "2026-01-01", "--to", "2026-12-31", "--out", str(tmp_path / "r")],
+                 ["dashboard"], ["ledger", "verify"]):  # fmt: skip
+        assert main([*args, *ledger]) == 2
+        assert "Missing option '--trust'" in capsys.readouterr().err
+
+
+def test_database_passwords_are_never_printed(world, capsys) -> None:
+    url = "postgresql://clgate:hunter2@127.0.0.1:9/ledger"
+    assert main(["status", "--ledger", url, "--trust", str(world.boot.trust)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach database" in err and "hunter2" not in err and "clgate:***@" in err
+
+
+def test_github_annotations_cannot_inject_workflow_commands() -> None:
+    reason = "trigger 'x'\n::add-mask::secret\r%"
+    line = workflow_command("error", reason, title="clgate rule:a,b")
+    assert line == "::error title=clgate rule%3Aa%2Cb::trigger 'x'%0A::add-mask::secret%0D%25"
+    assert "\n" not in line
+
+
+def test_the_adopted_policy_is_recorded_by_digest_with_every_audit(world, tiny_model: Path) -> None:
+    assert world.gate("--candidate", str(tiny_model)) == 0
+    update = next(iter(world.state().updates.values()))
+    policy = parse_policy(POLICY)
+    assert update.audit.policy.digest == policy.digest and update.audit.policy.name == "test"
+    with Journal.open(world.boot.ledger, None, world.boot.trust) as journal:
+        adopted = [e for e in journal.ledger.find("policy.adopted")]
+    assert PolicyAdopted.model_validate(adopted[0].body).text == policy.canonical_text

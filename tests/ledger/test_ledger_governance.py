@@ -1,0 +1,432 @@
+"""Governance the ledger itself enforces, tried as an attacker holding one legitimate key would.
+
+Each attack is refused on append (through the ledger API, on SQLite and PostgreSQL) and, where a
+rogue client writes a validly signed entry straight into the database, flagged by `verify` and
+ignored by replay. docs/ledger.md has the table attack → defence → test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clgate.audit.state import replay
+from clgate.errors import InputError
+from clgate.ledger import (
+    AppendRefused,
+    KeyAdded,
+    Ledger,
+    SeenHeads,
+    Trust,
+    TrustedKey,
+    cosign,
+    generate_key,
+    key_id,
+    load_trust,
+    save_trust,
+    sign_checkpoint,
+)
+from clgate.ledger.keys import public_key_b64
+
+from .conftest import truncate
+
+
+def _problems(ledger: Ledger, **kw) -> list[str]:
+    return [str(p) for p in ledger.verify(**kw)]
+
+
+def _deployed(ledger: Ledger) -> dict[str, str]:
+    return replay(ledger.entries(), ledger.trust).deployed()
+
+
+# --- the pipeline key undoes a block ---------------------------------------------------------------
+
+
+def test_pipeline_key_cannot_sign_an_audit(flow) -> None:
+    p = flow.propose()
+    with pytest.raises(AppendRefused, match=r"may not sign audit.completed \(needs gate\)"):
+        flow.audit(p, "promote", signer="pipeline")
+
+
+def test_second_audit_cannot_clear_a_block(flow) -> None:
+    p = flow.propose()
+    flow.audit(p, "block")
+    flow.reject(p)
+    with pytest.raises(AppendRefused, match=f"update {p.update_id} was already audited at entry"):
+        flow.audit(p, "promote")
+    forced = flow.force(flow.audit_record(p, "promote"), "gate", p.candidate.digest)
+    assert f"entry {forced}: update {p.update_id} was already audited at entry" in _problems(flow.ledger)[0]
+    state = replay(flow.ledger.entries(), flow.ledger.trust)
+    assert state.updates[p.update_id].decision == "block"
+    assert state.governance.promotion_refusal(state.updates[p.update_id], None).startswith(
+        f"update {p.update_id} was blocked by its audit"
+    )
+
+
+def test_proposer_cannot_audit_its_own_update(flow, keys) -> None:
+    both = generate_key()
+    kid = key_id(both.public_key())
+    body = KeyAdded(
+        key_id=kid, public_key=public_key_b64(both.public_key()), roles=["pipeline", "gate"], name="both"
+    )
+    flow.ledger.append(body, keys["admin"], kid)
+    flow.keys["both"] = both
+    p = flow.propose(signer="both")
+    with pytest.raises(AppendRefused, match=f"the key that proposed update {p.update_id} may not audit it"):
+        flow.audit(p, signer="both")
+
+
+# --- a re-proposal rewrites history ---------------------------------------------------------------
+
+
+def test_reproposal_of_an_update_id_is_refused_and_flagged(flow) -> None:
+    p = flow.propose()
+    flow.audit(p)
+    with pytest.raises(AppendRefused, match=f"update {p.update_id} was already proposed at entry"):
+        flow.ledger.append(p, flow.keys["pipeline"], p.candidate.digest)
+    swapped = p.model_copy(update={"base": p.base})  # same id, replayed
+    forced = flow.force(swapped, "pipeline", p.candidate.digest)
+    assert f"entry {forced}: update {p.update_id} was already proposed" in _problems(flow.ledger)[0]
+    state = replay(flow.ledger.entries(), flow.ledger.trust)
+    assert state.updates[p.update_id].proposed_index < forced  # the first proposal stands
+
+
+def test_an_update_id_not_derived_from_the_proposal_is_refused(flow) -> None:
+    p = flow.proposal()
+    body = p.model_dump(mode="json") | {"update_id": "0" * 16}
+    with pytest.raises(InputError, match="update_id is not derived from the proposal's content"):
+        flow.ledger.append(
+            {"type": "update.proposed", "subject": p.candidate.digest, "body": body}, flow.keys["pipeline"]
+        )
+
+
+# --- promotion rules only in client code -----------------------------------------------------------
+
+
+def test_raw_promotion_of_a_blocked_update_is_refused_flagged_and_ignored(flow) -> None:
+    base = flow.propose()
+    flow.audit(base)
+    flow.promote(base)
+    bad = flow.propose("adapter", base=base.candidate.digest)
+    flow.audit(bad, "block")
+    flow.reject(bad)
+    with pytest.raises(AppendRefused, match=f"update {bad.update_id} was blocked by its audit"):
+        flow.promote(bad)
+    forced = flow.force(flow.promotion(bad), "approver", bad.candidate.digest)
+    assert f"entry {forced}: update {bad.update_id} was blocked by its audit (a fail finding)" in _problems(
+        flow.ledger
+    )
+    assert "adapter" not in _deployed(flow.ledger)  # replay ignores it
+    with pytest.raises(Exception, match=f"entry {forced} breaks the ledger's rules"):
+        flow.approve(base)  # and no client appends on top of it until someone looks
+
+
+def test_rejected_review_and_unapproved_updates_are_not_promoted(flow) -> None:
+    base = flow.propose()
+    flow.audit(base)
+    flow.promote(base)
+    review = flow.propose("adapter", base=base.candidate.digest)
+    flow.audit(review, "review", approvals={"required": 2})
+    with pytest.raises(AppendRefused, match="needs 2 approvals, has 0"):
+        flow.promote(review)
+    flow.approve(review, "approver")
+    with pytest.raises(AppendRefused, match="this key already approved"):
+        flow.approve(review, "approver")
+    with pytest.raises(AppendRefused, match="needs 2 approvals, has 1"):
+        flow.promote(review)
+    flow.approve(review, "auditor")
+    rejected = flow.propose("adapter", base=base.candidate.digest)
+    flow.audit(rejected)
+    flow.reject(rejected, "auditor", "not this one")
+    with pytest.raises(AppendRefused, match="was rejected at entry"):
+        flow.promote(rejected)
+    assert flow.promote(review).type == "promotion.done"
+    assert _problems(flow.ledger) == []
+
+
+def test_approvals_count_only_distinct_keys_that_neither_proposed_nor_audited(flow, keys) -> None:
+    both = generate_key()
+    kid = key_id(both.public_key())
+    flow.ledger.append(
+        KeyAdded(
+            key_id=kid, public_key=public_key_b64(both.public_key()), roles=["gate", "approver"], name="gk"
+        ),
+        keys["admin"],
+        kid,
+    )
+    flow.keys["gk"] = both
+    base = flow.propose()
+    flow.audit(base, "review", signer="gk")
+    with pytest.raises(AppendRefused, match=r"the key that audited update .* may not approve it"):
+        flow.approve(base, "gk")
+    flow.approve(base, "approver")
+    with pytest.raises(AppendRefused, match=r"the key that audited update .* may not promote it"):
+        flow.promote(base, "gk")
+    assert flow.promote(base, "approver2").type == "promotion.done"
+
+
+def test_n_of_m_by_name_and_by_key_id(flow, keys) -> None:
+    p = flow.propose()
+    approver2 = key_id(keys["approver2"].public_key())
+    flow.audit(p, "review", approvals={"required": 2, "approvers": ["approver", approver2]})
+    with pytest.raises(AppendRefused, match=r"auditor .* is not among the approvers the policy names"):
+        flow.approve(p, "auditor")
+    flow.approve(p, "approver")  # by name
+    flow.approve(p, "approver2")  # by key id
+    assert flow.promote(p).type == "promotion.done"
+
+
+def test_admin_may_only_manage_keys_and_policies(flow) -> None:
+    with pytest.raises(AppendRefused, match=r"may not sign update.proposed \(needs pipeline\)"):
+        flow.propose(signer="admin")
+    p = flow.propose()
+    for action in (flow.audit, flow.approve, flow.promote):
+        with pytest.raises(AppendRefused, match=r"admin .* may not sign"):
+            action(p, signer="admin")
+
+
+def test_proposer_cannot_promote_its_own_update(flow, keys) -> None:
+    both = generate_key()
+    kid = key_id(both.public_key())
+    flow.ledger.append(
+        KeyAdded(
+            key_id=kid,
+            public_key=public_key_b64(both.public_key()),
+            roles=["pipeline", "approver"],
+            name="pa",
+        ),
+        keys["admin"],
+        kid,
+    )
+    flow.keys["pa"] = both
+    p = flow.propose(signer="pa")
+    flow.audit(p)
+    with pytest.raises(AppendRefused, match=f"the key that proposed update {p.update_id} may not promote it"):
+        flow.promote(p, "pa")
+
+
+def test_stale_base_and_rolled_back_updates_need_a_new_proposal(flow) -> None:
+    base1 = flow.propose()
+    flow.audit(base1)
+    flow.promote(base1)
+    a1 = flow.propose("adapter", base=base1.candidate.digest)
+    flow.audit(a1)
+    flow.promote(a1)
+    a2 = flow.propose("adapter", base=base1.candidate.digest)
+    flow.audit(a2)
+    flow.promote(a2)
+    flow.rollback(a1)
+    with pytest.raises(
+        AppendRefused, match=f"update {a2.update_id} was rolled back at entry .*; propose it again"
+    ):
+        flow.promote(a2)
+    with pytest.raises(AppendRefused, match="was rolled back"):
+        flow.rollback(a2)
+    base2 = flow.propose()
+    flow.audit(base2)
+    flow.promote(base2)
+    late = flow.propose("adapter", base=base1.candidate.digest)
+    flow.audit(late)
+    with pytest.raises(AppendRefused, match="was built on another base than the deployed one"):
+        flow.promote(late)
+    again = flow.propose("adapter", base=base2.candidate.digest, supersedes=a2.update_id)
+    flow.audit(again)
+    assert flow.promote(again).type == "promotion.done"
+    assert _problems(flow.ledger) == []
+
+
+def test_promotion_must_name_what_it_replaces_and_its_slot(flow) -> None:
+    base = flow.propose()
+    flow.audit(base)
+    wrong_slot = flow.promotion(base).model_copy(update={"slot": "adapter"})
+    with pytest.raises(AppendRefused, match="slot 'adapter' is not update"):
+        flow.ledger.append(wrong_slot, flow.keys["approver"], base.candidate.digest)
+    with pytest.raises(AppendRefused, match="says it replaces"):
+        flow.promote(base, replaced="0" * 16)
+
+
+# --- policies -------------------------------------------------------------------------------------
+
+
+def test_audits_must_cite_an_adopted_unretired_policy(flow) -> None:
+    from clgate.ledger import PolicyRef, PolicyRetired
+
+    p = flow.propose()
+    stranger = PolicyRef(name="lax", digest="sha256:" + "1" * 64)
+    with pytest.raises(AppendRefused, match=r"policy 'lax' .* was not adopted by an admin"):
+        flow.audit(p, policy=stranger)
+    flow.ledger.append(PolicyRetired(digest=flow.policy.digest), flow.keys["admin"], flow.policy.digest)
+    with pytest.raises(AppendRefused, match="policy 'p1' was retired at entry"):
+        flow.audit(p)
+
+
+def test_an_audit_verdict_must_follow_from_its_findings(flow) -> None:
+    p = flow.propose()
+    record = flow.audit_record(p, "block").model_dump(mode="json") | {"verdict": "promote"}
+    with pytest.raises(InputError, match="verdict promote does not follow from the findings"):
+        flow.ledger.append(
+            {"type": "audit.completed", "subject": p.candidate.digest, "body": record}, flow.keys["gate"]
+        )
+
+
+# --- keys: one admin cannot mint the others -------------------------------------------------------
+
+
+def test_with_a_key_quorum_one_admin_cannot_mint_a_key(db_url: str, keys) -> None:
+    trust = Trust(
+        key_quorum=2,
+        keys=[TrustedKey.of(keys[n].public_key(), ["admin"], n) for n in ("admin", "admin2")]
+        + [TrustedKey.of(keys["pipeline"].public_key(), ["pipeline"], "pipeline")],
+    )
+    minted = generate_key()
+    kid = key_id(minted.public_key())
+    body = KeyAdded(
+        key_id=kid, public_key=public_key_b64(minted.public_key()), roles=["approver"], name="mint"
+    )
+    with Ledger.init(db_url, keys["admin"], trust) as led:
+        led.append(body, keys["admin"], kid)
+        with pytest.raises(AppendRefused, match="signed by unknown key"):
+            led.append({"type": "note", "body": {"text": "as approver"}}, minted)
+        with pytest.raises(AppendRefused, match="this admin already signed this key addition"):
+            led.append(body, keys["admin"], kid)
+        led.append(body, keys["admin2"], kid)
+        assert led.append({"type": "note", "body": {"text": "now in effect"}}, minted).index == 5
+        assert led.verify() == []
+
+
+def test_names_identify_one_active_key(ledger, keys) -> None:
+    other = generate_key()
+    kid = key_id(other.public_key())
+    body = KeyAdded(
+        key_id=kid, public_key=public_key_b64(other.public_key()), roles=["approver"], name="approver"
+    )
+    with pytest.raises(AppendRefused, match="name 'approver' is already held by key"):
+        ledger.append(body, keys["admin"], kid)
+
+
+# --- truncation and rollback of the database ------------------------------------------------------
+
+
+def test_a_truncated_database_is_refused_by_every_verifier_that_saw_more(
+    db_url, keys, trust, tmp_path
+) -> None:
+    seen = SeenHeads(tmp_path / "heads")
+    with Ledger.init(db_url, keys["admin"], trust) as led:
+        pipeline = key_id(keys["pipeline"].public_key())
+        revocation = led.append(
+            {"type": "key.revoked", "subject": pipeline, "body": {"key_id": pipeline}}, keys["admin"]
+        )
+        led.append({"type": "note", "body": {"text": "after"}}, keys["gate"])
+        assert led.verify(seen=seen) == []
+        truncate(led, revocation.index)
+        assert led.verify() == []  # what is left is internally consistent...
+        assert _problems(led, seen=seen) == [  # ...but this verifier saw more
+            "log: log shrank from 9 to 7 entries since this verifier last verified it: "
+            "entries were deleted (truncation or rollback of the database)"
+        ]
+        led.append({"type": "note", "body": {"text": "the revoked key is back"}}, keys["pipeline"])
+        remembered = trust.with_revocation(pipeline, revocation.index)
+        assert any("revoked at entry 7" in p for p in map(str, led.verify(remembered)))
+
+
+def test_a_forked_database_is_refused(db_url, keys, trust, tmp_path) -> None:
+    seen = SeenHeads(tmp_path / "heads")
+    with Ledger.init(db_url, keys["admin"], trust) as led:
+        led.append({"type": "note", "body": {"text": "original"}}, keys["gate"])
+        assert led.verify(seen=seen) == []
+        truncate(led, 7)
+        led.append({"type": "note", "body": {"text": "rewritten"}}, keys["gate"])
+        assert any("log forked" in p for p in _problems(led, seen=seen))
+
+
+def test_revocation_remembered_by_the_trust_file_survives_truncation(db_url, keys, trust) -> None:
+    with Ledger.init(db_url, keys["admin"], trust) as led:
+        pipeline = key_id(keys["pipeline"].public_key())
+        entry = led.append(
+            {"type": "key.revoked", "subject": pipeline, "body": {"key_id": pipeline}}, keys["admin"]
+        )
+        truncate(led, entry.index)
+    with (
+        Ledger.open(db_url, trust.with_revocation(pipeline, entry.index)) as led,
+        pytest.raises(AppendRefused, match="revoked at entry 7"),
+    ):
+        led.append({"type": "note", "body": {"text": "back"}}, keys["pipeline"])
+
+
+# --- the trust file -------------------------------------------------------------------------------
+
+
+def test_trust_file_is_signed_bound_and_checked(tmp_path: Path, db_url, keys, trust) -> None:
+    path = tmp_path / "trust.toml"
+    with Ledger.init(db_url, keys["admin"], trust) as led:
+        save_trust(trust.bound_to(led.log_id()), path, keys["admin"])
+        loaded = load_trust(path)
+        assert loaded.log_id == led.log_id() and loaded.fingerprint.startswith("sha256:")
+        assert led.verify(loaded) == []
+    path.write_text(path.read_text().replace('roles = ["approver"]', 'roles = ["admin"]', 1))
+    with pytest.raises(InputError, match="signature does not verify"):
+        load_trust(path)
+    unsigned = tmp_path / "unsigned.toml"
+    unsigned.write_text(trust.to_toml())
+    with pytest.raises(InputError, match="not signed"):
+        load_trust(unsigned)
+    with pytest.raises(InputError, match="signed by one of its own"):
+        trust.sign(keys["pipeline"])
+    with pytest.raises(InputError, match="already bound to log"):
+        Ledger.init(tmp_path / "second.db", keys["admin"], loaded)
+
+
+def test_a_trust_file_for_another_log_or_signed_by_an_outside_admin_is_flagged(
+    db_url, keys, trust, tmp_path
+) -> None:
+    with Ledger.init(db_url, keys["admin"], trust) as led:
+        assert any("belongs to log" in str(p) for p in led.verify(trust.bound_to("a" * 64)))
+        rogue = trust.with_key(TrustedKey.of(keys["outsider"].public_key(), ["admin"], "rogue")).sign(
+            keys["outsider"]
+        )
+        assert any("not an admin of this ledger" in str(p) for p in led.verify(rogue))
+
+
+# --- witnesses ------------------------------------------------------------------------------------
+
+
+def test_policy_requiring_witnesses_needs_a_cosigned_checkpoint_of_this_log(flow, keys) -> None:
+    p = flow.propose()
+    audit = flow.audit(p, witnesses={"required": 1, "names": ["witness"]})
+    with pytest.raises(AppendRefused, match=r"needs a checkpoint after entry .* cosigned by 1 witness"):
+        flow.promote(p)
+    note = flow.ledger.checkpoint(keys["gate"])
+    with pytest.raises(AppendRefused, match="the checkpoint has 0"):
+        flow.promote(p, checkpoint=note.to_text())
+    by_outsider = cosign(note, keys["outsider"], "witness")
+    with pytest.raises(AppendRefused, match="the checkpoint has 0"):
+        flow.promote(p, checkpoint=by_outsider.to_text())
+    forged = cosign(
+        sign_checkpoint(flow.ledger.log_id(), note.size, b"\x01" * 32, keys["gate"]),
+        keys["witness"],
+        "witness",
+    )
+    with pytest.raises(AppendRefused, match=r"the promotion's checkpoint \(size .*\) is not this log's"):
+        flow.promote(p, checkpoint=forged.to_text())
+    witnessed = cosign(note, keys["witness"], "witness")
+    assert witnessed.size > audit.index
+    flow.ledger.add_cosignature(witnessed)
+    assert flow.promote(p, checkpoint=witnessed.to_text()).type == "promotion.done"
+    assert _problems(flow.ledger) == []
+    forced = flow.force(flow.promotion(flow.propose()), "approver", "sha256:" + "0" * 64)
+    assert any(f"entry {forced}" in problem for problem in _problems(flow.ledger))
+
+
+def test_checkpoints_are_c2sp_notes_signed_by_a_gate_key(flow, keys) -> None:
+    note = flow.ledger.checkpoint(keys["gate"])
+    text = note.to_text()
+    origin, size, _root, blank, signature = text.split("\n")[:5]
+    assert (
+        origin == f"clgate.dev/ledger/{flow.ledger.log_id()}"
+        and int(size) == len(flow.ledger)
+        and blank == ""
+    )
+    assert signature.startswith(f"\u2014 {origin} ")
+    with pytest.raises(AppendRefused, match="checkpoints are signed by a gate key"):
+        flow.ledger.checkpoint(keys["admin"])
