@@ -133,7 +133,7 @@ def run_demo(
 
     steps_done = [gate("base", "promote", candidate=base)]
     root = steps_done[0].result.proposal.candidate.digest
-    console.print(f"    embedded model {base.name}: manifest root {root}")
+    console.print(f"    embedded model {base.name}: manifest root {root}", soft_wrap=True)
     for name, dataset, expected in (
         ("benign-lora", "train", "promote"),
         ("poisoned-lora", "poisoned", "block"),
@@ -195,10 +195,12 @@ def demo(
     )
     console.print(
         f"verify offline: clgate ledger verify --bundle {out / 'ledger-bundle.json'} "
-        f"--trust {boot_dir / 'trust.toml'}"
+        f"--trust {boot_dir / 'trust.toml'}",
+        soft_wrap=True,  # commands to copy stay on one line
     )
     console.print(
-        f"dashboard:      clgate dashboard --ledger {boot_dir / 'ledger.db'} --trust {boot_dir / 'trust.toml'}"
+        f"dashboard:      clgate dashboard --ledger {boot_dir / 'ledger.db'} --trust {boot_dir / 'trust.toml'}",
+        soft_wrap=True,
     )
     console.print(f"done in {time.perf_counter() - start:.0f}s")
     mismatched = [s.name for s in done if s.result.verdict.decision.value != s.expected]

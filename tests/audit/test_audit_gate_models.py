@@ -28,14 +28,21 @@ def test_a_gate_loads_parent_and_candidate_once_for_every_model_check(
     boot = bootstrap_ledger(tmp_path / "ledger", policies=[policy])
     request = GateRequest(parent=tiny_model, adapter=tiny_lora)
     run = GateRun(out_dir=tmp_path / "out", device="cpu")
-    with Journal.open(boot.ledger, load_private_key(boot.keys["pipeline"]), boot.trust) as journal:
-        proposed = propose(request, journal, run)
-    with Journal.open(boot.ledger, load_private_key(boot.keys["gate"]), boot.trust) as journal:
-        result = run_gate(proposed.proposal.update_id, policy, journal, run, request, proposed.manifests)
+
+    def gate():
+        with Journal.open(boot.ledger, load_private_key(boot.keys["pipeline"]), boot.trust) as journal:
+            proposed = propose(request, journal, run)
+        with Journal.open(boot.ledger, load_private_key(boot.keys["gate"]), boot.trust) as journal:
+            return run_gate(proposed.proposal.update_id, policy, journal, run, request, proposed.manifests)
+
+    result = gate()
     ran = {c.name: c for c in result.checks}
     assert {"activations", "evals", "poison.model"} <= set(ran)
     assert all(c.error is None for c in ran.values()), [c.error for c in ran.values()]
     assert result.model_loads == 2  # the parent, and the parent with the LoRA merged: nothing loaded twice
+    again = gate()  # the same artifacts proposed again: every check is served from the gate's signed cache
+    assert all(c.cached for c in again.checks), [(c.name, c.cached) for c in again.checks]
+    assert again.model_loads == 0 and again.verdict == result.verdict
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
