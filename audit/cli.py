@@ -52,10 +52,19 @@ app.add_typer(eval_app, name="eval")
 
 
 def _quiet_libraries() -> None:
+    import warnings
+
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+    # peft's get_peft_model calls a transformers method deprecated in 5.x; nothing in clgate can change that
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`is_gradient_checkpointing` is deprecated",
+        category=FutureWarning,
+        module="transformers",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

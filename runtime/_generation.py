@@ -57,7 +57,7 @@ def greedy_generate(
             out = module.generate(
                 input_ids=ids.to(device),
                 attention_mask=mask.to(device),
-                past_key_values=cache,
+                cache=cache,
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
                 temperature=None,

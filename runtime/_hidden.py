@@ -79,7 +79,7 @@ def hidden_states(
         )
         for name, index in wanted.items()
     ]
-    cached = {"past_key_values": past_key_values, "use_cache": True} if past_key_values is not None else {}
+    cached = {"cache": past_key_values, "use_cache": True} if past_key_values is not None else {}
     try:
         out = module.base_model(input_ids=input_ids, attention_mask=attention_mask, **cached)
     finally:

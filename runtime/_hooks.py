@@ -70,7 +70,7 @@ class BridgeHooks:
         wanted = set(names)
         kwargs: dict[str, Any] = {"attention_mask": attention_mask.to(self.device), "logits_to_keep": 1}
         if cache is not None:
-            kwargs["past_key_values"] = cache
+            kwargs["cache"] = cache
         _, states = self.bridge.run_with_cache(
             input_ids.to(self.device), names_filter=lambda n: n in wanted, **kwargs
         )

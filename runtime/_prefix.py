@@ -38,7 +38,7 @@ def head_cache(module: Any, head: list[int], rows: int, device: Any) -> Any:
 
     with torch.inference_mode():
         out = module(input_ids=torch.tensor([head], device=device), use_cache=True, logits_to_keep=1)
-    cache = out.past_key_values
+    cache = out.cache
     cache.batch_repeat_interleave(rows)
     return cache
 

@@ -161,7 +161,7 @@ def _score_batch(model: RuntimeModel, batch: list[_Group]) -> list[list[Continua
         input_ids=ids.to(device),
         attention_mask=_option_mask(segment, p).to(device),
         position_ids=positions.to(device),
-        past_key_values=cache,
+        cache=cache,
         use_cache=cache is not None,
         logits_to_keep=kept,
     )
