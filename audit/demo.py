@@ -89,9 +89,8 @@ def _gate(
     def progress(name: str, what: str) -> None:
         console.print(f"    {name}: {what}")
 
-    with Journal.open(boot.ledger, load_private_key(boot.keys["pipeline"]), boot.trust) as journal:
-        proposed = propose(request, journal, run, progress)
     with Journal.open(boot.ledger, load_private_key(boot.keys["gate"]), boot.trust) as journal:
+        proposed = propose(request, journal.as_signer(load_private_key(boot.keys["pipeline"])), run, progress)
         return run_gate(
             proposed.proposal.update_id, policy, journal, run, request, proposed.manifests, progress
         )

@@ -256,11 +256,11 @@ def run_gate(
             "a re-audit is a new proposal (`clgate propose --supersedes`)"
         )
     request = _request_for(update, paths)
-    missing = [f"{role} {path}" for role, path in request.paths().items() if not path.exists()]
-    if missing:
-        raise InputError(
-            f"cannot find the proposed {missing[0]} (give its path with --{missing[0].split()[0].replace('_', '-')})"
-        )
+    for role, path in request.paths().items():
+        if not path.exists():
+            raise InputError(
+                f"cannot find the proposed {role} {path} (give its path with --{role.replace('_', '-')})"
+            )
     parent_dir = _check_inputs(request, run.cache, run.placement().dtype)
     with ExitStack() as stack:
         pool = _model_pool(request, parent_dir, run)  # bad device, dtype or size: refused before any write

@@ -153,14 +153,12 @@ def gate(
     loaded_policy = load_policy(policy)
     run = GateRun(out_dir=out, cache_dir=cache, seed=seed, device=device, dtype=dtype)
     run.placement()  # an unknown device or dtype, or CUDA asked for and absent: exit 2 before any write
-    with open_journal(ledger, key, trust) as journal:
+    with open_journal(ledger, key, trust) as journal:  # the ledger is verified once, here
         check_policy(loaded_policy, journal)  # before anything is written
-    manifests = None
-    if proposer_key is not None:
-        with open_journal(ledger, proposer_key, trust) as journal:
-            proposed = propose(request, journal, run, _progress)
-        update, manifests = proposed.proposal.update_id, proposed.manifests
-    with open_journal(ledger, key, trust) as journal:
+        manifests = None
+        if proposer_key is not None:
+            proposed = propose(request, journal.as_signer(_key(proposer_key)), run, _progress)
+            update, manifests = proposed.proposal.update_id, proposed.manifests
         result = run_gate(update, loaded_policy, journal, run, request, manifests, _progress)
     _print_result(result, fmt)
     err.print(f"report: {out / 'report.html'}")

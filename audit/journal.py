@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -104,6 +104,13 @@ class Journal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def as_signer(self, signer: Ed25519PrivateKey) -> Journal:
+        """This verified journal signing with another key: one verification per command, whoever signs.
+
+        The ledger still checks every entry's signer and rules on append; only the original closes it.
+        """
+        return replace(self, signer=signer)
 
     @property
     def signer_id(self) -> str:

@@ -55,9 +55,10 @@ def gate_once(request: GateRequest, run: GateRun, boot, policy) -> tuple[GateRes
     start = time.perf_counter()
     marks["manifest"] = start
     try:
-        with Journal.open(boot.ledger, load_private_key(boot.keys["pipeline"]), boot.trust) as journal:
-            proposed = propose(request, journal, run, progress)
         with Journal.open(boot.ledger, load_private_key(boot.keys["gate"]), boot.trust) as journal:
+            proposed = propose(
+                request, journal.as_signer(load_private_key(boot.keys["pipeline"])), run, progress
+            )
             update = proposed.proposal.update_id
             result = run_gate(update, policy, journal, run, request, proposed.manifests, progress)
     finally:

@@ -180,8 +180,9 @@ def verify_bundle(
         problems += check_since(since, report, None)
     if last_seen:
         problems += last_seen.problems(report)
-    hashes = [merkle.leaf_hash(leaf) for _, leaf in leaves]
-    problems += report.claim_problems(lambda size: merkle.root_from(_Levels(hashes[:size]), size))
+    if report.state.claims:  # roots at past sizes, only when a promotion cites a witnessed checkpoint
+        levels = _Levels([merkle.leaf_hash(leaf) for _, leaf in leaves])
+        problems += report.claim_problems(lambda size: merkle.root_from(levels, size))
     problems += trust_problems(trust, report)
     problems = sorted(set(problems), key=Problem.sort_key)
     if not problems and seen is not None and report.size:

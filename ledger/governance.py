@@ -281,21 +281,16 @@ class Governance:
         assert update.audit_index is not None
         if not update.audit_index < note.size <= index:
             return f"the promotion's checkpoint (size {note.size}) does not cover the audit at entry {update.audit_index}"
-        if not note.signed_by_any(self._keys_with("gate", note.size - 1)):
+        if not note.signed_by_any(self.ring.keys_with("gate", note.size - 1)):
             return "the promotion's checkpoint is not signed by a gate key of this log"
         witnesses = {
-            kid: key for kid, key in self._keys_with("witness", index).items()
+            kid: key for kid, key in self.ring.keys_with("witness", index).items()
             if not need.names or self.ring.keys[kid].name in need.names
         }  # fmt: skip
         count = note.cosigners(witnesses, {kid: self.ring.keys[kid].name for kid in witnesses})
         if count < need.required:
             return f"update {update.update_id} needs {where}; the checkpoint has {count}"
         return None
-
-    def _keys_with(self, role: str, index: int) -> dict[str, bytes]:
-        return {
-            kid: s.public_key for kid, s in self.ring.keys.items() if self.ring.has_role(kid, role, index)
-        }
 
 
 # --- rules: None if the entry is allowed, else why not --------------------------------------------

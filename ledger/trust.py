@@ -249,6 +249,10 @@ class KeyRing:
         state = self.active(kid, index)
         return state is not None and role in state.roles
 
+    def keys_with(self, role: str, index: int) -> dict[str, bytes]:
+        """Public keys (by id) that hold `role` and are not revoked at `index`."""
+        return {kid: s.public_key for kid, s in self.keys.items() if self.has_role(kid, role, max(index, 0))}
+
     def recorded(self, kid: str) -> bool:
         """The ledger itself recorded this key (a `key.added` entry), not only a trust file."""
         state = self.keys.get(kid)

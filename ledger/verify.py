@@ -154,18 +154,13 @@ def _check_entry(
     return state.step(index, entry.signer, entry.type, entry.subject, entry.body, entry.timestamp)
 
 
-def _role_keys(report: Report, role: str, index: int) -> dict[str, bytes]:
-    ring = report.ring
-    return {kid: s.public_key for kid, s in ring.keys.items() if ring.has_role(kid, role, max(index, 0))}
-
-
 def stray_signatures(checkpoint: CheckpointNote, report: Report) -> list[Problem]:
     """A stored checkpoint carries only signatures that verify: the log's and its witnesses'.
 
     (C2SP verifiers ignore unknown signatures on notes they receive; what this ledger stored
     itself must all check out, or it was altered.)"""
-    gate = _role_keys(report, "gate", checkpoint.size - 1)
-    witnesses = _role_keys(report, "witness", report.size)
+    gate = report.ring.keys_with("gate", checkpoint.size - 1)
+    witnesses = report.ring.keys_with("witness", report.size)
     names = {kid: report.ring.keys[kid].name for kid in witnesses}
     bad = [s.name for s in checkpoint.signatures if not checkpoint.verifies(s, gate, witnesses, names)]
     return [

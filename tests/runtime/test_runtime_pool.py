@@ -7,8 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from clgate.artifacts import compute_manifest
-from clgate.artifacts import testing as factories
 from clgate.runtime import FINAL, ModelPool, ModelSpec, load_model, resid_post
 
 
@@ -27,37 +25,6 @@ def test_a_pool_hands_out_one_model_per_model_adapter_and_placement(
     assert (base.loads, merged.loads, bf16.loads, pool.loads) == (1, 1, 0, 2)
     pool.close()
     assert not base.loaded and not merged.loaded
-
-
-def test_a_gate_loads_parent_and_candidate_once(
-    tiny_model: Path, tiny_lora: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every model check of the default policy (evals, activations, trigger sweep, data scan) on one pool."""
-    from clgate.audit.checks import GateInputs
-    from clgate.audit.gate_checks import GATE_CHECKS
-
-    monkeypatch.setenv("CLGATE_CACHE", str(tmp_path / "cache"))
-    data = factories.make_dataset(tmp_path / "update.jsonl", n=8)
-    with ModelPool() as pool:
-        inputs = GateInputs(
-            parent=tiny_model,
-            adapter=tiny_lora,
-            data=data,
-            target=data,
-            cache_dir=tmp_path / "gate",
-            manifests={"parent": compute_manifest(tiny_model), "adapter": compute_manifest(tiny_lora)},
-            options={"evals": {"suites": ["retention", "refusal"], "limit": 3}},
-            models=pool,
-            device="cpu",
-        )
-        checks = [c for c in GATE_CHECKS.values() if c.forward_passes and c.applies(inputs)]
-        assert {c.name for c in checks} == {"poison.data", "poison.model", "activations", "evals"}
-        for check in checks:
-            measurement = check.run(inputs)
-            assert measurement.numbers
-        models = pool.models()
-        assert sorted((m.adapter is not None, m.loads) for m in models) == [(False, 1), (True, 1)]
-        assert pool.loads == 2
 
 
 def test_policy_options_choose_a_checks_placement(tiny_model: Path) -> None:
