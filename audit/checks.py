@@ -41,6 +41,8 @@ class GateInputs:
     """The gate's model pool: every check that runs a model takes it from here, so each loads once."""
     device: str = "auto"
     dtype: str = "auto"
+    served: tuple[str, ...] = ()
+    """The served models' identities (`model@revision`), when output-only checks run on a server."""
 
     @property
     def candidate_model(self) -> Path:
@@ -81,6 +83,8 @@ class GateCheck:
     run: Callable[[GateInputs], Measurement]
     any_of: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()  # optional inputs it uses when present (part of its cache key)
+    needs_weights: bool = False
+    """Runs the model in this process (activations, representations): a server cannot do it for it."""
 
     def applies(self, inputs: GateInputs) -> bool:
         return all(inputs.has(r) for r in self.needs) and (
@@ -99,11 +103,12 @@ def gate_check(
     forward_passes: bool,
     any_of: tuple[str, ...] = (),
     reads: tuple[str, ...] = (),
+    needs_weights: bool = False,
 ) -> Callable[[Callable[[GateInputs], Measurement]], Callable[[GateInputs], Measurement]]:
     """Register a check function under `name` in `registry`."""
 
     def register(fn: Callable[[GateInputs], Measurement]) -> Callable[[GateInputs], Measurement]:
-        registry[name] = GateCheck(name, version, needs, forward_passes, fn, any_of, reads)
+        registry[name] = GateCheck(name, version, needs, forward_passes, fn, any_of, reads, needs_weights)
         return fn
 
     return register

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clgate.artifacts import ArtifactKind, Manifest, check_adapter_fits, compute_manifest, resolve_model_dir
-from clgate.audit.checks import INPUT_ROLES, GateInputs
+from clgate.audit.checks import INPUT_ROLES, GateCheck, GateInputs
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.judge import CheckOutcome, judge
@@ -33,8 +33,17 @@ from clgate.audit.result import CheckSummary, GateResult
 from clgate.audit.runner import CheckCache, run_checks
 from clgate.audit.verdict import Decision, Finding, Status, Verdict
 from clgate.errors import InputError, PolicyError
-from clgate.ledger import ArtifactDigest, Proposal, ProposalContent, UpdateState
-from clgate.runtime import ModelPool, ModelSpec, Placement, resolve_placement
+from clgate.ledger import ArtifactDigest, Proposal, ProposalContent, ServedRef, UpdateState
+from clgate.runtime import (
+    Endpoint,
+    ModelPool,
+    ModelSpec,
+    Placement,
+    ServedClient,
+    ServedModel,
+    ServedPair,
+    resolve_placement,
+)
 
 Progress = Callable[[str, str], None]
 
@@ -63,6 +72,8 @@ class GateRequest:
     deployment: str = "default"
     supersedes: str | None = None
     pipeline: dict[str, str] = field(default_factory=dict)
+    served: ServedPair | None = None
+    """Parent and candidate served by an inference engine: output-only checks run there."""
 
     def paths(self) -> dict[str, Path]:
         return {role: Path(p) for role in INPUT_ROLES if (p := getattr(self, role)) is not None}
@@ -80,6 +91,8 @@ class GateRequest:
             raise InputError("--memory-new needs --memory-old (the store it changes)")
         if self.parent is None:
             raise InputError("--parent (the promoted model the update applies to) is required")
+        if self.served is not None and kinds[0] == "memory":
+            raise InputError("a memory update runs no model: --served-* options do not apply")
         return kinds[0]
 
 
@@ -92,6 +105,8 @@ class GateRun:
     seed: int = 0
     device: str = "auto"
     dtype: str = "auto"
+    served_concurrency: int = 8
+    served_timeout_s: float = 120.0
 
     @property
     def cache(self) -> Path:
@@ -131,20 +146,85 @@ def _check_inputs(request: GateRequest, cache: Path | None, dtype: str) -> Path:
 
 
 def _model_pool(request: GateRequest, parent_dir: Path, run: GateRun) -> ModelPool | None:
-    """The run's models, each checked now (files, adapter, device, memory) and loaded on first use, once."""
+    """The run's models, each checked now (files, adapter, device, memory; a served one's server
+    answering for it) and loaded on first use, once."""
     if request.candidate is None and request.adapter is None:
         return None  # a memory update runs no model
     pool = ModelPool(run.cache)
+    models = ((parent_dir, None), (request.candidate or parent_dir, request.adapter))
     try:
-        pool.get(ModelSpec(parent_dir, None, run.device, run.dtype))
-        pool.get(ModelSpec(request.candidate or parent_dir, request.adapter, run.device, run.dtype))
+        for path, adapter in models:
+            pool.get(ModelSpec(path, adapter, run.device, run.dtype))
+        if request.served is not None:
+            for (path, adapter), endpoint in zip(
+                models, (request.served.parent, request.served.candidate), strict=True
+            ):
+                pool.serve(path, adapter, endpoint)
     except BaseException:
         pool.close()
         raise
     return pool
 
 
-def build_proposal(request: GateRequest, manifests: dict[str, Manifest]) -> Proposal:
+def served_refs(served: ServedPair | None) -> dict[str, ServedRef] | None:
+    """What each server says it serves, asked now: an unreachable server or unknown model is an InputError."""
+    if served is None:
+        return None
+    refs = {}
+    for role, endpoint in (("parent", served.parent), ("candidate", served.candidate)):
+        client = ServedClient(endpoint)
+        try:
+            found = client.identify()
+        finally:
+            client.close()
+        refs[role] = ServedRef(url=found.url, model=found.model, revision=found.revision)
+    return refs
+
+
+def _served_pair(proposal: Proposal, run: GateRun) -> ServedPair | None:
+    """The servers the proposal named, at the gate's concurrency and timeout."""
+    if proposal.served is None:
+        return None
+    parent, candidate = (
+        Endpoint(r.url, r.model, run.served_concurrency, run.served_timeout_s)
+        for r in (proposal.served["parent"], proposal.served["candidate"])
+    )
+    return ServedPair(parent, candidate)
+
+
+def _served_changed(
+    proposal: Proposal, request: GateRequest, parent_dir: Path, pool: ModelPool | None
+) -> list[Finding]:
+    """A server that now serves another revision than was proposed serves another model: block."""
+    if proposal.served is None or pool is None:
+        return []
+    specs = {
+        "parent": ModelSpec(parent_dir),
+        "candidate": ModelSpec(request.candidate or parent_dir, request.adapter),
+    }
+    findings = []
+    for role, spec in specs.items():
+        found, ref = pool.outputs(spec), proposal.served[role]
+        if not isinstance(found, ServedModel) or (found.identity.model, found.identity.revision) != (
+            ref.model,
+            ref.revision,
+        ):
+            now = found.identity.revision[:19] if isinstance(found, ServedModel) else "not served"
+            findings.append(
+                Finding(
+                    rule="proposed-artifacts",
+                    check="served",
+                    status=Status.FAIL,
+                    reason=f"the served {role} {ref.model} at {ref.url} is not what was proposed (now {now}…, "
+                    f"proposed {ref.revision[:19]}…); propose the update again",
+                )
+            )
+    return findings
+
+
+def build_proposal(
+    request: GateRequest, manifests: dict[str, Manifest], served: dict[str, ServedRef] | None = None
+) -> Proposal:
     kind = request.update_kind()
     artifacts = {
         role: ArtifactDigest(
@@ -163,6 +243,7 @@ def build_proposal(request: GateRequest, manifests: dict[str, Manifest]) -> Prop
         "pipeline": dict(request.pipeline),
         "nonce": secrets.token_hex(8),
         **({"supersedes": request.supersedes} if request.supersedes else {}),
+        **({"served": {r: ref.model_dump() for r, ref in served.items()}} if served else {}),
     }
     return Proposal.of(ProposalContent.model_validate(body))
 
@@ -173,8 +254,9 @@ def propose(
     """Hash every artifact and record `update.proposed`, signed by the pipeline's key."""
     request.update_kind()
     _check_inputs(request, run.cache, run.placement().dtype)
+    served = served_refs(request.served)
     manifests = _manifests(request.paths(), progress)
-    proposal = build_proposal(request, manifests)
+    proposal = build_proposal(request, manifests, served)
     return Proposed(proposal, journal.propose(proposal), manifests)
 
 
@@ -212,16 +294,40 @@ def _lineage_findings(update: UpdateState, current_base: str | None) -> list[Fin
     ]
 
 
-def _request_for(update: UpdateState, paths: GateRequest | None) -> GateRequest:
-    """Where the gate finds the artifacts: the paths given, else the URIs the proposal recorded."""
+def _request_for(update: UpdateState, paths: GateRequest | None, run: GateRun) -> GateRequest:
+    """Where the gate finds the artifacts: the paths given, else the URIs the proposal recorded; and
+    the servers the proposal named."""
     given = paths.paths() if paths else {}
     located = {role: given.get(role, Path(ref.uri)) for role, ref in update.proposal.artifacts.items()}
-    return GateRequest(**located, deployment=update.deployment)
+    return GateRequest(**located, deployment=update.deployment, served=_served_pair(update.proposal, run))
+
+
+def _not_applicable(checks: list[GateCheck], policy: Policy, served: bool) -> dict[str, CheckOutcome]:
+    """Checks the policy lets a served update skip (they need the weights in this process)."""
+    if not served:
+        return {}
+    return {
+        c.name: CheckOutcome(
+            c.name,
+            None,
+            not_applicable=f"it needs the model's weights, and policy {policy.name!r} marks it not applicable "
+            "to served updates",
+        )
+        for c in checks
+        if c.needs_weights and policy.options_for(c.name).get("served") == "not_applicable"
+    }
 
 
 def check_policy(policy: Policy, journal: Journal) -> None:
     """A gate judges only by a policy naming real checks that an admin adopted here (and did not retire)."""
     policy.unknown_checks(set(GATE_CHECKS))
+    for name in policy.checks:
+        if "served" in policy.options_for(name) and not GATE_CHECKS[name].needs_weights:
+            raise PolicyError(
+                f"{policy.name}: checks.{name}.options.served: only checks that need the model's weights "
+                f"({', '.join(c.name for c in GATE_CHECKS.values() if c.needs_weights)}) can be not applicable "
+                "to served updates"
+            )
     adopted = journal.ledger.governance().policies.get(policy.digest)
     if adopted is None or adopted.retired_index is not None:
         raise PolicyError(
@@ -255,7 +361,7 @@ def run_gate(
             f"update {update.update_id} was already audited at entry {update.audit_index}; "
             "a re-audit is a new proposal (`clgate propose --supersedes`)"
         )
-    request = _request_for(update, paths)
+    request = _request_for(update, paths, run)
     for role, path in request.paths().items():
         if not path.exists():
             raise InputError(
@@ -271,8 +377,10 @@ def run_gate(
         try:
             if manifests is None:
                 manifests = _manifests(request.paths(), progress)
-            early = _changed_since_proposed(update.proposal, manifests) + _lineage_findings(
-                update, state.current_base(update.deployment)
+            early = (
+                _changed_since_proposed(update.proposal, manifests)
+                + _served_changed(update.proposal, request, parent_dir, pool)
+                + _lineage_findings(update, state.current_base(update.deployment))
             )
             if not early:
                 inputs = GateInputs(
@@ -284,10 +392,15 @@ def run_gate(
                     models=pool,
                     device=run.device,
                     dtype=run.dtype,
+                    served=tuple(f"{r.model}@{r.revision}" for r in (update.proposal.served or {}).values()),
                 )
                 checks = [c for c in GATE_CHECKS.values() if c.applies(inputs)]
+                skipped = _not_applicable(checks, policy, served=request.served is not None)
                 cache = CheckCache(run.cache / "checks", journal.signer) if journal.signer else None
-                outcomes = run_checks(checks, inputs, policy.timeout_for, cache, progress)
+                outcomes = run_checks(
+                    [c for c in checks if c.name not in skipped], inputs, policy.timeout_for, cache, progress
+                )
+                outcomes.update(skipped)
         except Exception as exc:  # the gate broke: record a blocking audit rather than none
             early = []
             outcomes = {"gate": CheckOutcome("gate", None, error=f"{type(exc).__name__}: {exc}")}
@@ -302,6 +415,7 @@ def run_gate(
         if verdict.decision is Decision.BLOCK:
             entries["promotion.blocked"] = journal.block(update, verdict)
         loads = pool.loads if pool is not None else 0
+        requests, waiting = pool.served_traffic() if pool is not None else (0, 0.0)
     result = GateResult(
         update_id=update.update_id,
         proposal=update.proposal,
@@ -312,6 +426,8 @@ def run_gate(
         ledger_entries=entries,
         seconds=time.perf_counter() - start,
         model_loads=loads,
+        served_requests=requests,
+        served_waiting_s=round(waiting, 3),
     )
     out = Path(run.out_dir)
     for name, m in measurements.items():

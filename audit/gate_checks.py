@@ -35,7 +35,9 @@ def combine(name: str, version: str, parts: list[Measurement], prefix: str = "")
     )
 
 
-@gate_check(GATE_CHECKS, "poison.data", "1", needs=("parent", "data"), forward_passes=True)
+@gate_check(
+    GATE_CHECKS, "poison.data", "1", needs=("parent", "data"), forward_passes=True, needs_weights=True
+)
 def poison_data(inputs: GateInputs) -> Measurement:
     """Data detectors over the update's training set, on the parent model's representations."""
     from clgate.probes.poison import scan_data
@@ -66,10 +68,13 @@ def poison_model(inputs: GateInputs) -> Measurement:
     """Trigger sweep: does any candidate trigger change the candidate's behaviour but not the parent's?"""
     from clgate.probes.poison import scan_model
 
+    opts = inputs.options_for("poison.model")
     report = scan_model(
         inputs.parent,
         inputs.candidate_model,
         adapter=inputs.adapter,
+        triggers=opts.get("triggers"),  # a team's own lists, else the bundled ones
+        prompts=opts.get("prompts"),
         dataset=inputs.data,
         cache_dir=inputs.cache_dir,
         pool=inputs.models,
@@ -113,7 +118,13 @@ def weights(inputs: GateInputs) -> Measurement:
 
 
 @gate_check(
-    GATE_CHECKS, "activations", "2", needs=("parent",), forward_passes=True, any_of=("adapter", "candidate")
+    GATE_CHECKS,
+    "activations",
+    "2",
+    needs=("parent",),
+    forward_passes=True,
+    any_of=("adapter", "candidate"),
+    needs_weights=True,
 )
 def activations(inputs: GateInputs) -> Measurement:
     """Residual drift, logit-lens KL and the refusal direction, parent against candidate."""
@@ -160,6 +171,7 @@ def evals(inputs: GateInputs) -> Measurement:
         suites,
         candidate_adapter=inputs.adapter,
         limit=opts.get("limit"),
+        served_scoring=opts.get("served_scoring", "logprobs"),
         dataset=inputs.target,
         cache_dir=inputs.cache_dir / "evals",
         pool=inputs.models,

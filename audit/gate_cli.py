@@ -21,7 +21,18 @@ from clgate.audit.result import GateResult
 from clgate.audit.verdict import Status
 from clgate.github import workflow_command
 from clgate.ledger import PolicyAdopted, load_private_key
-from clgate.runtime.cli import DEVICE, DTYPE
+from clgate.runtime import ServedPair
+from clgate.runtime.cli import (
+    DEVICE,
+    DTYPE,
+    SERVED,
+    SERVED_ADAPTER,
+    SERVED_CANDIDATE,
+    SERVED_CONCURRENCY,
+    SERVED_MODEL,
+    SERVED_PARENT,
+    SERVED_TIMEOUT,
+)
 
 PASSPHRASE_ENV = "CLGATE_KEY_PASSPHRASE"
 err = Console(stderr=True)
@@ -101,13 +112,23 @@ def propose_command(
     target: Path = TargetOpt,
     deployment: str = DeploymentOpt,
     supersedes: str = typer.Option(None, help="update id of an earlier proposal this one re-audits"),
+    served_parent: str = SERVED_PARENT,
+    served_candidate: str = SERVED_CANDIDATE,
+    served: str = SERVED,
+    served_model: str = SERVED_MODEL,
+    served_adapter: str = SERVED_ADAPTER,
     ledger: str = LedgerOpt,
     key: Path = KeyOpt,
     trust: Path = TrustOpt,
 ) -> None:
-    """Propose an update (pipeline key): hash its artifacts and record `update.proposed`; prints its id."""
+    """Propose an update (pipeline key): hash its artifacts and record `update.proposed`; prints its id.
+
+    With `--served-*`, the servers' model ids and revisions are recorded: the gate runs the checks
+    that need only outputs there, and blocks if a server serves another revision by then.
+    """
+    pair = ServedPair.of(served_parent, served_candidate, served, served_model, served_adapter)
     request = GateRequest(
-        parent, candidate, adapter, data, memory_old, memory_new, target, deployment, supersedes
+        parent, candidate, adapter, data, memory_old, memory_new, target, deployment, supersedes, served=pair
     )
     request.update_kind()
     with open_journal(ledger, key, trust) as journal:
@@ -138,20 +159,51 @@ def gate(
     fmt: str = typer.Option("text", "--format", help="text, json or github (CI annotations)"),
     device: str = DEVICE,
     dtype: str = DTYPE,
+    served_parent: str = SERVED_PARENT,
+    served_candidate: str = SERVED_CANDIDATE,
+    served: str = SERVED,
+    served_model: str = SERVED_MODEL,
+    served_adapter: str = SERVED_ADAPTER,
+    served_concurrency: int = SERVED_CONCURRENCY,
+    served_timeout: float = SERVED_TIMEOUT,
 ) -> None:
     """Audit one proposed update against an adopted policy and record the verdict.
 
-    Exit 0 promote, 10 review, 20 block, 2 bad input (nothing recorded).
+    A proposal with served models is gated through the servers it names (`--served-*` here only
+    when proposing in this run). Exit 0 promote, 10 review, 20 block, 2 bad input (nothing recorded).
     """
     if fmt not in ("text", "json", "github"):
         raise typer.BadParameter("--format must be text, json or github")
-    request = GateRequest(parent, candidate, adapter, data, memory_old, memory_new, target, deployment)
     if (update is None) == (proposer_key is None):
         raise typer.BadParameter("give a proposed UPDATE id, or the update's paths with --proposer-key")
+    pair = ServedPair.of(
+        served_parent,
+        served_candidate,
+        served,
+        served_model,
+        served_adapter,
+        served_concurrency,
+        served_timeout,
+    )
+    if update is not None and pair is not None:
+        raise typer.BadParameter(
+            "a proposed update is gated where its proposal says it is served: drop --served-*"
+        )
+    request = GateRequest(
+        parent, candidate, adapter, data, memory_old, memory_new, target, deployment, served=pair
+    )
     if update is None:
         request.update_kind()
     loaded_policy = load_policy(policy)
-    run = GateRun(out_dir=out, cache_dir=cache, seed=seed, device=device, dtype=dtype)
+    run = GateRun(
+        out_dir=out,
+        cache_dir=cache,
+        seed=seed,
+        device=device,
+        dtype=dtype,
+        served_concurrency=served_concurrency,
+        served_timeout_s=served_timeout,
+    )
     run.placement()  # an unknown device or dtype, or CUDA asked for and absent: exit 2 before any write
     with open_journal(ledger, key, trust) as journal:  # the ledger is verified once, here
         check_policy(loaded_policy, journal)  # before anything is written

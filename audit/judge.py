@@ -19,6 +19,8 @@ class CheckOutcome:
     error: str | None = None
     seconds: float = 0.0
     cached: bool = False
+    not_applicable: str | None = None
+    """Why the policy let this check not run (a served update, a check that needs the weights)."""
 
 
 def _judge_rule(rule: Rule, measurement: Measurement) -> Finding:
@@ -55,6 +57,9 @@ def judge(policy: Policy, outcomes: dict[str, CheckOutcome], kind: str = "model"
             findings.append(Finding(rule="required-check", check=name, status=Status.FAIL,
                                     reason=f"required check {name} did not run"))  # fmt: skip
     for name, outcome in outcomes.items():
+        if outcome.not_applicable is not None:
+            findings.append(Finding(rule="not-applicable", check=name, status=Status.PASS,
+                                    reason=f"check {name} not run: {outcome.not_applicable}"))  # fmt: skip
         if outcome.error is not None:
             findings.append(Finding(rule="check-error", check=name, status=Status.FAIL,
                                     reason=f"check {name} did not complete: {outcome.error}"))  # fmt: skip

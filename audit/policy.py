@@ -45,6 +45,12 @@ class CheckSettings(_Strict):
             check_dtype(self.options.get("dtype", "auto"))
         except InputError as exc:
             raise ValueError(str(exc)) from None
+        if self.options.get("served", "not_applicable") != "not_applicable":
+            raise ValueError(
+                'options.served can only be "not_applicable" (skip this check for served updates)'
+            )
+        if self.options.get("served_scoring", "logprobs") not in ("logprobs", "generate"):
+            raise ValueError('options.served_scoring is "logprobs" (the default) or "generate"')
         return self
 
 

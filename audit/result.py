@@ -51,3 +51,5 @@ class GateResult(BaseModel):
     ledger_entries: dict[str, int]
     seconds: float
     model_loads: int = 0  # weight loads by the run's model pool: each model once
+    served_requests: int = 0  # requests answered by the servers of a served update
+    served_waiting_s: float = 0.0  # wall time with a request to them in flight

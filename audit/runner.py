@@ -47,8 +47,10 @@ def cache_material(check: GateCheck, inputs: GateInputs) -> dict[str, Any]:
         "options": inputs.options_for(check.name),
     }
     material.update({role: inputs.digest(role) for role in check.roles(inputs)})
-    if check.forward_passes:  # a CPU fp32 result is not a GPU bf16 one
+    if check.forward_passes:  # a CPU fp32 result is not a GPU bf16 one, nor a server's
         material["numerics"] = inputs.numerics(check.name)
+        if inputs.served:
+            material["served"] = list(inputs.served)
     return json.loads(json.dumps(material, sort_keys=True, default=str))
 
 

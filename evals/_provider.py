@@ -26,6 +26,7 @@ from clgate.runtime import (
     ContinuationScore,
     ModelPool,
     ModelSpec,
+    Scoring,
     has_chat_template,
 )
 
@@ -52,12 +53,13 @@ class ClgateModelAPI(ModelAPI):
         cache: bool = True,
         cache_dir: str | None = None,
         pool: ModelPool | None = None,
+        served_scoring: Scoring = "logprobs",
         **batching: Any,
     ) -> None:
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
         self._own_pool = pool is None
         self.pool = pool or ModelPool()
-        self.runtime = self.pool.get(ModelSpec(Path(model_name), adapter, device, dtype))
+        self.runtime = self.pool.outputs(ModelSpec(Path(model_name), adapter, device, dtype), served_scoring)
         self.model_dir, self.adapter, self.tokenizer = (
             self.runtime.path,
             self.runtime.adapter,
@@ -68,7 +70,7 @@ class ClgateModelAPI(ModelAPI):
                 f"{self.model_dir}: tokenizer has no chat template (clgate's eval suites prompt models as chat)"
             )
         self.digest = digest or self.runtime.digest
-        self.numerics = self.runtime.placement.tag
+        self.numerics = self.runtime.numerics
         cache_path = Path(cache_dir or default_eval_cache_dir()) / "results.sqlite" if cache else None
         self.cache = ResultCache(cache_path)
         self.batching = Batching(**batching)
@@ -171,13 +173,18 @@ def open_model(
     digest: str | None = None,
     cache: bool = True,
     cache_dir: Path | str | None = None,
+    served_scoring: Scoring = "logprobs",
     **batching: Any,
 ) -> Model:
     """An inspect-ai `Model` for a local model; bad paths, adapters, placements or tokenizers raise InputError.
 
     With `pool`, the weights come from (and stay in) that pool; without, the model owns a private one.
+    A model the pool serves answers from its server (`served_scoring`: how multiple-choice items are
+    scored there when the server returns no prompt log-probabilities).
     """
     args: dict[str, Any] = {"cache": cache, "device": device, "dtype": dtype, **batching}
+    if served_scoring != "logprobs":
+        args["served_scoring"] = served_scoring
     if adapter is not None:
         args["adapter"] = str(adapter)
     if digest is not None:

@@ -22,7 +22,7 @@ from clgate.evals._cache import default_eval_cache_dir
 from clgate.evals._provider import ClgateModelAPI, clgate_api, open_model
 from clgate.evals._registry import Suite, parse_suites
 from clgate.measurement import Measurement
-from clgate.runtime import ModelPool
+from clgate.runtime import ModelPool, Scoring
 
 EVALS_VERSION = "1"
 _GRADER_SCORER = "model_graded_qa"
@@ -277,12 +277,15 @@ def compare_models(
     device: str = "auto",
     dtype: str = "auto",
     pool: ModelPool | None = None,
+    served_scoring: Scoring = "logprobs",
     **kwargs: Any,
 ) -> Measurement:
     """Parent and candidate on the same items, compared per item (see `compare.compare_measurements`).
 
     With a gate's `pool`, both models come from it and stay loaded for the other checks; without,
-    each is released once its suites are done.
+    each is released once its suites are done. Models the pool serves answer from their server;
+    `served_scoring="generate"` (a policy's choice) judges multiple-choice items there by greedy
+    replies when the server returns no prompt log-probabilities, and the measurement says so.
     """
     from clgate.evals.compare import compare_measurements
 
@@ -296,7 +299,16 @@ def compare_models(
     models = pool or ModelPool()
     # Both are opened (paths, adapters, tokenizers, placements checked; no weights loaded) before either runs.
     handles = [
-        open_model(path, adapter, device=device, dtype=dtype, pool=models, cache=cache, cache_dir=cache_dir)
+        open_model(
+            path,
+            adapter,
+            device=device,
+            dtype=dtype,
+            pool=models,
+            cache=cache,
+            cache_dir=cache_dir,
+            served_scoring=served_scoring,
+        )
         for path, adapter in ((parent, parent_adapter), (candidate, candidate_adapter))
     ]
     parent_model, candidate_model = (clgate_api(h).runtime for h in handles)
@@ -311,7 +323,15 @@ def compare_models(
             clgate_api(handle).close()
         if owned:
             models.close()
-    return compare_measurements(*measurements)
+    compared = compare_measurements(*measurements)
+    if parent_model.served or candidate_model.served:
+        compared.meta["served"] = {
+            "models": [repr(m) for m in (parent_model, candidate_model)],
+            "scoring": "greedy replies matched to the options (the server returns no prompt log-probabilities)"
+            if served_scoring == "generate"
+            else "the server's prompt log-probabilities",
+        }
+    return compared
 
 
 def accuracy_matrix(

@@ -15,7 +15,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
-from clgate.runtime.cli import DEVICE, DTYPE
+from clgate.errors import InputError
+from clgate.runtime import ModelPool, ServedPair
+from clgate.runtime.cli import (
+    DEVICE,
+    DTYPE,
+    SERVED,
+    SERVED_ADAPTER,
+    SERVED_CANDIDATE,
+    SERVED_CONCURRENCY,
+    SERVED_MODEL,
+    SERVED_PARENT,
+    SERVED_TIMEOUT,
+)
 
 if TYPE_CHECKING:
     from clgate.measurement import Measurement
@@ -178,13 +190,40 @@ def compare(
     no_cache: bool = NoCacheOpt,
     device: str = DEVICE,
     dtype: str = DTYPE,
+    served_parent: str = SERVED_PARENT,
+    served_candidate: str = SERVED_CANDIDATE,
+    served: str = SERVED,
+    served_model: str = SERVED_MODEL,
+    served_adapter: str = SERVED_ADAPTER,
+    served_concurrency: int = SERVED_CONCURRENCY,
+    served_timeout: float = SERVED_TIMEOUT,
+    served_scoring: str = typer.Option(
+        "logprobs", help="served models: logprobs, or generate (for servers without prompt log-probabilities)"
+    ),
 ) -> None:
-    """Parent vs candidate on the same items: Δ accuracy, paired bootstrap 95% CI, exact McNemar p."""
+    """Parent vs candidate on the same items: Δ accuracy, paired bootstrap 95% CI, exact McNemar p.
+
+    With `--served-*`, both answer from their servers (the model files give the tokenizer and template).
+    """
     from clgate.evals import compare_models
 
+    if served_scoring not in ("logprobs", "generate"):
+        raise InputError("--served-scoring is logprobs or generate")
     names = _suite_names(suite, dataset, trigger)
     progress, on_suite = _progress(2 * len(names))
-    with progress:
+    pair = ServedPair.of(
+        served_parent,
+        served_candidate,
+        served,
+        served_model,
+        served_adapter,
+        served_concurrency,
+        served_timeout,
+    )
+    if pair is not None and parent_adapter is not None:
+        raise InputError("a served comparison takes the candidate's --adapter only")
+    with progress, ModelPool() as pool:
+        pool.serve_pair(parent, candidate, candidate_adapter, pair)
         measurement = compare_models(
             parent,
             candidate,
@@ -200,6 +239,8 @@ def compare(
             cache=not no_cache,
             device=device,
             dtype=dtype,
+            pool=pool if pair else None,  # without servers, compare_models holds one model at a time
+            served_scoring=served_scoring,
             on_suite=on_suite,
         )
     if str(json_out) != "-":

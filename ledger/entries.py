@@ -163,6 +163,14 @@ def derive_update_id(content: BaseModel) -> str:
     return hashlib.sha256(canonical_json(body)).hexdigest()[:16]
 
 
+class ServedRef(_Record):
+    """Where a model of the update is served, as the server named it when the update was proposed."""
+
+    url: str = Field(pattern=r"^https?://\S+$")
+    model: str = Field(min_length=1)
+    revision: str = Field(pattern=DIGEST)
+
+
 class ProposalContent(_Record):
     """What a pipeline proposes: the artifacts of one update, by role, and where it is to run.
 
@@ -177,9 +185,13 @@ class ProposalContent(_Record):
     pipeline: dict[str, str] = Field(default_factory=dict)
     nonce: str = Field(pattern=r"^[0-9a-f]{16,64}$")
     supersedes: str | None = Field(default=None, pattern=UPDATE_ID)
+    served: dict[str, ServedRef] | None = None
+    """Parent and candidate served by an inference engine: the gate runs output-only checks there."""
 
     @model_validator(mode="after")
     def _consistent(self) -> ProposalContent:
+        if self.served is not None and (set(self.served) != {"parent", "candidate"} or self.kind == "memory"):
+            raise ValueError("served names exactly the parent and the candidate of a model or adapter update")
         unknown = sorted(set(self.artifacts) - set(ARTIFACT_ROLES))
         if unknown:
             raise ValueError(f"unknown artifact role {unknown[0]!r}")

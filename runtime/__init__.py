@@ -2,8 +2,9 @@
 generation and scoring, hidden-state capture at named hook points, and a model pool per gate.
 
 A check asks a `ModelPool` for a `ModelSpec` (path, adapter, device, dtype) and gets a
-`RuntimeModel`: loaded once, on its device, in its dtype, with a LoRA merged there. Probes and
-evals run models through it and nothing else.
+`RuntimeModel`: loaded once, on its device, in its dtype, with a LoRA merged there. A model served
+by an inference engine (`ModelPool.serve`) is a `ServedModel` to the checks that need only its
+outputs. Probes and evals run models through these and nothing else.
 """
 
 from clgate.runtime._chat import assistant_turn, chat_ids, encode_prompt, has_chat_template, render_chat
@@ -17,10 +18,21 @@ from clgate.runtime._pool import ModelPool, load_model
 from clgate.runtime._prefix import common_prefix, repeat_cache, shared_head
 from clgate.runtime._refusals import COMPLIANCE_OPENINGS, REFUSAL_MARKERS, REFUSAL_OPENINGS, is_refusal
 from clgate.runtime._scoring import Batching, ContinuationRequest, ContinuationScore
+from clgate.runtime._served import (
+    API_KEY_ENV,
+    Endpoint,
+    Scoring,
+    ServedClient,
+    ServedError,
+    ServedIdentity,
+    ServedModel,
+    ServedPair,
+)
 from clgate.runtime._spec import DEVICES, DTYPES, ModelSpec, check_device, check_dtype
 from clgate.runtime._triggers import PLACEMENTS, insert_trigger
 
 __all__ = [
+    "API_KEY_ENV",
     "COMPLIANCE_OPENINGS",
     "DEVICES",
     "DTYPES",
@@ -31,6 +43,7 @@ __all__ = [
     "Batching",
     "ContinuationRequest",
     "ContinuationScore",
+    "Endpoint",
     "HiddenStates",
     "HookedModel",
     "LoadPlan",
@@ -38,6 +51,12 @@ __all__ = [
     "ModelSpec",
     "Placement",
     "RuntimeModel",
+    "Scoring",
+    "ServedClient",
+    "ServedError",
+    "ServedIdentity",
+    "ServedModel",
+    "ServedPair",
     "assistant_turn",
     "chat_ids",
     "check_device",

@@ -103,6 +103,13 @@ class RuntimeModel:
         """Spread over several devices by accelerate."""
         return len(set(getattr(self.module, "hf_device_map", {}).values())) > 1
 
+    served = False
+
+    @property
+    def numerics(self) -> str:
+        """What its outputs depend on besides its bytes (`cpu-float32`, `cuda-bfloat16`): keys caches."""
+        return self.placement.tag
+
     @cached_property
     def digest(self) -> str:
         """The digest of the model as it runs (its files, and the adapter's): what caches of its answers use."""

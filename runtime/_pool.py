@@ -4,6 +4,9 @@ Keyed by (model directory, adapter, device, dtype). A model that does not fit be
 pool already holds makes the pool release those first (they load again if asked for again, and
 `loads` says so); one that does not fit even alone is refused when it is asked for, before any
 check runs.
+
+A model can also be served (`serve`): checks that need only its outputs (`outputs`) then ask the
+server, and checks that need its weights or activations (`get`) still load it from its files.
 """
 
 from __future__ import annotations
@@ -16,9 +19,15 @@ from clgate.artifacts import check_adapter_fits, resolve_model_dir
 from clgate.runtime._fit import plan_load
 from clgate.runtime._model import RuntimeModel
 from clgate.runtime._placement import resolve_placement
+from clgate.runtime._served import Endpoint, Scoring, ServedModel, ServedPair
 from clgate.runtime._spec import ModelSpec
 
 PoolKey = tuple[Path, Path | None, str, str]
+FilesKey = tuple[Path, Path | None]
+
+
+def _files(path: Path, adapter: Path | None) -> FilesKey:
+    return Path(path).resolve(), Path(adapter).resolve() if adapter else None
 
 
 class ModelPool:
@@ -28,7 +37,35 @@ class ModelPool:
         self.cache_dir = cache_dir
         self._models: dict[PoolKey, RuntimeModel] = {}
         self._asked: dict[ModelSpec, RuntimeModel] = {}
+        self._endpoints: dict[FilesKey, Endpoint] = {}
+        self._served: dict[tuple[FilesKey, Scoring], ServedModel] = {}
         self._lock = threading.Lock()
+
+    def serve(self, path: Path, adapter: Path | None, endpoint: Endpoint) -> ServedModel:
+        """From now on `outputs` of the model `path` (+ `adapter`) come from `endpoint`: checked now."""
+        self._endpoints[_files(path, adapter)] = endpoint
+        return self.outputs(ModelSpec(path, adapter))
+
+    def serve_pair(
+        self, parent: Path, candidate: Path | None, adapter: Path | None, served: ServedPair | None
+    ) -> None:
+        """Serve an update's parent and candidate (`candidate`, or the parent under `adapter`) from `served`."""
+        if served is not None:
+            self.serve(parent, None, served.parent)
+            self.serve(candidate or parent, adapter, served.candidate)
+
+    def outputs(self, spec: ModelSpec, scoring: Scoring = "logprobs") -> RuntimeModel | ServedModel:
+        """The model for a check that needs only its outputs: the server's when it is served, else `get`."""
+        files = _files(spec.path, spec.adapter)
+        endpoint = self._endpoints.get(files)
+        if endpoint is None:
+            return self.get(spec)
+        with self._lock:
+            model = self._served.get((files, scoring))
+            if model is None:
+                path = resolve_model_dir(spec.path, self.cache_dir, "float32")  # its tokenizer and digest
+                model = self._served[(files, scoring)] = ServedModel(spec, path, endpoint, scoring)
+            return model
 
     def get(self, spec: ModelSpec) -> RuntimeModel:
         """The pool's model for `spec`: files, adapter fit, placement and memory checked; weights load on first use."""
@@ -62,14 +99,22 @@ class ModelPool:
         """Weight loads so far, over every model."""
         return sum(m.loads for m in self._models.values())
 
+    def served_traffic(self) -> tuple[int, float]:
+        """Requests its servers answered, and seconds with one of them in flight (summed per model)."""
+        clients = [m.client for m in self._served.values()]
+        return sum(c.requests for c in clients), sum(c.busy_s for c in clients)
+
     def models(self) -> list[RuntimeModel]:
         return list(self._models.values())
 
     def close(self) -> None:
         for model in self._models.values():
             model.release()
+        for served in self._served.values():
+            served.close()
         self._models.clear()
         self._asked.clear()
+        self._served.clear()
 
     def __enter__(self) -> ModelPool:
         return self

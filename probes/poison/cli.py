@@ -9,7 +9,18 @@ from rich.console import Console
 from rich.table import Table
 
 from clgate.probes.poison.scan import ScanReport, read_lines, scan_data, scan_memory, scan_model
-from clgate.runtime.cli import DEVICE, DTYPE
+from clgate.runtime import ModelPool, ServedPair
+from clgate.runtime.cli import (
+    DEVICE,
+    DTYPE,
+    SERVED,
+    SERVED_ADAPTER,
+    SERVED_CANDIDATE,
+    SERVED_CONCURRENCY,
+    SERVED_MODEL,
+    SERVED_PARENT,
+    SERVED_TIMEOUT,
+)
 
 scan_app = typer.Typer(
     help="Poisoning detectors: update data, updated models, memory stores.", no_args_is_help=True
@@ -97,9 +108,29 @@ def model(
     top: int = TOP,
     device: str = DEVICE,
     dtype: str = DTYPE,
+    served_parent: str = SERVED_PARENT,
+    served_candidate: str = SERVED_CANDIDATE,
+    served: str = SERVED,
+    served_model: str = SERVED_MODEL,
+    served_adapter: str = SERVED_ADAPTER,
+    served_concurrency: int = SERVED_CONCURRENCY,
+    served_timeout: float = SERVED_TIMEOUT,
 ) -> None:
-    """Trigger sweep: which inserted triggers move the candidate away from the parent."""
-    with console.status("sweeping triggers…"):
+    """Trigger sweep: which inserted triggers move the candidate away from the parent.
+
+    With `--served-*`, both models answer from their servers (top-20 first-token log-probs there).
+    """
+    pair = ServedPair.of(
+        served_parent,
+        served_candidate,
+        served,
+        served_model,
+        served_adapter,
+        served_concurrency,
+        served_timeout,
+    )
+    with console.status("sweeping triggers…"), ModelPool() as pool:
+        pool.serve_pair(parent, candidate, adapter, pair)
         report = scan_model(
             parent,
             candidate,
@@ -109,6 +140,7 @@ def model(
             data,
             device=device,
             dtype=dtype,
+            pool=pool,
         )
     _print(report, out, top)
 

@@ -27,7 +27,7 @@ from clgate.probes.poison.representations import (
 )
 from clgate.probes.poison.result import DetectorResult
 from clgate.probes.poison.sweep import ProbeTable, SweepInputs, bundled_prompts, bundled_triggers, table_path
-from clgate.runtime import ModelPool, ModelSpec, RuntimeModel
+from clgate.runtime import ModelPool, ModelSpec, RuntimeModel, ServedModel
 
 
 @dataclass
@@ -175,8 +175,8 @@ def scan_model(
     models = pool or ModelPool()
     try:
         return _scan_model(
-            models.get(ModelSpec(parent, None, device, dtype)),
-            models.get(ModelSpec(candidate, adapter, device, dtype)),
+            models.outputs(ModelSpec(parent, None, device, dtype)),
+            models.outputs(ModelSpec(candidate, adapter, device, dtype)),
             triggers,
             prompts,
             dataset,
@@ -188,8 +188,8 @@ def scan_model(
 
 
 def _scan_model(
-    parent_model: RuntimeModel,
-    candidate_model: RuntimeModel,
+    parent_model: RuntimeModel | ServedModel,
+    candidate_model: RuntimeModel | ServedModel,
     triggers: Sequence[str] | None,
     prompts: Sequence[str] | None,
     dataset: Path | None,
@@ -201,7 +201,7 @@ def _scan_model(
     # a model audited against itself is found by content: same files, same adapter, same placement
     same = candidate_model is parent_model or (
         candidate_model.adapter is None
-        and candidate_model.placement == parent_model.placement
+        and candidate_model.numerics == parent_model.numerics
         and candidate_model.digest == parent_digest
     )
     if same:
@@ -215,7 +215,7 @@ def _scan_model(
         task = task_prompts(data, mined.all)
     root = cache_dir or default_cache_dir()
     tables = {
-        d: table_path(root, d, m.placement.tag)
+        d: table_path(root, d, m.numerics)
         for d, m in ((parent_digest, parent_model), (candidate_digest, candidate_model))
     }
     inputs = SweepInputs(

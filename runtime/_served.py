@@ -1,0 +1,439 @@
+"""A model served by an inference engine (vLLM, llama.cpp, any OpenAI-compatible server).
+
+`ServedModel` does the output-only half of what a `RuntimeModel` does: render chats (with the
+model's own tokenizer and template, from its files), generate greedy replies, score continuations
+by the server's prompt log-probabilities (`echo` + `logprobs` on `/v1/completions`, which vLLM and
+llama-cpp-python return), and read the first answer token's top log-probabilities. Weights and
+activations stay out of reach: checks that need them load the model locally.
+
+Requests go out concurrently up to `Endpoint.concurrency`; 429, 5xx and connection errors are
+retried with exponential backoff; every request has a timeout. Whatever still fails raises a
+one-line `ServedError`, so the check that asked fails closed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from clgate.artifacts import load_tokenizer, model_digest
+from clgate.errors import InputError
+from clgate.runtime._chat import Messages, chat_ids, encode_prompt, encode_text, render_chat
+from clgate.runtime._scoring import Batching, ContinuationRequest, ContinuationScore
+from clgate.runtime._spec import ModelSpec
+
+API_KEY_ENV = "CLGATE_SERVED_API_KEY"
+Scoring = Literal["logprobs", "generate"]
+NO_MATCH = -1e4
+"""A continuation the generation fallback did not produce: far below any real log-likelihood."""
+
+
+class ServedError(InputError):
+    """A served model could not answer: unreachable, refused, garbage, or a missing feature."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a model is served: the server's OpenAI-compatible base URL and the model id it serves.
+
+    `model` None: the one model the server lists. For vLLM with LoRA adapters, the candidate is the
+    adapter's name on the same server as the base.
+    """
+
+    url: str
+    model: str | None = None
+    concurrency: int = 8
+    timeout_s: float = 120.0
+    retries: int = 4
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise InputError(f"served model URL {self.url!r} must start with http:// or https://")
+        url = self.url.rstrip("/")
+        object.__setattr__(self, "url", url if url.endswith("/v1") else f"{url}/v1")
+        if self.concurrency < 1 or self.timeout_s <= 0 or self.retries < 0:
+            raise InputError("served model: concurrency ≥ 1, timeout > 0 and retries ≥ 0 are required")
+
+    def named(self, model: str | None) -> Endpoint:
+        return Endpoint(self.url, model, self.concurrency, self.timeout_s, self.retries)
+
+
+@dataclass(frozen=True)
+class ServedIdentity:
+    """What a server says it serves: the model id and a revision digest of its listing."""
+
+    url: str
+    model: str
+    revision: str
+
+
+class ServedClient:
+    """HTTP to one endpoint: retries with backoff on 429/5xx/connection errors, a timeout per request."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        import httpx
+
+        self.endpoint = endpoint
+        key = os.environ.get(API_KEY_ENV)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.Client(
+            timeout=endpoint.timeout_s,
+            headers=headers,
+            limits=httpx.Limits(max_connections=endpoint.concurrency),
+        )
+        self.requests = 0
+        self.busy_s = 0.0
+        """Wall time with at least one request in flight: how long clgate waited on the server."""
+        self._in_flight = 0
+        self._busy_since = 0.0
+        self._lock = threading.Lock()
+
+    def _begin(self) -> None:
+        with self._lock:
+            if self._in_flight == 0:
+                self._busy_since = time.perf_counter()
+            self._in_flight += 1
+
+    def _end(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self.busy_s += time.perf_counter() - self._busy_since
+
+    def _fail(self, why: str) -> ServedError:
+        return ServedError(f"served model {self.endpoint.model or '?'} at {self.endpoint.url}: {why}")
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        import httpx
+
+        url = f"{self.endpoint.url}/{path}"
+        for attempt in range(self.endpoint.retries + 1):
+            why: str | None = None
+            self._begin()
+            try:
+                response = self._http.request(method, url, json=body)
+            except httpx.TimeoutException:
+                why = f"no answer within {self.endpoint.timeout_s:g}s"
+            except httpx.HTTPError as exc:
+                why = f"unreachable ({type(exc).__name__})"
+            finally:
+                self._end()
+            if why is None:
+                if response.status_code < 400:
+                    with self._lock:
+                        self.requests += 1
+                    try:
+                        data = response.json()
+                    except ValueError:
+                        raise self._fail(f"{path} answered with something that is not JSON") from None
+                    if not isinstance(data, dict):
+                        raise self._fail(f"{path} answered with JSON that is not an object")
+                    return data
+                why = f"HTTP {response.status_code} on {path}: {_error_text(response)}"
+                if response.status_code != 429 and response.status_code < 500:
+                    raise self._fail(why)
+            if attempt < self.endpoint.retries:
+                time.sleep(min(0.25 * 2**attempt, 8.0))
+        raise self._fail(f"{why} (after {self.endpoint.retries + 1} tries)")
+
+    def models(self) -> list[dict[str, Any]]:
+        listing = self.call("GET", "models").get("data")
+        if not isinstance(listing, list) or not all(isinstance(m, dict) and "id" in m for m in listing):
+            raise self._fail("models: the listing has no model ids")
+        return listing
+
+    def identify(self) -> ServedIdentity:
+        """The model this endpoint names (or the only one listed) and a digest of its listing."""
+        listing = self.models()
+        ids = [str(m["id"]) for m in listing]
+        name = self.endpoint.model
+        if name is None:
+            if len(ids) != 1:
+                raise self._fail(f"serves {len(ids)} models ({', '.join(ids) or 'none'}): name one")
+            name = ids[0]
+        if name not in ids:
+            raise self._fail(f"does not serve {name!r} (it serves {', '.join(ids) or 'nothing'})")
+        entry = next(m for m in listing if m["id"] == name)
+        stable = {k: entry.get(k) for k in ("id", "root", "parent", "owned_by", "max_model_len")}
+        revision = "sha256:" + hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()
+        return ServedIdentity(self.endpoint.url, name, revision)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _error_text(response: Any) -> str:
+    try:
+        data = response.json()
+        error = data.get("error", data) if isinstance(data, dict) else data
+        text = error.get("message", error) if isinstance(error, dict) else error
+    except ValueError:
+        text = response.text
+    return " ".join(str(text).split())[:200] or "no message"
+
+
+class ServedModel:
+    """A served model as the output-only checks run it (evals, the trigger sweep and its confirmation).
+
+    `spec` names the model's files (its tokenizer and chat template, and its digest); `endpoint`
+    where it answers. `scoring="generate"` replaces log-likelihoods by matching greedy replies,
+    for servers that return no prompt log-probabilities: only when the policy allows it.
+    """
+
+    served = True
+    loads = 0
+    loaded = False
+
+    def __init__(
+        self, spec: ModelSpec, path: Path, endpoint: Endpoint, scoring: Scoring = "logprobs"
+    ) -> None:
+        self.spec = spec
+        self.path = Path(path)
+        self.adapter = spec.adapter
+        self.client = ServedClient(endpoint)
+        self.identity = self.client.identify()
+        self.endpoint = endpoint.named(self.identity.model)
+        self.client.endpoint = self.endpoint
+        self.scoring = scoring
+        self.tokenizer = load_tokenizer(self.path)
+
+    def __repr__(self) -> str:
+        return f"ServedModel({self.identity.model} at {self.identity.url})"
+
+    def release(self) -> None:
+        """Nothing to drop: the weights live on the server."""
+
+    def close(self) -> None:
+        self.client.close()
+
+    @cached_property
+    def digest(self) -> str:
+        """The files' digest and the server's identity: a cache of its answers is never another server's."""
+        local = model_digest(self.path, self.adapter)
+        served = f"{local}|{self.identity.model}|{self.identity.revision}"
+        return "sha256:" + hashlib.sha256(served.encode()).hexdigest()
+
+    @property
+    def numerics(self) -> str:
+        return f"served-{self.scoring}"
+
+    @property
+    def stop_strings(self) -> list[str]:
+        tok = self.tokenizer
+        return sorted({t for t in (tok.eos_token, tok.pad_token) if t})
+
+    # --- prompts (the model's own tokenizer) ------------------------------------------------
+
+    def render(self, messages: Messages) -> str:
+        return render_chat(self.tokenizer, messages)
+
+    def chat_ids(self, messages: Messages) -> list[int]:
+        return chat_ids(self.tokenizer, messages)
+
+    def encode_prompt(self, text: str) -> list[int]:
+        return encode_prompt(self.tokenizer, text)
+
+    def encode_text(self, text: str) -> list[int]:
+        return encode_text(self.tokenizer, text)
+
+    def _text(self, prompt: str | Sequence[int]) -> str:
+        return prompt if isinstance(prompt, str) else self.tokenizer.decode(list(prompt))
+
+    # --- requests ---------------------------------------------------------------------------
+
+    def _map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        with ThreadPoolExecutor(max_workers=self.endpoint.concurrency) as pool:
+            return list(pool.map(fn, items))
+
+    def _complete(self, prompt: str, **options: Any) -> dict[str, Any]:
+        # greedy as the local runtime decodes: no repetition penalty (llama.cpp's default is 1.1;
+        # vLLM's and llama.cpp's names for it differ, and each server ignores the other's)
+        body = {
+            "model": self.identity.model,
+            "prompt": prompt,
+            "temperature": 0.0,
+            "repeat_penalty": 1.0,
+            "repetition_penalty": 1.0,
+            **options,
+        }
+        data = self.client.call("POST", "completions", body)
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise self.client._fail("completions: the answer has no choices")
+        text = choices[0].get("text")
+        if not isinstance(text, str):
+            raise self.client._fail("completions: the answer's choice has no text")
+        return choices[0]
+
+    def greedy(
+        self, prompts: Sequence[str] | Sequence[list[int]], max_new_tokens: int, batch_size: int = 64
+    ) -> list[str]:
+        """Greedy replies to rendered prompts (or their ids), in order; `batch_size` is the server's business."""
+        stops = self.stop_strings
+
+        def one(prompt: str | Sequence[int]) -> str:
+            choice = self._complete(self._text(prompt), max_tokens=max_new_tokens, stop=stops)
+            return str(choice["text"]).strip()
+
+        return self._map(one, list(prompts))
+
+    def score(
+        self, requests: Sequence[ContinuationRequest], batching: Batching | None = None
+    ) -> list[list[ContinuationScore]]:
+        """Log-likelihood of every continuation of every request, from the server's prompt log-probabilities."""
+        pairs = [(r.context, c) for r in requests for c in r.continuations]
+        if any(not c for _, c in pairs):
+            raise ValueError("empty continuation")
+        if self.scoring == "logprobs":
+            flat = iter(self._map(lambda pair: self._score_by_logprobs(*pair)[0], pairs))
+        else:
+            flat = iter(self._map(lambda pair: self._score_by_generation(*pair), pairs))
+        return [[next(flat) for _ in r.continuations] for r in requests]
+
+    def _score_by_logprobs(
+        self, context: str, continuation: str, top: int = 1
+    ) -> tuple[ContinuationScore, list[dict[str, float] | None]]:
+        """The continuation's score and, per continuation token, the server's top log-probabilities."""
+        prompt = context + continuation
+        try:
+            choice = self._complete(prompt, max_tokens=1, echo=True, logprobs=top)
+        except ServedError as exc:
+            if "echo" in str(exc).lower() or "logprob" in str(exc).lower():
+                raise self._no_prompt_logprobs() from None
+            raise
+        return self._continuation_score(choice, continuation)
+
+    def _no_prompt_logprobs(self) -> ServedError:
+        return self.client._fail(
+            "returns no prompt log-probabilities (echo + logprobs on /v1/completions), which "
+            "multiple-choice scoring needs; serve it with vLLM or llama-cpp-python, or let the policy "
+            'allow matching greedy replies instead ([checks.evals.options] served_scoring = "generate")'
+        )
+
+    def _continuation_score(
+        self, choice: dict[str, Any], continuation: str
+    ) -> tuple[ContinuationScore, list[dict[str, float] | None]]:
+        """The continuation's tokens end the echoed prompt, before the one generated token (which a
+        server may leave out when it is the end of turn): found by their text, counted from the end."""
+        logprobs = choice.get("logprobs")
+        if not isinstance(logprobs, dict):
+            raise self._no_prompt_logprobs()
+        tokens, values = logprobs.get("tokens"), logprobs.get("token_logprobs")
+        if not isinstance(tokens, list) or not isinstance(values, list) or len(tokens) != len(values):
+            raise self._no_prompt_logprobs()
+        tops = logprobs.get("top_logprobs") or [None] * len(tokens)
+        texts = [str(t) for t in tokens]
+        for end in (len(texts) - 1, len(texts)):
+            start, covered = end, ""
+            while start > 0 and len(covered) < len(continuation):
+                start -= 1
+                covered = texts[start] + covered
+            picked = values[start:end]
+            if picked and covered.endswith(continuation) and all(isinstance(v, int | float) for v in picked):
+                at = list(tops[start:end])
+                greedy = all(
+                    isinstance(top, dict) and top and float(v) >= max(map(float, top.values())) - 1e-6
+                    for v, top in zip(picked, at, strict=True)
+                )
+                return ContinuationScore(float(sum(picked)), end - start, greedy), at
+        if all(v is None for v in values[1:]):
+            raise self._no_prompt_logprobs()
+        raise self.client._fail(
+            "completions: the echoed prompt's log-probabilities do not cover the continuation"
+        )
+
+    def _score_by_generation(self, context: str, continuation: str) -> ContinuationScore:
+        """Fallback: 0 when the greedy reply starts with the continuation, else `NO_MATCH`."""
+        n_tokens = len(self.encode_text(continuation))
+        reply = self._complete(context, max_tokens=n_tokens + 2, stop=self.stop_strings)["text"]
+        said = " ".join(str(reply).split())
+        wanted = " ".join(continuation.split())
+        match = bool(wanted) and said.startswith(wanted)
+        return ContinuationScore(0.0 if match else NO_MATCH, n_tokens, match)
+
+    def opening(
+        self, prompts: Sequence[str], continuation: str, top: int = 20
+    ) -> list[tuple[ContinuationScore, dict[int, float]]]:
+        """For each rendered prompt: the score of `continuation` after it, and the top log-probabilities
+        of the answer's first token by token id (one request each: the echo carries both)."""
+        if self.scoring != "logprobs":
+            raise self._no_prompt_logprobs()
+
+        def one(prompt: str) -> tuple[ContinuationScore, dict[int, float]]:
+            score, tops = self._score_by_logprobs(prompt, continuation, top)
+            first: dict[int, float] = {}
+            for text, value in (tops[0] or {}).items():
+                ids = self.encode_text(text)
+                if len(ids) == 1:
+                    first[ids[0]] = max(first.get(ids[0], -1e9), float(value))
+            return score, first
+
+        return self._map(one, list(prompts))
+
+
+@dataclass(frozen=True)
+class ServedPair:
+    """The parent and the candidate of one update, each where it is served."""
+
+    parent: Endpoint
+    candidate: Endpoint
+
+    @classmethod
+    def of(
+        cls,
+        parent_url: str | None = None,
+        candidate_url: str | None = None,
+        url: str | None = None,
+        model: str | None = None,
+        adapter: str | None = None,
+        concurrency: int = 8,
+        timeout_s: float = 120.0,
+    ) -> ServedPair | None:
+        """From the command line: two servers (`parent_url`, `candidate_url`, each serving one model, or
+        the parent's named `model`), or one server holding the base (`model`, or the only other one
+        listed) and the update's LoRA under the name `adapter` (vLLM's `--lora-modules`)."""
+        if url is None and parent_url is None and candidate_url is None:
+            if model or adapter:
+                raise InputError(
+                    "--served-model and --served-adapter name models on the server given by --served"
+                )
+            return None
+        if url is not None:
+            if parent_url or candidate_url:
+                raise InputError(
+                    "give --served (one server, base and adapter) or --served-parent and --served-candidate"
+                )
+            if not adapter:
+                raise InputError(
+                    "--served needs --served-adapter: the name the server gives the update's LoRA"
+                )
+            base = Endpoint(url, model, concurrency, timeout_s)
+            if model is None:
+                client = ServedClient(base)
+                try:
+                    others = [str(m["id"]) for m in client.models() if m["id"] != adapter]
+                finally:
+                    client.close()
+                if len(others) != 1:
+                    raise InputError(
+                        f"{base.url} serves {', '.join(others) or 'no'} models besides {adapter}: name the base with --served-model"
+                    )
+                base = base.named(others[0])
+            return cls(base, base.named(adapter))
+        if not parent_url or not candidate_url:
+            raise InputError("a served update needs both --served-parent and --served-candidate")
+        if adapter:
+            raise InputError("--served-adapter names the LoRA on the one server given by --served")
+        return cls(
+            Endpoint(parent_url, model, concurrency, timeout_s),
+            Endpoint(candidate_url, None, concurrency, timeout_s),
+        )
