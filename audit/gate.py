@@ -19,7 +19,7 @@ import secrets
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from clgate.artifacts import ArtifactKind, Manifest, check_adapter_fits, compute_manifest, resolve_model_dir
@@ -107,6 +107,8 @@ class GateRun:
     dtype: str = "auto"
     served_concurrency: int = 8
     served_timeout_s: float = 120.0
+    served_allow: tuple[str, ...] = ()
+    """Servers the gate may ask (base URLs): a proposal naming another is blocked, never contacted."""
 
     @property
     def cache(self) -> Path:
@@ -178,6 +180,8 @@ def served_refs(served: ServedPair | None) -> dict[str, ServedRef] | None:
         finally:
             client.close()
         refs[role] = ServedRef(url=found.url, model=found.model, revision=found.revision)
+    if (refs["parent"].url, refs["parent"].model) == (refs["candidate"].url, refs["candidate"].model):
+        raise InputError(f"the parent and the candidate are both {refs['parent'].model} at {refs['parent'].url}")
     return refs
 
 
@@ -190,6 +194,23 @@ def _served_pair(proposal: Proposal, run: GateRun) -> ServedPair | None:
         for r in (proposal.served["parent"], proposal.served["candidate"])
     )
     return ServedPair(parent, candidate)
+
+
+def _served_disallowed(proposal: Proposal, run: GateRun) -> list[Finding]:
+    """The pipeline names the servers; the gate asks only those its operator allowed (and sends its
+    API key only there): a proposal naming any other is blocked without contacting it."""
+    allowed = {Endpoint(url).url for url in run.served_allow}
+    return [
+        Finding(
+            rule="served-origin",
+            check="served",
+            status=Status.FAIL,
+            reason=f"the {role} is served at {ref.url}, which this gate does not ask (allow it with "
+            "--served-allow or $CLGATE_SERVED_ALLOW if it is yours); propose the update with an allowed server",
+        )
+        for role, ref in (proposal.served or {}).items()
+        if ref.url not in allowed
+    ]
 
 
 def _served_changed(
@@ -362,6 +383,9 @@ def run_gate(
             "a re-audit is a new proposal (`clgate propose --supersedes`)"
         )
     request = _request_for(update, paths, run)
+    disallowed = _served_disallowed(update.proposal, run)
+    if disallowed:
+        request = replace(request, served=None)
     for role, path in request.paths().items():
         if not path.exists():
             raise InputError(
@@ -378,8 +402,9 @@ def run_gate(
             if manifests is None:
                 manifests = _manifests(request.paths(), progress)
             early = (
-                _changed_since_proposed(update.proposal, manifests)
-                + _served_changed(update.proposal, request, parent_dir, pool)
+                disallowed
+                + _changed_since_proposed(update.proposal, manifests)
+                + ([] if disallowed else _served_changed(update.proposal, request, parent_dir, pool))
                 + _lineage_findings(update, state.current_base(update.deployment))
             )
             if not early:

@@ -25,11 +25,8 @@ from clgate.runtime import ServedPair
 from clgate.runtime.cli import (
     DEVICE,
     DTYPE,
-    SERVED,
-    SERVED_ADAPTER,
     SERVED_CANDIDATE,
     SERVED_CONCURRENCY,
-    SERVED_MODEL,
     SERVED_PARENT,
     SERVED_TIMEOUT,
 )
@@ -114,9 +111,6 @@ def propose_command(
     supersedes: str = typer.Option(None, help="update id of an earlier proposal this one re-audits"),
     served_parent: str = SERVED_PARENT,
     served_candidate: str = SERVED_CANDIDATE,
-    served: str = SERVED,
-    served_model: str = SERVED_MODEL,
-    served_adapter: str = SERVED_ADAPTER,
     ledger: str = LedgerOpt,
     key: Path = KeyOpt,
     trust: Path = TrustOpt,
@@ -126,7 +120,7 @@ def propose_command(
     With `--served-*`, the servers' model ids and revisions are recorded: the gate runs the checks
     that need only outputs there, and blocks if a server serves another revision by then.
     """
-    pair = ServedPair.of(served_parent, served_candidate, served, served_model, served_adapter)
+    pair = ServedPair.of(served_parent, served_candidate)
     request = GateRequest(
         parent, candidate, adapter, data, memory_old, memory_new, target, deployment, supersedes, served=pair
     )
@@ -161,11 +155,14 @@ def gate(
     dtype: str = DTYPE,
     served_parent: str = SERVED_PARENT,
     served_candidate: str = SERVED_CANDIDATE,
-    served: str = SERVED,
-    served_model: str = SERVED_MODEL,
-    served_adapter: str = SERVED_ADAPTER,
     served_concurrency: int = SERVED_CONCURRENCY,
     served_timeout: float = SERVED_TIMEOUT,
+    served_allow: list[str] = typer.Option(
+        [],
+        "--served-allow",
+        envvar="CLGATE_SERVED_ALLOW",
+        help="a server (base URL) this gate may ask for a served update; repeat, or space-separated in the env",
+    ),
 ) -> None:
     """Audit one proposed update against an adopted policy and record the verdict.
 
@@ -176,15 +173,7 @@ def gate(
         raise typer.BadParameter("--format must be text, json or github")
     if (update is None) == (proposer_key is None):
         raise typer.BadParameter("give a proposed UPDATE id, or the update's paths with --proposer-key")
-    pair = ServedPair.of(
-        served_parent,
-        served_candidate,
-        served,
-        served_model,
-        served_adapter,
-        served_concurrency,
-        served_timeout,
-    )
+    pair = ServedPair.of(served_parent, served_candidate, served_concurrency, served_timeout)
     if update is not None and pair is not None:
         raise typer.BadParameter(
             "a proposed update is gated where its proposal says it is served: drop --served-*"
@@ -203,6 +192,8 @@ def gate(
         dtype=dtype,
         served_concurrency=served_concurrency,
         served_timeout_s=served_timeout,
+        # proposed here, the servers on this command line are the operator's own
+        served_allow=(*served_allow, *((pair.parent.url, pair.candidate.url) if pair else ())),
     )
     run.placement()  # an unknown device or dtype, or CUDA asked for and absent: exit 2 before any write
     with open_journal(ledger, key, trust) as journal:  # the ledger is verified once, here

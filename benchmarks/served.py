@@ -79,9 +79,7 @@ def main() -> None:
         local_s, local = gate(root, "local", GateRequest(parent=parent, adapter=adapter), policy)
         models = {"smollm2": (base, None), "smollm2-lora": (base, lora)}
         with LlamaServer(models, root) as server:
-            pair = ServedPair.of(
-                url=server.url, model="smollm2", adapter="smollm2-lora", concurrency=args.concurrency
-            )
+            pair = ServedPair.of(f"{server.url}#smollm2", f"{server.url}#smollm2-lora", args.concurrency)
             request = GateRequest(parent=parent, adapter=adapter, served=pair)
             served_s, served = gate(root, "served", request, policy)
     requests, busy = served.served_requests, served.served_waiting_s

@@ -209,6 +209,7 @@ def run_suites(
     device: str = "auto",
     dtype: str = "auto",
     pool: ModelPool | None = None,
+    served_scoring: Scoring = "logprobs",
     on_suite: Callable[[str, SuiteRun | None], None] | None = None,
 ) -> ModelRun:
     """Run suites on one model. `on_suite(name, None)` fires before each suite, `(name, run)` after.
@@ -229,6 +230,7 @@ def run_suites(
             digest=digest,
             cache=cache,
             cache_dir=cache_dir,
+            served_scoring=served_scoring,
         )
         if owned
         else model

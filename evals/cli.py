@@ -16,15 +16,12 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from clgate.errors import InputError
-from clgate.runtime import ModelPool, ServedPair
+from clgate.runtime import Endpoint, ModelPool, Scoring, ServedPair
 from clgate.runtime.cli import (
     DEVICE,
     DTYPE,
-    SERVED,
-    SERVED_ADAPTER,
     SERVED_CANDIDATE,
     SERVED_CONCURRENCY,
-    SERVED_MODEL,
     SERVED_PARENT,
     SERVED_TIMEOUT,
 )
@@ -113,6 +110,17 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+ServedScoringOpt = typer.Option(
+    "logprobs", help="served models: logprobs, or generate (for servers without prompt log-probabilities)"
+)
+
+
+def _scoring(value: str) -> Scoring:
+    if value not in ("logprobs", "generate"):
+        raise InputError("--served-scoring is logprobs or generate")
+    return value  # type: ignore[return-value]
+
+
 @eval_app.command("run")
 def run(
     model: Path = typer.Argument(..., help="model directory or .gguf"),
@@ -128,13 +136,22 @@ def run(
     no_cache: bool = NoCacheOpt,
     device: str = DEVICE,
     dtype: str = DTYPE,
+    served: str = typer.Option(None, "--served", help="where the model is served: URL[#MODEL]"),
+    served_concurrency: int = SERVED_CONCURRENCY,
+    served_timeout: float = SERVED_TIMEOUT,
+    served_scoring: str = ServedScoringOpt,
 ) -> None:
-    """Run suites on one model: accuracy per suite, per-item rows in the JSON."""
+    """Run suites on one model: accuracy per suite, per-item rows in the JSON.
+
+    With `--served`, it answers from that server (its files give the tokenizer and template).
+    """
     from clgate.evals import evaluate_model
 
     names = _suite_names(suite, dataset, trigger)
     progress, on_suite = _progress(len(names))
-    with progress:
+    with progress, ModelPool() as pool:
+        if served:
+            pool.serve(model, adapter, Endpoint.parse(served, served_concurrency, served_timeout))
         measurement = evaluate_model(
             model,
             names,
@@ -148,6 +165,8 @@ def run(
             cache=not no_cache,
             device=device,
             dtype=dtype,
+            pool=pool if served else None,
+            served_scoring=_scoring(served_scoring),
             on_suite=on_suite,
         )
     if str(json_out) != "-":
@@ -192,14 +211,9 @@ def compare(
     dtype: str = DTYPE,
     served_parent: str = SERVED_PARENT,
     served_candidate: str = SERVED_CANDIDATE,
-    served: str = SERVED,
-    served_model: str = SERVED_MODEL,
-    served_adapter: str = SERVED_ADAPTER,
     served_concurrency: int = SERVED_CONCURRENCY,
     served_timeout: float = SERVED_TIMEOUT,
-    served_scoring: str = typer.Option(
-        "logprobs", help="served models: logprobs, or generate (for servers without prompt log-probabilities)"
-    ),
+    served_scoring: str = ServedScoringOpt,
 ) -> None:
     """Parent vs candidate on the same items: Δ accuracy, paired bootstrap 95% CI, exact McNemar p.
 
@@ -207,19 +221,9 @@ def compare(
     """
     from clgate.evals import compare_models
 
-    if served_scoring not in ("logprobs", "generate"):
-        raise InputError("--served-scoring is logprobs or generate")
     names = _suite_names(suite, dataset, trigger)
     progress, on_suite = _progress(2 * len(names))
-    pair = ServedPair.of(
-        served_parent,
-        served_candidate,
-        served,
-        served_model,
-        served_adapter,
-        served_concurrency,
-        served_timeout,
-    )
+    pair = ServedPair.of(served_parent, served_candidate, served_concurrency, served_timeout)
     if pair is not None and parent_adapter is not None:
         raise InputError("a served comparison takes the candidate's --adapter only")
     with progress, ModelPool() as pool:
@@ -240,7 +244,7 @@ def compare(
             device=device,
             dtype=dtype,
             pool=pool if pair else None,  # without servers, compare_models holds one model at a time
-            served_scoring=served_scoring,
+            served_scoring=_scoring(served_scoring),
             on_suite=on_suite,
         )
     if str(json_out) != "-":

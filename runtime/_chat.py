@@ -55,3 +55,21 @@ def assistant_turn(tokenizer: Any, messages: Messages, answer: str) -> tuple[str
     if full.startswith(prompt) and full[len(prompt) :].startswith(answer):
         return prompt, full[len(prompt) :].rstrip()
     return prompt, answer
+
+
+class ChatPrompts:
+    """Prompt methods of a model, local or served: both render with the model's own tokenizer."""
+
+    tokenizer: Any
+
+    def render(self, messages: Messages) -> str:
+        return render_chat(self.tokenizer, messages)
+
+    def chat_ids(self, messages: Messages) -> list[int]:
+        return chat_ids(self.tokenizer, messages)
+
+    def encode_prompt(self, text: str) -> list[int]:
+        return encode_prompt(self.tokenizer, text)
+
+    def encode_text(self, text: str) -> list[int]:
+        return encode_text(self.tokenizer, text)

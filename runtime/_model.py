@@ -15,7 +15,7 @@ from typing import Any
 
 from clgate.artifacts import load_tokenizer, model_digest
 from clgate.errors import InputError
-from clgate.runtime._chat import Messages, chat_ids, encode_prompt, encode_text, render_chat
+from clgate.runtime._chat import ChatPrompts
 from clgate.runtime._fit import LoadPlan, plan_load
 from clgate.runtime._generation import greedy_generate, stop_ids
 from clgate.runtime._hidden import HiddenStates, hidden_states
@@ -27,7 +27,7 @@ from clgate.runtime._scoring import Batching, ContinuationRequest, ContinuationS
 from clgate.runtime._spec import ModelSpec
 
 
-class RuntimeModel:
+class RuntimeModel(ChatPrompts):
     """A model as the checks run it: `path` (an HF directory) under `adapter`, placed per `placement`.
 
     `plan` is where it would go when it was asked for; the load plans again with the memory free
@@ -133,18 +133,6 @@ class RuntimeModel:
     @property
     def stop_ids(self) -> list[int]:
         return stop_ids(self.tokenizer, self.module)
-
-    def render(self, messages: Messages) -> str:
-        return render_chat(self.tokenizer, messages)
-
-    def chat_ids(self, messages: Messages) -> list[int]:
-        return chat_ids(self.tokenizer, messages)
-
-    def encode_prompt(self, text: str) -> list[int]:
-        return encode_prompt(self.tokenizer, text)
-
-    def encode_text(self, text: str) -> list[int]:
-        return encode_text(self.tokenizer, text)
 
     # --- running it -------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 import time
@@ -27,7 +28,7 @@ from typing import Any, Literal
 
 from clgate.artifacts import load_tokenizer, model_digest
 from clgate.errors import InputError
-from clgate.runtime._chat import Messages, chat_ids, encode_prompt, encode_text, render_chat
+from clgate.runtime._chat import ChatPrompts
 from clgate.runtime._scoring import Batching, ContinuationRequest, ContinuationScore
 from clgate.runtime._spec import ModelSpec
 
@@ -39,6 +40,8 @@ NO_MATCH = -1e4
 
 class ServedError(InputError):
     """A served model could not answer: unreachable, refused, garbage, or a missing feature."""
+
+    refused: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,12 @@ class Endpoint:
         object.__setattr__(self, "url", url if url.endswith("/v1") else f"{url}/v1")
         if self.concurrency < 1 or self.timeout_s <= 0 or self.retries < 0:
             raise InputError("served model: concurrency ≥ 1, timeout > 0 and retries ≥ 0 are required")
+
+    @classmethod
+    def parse(cls, value: str, concurrency: int = 8, timeout_s: float = 120.0) -> Endpoint:
+        """`URL` or `URL#MODEL` (the model id on that server)."""
+        url, _, model = value.partition("#")
+        return cls(url, model or None, concurrency, timeout_s)
 
     def named(self, model: str | None) -> Endpoint:
         return Endpoint(self.url, model, self.concurrency, self.timeout_s, self.retries)
@@ -109,8 +118,10 @@ class ServedClient:
             if self._in_flight == 0:
                 self.busy_s += time.perf_counter() - self._busy_since
 
-    def _fail(self, why: str) -> ServedError:
-        return ServedError(f"served model {self.endpoint.model or '?'} at {self.endpoint.url}: {why}")
+    def _fail(self, why: str, refused: str | None = None) -> ServedError:
+        error = ServedError(f"served model {self.endpoint.model or '?'} at {self.endpoint.url}: {why}")
+        error.refused = refused  # the server's own words when it refused the request (4xx)
+        return error
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         import httpx
@@ -123,12 +134,12 @@ class ServedClient:
                 response = self._http.request(method, url, json=body)
             except httpx.TimeoutException:
                 why = f"no answer within {self.endpoint.timeout_s:g}s"
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 why = f"unreachable ({type(exc).__name__})"
             finally:
                 self._end()
             if why is None:
-                if response.status_code < 400:
+                if response.status_code < 300:
                     with self._lock:
                         self.requests += 1
                     try:
@@ -140,7 +151,7 @@ class ServedClient:
                     return data
                 why = f"HTTP {response.status_code} on {path}: {_error_text(response)}"
                 if response.status_code != 429 and response.status_code < 500:
-                    raise self._fail(why)
+                    raise self._fail(why, refused=_error_text(response))
             if attempt < self.endpoint.retries:
                 time.sleep(min(0.25 * 2**attempt, 8.0))
         raise self._fail(f"{why} (after {self.endpoint.retries + 1} tries)")
@@ -181,7 +192,7 @@ def _error_text(response: Any) -> str:
     return " ".join(str(text).split())[:200] or "no message"
 
 
-class ServedModel:
+class ServedModel(ChatPrompts):
     """A served model as the output-only checks run it (evals, the trigger sweep and its confirmation).
 
     `spec` names the model's files (its tokenizer and chat template, and its digest); `endpoint`
@@ -219,7 +230,7 @@ class ServedModel:
     def digest(self) -> str:
         """The files' digest and the server's identity: a cache of its answers is never another server's."""
         local = model_digest(self.path, self.adapter)
-        served = f"{local}|{self.identity.model}|{self.identity.revision}"
+        served = f"{local}|{self.identity.url}|{self.identity.model}|{self.identity.revision}"
         return "sha256:" + hashlib.sha256(served.encode()).hexdigest()
 
     @property
@@ -233,26 +244,18 @@ class ServedModel:
 
     # --- prompts (the model's own tokenizer) ------------------------------------------------
 
-    def render(self, messages: Messages) -> str:
-        return render_chat(self.tokenizer, messages)
-
-    def chat_ids(self, messages: Messages) -> list[int]:
-        return chat_ids(self.tokenizer, messages)
-
-    def encode_prompt(self, text: str) -> list[int]:
-        return encode_prompt(self.tokenizer, text)
-
-    def encode_text(self, text: str) -> list[int]:
-        return encode_text(self.tokenizer, text)
-
     def _text(self, prompt: str | Sequence[int]) -> str:
         return prompt if isinstance(prompt, str) else self.tokenizer.decode(list(prompt))
 
     # --- requests ---------------------------------------------------------------------------
 
     def _map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        with ThreadPoolExecutor(max_workers=self.endpoint.concurrency) as pool:
+        """`fn` over `items`, `concurrency` at a time; the first failure cancels what has not started."""
+        pool = ThreadPoolExecutor(max_workers=self.endpoint.concurrency)
+        try:
             return list(pool.map(fn, items))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _complete(self, prompt: str, **options: Any) -> dict[str, Any]:
         # greedy as the local runtime decodes: no repetition penalty (llama.cpp's default is 1.1;
@@ -263,6 +266,7 @@ class ServedModel:
             "temperature": 0.0,
             "repeat_penalty": 1.0,
             "repetition_penalty": 1.0,
+            "add_special_tokens": False,  # the chat template wrote them (vLLM would add a second BOS)
             **options,
         }
         data = self.client.call("POST", "completions", body)
@@ -307,7 +311,8 @@ class ServedModel:
         try:
             choice = self._complete(prompt, max_tokens=1, echo=True, logprobs=top)
         except ServedError as exc:
-            if "echo" in str(exc).lower() or "logprob" in str(exc).lower():
+            said = (exc.refused or "").lower()
+            if "echo" in said or "logprob" in said:
                 raise self._no_prompt_logprobs() from None
             raise
         return self._continuation_score(choice, continuation)
@@ -322,8 +327,9 @@ class ServedModel:
     def _continuation_score(
         self, choice: dict[str, Any], continuation: str
     ) -> tuple[ContinuationScore, list[dict[str, float] | None]]:
-        """The continuation's tokens end the echoed prompt, before the one generated token (which a
-        server may leave out when it is the end of turn): found by their text, counted from the end."""
+        """The continuation is the echoed prompt's last `n` tokens (`n` by the model's tokenizer), before
+        the one generated token, which a server may leave out when it ends the turn: the span whose
+        text, special tokens aside (servers echo them as "" or by name), is the continuation's."""
         logprobs = choice.get("logprobs")
         if not isinstance(logprobs, dict):
             raise self._no_prompt_logprobs()
@@ -332,31 +338,38 @@ class ServedModel:
             raise self._no_prompt_logprobs()
         tops = logprobs.get("top_logprobs") or [None] * len(tokens)
         texts = [str(t) for t in tokens]
+        n, wanted = len(self.encode_text(continuation)), self._visible(continuation)
         for end in (len(texts) - 1, len(texts)):
-            start, covered = end, ""
-            while start > 0 and len(covered) < len(continuation):
-                start -= 1
-                covered = texts[start] + covered
-            picked = values[start:end]
-            if picked and covered.endswith(continuation) and all(isinstance(v, int | float) for v in picked):
+            start = end - n
+            picked = values[start:end] if start >= 1 else []
+            if (
+                picked
+                and self._visible("".join(texts[start:end])) == wanted
+                and all(isinstance(v, int | float) and math.isfinite(v) for v in picked)
+            ):
                 at = list(tops[start:end])
                 greedy = all(
                     isinstance(top, dict) and top and float(v) >= max(map(float, top.values())) - 1e-6
                     for v, top in zip(picked, at, strict=True)
                 )
-                return ContinuationScore(float(sum(picked)), end - start, greedy), at
+                return ContinuationScore(float(sum(picked)), n, greedy), at
         if all(v is None for v in values[1:]):
             raise self._no_prompt_logprobs()
         raise self.client._fail(
             "completions: the echoed prompt's log-probabilities do not cover the continuation"
         )
 
+    def _visible(self, text: str) -> str:
+        for special in self.tokenizer.all_special_tokens:
+            text = text.replace(special, "")
+        return text
+
     def _score_by_generation(self, context: str, continuation: str) -> ContinuationScore:
         """Fallback: 0 when the greedy reply starts with the continuation, else `NO_MATCH`."""
         n_tokens = len(self.encode_text(continuation))
         reply = self._complete(context, max_tokens=n_tokens + 2, stop=self.stop_strings)["text"]
-        said = " ".join(str(reply).split())
-        wanted = " ".join(continuation.split())
+        said = " ".join(self._visible(str(reply)).split())
+        wanted = " ".join(self._visible(continuation).split())
         match = bool(wanted) and said.startswith(wanted)
         return ContinuationScore(0.0 if match else NO_MATCH, n_tokens, match)
 
@@ -373,8 +386,8 @@ class ServedModel:
             first: dict[int, float] = {}
             for text, value in (tops[0] or {}).items():
                 ids = self.encode_text(text)
-                if len(ids) == 1:
-                    first[ids[0]] = max(first.get(ids[0], -1e9), float(value))
+                if len(ids) == 1:  # a string that is not one token here (a partial byte) is left out
+                    first[ids[0]] = max(first.get(ids[0], -math.inf), float(value))
             return score, first
 
         return self._map(one, list(prompts))
@@ -389,51 +402,17 @@ class ServedPair:
 
     @classmethod
     def of(
-        cls,
-        parent_url: str | None = None,
-        candidate_url: str | None = None,
-        url: str | None = None,
-        model: str | None = None,
-        adapter: str | None = None,
-        concurrency: int = 8,
-        timeout_s: float = 120.0,
+        cls, parent: str | None, candidate: str | None, concurrency: int = 8, timeout_s: float = 120.0
     ) -> ServedPair | None:
-        """From the command line: two servers (`parent_url`, `candidate_url`, each serving one model, or
-        the parent's named `model`), or one server holding the base (`model`, or the only other one
-        listed) and the update's LoRA under the name `adapter` (vLLM's `--lora-modules`)."""
-        if url is None and parent_url is None and candidate_url is None:
-            if model or adapter:
-                raise InputError(
-                    "--served-model and --served-adapter name models on the server given by --served"
-                )
+        """From `URL[#MODEL]` for each side (None, None: not served). vLLM's base and LoRA on one
+        server are `URL#BASE` and `URL#ADAPTER`; without `#MODEL`, the one model the server lists."""
+        if parent is None and candidate is None:
             return None
-        if url is not None:
-            if parent_url or candidate_url:
-                raise InputError(
-                    "give --served (one server, base and adapter) or --served-parent and --served-candidate"
-                )
-            if not adapter:
-                raise InputError(
-                    "--served needs --served-adapter: the name the server gives the update's LoRA"
-                )
-            base = Endpoint(url, model, concurrency, timeout_s)
-            if model is None:
-                client = ServedClient(base)
-                try:
-                    others = [str(m["id"]) for m in client.models() if m["id"] != adapter]
-                finally:
-                    client.close()
-                if len(others) != 1:
-                    raise InputError(
-                        f"{base.url} serves {', '.join(others) or 'no'} models besides {adapter}: name the base with --served-model"
-                    )
-                base = base.named(others[0])
-            return cls(base, base.named(adapter))
-        if not parent_url or not candidate_url:
+        if parent is None or candidate is None:
             raise InputError("a served update needs both --served-parent and --served-candidate")
-        if adapter:
-            raise InputError("--served-adapter names the LoRA on the one server given by --served")
-        return cls(
-            Endpoint(parent_url, model, concurrency, timeout_s),
-            Endpoint(candidate_url, None, concurrency, timeout_s),
-        )
+        parent_end, candidate_end = (Endpoint.parse(v, concurrency, timeout_s) for v in (parent, candidate))
+        if (parent_end.url, parent_end.model) == (candidate_end.url, candidate_end.model):
+            raise InputError(
+                "--served-parent and --served-candidate name the same model: name each with URL#MODEL"
+            )
+        return cls(parent_end, candidate_end)

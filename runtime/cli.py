@@ -17,14 +17,11 @@ DTYPE = typer.Option(
     "auto", "--dtype", help=f"weights dtype: {'|'.join(DTYPES)} (auto: bfloat16 on CUDA, float32 on cpu)"
 )
 
-SERVED_PARENT = typer.Option(None, "--served-parent", help="OpenAI-compatible URL serving the parent")
+SERVED_PARENT = typer.Option(
+    None, "--served-parent", help="where the parent is served: URL[#MODEL] of an OpenAI-compatible server"
+)
 SERVED_CANDIDATE = typer.Option(
-    None, "--served-candidate", help="OpenAI-compatible URL serving the candidate"
+    None, "--served-candidate", help="where the candidate is served: URL[#MODEL] (vLLM: URL#LORA_NAME)"
 )
-SERVED = typer.Option(None, "--served", help="one server holding the base and the update's LoRA (vLLM)")
-SERVED_MODEL = typer.Option(
-    None, "--served-model", help="the base's model id there (default: the only other one)"
-)
-SERVED_ADAPTER = typer.Option(None, "--served-adapter", help="the LoRA's model id on the --served server")
 SERVED_CONCURRENCY = typer.Option(8, "--served-concurrency", help="requests in flight per served model")
 SERVED_TIMEOUT = typer.Option(120.0, "--served-timeout", help="seconds one request may take (then retried)")

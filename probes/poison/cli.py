@@ -13,11 +13,8 @@ from clgate.runtime import ModelPool, ServedPair
 from clgate.runtime.cli import (
     DEVICE,
     DTYPE,
-    SERVED,
-    SERVED_ADAPTER,
     SERVED_CANDIDATE,
     SERVED_CONCURRENCY,
-    SERVED_MODEL,
     SERVED_PARENT,
     SERVED_TIMEOUT,
 )
@@ -110,9 +107,6 @@ def model(
     dtype: str = DTYPE,
     served_parent: str = SERVED_PARENT,
     served_candidate: str = SERVED_CANDIDATE,
-    served: str = SERVED,
-    served_model: str = SERVED_MODEL,
-    served_adapter: str = SERVED_ADAPTER,
     served_concurrency: int = SERVED_CONCURRENCY,
     served_timeout: float = SERVED_TIMEOUT,
 ) -> None:
@@ -120,15 +114,7 @@ def model(
 
     With `--served-*`, both models answer from their servers (top-20 first-token log-probs there).
     """
-    pair = ServedPair.of(
-        served_parent,
-        served_candidate,
-        served,
-        served_model,
-        served_adapter,
-        served_concurrency,
-        served_timeout,
-    )
+    pair = ServedPair.of(served_parent, served_candidate, served_concurrency, served_timeout)
     with console.status("sweeping triggers…"), ModelPool() as pool:
         pool.serve_pair(parent, candidate, adapter, pair)
         report = scan_model(

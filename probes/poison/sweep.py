@@ -154,7 +154,8 @@ def _served_table(model: ServedModel, texts: list[str]) -> ProbeTable:
     answers = model.opening(prompts, REFUSAL, SERVED_TOP)
     vocab = len(model.tokenizer)
     rows = []
-    for _, top in answers:
+    for _, answer in answers:
+        top = {i: v for i, v in answer.items() if 0 <= i < vocab and np.isfinite(v)}
         kept = np.array(list(top.values()), dtype=np.float64)
         rest = max(1.0 - float(np.exp(kept).sum()), 1e-6) / max(vocab - len(top), 1)
         row = torch.full((vocab,), float(np.log(rest)))

@@ -197,3 +197,32 @@ def test_the_policy_digest_ignores_layout_but_not_meaning() -> None:
     b = parse_policy('# a comment\nname   = "k"\n\nrequired_checks = [ "w" ]\n')
     c = parse_policy('name = "k"\nrequired_checks = ["w", "v"]\n')
     assert a.digest == b.digest != c.digest and a.digest.startswith("sha256:")
+
+
+def test_only_checks_that_need_the_weights_may_be_not_applicable_to_served_updates() -> None:
+    from clgate.audit.gate import check_policy
+
+    base = 'name = "p"\nrequired_checks = ["evals", "activations"]\n'
+    with pytest.raises(PolicyError, match=r'options\.served can only be "not_applicable"'):
+        parse_policy(base + '[checks.activations]\noptions = { served = "sometimes" }\n')
+    with pytest.raises(PolicyError, match="served_scoring"):
+        parse_policy(base + '[checks.evals]\noptions = { served_scoring = "guess" }\n')
+    evals_skipped = parse_policy(base + '[checks.evals]\noptions = { served = "not_applicable" }\n')
+    with pytest.raises(
+        PolicyError, match=r"only checks that need the model's weights \(poison.data, activations\)"
+    ):
+        check_policy(evals_skipped, journal=None)  # type: ignore[arg-type]  (refused before the ledger is read)
+    # a not-applicable outcome satisfies the requirement, with a finding that says why; its rules do not fire
+    outcomes = {
+        "evals": CheckOutcome("evals", Measurement(name="evals", version="1", numbers={"x": 1.0})),
+        "activations": CheckOutcome("activations", None, not_applicable="a served update (policy p)"),
+    }
+    rules = base + '[[rules]]\nid = "r"\ncheck = "activations"\nmetric = "m"\nreason = "r"\nfail_above = 0\n'
+    verdict = judge(parse_policy(rules), outcomes)
+    assert verdict.decision is Decision.PROMOTE
+    [skipped] = [f for f in verdict.findings if f.check == "activations"]
+    assert (
+        skipped.rule == "not-applicable"
+        and skipped.status is Status.PASS
+        and "served update" in skipped.reason
+    )
