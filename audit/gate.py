@@ -181,7 +181,9 @@ def served_refs(served: ServedPair | None) -> dict[str, ServedRef] | None:
             client.close()
         refs[role] = ServedRef(url=found.url, model=found.model, revision=found.revision)
     if (refs["parent"].url, refs["parent"].model) == (refs["candidate"].url, refs["candidate"].model):
-        raise InputError(f"the parent and the candidate are both {refs['parent'].model} at {refs['parent'].url}")
+        raise InputError(
+            f"the parent and the candidate are both {refs['parent'].model} at {refs['parent'].url}"
+        )
     return refs
 
 
