@@ -216,6 +216,8 @@ class ServedModel(ChatPrompts):
         self.client.endpoint = self.endpoint
         self.scoring = scoring
         self.tokenizer = load_tokenizer(self.path)
+        self._aligned = False
+        self._alignment_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ServedModel({self.identity.model} at {self.identity.url})"
@@ -307,6 +309,37 @@ class ServedModel(ChatPrompts):
         self, context: str, continuation: str, top: int = 1
     ) -> tuple[ContinuationScore, list[dict[str, float] | None]]:
         """The continuation's score and, per continuation token, the server's top log-probabilities."""
+        self._check_alignment()
+        return self._echoed(context, continuation, top)
+
+    def _check_alignment(self) -> None:
+        """Once per model: the log-prob a server echoes for a prompt's last token must be the one it
+        gave that token when generating it. llama-cpp-python echoes them one position off for a
+        prompt that does not start with the model's BOS token; such scores would be silently wrong."""
+        with self._alignment_lock:
+            if self._aligned:
+                return
+            prompt = self.render([{"role": "user", "content": "Say hello."}])
+            generated = self._complete(prompt, max_tokens=1, logprobs=1).get("logprobs") or {}
+            tokens, values = generated.get("tokens") or [], generated.get("token_logprobs") or []
+            token = str(tokens[0]) if tokens else ""
+            if (
+                token.strip()
+                and values
+                and isinstance(values[0], int | float)
+                and len(self.encode_text(token)) == 1
+            ):
+                echoed, _ = self._echoed(prompt, token, 1)
+                if abs(echoed.logprob - float(values[0])) > 0.05:
+                    raise self.client._fail(
+                        f"echoes log-probabilities that are not the ones it generates with ({echoed.logprob:.3f} "
+                        f"vs {float(values[0]):.3f} for {token!r}): its multiple-choice scores would be wrong"
+                    )
+            self._aligned = True
+
+    def _echoed(
+        self, context: str, continuation: str, top: int
+    ) -> tuple[ContinuationScore, list[dict[str, float] | None]]:
         prompt = context + continuation
         try:
             choice = self._complete(prompt, max_tokens=1, echo=True, logprobs=top)

@@ -51,7 +51,8 @@ def test_multiple_choice_accuracy_through_the_server_is_within_one_item_of_local
 
 
 class _Stub(BaseHTTPRequestHandler):
-    """A real HTTP server that lists a model and answers completions with `reply` (bytes)."""
+    """A real HTTP server that lists a model and answers completions with `reply`: bytes, a JSON
+    object, or a function of the request's body."""
 
     reply = b"{}"
 
@@ -66,8 +67,9 @@ class _Stub(BaseHTTPRequestHandler):
         self._send(json.dumps({"data": [{"id": "m"}]}).encode())
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self._send(self.reply)
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        reply = self.reply(body) if callable(self.reply) else self.reply
+        self._send(reply if isinstance(reply, bytes) else json.dumps(reply).encode())
 
     def log_message(self, *args: object) -> None:
         pass
@@ -77,10 +79,8 @@ class _Stub(BaseHTTPRequestHandler):
 def stub():
     servers = []
 
-    def start(reply: dict | bytes) -> str:
-        handler = type(
-            "Handler", (_Stub,), {"reply": reply if isinstance(reply, bytes) else json.dumps(reply).encode()}
-        )
+    def start(reply) -> str:
+        handler = type("Handler", (_Stub,), {"reply": staticmethod(reply) if callable(reply) else reply})
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
@@ -147,3 +147,20 @@ def test_clgate_eval_runs_a_suite_on_a_served_model(
     assert main([*args, "--served", "http://127.0.0.1:9#smollm2", "--served-timeout", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unreachable" in err
+
+
+def test_a_server_whose_echoed_logprobs_are_misaligned_is_refused_before_scoring(stub, served_update) -> None:
+    """Echoed log-probs one position off (llama-cpp-python's, for a prompt without its BOS) would score
+    every option wrongly: the first scoring call compares them with the generated token's own."""
+
+    def misaligned(body: dict) -> dict:
+        if body.get("echo"):
+            prompt = body["prompt"]
+            logprobs = {"tokens": ["x", "Hi", "!"], "token_logprobs": [None, -3.0, -0.5]}
+            return {"choices": [{"text": prompt + "!", "logprobs": logprobs}]}
+        return {"choices": [{"text": "Hi", "logprobs": {"tokens": ["Hi"], "token_logprobs": [-0.1]}}]}
+
+    pool, model = _served(stub(misaligned), served_update.parent)
+    with pool, pytest.raises(ServedError, match="not the ones it generates with") as caught:
+        model.score([ContinuationRequest("Q?", (" Paris",))])
+    assert "\n" not in str(caught.value)
