@@ -41,6 +41,7 @@ class RuntimeModel(ChatPrompts):
         placement: Placement,
         plan: LoadPlan,
         make_room: Callable[[RuntimeModel], bool] | None = None,
+        files_digest: Callable[[Path, Path | None], str] = model_digest,
     ) -> None:
         from transformers import AutoConfig
 
@@ -55,6 +56,7 @@ class RuntimeModel(ChatPrompts):
         self._module: Any = None
         self._hooked: HookedModel | None = None
         self._make_room = make_room
+        self._files_digest = files_digest
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -113,7 +115,7 @@ class RuntimeModel(ChatPrompts):
     @cached_property
     def digest(self) -> str:
         """The digest of the model as it runs (its files, and the adapter's): what caches of its answers use."""
-        return model_digest(self.path, self.adapter)
+        return self._files_digest(self.path, self.adapter)
 
     # --- prompts ----------------------------------------------------------------------------
 

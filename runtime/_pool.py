@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-from clgate.artifacts import check_adapter_fits, resolve_model_dir
+from clgate.artifacts import check_adapter_fits, model_digest, resolve_model_dir
 from clgate.runtime._fit import plan_load
 from clgate.runtime._model import RuntimeModel
 from clgate.runtime._placement import resolve_placement
@@ -39,7 +39,18 @@ class ModelPool:
         self._asked: dict[ModelSpec, RuntimeModel] = {}
         self._endpoints: dict[FilesKey, Endpoint] = {}
         self._served: dict[tuple[FilesKey, Scoring], ServedModel] = {}
+        self._digests: dict[FilesKey, str] = {}
         self._lock = threading.Lock()
+        self._digest_lock = threading.Lock()
+
+    def files_digest(self, path: Path, adapter: Path | None) -> str:
+        """`model_digest` of these files, hashed once per pool: a gate's local and served models of
+        one checkpoint (the parent under every check, a model both loaded and served) share it."""
+        key = _files(path, adapter)
+        with self._digest_lock:
+            if key not in self._digests:
+                self._digests[key] = model_digest(path, adapter)
+            return self._digests[key]
 
     def serve(self, path: Path, adapter: Path | None, endpoint: Endpoint) -> ServedModel:
         """From now on `outputs` of the model `path` (+ `adapter`) come from `endpoint`: checked now."""
@@ -64,7 +75,9 @@ class ModelPool:
             model = self._served.get((files, scoring))
             if model is None:
                 path = resolve_model_dir(spec.path, self.cache_dir, "float32")  # its tokenizer and digest
-                model = self._served[(files, scoring)] = ServedModel(spec, path, endpoint, scoring)
+                model = self._served[(files, scoring)] = ServedModel(
+                    spec, path, endpoint, scoring, self.files_digest
+                )
             return model
 
     def get(self, spec: ModelSpec) -> RuntimeModel:
@@ -82,7 +95,9 @@ class ModelPool:
             if model is None:
                 held = sum(m.plan.weights_bytes for m in self._models.values() if m.loaded)
                 plan = plan_load(path, placement, reclaimable=held)
-                model = RuntimeModel(spec, path, placement, plan, make_room=self._make_room)
+                model = RuntimeModel(
+                    spec, path, placement, plan, make_room=self._make_room, files_digest=self.files_digest
+                )
                 self._models[key] = model
             self._asked[spec] = model
             return model

@@ -202,10 +202,14 @@ class ServedModel(ChatPrompts):
 
     served = True
     loads = 0
-    loaded = False
 
     def __init__(
-        self, spec: ModelSpec, path: Path, endpoint: Endpoint, scoring: Scoring = "logprobs"
+        self,
+        spec: ModelSpec,
+        path: Path,
+        endpoint: Endpoint,
+        scoring: Scoring = "logprobs",
+        files_digest: Callable[[Path, Path | None], str] = model_digest,
     ) -> None:
         self.spec = spec
         self.path = Path(path)
@@ -215,6 +219,7 @@ class ServedModel(ChatPrompts):
         self.endpoint = endpoint.named(self.identity.model)
         self.client.endpoint = self.endpoint
         self.scoring = scoring
+        self._files_digest = files_digest
         self.tokenizer = load_tokenizer(self.path)
         self._aligned = False
         self._alignment_lock = threading.Lock()
@@ -231,7 +236,7 @@ class ServedModel(ChatPrompts):
     @cached_property
     def digest(self) -> str:
         """The files' digest and the server's identity: a cache of its answers is never another server's."""
-        local = model_digest(self.path, self.adapter)
+        local = self._files_digest(self.path, self.adapter)
         served = f"{local}|{self.identity.url}|{self.identity.model}|{self.identity.revision}"
         return "sha256:" + hashlib.sha256(served.encode()).hexdigest()
 

@@ -27,6 +27,23 @@ def test_a_pool_hands_out_one_model_per_model_adapter_and_placement(
     assert not base.loaded and not merged.loaded
 
 
+def test_a_pool_hashes_each_checkpoint_once_for_all_its_models(
+    tiny_model: Path, tiny_lora: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clgate.runtime import _pool
+
+    hashed: list[tuple[Path, Path | None]] = []
+    real = _pool.model_digest
+    monkeypatch.setattr(
+        _pool, "model_digest", lambda path, adapter: hashed.append((path, adapter)) or real(path, adapter)
+    )
+    with ModelPool() as pool:
+        fp32, bf16 = (pool.get(ModelSpec(tiny_model, device="cpu", dtype=d)) for d in ("float32", "bfloat16"))
+        merged = pool.get(ModelSpec(tiny_model, tiny_lora, device="cpu"))
+        assert fp32.digest == bf16.digest == real(tiny_model, None) != merged.digest
+    assert len(hashed) == 2  # the checkpoint once for both placements, and once with the adapter
+
+
 def test_policy_options_choose_a_checks_placement(tiny_model: Path) -> None:
     from clgate.audit.checks import GateInputs
 
