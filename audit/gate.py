@@ -153,15 +153,11 @@ def _model_pool(request: GateRequest, parent_dir: Path, run: GateRun) -> ModelPo
     if request.candidate is None and request.adapter is None:
         return None  # a memory update runs no model
     pool = ModelPool(run.cache)
-    models = ((parent_dir, None), (request.candidate or parent_dir, request.adapter))
     try:
-        for path, adapter in models:
-            pool.get(ModelSpec(path, adapter, run.device, run.dtype))
-        if request.served is not None:
-            for (path, adapter), endpoint in zip(
-                models, (request.served.parent, request.served.candidate), strict=True
-            ):
-                pool.serve(path, adapter, endpoint)
+        if request.served is None:  # a served model loads only if a check needs its weights
+            pool.get(ModelSpec(parent_dir, None, run.device, run.dtype))
+            pool.get(ModelSpec(request.candidate or parent_dir, request.adapter, run.device, run.dtype))
+        pool.serve_pair(parent_dir, request.candidate, request.adapter, request.served)
     except BaseException:
         pool.close()
         raise

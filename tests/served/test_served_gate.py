@@ -96,8 +96,14 @@ def test_a_lora_update_gated_through_the_server_gets_the_local_verdict(
 
 
 def test_a_server_that_dies_mid_gate_blocks_with_a_one_line_reason(
-    own_server, served_update, tmp_path: Path
+    own_server, served_update, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from clgate.runtime import _pool
+
+    def too_big(*args: object, **kwargs: object) -> None:
+        raise InputError("does not fit")
+
+    monkeypatch.setattr(_pool, "plan_load", too_big)  # the gate machine could not hold the model
     served = ServedPair.of(f"{own_server.url}#smollm2", f"{own_server.url}#smollm2-lora", timeout_s=10)
 
     def kill_when_evals_start(name: str, what: str) -> None:
@@ -106,6 +112,7 @@ def test_a_server_that_dies_mid_gate_blocks_with_a_one_line_reason(
 
     request = GateRequest(parent=served_update.parent, adapter=served_update.adapter, served=served)
     boot, result = _gate(tmp_path, request, "dies", kill_when_evals_start)
+    assert result.checks  # gated through the server although the model would not fit here
     assert result.verdict.decision is Decision.BLOCK
     errors = [f.reason for f in result.verdict.findings if f.rule == "check-error"]
     assert errors and all("unreachable" in r for r in errors), errors
