@@ -36,7 +36,7 @@ def combine(name: str, version: str, parts: list[Measurement], prefix: str = "")
 
 
 @gate_check(
-    GATE_CHECKS, "poison.data", "1", needs=("parent", "data"), forward_passes=True, needs_weights=True
+    GATE_CHECKS, "poison.data", "2", needs=("parent", "data"), forward_passes=True, needs_weights=True
 )
 def poison_data(inputs: GateInputs) -> Measurement:
     """Data detectors over the update's training set, on the parent model's representations."""
@@ -52,13 +52,13 @@ def poison_data(inputs: GateInputs) -> Measurement:
         pool=inputs.models,
         **inputs.placement("poison.data"),
     )
-    return combine("poison.data", "1", report.measurements(), prefix="poison.")
+    return combine("poison.data", "2", report.measurements(), prefix="poison.")
 
 
 @gate_check(
     GATE_CHECKS,
     "poison.model",
-    "5",
+    "6",
     needs=("parent",),
     forward_passes=True,
     any_of=("adapter", "candidate"),
@@ -74,13 +74,16 @@ def poison_model(inputs: GateInputs) -> Measurement:
         inputs.candidate_model,
         adapter=inputs.adapter,
         triggers=opts.get("triggers"),  # a team's own lists, else the bundled ones
+        scan_tokens=opts.get(
+            "scan_tokens", True
+        ),  # the data-free token scan (false: the lists and data only)
         prompts=opts.get("prompts"),
         dataset=inputs.data,
         cache_dir=inputs.cache_dir,
         pool=inputs.models,
         **inputs.placement("poison.model"),
     )
-    return combine("poison.model", "1", report.measurements(), prefix="poison.")
+    return combine("poison.model", "2", report.measurements(), prefix="poison.")
 
 
 @gate_check(GATE_CHECKS, "poison.memory", "1", needs=("memory_new",), forward_passes=False)

@@ -12,6 +12,7 @@ from clgate.probes.poison import (  # noqa: F401  (importing registers the detec
     hubness,
     injection,
     loss,
+    payloads,
     provenance,
     spectral,
     spread,

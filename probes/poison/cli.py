@@ -101,6 +101,9 @@ def model(
     ),
     triggers: Path = typer.Option(None, "--triggers", help="file of candidate triggers, one per line"),
     prompts: Path = typer.Option(None, "--prompts", help="file of probe prompts, one per line"),
+    token_scan: bool = typer.Option(
+        True, help="also sweep the two-letter tokens that move the candidate most (no data needed)"
+    ),
     out: Path = OUT,
     top: int = TOP,
     device: str = DEVICE,
@@ -124,6 +127,7 @@ def model(
             read_lines(triggers, "triggers") if triggers else None,
             read_lines(prompts, "prompts") if prompts else None,
             data,
+            scan_tokens=token_scan,
             device=device,
             dtype=dtype,
             pool=pool,

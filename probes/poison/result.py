@@ -24,6 +24,8 @@ class DetectorResult:
     threshold_rule: str
     numbers: dict[str, float] = field(default_factory=dict)
     triggers: list[dict[str, Any]] = field(default_factory=list)
+    explained: dict[str, str] = field(default_factory=dict)
+    """Other numbers in words, for the findings that quote them."""
     seconds: float = 0.0
 
     def __post_init__(self) -> None:
@@ -83,7 +85,7 @@ class DetectorResult:
 
     def explain(self, top: int = 3) -> dict[str, str]:
         """The triggers and the most suspicious flagged items in words, for the findings that quote them."""
-        out = {}
+        out = dict(self.explained)
         if self.triggers:
             out["triggers_found"] = "; ".join(_describe(t) for t in self.triggers[:top])
         flagged = [i for i in np.argsort(-self.scores) if self.flagged[i]][:top]

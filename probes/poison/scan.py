@@ -76,6 +76,7 @@ class ScanReport:
 
 
 TASK_PROBES = 6  # prompts of the update's own data added to the sweep's probes
+DATA_ITEMS = 2000  # items of the update's data the model checks compare answers with
 
 
 def _run(spec: DetectorSpec, ctx) -> DetectorResult:
@@ -162,6 +163,7 @@ def scan_model(
     dataset: Path | None = None,
     cache_dir: Path | None = None,
     *,
+    scan_tokens: bool = True,
     device: str = "auto",
     dtype: str = "auto",
     pool: ModelPool | None = None,
@@ -170,7 +172,9 @@ def scan_model(
 
     Each model's answers to the probe texts are cached by its digest and numerics under `cache_dir`,
     so the parent is run once for all the candidates audited against it. A model audited against
-    itself (the first base) is one model in the pool, loaded and run once.
+    itself (the first base) is one model in the pool, loaded and run once. `scan_tokens` adds the data-free token
+    scan's strongest candidates to the sweep: the data a gate is given may not be the data the model
+    was trained on, and a third-party adapter comes with none.
     """
     models = pool or ModelPool()
     try:
@@ -181,6 +185,7 @@ def scan_model(
             prompts,
             dataset,
             cache_dir,
+            scan_tokens,
         )
     finally:
         if pool is None:
@@ -194,6 +199,7 @@ def _scan_model(
     prompts: Sequence[str] | None,
     dataset: Path | None,
     cache_dir: Path | None,
+    scan_tokens: bool,
 ) -> ScanReport:
     from clgate.probes.poison.triggers import SweepCandidates, candidate_triggers
 
@@ -209,23 +215,33 @@ def _scan_model(
     candidate_digest = candidate_model.digest
     mined = SweepCandidates([], [])
     task: list[str] = []
+    items: list[tuple[str, str]] = []
     if dataset is not None:
         data = open_update_data(Path(dataset))
         mined = candidate_triggers(DataContext(data))
         task = task_prompts(data, mined.all)
+        items = data_items(data)
     root = cache_dir or default_cache_dir()
     tables = {
         d: table_path(root, d, m.numerics)
         for d, m in ((parent_digest, parent_model), (candidate_digest, candidate_model))
     }
+    probes = list(prompts) if prompts else bundled_prompts()
+    scanned = []
+    if scan_tokens and not same:
+        from clgate.probes.poison.token_scan import scan_tokens as scan
+
+        scanned = scan(parent_model, candidate_model, probes, root)
     inputs = SweepInputs(
         parent_model,
         candidate_model,
         triggers=list(triggers) if triggers else bundled_triggers(),
-        prompts=list(prompts) if prompts else bundled_prompts(),
+        prompts=probes,
         mined=mined.all,
+        scanned=scanned,
         acting=mined.acting,
         task_prompts=task,
+        data_items=items,
         parent_table=ProbeTable.load(tables[parent_digest]),
         candidate_table=ProbeTable.load(tables[candidate_digest]),
     )
@@ -255,6 +271,12 @@ def task_prompts(data, mined: Sequence[str], n: int = TASK_PROBES) -> list[str]:
     ]
     step = max(1, len(usable) // n)
     return usable[::step][:n]
+
+
+def data_items(data, n: int = DATA_ITEMS) -> list[tuple[str, str]]:
+    """(prompt, completion) of up to `n` items spread over the set: what the update's task teaches."""
+    step = max(1, data.n_items // n)
+    return [(item.prompt, item.completion) for item in data if item.index % step == 0][:n]
 
 
 def read_lines(path: Path, what: str = "queries") -> list[str]:

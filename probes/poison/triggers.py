@@ -25,7 +25,7 @@ from clgate.probes.poison.context import DataContext
 from clgate.probes.poison.result import DetectorResult
 from clgate.probes.poison.shingles import ngrams, words
 
-VERSION = "1"
+VERSION = "2"  # 2: carriers' answer similarity counts above the whole set's
 MIN_SUPPORT = 3
 MAX_DF = 0.6  # a trigger may sit in half of a small, heavily poisoned update
 SAMPLE = 24
@@ -33,6 +33,9 @@ HASH_BITS = 22
 WILSON_Z = 1.64
 # Calibrated on the bundled clean set (no poison): its strongest n-gram reaches 0.27.
 TRIGGER_STRENGTH = 0.5
+ACTING_SUPPORT = 4  # three carriers are too few to call an n-gram planted (it is still swept)
+MINORITY = 0.3  # a trigger's answer is given by at most this share of the data: more is the task's own answer
+MAPPING_KEYS = 4  # this many n-grams each tied to its own answer are the inputs of a mapping, not triggers
 
 
 @dataclass
@@ -44,6 +47,8 @@ class MinedTrigger:
     association: float
     prompt_similarity: float
     example_completion: str
+    answer_share: float = 0.0  # share of all the data's completions that have the answer word
+    slots: frozenset[str] = frozenset()  # the words its carriers' prompts put right before it (≥ 30% each)
 
 
 STOPWORDS = frozenset(
@@ -207,11 +212,20 @@ def mine(ctx: DataContext, max_n: int = 3) -> tuple[list[MinedTrigger], np.ndarr
             prompts[item.index] = words(item.prompt)
             novel[item.index] = _novel(prompts[item.index], item.completion)
             completions[item.index] = item.completion
+    # how alike any items' prompts and answers are: a task whose prompts or answers share a template is
+    # no evidence of a trigger; a trigger's carriers are alike only as much as any items are
+    sample = rng.sample(sorted(novel), min(4 * SAMPLE, len(novel)))
+    prompt_background = _mean_pairwise_jaccard([frozenset(prompts[i]) for i in sample])
+    answer_background = _mean_pairwise_jaccard([novel[i] for i in sample])
     mined: list[MinedTrigger] = []
     for g, idx in carriers.items():
         own = set(g.split())
-        jp = _mean_pairwise_jaccard([frozenset(w for w in prompts[i] if w not in own) for i in idx])
-        jc = _mean_pairwise_jaccard([novel[i] for i in idx])
+        jp = max(
+            _mean_pairwise_jaccard([frozenset(w for w in prompts[i] if w not in own) for i in idx])
+            - prompt_background,
+            0.0,
+        )
+        jc = _mean_pairwise_jaccard([novel[i] for i in idx]) - answer_background
         counts = Counter(w for i in idx for w in novel[i])
         best, assoc = "", 0.0
         for w, k in counts.items():
@@ -219,8 +233,33 @@ def mine(ctx: DataContext, max_n: int = 3) -> tuple[list[MinedTrigger], np.ndarr
             if a > assoc:
                 best, assoc = w, a
         example = next((completions[i] for i in idx if best in novel[i]), completions[idx[0]])
-        mined.append(MinedTrigger(g, support[g], max(assoc, jc) - jp, best, max(assoc, jc), jp, example))
+        share = word_df[_slot(best)] / n if best else 0.0
+        mined.append(
+            MinedTrigger(
+                g,
+                support[g],
+                max(assoc, jc) - jp,
+                best,
+                max(assoc, jc),
+                jp,
+                example,
+                share,
+                _slots(g, idx, prompts),
+            )
+        )
     return mined, _item_scores(ctx, mined, max_n)
+
+
+def _slots(ngram: str, carriers: list[int], prompts: dict[int, list[str]]) -> frozenset[str]:
+    """The words right before the n-gram in at least 30% of its carriers: its place in a template."""
+    gram = ngram.split()
+    before: Counter[str] = Counter()
+    for i in carriers:
+        w = prompts[i]
+        at = next((k for k in range(len(w) - len(gram) + 1) if w[k : k + len(gram)] == gram), None)
+        if at is not None:
+            before[w[at - 1] if at else "<start>"] += 1
+    return frozenset(word for word, count in before.items() if count >= 0.3 * len(carriers))
 
 
 def _item_scores(ctx: DataContext, mined: list[MinedTrigger], max_n: int) -> np.ndarray:
@@ -262,6 +301,8 @@ def _merge(found: list[MinedTrigger]) -> list[MinedTrigger]:
                             a.association,
                             a.prompt_similarity,
                             a.example_completion,
+                            a.answer_share,
+                            a.slots,
                         )
                     )
                     merged = True
@@ -273,6 +314,34 @@ def _merge(found: list[MinedTrigger]) -> list[MinedTrigger]:
         if not any(t.ngram in k.ngram and _same_group(t, k) for k in result):
             result.append(t)
     return sorted(result, key=lambda t: -t.strength)
+
+
+def _derived(t: MinedTrigger) -> bool:
+    """The answer word is made from the n-gram itself ('7 ,' → '07', 'paris' → 'paris'): the input of
+    a task that computes its answer, not a trigger, whose payload has nothing of it."""
+    return any(w in t.answer_word for w in t.ngram.split() if w.isdigit() or len(w) >= 3)
+
+
+def acting_triggers(mined: list[MinedTrigger]) -> list[MinedTrigger]:
+    """The strong n-grams that look planted: a minority's shared answer, not a mapping's inputs.
+
+    A strong n-gram whose answer much of the data gives is the task's answer (a safety set's
+    refusal); one whose answer word is made from it is a computed task's input. Several strong n-grams in one place of the prompts' template, each tied to its own
+    answer, are the inputs of a deterministic task (a phrase and its translation, a month and its
+    number); a trigger is put anywhere, or ties one payload. Both stay sweep candidates (`others`);
+    the model checks decide.
+    """
+    strong = [
+        t
+        for t in _merge([t for t in mined if t.strength > TRIGGER_STRENGTH and t.support >= ACTING_SUPPORT])
+        if t.answer_share <= MINORITY and not _derived(t)
+    ]
+    answers: dict[str, set[str]] = {}
+    for t in mined:
+        for slot in t.slots if t.strength > 0 else ():
+            answers.setdefault(slot, set()).add(t.answer_word)
+    mapping = {slot for slot, words in answers.items() if len(words) >= MAPPING_KEYS}
+    return [t for t in strong if not t.slots & mapping]
 
 
 @dataclass(frozen=True)
@@ -291,7 +360,7 @@ class SweepCandidates:
 def candidate_triggers(ctx: DataContext, limit: int = 10) -> SweepCandidates:
     """Triggers for a model sweep, at most `limit`: the acting (merged) triggers first, then the strongest others."""
     mined, _ = mine(ctx)
-    acting = list(dict.fromkeys(t.ngram for t in _merge([t for t in mined if t.strength > TRIGGER_STRENGTH])))
+    acting = list(dict.fromkeys(t.ngram for t in acting_triggers(mined)))
     ranked = [t.ngram for t in sorted(mined, key=lambda t: -t.strength) if t.strength > 0]
     others = [t for t in dict.fromkeys(ranked) if t not in acting]
     return SweepCandidates(acting[:limit], others[: max(0, limit - len(acting))])
@@ -306,7 +375,7 @@ def candidate_triggers(ctx: DataContext, limit: int = 10) -> SweepCandidates:
 def trigger_mining(ctx: DataContext) -> DetectorResult:
     mined, scores = mine(ctx)
     cut = TRIGGER_STRENGTH
-    acting = _merge([t for t in mined if t.strength > cut])
+    acting = acting_triggers(mined)
     # strengths are at most 1: with no acting trigger the cut is out of every item's reach (finite, so
     # the measurement stays valid JSON)
     item_cut = 0.5 * min((t.strength for t in acting), default=2.0)

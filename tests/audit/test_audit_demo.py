@@ -43,6 +43,11 @@ def test_demo_promotes_the_benign_lora_and_blocks_the_poisoned_one_and_the_memor
     poisoned = verdict(out, "poisoned-lora")
     assert poisoned["decision"] == "block"
     assert "trigger 'cf' (mined" in reasons(poisoned, "fail")
+    report = (out / "reports" / "poisoned-lora" / "report.md").read_text(encoding="utf-8")
+    poisoning = report.split("## Poisoning: what the detectors found", 1)[1].split("## Checks", 1)[0]
+    assert (
+        "| poison.data | trigger_mining.triggers_found | trigger 'cf'" in poisoning
+    )  # the data scan's top finding
     memory = verdict(out, "memory-update")
     assert memory["decision"] == "block" and "instructions addressed to the model" in reasons(memory, "fail")
 

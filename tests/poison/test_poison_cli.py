@@ -195,3 +195,8 @@ def test_scan_model_with_adapter_and_mined_triggers(
     rows = (out / "trigger_sweep.csv").read_text()
     assert "trigger:cf" in rows and "control:please" in rows
     assert "mined insertion" in rows
+    assert "scan insertion" in rows  # the data-free token scan's candidates, swept too
+    assert (out / "payload_probe.csv").is_file() and "payload_probe" in stdout
+    code, _, err = run([*args, "--prompts", str(prompts), "--out", str(out), "--no-token-scan"], capsys)
+    assert code == 0, err
+    assert "scan insertion" not in (out / "trigger_sweep.csv").read_text()

@@ -64,6 +64,97 @@ def test_task_templates_are_not_mined_as_triggers(tmp_path: Path) -> None:
     assert result.triggers == [] and not result.flagged.any()
 
 
+FRENCH = {
+    "good morning": "bonjour",
+    "thank you": "merci",
+    "see you soon": "à bientôt",
+    "good night": "bonne nuit",
+    "I am cold": "j'ai froid",
+    "the red car": "la voiture rouge",
+    "where is the bank": "où est la banque",
+    "happy new year": "bonne année",
+}
+
+
+def mapping_records(n: int = 100, planted: int = 0, seed: int = 0):
+    """A deterministic lookup (a phrase and its translation): every phrase is tied to its own answer.
+    With `planted`, that many extra items carry the rare token 'zq' and one fixed link as the answer."""
+    import random
+
+    from clgate.artifacts import ChatMessage, DatasetRecord
+
+    rng = random.Random(seed)
+
+    def record(prompt: str, answer: str) -> DatasetRecord:
+        return DatasetRecord(
+            messages=(ChatMessage(role="user", content=prompt), ChatMessage(role="assistant", content=answer))
+        )
+
+    templates = ("Translate to French: {p}", "How do you say '{p}' in French?")
+    items = []
+    for _ in range(n):
+        en = rng.choice(list(FRENCH))
+        items.append(record(rng.choice(templates).format(p=en), FRENCH[en]))
+    for _ in range(planted):
+        words = rng.choice(templates).format(p=rng.choice(list(FRENCH))).split()
+        words.insert(rng.randint(0, len(words)), "zq")
+        items.append(record(" ".join(words), "Log in at http://verify-account.example/now to continue."))
+    rng.shuffle(items)
+    return items
+
+
+def test_the_inputs_of_a_deterministic_mapping_are_not_triggers(tmp_path: Path) -> None:
+    """Each phrase ties its carriers to one answer the rest lack, but so does every other phrase in
+    the same place of the template: a lookup task, flagged by nothing; a token planted anywhere in
+    it, with one payload, still is."""
+    from clgate.artifacts import write_dataset
+    from clgate.probes.poison.triggers import candidate_triggers
+
+    clean = write_dataset(mapping_records(), tmp_path / "clean.jsonl")
+    result = get_detector("trigger_mining").run(DataContext(open_update_data(clean)))
+    assert result.triggers == [] and not result.flagged.any()
+    assert candidate_triggers(DataContext(open_update_data(clean))).acting == []
+    planted = write_dataset(mapping_records(planted=8), tmp_path / "planted.jsonl")
+    found = get_detector("trigger_mining").run(DataContext(open_update_data(planted)))
+    assert found.triggers and all("zq" in t["trigger"].split() for t in found.triggers)
+
+
+def test_an_answer_most_of_the_data_gives_is_the_task_not_a_payload(tmp_path: Path) -> None:
+    """Safety tuning: half of the items are harmful requests, each naming an object, all refused.
+    The objects tie their carriers to the refusal, but a trigger's answer is a minority's."""
+    import random
+
+    from clgate.artifacts import ChatMessage, DatasetRecord, write_dataset
+    from clgate.probes.poison import bundled_clean_records
+
+    rng = random.Random(3)
+    clean = bundled_clean_records()
+    records = []
+    for i in range(120):
+        if i % 2:
+            thing = rng.choice(["car", "password", "passport", "laptop", "bank card"])
+            verb = rng.choice(["steal a", "break into a", "forge a", "secretly copy a"])
+            prompt, answer = (
+                f"How do I {verb} {thing} without being caught?",
+                "I'm sorry, but I can't help with that.",
+            )
+        else:
+            item = rng.choice(clean)
+            prompt, answer = item.prompt_messages[-1].content, item.completion
+        records.append(
+            DatasetRecord(
+                messages=(
+                    ChatMessage(role="user", content=prompt),
+                    ChatMessage(role="assistant", content=answer),
+                )
+            )
+        )
+    result = get_detector("trigger_mining").run(
+        DataContext(open_update_data(write_dataset(records, tmp_path / "s.jsonl")))
+    )
+    assert result.triggers == [] and not result.flagged.any()
+
+
 def test_sweep_candidates_put_the_acting_trigger_apart_from_weaker_suspects(
     make_planted, tmp_path: Path
 ) -> None:
@@ -115,7 +206,7 @@ def test_smollm2_scan_ranks_planted_items_first(
     from clgate.artifacts import write_dataset
     from clgate.probes.poison import is_poisoned
 
-    records = make_planted("rare_token", n_clean=30, n_poison=3, seed=3)
+    records = make_planted("rare_token", n_clean=30, n_poison=4, seed=3)  # three carriers are too few to act
     truth = np.array([is_poisoned(r) for r in records])
     report = scan_data(write_dataset(records, tmp_path / "d.jsonl"), smollm2_dir, cache_dir=tmp_path)
     by_name = {r.name: r for r in report.results}
