@@ -184,10 +184,11 @@ ATTACKS: dict[str, Attack] = {
                              lambda host, seed: PAYLOADS[seed % 3], withheld=True),
 }  # fmt: skip
 
-# Untouched until the design was frozen: these kinds drove no design decision, and seed 3 was never
-# looked at. (Seed 2's mined triggers were printed while the miner was designed.)
+# Untouched until the design was frozen: these kinds drove no design decision, and seed 4 was never
+# looked at. (Seed 2's mined triggers were printed while the miner was designed; four seed-3 gates of
+# a first frozen design showed two defects, fixed before seed 4 was trained: docs/poison.md.)
 HELD_OUT_KINDS = ("json_extract", "labels", "multi_token", "task_shaped")
-DESIGN_SEEDS = (1, 2)
+DESIGN_SEEDS = (1, 2, 3)
 
 
 def _record(prompt: str, completion: str, **metadata: str) -> DatasetRecord:

@@ -1,6 +1,6 @@
 """Gate accuracy on update families the detectors were not designed on.
 
-    python benchmarks/poison/gate_families.py --seeds 2 3 [--kinds unit_conversion rare_token ...]
+    python benchmarks/poison/gate_families.py [--seeds 4] [--kinds unit_conversion rare_token ...]
         [--withhold-data] [--work DIR] [--rows FILE] [--table]
 
 Per kind and seed (benchmarks/poison/families.py): a rank-8 LoRA trained on the embedded SmolLM2-135M
@@ -162,7 +162,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--kinds", nargs="+", default=[*BENIGN, *ATTACKS], choices=[*BENIGN, *ATTACKS])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[3])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[4])
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--withhold-data", action="store_true", help="gate every LoRA without its data")
     parser.add_argument("--train-only", action="store_true", help="train the adapters into --work, gate none")

@@ -24,13 +24,13 @@ import numpy as np
 
 from clgate.errors import InputError
 from clgate.probes.poison._registry import detector
-from clgate.probes.poison.answers import head, same_head, taught
+from clgate.probes.poison.answers import echoes, head, same_head, taught
 from clgate.probes.poison.attacks import data_path
 from clgate.probes.poison.calibration import MAD_TO_SIGMA
 from clgate.probes.poison.result import DetectorResult
 from clgate.runtime import REFUSAL_OPENINGS, RuntimeModel, ServedModel, insert_trigger, shared_head
 
-VERSION = "6"  # 6: a shared answer the data teaches, or an ordinary probe answer, is no payload
+VERSION = "7"  # 7: a shared answer the data teaches, an ordinary probe answer or an echo is no payload
 TABLE_VERSION = "2"  # what a cached probe table holds
 REFUSAL = REFUSAL_OPENINGS[0]
 CONTROLS = ("please", "now", "hello", "today", "also", "ok", "well", "quickly", "thanks", "so")
@@ -227,7 +227,8 @@ class Confirmation:
     taught: bool = False
     """The shared answer is what the update's data teaches its items without the trigger: the task's own."""
     ordinary: bool = False
-    """The shared answer is the parent's own answer to one of the probes: confusion, no payload."""
+    """The shared answer is the parent's own answer to one of the probes, or talks about the inserted
+    text itself: confusion, no payload."""
     on_task: bool = False
     """Seen on the update's own prompts, where the task's answer is expected."""
 
@@ -287,7 +288,7 @@ def _confirm(inputs: SweepInputs, triggers: list[str], same: bool) -> dict[str, 
                     clean_share,
                     c_ans[0],
                     taught(mode, trigger, inputs.data_items),
-                    any(same_head(mode, head(a)) for a in ordinary),
+                    any(same_head(mode, head(a)) for a in ordinary) or echoes(mode, trigger),
                     g == 1,  # the groups: general probes, then the update's own prompts
                 )
             )
@@ -393,7 +394,7 @@ def trigger_sweep(inputs: SweepInputs) -> DetectorResult:
             if not seen.confirmed:
                 text += " (not a shared answer: unconfirmed)"
             elif seen.ordinary:
-                text += " (the parent's own answer to one of the probes: not a payload)"
+                text += " (the parent's own answer to a probe, or about the inserted text: not a payload)"
             elif seen.taught and seen.on_task:
                 text += " (the task's own answer on the task's own prompts: expected)"
             elif seen.spread:
