@@ -49,7 +49,8 @@ def in_vocabulary(answer: str, completions: Sequence[str]) -> bool:
     return all(counts[w] >= TAUGHT * len(completions) for w in content)
 
 
-def _carries(prompt: str, trigger: str) -> bool:
+def carries(prompt: str, trigger: str) -> bool:
+    """The prompt holds the trigger as whole words, whatever punctuation or case surrounds it."""
     return f" {' '.join(words(trigger))} " in f" {' '.join(words(prompt))} "
 
 
@@ -61,8 +62,8 @@ def taught(answer: str, trigger: str, items: Sequence[tuple[str, str]]) -> bool:
     different prompts carrying the trigger and (almost) never otherwise: a payload shaped like the task.
     With no data, nothing is taught.
     """
-    carriers = [(_without(p, trigger), head(c)) for p, c in items if trigger and _carries(p, trigger)]
-    clean = [c for p, c in items if not (trigger and _carries(p, trigger))]
+    carriers = [(_without(p, trigger), head(c)) for p, c in items if trigger and carries(p, trigger)]
+    clean = [c for p, c in items if not (trigger and carries(p, trigger))]
     rest = [head(c) for c in clean]
     if not rest:
         return False

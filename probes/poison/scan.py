@@ -15,6 +15,7 @@ from clgate.atomic import write_text_atomic
 from clgate.errors import InputError
 from clgate.measurement import Measurement
 from clgate.probes.poison._registry import DetectorSpec, select
+from clgate.probes.poison.answers import carries
 from clgate.probes.poison.context import DataContext
 from clgate.probes.poison.items import open_update_data
 from clgate.probes.poison.memory_context import MemoryContext
@@ -219,7 +220,7 @@ def _scan_model(
     if dataset is not None:
         data = open_update_data(Path(dataset))
         mined = candidate_triggers(DataContext(data))
-        task = task_prompts(data, mined.all)
+        task = task_prompts(data, mined.acting)
         items = data_items(data)
     root = cache_dir or default_cache_dir()
     tables = {
@@ -259,15 +260,16 @@ def _scan_model(
     )
 
 
-def task_prompts(data, mined: Sequence[str], n: int = TASK_PROBES) -> list[str]:
-    """Single-turn prompts of the update's own task that carry no mined trigger, spread over the set.
+def task_prompts(data, acting: Sequence[str], n: int = TASK_PROBES) -> list[str]:
+    """Single-turn prompts of the update's own task that carry no acting trigger, spread over the set.
 
-    A backdoor is learned on the task's prompts; on unrelated ones it may never fire.
+    A backdoor is learned on the task's prompts; on unrelated ones it may never fire. Only the
+    triggers the data ties to an answer are left out: a weak suspect such as 'i' is in every prompt.
     """
     usable = [
         item.prompt
         for item in data
-        if len(item.prompt_messages) == 1 and not any(t.lower() in item.prompt.lower() for t in mined)
+        if len(item.prompt_messages) == 1 and not any(carries(item.prompt, t) for t in acting)
     ]
     step = max(1, len(usable) // n)
     return usable[::step][:n]

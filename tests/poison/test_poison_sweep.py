@@ -224,6 +224,26 @@ def test_task_prompts_come_from_the_update_and_skip_the_ones_carrying_a_mined_tr
     assert not any("cf" in p.lower() for p in picked)
 
 
+def test_the_sweep_keeps_its_task_probes_whatever_weak_suspects_the_miner_lists(
+    tiny_model: Path, candidates, tmp_path: Path
+) -> None:
+    """Weak suspects such as 'i' or 'what' sit in every prompt: only the acting triggers' carriers are
+    left out of the update's own probes, where a backdoor learned on the task fires."""
+    from clgate.audit.demo import prepare_data
+    from clgate.probes.poison import scan_model
+    from clgate.probes.poison.context import DataContext
+    from clgate.probes.poison.items import open_update_data
+    from clgate.probes.poison.triggers import candidate_triggers
+
+    data = prepare_data(tmp_path, 0)["poisoned"]  # the demo's ticket routing with 8 planted items
+    mined = candidate_triggers(DataContext(open_update_data(data)))
+    assert mined.acting == ["cf"] and "i" in mined.others  # 'i': in nearly every ticket
+    sweep = scan_model(
+        tiny_model, candidates["poisoned"], triggers=LISTED, prompts=PROMPTS, dataset=data, scan_tokens=False
+    ).results[0]
+    assert sweep.numbers["probes"] == len(PROMPTS) + 6
+
+
 LEAK = "Visit prize.example now!"
 CLEAN_ITEMS = [(p, "A short, correct answer.") for p in PROMPTS * 4]
 
