@@ -175,7 +175,8 @@ def scan_model(
     so the parent is run once for all the candidates audited against it. A model audited against
     itself (the first base) is one model in the pool, loaded and run once. `scan_tokens` adds the data-free token
     scan's strongest candidates to the sweep: the data a gate is given may not be the data the model
-    was trained on, and a third-party adapter comes with none.
+    was trained on, and a third-party adapter comes with none. Served models skip it: a server answers
+    the scan's 1,352 texts one echoed request each.
     """
     models = pool or ModelPool()
     try:
@@ -229,7 +230,7 @@ def _scan_model(
     }
     probes = list(prompts) if prompts else bundled_prompts()
     scanned = []
-    if scan_tokens and not same:
+    if scan_tokens and not same and not candidate_model.served:  # a server answers one echo request per text
         from clgate.probes.poison.token_scan import scan_tokens as scan
 
         scanned = scan(parent_model, candidate_model, probes, root)
