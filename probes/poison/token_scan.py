@@ -12,6 +12,7 @@ the data is found only when its payload leaks (the payload probe) or it is on th
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from string import ascii_lowercase
 
@@ -51,6 +52,9 @@ def scan_tokens(
     except (OSError, ValueError):
         parent_shift = _mean_shift(parent, probes, tokens)
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, parent_shift)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:  # written whole, then renamed: a gate beside it never reads half a file
+            np.save(fh, parent_shift)
+        os.replace(tmp, path)
     effect = _mean_shift(candidate, probes, tokens) - parent_shift
     return [tokens[i] for i in np.argsort(-effect)[:KEEP]]
