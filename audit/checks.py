@@ -16,7 +16,9 @@ from clgate.artifacts import Manifest
 from clgate.measurement import Measurement
 from clgate.runtime import ModelPool, resolve_placement
 
-INPUT_ROLES = ("parent", "candidate", "adapter", "data", "memory_old", "memory_new", "target")
+PROPOSED_ROLES = ("parent", "candidate", "adapter", "data", "memory_old", "memory_new", "target")
+INPUT_ROLES = (*PROPOSED_ROLES, "anchor")
+"""`anchor` is not proposed: the gate takes it from the ledger (the deployment's first promoted base)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class GateInputs:
     memory_old: Path | None = None
     memory_new: Path | None = None
     target: Path | None = None
+    anchor: Path | None = None
     cache_dir: Path = Path(".")
     seed: int = 0
     manifests: dict[str, Manifest] = field(default_factory=dict)

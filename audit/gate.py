@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from clgate.artifacts import ArtifactKind, Manifest, check_adapter_fits, compute_manifest, resolve_model_dir
-from clgate.audit.checks import INPUT_ROLES, GateCheck, GateInputs
+from clgate.audit.checks import PROPOSED_ROLES, GateCheck, GateInputs
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.judge import CheckOutcome, judge
@@ -31,6 +31,7 @@ from clgate.audit.policy import Policy
 from clgate.audit.report import write_gate_report
 from clgate.audit.result import CheckSummary, GateResult
 from clgate.audit.runner import CheckCache, run_checks
+from clgate.audit.state import LedgerState
 from clgate.audit.verdict import Decision, Finding, Status, Verdict
 from clgate.errors import InputError, PolicyError
 from clgate.ledger import ArtifactDigest, Proposal, ProposalContent, ServedRef, UpdateState
@@ -55,6 +56,7 @@ _ROLES_KIND = {
     "memory_old": ArtifactKind.MEMORY,
     "memory_new": ArtifactKind.MEMORY,
     "target": ArtifactKind.DATASET,
+    "anchor": ArtifactKind.MODEL,
 }
 
 
@@ -74,9 +76,12 @@ class GateRequest:
     pipeline: dict[str, str] = field(default_factory=dict)
     served: ServedPair | None = None
     """Parent and candidate served by an inference engine: output-only checks run there."""
+    anchor: Path | None = None
+    """Where the deployment's anchor model is, when not where its own proposal recorded it (never proposed)."""
 
     def paths(self) -> dict[str, Path]:
-        return {role: Path(p) for role in INPUT_ROLES if (p := getattr(self, role)) is not None}
+        """The proposed artifacts' paths by role."""
+        return {role: Path(p) for role in PROPOSED_ROLES if (p := getattr(self, role)) is not None}
 
     def update_kind(self) -> str:
         """model, adapter or memory; the shape of the request is checked before anything is written."""
@@ -318,7 +323,56 @@ def _request_for(update: UpdateState, paths: GateRequest | None, run: GateRun) -
     the servers the proposal named."""
     given = paths.paths() if paths else {}
     located = {role: given.get(role, Path(ref.uri)) for role, ref in update.proposal.artifacts.items()}
-    return GateRequest(**located, deployment=update.deployment, served=_served_pair(update.proposal, run))
+    anchor = paths.anchor if paths else None
+    return GateRequest(
+        **located, deployment=update.deployment, served=_served_pair(update.proposal, run), anchor=anchor
+    )
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The promoted base a gate also compares the candidate with, and where its files are now."""
+
+    update: UpdateState
+    path: Path
+    is_parent: bool
+
+
+def _anchor(state: LedgerState, update: UpdateState, policy: Policy, request: GateRequest) -> Anchor | None:
+    """The anchor of the update's deployment (its first promoted base, or the one the policy pins), for
+    an update that runs a model. Its files are where the proposal that made it a base recorded them,
+    unless `--anchor` says where they are now; the parent itself when the parent is the anchor. None
+    before the deployment has a promoted base: the first base has nothing to drift from."""
+    if update.kind == "memory":
+        return None
+    found = state.governance.anchor(update.deployment, policy.anchors.get(update.deployment))
+    if found is None:
+        return None
+    if found.candidate_digest == update.proposal.artifacts["parent"].digest and request.parent is not None:
+        return Anchor(found, request.parent, is_parent=True)
+    path = request.anchor or Path(found.proposal.artifacts["candidate"].uri)
+    if not path.exists():
+        raise InputError(
+            f"cannot find the anchor of deployment {update.deployment!r} (base {found.update_id}) at {path} "
+            "(give its path with --anchor)"
+        )
+    return Anchor(found, path, is_parent=False)
+
+
+def _anchor_changed(anchor: Anchor, manifest: Manifest) -> list[Finding]:
+    """The anchor's files must be the promoted base's bytes, or drift is measured from something else."""
+    if manifest.root == anchor.update.candidate_digest:
+        return []
+    return [
+        Finding(
+            rule="anchor",
+            check="manifests",
+            status=Status.FAIL,
+            reason=f"the anchor at {anchor.path} is not the promoted base {anchor.update.update_id} (digest "
+            f"{manifest.root[:19]}…, promoted {anchor.update.candidate_digest[:19]}…); give the base's "
+            "files with --anchor",
+        )
+    ]
 
 
 def _not_applicable(checks: list[GateCheck], policy: Policy, served: bool) -> dict[str, CheckOutcome]:
@@ -347,7 +401,14 @@ def check_policy(policy: Policy, journal: Journal) -> None:
                 f"({', '.join(c.name for c in GATE_CHECKS.values() if c.needs_weights)}) can be not applicable "
                 "to served updates"
             )
-    adopted = journal.ledger.governance().policies.get(policy.digest)
+    governance = journal.ledger.governance()
+    for deployment, pinned in policy.anchors.items():
+        if governance.anchor(deployment, pinned) is None:
+            raise PolicyError(
+                f"{policy.name}: anchors.{deployment} = {pinned!r} is no base deployment {deployment!r} "
+                "was promoted to"
+            )
+    adopted = governance.policies.get(policy.digest)
     if adopted is None or adopted.retired_index is not None:
         raise PolicyError(
             f"policy {policy.name!r} ({policy.digest[:19]}…) is not adopted in this ledger; an admin adopts it "
@@ -390,6 +451,14 @@ def run_gate(
                 f"cannot find the proposed {role} {path} (give its path with --{role.replace('_', '-')})"
             )
     parent_dir = _check_inputs(request, run.cache, run.placement().dtype)
+    anchor = _anchor(state, update, policy, request)
+    anchor_dir = None
+    if anchor is not None:
+        anchor_dir = (
+            parent_dir
+            if anchor.is_parent
+            else resolve_model_dir(anchor.path, run.cache, run.placement().dtype)
+        )
     with ExitStack() as stack:
         pool = _model_pool(request, parent_dir, run)  # bad device, dtype or size: refused before any write
         if pool is not None:
@@ -399,15 +468,20 @@ def run_gate(
         try:
             if manifests is None:
                 manifests = _manifests(request.paths(), progress)
+            if anchor is not None:
+                known = {"anchor": manifests["parent"]} if anchor.is_parent else {}
+                manifests = {**manifests, **(known or _manifests({"anchor": anchor.path}, progress))}
             early = (
                 disallowed
                 + _changed_since_proposed(update.proposal, manifests)
+                + (_anchor_changed(anchor, manifests["anchor"]) if anchor is not None else [])
                 + ([] if disallowed else _served_changed(update.proposal, request, parent_dir, pool))
                 + _lineage_findings(update, state.current_base(update.deployment))
             )
             if not early:
                 inputs = GateInputs(
                     **{**request.paths(), "parent": parent_dir},
+                    anchor=anchor_dir,
                     cache_dir=run.cache,
                     seed=run.seed,
                     manifests=manifests,

@@ -11,6 +11,7 @@ from clgate.audit.checks import GateCheck, GateInputs, gate_check
 from clgate.measurement import Measurement
 
 GATE_CHECKS: dict[str, GateCheck] = {}
+EVAL_SUITES = ("retention", "refusal", "over_refusal", "sycophancy", "honesty", "prompt_injection")
 
 
 def combine(name: str, version: str, parts: list[Measurement], prefix: str = "") -> Measurement:
@@ -161,11 +162,7 @@ def evals(inputs: GateInputs) -> Measurement:
     from clgate.evals import compare_models
 
     opts = inputs.options_for("evals")
-    suites = list(
-        opts.get(
-            "suites", ["retention", "refusal", "over_refusal", "sycophancy", "honesty", "prompt_injection"]
-        )
-    )
+    suites = list(opts.get("suites", EVAL_SUITES))
     if inputs.target is not None and "target" not in suites:
         suites.append("target")
     return compare_models(
@@ -179,6 +176,40 @@ def evals(inputs: GateInputs) -> Measurement:
         cache_dir=inputs.cache_dir / "evals",
         pool=inputs.models,
         **inputs.placement("evals"),
+    )
+
+
+@gate_check(
+    GATE_CHECKS,
+    "anchor",
+    "1",
+    needs=("parent", "anchor"),
+    forward_passes=True,
+    any_of=("adapter", "candidate"),
+)
+def anchor(inputs: GateInputs) -> Measurement:
+    """The candidate against the deployment's anchor (its first promoted base), paired per item as `evals`
+    pairs it with its parent: drift that a chain of small updates adds up, each passing against its own
+    parent. The same suites and limit as `evals` unless the policy's `anchor` options say otherwise; the
+    candidate's replies come from the eval cache, so the anchor's own runs are the extra cost (cached too)."""
+    from clgate.evals import compare_models
+
+    opts = {**inputs.options_for("evals"), **inputs.options_for("anchor")}
+    compared = compare_models(
+        inputs.anchor,
+        inputs.candidate_model,
+        [
+            s for s in opts.get("suites", EVAL_SUITES) if s != "target"
+        ],  # the anchor never saw this update's task
+        candidate_adapter=inputs.adapter,
+        limit=opts.get("limit"),
+        served_scoring=opts.get("served_scoring", "logprobs"),
+        cache_dir=inputs.cache_dir / "evals",
+        pool=inputs.models,
+        **inputs.placement("anchor"),
+    )
+    return compared.model_copy(
+        update={"name": "anchor", "meta": {**compared.meta, "anchor": inputs.digest("anchor")}}
     )
 
 

@@ -143,6 +143,10 @@ def gate(
     proposer_key: Path = typer.Option(
         None, help="pipeline key: propose the update given by the paths first, in this same run"
     ),
+    anchor: Path = typer.Option(
+        None,
+        help="the deployment's anchor model (its first promoted base), if not where its proposal recorded it",
+    ),
     policy: Path = typer.Option(None, help="policy TOML (default: the documented default policy)"),
     ledger: str = LedgerOpt,
     key: Path = typer.Option(..., "--key", help="the gate's key (gate role) that signs the audit"),
@@ -179,7 +183,16 @@ def gate(
             "a proposed update is gated where its proposal says it is served: drop --served-*"
         )
     request = GateRequest(
-        parent, candidate, adapter, data, memory_old, memory_new, target, deployment, served=pair
+        parent,
+        candidate,
+        adapter,
+        data,
+        memory_old,
+        memory_new,
+        target,
+        deployment,
+        served=pair,
+        anchor=anchor,
     )
     if update is None:
         request.update_kind()

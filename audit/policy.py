@@ -94,6 +94,9 @@ class Policy(_Strict):
     modules: ModuleRule | None = None
     approvals: ApprovalRequirement = Field(default_factory=ApprovalRequirement)
     witnesses: WitnessRequirement = Field(default_factory=WitnessRequirement)
+    anchors: dict[str, str] = Field(default_factory=dict)
+    """Deployment -> the promoted base (update id or digest) its updates are also compared with; by
+    default the base it was first promoted to."""
 
     @model_validator(mode="after")
     def _unique_rule_ids(self) -> Policy:
@@ -122,7 +125,10 @@ class Policy(_Strict):
     @property
     def canonical_text(self) -> str:
         """What the ledger pins when an admin adopts this policy: its canonical JSON."""
-        return canonical_json(self.model_dump(mode="json")).decode()
+        # no pinned anchor leaves the text as it was before pins existed: adopted policies keep their digest
+        return canonical_json(
+            self.model_dump(mode="json", exclude={"anchors"} if not self.anchors else None)
+        ).decode()
 
     @property
     def digest(self) -> str:

@@ -49,7 +49,6 @@ def dashboard(
     ledger: str = LedgerOpt,
     trust: Path = TrustOpt,
     users: Path = typer.Option(None, "--users", help="users TOML (without it: read-only, no login)"),
-    policy: Path = typer.Option(None, "--policy", help="policy whose thresholds the drift charts draw"),
     port: int = typer.Option(8501, "--port"),
     address: str = typer.Option(
         "127.0.0.1", "--address", help="interface to listen on (default: this machine only; 0.0.0.0: all)"
@@ -62,7 +61,7 @@ def dashboard(
     if users is not None and not users.is_file():
         raise InputError(f"{users}: no such users file")
     args = ["--ledger", ledger]
-    for flag, value in (("--trust", trust), ("--users", users), ("--policy", policy)):
+    for flag, value in (("--trust", trust), ("--users", users)):
         if value is not None:
             args += [flag, str(value)]
     command = [sys.executable, "-m", "streamlit", "run", str(dashboard_app_path())]

@@ -1,4 +1,4 @@
-"""The dashboard script: `streamlit run app.py -- --ledger DB [--trust T] [--users U] [--policy P]`.
+"""The dashboard script: `streamlit run app.py -- --ledger DB [--trust T] [--users U]`.
 
 `clgate dashboard` starts it. Pages are chosen in the sidebar or with `?page=Drift&update=ID`
 in the URL. A new ledger state is drawn from a bare read first, with actions disabled, then
@@ -11,7 +11,6 @@ import sys
 
 import streamlit as st
 
-from clgate.audit.policy import load_policy
 from clgate.dashboard.config import parse_config
 from clgate.dashboard.context import Context
 from clgate.dashboard.data import load_snapshot
@@ -36,7 +35,6 @@ def main(argv: list[str]) -> None:
     try:
         config = parse_config(argv)
         user = current_user(config)
-        policy = load_policy(config.policy) if config.policy else None
         snapshot = load_snapshot(config.ledger, config.trust)
         view = snapshot.view
         page = _page()
@@ -53,7 +51,7 @@ def main(argv: list[str]) -> None:
             )
         if view.size == 0:
             st.warning("The ledger is empty: create one with `clgate ledger init` or `clgate demo`.")
-        PAGES[page](Context(config, view, user, policy))
+        PAGES[page](Context(config, view, user))
         if view.pending:  # the page is up; verify now, then draw it again with the result
             snapshot.verify()
             st.rerun()

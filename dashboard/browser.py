@@ -69,10 +69,10 @@ def wait_for(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
 
 
 @contextmanager
-def serve_dashboard(ledger: str | Path, trust: Path, policy: Path | None = None) -> Iterator[str]:
+def serve_dashboard(ledger: str | Path, trust: Path) -> Iterator[str]:
     """`clgate dashboard` without --users (read-only, no login); yields its URL, stops it after."""
     port = free_port()
-    options = [("--ledger", ledger), ("--trust", trust), ("--policy", policy), ("--port", port)]
+    options = [("--ledger", ledger), ("--trust", trust), ("--port", port)]
     clgate = Path(sys.executable).parent / "clgate"  # the one installed beside this interpreter
     server = subprocess.Popen(
         [str(clgate), "dashboard", *(str(x) for flag, v in options if v is not None for x in (flag, v))],

@@ -14,8 +14,9 @@ from clgate.measurement import Measurement
 VERDICT_COLOURS = {"promote": "#1a7f37", "review": "#9a6700", "block": "#cf222e"}
 
 
-def drift_timeline(frame: pd.DataFrame, title: str, lines: list[tuple[str, float]]) -> go.Figure:
-    """One metric across updates, coloured by verdict, with CIs and policy thresholds."""
+def drift_timeline(frame: pd.DataFrame, title: str, lines: pd.DataFrame) -> go.Figure:
+    """One metric across updates, coloured by verdict, with CIs and, per update, the thresholds of the
+    policy its audit judged by (`lines`: update_id, label, value)."""
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
@@ -43,9 +44,17 @@ def drift_timeline(frame: pd.DataFrame, title: str, lines: list[tuple[str, float
                 hovertemplate="update %{x}<br>value %{y:.4g}<br>entry %{customdata[0]} (%{customdata[1]})",
             )
         )
-    for label, value in lines:
-        colour = "#cf222e" if label.split(": ")[-1].startswith("fail") else "#bf8700"
-        fig.add_hline(y=value, line_dash="dash", line_color=colour, annotation_text=label)
+    for label, part in lines.groupby("label", sort=True):
+        colour = "#cf222e" if str(label).split(": ")[-1].startswith("fail") else "#bf8700"
+        fig.add_trace(
+            go.Scatter(
+                x=part["update_id"].tolist(),
+                y=part["value"].tolist(),
+                mode="lines",
+                name=str(label),
+                line={"dash": "dash", "color": colour, "shape": "hv"},
+            )
+        )
     fig.update_layout(title=title, xaxis_title="update (ledger order)", height=360, margin={"t": 48, "b": 32})
     return fig
 

@@ -15,7 +15,6 @@ class Config:
     ledger: str
     trust: Path
     users: Path | None = None
-    policy: Path | None = None
 
     @property
     def ledger_label(self) -> str:
@@ -31,9 +30,9 @@ class _Parser(argparse.ArgumentParser):
 def parse_config(argv: list[str]) -> Config:
     parser = _Parser(prog="clgate dashboard", add_help=False)
     parser.add_argument("--ledger", required=True)
-    for flag in ("--trust", "--users", "--policy"):
+    for flag in ("--trust", "--users"):
         parser.add_argument(flag, type=Path)
     args, _ = parser.parse_known_args(argv)
     if args.trust is None:
         raise InputError("the dashboard needs --trust: without it a forged ledger would be shown as verified")
-    return Config(args.ledger, args.trust, args.users, args.policy)
+    return Config(args.ledger, args.trust, args.users)

@@ -1,10 +1,9 @@
-"""What every page gets: the ledger snapshot, the logged-in user, the policy, the start config."""
+"""What every page gets: the ledger snapshot, the logged-in user, the start config."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clgate.audit.policy import Policy
 from clgate.dashboard.config import Config
 from clgate.dashboard.data import LedgerView
 from clgate.dashboard.users import User
@@ -15,7 +14,6 @@ class Context:
     config: Config
     view: LedgerView
     user: User | None
-    policy: Policy | None
 
     def refusal(self, action: str) -> str | None:
         """Why this user may not `action` here (None if they may); the audit layer still decides."""

@@ -2,7 +2,9 @@
 
 Any measurement works: each number becomes a series `check / metric`. A number named
 `<metric>.ci_low` / `<metric>.ci_high` is the confidence interval of `<metric>`, drawn as error
-bars rather than as a series of its own. Threshold lines come from the policy's rules.
+bars rather than as a series of its own. Threshold lines come from the rules of the policy each
+audit judged by (its text is in the ledger, pinned by the digest the audit recorded), so a chart
+shows the limits that held at the time of each audit, not today's.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ COLUMNS = [
     "value",
     "ci_low",
     "ci_high",
+    "policy",
 ]
 
 
@@ -53,20 +56,26 @@ def drift_frame(view: LedgerView) -> pd.DataFrame:
                         "value": value,
                         "ci_low": m.numbers.get(f"{metric}.ci_low"),
                         "ci_high": m.numbers.get(f"{metric}.ci_high"),
+                        "policy": u.audit.policy.digest if u.audit else None,
                     }
                 )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def thresholds(policy: Policy | None, check: str, metric: str) -> list[tuple[str, float]]:
-    """(label, value) of every warn/fail threshold the policy sets on this number."""
-    if policy is None:
-        return []
-    out = []
-    for rule in policy.rules:
-        if rule.check == check and rule.metric == metric:
+def audit_policies(view: LedgerView) -> dict[str, Policy]:
+    """Every policy adopted in the ledger, by digest, parsed from the text the ledger pins."""
+    return {d: Policy.model_validate_json(p.text) for d, p in view.state.governance.policies.items()}
+
+
+def thresholds(series: pd.DataFrame, policies: dict[str, Policy], check: str, metric: str) -> pd.DataFrame:
+    """Per audited update of `series`: each warn/fail threshold its audit's policy set on this number."""
+    rows = []
+    for update_id, digest in zip(series["update_id"], series["policy"], strict=True):
+        policy = policies.get(digest)
+        for rule in policy.rules if policy else ():
+            if (rule.check, rule.metric) != (check, metric):
+                continue
             for name in ("warn_above", "fail_above", "warn_below", "fail_below"):
-                value = getattr(rule, name)
-                if value is not None:
-                    out.append((f"{rule.id}: {name}", value))
-    return out
+                if (value := getattr(rule, name)) is not None:
+                    rows.append({"update_id": update_id, "label": f"{rule.id}: {name}", "value": value})
+    return pd.DataFrame(rows, columns=["update_id", "label", "value"])

@@ -1,12 +1,11 @@
 """The dashboard screenshots in the docs, taken from the real app on a real ledger (the demo's).
 
-    python docs/screenshots.py --ledger L --trust T [--policy P] --out docs/images
+    python docs/screenshots.py --ledger L --trust T --out docs/images
 
 Starts `clgate dashboard` read-only on the ledger, drives headless Chromium through the same walk
 as tests/dashboard/test_dashboard_browser.py and saves dashboard-overview.png,
 dashboard-blocked-update.png (the blocked update whose audit found a backdoor trigger) and
-dashboard-drift.png. Without --policy the drift charts draw the default policy's thresholds,
-the ones `clgate demo` judges by.
+dashboard-drift.png. The drift charts draw the thresholds of the policy each audit judged by.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import argparse
 from pathlib import Path
 
 from clgate.audit.journal import Journal
-from clgate.audit.policy import DEFAULT_POLICY
 from clgate.dashboard.browser import chromium, new_page, screenshot_pages, serve_dashboard
 from clgate.errors import ClgateError, InputError
 from clgate.ledger import Finding
@@ -36,7 +34,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ledger", required=True)
     parser.add_argument("--trust", type=Path, required=True)
-    parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "images")
     args = parser.parse_args()
     try:
@@ -44,7 +41,7 @@ def main() -> None:
     except ClgateError as exc:
         raise SystemExit(str(exc)) from None
     args.out.mkdir(parents=True, exist_ok=True)
-    with serve_dashboard(args.ledger, args.trust, args.policy) as url, chromium() as browser:
+    with serve_dashboard(args.ledger, args.trust) as url, chromium() as browser:
         texts = screenshot_pages(new_page(browser), url, blocked, args.out)
     shows = {
         "overview": "\nverified\n",

@@ -188,6 +188,24 @@ class Governance:
         update_id = self.deployed.get((deployment, "base"))
         return self.updates[update_id].candidate_digest if update_id else None
 
+    def promoted_bases(self, deployment: str = "default") -> list[UpdateState]:
+        """Every base model `deployment` has been promoted to, first promotion first (rollbacks not counted)."""
+        ids = [
+            e.update_id
+            for e in self.history
+            if (e.deployment, e.slot, e.action) == (deployment, "base", "promote")
+        ]
+        return [self.updates[i] for i in dict.fromkeys(ids)]
+
+    def anchor(self, deployment: str = "default", pinned: str | None = None) -> UpdateState | None:
+        """What `deployment`'s every update is also compared with, so small steps cannot add up unseen:
+        the base it was first promoted to, or the `pinned` one of its promoted bases (by update id or
+        digest). None when it has no promoted base yet, or when `pinned` is none of them."""
+        bases = self.promoted_bases(deployment)
+        if pinned is None:
+            return bases[0] if bases else None
+        return next((u for u in bases if pinned in (u.update_id, u.candidate_digest)), None)
+
     def valid_approvals(self, update: UpdateState) -> list[str]:
         """Approving keys that count: allowed by the policy, neither the proposer's nor the gate's."""
         return [k for k, i in update.approvals.items() if self._approval_counts(update, k, i)]

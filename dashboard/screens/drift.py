@@ -1,4 +1,4 @@
-"""Every audited number across the ledger history, with CIs and the policy's thresholds."""
+"""Every audited number across the ledger history, with CIs and the thresholds each audit judged by."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import streamlit as st
 
 from clgate.dashboard.charts import drift_timeline
 from clgate.dashboard.context import Context
-from clgate.dashboard.drift import drift_frame, thresholds
+from clgate.dashboard.drift import audit_policies, drift_frame, thresholds
 
 
 def render(ctx: Context) -> None:
@@ -17,8 +17,10 @@ def render(ctx: Context) -> None:
         return
     checks = sorted(frame["check"].unique())
     chosen = st.multiselect("Checks", checks, default=checks, key="drift_checks")
-    if ctx.policy is None:
-        st.caption("No policy given (--policy): threshold lines are not drawn.")
+    policies = audit_policies(ctx.view)
+    st.caption(
+        "Dashed lines: the thresholds of the policy each audit judged by (the anchor's numbers compare with the deployment's first promoted base)."
+    )
     for check in chosen:
         st.subheader(check)
         part = frame[frame["check"] == check]
@@ -26,7 +28,7 @@ def render(ctx: Context) -> None:
         cols = st.columns(2)
         for i, metric in enumerate(metrics):
             series = part[part["metric"] == metric]
-            fig = drift_timeline(series, f"{check} / {metric}", thresholds(ctx.policy, check, metric))
+            fig = drift_timeline(series, f"{check} / {metric}", thresholds(series, policies, check, metric))
             cols[i % 2].plotly_chart(fig, key=f"drift-{check}-{metric}")
     with st.expander("All numbers"):
         st.dataframe(frame, hide_index=True)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from clgate.artifacts import testing as factories
-from clgate.audit import GateRequest, GateRun, Journal, Policy, propose, run_gate
+from clgate.audit import GateRequest, GateResult, GateRun, Journal, Policy, promote, propose, run_gate
 from clgate.audit.bootstrap import Bootstrap, bootstrap_ledger
 from clgate.audit.policy import parse_policy
 from clgate.errors import InputError
@@ -62,3 +62,35 @@ def test_asking_for_cuda_without_it_is_refused_before_anything_is_written(setup,
         with pytest.raises(InputError, match="device cuda asked for, but CUDA is not available"):
             run_gate(update, policy, journal, GateRun(out_dir=tmp_path / "o", device="cuda"), request)
         assert len(journal.ledger) == size
+
+
+def test_every_model_update_is_also_compared_with_the_deployment_anchor(
+    tiny_model: Path, tiny_model_other: Path, tmp_path: Path
+) -> None:
+    policy = parse_policy(POLICY.replace('"poison.model", "poison.data"', '"poison.model"'))
+    boot = bootstrap_ledger(tmp_path / "ledger", policies=[policy])
+    run = GateRun(out_dir=tmp_path / "out", device="cpu")
+    keys = {name: load_private_key(boot.keys[name]) for name in ("gate", "pipeline", "approver")}
+
+    def gate(request: GateRequest) -> GateResult:
+        with Journal.open(boot.ledger, keys["gate"], boot.trust) as journal:
+            proposed = propose(request, journal.as_signer(keys["pipeline"]), run)
+            return run_gate(proposed.proposal.update_id, policy, journal, run, request, proposed.manifests)
+
+    base = gate(GateRequest(parent=tiny_model, candidate=tiny_model))
+    assert "anchor" not in {c.name for c in base.checks}  # the first base has nothing to drift from
+    with Journal.open(boot.ledger, keys["approver"], boot.trust) as journal:
+        promote(journal, base.update_id)
+    # a new base with other weights, then an update back to the anchor's own weights: drift from the
+    # parent, none from the anchor, measured by the same suites on real replies
+    away = gate(GateRequest(parent=tiny_model, candidate=tiny_model_other))
+    back = gate(GateRequest(parent=tiny_model_other, candidate=tiny_model))
+    for result in (away, back):
+        assert {c.name: c.error for c in result.checks}["anchor"] is None
+    anchor, evals = back.measurements["anchor"], back.measurements["evals"]
+    assert anchor.meta["anchor"] == base.proposal.candidate.digest
+    assert anchor.numbers["retention.n"] == evals.numbers["retention.n"] > 0
+    assert anchor.numbers["retention.delta"] == 0 and anchor.numbers["refusal.delta"] == 0
+    assert any(d["change"] != "same" or d["parent_answer"] != d["candidate_answer"] for d in evals.details)
+    # when the parent is the anchor, the anchor check is the evals check again, from the eval cache
+    assert away.measurements["anchor"].numbers == away.measurements["evals"].numbers

@@ -17,7 +17,7 @@ from clgate.dashboard.browser import chromium, new_page, screenshot_pages, serve
 def test_overview_then_a_blocked_update_in_chromium(dash_world, tmp_path: Path) -> None:
     shots = Path(os.environ.get("CLGATE_SCREENSHOT_DIR", tmp_path))
     with (
-        serve_dashboard(dash_world.ledger, dash_world.trust, dash_world.policy) as url,
+        serve_dashboard(dash_world.ledger, dash_world.trust) as url,
         chromium() as browser,
     ):
         assert _listening_on(int(url.rsplit(":", 1)[1])) == {"127.0.0.1"}  # not on every interface

@@ -53,7 +53,7 @@ def login(at: AppTest, user: str, password: str) -> AppTest:
 
 
 def world_args(w, *extra: str) -> list:
-    return ["--ledger", w.ledger, "--trust", w.trust, "--policy", w.policy, *extra]
+    return ["--ledger", w.ledger, "--trust", w.trust, *extra]
 
 
 def figures(at: AppTest) -> dict[str, dict]:
@@ -78,9 +78,14 @@ def test_drift_page_draws_every_metric_with_thresholds(dash_world, monkeypatch) 
         "activations / min_refusal_cosine",
         "poison.trigger_sweep / triggers_found",
     }
-    delta = figs["evals / retention.delta"]["layout"]
-    lines = {a["text"]: s["y0"] for a, s in zip(delta["annotations"], delta["shapes"], strict=True)}
-    assert lines == {"retention-drop: warn_below": -0.02, "retention-drop: fail_below": -0.1}
+    delta = figs["evals / retention.delta"]["data"]
+    audited = next(t for t in delta if t.get("mode") == "lines" and not t.get("name"))["x"]
+    lines = {t["name"]: t["y"] for t in delta if t.get("line", {}).get("dash") == "dash"}
+    # from the policy each audit judged by, per audited update: no --policy needed
+    assert lines == {
+        "retention-drop: warn_below": [-0.02] * len(audited),
+        "retention-drop: fail_below": [-0.1] * len(audited),
+    }
     accuracy = figs["evals / retention.accuracy"]["data"]
     assert any(trace.get("error_y", {}).get("arrayminus") for trace in accuracy)
     verdicts = {t.get("name") for t in figs["weights / max_relative_change"]["data"]}
@@ -148,7 +153,6 @@ def test_the_server_refuses_a_promotion_the_page_still_offered(dash_world) -> No
         config,
         open_view(str(dash_world.ledger), dash_world.trust),
         load_users(dash_world.users)["alice"],
-        None,
     )
     assert stale.refusal("promote") is None
     assert actions.promotion_refusal(stale.view.state, stale.view.state.updates[ref]) is None

@@ -13,7 +13,7 @@ def _context(world, view) -> Context:
     config = parse_config(
         ["--ledger", str(world.ledger), "--trust", str(world.trust), "--users", str(world.users)]
     )
-    return Context(config, view, load_users(world.users)["alice"], None)
+    return Context(config, view, load_users(world.users)["alice"])
 
 
 def test_a_pending_view_shows_the_ledger_but_signs_nothing(dash_world) -> None:
