@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from clgate.artifacts import Manifest
+from clgate.audit.regression import RegressionSet
 from clgate.measurement import Measurement
 from clgate.runtime import ModelPool, resolve_placement
 
 PROPOSED_ROLES = ("parent", "candidate", "adapter", "data", "memory_old", "memory_new", "target")
-INPUT_ROLES = (*PROPOSED_ROLES, "anchor")
-"""`anchor` is not proposed: the gate takes it from the ledger (the deployment's first promoted base)."""
+INPUT_ROLES = (*PROPOSED_ROLES, "anchor", "regression")
+"""`anchor` and `regression` are not proposed: the gate takes them from the ledger (the deployment's
+first promoted base; the target sets of the updates it promoted)."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class GateInputs:
     memory_new: Path | None = None
     target: Path | None = None
     anchor: Path | None = None
+    regression: RegressionSet | None = None
     cache_dir: Path = Path(".")
     seed: int = 0
     manifests: dict[str, Manifest] = field(default_factory=dict)
@@ -61,6 +64,9 @@ class GateInputs:
         return replace(self, **cleared, manifests={r: m for r, m in self.manifests.items() if r in roles})
 
     def digest(self, role: str) -> str:
+        """The content digest of an input: its manifest's root; the regression set's own digest."""
+        if role == "regression" and self.regression is not None:
+            return self.regression.digest
         return self.manifests[role].root
 
     def options_for(self, check: str) -> dict[str, Any]:

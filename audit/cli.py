@@ -10,6 +10,7 @@ import clgate
 from clgate.artifacts.cli import manifest, models_app
 from clgate.audit import gate_cli
 from clgate.audit.demo import demo
+from clgate.audit.regression_cli import history
 from clgate.audit.reports_cli import dashboard, report
 from clgate.audit.schedule_cli import audit_app
 from clgate.errors import ClgateError
@@ -48,6 +49,7 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(keys_app, name="keys")
 app.add_typer(diff_app, name="diff")
 app.add_typer(scan_app, name="scan")
+eval_app.command("history")(history)
 app.add_typer(eval_app, name="eval")
 
 

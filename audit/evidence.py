@@ -1,12 +1,16 @@
 """Content-addressed evidence: full measurements stored by the digest the ledger records.
 
 The ledger pins each measurement by SHA-256; the JSON itself lives here, beside the ledger.
-Anyone reading evidence can check it against the ledger, so this folder needs no trust.
+Anyone reading evidence can check it against the ledger, so this folder needs no trust. Files an
+audit must be able to read again later (an update's target set, which joins its deployment's
+regression set once promoted) are kept here too, by the SHA-256 their signed proposal recorded.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from pathlib import Path
 
 from clgate.atomic import write_text_atomic
@@ -40,3 +44,30 @@ class EvidenceStore:
                 f"{path}: evidence does not match its digest (altered after it was recorded)"
             )
         return Measurement.from_json(text)
+
+    def _file_path(self, sha256: str) -> Path:
+        return self.folder / "files" / sha256.removeprefix("sha256:")
+
+    def put_file(self, path: Path) -> str:
+        """Keep a copy of `path`; returns its SHA-256 (hex), the name it is found by."""
+        with open(path, "rb") as fh:
+            sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+        target = self._file_path(sha256)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)  # whole or absent: a reader never sees half a file
+        return sha256
+
+    def file(self, sha256: str) -> Path | None:
+        """The kept file with this SHA-256, None if absent; an altered one is an IntegrityError."""
+        path = self._file_path(sha256)
+        if not path.is_file():
+            return None
+        with open(path, "rb") as fh:
+            if hashlib.file_digest(fh, "sha256").hexdigest() != sha256.removeprefix("sha256:"):
+                raise IntegrityError(
+                    f"{path}: kept file does not match its digest (altered after it was kept)"
+                )
+        return path

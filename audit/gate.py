@@ -28,6 +28,7 @@ from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.judge import CheckOutcome, judge
 from clgate.audit.policy import Policy
+from clgate.audit.regression import keep_target, regression_set
 from clgate.audit.report import write_gate_report
 from clgate.audit.result import CheckSummary, GateResult
 from clgate.audit.runner import CheckCache, run_checks
@@ -452,6 +453,7 @@ def run_gate(
             )
     parent_dir = _check_inputs(request, run.cache, run.placement().dtype)
     anchor = _anchor(state, update, policy, request)
+    regression = regression_set(state, update, journal.evidence)  # a lost earlier set: refused here
     anchor_dir = None
     if anchor is not None:
         anchor_dir = (
@@ -482,6 +484,7 @@ def run_gate(
                 inputs = GateInputs(
                     **{**request.paths(), "parent": parent_dir},
                     anchor=anchor_dir,
+                    regression=regression,
                     cache_dir=run.cache,
                     seed=run.seed,
                     manifests=manifests,
@@ -505,6 +508,7 @@ def run_gate(
         if early:
             verdict = Verdict.from_findings([*early, *verdict.findings])
         measurements = {n: o.measurement for n, o in outcomes.items() if o.measurement is not None}
+        keep_target(journal.evidence, update, request.target)  # rerun by later gates once promoted
         audited = journal.complete(
             update, verdict, policy, {n: journal.evidence.put(m) for n, m in measurements.items()}
         )

@@ -7,6 +7,9 @@ number as `check` + `metric`.
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 from clgate.audit.checks import GateCheck, GateInputs, gate_check
 from clgate.measurement import Measurement
 
@@ -210,6 +213,74 @@ def anchor(inputs: GateInputs) -> Measurement:
     )
     return compared.model_copy(
         update={"name": "anchor", "meta": {**compared.meta, "anchor": inputs.digest("anchor")}}
+    )
+
+
+@gate_check(
+    GATE_CHECKS,
+    "regression",
+    "1",
+    needs=("parent", "regression"),
+    forward_passes=True,
+    any_of=("adapter", "candidate"),
+    reads=("target",),
+)
+def regression(inputs: GateInputs) -> Measurement:
+    """Every earlier promoted task's own set rerun on the candidate, paired with the parent (whose replies
+    come from the eval cache: it was the candidate of an earlier gate): the accuracy matrix gains the
+    candidate's row, and each task's forgetting is measured from the best the deployment reached on it."""
+    from clgate.evals import compare_models, continual_metrics
+
+    sets = inputs.regression
+    assert sets is not None
+    opts = inputs.options_for("evals")
+
+    def on(dataset: Path) -> Measurement:
+        return compare_models(
+            inputs.parent,
+            inputs.candidate_model,
+            ["target"],
+            candidate_adapter=inputs.adapter,
+            limit=opts.get("limit"),
+            dataset=dataset,
+            cache_dir=inputs.cache_dir / "evals",
+            pool=inputs.models,
+            **inputs.placement("evals"),
+        )
+
+    numbers: dict[str, float] = {"tasks": float(len(sets.tasks))}
+    details, now, forgetting = [], [], {}
+    for j, task in enumerate(sets.tasks):
+        compared = on(task.dataset)
+        accuracy = compared.numbers["target.accuracy"]
+        # the best any earlier promoted model reached on it: its audits' records, and the parent now
+        reached = [r[j] for r in sets.history if not math.isnan(r[j])] + [
+            compared.numbers["target.parent_accuracy"]
+        ]
+        now.append(accuracy)
+        forgetting[task.update_id] = max(reached) - accuracy
+        numbers.update(
+            {f"{task.update_id}.{k.removeprefix('target.')}": v for k, v in compared.numbers.items()}
+        )
+        numbers[f"{task.update_id}.forgetting"] = forgetting[task.update_id]
+        details += [{**row, "task": task.update_id} for row in compared.details]
+    own = on(inputs.target).numbers["target.accuracy"] if inputs.target is not None else math.nan
+    matrix = [[*row, math.nan] for row in sets.history] + [[*now, own]]
+    numbers.update(continual_metrics(matrix))
+    worst = max(forgetting, key=lambda k: forgetting[k])
+    numbers["max_forgetting"] = forgetting[worst]
+    accuracy = numbers[f"{worst}.accuracy"]
+    explain = {
+        "max_forgetting": f"on the target set of promoted update {worst}, accuracy {accuracy:.2f} now, "
+        f"{accuracy + forgetting[worst]:.2f} at best: this check's details show the items it lost"
+    }
+    return Measurement(
+        name="regression",
+        version="1",
+        numbers=numbers,
+        details=details,
+        explain=explain,
+        meta={"tasks": [t.update_id for t in sets.tasks], "matrix": matrix},
     )
 
 

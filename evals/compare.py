@@ -137,6 +137,7 @@ def paired_mean(
 
 
 def _matrix(r: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """R as an array; NaN marks an entry never measured (a task before it was learnt), skipped below."""
     m = np.asarray(r, dtype=float)
     if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
         raise InputError(f"accuracy matrix must be square T×T with T ≥ 1, got shape {m.shape}")
@@ -146,7 +147,7 @@ def _matrix(r: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
 def average_accuracy(r: Sequence[Sequence[float]] | np.ndarray) -> float:
     """ACC = (1/T) Σ_j R[T−1][j]: accuracy on every task after the last update (GEM)."""
     m = _matrix(r)
-    return float(m[-1].mean())
+    return float(np.nanmean(m[-1]))
 
 
 def backward_transfer(r: Sequence[Sequence[float]] | np.ndarray) -> float:
@@ -155,7 +156,7 @@ def backward_transfer(r: Sequence[Sequence[float]] | np.ndarray) -> float:
     t = m.shape[0]
     if t < 2:
         return 0.0
-    return float(np.mean([m[-1, j] - m[j, j] for j in range(t - 1)]))
+    return float(np.nanmean([m[-1, j] - m[j, j] for j in range(t - 1)]))
 
 
 def forward_transfer(r: Sequence[Sequence[float]] | np.ndarray, baseline: Sequence[float]) -> float:
@@ -177,13 +178,13 @@ def forgetting(r: Sequence[Sequence[float]] | np.ndarray) -> float:
     t = m.shape[0]
     if t < 2:
         return 0.0
-    return float(np.mean([m[: t - 1, j].max() - m[-1, j] for j in range(t - 1)]))
+    return float(np.nanmean([np.nanmax(m[: t - 1, j]) - m[-1, j] for j in range(t - 1)]))
 
 
 def plasticity(r: Sequence[Sequence[float]] | np.ndarray) -> float:
     """Mean of R[j][j]: how well each task is learnt when it is the update's own task."""
     m = _matrix(r)
-    return float(np.mean(np.diag(m)))
+    return float(np.nanmean(np.diag(m)))
 
 
 def intransigence(r: Sequence[Sequence[float]] | np.ndarray, reference: Sequence[float]) -> float:

@@ -1,0 +1,128 @@
+"""A regression set that grows: promoted updates' target sets are rerun by every later gate."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from clgate.artifacts import testing as factories
+from clgate.audit import GateRequest, GateResult, GateRun, Journal, promote, propose, run_gate
+from clgate.audit.bootstrap import bootstrap_ledger
+from clgate.audit.checks import GateInputs
+from clgate.audit.cli import main
+from clgate.audit.gate_checks import GATE_CHECKS
+from clgate.audit.judge import CheckOutcome, judge
+from clgate.audit.policy import load_policy, parse_policy
+from clgate.audit.regression import RegressionSet, RegressionTask
+from clgate.errors import IntegrityError
+from clgate.ledger import load_private_key
+from clgate.runtime import ModelPool
+
+POLICY = """
+name = "regression"
+required_checks = ["evals"]
+
+[checks.evals]
+options = { suites = ["retention"], limit = 2 }
+"""
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, tiny_model: Path):
+    policy = parse_policy(POLICY)
+    boot = bootstrap_ledger(tmp_path / "ledger", policies=[policy])
+    keys = {name: load_private_key(boot.keys[name]) for name in ("gate", "pipeline", "approver")}
+    run = GateRun(out_dir=tmp_path / "out", device="cpu")
+
+    def gate(request: GateRequest, promoted: bool = True) -> GateResult:
+        with Journal.open(boot.ledger, keys["gate"], boot.trust) as journal:
+            proposed = propose(request, journal.as_signer(keys["pipeline"]), run)
+            result = run_gate(proposed.proposal.update_id, policy, journal, run, request, proposed.manifests)
+        if promoted:
+            with Journal.open(boot.ledger, keys["approver"], boot.trust) as journal:
+                promote(journal, result.update_id)
+        return result
+
+    gate(GateRequest(parent=tiny_model, candidate=tiny_model))  # the base
+    return boot, gate
+
+
+def test_promoted_target_sets_are_rerun_by_every_later_gate(
+    deployment, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    boot, gate = deployment
+    lora_b = factories.make_tiny_lora(tiny_model, tmp_path / "lora-b", seed=1)
+    sets = [factories.make_dataset(tmp_path / f"task-{name}.jsonl", n=4) for name in "ab"]
+    first = gate(GateRequest(parent=tiny_model, candidate=tiny_model, target=sets[0]))
+    assert "regression" not in first.measurements  # nothing promoted with a target set before it
+    sets[0].unlink()  # gone from where it was proposed: the copy kept with the evidence is used
+    second = gate(GateRequest(parent=tiny_model, adapter=lora_b, target=sets[1]))
+    regression = second.measurements["regression"]
+    task = first.update_id
+    assert regression.meta["tasks"] == [task] and regression.numbers["tasks"] == 1
+    assert {row["task"] for row in regression.details} == {task} and len(
+        regression.details
+    ) == 2  # evals limit
+    learned = first.measurements["evals"].numbers["target.accuracy"]
+    now, parent_now = regression.numbers[f"{task}.accuracy"], regression.numbers[f"{task}.parent_accuracy"]
+    assert regression.numbers[f"{task}.forgetting"] == pytest.approx(max(learned, parent_now) - now)
+    assert regression.meta["matrix"][0][0] == learned and regression.meta["matrix"][1][0] == now
+    capsys.readouterr()
+    args = ["--ledger", str(boot.ledger), "--trust", str(boot.trust), "--json", str(tmp_path / "h.json")]
+    assert main(["eval", "history", *args]) == 0
+    assert "accuracy matrix of deployment 'default'" in capsys.readouterr().out
+    matrix = json.loads((tmp_path / "h.json").read_text())
+    assert matrix["tasks"] == [task, second.update_id]
+    assert matrix["matrix"] == [
+        [learned, None],
+        [now, second.measurements["evals"].numbers["target.accuracy"]],
+    ]
+
+
+def test_a_kept_target_set_that_was_altered_is_refused_before_anything_is_written(
+    deployment, tiny_model: Path, tmp_path: Path
+) -> None:
+    boot, gate = deployment
+    target = factories.make_dataset(tmp_path / "task.jsonl", n=4)
+    gate(GateRequest(parent=tiny_model, candidate=tiny_model, target=target))
+    target.unlink()
+    kept = next((boot.ledger.parent / "evidence" / "files").iterdir())
+    kept.write_text(kept.read_text().replace("a", "b"))
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        size = len(journal.ledger)
+    with pytest.raises(IntegrityError, match="kept file does not match its digest"):
+        gate(GateRequest(parent=tiny_model, candidate=tiny_model), promoted=False)
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        assert len(journal.ledger) == size + 1  # the proposal only: no audit of an unrerunnable set
+
+
+def test_forgetting_is_measured_from_the_best_the_deployment_reached(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """The check itself on real replies: a task its audits recorded at accuracy 1.0 that the tiny
+    model now misses is forgotten by 1.0, and the default policy blocks it naming the task."""
+    target = factories.make_dataset(tmp_path / "t.jsonl", n=4)
+    sets = RegressionSet((RegressionTask("upd-earlier", target, "0" * 64),), ((1.0,),))
+    with ModelPool(tmp_path / "cache") as pool:
+        inputs = GateInputs(
+            parent=tiny_model,
+            candidate=tiny_model,
+            regression=sets,
+            cache_dir=tmp_path / "cache",
+            models=pool,
+        )
+        measured = GATE_CHECKS["regression"].run(inputs.only(["parent", "candidate", "regression"]))
+    assert measured.numbers["upd-earlier.accuracy"] == 0.0  # a random tiny model reproduces no reference
+    assert measured.numbers["upd-earlier.forgetting"] == 1.0 == measured.numbers["max_forgetting"]
+    assert measured.numbers["continual.backward_transfer"] == -1.0 and math.isnan(
+        measured.meta["matrix"][1][1]
+    )
+    verdict = judge(load_policy(None), {"regression": CheckOutcome("regression", measured)}, "model")
+    [finding] = [f for f in verdict.findings if f.rule == "regression-forgetting"]
+    assert (
+        finding.status.value == "fail"
+        and "promoted update upd-earlier, accuracy 0.00 now, 1.00 at best" in finding.reason
+    )
