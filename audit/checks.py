@@ -7,20 +7,23 @@ lane, so two of them never fight over the CPU cores).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from clgate.artifacts import Manifest
+from clgate.audit.policy import PolicySuite
 from clgate.audit.regression import RegressionSet
+from clgate.ledger.canonical import canonical_json
 from clgate.measurement import Measurement
 from clgate.runtime import ModelPool, resolve_placement
 
 PROPOSED_ROLES = ("parent", "candidate", "adapter", "data", "memory_old", "memory_new", "target")
-INPUT_ROLES = (*PROPOSED_ROLES, "anchor", "regression")
+INPUT_ROLES = (*PROPOSED_ROLES, "anchor", "regression", "suites")
 """`anchor` and `regression` are not proposed: the gate takes them from the ledger (the deployment's
-first promoted base; the target sets of the updates it promoted)."""
+first promoted base; the target sets of the updates it promoted); `suites` from the policy."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class GateInputs:
     target: Path | None = None
     anchor: Path | None = None
     regression: RegressionSet | None = None
+    suites: tuple[PolicySuite, ...] | None = None
+    """The policy's own suites, run with the eval suites (each pinned by its items' SHA-256)."""
     cache_dir: Path = Path(".")
     seed: int = 0
     manifests: dict[str, Manifest] = field(default_factory=dict)
@@ -67,6 +72,9 @@ class GateInputs:
         """The content digest of an input: its manifest's root; the regression set's own digest."""
         if role == "regression" and self.regression is not None:
             return self.regression.digest
+        if role == "suites" and self.suites is not None:
+            listing = [s.model_dump(mode="json") for s in self.suites]
+            return "sha256:" + hashlib.sha256(canonical_json(listing)).hexdigest()
         return self.manifests[role].root
 
     def options_for(self, check: str) -> dict[str, Any]:

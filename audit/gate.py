@@ -402,6 +402,8 @@ def check_policy(policy: Policy, journal: Journal) -> None:
                 f"({', '.join(c.name for c in GATE_CHECKS.values() if c.needs_weights)}) can be not applicable "
                 "to served updates"
             )
+    for suite in policy.suites:
+        suite.load()  # its file, pin and items: a broken suite is bad input before anything is written
     governance = journal.ledger.governance()
     for deployment, pinned in policy.anchors.items():
         if governance.anchor(deployment, pinned) is None:
@@ -485,6 +487,7 @@ def run_gate(
                     **{**request.paths(), "parent": parent_dir},
                     anchor=anchor_dir,
                     regression=regression,
+                    suites=tuple(policy.suites) or None,
                     cache_dir=run.cache,
                     seed=run.seed,
                     manifests=manifests,

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clgate.audit.checks import GateCheck, GateInputs, gate_check
 from clgate.measurement import Measurement
+
+if TYPE_CHECKING:
+    from clgate.evals import Suite
 
 GATE_CHECKS: dict[str, GateCheck] = {}
 EVAL_SUITES = ("retention", "refusal", "over_refusal", "sycophancy", "honesty", "prompt_injection")
@@ -37,6 +41,11 @@ def combine(name: str, version: str, parts: list[Measurement], prefix: str = "")
         meta=meta,
         explain=explain,
     )
+
+
+def policy_suites(inputs: GateInputs) -> list[Suite]:
+    """The policy's own suites, each checked against its pinned digest again as it is loaded."""
+    return [s.load() for s in inputs.suites or ()]
 
 
 @gate_check(
@@ -158,14 +167,14 @@ def activations(inputs: GateInputs) -> Measurement:
     needs=("parent",),
     forward_passes=True,
     any_of=("adapter", "candidate"),
-    reads=("target",),
+    reads=("target", "suites"),
 )
 def evals(inputs: GateInputs) -> Measurement:
     """Parent and candidate on the same eval items, paired per item (retention, safety, plasticity)."""
     from clgate.evals import compare_models
 
     opts = inputs.options_for("evals")
-    suites = list(opts.get("suites", EVAL_SUITES))
+    suites = [*opts.get("suites", EVAL_SUITES), *policy_suites(inputs)]
     if inputs.target is not None and "target" not in suites:
         suites.append("target")
     return compare_models(
@@ -189,6 +198,7 @@ def evals(inputs: GateInputs) -> Measurement:
     needs=("parent", "anchor"),
     forward_passes=True,
     any_of=("adapter", "candidate"),
+    reads=("suites",),
 )
 def anchor(inputs: GateInputs) -> Measurement:
     """The candidate against the deployment's anchor (its first promoted base), paired per item as `evals`
@@ -201,9 +211,8 @@ def anchor(inputs: GateInputs) -> Measurement:
     compared = compare_models(
         inputs.anchor,
         inputs.candidate_model,
-        [
-            s for s in opts.get("suites", EVAL_SUITES) if s != "target"
-        ],  # the anchor never saw this update's task
+        # the anchor never saw this update's own task; the policy's suites, it did
+        [*(s for s in opts.get("suites", EVAL_SUITES) if s != "target"), *policy_suites(inputs)],
         candidate_adapter=inputs.adapter,
         limit=opts.get("limit"),
         served_scoring=opts.get("served_scoring", "logprobs"),

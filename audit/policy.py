@@ -13,7 +13,7 @@ import fnmatch
 import hashlib
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -22,6 +22,9 @@ from clgate.ledger import ApprovalRequirement, PolicyRef, WitnessRequirement
 from clgate.ledger.canonical import canonical_json
 from clgate.ledger.entries import UpdateKind
 from clgate.runtime import check_device, check_dtype
+
+if TYPE_CHECKING:
+    from clgate.evals import Suite
 
 DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.toml"
 Severity = Literal["warn", "fail"]
@@ -83,6 +86,32 @@ class ModuleRule(_Strict):
         return [m for m in changed if not any(fnmatch.fnmatchcase(m, p) for p in self.allowed)]
 
 
+class PolicySuite(_Strict):
+    """A team's own regression suite: items in a bundled suite's format (`retention`, `refusal`, …),
+    pinned by their SHA-256 so the adopted policy says exactly which items every gate runs. The gate
+    runs it with the `evals` suites (numbers `NAME.*`, rules on check `evals`)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    items: Path
+    format: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    def load(self) -> Suite:
+        """The suite, its file checked against the pin and every item validated: an InputError if not."""
+        from clgate.evals import items_suite
+
+        if not self.items.is_file():
+            raise InputError(f"policy suite {self.name!r}: no such items file {self.items}")
+        with open(self.items, "rb") as fh:
+            found = hashlib.file_digest(fh, "sha256").hexdigest()
+        if found != self.sha256:
+            raise InputError(
+                f"policy suite {self.name!r}: {self.items} is not the pinned file (sha256 {found[:12]}…, "
+                f"pinned {self.sha256[:12]}…); adopt a policy that pins the new items"
+            )
+        return items_suite(self.name, self.items, self.format)
+
+
 class Policy(_Strict):
     schema_version: Literal[1] = 1
     name: str
@@ -97,6 +126,7 @@ class Policy(_Strict):
     anchors: dict[str, str] = Field(default_factory=dict)
     """Deployment -> the promoted base (update id or digest) its updates are also compared with; by
     default the base it was first promoted to."""
+    suites: list[PolicySuite] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_rule_ids(self) -> Policy:
@@ -125,10 +155,9 @@ class Policy(_Strict):
     @property
     def canonical_text(self) -> str:
         """What the ledger pins when an admin adopts this policy: its canonical JSON."""
-        # no pinned anchor leaves the text as it was before pins existed: adopted policies keep their digest
-        return canonical_json(
-            self.model_dump(mode="json", exclude={"anchors"} if not self.anchors else None)
-        ).decode()
+        # fields added later are left out while empty: policies adopted before them keep their digest
+        later = {name for name in ("anchors", "suites") if not getattr(self, name)}
+        return canonical_json(self.model_dump(mode="json", exclude=later)).decode()
 
     @property
     def digest(self) -> str:

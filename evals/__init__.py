@@ -15,7 +15,15 @@ from clgate.evals._items import (
     load_items,
 )
 from clgate.evals._provider import ClgateModelAPI, clgate_api, open_model
-from clgate.evals._registry import Suite, bundled_suites, get_suite, list_suites, parse_suites
+from clgate.evals._registry import (
+    ITEM_FORMATS,
+    Suite,
+    bundled_suites,
+    get_suite,
+    items_suite,
+    list_suites,
+    parse_suites,
+)
 from clgate.evals._runner import (
     EVALS_VERSION,
     ModelRun,
@@ -46,6 +54,7 @@ from clgate.evals.suites import DEFAULT_TRIGGERS
 __all__ = [
     "DEFAULT_TRIGGERS",
     "EVALS_VERSION",
+    "ITEM_FORMATS",
     "ChoiceItem",
     "ClgateModelAPI",
     "InjectionItem",
@@ -70,6 +79,7 @@ __all__ = [
     "forward_transfer",
     "get_suite",
     "intransigence",
+    "items_suite",
     "list_suites",
     "load_items",
     "mcnemar_exact",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from inspect_ai import Task
@@ -60,13 +62,40 @@ def list_suites() -> list[Suite]:
     return list(SUITES.values())
 
 
-def parse_suites(spec: str | list[str]) -> list[Suite]:
-    """`retention,refusal` (or a list of names) → suites, in order, without repeats."""
-    names = spec.split(",") if isinstance(spec, str) else spec
-    names = [n.strip() for n in names if n.strip()]
-    if not names:
+def parse_suites(spec: str | Sequence[str | Suite]) -> list[Suite]:
+    """`retention,refusal` (or a list of names and `Suite`s) → suites, in order, without repeats."""
+    given = spec.split(",") if isinstance(spec, str) else spec
+    chosen = [
+        s if isinstance(s, Suite) else get_suite(s.strip())
+        for s in given
+        if isinstance(s, Suite) or s.strip()
+    ]
+    if not chosen:
         raise InputError("no suite named (known: " + ", ".join(s.name for s in list_suites()) + ")")
-    return [get_suite(n) for n in dict.fromkeys(names)]
+    unique: dict[str, Suite] = {}
+    for s in chosen:
+        unique.setdefault(s.name, s)
+    return list(unique.values())
+
+
+ITEM_FORMATS = ("retention", "honesty", "refusal", "over_refusal", "sycophancy", "prompt_injection")
+"""Bundled suites whose item format and scoring a team's own items can use."""
+
+
+def items_suite(name: str, items: Path, item_format: str) -> Suite:
+    """A team's own items, in the format of a bundled suite and scored as it is, run under their own
+    name (numbers `NAME.accuracy`, `NAME.delta_ci_high`, …). Every item is loaded and checked here, so
+    a broken file is bad input before anything runs."""
+    if item_format not in ITEM_FORMATS:
+        raise InputError(f"suite {name!r}: format {item_format!r} is not one of {', '.join(ITEM_FORMATS)}")
+    if name in {s.name for s in list_suites()}:
+        raise InputError(f"suite {name!r}: that is a bundled suite's name; give your own suite another")
+    base = get_suite(item_format)
+    suite = Suite(
+        name, functools.partial(base.task, data=str(items)), f"{base.description}: {items}", base.scoring
+    )
+    suite.task()
+    return suite
 
 
 def bundled_suites() -> list[Suite]:
