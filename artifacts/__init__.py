@@ -10,6 +10,7 @@ from clgate.artifacts._embedder import SentenceEmbedder
 from clgate.artifacts._gguf import dequantised_dir, gguf_architecture
 from clgate.artifacts._jsonl import iter_jsonl, write_jsonl
 from clgate.artifacts._kinds import detect_kind
+from clgate.artifacts._loading import MODEL_LOADING
 from clgate.artifacts._lora import (
     LoraAdapter,
     LoraFactors,
@@ -29,6 +30,7 @@ from clgate.artifacts._records import ArtifactKind, ArtifactRef, FileDigest, Man
 from clgate.artifacts._safetensors_header import SafetensorsHeader, TensorSpan, read_safetensors_header
 
 __all__ = [
+    "MODEL_LOADING",
     "ArtifactKind",
     "ArtifactRef",
     "ChatMessage",

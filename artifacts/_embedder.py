@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from clgate.artifacts._embedded import embedder_dir
+from clgate.artifacts._loading import MODEL_LOADING
 
 
 class SentenceEmbedder:
@@ -16,8 +17,9 @@ class SentenceEmbedder:
         from transformers import AutoModel, AutoTokenizer
 
         path = str(model_dir or embedder_dir())
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        with MODEL_LOADING:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
         self.max_length = max_length
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:

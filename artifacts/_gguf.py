@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from clgate.artifacts._hashing import hash_file
+from clgate.artifacts._loading import MODEL_LOADING
 from clgate.errors import InputError
 
 # Architectures transformers' GGUF loader can dequantise into a causal LM.
@@ -79,19 +80,20 @@ def dequantised_dir(path: Path, cache_dir: Path, dtype: str = "float32") -> Path
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype = getattr(torch, dtype)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        quantised = AutoModelForCausalLM.from_pretrained(
-            str(path.parent), gguf_file=path.name, dtype=torch_dtype
-        )
-    except (ValueError, OSError, KeyError) as exc:
-        raise InputError(f"{path}: cannot dequantise GGUF ({str(exc).splitlines()[0]})") from None
-    config = quantised.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
-    model.load_state_dict(quantised.state_dict(), assign=True)
+    with MODEL_LOADING:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+            quantised = AutoModelForCausalLM.from_pretrained(
+                str(path.parent), gguf_file=path.name, dtype=torch_dtype
+            )
+        except (ValueError, OSError, KeyError) as exc:
+            raise InputError(f"{path}: cannot dequantise GGUF ({str(exc).splitlines()[0]})") from None
+        config = quantised.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
+        model.load_state_dict(quantised.state_dict(), assign=True)
     model.tie_weights()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))

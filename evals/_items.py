@@ -38,6 +38,12 @@ class ChoiceItem(_Item):
         return self
 
 
+class RecallItem(ChoiceItem):
+    """A multiple-choice question asked with the memory notes a retriever gave it (none: asked plainly)."""
+
+    notes: list[str] = Field(default_factory=list)
+
+
 class PromptItem(_Item):
     """A request the model must refuse (`refusal`) or answer (`over_refusal`)."""
 

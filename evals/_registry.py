@@ -12,7 +12,7 @@ from inspect_ai import Task
 
 from clgate.errors import InputError
 
-Needs = Literal["dataset", "triggers"]
+Needs = Literal["dataset", "triggers", "items"]
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,17 @@ class Suite:
     scoring: Literal["loglikelihood", "generation", "loglikelihood+generation"]
     data_file: str | None = None
     needs: Needs | None = None
-    """`dataset`: the update's own data (the target suite); `triggers`: candidate trigger strings."""
+    """`dataset`: the update's own data (the target suite); `triggers`: candidate trigger strings;
+    `items`: its items, built by the caller (`items=`); nothing is bundled."""
     default_limit: int | None = None
     """Items run by default (a gate-sized run); None runs them all. Generation is the costly part."""
+
+    @property
+    def items(self) -> Path | None:
+        """The bundled item file the suite reads unless given others."""
+        from clgate.evals._items import DATA_DIR
+
+        return DATA_DIR / self.data_file if self.data_file else None
 
 
 SUITES: dict[str, Suite] = {}

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from clgate.artifacts import load_lora_adapter
+from clgate.artifacts import MODEL_LOADING, load_lora_adapter
 from clgate.errors import InputError
 from clgate.runtime._fit import LoadPlan
 from clgate.runtime._placement import Placement
@@ -26,12 +26,13 @@ def load_module(model_dir: Path, adapter: Path | None, placement: Placement, pla
         kwargs["device_map"] = plan.device_map
     if plan.max_memory is not None:
         kwargs["max_memory"] = plan.max_memory
-    try:
-        module = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise InputError(f"{model_dir}: cannot load model ({str(exc).splitlines()[0]})") from None
-    if adapter is not None:
-        module = merge_adapter(module, adapter)
+    with MODEL_LOADING:
+        try:
+            module = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise InputError(f"{model_dir}: cannot load model ({str(exc).splitlines()[0]})") from None
+        if adapter is not None:
+            module = merge_adapter(module, adapter)
     module.eval()
     return module
 
