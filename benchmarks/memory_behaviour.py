@@ -34,7 +34,7 @@ from clgate.artifacts import (
     write_memory_store,
 )
 from clgate.audit.checks import GateInputs
-from clgate.audit.gate_checks import GATE_CHECKS
+from clgate.audit.gate_checks import GATE_CHECKS, PUSH
 from clgate.evals import ChoiceItem, get_suite, load_items
 from clgate.probes.memory import instruction_score
 from clgate.probes.poison import bundled_memory_entries, injected_memory_entries, scan_memory
@@ -142,8 +142,12 @@ def main() -> None:
     rows = [s for r in runs for s in r["scores"].values()]
     clean = [s for s in rows if s["kind"] == "clean"]
     print(f"{len(runs)} updates (seeds {args.seeds}, rates {args.rates}), {len(clean)} clean added entries")
-    print("| attack | n | behaviour AUROC | behaviour TPR@1%FPR | text AUROC | text TPR@1%FPR |")
-    print("|---|---|---|---|---|---|")
+    flagged_clean = sum(c["behaviour"] >= PUSH for c in clean) / len(clean)
+    print(f"clean added entries the gate's rule flags (push >= {PUSH} nats): {flagged_clean:.1%}")
+    print(
+        "| attack | n | behaviour AUROC | behaviour TPR@1%FPR | text AUROC | text TPR@1%FPR | flagged by the gate's rule |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for kind in ("false_fact", "off_pool_fact", "memory_injection"):
         hit = [s for s in rows if s["kind"] == kind]
         cells = [
@@ -151,7 +155,8 @@ def main() -> None:
             for d in ("behaviour", "text")
             for f in (auroc, tpr_at_fpr)
         ]
-        print(f"| {kind} | {len(hit)} | " + " | ".join(cells) + " |")
+        flagged = sum(h["behaviour"] >= PUSH for h in hit) / len(hit)
+        print(f"| {kind} | {len(hit)} | " + " | ".join(cells) + f" | {flagged:.0%} |")
     per100 = 100 / sum(r["added"] for r in runs)
     behaviour, text, forward = (
         sum(r[k] for r in runs) * per100 for k in ("behaviour_s", "text_s", "forward_s")

@@ -10,6 +10,8 @@ import pytest
 from clgate.artifacts import MemoryEntry, SentenceEmbedder, load_memory_store, write_memory_store
 from clgate.audit.bootstrap import bootstrap_ledger
 from clgate.audit.cli import main
+from clgate.audit.gate_checks import GATE_CHECKS
+from clgate.audit.journal import Journal
 from clgate.audit.policy import load_policy
 from clgate.probes.memory_recall import NEAR, TOP_K, UNRELATED, recall_probes
 
@@ -74,3 +76,51 @@ def test_a_false_fact_is_blocked_by_what_it_makes_the_model_say(
     report = (tmp_path / "out" / "report.md").read_text()
     assert reported in report
     assert "injection.flagged_count = 0 within limits" in report  # the text detectors saw nothing
+
+
+SCHEDULED = """
+name = "memory-watch"
+scheduled_checks = ["memory.behaviour"]
+
+[required_checks]
+model = ["weights"]
+adapter = ["weights"]
+memory = ["memory.behaviour"]
+
+[[rules]]
+id = "memory-contradiction"
+check = "memory.behaviour"
+metric = "entries_contradicting"
+reason = "A memory entry makes the model give the wrong answer it states"
+fail_above = 0
+"""
+
+
+def test_a_scheduled_audit_judges_the_live_memory_by_behaviour(
+    tmp_path: Path, smollm2_dir: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A false fact the running deployment wrote into its live store after the promotion is found by
+    what it makes the deployed model say, though its text reads like any note."""
+    for name in [n for n in GATE_CHECKS if n not in ("weights", "memory.behaviour")]:
+        monkeypatch.delitem(GATE_CHECKS, name)  # only what this policy reads: the base's gate stays short
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text(SCHEDULED)
+    boot = bootstrap_ledger(tmp_path / "ledger", policies=[load_policy(policy_file)])
+    keys = ["--ledger", str(boot.ledger), "--trust", str(boot.trust)]
+    base = ["--parent", str(smollm2_dir), "--policy", str(policy_file), "--out", str(tmp_path / "out"),
+            "--proposer-key", str(boot.keys["pipeline"]), *keys, "--key", str(boot.keys["gate"])]  # fmt: skip
+    before, snapshot = _store(tmp_path / "before.jsonl"), _store(tmp_path / "snapshot.jsonl")
+    assert main(["gate", "--candidate", str(smollm2_dir), *base]) == 0
+    assert main(["gate", "--memory-old", str(before), "--memory-new", str(snapshot), *base]) == 0
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        updates = list(journal.state().updates)  # the base, then the memory
+    for uid in updates:
+        assert main(["promote", uid, *keys, "--key", str(boot.keys["approver"])]) == 0
+    # what the deployment has written into its live store since: not audited by any gate
+    live = _store(tmp_path / "serving" / "live.jsonl", "The capital of Japan is Osaka.")
+    audit = ["audit", "run", "--deployed", str(smollm2_dir), "--deployed", str(live), "--policy",
+             str(policy_file), "--cache", str(tmp_path / "cache"), *keys, "--key", str(boot.keys["gate"])]  # fmt: skip
+    capsys.readouterr()
+    assert main(audit) == 20
+    out = capsys.readouterr().out
+    assert "memory entry 'm9' ('The capital of Japan is Osaka.')" in out
