@@ -102,6 +102,8 @@ class GateCheck:
     reads: tuple[str, ...] = ()  # optional inputs it uses when present (part of its cache key)
     needs_weights: bool = False
     """Runs the model in this process (activations, representations): a server cannot do it for it."""
+    options_from: tuple[str, ...] = ()
+    """Other checks whose policy options it also reads (the anchor runs the evals' suites): part of its cache key."""
 
     def applies(self, inputs: GateInputs) -> bool:
         return all(inputs.has(r) for r in self.needs) and (
@@ -121,11 +123,14 @@ def gate_check(
     any_of: tuple[str, ...] = (),
     reads: tuple[str, ...] = (),
     needs_weights: bool = False,
+    options_from: tuple[str, ...] = (),
 ) -> Callable[[Callable[[GateInputs], Measurement]], Callable[[GateInputs], Measurement]]:
     """Register a check function under `name` in `registry`."""
 
     def register(fn: Callable[[GateInputs], Measurement]) -> Callable[[GateInputs], Measurement]:
-        registry[name] = GateCheck(name, version, needs, forward_passes, fn, any_of, reads, needs_weights)
+        registry[name] = GateCheck(
+            name, version, needs, forward_passes, fn, any_of, reads, needs_weights, options_from
+        )
         return fn
 
     return register

@@ -202,6 +202,7 @@ def evals(inputs: GateInputs) -> Measurement:
     forward_passes=True,
     any_of=("adapter", "candidate"),
     reads=("suites",),
+    options_from=("evals",),
 )
 def anchor(inputs: GateInputs) -> Measurement:
     """The candidate against the deployment's anchor (its first promoted base), paired per item as `evals`
@@ -236,6 +237,7 @@ def anchor(inputs: GateInputs) -> Measurement:
     forward_passes=True,
     any_of=("adapter", "candidate"),
     reads=("target",),
+    options_from=("evals",),
 )
 def regression(inputs: GateInputs) -> Measurement:
     """Every earlier promoted task's own set rerun on the candidate, paired with the parent (whose replies

@@ -46,6 +46,8 @@ def cache_material(check: GateCheck, inputs: GateInputs) -> dict[str, Any]:
         "seed": inputs.seed,
         "options": inputs.options_for(check.name),
     }
+    if check.options_from:
+        material["options_from"] = {name: inputs.options_for(name) for name in check.options_from}
     material.update({role: inputs.digest(role) for role in check.roles(inputs)})
     if check.forward_passes:  # a CPU fp32 result is not a GPU bf16 one, nor a server's
         material["numerics"] = inputs.numerics(check.name)

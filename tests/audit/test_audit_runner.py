@@ -1,10 +1,11 @@
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from clgate.artifacts import compute_manifest
 from clgate.audit.checks import GateCheck, GateInputs
-from clgate.audit.runner import CheckCache, run_check, run_checks
+from clgate.audit.runner import CheckCache, cache_key, run_check, run_checks
 from clgate.ledger import generate_key
 from clgate.measurement import Measurement
 
@@ -114,3 +115,15 @@ def test_a_measurement_with_infinite_or_missing_numbers_survives_the_evidence_st
     assert (
         back.numbers["cut"] == math.inf and back.numbers["low"] == -math.inf and math.isnan(back.numbers["x"])
     )
+
+
+def test_options_a_check_borrows_from_another_are_in_its_cache_key(tmp_path: Path) -> None:
+    """The anchor runs the evals' suites: a policy that changes them must not get the old result."""
+    borrowing = GateCheck("anchor", "1", ("parent",), False, lambda i: Measurement(name="a", version="1"),
+                          options_from=("evals",))  # fmt: skip
+    inputs = _inputs(tmp_path)
+    keys = {
+        cache_key(borrowing, replace(inputs, options={"evals": {"suites": suites}}))
+        for suites in (["retention"], ["retention", "refusal"])
+    }
+    assert len(keys) == 2
