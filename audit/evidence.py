@@ -9,11 +9,9 @@ regression set once promoted) are kept here too, by the SHA-256 their signed pro
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 from pathlib import Path
 
-from clgate.atomic import write_text_atomic
+from clgate.atomic import write_bytes_atomic, write_text_atomic
 from clgate.errors import IntegrityError
 from clgate.measurement import Measurement
 
@@ -54,10 +52,7 @@ class EvidenceStore:
             sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
         target = self._file_path(sha256)
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, target)  # whole or absent: a reader never sees half a file
+            write_bytes_atomic(target, Path(path).read_bytes())  # whole or absent, never half a file
         return sha256
 
     def file(self, sha256: str) -> Path | None:

@@ -11,7 +11,6 @@ the entries that changed the notes.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from clgate.artifacts import MemoryEntry, MemoryStore, SentenceEmbedder
-from clgate.atomic import write_text_atomic
+from clgate.artifacts import MemoryEntry, MemoryStore, SentenceEmbedder, write_jsonl
 
 TOP_K = 3  # notes a question is asked with, as a retrieval-augmented deployment would
 NEAR = 3  # pool questions per changed entry
@@ -102,5 +100,7 @@ def recall_probes(
 
 def write_probe_items(probes: list[RecallProbe], store: str, path: Path) -> Path:
     """The probes as `memory_recall` items, with the notes of the `old` or the `new` store."""
-    lines = [{**p.item, "notes": list(p.old_notes if store == "old" else p.new_notes)} for p in probes]
-    return write_text_atomic(Path(path), "".join(json.dumps(line) + "\n" for line in lines))
+    return write_jsonl(
+        Path(path),
+        [{**p.item, "notes": list(p.old_notes if store == "old" else p.new_notes)} for p in probes],
+    )
