@@ -8,7 +8,6 @@ number as `check` + `metric`.
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -316,7 +315,7 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
         load_items,
         open_model,
     )
-    from clgate.probes.memory_recall import TOP_K, recall_probes, write_probe_items
+    from clgate.probes.memory_recall import TOP_K, blame_entries, recall_probes, write_probe_items
 
     old, new = load_memory_store(inputs.memory_old), load_memory_store(inputs.memory_new)
     pool = [i.model_dump() for i in load_items(get_suite("retention").items, ChoiceItem)]
@@ -343,48 +342,17 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
     finally:
         clgate_api(model).close()
     compared = compare_measurements(*runs)
-    before, after = ({r["id"]: r for r in run.details} for run in runs)
-    by_id, texts = {p.id: p for p in probes}, new.by_id()
-    details, flipping, contradicting, explain = [], set(), set(), {}
-    for row in compared.details:
-        probe = by_id[row["id"]]
-        choices, right = probe.item["choices"], probe.item["answer"]
-        blamed = [e for e in probe.brought if e in texts]
-        pushes = {}  # entry -> (wrong option it states, how far it moved the model towards it, in nats)
-        for e in blamed:
-            for o, option in enumerate(choices):
-                if o != right and re.search(rf"\b{re.escape(option)}\b", texts[e].text, re.IGNORECASE):
-                    lp_old, lp_new = before[row["id"]]["option_logprobs"], after[row["id"]]["option_logprobs"]
-                    push = (lp_new[o] - lp_new[right]) - (lp_old[o] - lp_old[right])
-                    if push > pushes.get(e, ("", 0.0))[1]:
-                        pushes[e] = (option, push)
-        states = [e for e, (_, push) in pushes.items() if push >= PUSH]
-        details.append({**row, "question": probe.item["question"], "near": list(probe.near), "blamed": blamed,
-                        "pushes": {e: round(v, 3) for e, (_, v) in pushes.items()}})  # fmt: skip
-        contradicting.update(states)
-        if states and "entries_contradicting" not in explain:
-            option, push = pushes[states[0]]
-            explain["entries_contradicting"] = (
-                f"memory entry {states[0]!r} ({texts[states[0]].text[:100]!r}), retrieved for {probe.item['question']!r}, "
-                f"moves the model {push:.1f} nats towards the wrong answer {option!r} it states (right: {choices[right]!r})"
-            )
-        if row["change"] == "to_wrong":
-            flipping.update(blamed)
-            if blamed and "entries_flipping" not in explain:
-                explain["entries_flipping"] = (
-                    f"with memory entry {blamed[0]!r} ({texts[blamed[0]].text[:100]!r}) retrieved, the model answers "
-                    f"{probe.item['question']!r} wrongly (it answered it right with the old store)"
-                )
+    blame = blame_entries(probes, new, compared.details, *runs, push_at_least=PUSH)
     numbers.update(
         probes=float(len(probes)),
         flipped_to_wrong=compared.numbers["memory_recall.flipped_to_wrong"],
         flipped_to_right=compared.numbers["memory_recall.flipped_to_right"],
         delta_ci_high=compared.numbers["memory_recall.delta_ci_high"],
-        entries_flipping=float(len(flipping)),
-        entries_contradicting=float(len(contradicting)),
+        entries_flipping=float(len(blame.flipping)),
+        entries_contradicting=float(len(blame.contradicting)),
     )
     return Measurement(
-        name="memory.behaviour", version="1", numbers=numbers, details=details, explain=explain,
+        name="memory.behaviour", version="1", numbers=numbers, details=blame.details, explain=blame.explain,
         meta={"top_k": TOP_K, "pool": "retention"},
     )  # fmt: skip
 

@@ -12,6 +12,7 @@ the entries that changed the notes.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,3 +105,63 @@ def write_probe_items(probes: list[RecallProbe], store: str, path: Path) -> Path
         Path(path),
         [{**p.item, "notes": list(p.old_notes if store == "old" else p.new_notes)} for p in probes],
     )
+
+
+@dataclass(frozen=True)
+class Blame:
+    """Which changed entries moved the model's answers, per question and overall, in an auditor's words."""
+
+    details: list[dict[str, Any]]
+    flipping: set[str]
+    """Entries behind a right-to-wrong flip."""
+    contradicting: set[str]
+    """Entries that moved the model towards a wrong option they state, by at least the threshold."""
+    explain: dict[str, str]
+
+
+def blame_entries(
+    probes: list[RecallProbe],
+    new: MemoryStore,
+    paired: list[dict[str, Any]],
+    before: Any,
+    after: Any,
+    push_at_least: float,
+) -> Blame:
+    """Blame what changed between the two stores' runs (`paired`: their per-item comparison; `before`,
+    `after`: each run's measurement, whose rows carry the option log-probabilities) on the changed
+    entries that changed each question's notes. An entry's push is how far, in nats, it moved the
+    log-odds of a wrong option it states (word for word) against the right one."""
+    old_rows, new_rows = ({r["id"]: r for r in run.details} for run in (before, after))
+    by_id, texts = {p.id: p for p in probes}, new.by_id()
+    details, flipping, contradicting, explain = [], set(), set(), {}
+    for row in paired:
+        probe = by_id[row["id"]]
+        choices, right = probe.item["choices"], probe.item["answer"]
+        lp_old, lp_new = old_rows[row["id"]]["option_logprobs"], new_rows[row["id"]]["option_logprobs"]
+        blamed = [e for e in probe.brought if e in texts]
+        pushes: dict[str, tuple[str, float]] = {}
+        for e in blamed:
+            for o, option in enumerate(choices):
+                if o != right and re.search(rf"\b{re.escape(option)}\b", texts[e].text, re.IGNORECASE):
+                    push = (lp_new[o] - lp_new[right]) - (lp_old[o] - lp_old[right])
+                    if push > pushes.get(e, ("", 0.0))[1]:
+                        pushes[e] = (option, push)
+        states = [e for e, (_, push) in pushes.items() if push >= push_at_least]
+        details.append({**row, "question": probe.item["question"], "near": list(probe.near), "blamed": blamed,
+                        "pushes": {e: round(v, 3) for e, (_, v) in pushes.items()}})  # fmt: skip
+        contradicting.update(states)
+        if states and "entries_contradicting" not in explain:
+            option, push = pushes[states[0]]
+            explain["entries_contradicting"] = (
+                f"memory entry {states[0]!r} ({texts[states[0]].text[:100]!r}), retrieved for "
+                f"{probe.item['question']!r}, moves the model {push:.1f} nats towards the wrong answer "
+                f"{option!r} it states (right: {choices[right]!r})"
+            )
+        if row["change"] == "to_wrong":
+            flipping.update(blamed)
+            if blamed and "entries_flipping" not in explain:
+                explain["entries_flipping"] = (
+                    f"with memory entry {blamed[0]!r} ({texts[blamed[0]].text[:100]!r}) retrieved, the model "
+                    f"answers {probe.item['question']!r} wrongly (it answered it right with the old store)"
+                )
+    return Blame(details, flipping, contradicting, explain)
