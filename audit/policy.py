@@ -12,10 +12,11 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import tomllib
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 
 from clgate.errors import InputError, PolicyError
 from clgate.ledger import ApprovalRequirement, PolicyRef, WitnessRequirement
@@ -87,29 +88,78 @@ class ModuleRule(_Strict):
 
 
 class PolicySuite(_Strict):
-    """A team's own regression suite: items in a bundled suite's format (`retention`, `refusal`, …),
-    pinned by their SHA-256 so the adopted policy says exactly which items every gate runs. The gate
-    runs it with the `evals` suites (numbers `NAME.*`, rules on check `evals`)."""
+    """A team's own suite, pinned so the adopted policy says exactly what every gate runs: items in a
+    bundled suite's format (`items` + `format`: `retention`, `refusal`, …) pinned by the items file's
+    SHA-256, or an inspect-ai task (`task`: `FILE.py@TASK` pinned by the task file's SHA-256, or an
+    installed package's `PACKAGE/TASK` pinned by the SHA-256 of the package's installed RECORD, which
+    lists every file it installed with its hash). The gate runs it with the `evals` suites (numbers
+    `NAME.*`, rules on check `evals`)."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    items: Path
-    format: str
+    items: Path | None = None
+    format: str | None = None
+    task: str | None = None
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
-    def load(self) -> Suite:
-        """The suite, its file checked against the pin and every item validated: an InputError if not."""
-        from clgate.evals import items_suite
+    @model_validator(mode="after")
+    def _one_source(self) -> PolicySuite:
+        if (self.items is None) == (self.task is None):
+            raise ValueError("a suite gives either items (with their format) or an inspect-ai task")
+        if (self.items is None) != (self.format is None):
+            raise ValueError("format goes with items (the bundled suite whose format they follow)")
+        return self
 
-        if not self.items.is_file():
-            raise InputError(f"policy suite {self.name!r}: no such items file {self.items}")
-        with open(self.items, "rb") as fh:
-            found = hashlib.file_digest(fh, "sha256").hexdigest()
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: Any) -> dict[str, Any]:
+        """Unused sources are left out: suites adopted before tasks existed keep their policy's digest."""
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+    @property
+    def task_file(self) -> Path | None:
+        """The task's file for `FILE.py[@TASK]`; None for items, or an installed package's `PACKAGE/TASK`."""
+        head = (self.task or "").split("@")[0]
+        return Path(head) if head.endswith(".py") else None
+
+    def pinned(self) -> tuple[str, bytes]:
+        """What the pin covers, named, and its bytes: the items file, the task file, or the package's RECORD."""
+        path = self.items if self.items is not None else self.task_file
+        if path is not None:
+            if not path.is_file():
+                raise InputError(f"policy suite {self.name!r}: no such file {path}")
+            return str(path), path.read_bytes()
+        package = str(self.task).split("/")[0]
+        try:
+            record = metadata.distribution(_distribution(package)).read_text("RECORD")
+        except metadata.PackageNotFoundError:
+            record = None
+        if record is None:
+            raise InputError(
+                f"policy suite {self.name!r}: package {package!r} of task {self.task!r} is not installed "
+                "(or has no RECORD to pin)"
+            )
+        return f"the installed package {package}", record.encode()
+
+    def load(self) -> Suite:
+        """The suite, its source checked against the pin and built (items validated, task resolved):
+        an InputError if not."""
+        from clgate.evals import items_suite, task_suite
+
+        what, content = self.pinned()
+        found = hashlib.sha256(content).hexdigest()
         if found != self.sha256:
             raise InputError(
-                f"policy suite {self.name!r}: {self.items} is not the pinned file (sha256 {found[:12]}…, "
-                f"pinned {self.sha256[:12]}…); adopt a policy that pins the new items"
+                f"policy suite {self.name!r}: {what} is not what was pinned (sha256 {found[:12]}…, "
+                f"pinned {self.sha256[:12]}…); adopt a policy that pins it anew"
             )
-        return items_suite(self.name, self.items, self.format)
+        if self.items is not None:
+            assert self.format is not None
+            return items_suite(self.name, self.items, self.format)
+        return task_suite(self.name, str(self.task))
+
+
+def _distribution(package: str) -> str:
+    """The distribution that installs top-level package `package` (they may be named differently)."""
+    return next(iter(metadata.packages_distributions().get(package, [])), package)
 
 
 class Policy(_Strict):

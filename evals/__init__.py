@@ -24,6 +24,7 @@ from clgate.evals._registry import (
     items_suite,
     list_suites,
     parse_suites,
+    task_suite,
 )
 from clgate.evals._runner import (
     EVALS_VERSION,
@@ -91,5 +92,6 @@ __all__ = [
     "plasticity",
     "run_suite",
     "run_suites",
+    "task_suite",
     "trigger_change_rates",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
@@ -104,6 +105,37 @@ def items_suite(name: str, items: Path, item_format: str) -> Suite:
     )
     suite.task()
     return suite
+
+
+def _inspect_task(spec: str) -> Task:
+    """The one task `spec` names, built by inspect-ai's own resolver (public inspect resolves a spec only
+    inside `eval()`, after a model is chosen; clgate needs the task first, to fail before any write)."""
+    from inspect_ai._eval.loader import load_tasks
+
+    try:
+        if not spec.split("@")[0].endswith(".py"):  # PACKAGE/TASK: its inspect_ai entry point registers it
+            for entry in metadata.entry_points(group="inspect_ai", name=spec.split("/")[0]):
+                entry.load()
+        tasks = load_tasks([spec])
+    except Exception as exc:  # inspect raises whatever the task file raises
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"inspect task {spec!r}: {first}") from None
+    if len(tasks) != 1:
+        raise InputError(
+            f"inspect task {spec!r} names {len(tasks)} tasks; name one (FILE.py@TASK or PACKAGE/TASK)"
+        )
+    return tasks[0]
+
+
+def task_suite(name: str, spec: str) -> Suite:
+    """A team's own inspect-ai task (`FILE.py@TASK`, or an installed package's `PACKAGE/TASK`), run under
+    its own name by clgate's provider (numbers `NAME.accuracy`, `NAME.delta_ci_high`, …; an item is right
+    when its first scorer says CORRECT). Built here once, so a missing file, task or package, or a task
+    that fails to build, is bad input before anything runs; each run builds it afresh."""
+    if name in {s.name for s in list_suites()}:
+        raise InputError(f"suite {name!r}: that is a bundled suite's name; give your own suite another")
+    _inspect_task(spec)
+    return Suite(name, functools.partial(_inspect_task, spec), f"inspect-ai task {spec}", "generation")
 
 
 def bundled_suites() -> list[Suite]:

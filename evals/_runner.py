@@ -117,6 +117,11 @@ def _task_args(
     return args
 
 
+def _right(value: Any) -> bool:
+    """An item is right when its score is CORRECT, or 1 (a team's own task may score by number or bool)."""
+    return value == CORRECT or (isinstance(value, int | float) and value == 1)
+
+
 def _rows(suite: str, log: Any) -> list[dict[str, Any]]:
     rows = []
     for sample in log.samples or []:
@@ -127,7 +132,7 @@ def _rows(suite: str, log: Any) -> list[dict[str, Any]]:
             "suite": suite,
             "id": str(sample.id),
             "category": (sample.metadata or {}).get("category", ""),
-            "correct": score.value == CORRECT,
+            "correct": _right(score.value),
             "answer": str(score.answer or "")[:300],
         }
         for key, value in (score.metadata or {}).items():
@@ -136,7 +141,7 @@ def _rows(suite: str, log: Any) -> list[dict[str, Any]]:
             elif isinstance(value, int | float | bool | list):
                 row[key] = value
         if _GRADER_SCORER in scores:
-            row["graded_correct"] = scores[_GRADER_SCORER].value == CORRECT
+            row["graded_correct"] = _right(scores[_GRADER_SCORER].value)
         rows.append(row)
     return rows
 

@@ -1,6 +1,8 @@
 """`clgate demo` end to end on the embedded SmolLM2: real training, real checks, the three outcomes.
 
-Reduced only where the outcome does not depend on it: each eval suite runs on its first 8 items.
+Reduced only where the outcome does not depend on it: each eval suite runs on its first 8 items, and
+the data-free token scan is off (the demo's trigger is in the data it gates, and mined from there; the
+token scan has its own tests in tests/poison/test_poison_sweep.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from clgate.audit.cli import main
+from clgate.audit.policy import DEFAULT_POLICY
 from clgate.ledger import Ledger
 
 pytestmark = pytest.mark.integration
@@ -28,10 +31,17 @@ def reasons(v: dict, status: str) -> str:
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) -> tuple[Path, int, str]:
-    out = tmp_path_factory.mktemp("demo") / "run"
+    folder = tmp_path_factory.mktemp("demo")
+    out = folder / "run"
+    policy = folder / "policy.toml"
+    policy.write_text(
+        DEFAULT_POLICY.read_text(encoding="utf-8")
+        + '\n[checks."poison.model"]\noptions = { scan_tokens = false }\n',
+        encoding="utf-8",
+    )
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        code = main(["demo", "--out", str(out), "--eval-limit", "8"])
+        code = main(["demo", "--out", str(out), "--eval-limit", "8", "--policy", str(policy)])
     return out, code, buffer.getvalue()
 
 
