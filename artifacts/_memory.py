@@ -6,7 +6,7 @@ import json
 import sqlite3
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -15,7 +15,9 @@ from clgate.atomic import atomic_path
 from clgate.errors import InputError
 
 _SQLITE_SUFFIXES = {".sqlite", ".sqlite3", ".db"}
-_COLUMNS = ("id", "text", "metadata", "source", "created_at", "embedding")
+_COLUMNS = ("id", "text", "metadata", "source", "created_at", "embedding", "scope", "expires_at")
+_LATER_COLUMNS = ("scope", "expires_at")
+"""Columns added later: a store written before them has none, and its entries are persistent, never expiring."""
 
 
 class MemoryEntry(BaseModel):
@@ -27,6 +29,19 @@ class MemoryEntry(BaseModel):
     source: str | None = None
     created_at: datetime | None = None
     embedding: tuple[float, ...] | None = None
+    scope: Literal["persistent", "session"] = "persistent"
+    """`session`: a note kept for one conversation; `persistent`: long-term memory, retrieved in every one."""
+    expires_at: datetime | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The entry as stored: scope and expiry only when set, so stores written before they existed
+        keep their bytes (and digests)."""
+        out = self.model_dump(mode="json")
+        if self.scope == "persistent":
+            del out["scope"]
+        if self.expires_at is None:
+            del out["expires_at"]
+        return out
 
 
 class MemoryStore(BaseModel):
@@ -54,14 +69,16 @@ def _from_sqlite(path: Path) -> list[tuple[str, MemoryEntry]]:
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            rows = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM memory ORDER BY rowid").fetchall()
+            present = {row[1] for row in con.execute("PRAGMA table_info(memory)")}
+            columns = [c for c in _COLUMNS if c in present or c not in _LATER_COLUMNS]
+            rows = con.execute(f"SELECT {', '.join(columns)} FROM memory ORDER BY rowid").fetchall()
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
         raise InputError(f"{path}: not a memory store ({exc})") from None
     out = []
     for n, row in enumerate(rows, start=1):
-        obj = dict(zip(_COLUMNS, row, strict=True))
+        obj = {k: v for k, v in zip(columns, row, strict=True) if v is not None or k not in _LATER_COLUMNS}
         where = f"{path}: row {n}"
         try:
             obj["metadata"] = json.loads(obj["metadata"]) if obj["metadata"] else {}
@@ -91,18 +108,18 @@ def load_memory_store(path: Path) -> MemoryStore:
 def write_memory_store(entries: list[MemoryEntry], path: Path) -> Path:
     """Write entries as JSONL or SQLite (by suffix), atomically."""
     path = Path(path)
-    records = [e.model_dump(mode="json") for e in entries]
     if path.suffix not in _SQLITE_SUFFIXES:
-        return write_jsonl(path, records)
+        return write_jsonl(path, [e.record() for e in entries])
+    records = [e.model_dump(mode="json") for e in entries]
     with atomic_path(path) as tmp:
         con = sqlite3.connect(tmp)
         try:
             con.execute(
                 "CREATE TABLE memory (id TEXT PRIMARY KEY, text TEXT NOT NULL, metadata TEXT, "
-                "source TEXT, created_at TEXT, embedding TEXT)"
+                "source TEXT, created_at TEXT, embedding TEXT, scope TEXT, expires_at TEXT)"
             )
             con.executemany(
-                "INSERT INTO memory VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO memory VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         r["id"],
@@ -111,6 +128,8 @@ def write_memory_store(entries: list[MemoryEntry], path: Path) -> Path:
                         r["source"],
                         r["created_at"],
                         json.dumps(r["embedding"]) if r["embedding"] is not None else None,
+                        r["scope"],
+                        r["expires_at"],
                     )
                     for r in records
                 ],

@@ -357,7 +357,7 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
     )  # fmt: skip
 
 
-@gate_check(GATE_CHECKS, "memory", "1", needs=("memory_old", "memory_new"), forward_passes=False)
+@gate_check(GATE_CHECKS, "memory", "2", needs=("memory_old", "memory_new"), forward_passes=False)
 def memory(inputs: GateInputs) -> Measurement:
     """What a memory update added, removed and edited; provenance gaps; semantic drift."""
     from clgate.probes.memory import memory_diff

@@ -35,7 +35,7 @@ from clgate.measurement import Measurement
 from clgate.probes import plots
 from clgate.probes._registry import probe
 
-VERSION = "1"
+VERSION = "2"  # 2: scope and expiry (entries made persistent, expiries extended)
 INSTRUCTION_LIKE = 0.5  # the score at which `memory.instruction_like` counts an entry (one strong cue)
 NEAR_DUPLICATE_JACCARD = 0.8
 TEXT_PREVIEW = 300
@@ -195,8 +195,11 @@ def _drift(
     return numbers, per_entry
 
 
-def _entry_row(entry: MemoryEntry, status: str, changed: Sequence[str] = ()) -> dict[str, Any]:
+def _entry_row(
+    entry: MemoryEntry, status: str, changed: Sequence[str] = (), prior: MemoryEntry | None = None
+) -> dict[str, Any]:
     score, rules = instruction_score(entry.text)
+    lapsed_later = prior is not None and prior.expires_at is not None
     return {
         "id": entry.id,
         "status": status,
@@ -206,6 +209,12 @@ def _entry_row(entry: MemoryEntry, status: str, changed: Sequence[str] = ()) -> 
         "source": entry.source,
         "has_source": _has_source(entry),
         "created_at": entry.created_at.isoformat() if entry.created_at else None,
+        "scope": entry.scope,
+        "expires_at": entry.expires_at.isoformat() if entry.expires_at else None,
+        # a conversation's note made long-term memory by this update
+        "made_persistent": prior is not None and prior.scope == "session" and entry.scope == "persistent",
+        # an expiry this update removed or moved later: a note that was to lapse lives on
+        "expiry_extended": lapsed_later and (entry.expires_at is None or entry.expires_at > prior.expires_at),
         "instruction_score": score,
         "instruction_rules": list(rules),
         "nn_distance": None,
@@ -213,7 +222,8 @@ def _entry_row(entry: MemoryEntry, status: str, changed: Sequence[str] = ()) -> 
 
 
 def _changed_fields(a: MemoryEntry, b: MemoryEntry) -> list[str]:
-    return [f for f in ("text", "source", "metadata", "created_at") if getattr(a, f) != getattr(b, f)]
+    fields = ("text", "source", "metadata", "created_at", "scope", "expires_at")
+    return [f for f in fields if getattr(a, f) != getattr(b, f)]
 
 
 @probe(
@@ -244,7 +254,7 @@ def memory_diff(
             fresh.append(i)
         else:
             changed = _changed_fields(prior, entry)
-            rows.append(_entry_row(entry, "edited" if changed else "unchanged", changed))
+            rows.append(_entry_row(entry, "edited" if changed else "unchanged", changed, prior))
             if "text" in changed:
                 fresh.append(i)
     rows += [_entry_row(e, "removed") for e in before.entries if e.id not in new_ids]
@@ -288,6 +298,11 @@ def _diff_numbers(rows: list[dict[str, Any]], n_old: int) -> dict[str, float]:
         "memory.unchanged": count(rows, lambda r: r["status"] == "unchanged"),
         "memory.without_source": count(current, lambda r: not r["has_source"]),
         "memory.new_without_source": count(fresh, lambda r: not r["has_source"]),
+        "memory.made_persistent": count(current, lambda r: r["made_persistent"]),
+        "memory.made_persistent_without_source": count(
+            current, lambda r: r["made_persistent"] and not r["has_source"]
+        ),
+        "memory.expiry_extended": count(current, lambda r: r["expiry_extended"]),
         "memory.duplicate_content": float(len(hashes) - len(set(hashes))),
         "memory.instruction_like": count(current, lambda r: r["instruction_score"] >= INSTRUCTION_LIKE),
         "memory.new_instruction_like": count(fresh, lambda r: r["instruction_score"] >= INSTRUCTION_LIKE),
