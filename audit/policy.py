@@ -9,6 +9,7 @@ gate may judge only by a policy an admin adopted in the ledger under that digest
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import hashlib
 import tomllib
@@ -129,14 +130,23 @@ class PolicySuite(_Strict):
             return str(path), path.read_bytes()
         package = str(self.task).split("/")[0]
         try:
-            record = metadata.distribution(_distribution(package)).read_text("RECORD")
+            dist = metadata.distribution(_distribution(package))
         except metadata.PackageNotFoundError:
-            record = None
-        if record is None:
+            dist = None
+        record = dist.read_text("RECORD") if dist is not None else None
+        if dist is None or record is None:
             raise InputError(
                 f"policy suite {self.name!r}: package {package!r} of task {self.task!r} is not installed "
                 "(or has no RECORD to pin)"
             )
+        for file in dist.files or ():  # the RECORD pins the files only if they still match it
+            if file.hash is not None and file.hash.mode == "sha256":
+                found = hashlib.sha256(Path(str(file.locate())).read_bytes()).digest()
+                if base64.urlsafe_b64encode(found).rstrip(b"=").decode() != file.hash.value:
+                    raise InputError(
+                        f"policy suite {self.name!r}: installed file {file} of package {package!r} differs "
+                        "from its RECORD; reinstall the package"
+                    )
         return f"the installed package {package}", record.encode()
 
     def load(self) -> Suite:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from pathlib import Path
@@ -169,7 +170,8 @@ def _installed_package(site: Path) -> str:
     (info / "entry_points.txt").write_text("[inspect_ai]\nteamsuites = teamsuites\n")
     init = (site / "teamsuites" / "__init__.py").read_bytes()
     (info / "RECORD").write_text(
-        f"teamsuites/__init__.py,sha256={hashlib.sha256(init).hexdigest()},{len(init)}\n"
+        f"teamsuites/__init__.py,sha256={base64.urlsafe_b64encode(hashlib.sha256(init).digest()).rstrip(b'=').decode()},"
+        f"{len(init)}\n"
         "teamsuites-1.0.dist-info/METADATA,,\nteamsuites-1.0.dist-info/RECORD,,\n"
     )
     return hashlib.sha256((info / "RECORD").read_bytes()).hexdigest()
@@ -185,6 +187,13 @@ def test_an_installed_package_task_is_pinned_by_its_record(
     assert suite.name == "greeting" and [s.id for s in suite.task().dataset] == ["g1", "g2"]
     with pytest.raises(InputError, match="the installed package teamsuites is not what was pinned"):
         parse_policy(_task_policy("teamsuites/greeting", "0" * 64)).suites[0].load()
+    (site / "teamsuites" / "__init__.py").write_text(
+        TASK_FILE.replace("hello", "goodbye")
+    )  # RECORD untouched
+    with pytest.raises(
+        InputError, match=r"installed file teamsuites/__init__\.py of package 'teamsuites' differs"
+    ):
+        parse_policy(_task_policy("teamsuites/greeting", record)).suites[0].load()
 
 
 @pytest.mark.parametrize(
