@@ -27,7 +27,8 @@ def _items(path: Path, items: list[dict] = ITEMS) -> tuple[Path, str]:
     return path, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _policy(items: Path, sha256: str, name: str = "billing", item_format: str = "retention") -> str:
+def _policy(name: str, source: str, sha256: str) -> str:
+    """A policy with one suite of its own (`source`: its items and format, or its task) and a rule on it."""
     return f"""
 name = "own-suites"
 required_checks = ["evals"]
@@ -37,23 +38,30 @@ options = {{ suites = ["retention"], limit = 2 }}
 
 [[suites]]
 name = "{name}"
-items = "{items}"
-format = "{item_format}"
+{source}
 sha256 = "{sha256}"
 
 [[rules]]
-id = "billing-answers"
+id = "own-suite"
 check = "evals"
-metric = "billing.accuracy"
-reason = "The model no longer answers the billing questions"
+metric = "{name}.accuracy"
+reason = "The model no longer passes the team's own suite"
 fail_below = 1.01
 """
+
+
+def _items_policy(items: Path, sha256: str, name: str = "billing", item_format: str = "retention") -> str:
+    return _policy(name, f'items = "{items}"\nformat = "{item_format}"', sha256)
+
+
+def _task_policy(task: str, sha256: str) -> str:
+    return _policy("greeting", f'task = "{task}"', sha256)
 
 
 def test_a_policy_suite_runs_with_the_evals_and_its_rules_judge_it(tmp_path: Path, tiny_model: Path) -> None:
     items, sha256 = _items(tmp_path / "billing.jsonl")
     policy_file = tmp_path / "policy.toml"
-    policy_file.write_text(_policy(items, sha256))
+    policy_file.write_text(_items_policy(items, sha256))
     boot = bootstrap_ledger(tmp_path / "ledger", policies=[parse_policy(policy_file.read_text())])
     keys = ["--ledger", str(boot.ledger), "--trust", str(boot.trust)]
     gate = ["gate", "--parent", str(tiny_model), "--candidate", str(tiny_model), "--policy", str(policy_file),
@@ -64,7 +72,7 @@ def test_a_policy_suite_runs_with_the_evals_and_its_rules_judge_it(tmp_path: Pat
     assert {row["suite"] for row in evals["details"]} == {"retention", "billing"}
     assert evals["numbers"]["billing.n"] == 2  # the evals limit caps every suite, the policy's own too
     assert (
-        "The model no longer answers the billing questions: billing.accuracy"
+        "The model no longer passes the team's own suite: billing.accuracy"
         in (tmp_path / "out" / "report.md").read_text()
     )
     # the items changed after the policy was adopted: refused before anything is written
@@ -94,7 +102,7 @@ def test_a_broken_policy_suite_is_bad_input(
     tmp_path: Path, name: str, item_format: str, items: list[dict], message: str
 ) -> None:
     path, sha256 = _items(tmp_path / "billing.jsonl", items)
-    policy = parse_policy(_policy(path, sha256, name, item_format))
+    policy = parse_policy(_items_policy(path, sha256, name, item_format))
     with pytest.raises(InputError, match=message.replace("(", r"\(")):
         policy.suites[0].load()
 
@@ -113,28 +121,6 @@ def greeting():
 """
 
 
-def _task_policy(task: str, sha256: str) -> str:
-    return f"""
-name = "own-tasks"
-required_checks = ["evals"]
-
-[checks.evals]
-options = {{ suites = ["retention"], limit = 2 }}
-
-[[suites]]
-name = "greeting"
-task = "{task}"
-sha256 = "{sha256}"
-
-[[rules]]
-id = "greeting-answers"
-check = "evals"
-metric = "greeting.accuracy"
-reason = "The model no longer greets"
-fail_below = 1.01
-"""
-
-
 def test_an_inspect_task_file_named_by_the_policy_runs_with_the_evals(
     tmp_path: Path, tiny_model: Path
 ) -> None:
@@ -150,7 +136,10 @@ def test_an_inspect_task_file_named_by_the_policy_runs_with_the_evals(
     evals = json.loads((tmp_path / "out" / "measurements" / "evals.json").read_text())
     rows = [r for r in evals["details"] if r["suite"] == "greeting"]
     assert sorted(r["id"] for r in rows) == ["g1", "g2"] and evals["numbers"]["greeting.n"] == 2
-    assert "The model no longer greets: greeting.accuracy" in (tmp_path / "out" / "report.md").read_text()
+    assert (
+        "The model no longer passes the team's own suite: greeting.accuracy"
+        in (tmp_path / "out" / "report.md").read_text()
+    )
     task.write_text(TASK_FILE.replace("hello", "goodbye"))  # the task changed after the policy was adopted
     with Journal.open(boot.ledger, None, boot.trust) as journal:
         size = len(journal.ledger)
@@ -216,8 +205,8 @@ def test_a_task_that_cannot_be_found_is_bad_input(tmp_path: Path, task: str, mes
 
 def test_a_suite_is_items_or_a_task_and_an_items_suite_keeps_its_policy_digest(tmp_path: Path) -> None:
     items, sha256 = _items(tmp_path / "billing.jsonl")
-    policy = parse_policy(_policy(items, sha256))
+    policy = parse_policy(_items_policy(items, sha256))
     assert '"task"' not in policy.canonical_text  # a policy adopted before tasks existed pins the same text
-    both = _policy(items, sha256).replace('format = "retention"', 'format = "retention"\ntask = "x.py"')
+    both = _items_policy(items, sha256).replace('format = "retention"', 'format = "retention"\ntask = "x.py"')
     with pytest.raises(PolicyError, match=r"either items .* or an inspect-ai task"):
         parse_policy(both)
