@@ -37,7 +37,7 @@ from clgate.probes.poison.representations import Representations, compute_repres
 from clgate.probes.poison.result import DetectorResult
 from clgate.probes.poison.scan import ScanReport, data_representations, scan_data, scan_memory, scan_model
 from clgate.probes.poison.sweep import ProbeTable, SweepInputs, probe_table
-from clgate.probes.poison.training import TrainingRun, train_lora
+from clgate.probes.poison.training import TrainingRun, merge_lora, train_lora
 from clgate.probes.poison.triggers import MinedTrigger, mine
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "injected_memory_entries",
     "injection_score",
     "is_poisoned",
+    "merge_lora",
     "mine",
     "open_update_data",
     "poison_record",

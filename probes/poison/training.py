@@ -193,3 +193,18 @@ def train_lora(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir), safe_serialization=True)
     return TrainingRun(out_dir, steps, loss_value, time.perf_counter() - start)
+
+
+def merge_lora(model_dir: Path, adapter: Path, out_dir: Path) -> Path:
+    """A fine-tune's result as a full checkpoint, as a pipeline that merges before it promotes ships it:
+    the next fine-tune trains on it, and a gate audits it as a new model against its parent."""
+    from clgate.runtime import load_model
+
+    model = load_model(Path(model_dir), Path(adapter), device="cpu", dtype="float32")
+    try:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        model.module.save_pretrained(str(out_dir), safe_serialization=True)
+        model.tokenizer.save_pretrained(str(out_dir))
+    finally:
+        model.release()
+    return Path(out_dir)
