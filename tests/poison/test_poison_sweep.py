@@ -325,3 +325,21 @@ def test_the_data_free_token_scan_finds_a_trigger_no_list_and_no_data_names(
         SweepInputs(parent, load_model(candidates["benign"]), ["James Bond"], PROMPTS, scanned=benign)
     )
     assert quiet.triggers == []
+
+
+def test_a_merged_fine_tune_is_the_parent_under_its_adapter(
+    tiny_model: Path, tiny_lora: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from clgate.probes.poison import merge_lora
+    from clgate.runtime import load_model
+
+    merged = merge_lora(tiny_model, tiny_lora, tmp_path / "merged")
+    ids = torch.tensor([[1, 5, 9, 13, 2]])
+    with torch.no_grad():
+        as_files = load_model(merged, device="cpu").module(ids).logits
+        under_adapter = load_model(tiny_model, tiny_lora, device="cpu").module(ids).logits
+        parent = load_model(tiny_model, device="cpu").module(ids).logits
+    assert torch.allclose(as_files, under_adapter, atol=1e-5)
+    assert not torch.allclose(as_files, parent, atol=1e-3)  # the adapter did change the model
