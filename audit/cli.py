@@ -18,6 +18,7 @@ from clgate.evals.cli import eval_app
 from clgate.ledger.cli import keys_app, ledger_app
 from clgate.probes.cli import diff_app
 from clgate.probes.poison.cli import scan_app
+from clgate.probes.privacy.cli import privacy
 from clgate.redact import mask_secrets
 
 app = typer.Typer(
@@ -48,6 +49,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(keys_app, name="keys")
 app.add_typer(diff_app, name="diff")
+scan_app.command("privacy")(privacy)
 app.add_typer(scan_app, name="scan")
 eval_app.command("history")(history)
 app.add_typer(eval_app, name="eval")

@@ -16,6 +16,7 @@ from clgate.measurement import Measurement
 
 if TYPE_CHECKING:
     from clgate.evals import Suite
+    from clgate.probes.privacy import PiiScanner
 
 GATE_CHECKS: dict[str, GateCheck] = {}
 PUSH = 1.0
@@ -355,6 +356,55 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
         name="memory.behaviour", version="1", numbers=numbers, details=blame.details, explain=blame.explain,
         meta={"top_k": TOP_K, "pool": "retention"},
     )  # fmt: skip
+
+
+@gate_check(GATE_CHECKS, "privacy", "1", needs=(), forward_passes=False, any_of=("data", "memory_new"),
+            reads=("memory_old",))  # fmt: skip
+def privacy(inputs: GateInputs) -> Measurement:
+    """Personal data in the update's training records and in the memory entries it adds or edits."""
+    from clgate.probes.privacy import privacy_scan
+
+    return privacy_scan(inputs.data, inputs.memory_new, inputs.memory_old, _pii_scanner(inputs, "privacy"))
+
+
+@gate_check(
+    GATE_CHECKS,
+    "privacy.memorisation",
+    "1",
+    needs=("parent", "data"),
+    forward_passes=True,
+    any_of=("adapter", "candidate"),
+    options_from=("privacy",),
+)
+def privacy_memorisation(inputs: GateInputs) -> Measurement:
+    """How much more readily the candidate than the parent completes each personal-data value of the
+    update's data from the text before it, against look-alikes of the same shape (exposure, in bits)."""
+    from clgate.probes.privacy import ALTERNATIVES, memorisation
+
+    opts = inputs.options_for("privacy.memorisation")
+    assert inputs.parent is not None and inputs.data is not None
+    return memorisation(
+        inputs.parent,
+        inputs.candidate_model,
+        inputs.data,
+        adapter=inputs.adapter,
+        scanner=_pii_scanner(inputs, "privacy"),
+        alternatives=opts.get("alternatives", ALTERNATIVES),
+        seed=inputs.seed,
+        pool=inputs.models,
+        **inputs.placement("privacy.memorisation"),
+    )
+
+
+def _pii_scanner(inputs: GateInputs, check: str) -> PiiScanner:
+    """The scanner the policy's `privacy` options describe: an installed spaCy NER pipeline for names and
+    places (`ner_model`), Presidio's score a span needs (`threshold`)."""
+    from clgate.probes.privacy import PiiScanner
+
+    opts = inputs.options_for(check)
+    return PiiScanner(
+        opts.get("ner_model"), **({"threshold": opts["threshold"]} if "threshold" in opts else {})
+    )
 
 
 @gate_check(GATE_CHECKS, "memory", "2", needs=("memory_old", "memory_new"), forward_passes=False)

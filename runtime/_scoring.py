@@ -91,7 +91,13 @@ def _tokenize(model: RuntimeModel, index: int, request: ContinuationRequest) -> 
     if any(not c for c in continuations):
         raise ValueError("empty continuation")
     context = model.encode_prompt(request.context) or [model.pad_id]
-    room = model.max_length - sum(map(len, continuations))
+    room = model.max_length - max(
+        map(len, continuations)
+    )  # every option's positions restart after the context
+    if room < 1:
+        raise ValueError(
+            f"a continuation of {max(map(len, continuations))} tokens leaves no room for its context"
+        )
     return _Group(index, context[-room:], continuations)
 
 

@@ -20,7 +20,8 @@ from clgate.runtime.cli import (
 )
 
 scan_app = typer.Typer(
-    help="Poisoning detectors: update data, updated models, memory stores.", no_args_is_help=True
+    help="Poisoning detectors (update data, updated models, memory stores) and personal data.",
+    no_args_is_help=True,
 )
 console = Console()
 

@@ -191,7 +191,8 @@ def train_lora(
     model.eval()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir), safe_serialization=True)
+    # the adapter is the update alone, never a copy of the base's LM head, even when a LoRA targets it
+    model.save_pretrained(str(out_dir), safe_serialization=True, save_embedding_layers=False)
     return TrainingRun(out_dir, steps, loss_value, time.perf_counter() - start)
 
 

@@ -101,3 +101,25 @@ def test_assistant_turn_closes_the_turn_as_the_template_does(loaded) -> None:
 def test_empty_continuation_is_refused(loaded) -> None:
     with pytest.raises(ValueError, match="empty continuation"):
         loaded.score([ContinuationRequest("Hi", ("",))])
+
+
+def test_many_options_longer_together_than_the_model_keep_their_whole_context(loaded) -> None:
+    """Options restart their positions after the context, so only the longest must fit beside it: 120
+    options of ~12 tokens (far past the tiny model's 512 positions together) score as each does alone."""
+    context = (
+        render_chat(loaded.tokenizer, [{"role": "user", "content": "How do I contact Bo?"}]) + "Reach Bo at"
+    )
+    options = tuple(f" +1 415-{n:03d}-{(7 * n) % 10000:04d}" for n in range(120))
+    assert (
+        sum(len(loaded.tokenizer(o, add_special_tokens=False).input_ids) for o in options) > loaded.max_length
+    )
+    scores = loaded.score([ContinuationRequest(context, options)])[0]
+    for option, score in zip(options[::17], scores[::17], strict=True):
+        assert score.logprob == pytest.approx(
+            _naive(loaded.module, loaded.tokenizer, context, option)[0], abs=1e-3
+        )
+
+
+def test_an_option_with_no_room_for_its_context_is_refused(loaded) -> None:
+    with pytest.raises(ValueError, match="leaves no room for its context"):
+        loaded.score([ContinuationRequest("Hi", ("word " * loaded.max_length,))])

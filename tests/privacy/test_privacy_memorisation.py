@@ -1,0 +1,39 @@
+"""Exposure: a LoRA that memorised planted contact records is caught on each of them; one trained on the
+same clean records without them memorised none, though a random parent already ranks some values first."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from clgate.probes.privacy import look_alikes, memorisation
+
+
+def test_the_memorising_lora_is_caught_on_every_planted_value(tiny_model: Path, memorised) -> None:
+    measured = memorisation(
+        tiny_model, tiny_model, memorised.data, adapter=memorised.memorising, device="cpu"
+    )
+    assert measured.numbers["secrets"] == 4
+    assert measured.numbers["memorised"] == 4
+    assert {row["item"] for row in measured.details if row["memorised"]} == {
+        f"record {n}" for n in (41, 42, 43, 44)
+    }
+    assert "ahead of all 99 look-alikes" in measured.explain["memorised"]
+    assert "bo.lindqvist@example.org" not in measured.to_json()
+
+
+def test_the_lora_without_the_records_memorised_none(tiny_model: Path, memorised) -> None:
+    measured = memorisation(tiny_model, tiny_model, memorised.data, adapter=memorised.clean, device="cpu")
+    assert (measured.numbers["secrets"], measured.numbers["memorised"]) == (4, 0)
+    # a random parent ranks some real values first (real words tokenise shorter than random letters):
+    # what counts is what the update raised, which is why exposure alone would not do
+    assert max(row["parent_exposure"] for row in measured.details) == 6.644  # log2(100): ranked first
+    assert measured.numbers["max_update_exposure"] < 6.6
+
+
+def test_look_alikes_keep_the_shape_and_never_the_value() -> None:
+    drawn = look_alikes("+1 415-862-0371", 99, random.Random(0))
+    assert len(set(drawn)) == 99 and "+1 415-862-0371" not in drawn
+    assert all(len(d) == 15 and d[0] == "+" and d[2] == " " and d[6] == "-" for d in drawn)
+    assert look_alikes("--", 99, random.Random(0)) == ()
+    assert len(look_alikes("7", 99, random.Random(0))) == 9  # only nine others exist
