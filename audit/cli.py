@@ -10,6 +10,7 @@ import clgate
 from clgate.artifacts.cli import manifest, models_app
 from clgate.audit import gate_cli
 from clgate.audit.demo import demo
+from clgate.audit.erasure_cli import erase_app
 from clgate.audit.regression_cli import history
 from clgate.audit.reports_cli import dashboard, report
 from clgate.audit.schedule_cli import audit_app
@@ -46,6 +47,7 @@ for _name in ("gate", "approve", "reject", "promote", "rollback", "status"):
 app.add_typer(gate_cli.policy_app, name="policy")
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
+app.add_typer(erase_app, name="erase")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(keys_app, name="keys")
 app.add_typer(diff_app, name="diff")

@@ -9,6 +9,7 @@ regression set once promoted) are kept here too, by the SHA-256 their signed pro
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 from clgate.atomic import write_bytes_atomic, write_text_atomic
@@ -42,6 +43,16 @@ class EvidenceStore:
                 f"{path}: evidence does not match its digest (altered after it was recorded)"
             )
         return Measurement.from_json(text)
+
+    def quotes(self, digest: str, carries: Callable[[str], bool]) -> bool:
+        """Whether the measurement with this digest is here and `carries` holds for its text."""
+        path = self._path(digest)
+        return path.is_file() and carries(path.read_text(encoding="utf-8"))
+
+    def remove(self, digest: str) -> None:
+        """Delete a measurement that quotes erased data (a memory diff shows entry text). The ledger keeps its
+        digest, and the erasure entry that lists it explains its absence."""
+        self._path(digest).unlink(missing_ok=True)
 
     def _file_path(self, sha256: str) -> Path:
         return self.folder / "files" / sha256.removeprefix("sha256:")

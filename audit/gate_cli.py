@@ -49,14 +49,15 @@ policy_app = typer.Typer(help="Policies a gate may judge by (adopted by an admin
 
 def open_journal(ledger: str, key: Path | None, trust: Path) -> Journal:
     """The ledger, signing with `key` (None: read only); use it in a `with` block so it is closed."""
-    return Journal.open(ledger, _key(key), trust)
+    return Journal.open(ledger, signing_key(key), trust)
 
 
-def _key(path: Path | None):  # type: ignore[no-untyped-def]
+def signing_key(path: Path | None):  # type: ignore[no-untyped-def]
+    """A private key from `path`, its passphrase from the environment; None for no path."""
     return load_private_key(path, os.environ.get(PASSPHRASE_ENV)) if path else None
 
 
-def _print_result(result: GateResult, fmt: str) -> None:
+def print_result(result: GateResult, fmt: str) -> None:
     if fmt == "json":
         typer.echo(result.model_dump_json(indent=2))
         return
@@ -85,7 +86,7 @@ def _print_result(result: GateResult, fmt: str) -> None:
     console.print(f"checks: {timings}; total {result.seconds:.1f}s")
 
 
-def _progress(name: str, what: str) -> None:
+def progress(name: str, what: str) -> None:
     err.print(f"  {name}: {what}")
 
 
@@ -126,7 +127,7 @@ def propose_command(
     )
     request.update_kind()
     with open_journal(ledger, key, trust) as journal:
-        proposed = propose(request, journal, progress=_progress)
+        proposed = propose(request, journal, progress=progress)
     typer.echo(proposed.proposal.update_id)
 
 
@@ -213,10 +214,10 @@ def gate(
         check_policy(loaded_policy, journal)  # before anything is written
         manifests = None
         if proposer_key is not None:
-            proposed = propose(request, journal.as_signer(_key(proposer_key)), run, _progress)
+            proposed = propose(request, journal.as_signer(signing_key(proposer_key)), run, progress)
             update, manifests = proposed.proposal.update_id, proposed.manifests
-        result = run_gate(update, loaded_policy, journal, run, request, manifests, _progress)
-    _print_result(result, fmt)
+        result = run_gate(update, loaded_policy, journal, run, request, manifests, progress)
+    print_result(result, fmt)
     err.print(f"report: {out / 'report.html'}")
     raise typer.Exit(result.verdict.decision.exit_code)
 
@@ -266,7 +267,7 @@ def rollback(
 
 
 def status(ledger: str = LedgerOpt, trust: Path = TrustOpt) -> None:
-    """What each deployment runs, what awaits approval, what needs re-audit."""
+    """What each deployment runs, what awaits approval, what needs re-audit, which erasures are open."""
     with open_journal(ledger, None, trust) as journal:
         state = journal.state()
     table = Table(title="deployed")
@@ -282,6 +283,19 @@ def status(ledger: str = LedgerOpt, trust: Path = TrustOpt) -> None:
         ("needs re-audit", state.pending_reaudit()),
     ):
         typer.echo(f"{title}: " + (", ".join(f"{u.update_id} ({u.kind})" for u in rows) or "none"))
+    open_erasures = [e for e in state.governance.erasures.values() if e.done_index is None]
+    typer.echo(
+        "erasures open: "
+        + (
+            "; ".join(
+                f"{e.request.request_id} ({e.request.deployment}: {len(e.request.memory_entries)} memory entries"
+                + (f", never deploy again {', '.join(sorted(e.retrain))}" if e.retrain else "")
+                + ")"
+                for e in open_erasures
+            )
+            or "none"
+        )
+    )
 
 
 @policy_app.command("adopt")

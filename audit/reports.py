@@ -143,9 +143,15 @@ def update_status(u: UpdateState, state: LedgerState) -> str:
     return "audited, not promoted" if u.decision else "proposed, not audited"
 
 
-def _evidence(journal: Journal, measurements: dict[str, str]) -> list[Evidence]:
+def _evidence(journal: Journal, measurements: dict[str, str], state: LedgerState) -> list[Evidence]:
+    erased = {d: e for e in state.governance.erasures.values() for d in e.evidence_removed}
     out = []
     for check, digest in sorted(measurements.items()):
+        if digest in erased:
+            by = erased[digest]
+            why = f"removed by erasure request {by.request.request_id} (entry {by.done_index}): it quoted erased data"
+            out.append(Evidence(check=check, digest=digest, problem=why))
+            continue
         try:
             m = journal.evidence.get(digest)
         except ClgateError as exc:
@@ -262,6 +268,12 @@ def _mapping(r: ComplianceReport) -> list[MappingRow]:
             "Operational monitoring beyond scheduled audits (latency, incidents) is outside clgate."),
         row("ISO/IEC 42001", "A.6.2.8", "Recording of event logs", r.counts["entries"] > 0, False, log,
             "Same limit as Art. 12: update events only."),
+        row("ISO/IEC 42001", "A.7.2 / A.7.6", "Data for AI systems: acquisition, provenance, erasure",
+            r.counts["erasures_done"] > 0, r.counts["erasures_requested"] > 0,
+            f"{r.counts['erasures_requested']} erasure request(s), {r.counts['erasures_done']} proven done "
+            "(deployed memory rescanned by digest; updates trained on the data never redeployed)",
+            "Erasure covers the deployed memory, the audit evidence and which weight updates must be retrained; "
+            "copies outside the ledger (report folders, training pipelines) are the operator's."),
         row("ISO/IEC 42001", "Clauses 5, 6.1.4, 8.4", "Leadership, AI risk and impact assessment",
             False, False, "none", "clgate provides no evidence for these clauses."),
     ]  # fmt: skip
@@ -303,7 +315,7 @@ def build_report(journal: Journal, start: date, end: date, label: str) -> Compli
             verdict=u.decision,
             status=update_status(u, state),
             findings=[f.model_dump(mode="json") for f in u.findings],
-            evidence=_evidence(journal, u.measurements),
+            evidence=_evidence(journal, u.measurements, state),
             events=events[u.update_id],
         )
         for u in state.updates.values()
@@ -316,7 +328,7 @@ def build_report(journal: Journal, start: date, end: date, label: str) -> Compli
             timestamp=journal.ledger.get(i).timestamp,
             verdict=body.get("verdict", "?"),
             findings=body.get("findings", []),
-            evidence=_evidence(journal, body.get("measurements", {})),
+            evidence=_evidence(journal, body.get("measurements", {}), state),
         )
         for i, body in state.scheduled_runs
         if i in period_indices
@@ -331,6 +343,8 @@ def build_report(journal: Journal, start: date, end: date, label: str) -> Compli
         "promoted": sum(e.type == "promotion.done" for e in in_period),
         "rolled_back": sum(e.type == "rollback" for e in in_period),
         "scheduled_runs": len(scheduled),
+        "erasures_requested": sum(e.type == "erasure.requested" for e in in_period),
+        "erasures_done": sum(e.type == "erasure.done" for e in in_period),
     }
     report = ComplianceReport(
         generated_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

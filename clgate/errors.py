@@ -19,3 +19,9 @@ class IntegrityError(ClgateError):
 
 class PolicyError(ClgateError):
     """A policy file is malformed or refers to checks that do not exist."""
+
+
+class IncompleteError(ClgateError):
+    """What an entry would attest is not true yet (an erasure whose data is still deployed)."""
+
+    exit_code = 1

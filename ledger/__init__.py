@@ -27,6 +27,8 @@ from clgate.ledger.entries import (
     EntryBody,
     EntryDraft,
     EntryPayload,
+    ErasureDone,
+    ErasureRequest,
     Finding,
     KeyAdded,
     KeyRevoked,
@@ -42,6 +44,7 @@ from clgate.ledger.entries import (
     ScheduledRun,
     ServedRef,
     Status,
+    TrainedOn,
     WitnessRequirement,
     body_dict,
     decision_of,
@@ -58,7 +61,7 @@ from clgate.ledger.export import (
     write_attestations,
     write_bundle,
 )
-from clgate.ledger.governance import DeploymentEvent, Governance, PolicyState, UpdateState
+from clgate.ledger.governance import DeploymentEvent, ErasureState, Governance, PolicyState, UpdateState
 from clgate.ledger.keys import (
     ROLES,
     Role,
@@ -91,6 +94,9 @@ __all__ = [
     "EntryDraft",
     "EntryPayload",
     "Envelope",
+    "ErasureDone",
+    "ErasureRequest",
+    "ErasureState",
     "Finding",
     "Governance",
     "KeyAdded",
@@ -115,6 +121,7 @@ __all__ = [
     "SeenHeads",
     "ServedRef",
     "Status",
+    "TrainedOn",
     "Trust",
     "TrustedKey",
     "UpdateState",

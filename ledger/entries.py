@@ -157,9 +157,9 @@ class ArtifactDigest(_Record):
     files: dict[str, str] = Field(default_factory=dict)
 
 
-def derive_update_id(content: BaseModel) -> str:
-    """An update's id is derived from its proposal's content, so nobody can pick or reuse one."""
-    body = content.model_dump(mode="json", exclude_none=True, exclude={"update_id"})
+def derive_update_id(content: BaseModel, own: str = "update_id") -> str:
+    """An update's (or a request's) id is derived from its content, so nobody can pick or reuse one."""
+    body = content.model_dump(mode="json", exclude_none=True, exclude={own})
     return hashlib.sha256(canonical_json(body)).hexdigest()[:16]
 
 
@@ -338,6 +338,82 @@ class ScheduledRun(EntryBody):
 
     model_config = ConfigDict(extra="allow", frozen=True)
     verdict: Decision
+
+
+# --- erasure of a data subject's data (GDPR Art. 17) ----------------------------------------------
+
+
+class TrainedOn(_Record):
+    """A promoted update of the deployment whose training data carried the erased data: `records` are
+    the matching records' 1-based numbers; None when its data could not be read back as proposed (missing
+    or changed), so it counts as trained on it."""
+
+    update_id: str = Field(pattern=UPDATE_ID)
+    data_digest: str = Field(pattern=DIGEST)
+    records: list[int] | None
+
+
+def _request_subject(body: Any) -> str:
+    return body.request_id
+
+
+@entry_type(
+    "erasure.requested",
+    {"auditor", "approver"},
+    needs_subject=True,
+    subject_of=_request_subject,
+    subject_label="body.request_id",
+)
+class ErasureRequest(EntryBody):
+    """What an erasure request found in a deployment, recorded before anything is removed.
+
+    The subject's identifier or pattern is never recorded: `matcher_digest` is SHA-256 over `salt`, the
+    matcher's kind and its value, so whoever holds the identifier can show this request was about it and
+    nobody else can read it. `memory_update` is the deployed memory the store was scanned as, and
+    `memory_entries` the ids of its entries that carry the data; `trained_on` the promoted updates whose
+    training data did, which may never be deployed again."""
+
+    request_id: str = Field(pattern=UPDATE_ID)
+    deployment: str = Field(pattern=NAME)
+    matcher: Literal["subject", "pattern"]
+    matcher_digest: str = Field(pattern=DIGEST)
+    salt: str = Field(pattern=r"^[0-9a-f]{32}$")
+    memory_update: str | None = Field(default=None, pattern=UPDATE_ID)
+    memory_digest: str | None = Field(default=None, pattern=DIGEST)
+    memory_entries: list[str] = Field(default_factory=list)
+    trained_on: list[TrainedOn] = Field(default_factory=list)
+    nonce: str = Field(pattern=r"^[0-9a-f]{16,64}$")
+
+    @model_validator(mode="after")
+    def _derived_id(self) -> ErasureRequest:
+        if self.request_id != derive_update_id(self, "request_id"):
+            raise ValueError("request_id is not derived from the request's content")
+        return self
+
+    @classmethod
+    def of(cls, **content: Any) -> ErasureRequest:
+        """The request with its id derived from its content (typed values: `TrainedOn`, not dicts)."""
+        return cls(**content, request_id=derive_update_id(cls.model_construct(**content), "request_id"))
+
+
+@entry_type(
+    "erasure.done",
+    {"auditor", "approver"},
+    needs_subject=True,
+    subject_of=_request_subject,
+    subject_label="body.request_id",
+)
+class ErasureDone(EntryBody):
+    """The erased data is gone: the deployed memory (`memory_update`, promoted after the request, its store's
+    digest `memory_digest`) was scanned afresh and no entry carries it, and no update trained on it is
+    deployed. `evidence_removed`: the digests of the deployment's audit measurements that quoted the data
+    (a memory diff shows entry text), deleted from the evidence store, their digests kept here."""
+
+    request_id: str = Field(pattern=UPDATE_ID)
+    memory_update: str | None = Field(default=None, pattern=UPDATE_ID)
+    memory_digest: str | None = Field(default=None, pattern=DIGEST)
+    entries_scanned: int = Field(ge=0)
+    evidence_removed: list[str] = Field(default_factory=list)
 
 
 # --- keys and policies (admin) --------------------------------------------------------------------

@@ -15,7 +15,11 @@ The rules, in words:
   policy's approvers by key id or name), on the base its deployment runs now, by an approver who
   is neither its proposer nor its gate, and with the witness cosignatures its policy requires;
 - a rollback restores an update that was deployed in that slot, still fits the deployed base, and
-  was neither rejected nor rolled back itself.
+  was neither rejected nor rolled back itself;
+- an erasure request names the memory its deployment runs and updates that deployment promoted; once
+  requested, no update trained on the erased data is promoted or rolled back to again; it is done
+  only once the deployment runs a memory promoted after it (scanned clean, by its digest) and none
+  of those updates.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from clgate.ledger.entries import (
     Approval,
     AuditRecord,
     EntryBody,
+    ErasureDone,
+    ErasureRequest,
     Finding,
     PolicyAdopted,
     PolicyRetired,
@@ -101,6 +107,19 @@ class UpdateState:
         return dict(self.audit.measurements) if self.audit else {}
 
 
+@dataclass
+class ErasureState:
+    request: ErasureRequest
+    requested_index: int
+    done_index: int | None = None
+    evidence_removed: tuple[str, ...] = ()
+
+    @property
+    def retrain(self) -> set[str]:
+        """Updates trained on the erased data: never deployed again."""
+        return {t.update_id for t in self.request.trained_on}
+
+
 @dataclass(frozen=True)
 class DeploymentEvent:
     index: int
@@ -141,6 +160,7 @@ class Governance:
     history: list[DeploymentEvent] = field(default_factory=list)
     policies: dict[str, PolicyState] = field(default_factory=dict)
     claims: list[RootClaim] = field(default_factory=list)
+    erasures: dict[str, ErasureState] = field(default_factory=dict)
     log_id: str = ""
 
     @classmethod
@@ -232,7 +252,7 @@ class Governance:
             return f"update {uid} needs {update.approvals_required} approvals, has {len(self.valid_approvals(update))}"
         if signer is not None and signer in (update.proposer, update.auditor):
             return f"the key that {'proposed' if signer == update.proposer else 'audited'} update {uid} may not promote it"
-        stale = self._stale_base(update)
+        stale = self._stale_base(update) or self._erased(update)
         if stale:
             return stale
         if self.deployed.get((update.deployment, update.slot)) == uid:
@@ -249,7 +269,11 @@ class Governance:
             return f"update {uid} was rejected at entry {update.rejected_index}"
         if update.rolled_back_index is not None:
             return f"update {uid} was rolled back at entry {update.rolled_back_index}; propose it again for a new audit"
-        return self._stale_base(update)
+        return self._stale_base(update) or self._erased(update)
+
+    def erasure_blocking(self, update_id: str) -> ErasureState | None:
+        """The erasure request that lists `update_id` as trained on erased data, if any."""
+        return next((e for e in self.erasures.values() if update_id in e.retrain), None)
 
     # --- internals --------------------------------------------------------------------------------
 
@@ -273,6 +297,15 @@ class Governance:
         if base != update.base:
             return f"update {update.update_id} was built on another base than the deployed one; propose it again against it"
         return None
+
+    def _erased(self, update: UpdateState) -> str | None:
+        erasure = self.erasure_blocking(update.update_id)
+        if erasure is None:
+            return None
+        return (
+            f"update {update.update_id} was trained on data erased by request {erasure.request.request_id} "
+            f"(entry {erasure.requested_index}); train it again without that data and propose the new one"
+        )
 
     def _update(self, update_id: str, subject: str | None) -> tuple[UpdateState | None, str | None]:
         update = self.updates.get(update_id)
@@ -407,6 +440,44 @@ def _retired(g: Governance, index: int, signer: str, subject: str | None, p: Pol
     return None
 
 
+def _erasure_requested(
+    g: Governance, index: int, signer: str, subject: str | None, r: ErasureRequest
+) -> str | None:
+    if r.request_id in g.erasures:
+        return f"erasure request {r.request_id} was already made at entry {g.erasures[r.request_id].requested_index}"
+    deployed_memory = g.deployed.get((r.deployment, "memory"))
+    if r.memory_update is not None and r.memory_update != deployed_memory:
+        return f"deployment {r.deployment!r} runs memory {deployed_memory}, not {r.memory_update}"
+    if r.memory_entries and r.memory_update is None:
+        return "memory entries to erase need the memory update they were found in"
+    promoted = {e.update_id for e in g.history if e.deployment == r.deployment}
+    strays = [t.update_id for t in r.trained_on if t.update_id not in promoted]
+    if strays:
+        return f"update {strays[0]} was never deployed in {r.deployment!r}"
+    return None
+
+
+def _erasure_done(g: Governance, index: int, signer: str, subject: str | None, d: ErasureDone) -> str | None:
+    erasure = g.erasures.get(d.request_id)
+    if erasure is None:
+        return f"no erasure request {d.request_id}"
+    if erasure.done_index is not None:
+        return f"erasure request {d.request_id} was done at entry {erasure.done_index}"
+    deployment = erasure.request.deployment
+    if erasure.request.memory_entries:
+        memory = g.updates.get(d.memory_update or "")
+        if memory is None or g.deployed.get((deployment, "memory")) != memory.update_id:
+            return f"memory {d.memory_update} is not what deployment {deployment!r} runs"
+        if memory.promoted_index is None or memory.promoted_index < erasure.requested_index:
+            return f"memory {memory.update_id} was not promoted after the erasure request (entry {erasure.requested_index})"
+        if d.memory_digest != memory.candidate_digest:
+            return f"the store scanned ({d.memory_digest}) is not memory {memory.update_id} as promoted"
+    running = [uid for (dep, _), uid in g.deployed.items() if dep == deployment and uid in erasure.retrain]
+    if running:
+        return f"update {running[0]}, trained on the erased data, is still deployed in {deployment!r}"
+    return None
+
+
 _RULES: dict[str, Rule] = {
     "update.proposed": _proposed,
     "audit.completed": _audited,
@@ -416,6 +487,8 @@ _RULES: dict[str, Rule] = {
     "rollback": _rolled_back,
     "policy.adopted": _adopted,
     "policy.retired": _retired,
+    "erasure.requested": _erasure_requested,
+    "erasure.done": _erasure_done,
 }
 
 
@@ -478,6 +551,17 @@ def _apply_retired(g: Governance, index: int, signer: str, p: EntryBody, timesta
     g.policies[p.digest].retired_index = index
 
 
+def _apply_erasure_requested(g: Governance, index: int, signer: str, r: EntryBody, timestamp: str) -> None:
+    assert isinstance(r, ErasureRequest)
+    g.erasures[r.request_id] = ErasureState(r, index)
+
+
+def _apply_erasure_done(g: Governance, index: int, signer: str, d: EntryBody, timestamp: str) -> None:
+    assert isinstance(d, ErasureDone)
+    erasure = g.erasures[d.request_id]
+    erasure.done_index, erasure.evidence_removed = index, tuple(d.evidence_removed)
+
+
 _APPLY: dict[str, Callable[[Governance, int, str, Any, str], None]] = {
     "update.proposed": _apply_proposed,
     "audit.completed": _apply_audited,
@@ -487,4 +571,6 @@ _APPLY: dict[str, Callable[[Governance, int, str, Any, str], None]] = {
     "rollback": _apply_rolled_back,
     "policy.adopted": _apply_adopted,
     "policy.retired": _apply_retired,
+    "erasure.requested": _apply_erasure_requested,
+    "erasure.done": _apply_erasure_done,
 }

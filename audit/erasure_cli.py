@@ -1,0 +1,166 @@
+"""`clgate erase request` and `clgate erase done`: a data subject's data out of a deployment, with proof."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from clgate.audit.erasure import Matcher, Requested, finish_erasure, request_erasure
+from clgate.audit.gate import GateRequest, GateRun, check_policy, propose, run_gate
+from clgate.audit.gate_cli import (
+    DeploymentOpt,
+    LedgerOpt,
+    TrustOpt,
+    open_journal,
+    print_result,
+    progress,
+    signing_key,
+)
+from clgate.audit.journal import Journal
+from clgate.audit.policy import load_policy
+from clgate.audit.result import GateResult
+from clgate.errors import InputError
+
+erase_app = typer.Typer(
+    help="Erase a data subject's data from a deployment's memory and weights, provably.", no_args_is_help=True
+)
+SubjectOpt = typer.Option(None, "--subject", help="the subject's identifier (user id, e-mail address, …)")
+PatternOpt = typer.Option(None, "--pattern", help="a regular expression marking the subject's data instead")
+MemoryOpt = typer.Option(None, "--memory", help="the deployed store, if not where its proposal recorded it")
+EraserKeyOpt = typer.Option(
+    ..., "--key", help="an auditor's or approver's key, which signs the erasure entries"
+)
+
+
+@erase_app.command("request")
+def request(
+    deployment: str = DeploymentOpt,
+    subject: str = SubjectOpt,
+    pattern: str = PatternOpt,
+    memory: Path = MemoryOpt,
+    out: Path = typer.Option(
+        ..., "--out", help="where to write the memory store without the subject's entries"
+    ),
+    ledger: str = LedgerOpt,
+    key: Path = EraserKeyOpt,
+    trust: Path = TrustOpt,
+    proposer_key: Path = typer.Option(
+        None, help="pipeline key: propose the new store as a memory update now"
+    ),
+    gate_key: Path = typer.Option(None, help="gate key: and audit it now (with --proposer-key)"),
+    policy: Path = typer.Option(None, help="the policy the gate judges the new store by (default policy)"),
+    parent: Path = typer.Option(
+        None, help="the deployment's base model, if not where its proposal recorded it"
+    ),
+    report: Path = typer.Option(Path("clgate-erasure"), help="the gate's report folder"),
+) -> None:
+    """Find the subject's data in the deployed memory and in the training data of every update the deployment
+    promoted; write the memory store without it; record `erasure.requested` (the identifier only as a salted
+    digest). With --proposer-key and --gate-key the new store is gated as a memory update in the same run
+    (exit code: the gate's). Updates trained on the data are never deployed again."""
+    matcher = Matcher.of(subject, pattern)
+    if (proposer_key is None) != (gate_key is None):
+        raise InputError("gating the new store needs both --proposer-key and --gate-key")
+    with open_journal(ledger, key, trust) as journal:
+        policy_loaded = load_policy(policy) if gate_key else None
+        if policy_loaded is not None:
+            check_policy(policy_loaded, journal)  # before anything is written
+        requested = request_erasure(journal, deployment, matcher, out, memory)
+        _print_request(requested)
+        if requested.store is None or gate_key is None or policy_loaded is None:
+            return
+        result = _gate_store(journal, requested, parent, proposer_key, gate_key, policy_loaded, report)
+    print_result(result, "text")
+    typer.echo(
+        f"next: promote update {result.update_id}, then `clgate erase done {requested.request.request_id}`"
+    )
+    raise typer.Exit(result.verdict.decision.exit_code)
+
+
+def _print_request(requested: Requested) -> None:
+    r = requested.request
+    typer.echo(
+        f"erasure request {r.request_id} recorded at entry {requested.index} (deployment {r.deployment})"
+    )
+    if requested.memory is None:
+        typer.echo("memory: none deployed")
+    else:
+        typer.echo(
+            f"memory {r.memory_update}: {len(r.memory_entries)} of {len(requested.memory.entries)} entries carry it"
+            + (
+                f" ({', '.join(r.memory_entries[:10])}); the store without them: {requested.store}"
+                if r.memory_entries
+                else ""
+            )
+        )
+    for t in r.trained_on:
+        where = (
+            f"records {', '.join(map(str, t.records[:10]))}"
+            if t.records
+            else "its data is no longer as proposed"
+        )
+        typer.echo(
+            f"update {t.update_id} was trained on it ({where}): it is never deployed again; train anew without it"
+        )
+    if not r.memory_entries and not r.trained_on:
+        typer.echo(f"nothing carries it: record it done with `clgate erase done {r.request_id}`")
+
+
+def _gate_store(
+    journal: Journal,
+    requested: Requested,
+    parent: Path | None,
+    proposer_key: Path,
+    gate_key: Path,
+    policy,  # type: ignore[no-untyped-def]
+    report: Path,
+) -> GateResult:
+    """The new store as a memory update of the deployment, proposed and audited as any other."""
+    deployment = requested.request.deployment
+    base = journal.state().deployed_update("base", deployment)
+    if base is None and parent is None:
+        raise InputError(f"deployment {deployment!r} has no base model deployed; give --parent")
+    assert requested.memory is not None and requested.store is not None
+    gate_request = GateRequest(
+        parent=parent or Path(base.proposal.artifacts["candidate"].uri),  # type: ignore[union-attr]
+        memory_old=requested.memory.path,
+        memory_new=requested.store,
+        deployment=deployment,
+        pipeline={"erasure": requested.request.request_id},
+    )
+    run = GateRun(out_dir=report)
+    proposed = propose(gate_request, journal.as_signer(signing_key(proposer_key)), run, progress)
+    return run_gate(
+        proposed.proposal.update_id,
+        policy,
+        journal.as_signer(signing_key(gate_key)),
+        run,
+        gate_request,
+        proposed.manifests,
+        progress,
+    )
+
+
+@erase_app.command("done")
+def done(
+    request_id: str = typer.Argument(..., help="the erasure request's id"),
+    subject: str = SubjectOpt,
+    pattern: str = PatternOpt,
+    memory: Path = MemoryOpt,
+    ledger: str = LedgerOpt,
+    key: Path = EraserKeyOpt,
+    trust: Path = TrustOpt,
+) -> None:
+    """Scan the deployed memory afresh for the same --subject or --pattern and record `erasure.done`; exit 1,
+    recording nothing, while the deployed memory or an update trained on the data still carries it."""
+    with open_journal(ledger, key, trust) as journal:
+        finished = finish_erasure(journal, request_id, Matcher.of(subject, pattern), memory)
+    r = finished.record
+    memory_note = (
+        f"memory {r.memory_update} ({r.memory_digest}), {r.entries_scanned} entries scanned, none carry it"
+    )
+    typer.echo(
+        f"erasure {request_id} done at entry {finished.index}: "
+        + (memory_note if r.memory_update else "no memory deployed")
+    )

@@ -1,0 +1,205 @@
+"""Erasure, provable from the ledger: a subject's memory entries are removed through the gate, the update
+trained on their data is never deployed again, `erasure.done` is recorded only once nothing deployed
+carries the data (the ledger refuses it otherwise, whoever signs), and the identifier is never recorded."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from clgate.artifacts import DatasetRecord, MemoryEntry, load_memory_store, write_dataset, write_memory_store
+from clgate.artifacts.testing import make_tiny_lora
+from clgate.audit.bootstrap import bootstrap_ledger
+from clgate.audit.cli import main
+from clgate.audit.gate_checks import GATE_CHECKS
+from clgate.audit.journal import Journal
+from clgate.audit.policy import parse_policy
+from clgate.ledger import AppendRefused, ErasureDone, load_private_key
+
+POLICY = """
+name = "erasure-test"
+
+[required_checks]
+model = ["weights"]
+adapter = ["weights"]
+memory = ["memory"]
+
+[[rules]]
+id = "weight-change"
+check = "weights"
+metric = "weights.max_relative_change"
+reason = "A weight tensor changed too much"
+fail_above = 1000.0
+"""
+SUBJECT = "dana@example.org"
+
+
+def _record(user: str, assistant: str) -> DatasetRecord:
+    return DatasetRecord.model_validate(
+        {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]}
+    )
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, tiny_model: Path, tiny_lora: Path, monkeypatch: pytest.MonkeyPatch):
+    """A deployment running a base, an adapter trained on a record about the subject, and a memory holding
+    two entries that carry the subject's address (one in its text, one in its source)."""
+    for name in [n for n in GATE_CHECKS if n not in ("weights", "memory")]:
+        monkeypatch.delitem(GATE_CHECKS, name)
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY)
+    boot = bootstrap_ledger(tmp_path / "ledger", policies=[parse_policy(POLICY)])
+    keys = ["--ledger", str(boot.ledger), "--trust", str(boot.trust)]
+
+    def run(*args: str, key: str) -> int:
+        return main([*args, *keys, "--key", str(boot.keys[key])])
+
+    def gate_and_promote(name: str, *args: str) -> str:
+        assert run("gate", "--parent", str(tiny_model), *args, "--policy", str(policy), "--out",
+                   str(tmp_path / "reports" / name), "--proposer-key", str(boot.keys["pipeline"]), key="gate") == 0  # fmt: skip
+        with Journal.open(boot.ledger, None, boot.trust) as journal:
+            update_id = list(journal.state().updates)[-1]
+        assert run("promote", update_id, key="approver") == 0
+        return update_id
+
+    data = write_dataset([_record("Hi", "Hello."), _record("Reach Dana?", f"Write to {SUBJECT}."), _record("Bye", "Bye.")],
+                         tmp_path / "data.jsonl")  # fmt: skip
+    old = write_memory_store([MemoryEntry(id="m0", text="The user likes tea.")], tmp_path / "memory_v1.jsonl")
+    new = write_memory_store(
+        [
+            MemoryEntry(id="m0", text="The user likes tea."),
+            MemoryEntry(id="m1", text=f"Dana's e-mail is {SUBJECT}.", source="user:chat"),
+            MemoryEntry(id="m2", text="Dana prefers metric units.", source="user:DANA@example.org"),
+            MemoryEntry(id="m3", text="Meetings are on Tuesdays.", source="user:chat"),
+        ],
+        tmp_path / "memory_v2.jsonl",
+    )
+    ids = {
+        "base": gate_and_promote("base", "--candidate", str(tiny_model)),
+        "adapter": gate_and_promote("adapter", "--adapter", str(tiny_lora), "--data", str(data)),
+        "memory": gate_and_promote("memory", "--memory-old", str(old), "--memory-new", str(new)),
+    }
+    return boot, run, gate_and_promote, ids, policy
+
+
+def test_erasure_removes_the_entries_retires_the_update_and_is_proven(
+    tmp_path: Path, tiny_model: Path, deployment, capsys
+) -> None:
+    boot, run, gate_and_promote, ids, policy = deployment
+    erased = tmp_path / "memory_v3.jsonl"
+    capsys.readouterr()
+    assert run("erase", "request", "--subject", SUBJECT, "--out", str(erased), "--proposer-key", str(boot.keys["pipeline"]),
+               "--gate-key", str(boot.keys["gate"]), "--policy", str(policy), "--report", str(tmp_path / "reports" / "erasure"),
+               key="auditor") == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"memory {ids['memory']}: 2 of 4 entries carry it (m1, m2)" in out
+    assert f"update {ids['adapter']} was trained on it (records 2)" in out
+    assert [e.id for e in load_memory_store(erased).entries] == ["m0", "m3"]
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        state = journal.state()
+        (erasure,) = state.governance.erasures.values()
+        cleaned = list(state.updates)[-1]
+    request_id = erasure.request.request_id
+    assert state.updates[cleaned].proposal.pipeline == {"erasure": request_id}
+    assert erasure.request.memory_entries == ["m1", "m2"]
+
+    # not yet: the deployed memory still carries it; the wrong subject is not this request's
+    assert run("erase", "done", request_id, "--subject", SUBJECT, key="auditor") == 1
+    assert "entries of the deployed memory still carry it (m1, m2)" in capsys.readouterr().err
+    assert run("erase", "done", request_id, "--subject", "someone@example.org", key="auditor") == 2
+    assert f"is not the one erasure request {request_id} was made for" in capsys.readouterr().err
+
+    assert run("promote", cleaned, key="approver") == 0
+    assert run("erase", "done", request_id, "--subject", SUBJECT, key="auditor") == 1
+    assert f"{ids['adapter']} (adapter) trained on the erased data still deployed" in capsys.readouterr().err
+    # nor can any key record it done behind the CLI's back: the ledger refuses it
+    with Journal.open(boot.ledger, load_private_key(boot.keys["approver"]), boot.trust) as journal:
+        memory = journal.state().updates[cleaned]
+        forged = ErasureDone(request_id=request_id, memory_update=cleaned, memory_digest=memory.candidate_digest,
+                             entries_scanned=2)  # fmt: skip
+        with pytest.raises(AppendRefused, match="trained on the erased data, is still deployed"):
+            journal.append(forged, request_id)
+
+    retrained = make_tiny_lora(tiny_model, tmp_path / "retrained", seed=7)
+    clean_data = write_dataset([_record("Hi", "Hello.")], tmp_path / "clean.jsonl")
+    gate_and_promote("retrained", "--adapter", str(retrained), "--data", str(clean_data))
+    capsys.readouterr()
+    assert run("erase", "done", request_id, "--subject", SUBJECT, key="auditor") == 0
+    assert f"memory {cleaned} (sha256:" in capsys.readouterr().out
+
+    # the retired update never returns; the ledger holds no trace of the identifier; it still verifies
+    assert run("rollback", "--to", ids["adapter"], "--reason", "try", key="approver") == 2
+    assert f"was trained on data erased by request {request_id}" in capsys.readouterr().err
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        evidence, state = journal.evidence.folder, journal.state()
+        (entry,) = journal.ledger.find("erasure.done")
+    assert state.governance.erasures[request_id].done_index == entry.index
+    # the memory diffs of the memory's own gate and of the erasure's gate quoted the entries: removed
+    quoting = {state.updates[u].measurements["memory"] for u in (ids["memory"], cleaned)}
+    assert set(entry.body["evidence_removed"]) == quoting
+    assert SUBJECT.encode() not in boot.ledger.read_bytes().lower()
+    assert not [p for p in evidence.rglob("*.json") if SUBJECT in p.read_text().lower()]
+    assert main(["ledger", "verify", "--ledger", str(boot.ledger), "--trust", str(boot.trust)]) == 0
+    assert main(["status", "--ledger", str(boot.ledger), "--trust", str(boot.trust)]) == 0
+    assert "erasures open: none" in capsys.readouterr().out
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    assert main(["report", "--ledger", str(boot.ledger), "--trust", str(boot.trust), "--from", day, "--to", day,
+                 "--format", "json", "--out", str(tmp_path / "compliance.json")]) == 0  # fmt: skip
+    report = json.loads((tmp_path / "compliance.json").read_text())
+    assert (report["counts"]["erasures_requested"], report["counts"]["erasures_done"]) == (1, 1)
+    memory_gate = next(u for u in report["updates"] if u["update_id"] == ids["memory"])
+    (removed,) = [e for e in memory_gate["evidence"] if e["check"] == "memory"]
+    assert removed["problem"].startswith(f"removed by erasure request {request_id}")
+
+
+def test_a_done_before_the_cleaned_memory_is_promoted_is_refused_by_the_ledger(
+    tmp_path: Path, deployment
+) -> None:
+    boot, run, _, ids, _ = deployment
+    assert (
+        run(
+            "erase",
+            "request",
+            "--pattern",
+            r"dana@example\.org",
+            "--out",
+            str(tmp_path / "v3.jsonl"),
+            key="auditor",
+        )
+        == 0
+    )
+    with Journal.open(boot.ledger, load_private_key(boot.keys["auditor"]), boot.trust) as journal:
+        (erasure,) = journal.state().governance.erasures.values()
+        memory = journal.state().updates[ids["memory"]]
+        forged = ErasureDone(request_id=erasure.request.request_id, memory_update=ids["memory"],
+                             memory_digest=memory.candidate_digest, entries_scanned=4)  # fmt: skip
+        with pytest.raises(AppendRefused, match="was not promoted after the erasure request"):
+            journal.append(forged, erasure.request.request_id)
+        # a pipeline key may not request or finish one
+        with pytest.raises(AppendRefused, match=r"with roles pipeline may not sign erasure\.done"):
+            journal.as_signer(load_private_key(boot.keys["pipeline"])).append(
+                forged, erasure.request.request_id
+            )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--subject", SUBJECT, "--pattern", "x"], "give exactly one of --subject or --pattern"),
+        (["--pattern", "("], "--pattern is not a regular expression"),
+        (["--subject", SUBJECT, "--deployment", "nowhere"], "deployment 'nowhere' has nothing deployed"),
+        (["--subject", SUBJECT, "--memory", "/no/such/store.jsonl"], "cannot find the deployed memory store"),
+    ],
+)
+def test_bad_erasure_requests_exit_2_and_record_nothing(
+    tmp_path: Path, deployment, capsys, args, message
+) -> None:
+    boot, run, *_ = deployment
+    capsys.readouterr()
+    assert run("erase", "request", *args, "--out", str(tmp_path / "v3.jsonl"), key="auditor") == 2
+    assert message in capsys.readouterr().err
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        assert journal.state().governance.erasures == {}
