@@ -364,7 +364,7 @@ def privacy(inputs: GateInputs) -> Measurement:
     """Personal data in the update's training records and in the memory entries it adds or edits."""
     from clgate.probes.privacy import privacy_scan
 
-    return privacy_scan(inputs.data, inputs.memory_new, inputs.memory_old, _pii_scanner(inputs, "privacy"))
+    return privacy_scan(inputs.data, inputs.memory_new, inputs.memory_old, _pii_scanner(inputs))
 
 
 @gate_check(
@@ -388,7 +388,7 @@ def privacy_memorisation(inputs: GateInputs) -> Measurement:
         inputs.candidate_model,
         inputs.data,
         adapter=inputs.adapter,
-        scanner=_pii_scanner(inputs, "privacy"),
+        scanner=_pii_scanner(inputs),
         alternatives=opts.get("alternatives", ALTERNATIVES),
         seed=inputs.seed,
         pool=inputs.models,
@@ -396,12 +396,12 @@ def privacy_memorisation(inputs: GateInputs) -> Measurement:
     )
 
 
-def _pii_scanner(inputs: GateInputs, check: str) -> PiiScanner:
+def _pii_scanner(inputs: GateInputs) -> PiiScanner:
     """The scanner the policy's `privacy` options describe: an installed spaCy NER pipeline for names and
     places (`ner_model`), Presidio's score a span needs (`threshold`)."""
     from clgate.probes.privacy import PiiScanner
 
-    opts = inputs.options_for(check)
+    opts = inputs.options_for("privacy")
     return PiiScanner(
         opts.get("ner_model"), **({"threshold": opts["threshold"]} if "threshold" in opts else {})
     )
