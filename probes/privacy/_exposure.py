@@ -180,7 +180,7 @@ def memorisation(
         explain=explain,
         meta={
             "alternatives": alternatives,
-            "max_exposure": top,
+            "max_exposure": math.log2(alternatives + 1),
             "seed": seed,
             "seconds": time.perf_counter() - started,
         },

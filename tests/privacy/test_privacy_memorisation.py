@@ -6,6 +6,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
+
+from clgate.artifacts.testing import make_dataset
 from clgate.probes.privacy import look_alikes, memorisation
 
 
@@ -37,3 +40,11 @@ def test_look_alikes_keep_the_shape_and_never_the_value() -> None:
     assert all(len(d) == 15 and d[0] == "+" and d[2] == " " and d[6] == "-" for d in drawn)
     assert look_alikes("--", 99, random.Random(0)) == ()
     assert len(look_alikes("7", 99, random.Random(0))) == 9  # only nine others exist
+
+
+def test_data_without_personal_data_measures_nothing(tiny_model: Path, tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "plain.jsonl", n=6)
+    measured = memorisation(tiny_model, tiny_model, data, device="cpu")
+    assert measured.numbers == {"secrets": 0, "memorised": 0, "max_update_exposure": 0, "mean_update_exposure": 0,
+                                "max_exposure": 0}  # fmt: skip
+    assert measured.meta["max_exposure"] == pytest.approx(6.644, abs=1e-3)
