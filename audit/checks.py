@@ -20,6 +20,11 @@ from clgate.ledger.canonical import canonical_json
 from clgate.measurement import Measurement
 from clgate.runtime import ModelPool, resolve_placement
 
+CHECK_PACKAGES = ("clgate.probes", "clgate.probes.poison", "clgate.probes.privacy", "clgate.evals")
+"""What the checks import when they first run (lazily, so commands that run none start fast). `run_checks`
+imports them in its own thread before its two lanes start: two threads importing one package at once can
+be handed it half initialised (`clgate.probes` and its modules import each other), which a fresh worker
+process, its first gate in its first seconds, ran into."""
 PROPOSED_ROLES = ("parent", "candidate", "adapter", "data", "memory_old", "memory_new", "target")
 INPUT_ROLES = (*PROPOSED_ROLES, "anchor", "regression", "suites")
 """`anchor` and `regression` are not proposed: the gate takes them from the ledger (the deployment's

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import json
 import threading
 import time
@@ -26,7 +27,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clgate.atomic import write_text_atomic
-from clgate.audit.checks import GateCheck, GateInputs
+from clgate.audit.checks import CHECK_PACKAGES, GateCheck, GateInputs
 from clgate.audit.judge import CheckOutcome
 from clgate.errors import InputError
 from clgate.ledger.canonical import canonical_json
@@ -169,6 +170,8 @@ def run_checks(
     cache: CheckCache | None,
     progress: Progress | None = None,
 ) -> dict[str, CheckOutcome]:
+    for package in CHECK_PACKAGES:
+        importlib.import_module(package)
     lanes = [[c for c in checks if c.forward_passes], [c for c in checks if not c.forward_passes]]
 
     def run_lane(lane: list[GateCheck]) -> list[CheckOutcome]:
