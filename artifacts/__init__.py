@@ -3,7 +3,7 @@
 Models are loaded and run by `clgate.runtime`; here they are files: found, checked, digested.
 """
 
-from clgate.artifacts._cache import default_cache_dir
+from clgate.artifacts._cache import CACHE_ENV, default_cache_dir
 from clgate.artifacts._datasets import ChatMessage, DatasetRecord, iter_dataset, load_dataset, write_dataset
 from clgate.artifacts._embedded import embedded_gguf_path, embedded_model_dir, embedder_dir
 from clgate.artifacts._embedder import SentenceEmbedder
@@ -30,6 +30,7 @@ from clgate.artifacts._records import ArtifactKind, ArtifactRef, FileDigest, Man
 from clgate.artifacts._safetensors_header import SafetensorsHeader, TensorSpan, read_safetensors_header
 
 __all__ = [
+    "CACHE_ENV",
     "MODEL_LOADING",
     "ArtifactKind",
     "ArtifactRef",

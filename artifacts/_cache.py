@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+CACHE_ENV = "CLGATE_CACHE"
+
 
 def default_cache_dir() -> Path:
     """`$CLGATE_CACHE`, else `$XDG_CACHE_HOME/clgate`, else `~/.cache/clgate`."""
-    if env := os.environ.get("CLGATE_CACHE"):
+    if env := os.environ.get(CACHE_ENV):
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "clgate"

@@ -5,6 +5,7 @@ dashboard reads and acts only through what is listed here.
 """
 
 from clgate.audit.actions import approve, promote, promotion_refusal, reject, rollback
+from clgate.audit.fanout import reaudit_progress
 from clgate.audit.gate import GateRequest, GateRun, Proposed, propose, run_gate
 from clgate.audit.journal import Journal, evidence_store, require_trust
 from clgate.audit.policy import Policy, load_policy, parse_policy
@@ -36,6 +37,7 @@ __all__ = [
     "promote",
     "promotion_refusal",
     "propose",
+    "reaudit_progress",
     "reject",
     "replay",
     "require_trust",

@@ -15,9 +15,8 @@ from clgate.audit.gate_cli import (
     open_journal,
     print_result,
     progress,
-    signing_key,
 )
-from clgate.audit.journal import Journal
+from clgate.audit.journal import Journal, signing_key
 from clgate.audit.policy import load_policy
 from clgate.audit.result import GateResult
 from clgate.errors import InputError

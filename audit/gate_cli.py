@@ -6,21 +6,23 @@ service audits (gate key), people approve and promote (approver keys), admins ad
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.tree import Tree
 
 from clgate.audit import actions
+from clgate.audit.fanout import reaudit_progress
 from clgate.audit.gate import GateRequest, GateRun, check_policy, propose, run_gate
-from clgate.audit.journal import Journal
+from clgate.audit.journal import PASSPHRASE_ENV, Journal, signing_key
 from clgate.audit.policy import load_policy
 from clgate.audit.result import GateResult
+from clgate.audit.state import LedgerState
 from clgate.audit.verdict import Status
 from clgate.github import workflow_command
-from clgate.ledger import PolicyAdopted, load_private_key
+from clgate.ledger import PolicyAdopted
 from clgate.runtime import ServedPair
 from clgate.runtime.cli import (
     DEVICE,
@@ -31,7 +33,6 @@ from clgate.runtime.cli import (
     SERVED_TIMEOUT,
 )
 
-PASSPHRASE_ENV = "CLGATE_KEY_PASSPHRASE"
 err = Console(stderr=True)
 
 LedgerOpt = typer.Option(
@@ -50,11 +51,6 @@ policy_app = typer.Typer(help="Policies a gate may judge by (adopted by an admin
 def open_journal(ledger: str, key: Path | None, trust: Path) -> Journal:
     """The ledger, signing with `key` (None: read only); use it in a `with` block so it is closed."""
     return Journal.open(ledger, signing_key(key), trust)
-
-
-def signing_key(path: Path | None):  # type: ignore[no-untyped-def]
-    """A private key from `path`, its passphrase from the environment; None for no path."""
-    return load_private_key(path, os.environ.get(PASSPHRASE_ENV)) if path else None
 
 
 def print_result(result: GateResult, fmt: str) -> None:
@@ -270,14 +266,7 @@ def status(ledger: str = LedgerOpt, trust: Path = TrustOpt) -> None:
     """What each deployment runs, what awaits approval, what needs re-audit, which erasures are open."""
     with open_journal(ledger, None, trust) as journal:
         state = journal.state()
-    table = Table(title="deployed")
-    for col in ("deployment", "slot", "update", "candidate digest", "since entry"):
-        table.add_column(col)
-    for deployment in state.governance.deployments():
-        for slot, update_id in state.deployed(deployment).items():
-            u = state.updates[update_id]
-            table.add_row(deployment, slot, update_id, u.candidate_digest[:23] + "…", str(u.promoted_index))
-    Console().print(table)
+    Console().print(lineage_tree(state))
     for title, rows in (
         ("awaiting approval", state.pending_approval()),
         ("needs re-audit", state.pending_reaudit()),
@@ -296,6 +285,32 @@ def status(ledger: str = LedgerOpt, trust: Path = TrustOpt) -> None:
             or "none"
         )
     )
+
+
+def lineage_tree(state: LedgerState) -> Tree:
+    """Bases, the deployments that run each, and what each runs on it: stale updates (built on another
+    base) marked with how far their re-audit got."""
+    tree = Tree("lineage (deployed)")
+    by_base: dict[str, list[str]] = {}
+    for deployment in state.governance.deployments():
+        by_base.setdefault(state.current_base(deployment) or "no base deployed", []).append(deployment)
+    for digest, deployments in by_base.items():
+        node = tree.add(f"base {digest[:19]}…" if digest.startswith("sha256:") else digest)
+        for deployment in deployments:
+            base = state.deployed_update("base", deployment)
+            since = f" (base update {base.update_id}, entry {base.promoted_index})" if base else ""
+            branch = node.add(f"deployment {deployment}{since}")
+            for slot in ("adapter", "memory"):
+                update = state.deployed_update(slot, deployment)
+                if update is None:
+                    continue
+                note = ""
+                if base is not None and update.base != base.candidate_digest:
+                    progress, latest = reaudit_progress(state, update)
+                    note = f"  [yellow]stale: built on {update.base[:19]}…; re-audit {progress}"
+                    note += f" ({latest.update_id})[/]" if latest else "[/]"
+                branch.add(f"{slot} {update.update_id} (entry {update.promoted_index}){note}")
+    return tree
 
 
 @policy_app.command("adopt")

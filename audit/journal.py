@@ -11,6 +11,7 @@ checks each entry against its governance rules, inside the append transaction.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -34,6 +35,7 @@ from clgate.ledger import (
     Trust,
     UpdateState,
     key_id,
+    load_private_key,
     load_trust,
 )
 from clgate.redact import display_target
@@ -62,6 +64,14 @@ def require_trust(trust: Trust | Path | None) -> Trust:
             "a trust file is required (--trust or $CLGATE_TRUST): without it a forged ledger would be believed"
         )
     return trust if isinstance(trust, Trust) else load_trust(Path(trust))
+
+
+PASSPHRASE_ENV = "CLGATE_KEY_PASSPHRASE"
+
+
+def signing_key(path: Path | None) -> Ed25519PrivateKey | None:
+    """A private key from `path`, its passphrase from `$CLGATE_KEY_PASSPHRASE`; None for no path."""
+    return load_private_key(path, os.environ.get(PASSPHRASE_ENV)) if path else None
 
 
 @dataclass

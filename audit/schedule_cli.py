@@ -1,4 +1,4 @@
-"""`clgate audit run|serve|pending`: deployment-time audits and the re-audit list."""
+"""`clgate audit run|serve|pending`: deployment-time audits, and the re-audits a base upgrade calls for."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
+from clgate.audit.fanout import ReauditSettings, reaudit_progress, run_reaudits
 from clgate.audit.gate_cli import KeyOpt, LedgerOpt, TrustOpt, open_journal
 from clgate.audit.policy import load_policy
 from clgate.audit.schedule import parse_interval, scheduled_audit, serve
 from clgate.errors import ClgateError
+from clgate.ledger import Decision
+from clgate.runtime.cli import DEVICE, DTYPE
 
 audit_app = typer.Typer(help="Deployment-time audits of what is actually deployed.", no_args_is_help=True)
 err = Console(stderr=True)
@@ -71,11 +75,56 @@ def serve_command(
 
 
 @audit_app.command("pending")
-def pending(ledger: str = LedgerOpt, trust: Path = TrustOpt) -> None:
-    """Adapters and memories built on a base that is no longer deployed: they need a new audit."""
-    with open_journal(ledger, None, trust) as journal:
-        rows = journal.state().pending_reaudit()
-    for u in rows:
-        typer.echo(f"{u.update_id}  {u.kind:8} built on {u.base}  (proposed at entry {u.proposed_index})")
-    if not rows:
-        typer.echo("nothing needs re-audit")
+def pending(
+    ledger: str = LedgerOpt,
+    trust: Path = TrustOpt,
+    run: bool = typer.Option(False, "--run", help="re-gate every stale update now"),
+    pipeline_key: Path = typer.Option(None, help="with --run: the pipeline key that proposes them again"),
+    gate_key: Path = typer.Option(None, help="with --run: the gate key that audits them"),
+    policy: Path = typer.Option(None, help="with --run: the adopted policy to judge by (default policy)"),
+    out: Path = typer.Option(Path("clgate-reaudits"), help="with --run: a report folder per update here"),
+    cache: Path = typer.Option(None, help="with --run: check cache shared by the jobs"),
+    workers: int = typer.Option(2, help="with --run: local worker processes (0: one after another here)"),
+    ray: str = typer.Option(None, "--ray", help="with --run: a Ray cluster address, or `local` to start one"),
+    retries: int = typer.Option(1, help="with --run: times a job whose worker died runs again"),
+    cpus_per_job: int = typer.Option(1, help="with --ray: CPUs (and so threads) Ray gives each job"),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
+) -> None:
+    """Adapters and memories built on a base their deployment no longer runs, in every deployment: each needs
+    a new audit. With --run, each is proposed again on the deployed base and gated, one job per update (a
+    local process pool, or Ray tasks with --ray); a job that died is retried, and a rerun finishes what an
+    earlier one left unaudited. Exit 0/10/20 by the worst verdict, 2 if any job recorded no audit."""
+    if not run:
+        with open_journal(ledger, None, trust) as journal:
+            state = journal.state()
+        rows = state.pending_reaudit()
+        for u in rows:
+            progress, latest = reaudit_progress(state, u)
+            note = f"; re-audit {progress}: {latest.update_id}" if latest else ""
+            typer.echo(f"{u.update_id}  {u.deployment:12} {u.kind:8} built on {u.base[:19]}…{note}")
+        if not rows:
+            typer.echo("nothing needs re-audit")
+        return
+    if pipeline_key is None or gate_key is None:
+        raise typer.BadParameter("--run needs --pipeline-key and --gate-key")
+    settings = ReauditSettings(ledger, trust, pipeline_key, gate_key, out, policy, cache, device, dtype)
+
+    def announce(stale: list) -> None:  # type: ignore[type-arg]
+        where = f"Ray ({ray})" if ray else f"{workers} local workers" if workers else "this process"
+        err.print(f"re-auditing {len(stale)} stale update(s) on {where}")
+
+    outcomes = run_reaudits(settings, workers, ray, retries, announce, cpus_per_job)
+    table = Table(title="re-audits")
+    for col in ("deployment", "kind", "stale", "re-audited as", "verdict", "seconds", "note"):
+        table.add_column(col)
+    for o in outcomes:
+        note = o.error or ("resumed" if o.resumed else f"attempt {o.attempts}")
+        table.add_row(
+            o.deployment, o.kind, o.stale, o.update_id or "-", o.verdict or "-", f"{o.seconds:.1f}", note
+        )
+    Console().print(table)
+    if any(o.error for o in outcomes):
+        raise typer.Exit(2)
+    worst = max((Decision(o.verdict) for o in outcomes), key=lambda d: d.exit_code, default=Decision.PROMOTE)
+    raise typer.Exit(worst.exit_code)

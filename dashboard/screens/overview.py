@@ -1,11 +1,12 @@
-"""What is deployed now, what waits for a decision, the last scheduled audit, ledger health."""
+"""What is deployed now (and what of it is stale after a base upgrade), what waits for a decision, the last
+scheduled audit, ledger health."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from clgate.audit import update_status
+from clgate.audit import reaudit_progress, update_status
 from clgate.dashboard.context import Context
 
 
@@ -36,12 +37,15 @@ def render(ctx: Context) -> None:
                 for e in state.history
                 if e.deployment == deployment and e.slot == slot and e.update_id == update_id
             )
+            current = state.current_base(deployment)
+            stale = u.kind != "model" and current is not None and u.base != current
             rows.append(
                 {
                     "deployment": deployment,
                     "slot": slot,
                     "update": update_id,
                     "kind": u.kind,
+                    "lineage": f"stale: re-audit {reaudit_progress(state, u)[0]}" if stale else "current",
                     "artifact": u.proposal.candidate.uri,
                     "digest": u.candidate_digest,
                     "since entry": since,

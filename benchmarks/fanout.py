@@ -1,0 +1,157 @@
+"""Re-audits of a fleet after a base upgrade: one process, one after another, against Ray.
+
+    python benchmarks/fanout.py [--tenants 4] [--hidden 512] [--layers 8]
+
+A ledger with TENANTS deployments, each running its own LoRA adapter on base v1 (Llama-shaped models
+with random weights: the tests' tokenizer, HIDDEN and LAYERS), is upgraded to base v2 in every deployment: TENANTS
+stale adapters. The same ledger (copied) is then re-audited three ways, each gate running every
+check with the tests' fan-out policy:
+  sequential   `clgate audit pending --run --workers 0`: one process, one job after another
+  ray, 1       a Ray head started with `ray start --num-cpus 2`, each task asking for both CPUs: the
+               same jobs as Ray tasks, one at a time, each with two threads as in the sequential run
+  ray, 2       the same head, each task asking for one CPU: two jobs at a time, one thread each
+The clusters are started before the clock starts, as a team's cluster would be running already; each
+run starts with empty caches (its own `CLGATE_CACHE`), so every gate computes every check.
+Prints the wall time of each, the ratio sequential / (ray, 2 at a time), and the per-job overhead Ray adds:
+(ray, 1 at a time − sequential) / TENANTS, also as a share of one gate's time (goal ≤ 5%). (Ray gives a
+task as many threads as CPUs it asked for: a one-CPU task computes on one core, half as fast.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from clgate.artifacts.testing import make_tiny_lora, make_tiny_model
+from clgate.audit import GateRequest, GateRun, Journal, promote, propose, run_gate
+from clgate.audit.bootstrap import bootstrap_ledger
+from clgate.audit.fanout import ReauditSettings, run_reaudits
+from clgate.audit.policy import parse_policy
+from clgate.ledger import load_private_key
+
+RAY = str(Path(sys.executable).parent / "ray")  # the CLI of the ray package installed beside this Python
+POLICY = """
+name = "fanout"
+
+[required_checks]
+model = ["weights"]
+adapter = ["weights", "evals"]
+memory = ["memory"]
+
+[checks.evals]
+options = { suites = ["retention"], limit = 2 }
+
+[checks."poison.model"]
+options = { scan_tokens = false }
+
+[[rules]]
+id = "weight-change"
+check = "weights"
+metric = "weights.max_relative_change"
+reason = "A weight tensor changed too much"
+fail_above = 1000.0
+"""
+
+
+def build_fleet(root: Path, tenants: int, hidden: int, layers: int) -> Path:
+    shape = {"hidden_size": hidden, "layers": layers, "intermediate_size": 4 * hidden}
+    v1, v2 = make_tiny_model(root / "v1", seed=0, **shape), make_tiny_model(root / "v2", seed=1, **shape)
+    os.environ["CLGATE_CACHE"] = str(root / "setup-cache")
+    policy = parse_policy(POLICY)
+    boot = bootstrap_ledger(root / "fleet" / "ledger", policies=[policy])
+    (root / "fleet" / "policy.toml").write_text(POLICY)
+    keys = {name: load_private_key(boot.keys[name]) for name in ("gate", "pipeline", "approver")}
+    run = GateRun(out_dir=root / "setup", device="cpu")
+
+    def gate_and_promote(request: GateRequest) -> None:
+        with Journal.open(boot.ledger, keys["gate"], boot.trust) as journal:
+            proposed = propose(request, journal.as_signer(keys["pipeline"]), run)
+            run_gate(proposed.proposal.update_id, policy, journal, run, request, proposed.manifests)
+            promote(journal.as_signer(keys["approver"]), proposed.proposal.update_id)
+
+    for n in range(tenants):
+        deployment = f"tenant-{n}"
+        gate_and_promote(GateRequest(parent=v1, candidate=v1, deployment=deployment))
+        lora = make_tiny_lora(v1, root / f"lora-{n}", seed=n)
+        gate_and_promote(GateRequest(parent=v1, adapter=lora, deployment=deployment))
+        gate_and_promote(GateRequest(parent=v1, candidate=v2, deployment=deployment))
+    return root / "fleet"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def reaudit(
+    fleet: Path, copy: Path, ray_address: str | None, cpus_per_job: int = 1
+) -> tuple[float, list[float]]:
+    shutil.copytree(fleet, copy)
+    os.environ["CLGATE_STATE_DIR"] = str(copy / "heads")  # each copy is its own history to its verifier
+    os.environ["CLGATE_CACHE"] = str(copy / "cache")  # and starts with no eval answers cached
+    ledger = copy / "ledger"
+    settings = ReauditSettings(
+        str(ledger / "ledger.db"), ledger / "trust.toml", ledger / "keys" / "pipeline.pem",
+        ledger / "keys" / "gate.pem", copy / "reports", copy / "policy.toml", device="cpu",
+    )  # fmt: skip
+    start = time.perf_counter()
+    outcomes = run_reaudits(settings, workers=0, ray_address=ray_address, cpus_per_job=cpus_per_job)
+    wall = time.perf_counter() - start
+    failed = [o.error for o in outcomes if o.error]
+    if failed:
+        raise SystemExit(f"re-audit failed: {failed[0]}")
+    return wall, [o.seconds for o in outcomes]
+
+
+def ray_head(cpus: int) -> str:
+    port = free_port()
+    subprocess.run([RAY, "start", "--head", f"--num-cpus={cpus}", f"--port={port}", "--node-ip-address=127.0.0.1",
+                    "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True)  # fmt: skip
+    return f"127.0.0.1:{port}"
+
+
+def main() -> None:
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # a private head on the loopback, stopped at the end
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, default=4)
+    parser.add_argument("--hidden", type=int, default=512, help="Llama-shaped random model: hidden size")
+    parser.add_argument("--layers", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        start = time.perf_counter()
+        fleet = build_fleet(root, args.tenants, args.hidden, args.layers)
+        print(
+            f"fleet of {args.tenants} deployments built and upgraded in {time.perf_counter() - start:.0f} s"
+        )
+        sequential, gates = reaudit(fleet, root / "sequential", None)
+        print(
+            f"sequential  {sequential:7.1f} s  ({args.tenants} gates, {sum(gates) / len(gates):.1f} s each)"
+        )
+        walls = {}
+        address = ray_head(2)
+        try:  # both cores per job (two threads, as the sequential run), then one each (two jobs at a time)
+            for cpus_per_job in (2, 1):
+                walls[cpus_per_job], _ = reaudit(fleet, root / f"ray{cpus_per_job}", address, cpus_per_job)
+                at_a_time = 2 // cpus_per_job
+                print(f"ray, {at_a_time} at a time  {walls[cpus_per_job]:7.1f} s")
+        finally:
+            subprocess.run([RAY, "stop", "--force"], check=False, capture_output=True)
+        per_job = (walls[2] - sequential) / args.tenants
+        gate = sequential / args.tenants
+        print(f"sequential / ray 2 at a time = {sequential / walls[1]:.2f}x on 2 cores")
+        print(
+            f"Ray's overhead per job: {per_job:+.2f} s = {100 * per_job / gate:+.1f}% of a {gate:.1f} s gate (goal <= 5%)"
+        )
+
+
+if __name__ == "__main__":
+    main()

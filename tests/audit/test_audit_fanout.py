@@ -1,0 +1,199 @@
+"""Fan-out re-audits after a base upgrade: two deployments' stale adapters and memory re-gated one job each,
+on a local Ray cluster and in one process with the same verdicts; an orchestrator killed between a
+proposal and its audit leaves that update "audit incomplete", and the next run finishes it without
+recording anything twice."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from clgate.artifacts import MemoryEntry, write_memory_store
+from clgate.artifacts.testing import make_tiny_lora
+from clgate.audit.bootstrap import Bootstrap, bootstrap_ledger
+from clgate.audit.cli import main
+from clgate.audit.fanout import ReauditSettings, pending_jobs, reaudit_progress, run_reaudits
+from clgate.audit.journal import Journal
+from clgate.audit.policy import parse_policy
+
+POLICY = """
+name = "fanout"
+
+[required_checks]
+model = ["weights"]
+adapter = ["weights", "evals"]
+memory = ["memory"]
+
+[checks.evals]
+options = { suites = ["retention"], limit = 2 }
+
+[checks."poison.model"]
+options = { scan_tokens = false }
+
+[[rules]]
+id = "weight-change"
+check = "weights"
+metric = "weights.max_relative_change"
+reason = "A weight tensor changed too much"
+fail_above = 1000.0
+"""
+
+
+@dataclass(frozen=True)
+class Fleet:
+    folder: Path
+    boot: Bootstrap
+    policy: Path
+
+    def moved(self, folder: Path) -> Fleet:
+        """The same ledger, keys and trust copied to `folder` (a second run from the same state)."""
+        shutil.copytree(self.folder, folder)
+        rebase = lambda p: folder / Path(p).relative_to(self.folder)  # noqa: E731
+        boot = Bootstrap(ledger=rebase(self.boot.ledger), trust=rebase(self.boot.trust),
+                         keys={k: rebase(v) for k, v in self.boot.keys.items()})  # fmt: skip
+        return Fleet(folder, boot, rebase(self.policy))
+
+    def args(self, out: Path) -> list[str]:
+        return ["--ledger", str(self.boot.ledger), "--trust", str(self.boot.trust), "--pipeline-key",
+                str(self.boot.keys["pipeline"]), "--gate-key", str(self.boot.keys["gate"]), "--policy",
+                str(self.policy), "--out", str(out), "--device", "cpu"]  # fmt: skip
+
+    def settings(self, out: Path) -> ReauditSettings:
+        return ReauditSettings(str(self.boot.ledger), self.boot.trust, self.boot.keys["pipeline"],
+                               self.boot.keys["gate"], out, self.policy, device="cpu")  # fmt: skip
+
+    def verdicts(self) -> dict[tuple[str, str], str | None]:
+        with Journal.open(self.boot.ledger, None, self.boot.trust) as journal:
+            state = journal.state()
+        out = {}
+        for stale in state.pending_reaudit():
+            progress, latest = reaudit_progress(state, stale)
+            out[(stale.deployment, stale.kind)] = (
+                latest.decision if latest and progress == "audited" else None
+            )
+        return out
+
+
+@pytest.fixture(scope="module")
+def built(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, tiny_model_other: Path, tiny_lora: Path
+) -> Fleet:
+    """Deployments tenant-a (adapter and memory) and tenant-b (adapter) on base v1, then both upgraded to v2:
+    three stale updates."""
+    tmp_path = tmp_path_factory.mktemp("fleet")
+    folder = tmp_path / "fleet"
+    policy = folder / "policy.toml"
+    boot = bootstrap_ledger(folder / "ledger", policies=[parse_policy(POLICY)])
+    policy.write_text(POLICY)
+    old = write_memory_store([MemoryEntry(id="m0", text="The user likes tea.")], tmp_path / "v1.jsonl")
+    new = write_memory_store([MemoryEntry(id="m0", text="The user likes tea."),
+                              MemoryEntry(id="m1", text="Meetings are on Tuesdays.", source="user:chat")],
+                             tmp_path / "v2.jsonl")  # fmt: skip
+    other_lora = make_tiny_lora(tiny_model, tmp_path / "lora-b", seed=3)
+    keys = ["--ledger", str(boot.ledger), "--trust", str(boot.trust)]
+
+    def gate_and_promote(deployment: str, parent: Path, *args: str) -> None:
+        assert main(["gate", "--parent", str(parent), *args, "--deployment", deployment, "--policy", str(policy),
+                     "--out", str(tmp_path / "setup"), "--proposer-key", str(boot.keys["pipeline"]), *keys,
+                     "--key", str(boot.keys["gate"])]) == 0  # fmt: skip
+        with Journal.open(boot.ledger, None, boot.trust) as journal:
+            update_id = list(journal.state().updates)[-1]
+        assert main(["promote", update_id, *keys, "--key", str(boot.keys["approver"])]) == 0
+
+    for deployment, lora in (("tenant-a", tiny_lora), ("tenant-b", other_lora)):
+        gate_and_promote(deployment, tiny_model, "--candidate", str(tiny_model))
+        gate_and_promote(deployment, tiny_model, "--adapter", str(lora))
+    gate_and_promote("tenant-a", tiny_model, "--memory-old", str(old), "--memory-new", str(new))
+    for deployment in ("tenant-a", "tenant-b"):
+        gate_and_promote(deployment, tiny_model, "--candidate", str(tiny_model_other))
+    return Fleet(folder, boot, policy)
+
+
+@pytest.fixture
+def fleet(built: Fleet, tmp_path: Path) -> Fleet:
+    """This test's own copy of the fleet."""
+    return built.moved(tmp_path / "fleet")
+
+
+def test_ray_and_one_process_give_the_same_verdicts(
+    tmp_path: Path, fleet: Fleet, monkeypatch, capsys
+) -> None:
+    copy = fleet.moved(tmp_path / "copy")
+    with Journal.open(fleet.boot.ledger, None, fleet.boot.trust) as journal:
+        stale = pending_jobs(journal.state())
+    assert sorted((u.deployment, u.kind) for u in stale) == [("tenant-a", "adapter"), ("tenant-a", "memory"),
+                                                             ("tenant-b", "adapter")]  # fmt: skip
+    assert (
+        main(["audit", "pending", "--ledger", str(fleet.boot.ledger), "--trust", str(fleet.boot.trust)]) == 0
+    )
+    assert capsys.readouterr().out.count("built on") == 3
+    assert main(["status", "--ledger", str(fleet.boot.ledger), "--trust", str(fleet.boot.trust)]) == 0
+    tree = capsys.readouterr().out
+    assert tree.count("re-audit todo") == 3 and tree.count("deployment tenant-") == 2
+
+    code = main(["audit", "pending", "--run", "--workers", "0", *fleet.args(tmp_path / "sequential")])
+    sequential = fleet.verdicts()
+    assert None not in sequential.values()
+    assert code == max({"promote": 0, "review": 10, "block": 20}[v] for v in sequential.values())  # type: ignore[index]
+    _all_reaudited_once(fleet)
+    monkeypatch.setenv("CLGATE_STATE_DIR", str(tmp_path / "copy-heads"))  # the copy is another log's history
+    outcomes = run_reaudits(copy.settings(tmp_path / "ray"), ray_address="local")
+    assert copy.verdicts() == sequential
+    assert {o.stale for o in outcomes} == {u.update_id for u in stale}  # ids survive the copy
+    assert not [
+        o for o in outcomes if o.error or o.worker.endswith(f":{os.getpid()}")
+    ]  # Ray workers ran them
+    _all_reaudited_once(copy)
+
+
+def _all_reaudited_once(fleet: Fleet) -> None:
+    """Nothing left to re-audit, each stale update proposed again exactly once, every entry allowed."""
+    with Journal.open(fleet.boot.ledger, None, fleet.boot.trust) as journal:
+        state = journal.state()
+    assert pending_jobs(state) == []
+    assert sum(u.proposal.supersedes is not None for u in state.updates.values()) == 3
+    assert (
+        main(["ledger", "verify", "--ledger", str(fleet.boot.ledger), "--trust", str(fleet.boot.trust)]) == 0
+    )
+
+
+def test_a_killed_run_leaves_an_incomplete_audit_the_next_run_finishes(
+    tmp_path: Path, fleet: Fleet, capsys
+) -> None:
+    command = [sys.executable, "-c", "from clgate.audit.cli import main; main()", "audit", "pending", "--run",
+               "--workers", "1", *fleet.args(tmp_path / "first")]  # fmt: skip
+    first = subprocess.Popen(
+        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline, incomplete = time.monotonic() + 240, None
+    try:
+        while incomplete is None and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            with Journal.open(fleet.boot.ledger, None, fleet.boot.trust) as journal:
+                state = journal.state()
+            incomplete = next(
+                (u for u in pending_jobs(state) if reaudit_progress(state, u)[0] == "incomplete"), None
+            )
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the orchestrator and its worker, mid-gate
+        first.wait()
+    assert incomplete is not None, "the run never stood between a proposal and its audit"
+    assert (
+        main(["audit", "pending", "--ledger", str(fleet.boot.ledger), "--trust", str(fleet.boot.trust)]) == 0
+    )
+    listing = capsys.readouterr().out
+    assert (
+        f"{incomplete.update_id}  {incomplete.deployment}" in listing and "; re-audit incomplete: " in listing
+    )
+    code = main(["audit", "pending", "--run", "--workers", "2", *fleet.args(tmp_path / "second")])
+    out = capsys.readouterr().out
+    assert code in (0, 10, 20) and "resumed" in out
+    _all_reaudited_once(fleet)  # the killed run's proposal was gated, never proposed again
