@@ -208,7 +208,7 @@ def finish_erasure(journal: Journal, request_id: str, matcher: Matcher, memory: 
                 f"deployment {request.deployment!r} still runs memory {request.memory_update}, which carries it: "
                 "promote the store without it"
             )
-        if request.memory_entries and found.digest != found.update.candidate_digest:
+        if found.digest != found.update.candidate_digest:
             raise IncompleteError(
                 f"the store at {found.path} is not memory {found.update.update_id} as promoted: the proof needs "
                 "the promoted store (gate the live one as a memory update first)"

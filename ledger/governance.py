@@ -446,10 +446,12 @@ def _erasure_requested(
     if r.request_id in g.erasures:
         return f"erasure request {r.request_id} was already made at entry {g.erasures[r.request_id].requested_index}"
     deployed_memory = g.deployed.get((r.deployment, "memory"))
-    if r.memory_update is not None and r.memory_update != deployed_memory:
-        return f"deployment {r.deployment!r} runs memory {deployed_memory}, not {r.memory_update}"
-    if r.memory_entries and r.memory_update is None:
-        return "memory entries to erase need the memory update they were found in"
+    if r.memory_update != deployed_memory:
+        return f"deployment {r.deployment!r} runs memory {deployed_memory}, not {r.memory_update}: scan what it runs"
+    if (r.memory_update is None) != (r.memory_digest is None) or (
+        r.memory_entries and r.memory_update is None
+    ):
+        return "a memory scanned needs both its update and its store's digest"
     promoted = {e.update_id for e in g.history if e.deployment == r.deployment}
     strays = [t.update_id for t in r.trained_on if t.update_id not in promoted]
     if strays:
@@ -464,14 +466,16 @@ def _erasure_done(g: Governance, index: int, signer: str, subject: str | None, d
     if erasure.done_index is not None:
         return f"erasure request {d.request_id} was done at entry {erasure.done_index}"
     deployment = erasure.request.deployment
-    if erasure.request.memory_entries:
-        memory = g.updates.get(d.memory_update or "")
-        if memory is None or g.deployed.get((deployment, "memory")) != memory.update_id:
-            return f"memory {d.memory_update} is not what deployment {deployment!r} runs"
-        if memory.promoted_index is None or memory.promoted_index < erasure.requested_index:
-            return f"memory {memory.update_id} was not promoted after the erasure request (entry {erasure.requested_index})"
-        if d.memory_digest != memory.candidate_digest:
-            return f"the store scanned ({d.memory_digest}) is not memory {memory.update_id} as promoted"
+    deployed_memory = g.deployed.get((deployment, "memory"))
+    if d.memory_update != deployed_memory:
+        return f"deployment {deployment!r} runs memory {deployed_memory}, not {d.memory_update}: scan what it runs"
+    memory = g.updates.get(deployed_memory or "")
+    if memory is not None and d.memory_digest != memory.candidate_digest:
+        return f"the store scanned ({d.memory_digest}) is not memory {memory.update_id} as promoted"
+    if erasure.request.memory_entries and (
+        memory is None or (memory.promoted_index or 0) < erasure.requested_index
+    ):
+        return f"the deployment runs no memory promoted after the erasure request (entry {erasure.requested_index})"
     running = [uid for (dep, _), uid in g.deployed.items() if dep == deployment and uid in erasure.retrain]
     if running:
         return f"update {running[0]}, trained on the erased data, is still deployed in {deployment!r}"

@@ -17,7 +17,7 @@ from clgate.audit.cli import main
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.policy import parse_policy
-from clgate.ledger import AppendRefused, ErasureDone, load_private_key
+from clgate.ledger import AppendRefused, ErasureDone, ErasureRequest, load_private_key
 
 POLICY = """
 name = "erasure-test"
@@ -176,8 +176,13 @@ def test_a_done_before_the_cleaned_memory_is_promoted_is_refused_by_the_ledger(
         memory = journal.state().updates[ids["memory"]]
         forged = ErasureDone(request_id=erasure.request.request_id, memory_update=ids["memory"],
                              memory_digest=memory.candidate_digest, entries_scanned=4)  # fmt: skip
-        with pytest.raises(AppendRefused, match="was not promoted after the erasure request"):
+        with pytest.raises(AppendRefused, match="runs no memory promoted after the erasure request"):
             journal.append(forged, erasure.request.request_id)
+        # nor can a request skip the memory the deployment runs, to be "done" with nothing scanned
+        skipping = ErasureRequest.of(deployment="default", matcher="subject", matcher_digest=erasure.request.matcher_digest,
+                                     salt=erasure.request.salt, nonce="ab" * 8)  # fmt: skip
+        with pytest.raises(AppendRefused, match=f"runs memory {ids['memory']}, not None"):
+            journal.append(skipping, skipping.request_id)
         # a pipeline key may not request or finish one
         with pytest.raises(AppendRefused, match=r"with roles pipeline may not sign erasure\.done"):
             journal.as_signer(load_private_key(boot.keys["pipeline"])).append(
