@@ -1,4 +1,5 @@
-"""Re-audits after a base upgrade, fanned out over processes or a Ray cluster.
+"""Audits of a fleet, fanned out over processes or a Ray cluster: re-audits after a base upgrade, and the
+scheduled audits of every deployment's memory store.
 
 Promoting a new base makes every adapter and memory its deployment runs on the old one stale
 (`LedgerState.pending_reaudit`), in every deployment. Each stale update is one job: propose it again on
@@ -7,8 +8,7 @@ Jobs share nothing but the ledger, to which each appends its own entries in its 
 
 A job that dies between its proposal and its audit leaves the proposal unaudited ("audit incomplete");
 the next run gates that proposal instead of proposing again, so a retry never records anything twice,
-and a job never records half an audit (one append, in one transaction). Workers: a local process pool
-(`workers`), or Ray tasks (one GPU each where the cluster has GPUs), retried when a worker dies.
+and a job never records half an audit (one append, in one transaction).
 """
 
 from __future__ import annotations
@@ -17,21 +17,18 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from clgate.artifacts import CACHE_ENV
 from clgate.audit.gate import GateRequest, GateRun, check_policy, propose, run_gate
-from clgate.audit.journal import PASSPHRASE_ENV, Journal, signing_key
+from clgate.audit.journal import Journal, signing_key
 from clgate.audit.policy import load_policy
+from clgate.audit.schedule import scheduled_audit
 from clgate.audit.state import LedgerState
-from clgate.errors import ClgateError, InputError
+from clgate.audit.workers import JobResult, Workers, fan_out
+from clgate.errors import InputError
 from clgate.ledger import UpdateState
-from clgate.ledger.seen import STATE_ENV
 
 Progress = Literal["todo", "incomplete", "audited"]
 
@@ -147,99 +144,20 @@ def reaudit(job: ReauditJob) -> ReauditOutcome:
     )
 
 
-def _failed(job: ReauditJob, state: LedgerState, error: str, attempts: int) -> ReauditOutcome:
+def _outcome(job: ReauditJob, result: JobResult[ReauditOutcome], state: LedgerState) -> ReauditOutcome:
+    if result.value is not None:
+        return replace(result.value, attempts=result.attempts)
     stale = state.updates[job.stale]
-    return ReauditOutcome(stale.update_id, stale.deployment, stale.kind, error=error, attempts=attempts)
-
-
-def _guarded(job: ReauditJob) -> ReauditOutcome | str:
-    """A job's outcome, or its error in one line (never a traceback across processes)."""
-    try:
-        return reaudit(job)
-    except ClgateError as exc:
-        return str(exc)
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-
-
-def run_local(jobs: list[ReauditJob], workers: int, retries: int, state: LedgerState) -> list[ReauditOutcome]:
-    """Jobs in a pool of `workers` processes (0: one after another in this process). A job whose worker died
-    runs again, up to `retries` more times, in a fresh pool."""
-    if workers == 0:
-        return [
-            r if isinstance(r, ReauditOutcome) else _failed(j, state, r, 1)
-            for j in jobs
-            for r in [_guarded(j)]
-        ]
-    done: dict[str, ReauditOutcome] = {}
-    left, attempt = list(jobs), 0
-    while left and attempt <= retries:
-        attempt += 1
-        died: list[ReauditJob] = []
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            futures = {job.stale: pool.submit(_guarded, job) for job in left}
-            for job in left:
-                try:
-                    result = futures[job.stale].result()
-                except BrokenProcessPool:
-                    died.append(job)
-                    continue
-                done[job.stale] = (
-                    replace(result, attempts=attempt)
-                    if isinstance(result, ReauditOutcome)
-                    else _failed(job, state, result, attempt)
-                )
-        left = died
-    for job in left:
-        done[job.stale] = _failed(job, state, f"audit incomplete: its worker died {attempt} times", attempt)
-    return [done[j.stale] for j in jobs]
-
-
-def run_ray(
-    jobs: list[ReauditJob], address: str, retries: int, state: LedgerState, cpus_per_job: int = 1
-) -> list[ReauditOutcome]:
-    """Jobs as Ray tasks on the cluster at `address` (`local`: start one on this machine's loopback for this
-    run), one GPU each where the cluster has GPUs and `cpus_per_job` CPUs (Ray gives a task that many
-    threads); Ray runs a task again when its worker dies (`retries` times)."""
-    try:
-        import ray
-    except ImportError:
-        raise InputError("--ray needs the ray package (pip install 'ray>=2.40')") from None
-    env = {k: v for k, v in os.environ.items() if k in (PASSPHRASE_ENV, STATE_ENV, CACHE_ENV)}
-    try:
-        local = {"_node_ip_address": "127.0.0.1"} if address == "local" else {"address": address}
-        ray.init(
-            **local,
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env={"env_vars": env} if env else None,
-        )
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise InputError(f"cannot reach the Ray cluster at {address}: {exc}") from None
-    try:
-        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        task: Any = ray.remote(num_cpus=cpus_per_job, num_gpus=gpus, max_retries=retries)(_guarded)
-        refs = [task.remote(job) for job in jobs]
-        out = []
-        for job, ref in zip(jobs, refs, strict=True):
-            try:
-                result = ray.get(ref)
-            except ray.exceptions.RayError as exc:
-                out.append(_failed(job, state, f"audit incomplete: {type(exc).__name__}", retries + 1))
-                continue
-            out.append(result if isinstance(result, ReauditOutcome) else _failed(job, state, result, 1))
-        return out
-    finally:
-        ray.shutdown()
+    error = f"audit {result.error}" if (result.error or "").startswith("incomplete") else result.error
+    return ReauditOutcome(
+        stale.update_id, stale.deployment, stale.kind, error=error, attempts=result.attempts
+    )
 
 
 def run_reaudits(
     settings: ReauditSettings,
-    workers: int = 2,
-    ray_address: str | None = None,
-    retries: int = 1,
+    workers: Workers = Workers(),
     announce: Callable[[list[UpdateState]], None] | None = None,
-    cpus_per_job: int = 1,
 ) -> list[ReauditOutcome]:
     """Re-gate every stale update of every deployment; the ledger alone says what is left to do."""
     with Journal.open(settings.ledger, None, settings.trust) as journal:
@@ -249,8 +167,79 @@ def run_reaudits(
     if announce:
         announce(stale)
     jobs = [ReauditJob(u.update_id, settings) for u in stale]
-    if not jobs:
-        return []
-    if ray_address is not None:
-        return run_ray(jobs, ray_address, retries, state, cpus_per_job)
-    return run_local(jobs, workers, retries, state)
+    return [
+        _outcome(job, result, state)
+        for job, result in zip(jobs, fan_out(reaudit, jobs, workers), strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    """One deployment's memory store, audited where it is deployed (its scheduled checks, signed by `key`)."""
+
+    deployment: str
+    store: Path
+    ledger: str
+    trust: Path
+    key: Path
+    policy: Path | None
+    cache_dir: Path
+
+
+@dataclass(frozen=True)
+class ScheduledOutcome:
+    deployment: str
+    store: Path
+    entry_index: int | None = None
+    verdict: str | None = None
+    error: str | None = None
+
+
+def scheduled_memory_audit(job: ScheduledJob) -> ScheduledOutcome:
+    """A scheduled audit of one deployment's deployed memory, recorded as its own `audit.scheduled_run`."""
+    with Journal.open(job.ledger, signing_key(job.key), job.trust) as journal:
+        result = scheduled_audit(
+            journal,
+            load_policy(job.policy),
+            [job.store],
+            job.cache_dir / job.deployment,
+            deployment=job.deployment,
+        )
+    return ScheduledOutcome(job.deployment, job.store, result.entry_index, result.verdict.decision.value)
+
+
+def fleet_memories(state: LedgerState, live: dict[str, Path]) -> dict[str, Path]:
+    """Each deployment that runs a promoted memory, and where its store is: `live[deployment]` (the store it
+    writes to now), else where its promoted snapshot was proposed."""
+    unknown = sorted(set(live) - set(state.governance.deployments()))
+    if unknown:
+        raise InputError(f"no deployment {unknown[0]!r} in the ledger")
+    out = {}
+    for deployment in state.governance.deployments():
+        memory = state.deployed_update("memory", deployment)
+        if memory is not None:
+            out[deployment] = live.get(deployment, Path(memory.proposal.candidate.uri))
+    strays = sorted(set(live) - set(out))
+    if strays:
+        raise InputError(f"deployment {strays[0]!r} runs no promoted memory")
+    return out
+
+
+def run_scheduled(
+    ledger: str,
+    trust: Path,
+    key: Path,
+    policy: Path | None,
+    cache_dir: Path,
+    live: dict[str, Path],
+    workers: Workers = Workers(),
+) -> list[ScheduledOutcome]:
+    """The scheduled audit of every deployment's memory store, one job each, where `workers` says."""
+    with Journal.open(ledger, None, trust) as journal:
+        stores = fleet_memories(journal.state(), live)
+    load_policy(policy)  # a malformed policy is bad input before any job starts
+    jobs = [ScheduledJob(d, p, ledger, trust, key, policy, cache_dir) for d, p in stores.items()]
+    return [
+        r.value or ScheduledOutcome(job.deployment, job.store, error=r.error)
+        for job, r in zip(jobs, fan_out(scheduled_memory_audit, jobs, workers), strict=True)
+    ]

@@ -1,4 +1,5 @@
-"""`clgate audit run|serve|pending`: deployment-time audits, and the re-audits a base upgrade calls for."""
+"""`clgate audit run|serve|fleet|pending`: deployment-time audits (of one deployment, or of every deployment's
+memory at once), and the re-audits a base upgrade calls for."""
 
 from __future__ import annotations
 
@@ -8,17 +9,22 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from clgate.audit.fanout import ReauditSettings, reaudit_progress, run_reaudits
+from clgate.audit.fanout import ReauditSettings, reaudit_progress, run_reaudits, run_scheduled
 from clgate.audit.gate_cli import KeyOpt, LedgerOpt, TrustOpt, open_journal
 from clgate.audit.policy import load_policy
 from clgate.audit.schedule import parse_interval, scheduled_audit, serve
-from clgate.errors import ClgateError
+from clgate.audit.workers import Workers
+from clgate.errors import ClgateError, InputError
 from clgate.ledger import Decision
 from clgate.runtime.cli import DEVICE, DTYPE
 
 audit_app = typer.Typer(help="Deployment-time audits of what is actually deployed.", no_args_is_help=True)
 err = Console(stderr=True)
 
+WorkersOpt = typer.Option(2, "--workers", help="local worker processes (0: one job after another here)")
+RayOpt = typer.Option(None, "--ray", help="a Ray cluster address, or `local` to start one for the run")
+RetriesOpt = typer.Option(1, "--retries", help="times a job whose worker died runs again")
+CpusPerJobOpt = typer.Option(1, "--cpus-per-job", help="with --ray: CPUs (and so threads) Ray gives each job")
 DeployedOpt = typer.Option(
     ..., "--deployed", help="a deployed model directory, adapter or memory store (repeat)"
 )
@@ -47,6 +53,50 @@ def run(
         typer.echo(f"{f.status.value:5} {f.rule}: {f.reason}")
     typer.echo(f"{result.verdict.decision.value} (recorded at entry {result.entry_index})")
     raise typer.Exit(result.verdict.decision.exit_code)
+
+
+def _live(pairs: list[str]) -> dict[str, Path]:
+    out = {}
+    for pair in pairs:
+        deployment, sep, path = pair.partition("=")
+        if not sep or not deployment or not path:
+            raise InputError(f"--live {pair!r}: give DEPLOYMENT=PATH")
+        out[deployment] = Path(path)
+    return out
+
+
+@audit_app.command("fleet")
+def fleet(
+    live: list[str] = typer.Option(
+        [], "--live", help="DEPLOYMENT=PATH: the store a deployment writes to now (repeat)"
+    ),
+    policy: Path = typer.Option(None, help="policy TOML (its scheduled_checks are rerun)"),
+    ledger: str = LedgerOpt,
+    key: Path = KeyOpt,
+    trust: Path = TrustOpt,
+    cache: Path = typer.Option(Path(".clgate-audit-cache"), help="cache folder for check results"),
+    workers: int = WorkersOpt,
+    ray: str = RayOpt,
+    retries: int = RetriesOpt,
+    cpus_per_job: int = CpusPerJobOpt,
+) -> None:
+    """Audit the memory store of every deployment once (for cron), one job each, each recorded as its own
+    scheduled run: a store is found at --live, else where its promoted snapshot was proposed. Exit 0/10/20 by
+    the worst verdict, 2 if any deployment's audit recorded nothing."""
+    outcomes = run_scheduled(
+        ledger, trust, key, policy, cache, _live(live), Workers(workers, ray, retries, cpus_per_job)
+    )
+    if not outcomes:
+        typer.echo("no deployment runs a promoted memory")
+    for o in outcomes:
+        typer.echo(
+            f"{o.deployment:16} {o.verdict or 'no audit':8} "
+            + (o.error or f"(entry {o.entry_index}, {o.store})")
+        )
+    if any(o.error for o in outcomes):
+        raise typer.Exit(2)
+    worst = max((Decision(o.verdict) for o in outcomes), key=lambda d: d.exit_code, default=Decision.PROMOTE)
+    raise typer.Exit(worst.exit_code)
 
 
 @audit_app.command("serve")
@@ -79,15 +129,15 @@ def pending(
     ledger: str = LedgerOpt,
     trust: Path = TrustOpt,
     run: bool = typer.Option(False, "--run", help="re-gate every stale update now"),
-    pipeline_key: Path = typer.Option(None, help="with --run: the pipeline key that proposes them again"),
+    proposer_key: Path = typer.Option(None, help="with --run: the pipeline key that proposes them again"),
     gate_key: Path = typer.Option(None, help="with --run: the gate key that audits them"),
     policy: Path = typer.Option(None, help="with --run: the adopted policy to judge by (default policy)"),
     out: Path = typer.Option(Path("clgate-reaudits"), help="with --run: a report folder per update here"),
     cache: Path = typer.Option(None, help="with --run: check cache shared by the jobs"),
-    workers: int = typer.Option(2, help="with --run: local worker processes (0: one after another here)"),
-    ray: str = typer.Option(None, "--ray", help="with --run: a Ray cluster address, or `local` to start one"),
-    retries: int = typer.Option(1, help="with --run: times a job whose worker died runs again"),
-    cpus_per_job: int = typer.Option(1, help="with --ray: CPUs (and so threads) Ray gives each job"),
+    workers: int = WorkersOpt,
+    ray: str = RayOpt,
+    retries: int = RetriesOpt,
+    cpus_per_job: int = CpusPerJobOpt,
     device: str = DEVICE,
     dtype: str = DTYPE,
 ) -> None:
@@ -106,15 +156,16 @@ def pending(
         if not rows:
             typer.echo("nothing needs re-audit")
         return
-    if pipeline_key is None or gate_key is None:
-        raise typer.BadParameter("--run needs --pipeline-key and --gate-key")
-    settings = ReauditSettings(ledger, trust, pipeline_key, gate_key, out, policy, cache, device, dtype)
+    if proposer_key is None or gate_key is None:
+        raise typer.BadParameter("--run needs --proposer-key and --gate-key")
+    settings = ReauditSettings(ledger, trust, proposer_key, gate_key, out, policy, cache, device, dtype)
+
+    where = Workers(workers, ray, retries, cpus_per_job)
 
     def announce(stale: list) -> None:  # type: ignore[type-arg]
-        where = f"Ray ({ray})" if ray else f"{workers} local workers" if workers else "this process"
-        err.print(f"re-auditing {len(stale)} stale update(s) on {where}")
+        err.print(f"re-auditing {len(stale)} stale update(s) on {where.where()}")
 
-    outcomes = run_reaudits(settings, workers, ray, retries, announce, cpus_per_job)
+    outcomes = run_reaudits(settings, where, announce)
     table = Table(title="re-audits")
     for col in ("deployment", "kind", "stale", "re-audited as", "verdict", "seconds", "note"):
         table.add_column(col)

@@ -34,6 +34,7 @@ from clgate.audit import GateRequest, GateRun, Journal, promote, propose, run_ga
 from clgate.audit.bootstrap import bootstrap_ledger
 from clgate.audit.fanout import ReauditSettings, run_reaudits
 from clgate.audit.policy import parse_policy
+from clgate.audit.workers import Workers
 from clgate.ledger import load_private_key
 
 RAY = str(Path(sys.executable).parent / "ray")  # the CLI of the ray package installed beside this Python
@@ -103,7 +104,7 @@ def reaudit(
         ledger / "keys" / "gate.pem", copy / "reports", copy / "policy.toml", device="cpu",
     )  # fmt: skip
     start = time.perf_counter()
-    outcomes = run_reaudits(settings, workers=0, ray_address=ray_address, cpus_per_job=cpus_per_job)
+    outcomes = run_reaudits(settings, Workers(0, ray_address, cpus_per_job=cpus_per_job))
     wall = time.perf_counter() - start
     failed = [o.error for o in outcomes if o.error]
     if failed:

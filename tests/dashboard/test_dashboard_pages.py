@@ -37,6 +37,7 @@ def test_overview_shows_deployed_pending_and_scheduled(dash_world, monkeypatch) 
     deployed = at.dataframe[0].value
     assert set(deployed["slot"]) == {"base", "adapter"}
     assert deployed.set_index("slot").loc["adapter", "update"] == dash_world.ids["a1"]
+    assert set(deployed["lineage"]) == {"current"}  # the adapter runs on the base it was built on
     waiting = at.dataframe[1].value.set_index("update")
     assert waiting.loc[dash_world.ids["block"], "verdict"] == "block"
     assert waiting.loc[dash_world.ids["review"], "status"] == "awaiting approval (0 of 1)"

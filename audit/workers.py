@@ -1,0 +1,127 @@
+"""Where the jobs of a fan-out run: in this process, in a local process pool, or as Ray tasks.
+
+A job is a module-level function and a picklable argument, so it can run in another process or on
+another machine; whatever it records, it records in the ledger itself. Its result comes back, or its
+error as one line (never a traceback across processes). A job whose worker died runs again: in a
+fresh pool, or by Ray's own task retry.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Any, Generic, TypeVar
+
+from clgate.artifacts import CACHE_ENV
+from clgate.audit.journal import PASSPHRASE_ENV
+from clgate.errors import ClgateError, InputError
+from clgate.ledger.seen import STATE_ENV
+
+J = TypeVar("J")
+R = TypeVar("R")
+FORWARDED_ENV = (PASSPHRASE_ENV, STATE_ENV, CACHE_ENV)
+"""What a Ray worker, started with the cluster's environment, must see of this one's."""
+
+
+@dataclass(frozen=True)
+class Workers:
+    processes: int = 2
+    """Local worker processes (spawned); 0 runs the jobs one after another in this process."""
+    ray: str | None = None
+    """A Ray cluster's address, or `local` to start one on this machine's loopback for the run."""
+    retries: int = 1
+    """Times a job whose worker died runs again."""
+    cpus_per_job: int = 1
+    """On Ray: CPUs a job asks for (Ray gives it that many threads)."""
+
+    def where(self) -> str:
+        return (
+            f"Ray ({self.ray})"
+            if self.ray
+            else f"{self.processes} local workers"
+            if self.processes
+            else "this process"
+        )
+
+
+@dataclass(frozen=True)
+class JobResult(Generic[R]):
+    value: R | None
+    error: str | None = None
+    attempts: int = 1
+
+
+def _guarded(fn: Callable[[Any], R], job: Any) -> tuple[R | None, str | None]:
+    try:
+        return fn(job), None
+    except ClgateError as exc:
+        return None, str(exc)
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def fan_out(fn: Callable[[J], R], jobs: list[J], workers: Workers) -> list[JobResult[R]]:
+    """`fn` over `jobs` where `workers` says, results in the jobs' order."""
+    if not jobs:
+        return []
+    if workers.ray is not None:
+        return _on_ray(fn, jobs, workers)
+    if workers.processes == 0:
+        return [JobResult(*_guarded(fn, job)) for job in jobs]
+    done: dict[int, JobResult[R]] = {}
+    left, attempt = list(range(len(jobs))), 0
+    while left and attempt <= workers.retries:
+        attempt += 1
+        died = []
+        with ProcessPoolExecutor(max_workers=workers.processes, mp_context=get_context("spawn")) as pool:
+            futures = {i: pool.submit(_guarded, fn, jobs[i]) for i in left}
+            for i in left:
+                try:
+                    value, error = futures[i].result()
+                except BrokenProcessPool:
+                    died.append(i)
+                    continue
+                done[i] = JobResult(value, error, attempt)
+        left = died
+    for i in left:
+        done[i] = JobResult(None, f"incomplete: its worker died {attempt} times", attempt)
+    return [done[i] for i in range(len(jobs))]
+
+
+def _on_ray(fn: Callable[[J], R], jobs: list[J], workers: Workers) -> list[JobResult[R]]:
+    """One Ray task per job, one GPU each where the cluster has GPUs; Ray reruns a task whose worker died."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--ray needs the ray package (pip install 'ray>=2.40')") from None
+    env = {k: v for k, v in os.environ.items() if k in FORWARDED_ENV}
+    address = workers.ray
+    try:
+        where = {"_node_ip_address": "127.0.0.1"} if address == "local" else {"address": address}
+        ray.init(
+            **where,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": env} if env else None,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise InputError(f"cannot reach the Ray cluster at {address}: {exc}") from None
+    try:
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        task: Any = ray.remote(num_cpus=workers.cpus_per_job, num_gpus=gpus, max_retries=workers.retries)(
+            _guarded
+        )
+        refs = [task.remote(fn, job) for job in jobs]
+        out: list[JobResult[R]] = []
+        for ref in refs:
+            try:
+                out.append(JobResult(*ray.get(ref)))
+            except ray.exceptions.RayError as exc:
+                out.append(JobResult(None, f"incomplete: {type(exc).__name__}", workers.retries + 1))
+        return out
+    finally:
+        ray.shutdown()
