@@ -31,8 +31,10 @@ sysdeps:
 	@$(SYSDEPS_CHECK) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		postgresql-15 chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0 >/dev/null; }
 
+# Two pytest workers, one per core, each test file whole on one worker (its module fixtures built once):
+# the long end-to-end files (demo, served gate) then overlap with the rest instead of following it.
 test: install sysdeps lint
-	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 
 format: install
