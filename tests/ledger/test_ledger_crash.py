@@ -43,3 +43,25 @@ def test_kill_9_mid_append_leaves_prior_state_intact(ledger: Ledger, keys, trust
     after = ledger.append({"type": "note", "body": {"text": "still appendable"}}, keys["pipeline"])
     assert after.index == size
     assert ledger.verify(trust) == []
+
+
+def test_a_verify_racing_another_writer_finds_nothing_wrong(
+    ledger: Ledger, keys, trust, tmp_path: Path
+) -> None:
+    """Fleet jobs open (and so verify) the ledger while others append: a verify that read the entries before an
+    append and the Merkle nodes or head after it reported the new entry's node as forged."""
+    key_file = save_private_key(keys["pipeline"], tmp_path / "pipeline.key")
+    target = ledger.store.engine.url.render_as_string(hide_password=False)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", APPENDER, target, str(key_file)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        verified, deadline = 0, time.monotonic() + 5
+        while time.monotonic() < deadline:
+            assert ledger.verify(trust) == []
+            verified += 1
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert verified >= 3 and len(ledger) > verified
