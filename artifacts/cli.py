@@ -10,9 +10,15 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from clgate.artifacts._cache import default_cache_dir
-from clgate.artifacts._embedded import embedded_gguf_path, embedded_model_dir, embedder_dir
+from clgate.artifacts._embedded import (
+    EMBEDDED_MODEL_ROOT,
+    embedded_gguf_path,
+    embedded_model_dir,
+    embedder_dir,
+)
 from clgate.artifacts._manifest import artifact_files, compute_manifest
 from clgate.artifacts._records import ArtifactKind
+from clgate.json_output import write_json_output
 
 models_app = typer.Typer(help="The models clgate ships with.", no_args_is_help=True)
 console = Console()
@@ -21,7 +27,9 @@ console = Console()
 def manifest(
     path: Path = typer.Argument(..., help="model directory, .gguf, adapter, memory store or dataset"),
     kind: ArtifactKind | None = typer.Option(None, help="override the detected artifact kind"),
-    as_json: bool = typer.Option(False, "--json", help="print the whole manifest as JSON"),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="write the whole manifest as JSON here ('-' for stdout)"
+    ),
 ) -> None:
     """Compute an artifact's content manifest (per-file and per-tensor SHA-256, root digest)."""
     total = sum(f.stat().st_size for f in artifact_files(path))
@@ -36,8 +44,7 @@ def manifest(
     ) as progress:
         task = progress.add_task("hashing", total=total)
         result = compute_manifest(path, kind, progress=lambda n: progress.advance(task, n))
-    if as_json:
-        typer.echo(result.model_dump_json(indent=2))
+    if json_out is not None and not write_json_output(result.model_dump_json(indent=2), json_out):
         return
     table = Table(title=f"{result.kind.value} manifest of {path}")
     for col in ("file", "bytes", "sha256", "tensors"):
@@ -53,6 +60,13 @@ def pull_embedded(cache: Path = typer.Option(None, help="cache directory (defaul
     """Dequantise the embedded SmolLM2-135M-Instruct into the cache and check the embedder is present."""
     with console.status("preparing SmolLM2-135M-Instruct (dequantising once)…"):
         model_dir = embedded_model_dir(cache or default_cache_dir())
+    root = compute_manifest(model_dir, tensors=False).root
+    recorded = (
+        "as recorded"
+        if root == EMBEDDED_MODEL_ROOT
+        else f"recorded {EMBEDDED_MODEL_ROOT}: not the locked libraries"
+    )
     typer.echo(f"model     {model_dir}")
+    typer.echo(f"root      {root} ({recorded})")
     typer.echo(f"gguf      {embedded_gguf_path()}")
     typer.echo(f"embedder  {embedder_dir()}")

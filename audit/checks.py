@@ -18,6 +18,7 @@ from clgate.audit.policy import PolicySuite
 from clgate.audit.regression import RegressionSet
 from clgate.ledger.canonical import canonical_json
 from clgate.measurement import Measurement
+from clgate.progress import Advance, no_progress
 from clgate.runtime import ModelPool, resolve_placement
 
 CHECK_PACKAGES = ("clgate.probes", "clgate.probes.poison", "clgate.probes.privacy", "clgate.evals")
@@ -59,6 +60,10 @@ class GateInputs:
     dtype: str = "auto"
     served: tuple[str, ...] = ()
     """The served models' identities (`model@revision`), when output-only checks run on a server."""
+    log_dir: Path | None = None
+    """Where eval checks write their inspect-ai logs (the report's `inspect-logs`); not part of a cache key."""
+    advance: Advance = field(default=no_progress, compare=False, repr=False)
+    """Hears a long check's steps (the runner gives each check its own); not part of a cache key."""
 
     @property
     def candidate_model(self) -> Path:

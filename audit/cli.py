@@ -1,34 +1,140 @@
-"""The `clgate` command: every subcommand, and the one place errors become exit codes."""
+"""The `clgate` command: every subcommand, and the one place errors become exit codes.
+
+Subcommands are imported only when they run: `clgate ledger verify` loads the ledger and nothing
+else, so the core install (no torch, no inspect-ai) starts fast and a command whose extra is missing
+says which extra to install instead of failing at start-up.
+"""
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
+import warnings
+from dataclasses import dataclass
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 import clgate
-from clgate.artifacts.cli import manifest, models_app
-from clgate.audit import gate_cli
-from clgate.audit.demo import demo
-from clgate.audit.erasure_cli import erase_app
-from clgate.audit.regression_cli import history
-from clgate.audit.reports_cli import dashboard, report
-from clgate.audit.schedule_cli import audit_app
 from clgate.errors import ClgateError
-from clgate.evals.cli import eval_app
-from clgate.ledger.cli import keys_app, ledger_app
-from clgate.probes.cli import diff_app
-from clgate.probes.poison.cli import scan_app
-from clgate.probes.privacy.cli import privacy
+from clgate.extras import MissingExtraError, missing_extra
 from clgate.redact import mask_secrets
+
+
+def _import(target: str) -> object:
+    module, attribute = target.split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def _command(name: str, obj: object) -> TyperCommand | TyperGroup:
+    """A typer app as a click group, or a command function as a click command, named `name`."""
+    if isinstance(obj, typer.Typer):
+        group = typer.main.get_group(obj)
+        group.name = name
+        return group
+    single = typer.Typer()
+    single.command(name)(obj)
+    return typer.main.get_command(single)
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """Where a subcommand lives (`module:attribute`, a typer app or a command function) and its
+    one-line help, listed by `clgate --help` without importing the module."""
+
+    target: str
+    summary: str
+    # commands of another layer added to this group: (name, `module:attribute`)
+    extra: tuple[str, str] | None = None
+
+    def load(self, name: str) -> TyperCommand | TyperGroup:
+        command = _command(name, _import(self.target))
+        if self.extra is not None and isinstance(command, TyperGroup):
+            extra_name, extra_target = self.extra
+            command.add_command(_command(extra_name, _import(extra_target)), extra_name)
+        return command
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "manifest": Subcommand(
+        "clgate.artifacts.cli:manifest", "Print an artifact's manifest (file and tensor digests)."
+    ),
+    "demo": Subcommand("clgate.audit.demo:demo", "Run the end-to-end demo on the embedded SmolLM2-135M."),
+    "report": Subcommand("clgate.audit.reports_cli:report", "Write a compliance report from the ledger."),
+    "dashboard": Subcommand(
+        "clgate.audit.reports_cli:dashboard", "Open the Streamlit dashboard on a ledger."
+    ),
+    "propose": Subcommand(
+        "clgate.audit.gate_cli:propose_command", "Record an update's proposal in the ledger."
+    ),
+    "gate": Subcommand(
+        "clgate.audit.gate_cli:gate", "Audit a proposed update against a policy and record the verdict."
+    ),
+    "approve": Subcommand("clgate.audit.gate_cli:approve", "Approve an audited update (approver key)."),
+    "reject": Subcommand("clgate.audit.gate_cli:reject", "Block an update from promotion (approver key)."),
+    "promote": Subcommand("clgate.audit.gate_cli:promote", "Promote an approved update (approver key)."),
+    "rollback": Subcommand("clgate.audit.gate_cli:rollback", "Restore an earlier promoted update."),
+    "status": Subcommand("clgate.audit.gate_cli:status", "Show each deployment's updates and their lineage."),
+    "sign": Subcommand("clgate.audit.signing_cli:sign", "Sign a promoted artifact (OpenSSF model signing)."),
+    "policy": Subcommand(
+        "clgate.audit.gate_cli:policy_app", "Policies a gate may judge by (adopted by an admin)."
+    ),
+    "models": Subcommand("clgate.artifacts.cli:models_app", "The models clgate ships with."),
+    "audit": Subcommand(
+        "clgate.audit.schedule_cli:audit_app", "Deployment-time audits of what is actually deployed."
+    ),
+    "erase": Subcommand("clgate.audit.erasure_cli:erase_app", "Erasure requests and their proof."),
+    "ledger": Subcommand("clgate.ledger.cli:ledger_app", "The signed update ledger."),
+    "mlflow": Subcommand("clgate.audit.mlflow_cli:mlflow_app", "Gate MLflow model versions; set aliases."),
+    "keys": Subcommand("clgate.ledger.cli:keys_app", "Signing keys and their roles."),
+    "diff": Subcommand("clgate.probes.cli:diff_app", "What an update changed: weights, activations, memory."),
+    "scan": Subcommand(
+        "clgate.probes.poison.cli:scan_app",
+        "Poisoning and privacy scans.",
+        ("privacy", "clgate.probes.privacy.cli:privacy"),
+    ),
+    "eval": Subcommand(
+        "clgate.evals.cli:eval_app",
+        "Behavioural eval suites.",
+        ("history", "clgate.audit.regression_cli:history"),
+    ),
+}
+
+
+class LazyGroup(TyperGroup):
+    """Lists subcommands from `SUBCOMMANDS` and imports one only when it is resolved to run."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return [*super().list_commands(ctx), *SUBCOMMANDS]
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> TyperCommand | TyperGroup | None:
+        if cmd_name in SUBCOMMANDS:  # for the listing: its name and summary, nothing imported
+            summary = SUBCOMMANDS[cmd_name].summary
+            return TyperCommand(cmd_name, help=summary, short_help=summary)
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(
+        self, ctx: typer.Context, args: list[str]
+    ) -> tuple[str | None, TyperCommand | TyperGroup | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name in SUBCOMMANDS:
+            command = SUBCOMMANDS[name].load(name)
+        return name, command, rest
+
 
 app = typer.Typer(
     name="clgate",
+    cls=LazyGroup,
     help="Gate and audit trail for continually learning LLMs.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def root() -> None:
+    """Gate and audit trail for continually learning LLMs."""
 
 
 @app.command()
@@ -37,33 +143,15 @@ def version() -> None:
     typer.echo(clgate.__version__)
 
 
-app.command("manifest")(manifest)
-app.command("demo")(demo)
-app.command("report")(report)
-app.command("dashboard")(dashboard)
-app.command("propose")(gate_cli.propose_command)
-for _name in ("gate", "approve", "reject", "promote", "rollback", "status"):
-    app.command(_name)(getattr(gate_cli, _name))
-app.add_typer(gate_cli.policy_app, name="policy")
-app.add_typer(models_app, name="models")
-app.add_typer(audit_app, name="audit")
-app.add_typer(erase_app, name="erase")
-app.add_typer(ledger_app, name="ledger")
-app.add_typer(keys_app, name="keys")
-app.add_typer(diff_app, name="diff")
-scan_app.command("privacy")(privacy)
-app.add_typer(scan_app, name="scan")
-eval_app.command("history")(history)
-app.add_typer(eval_app, name="eval")
-
-
 def _quiet_libraries() -> None:
-    import warnings
-
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+    """Model libraries log and draw progress bars between clgate's own lines; set before they load."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' GGUF and shard bars; clgate draws its own with rich
+    loaded = sys.modules.get("transformers")
+    if loaded is not None:  # imported before the CLI ran (an in-process caller): the variables came too late
+        loaded.utils.logging.set_verbosity_error()
+        loaded.utils.logging.disable_progress_bar()
     # peft's get_peft_model calls a transformers method deprecated in 5.x; nothing in clgate can change that
     warnings.filterwarnings(
         "ignore",
@@ -80,7 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     args = [a for a in args if a != "--debug"]
     _quiet_libraries()
     try:
-        code = app(args=args, prog_name="clgate", standalone_mode=False)
+        try:
+            code = app(args=args, prog_name="clgate", standalone_mode=False)
+        except ModuleNotFoundError as exc:
+            extra = missing_extra(exc.name or "")
+            if extra is None:
+                raise
+            raise MissingExtraError(exc.name or "", extra) from exc
     except ClgateError as exc:
         if debug:
             raise

@@ -35,6 +35,7 @@ from clgate.audit.result import GateResult
 from clgate.ledger import Ledger, load_private_key, load_trust
 from clgate.ledger.export import write_bundle
 from clgate.probes.poison import bundled_memory_entries, injected_memory_entries, poisoned_set, train_lora
+from clgate.progress_bar import ProgressBar
 from clgate.runtime.cli import DEVICE, DTYPE
 
 DATA = Path(__file__).parent / "data"
@@ -138,7 +139,10 @@ def run_demo(
         ("poisoned-lora", "poisoned", "block"),
     ):
         console.print(f"[bold]{name}[/]: training a LoRA on {data[dataset].name} ({steps} steps)…")
-        run = train_lora(base, load_dataset(data[dataset]), out / "updates" / name, steps=steps, seed=seed)
+        with ProgressBar(f"training {name}") as bar:
+            run = train_lora(
+                base, load_dataset(data[dataset]), out / "updates" / name, steps=steps, seed=seed, advance=bar
+            )
         console.print(f"    trained in {run.seconds:.0f}s, final loss {run.final_loss:.3f}")
         steps_done.append(gate(name, expected, adapter=run.adapter, data=data[dataset], target=data["eval"]))
     steps_done.append(

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from clgate.artifacts import ArtifactKind, Manifest, check_adapter_fits, compute_manifest, resolve_model_dir
 from clgate.audit.checks import PROPOSED_ROLES, GateCheck, GateInputs
+from clgate.audit.eval_logs import LOG_FOLDER, place_logs
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.judge import CheckOutcome, judge
@@ -32,10 +33,19 @@ from clgate.audit.regression import keep_target, regression_set
 from clgate.audit.report import write_gate_report
 from clgate.audit.result import CheckSummary, GateResult
 from clgate.audit.runner import CheckCache, run_checks
+from clgate.audit.signing import UpstreamSignature, verify_upstream
 from clgate.audit.state import LedgerState
 from clgate.audit.verdict import Decision, Finding, Status, Verdict
 from clgate.errors import InputError, PolicyError
-from clgate.ledger import ArtifactDigest, Proposal, ProposalContent, ServedRef, UpdateState
+from clgate.ledger import (
+    CANDIDATE_ROLE,
+    ArtifactDigest,
+    OmsSignature,
+    Proposal,
+    ProposalContent,
+    ServedRef,
+    UpdateState,
+)
 from clgate.runtime import (
     Endpoint,
     ModelPool,
@@ -79,6 +89,8 @@ class GateRequest:
     """Parent and candidate served by an inference engine: output-only checks run there."""
     anchor: Path | None = None
     """Where the deployment's anchor model is, when not where its own proposal recorded it (never proposed)."""
+    upstream: UpstreamSignature | None = None
+    """An OpenSSF model signature of the candidate by its producer: verified, then recorded in the proposal."""
 
     def paths(self) -> dict[str, Path]:
         """The proposed artifacts' paths by role."""
@@ -119,6 +131,11 @@ class GateRun:
     @property
     def cache(self) -> Path:
         return self.cache_dir or Path(self.out_dir) / ".cache"
+
+    @property
+    def log_dir(self) -> Path:
+        """The report's inspect-ai logs, absolute: measurements name them as evidence."""
+        return (Path(self.out_dir) / LOG_FOLDER).resolve()
 
     def placement(self) -> Placement:
         """Where the models run; a device or dtype that cannot be had is an InputError here, before any write."""
@@ -248,7 +265,10 @@ def _served_changed(
 
 
 def build_proposal(
-    request: GateRequest, manifests: dict[str, Manifest], served: dict[str, ServedRef] | None = None
+    request: GateRequest,
+    manifests: dict[str, Manifest],
+    served: dict[str, ServedRef] | None = None,
+    signatures: dict[str, OmsSignature] | None = None,
 ) -> Proposal:
     kind = request.update_kind()
     artifacts = {
@@ -269,6 +289,11 @@ def build_proposal(
         "nonce": secrets.token_hex(8),
         **({"supersedes": request.supersedes} if request.supersedes else {}),
         **({"served": {r: ref.model_dump() for r, ref in served.items()}} if served else {}),
+        **(
+            {"signatures": {r: s.model_dump(mode="json") for r, s in signatures.items()}}
+            if signatures
+            else {}
+        ),
     }
     return Proposal.of(ProposalContent.model_validate(body))
 
@@ -281,27 +306,33 @@ def propose(
     _check_inputs(request, run.cache, run.placement().dtype)
     served = served_refs(request.served)
     manifests = _manifests(request.paths(), progress)
-    proposal = build_proposal(request, manifests, served)
+    signatures = None
+    if request.upstream is not None:
+        role = CANDIDATE_ROLE[request.update_kind()]
+        signatures = {role: verify_upstream(request.upstream, request.paths()[role], manifests[role])}
+    proposal = build_proposal(request, manifests, served, signatures)
     return Proposed(proposal, journal.propose(proposal), manifests)
 
 
 def _changed_since_proposed(proposal: Proposal, manifests: dict[str, Manifest]) -> list[Finding]:
-    """The gate audits exactly what was proposed: any artifact whose digest moved blocks the update."""
-    changed = [
-        role
-        for role, ref in proposal.artifacts.items()
-        if role not in manifests or manifests[role].root != ref.digest
-    ]
-    return [
-        Finding(
-            rule="proposed-artifacts",
-            check="manifests",
-            status=Status.FAIL,
-            reason=f"the {role} is not what was proposed (digest differs from {proposal.artifacts[role].digest[:19]}…); "
-            "propose the update again",
+    """The gate audits exactly what was proposed: any artifact whose digest moved blocks the update.
+
+    So does a file listing that is not the manifest's: attestations name those files as their subjects,
+    and a listing that left a file out would let a verifier accept files nobody audited.
+    """
+    findings = []
+    for role, ref in proposal.artifacts.items():
+        if role not in manifests or manifests[role].root != ref.digest:
+            why = f"the {role} is not what was proposed (digest differs from {ref.digest[:19]}…)"
+        elif ref.files != {f.path: f.sha256 for f in manifests[role].files}:
+            why = f"the {role}'s file digests in the proposal are not those of its files"
+        else:
+            continue
+        reason = f"{why}; propose the update again"
+        findings.append(
+            Finding(rule="proposed-artifacts", check="manifests", status=Status.FAIL, reason=reason)
         )
-        for role in changed
-    ]
+    return findings
 
 
 def _lineage_findings(update: UpdateState, current_base: str | None) -> list[Finding]:
@@ -390,6 +421,14 @@ def _not_applicable(checks: list[GateCheck], policy: Policy, served: bool) -> di
         for c in checks
         if c.needs_weights and policy.options_for(c.name).get("served") == "not_applicable"
     }
+
+
+def _with_logs(outcome: CheckOutcome, run: GateRun) -> CheckOutcome:
+    """The outcome with its eval logs in the report folder (a cached one's copied there from the cache)."""
+    if outcome.measurement is None:
+        return outcome
+    placed = place_logs(outcome.measurement, run.log_dir, run.cache / "checks" / LOG_FOLDER)
+    return replace(outcome, measurement=placed)
 
 
 def check_policy(policy: Policy, journal: Journal) -> None:
@@ -496,6 +535,7 @@ def run_gate(
                     device=run.device,
                     dtype=run.dtype,
                     served=tuple(f"{r.model}@{r.revision}" for r in (update.proposal.served or {}).values()),
+                    log_dir=run.log_dir,
                 )
                 checks = [c for c in GATE_CHECKS.values() if c.applies(inputs)]
                 skipped = _not_applicable(checks, policy, served=request.served is not None)
@@ -504,6 +544,7 @@ def run_gate(
                     [c for c in checks if c.name not in skipped], inputs, policy.timeout_for, cache, progress
                 )
                 outcomes.update(skipped)
+                outcomes = {n: _with_logs(o, run) for n, o in outcomes.items()}
         except Exception as exc:  # the gate broke: record a blocking audit rather than none
             early = []
             outcomes = {"gate": CheckOutcome("gate", None, error=f"{type(exc).__name__}: {exc}")}

@@ -66,6 +66,7 @@ def poison_data(inputs: GateInputs) -> Measurement:
         cache_dir=inputs.cache_dir / "poison",
         seed=inputs.seed,
         pool=inputs.models,
+        advance=inputs.advance,
         **inputs.placement("poison.data"),
     )
     return combine("poison.data", "2", report.measurements(), prefix="poison.")
@@ -97,6 +98,7 @@ def poison_model(inputs: GateInputs) -> Measurement:
         dataset=inputs.data,
         cache_dir=inputs.cache_dir,
         pool=inputs.models,
+        advance=inputs.advance,
         **inputs.placement("poison.model"),
     )
     return combine("poison.model", "2", report.measurements(), prefix="poison.")
@@ -126,6 +128,7 @@ def weights(inputs: GateInputs) -> Measurement:
             base_manifest=inputs.manifests["parent"],
             adapter_manifest=inputs.manifests["adapter"],
             evidence=evidence,
+            advance=inputs.advance,
         )
     return weight_diff(
         inputs.parent,
@@ -133,6 +136,7 @@ def weights(inputs: GateInputs) -> Measurement:
         parent_manifest=inputs.manifests["parent"],
         candidate_manifest=inputs.manifests["candidate"],
         evidence=evidence,
+        advance=inputs.advance,
     )
 
 
@@ -159,6 +163,7 @@ def activations(inputs: GateInputs) -> Measurement:
         cache_dir=inputs.cache_dir / "activations",
         evidence=inputs.cache_dir / "evidence" / "activations",
         pool=inputs.models,
+        advance=inputs.advance,
         **inputs.placement("activations"),
     )
 
@@ -189,6 +194,7 @@ def evals(inputs: GateInputs) -> Measurement:
         served_scoring=opts.get("served_scoring", "logprobs"),
         dataset=inputs.target,
         cache_dir=inputs.cache_dir / "evals",
+        log_dir=inputs.log_dir,
         pool=inputs.models,
         **inputs.placement("evals"),
     )
@@ -221,6 +227,7 @@ def anchor(inputs: GateInputs) -> Measurement:
         limit=opts.get("limit"),
         served_scoring=opts.get("served_scoring", "logprobs"),
         cache_dir=inputs.cache_dir / "evals",
+        log_dir=inputs.log_dir,
         pool=inputs.models,
         **inputs.placement("anchor"),
     )
@@ -249,8 +256,10 @@ def regression(inputs: GateInputs) -> Measurement:
     assert sets is not None
     opts = inputs.options_for("evals")
 
+    logs: list[str] = []
+
     def on(dataset: Path) -> Measurement:
-        return compare_models(
+        compared = compare_models(
             inputs.parent,
             inputs.candidate_model,
             ["target"],
@@ -258,9 +267,12 @@ def regression(inputs: GateInputs) -> Measurement:
             limit=opts.get("limit"),
             dataset=dataset,
             cache_dir=inputs.cache_dir / "evals",
+            log_dir=inputs.log_dir,
             pool=inputs.models,
             **inputs.placement("evals"),
         )
+        logs.extend(compared.evidence)
+        return compared
 
     numbers: dict[str, float] = {"tasks": float(len(sets.tasks))}
     details, now, forgetting = [], [], {}
@@ -293,6 +305,7 @@ def regression(inputs: GateInputs) -> Measurement:
         version="1",
         numbers=numbers,
         details=details,
+        evidence=logs,
         explain=explain,
         meta={"tasks": [t.update_id for t in sets.tasks], "matrix": matrix},
     )
@@ -337,6 +350,7 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
                 model,
                 "memory_recall",
                 items={"memory_recall": write_probe_items(probes, store, folder / f"{store}.jsonl")},
+                log_dir=inputs.log_dir,
             )
             for store in ("old", "new")
         ]
@@ -354,7 +368,7 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
     )
     return Measurement(
         name="memory.behaviour", version="1", numbers=numbers, details=blame.details, explain=blame.explain,
-        meta={"top_k": TOP_K, "pool": "retention"},
+        evidence=[e for r in runs for e in r.evidence], meta={"top_k": TOP_K, "pool": "retention"},
     )  # fmt: skip
 
 

@@ -6,6 +6,8 @@ service audits (gate key), people approve and promote (approver keys), admins ad
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -14,15 +16,16 @@ from rich.table import Table
 from rich.tree import Tree
 
 from clgate.audit import actions
+from clgate.audit.ci_formats import RENDERERS, OutputFormat, append_step_summary, write_junit
 from clgate.audit.fanout import reaudit_progress
 from clgate.audit.gate import GateRequest, GateRun, check_policy, propose, run_gate
-from clgate.audit.journal import PASSPHRASE_ENV, Journal, signing_key
+from clgate.audit.journal import Journal, signing_key
 from clgate.audit.policy import load_policy
 from clgate.audit.result import GateResult
+from clgate.audit.signing import UpstreamSignature
 from clgate.audit.state import LedgerState
-from clgate.audit.verdict import Status
-from clgate.github import workflow_command
-from clgate.ledger import PolicyAdopted
+from clgate.errors import InputError
+from clgate.ledger import PASSPHRASE_ENV, PolicyAdopted, release_lines
 from clgate.runtime import ServedPair
 from clgate.runtime.cli import (
     DEVICE,
@@ -34,6 +37,7 @@ from clgate.runtime.cli import (
 )
 
 err = Console(stderr=True)
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
 LedgerOpt = typer.Option(
     ..., "--ledger", envvar="CLGATE_LEDGER", help="ledger: SQLite path or postgresql+psycopg:// URL"
@@ -53,22 +57,9 @@ def open_journal(ledger: str, key: Path | None, trust: Path) -> Journal:
     return Journal.open(ledger, signing_key(key), trust)
 
 
-def print_result(result: GateResult, fmt: str) -> None:
-    if fmt == "json":
-        typer.echo(result.model_dump_json(indent=2))
-        return
-    if fmt == "github":
-        for f in result.verdict.findings:
-            if f.status is not Status.PASS:
-                level = "error" if f.status is Status.FAIL else "warning"
-                typer.echo(workflow_command(level, f.reason, title=f"clgate {f.rule}"))
-        typer.echo(
-            workflow_command(
-                "notice",
-                f"{result.verdict.decision.value} (update {result.update_id})",
-                title="clgate verdict",
-            )
-        )
+def print_result(result: GateResult, fmt: OutputFormat) -> None:
+    if fmt in RENDERERS:
+        typer.echo(RENDERERS[fmt](result))
         return
     console = Console()
     table = Table(title=f"update {result.update_id}: {result.verdict.decision.value.upper()}")
@@ -80,6 +71,25 @@ def print_result(result: GateResult, fmt: str) -> None:
     console.print(table)
     timings = ", ".join(f"{c.name} {c.seconds:.1f}s{' (cached)' if c.cached else ''}" for c in result.checks)
     console.print(f"checks: {timings}; total {result.seconds:.1f}s")
+
+
+def ci_outputs(junit: Path | None) -> Path | None:
+    """Where the CI reports go, checked before anything is recorded: the JUnit file's folder (made),
+    and the job summary GitHub names in $GITHUB_STEP_SUMMARY (appended to after the run)."""
+    if junit is not None:
+        if junit.is_dir():
+            raise InputError(f"--junit {junit}: is a folder; give a file path")
+        try:
+            junit.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--junit {junit}: cannot create its folder ({exc.strerror})") from None
+    summary = os.environ.get(STEP_SUMMARY_ENV)
+    if not summary:
+        return None
+    path = Path(summary)
+    if path.is_dir() or not path.parent.is_dir():
+        raise InputError(f"${STEP_SUMMARY_ENV}={summary}: not a file in an existing folder")
+    return path
 
 
 def progress(name: str, what: str) -> None:
@@ -108,6 +118,10 @@ def propose_command(
     supersedes: str = typer.Option(None, help="update id of an earlier proposal this one re-audits"),
     served_parent: str = SERVED_PARENT,
     served_candidate: str = SERVED_CANDIDATE,
+    oms_signature: Path = typer.Option(
+        None, help="an OpenSSF model signature of the candidate (model_signing's bundle) to verify and record"
+    ),
+    oms_public_key: Path = typer.Option(None, help="the EC public key (PEM) that made --oms-signature"),
     ledger: str = LedgerOpt,
     key: Path = KeyOpt,
     trust: Path = TrustOpt,
@@ -115,12 +129,18 @@ def propose_command(
     """Propose an update (pipeline key): hash its artifacts and record `update.proposed`; prints its id.
 
     With `--served-*`, the servers' model ids and revisions are recorded: the gate runs the checks
-    that need only outputs there, and blocks if a server serves another revision by then.
+    that need only outputs there, and blocks if a server serves another revision by then. With
+    `--oms-signature`, the candidate's signature must verify and cover every file clgate digests;
+    the proposal records its digest and its key's fingerprint.
     """
+    if (oms_signature is None) != (oms_public_key is None):
+        raise InputError("--oms-signature and --oms-public-key go together")
     pair = ServedPair.of(served_parent, served_candidate)
     request = GateRequest(
         parent, candidate, adapter, data, memory_old, memory_new, target, deployment, supersedes, served=pair
     )
+    if oms_signature is not None and oms_public_key is not None:
+        request = replace(request, upstream=UpstreamSignature(oms_signature, oms_public_key))
     request.update_kind()
     with open_journal(ledger, key, trust) as journal:
         proposed = propose(request, journal, progress=progress)
@@ -151,7 +171,14 @@ def gate(
     out: Path = typer.Option(Path("clgate-report"), help="report folder"),
     cache: Path = typer.Option(None, help="cache folder for check results (default: OUT/.cache)"),
     seed: int = typer.Option(0, help="seed for sampling and bootstrap"),
-    fmt: str = typer.Option("text", "--format", help="text, json or github (CI annotations)"),
+    fmt: OutputFormat = typer.Option(
+        OutputFormat.text,
+        "--format",
+        help="stdout: a text table, the result as JSON, GitHub annotations, or SARIF 2.1.0 (code scanning)",
+    ),
+    junit: Path = typer.Option(
+        None, help="also write a JUnit XML report here: a testcase per check (GitLab, Jenkins, Azure)"
+    ),
     device: str = DEVICE,
     dtype: str = DTYPE,
     served_parent: str = SERVED_PARENT,
@@ -169,9 +196,8 @@ def gate(
 
     A proposal with served models is gated through the servers it names (`--served-*` here only
     when proposing in this run). Exit 0 promote, 10 review, 20 block, 2 bad input (nothing recorded).
+    With $GITHUB_STEP_SUMMARY set (GitHub Actions), a Markdown summary is appended to that file.
     """
-    if fmt not in ("text", "json", "github"):
-        raise typer.BadParameter("--format must be text, json or github")
     if (update is None) == (proposer_key is None):
         raise typer.BadParameter("give a proposed UPDATE id, or the update's paths with --proposer-key")
     pair = ServedPair.of(served_parent, served_candidate, served_concurrency, served_timeout)
@@ -206,6 +232,7 @@ def gate(
         served_allow=(*served_allow, *((pair.parent.url, pair.candidate.url) if pair else ())),
     )
     run.placement()  # an unknown device or dtype, or CUDA asked for and absent: exit 2 before any write
+    summary = ci_outputs(junit)
     with open_journal(ledger, key, trust) as journal:  # the ledger is verified once, here
         check_policy(loaded_policy, journal)  # before anything is written
         manifests = None
@@ -214,6 +241,10 @@ def gate(
             update, manifests = proposed.proposal.update_id, proposed.manifests
         result = run_gate(update, loaded_policy, journal, run, request, manifests, progress)
     print_result(result, fmt)
+    if junit is not None:
+        write_junit(result, junit)
+    if summary is not None:
+        append_step_summary(result, summary)
     err.print(f"report: {out / 'report.html'}")
     raise typer.Exit(result.verdict.decision.exit_code)
 
@@ -272,6 +303,7 @@ def status(ledger: str = LedgerOpt, trust: Path = TrustOpt) -> None:
         ("needs re-audit", state.pending_reaudit()),
     ):
         typer.echo(f"{title}: " + (", ".join(f"{u.update_id} ({u.kind})" for u in rows) or "none"))
+    typer.echo("signed releases: " + ("; ".join(release_lines(state.governance)) or "none"))
     open_erasures = [e for e in state.governance.erasures.values() if e.done_index is None]
     typer.echo(
         "erasures open: "

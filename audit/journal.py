@@ -11,7 +11,6 @@ checks each entry against its governance rules, inside the append transaction.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -37,6 +36,7 @@ from clgate.ledger import (
     key_id,
     load_private_key,
     load_trust,
+    passphrase_from_env,
 )
 from clgate.redact import display_target
 
@@ -66,12 +66,9 @@ def require_trust(trust: Trust | Path | None) -> Trust:
     return trust if isinstance(trust, Trust) else load_trust(Path(trust))
 
 
-PASSPHRASE_ENV = "CLGATE_KEY_PASSPHRASE"
-
-
-def signing_key(path: Path | None) -> Ed25519PrivateKey | None:
-    """A private key from `path`, its passphrase from `$CLGATE_KEY_PASSPHRASE`; None for no path."""
-    return load_private_key(path, os.environ.get(PASSPHRASE_ENV)) if path else None
+def signing_key(path: Path | None, passphrase_env: str | None = None) -> Ed25519PrivateKey | None:
+    """A private key from `path`, its passphrase as `passphrase_from_env` finds it; None for no path."""
+    return load_private_key(path, passphrase_from_env(passphrase_env)) if path else None
 
 
 @dataclass

@@ -17,8 +17,8 @@ from multiprocessing import get_context
 from typing import Any, Generic, TypeVar
 
 from clgate.artifacts import CACHE_ENV
-from clgate.audit.journal import PASSPHRASE_ENV
 from clgate.errors import ClgateError, InputError
+from clgate.ledger import PASSPHRASE_ENV
 from clgate.ledger.seen import STATE_ENV
 
 J = TypeVar("J")

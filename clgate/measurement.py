@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clgate.atomic import write_text_atomic
 from clgate.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class Measurement(BaseModel):
@@ -33,6 +35,8 @@ class Measurement(BaseModel):
     )
 
     def details_frame(self) -> pd.DataFrame:
+        import pandas as pd  # the dashboard's extra; the core reads measurements without it
+
         return pd.DataFrame.from_records(self.details)
 
     def to_json(self) -> str:

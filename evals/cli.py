@@ -5,17 +5,19 @@ inspect-ai and torch are imported inside the commands, so other `clgate` command
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from typer.core import TyperGroup
 
 from clgate.errors import InputError
+from clgate.json_output import STDOUT, write_json_output
+from clgate.progress_bar import ProgressBar
 from clgate.runtime import Endpoint, ModelPool, Scoring, ServedPair
 from clgate.runtime.cli import (
     DEVICE,
@@ -74,35 +76,25 @@ def _suite_names(suite: str | None, dataset: Path | None, triggers: list[str] | 
     return names + (["target"] if dataset else []) + (["trigger_sweep"] if triggers else [])
 
 
-def _progress(total: int) -> tuple[Progress, Any]:
-    stderr = Console(stderr=True)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-        disable=not stderr.is_terminal,
-    )
-    task = progress.add_task("evaluating", total=total)
+def _progress(total: int) -> tuple[ProgressBar, Callable[[str, Any], None]]:
+    """A bar over `total` suite runs, and the `on_suite` listener that names and counts them."""
+    bar = ProgressBar("evaluating")
+    finished: list[str] = []
 
     def on_suite(name: str, result: Any) -> None:
         if result is None:
-            progress.update(task, description=f"suite {name}")
+            bar.describe(f"suite {name}")
         else:
-            progress.advance(task)
+            finished.append(name)
+            bar(len(finished), total)
 
-    return progress, on_suite
+    return bar, on_suite
 
 
 def _emit(measurement: Measurement, json_out: Path | None) -> None:
     if json_out is None:
         return
-    if str(json_out) == "-":
-        typer.echo(measurement.to_json())
-    else:
-        measurement.write(json_out)
+    if write_json_output(measurement.to_json(), json_out):
         console.print(f"wrote {json_out}")
 
 
@@ -169,7 +161,7 @@ def run(
             served_scoring=_scoring(served_scoring),
             on_suite=on_suite,
         )
-    if str(json_out) != "-":
+    if str(json_out) != STDOUT:
         table = Table(title=f"evals of {model}" + (f" + {adapter}" if adapter else ""))
         for col in ("suite", "n", "accuracy", "also measured", "seconds"):
             table.add_column(col, justify="left" if col in ("suite", "also measured") else "right")
@@ -247,7 +239,7 @@ def compare(
             served_scoring=_scoring(served_scoring),
             on_suite=on_suite,
         )
-    if str(json_out) != "-":
+    if str(json_out) != STDOUT:
         n = measurement.numbers
         table = Table(title=f"{candidate} vs parent {parent}")
         for col in ("suite", "n", "parent", "candidate", "Δ", "95% CI", "McNemar p", "→wrong", "→right"):

@@ -8,23 +8,27 @@ needs the trust file (`--trust` or `$CLGATE_TRUST`): without it a forged databas
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from clgate.errors import InputError, IntegrityError
+from clgate.errors import ClgateError, InputError, IntegrityError
+from clgate.json_output import write_json_output
+from clgate.ledger.attestations import check_files, verify_attestation, write_attestations
 from clgate.ledger.checkpoint import cosign, load_checkpoint, save_checkpoint
 from clgate.ledger.entries import ENTRY_TYPES
-from clgate.ledger.export import load_bundle, verify_bundle, write_attestations, write_bundle
+from clgate.ledger.export import load_bundle, verify_bundle, write_bundle
+from clgate.ledger.governance import release_lines
 from clgate.ledger.keys import (
+    PASSPHRASE_ENV,
     ROLES,
     generate_key,
     key_id,
     load_private_key,
     load_public_key,
+    passphrase_from_env,
     public_key_b64,
     save_private_key,
     save_public_key,
@@ -42,7 +46,11 @@ Db = Annotated[
 ]
 KeyOpt = Annotated[Path, typer.Option("--key", help="Private key (PEM) that signs.")]
 PassEnv = Annotated[
-    str | None, typer.Option("--passphrase-env", help="Environment variable holding the key's passphrase.")
+    str | None,
+    typer.Option(
+        "--passphrase-env",
+        help=f"Environment variable holding the key's passphrase (default: ${PASSPHRASE_ENV}).",
+    ),
 ]
 TrustOpt = Annotated[
     Path,
@@ -53,16 +61,8 @@ TrustOpt = Annotated[
 DEFAULT_DB = "clgate-ledger.db"
 
 
-def _passphrase(env: str | None) -> str | None:
-    if env is None:
-        return None
-    if env not in os.environ:
-        raise InputError(f"environment variable {env} (the passphrase) is not set")
-    return os.environ[env]
-
-
 def _signer(path: Path, passphrase_env: str | None) -> Ed25519PrivateKey:
-    return load_private_key(path, _passphrase(passphrase_env))
+    return load_private_key(path, passphrase_from_env(passphrase_env))
 
 
 @ledger_app.command("init")
@@ -135,7 +135,9 @@ def show(
     db: Db = DEFAULT_DB,
     index: Annotated[int | None, typer.Option(help="Show one entry in full.")] = None,
     entry_type: Annotated[str | None, typer.Option("--type", help="Only entries of this type.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the entries as JSON lines here ('-' for stdout).")
+    ] = None,
     proof: Annotated[bool, typer.Option(help="With --index: add its inclusion proof.")] = False,
 ) -> None:
     """List entries (index, time, type, signer, subject), or one entry in full."""
@@ -149,15 +151,23 @@ def show(
                 out["inclusion_proof"] = [h.hex() for h in ledger.inclusion_proof(index)]
             typer.echo(json.dumps(out, indent=2))
             return
-        for entry in ledger.find(entry_type):
-            if as_json:
-                out = {"index": entry.index, "entry_hash": entry.entry_hash, **entry.payload.model_dump()}
-                typer.echo(json.dumps(out, separators=(",", ":")))
-            else:
-                typer.echo(
-                    f"{entry.index:>6}  {entry.timestamp[:19]}Z  {entry.type:<19} "
-                    f"{entry.signer[:12]}  {entry.subject or ''}"
-                )
+        entries = list(ledger.find(entry_type))
+    if json_out is not None:
+        lines = (
+            json.dumps(
+                {"index": e.index, "entry_hash": e.entry_hash, **e.payload.model_dump()},
+                separators=(",", ":"),
+            )
+            for e in entries
+        )
+        if write_json_output("".join(f"{line}\n" for line in lines), json_out):
+            typer.echo(f"wrote {len(entries)} entries to {json_out}")
+        return
+    for entry in entries:
+        typer.echo(
+            f"{entry.index:>6}  {entry.timestamp[:19]}Z  {entry.type:<19} "
+            f"{entry.signer[:12]}  {entry.subject or ''}"
+        )
 
 
 @ledger_app.command("verify")
@@ -196,6 +206,8 @@ def verify(
     assert report is not None
     since_note = f", consistent with checkpoint at size {checkpoint.size}" if checkpoint else ""
     typer.echo(f"ok: {report.size} entries, root {report.root.hex()}{since_note}")
+    for line in release_lines(report.state):
+        typer.echo(f"signed release: {line}")
     typer.echo(f"trust file {trust}: fingerprint {anchors.fingerprint}")
 
 
@@ -205,7 +217,8 @@ def export(
     trust: TrustOpt,
     db: Db = DEFAULT_DB,
     attestations: Annotated[
-        Path | None, typer.Option(help="Also write in-toto statements per audited update here.")
+        Path | None,
+        typer.Option(help="Also write a SLSA VSA and an in-toto test result per audited update here."),
     ] = None,
     key: Annotated[Path | None, typer.Option(help="Key that signs the attestations.")] = None,
     passphrase_env: PassEnv = None,
@@ -219,8 +232,35 @@ def export(
         bundle = write_bundle(ledger, out)
         typer.echo(f"wrote {out}: {len(bundle.entries)} entries, root {bundle.tree['root']}")
         if attestations is not None and signer is not None:
-            paths = write_attestations(ledger, attestations, signer)
-            typer.echo(f"wrote {len(paths)} in-toto attestations to {attestations}")
+            done = write_attestations(ledger, attestations, signer)
+            typer.echo(f"wrote {len(done.paths)} in-toto attestations to {attestations}")
+            for index in done.skipped:
+                typer.echo(f"skipped the audit at entry {index}: its proposal recorded no file digests")
+
+
+@ledger_app.command("verify-attestation")
+def verify_attestation_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Attestation files, or folders of *.intoto.json.")],
+    public_key: Annotated[Path, typer.Option(help="Public key (PEM) of the key that signed them.")],
+    artifact: Annotated[
+        Path | None, typer.Option(help="The artifact's files: each must match its subject, none unattested.")
+    ] = None,
+) -> None:
+    """Check exported attestations offline: signature, statement, and (with --artifact) every file digest."""
+    key = load_public_key(public_key)
+    files = [f for p in paths for f in (sorted(p.glob("*.intoto.json")) if p.is_dir() else [p])]
+    if not files:
+        raise InputError(f"no *.intoto.json attestations in {', '.join(map(str, paths))}")
+    for path in files:
+        if not path.is_file():
+            raise InputError(f"attestation file not found: {path}")
+        try:
+            found = verify_attestation(path.read_bytes(), key)
+            matched = f", {check_files(found.statement, artifact)} files match {artifact}" if artifact else ""
+        except ClgateError as exc:
+            raise type(exc)(f"{path}: {exc}") from None
+        subjects = len(found.statement.subject)
+        typer.echo(f"ok: {path}: {found.kind} {found.result}, {subjects} subjects{matched}")
 
 
 @ledger_app.command("checkpoint")
@@ -297,7 +337,7 @@ def keys_new(
         if path.exists():
             raise InputError(f"{path} exists; refusing to overwrite a key")
     key = generate_key()
-    save_private_key(key, private, _passphrase(passphrase_env))
+    save_private_key(key, private, passphrase_from_env(passphrase_env))
     save_public_key(key.public_key(), public)
     typer.echo(f"{name}: key id {key_id(key.public_key())}")
     typer.echo(f"wrote {private} (private, 0600) and {public}")

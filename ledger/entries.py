@@ -171,6 +171,18 @@ class ServedRef(_Record):
     revision: str = Field(pattern=DIGEST)
 
 
+class OmsSignature(_Record):
+    """An OpenSSF Model Signing signature of an artifact's files, pinned by two digests: SHA-256 of the
+    signature file (a Sigstore bundle) and of the signer's public key as PEM SubjectPublicKeyInfo (the
+    key hint in that bundle). `excluded`: files of the artifact it does not cover; only ever the
+    signature's own file, where it lies inside the artifact."""
+
+    schema_version: Literal[1] = 1
+    digest: str = Field(pattern=DIGEST)
+    key: str = Field(pattern=DIGEST)
+    excluded: list[str] = Field(default_factory=list)
+
+
 class ProposalContent(_Record):
     """What a pipeline proposes: the artifacts of one update, by role, and where it is to run.
 
@@ -187,9 +199,13 @@ class ProposalContent(_Record):
     supersedes: str | None = Field(default=None, pattern=UPDATE_ID)
     served: dict[str, ServedRef] | None = None
     """Parent and candidate served by an inference engine: the gate runs output-only checks there."""
+    signatures: dict[str, OmsSignature] | None = None
+    """OpenSSF model signatures of artifacts (by role) that verified when the update was proposed."""
 
     @model_validator(mode="after")
     def _consistent(self) -> ProposalContent:
+        if self.signatures is not None and not set(self.signatures) <= set(self.artifacts):
+            raise ValueError("signatures name only artifacts of the proposal")
         if self.served is not None and (set(self.served) != {"parent", "candidate"} or self.kind == "memory"):
             raise ValueError("served names exactly the parent and the candidate of a model or adapter update")
         unknown = sorted(set(self.artifacts) - set(ARTIFACT_ROLES))
@@ -330,6 +346,30 @@ class Rollback(EntryBody):
     slot: str
     replaced: str | None = None
     reason: str = Field(min_length=1)
+
+
+def _artifact_subject(body: Any) -> str:
+    return body.artifact
+
+
+# Signed by an approver: a release signature says "these bytes are what we deployed", and the approver
+# is the role that deploys (`promotion.done`), held by accountable people. The gate's key judges and
+# runs unattended in a service; pipeline and admin keys have other jobs. The ledger's rules allow it
+# only for a promoted update that was not rolled back, so no key can bless bytes nobody deployed.
+@entry_type(
+    "artifact.signed",
+    {"approver"},
+    needs_subject=True,
+    subject_of=_artifact_subject,
+    subject_label="body.artifact",
+)
+class ArtifactSigned(EntryBody):
+    """A promoted artifact (`artifact`, its manifest root: the update's candidate digest) signed for
+    release with an OpenSSF model signature that anyone can check with `model_signing`."""
+
+    update_id: str = Field(pattern=UPDATE_ID)
+    artifact: str = Field(pattern=DIGEST)
+    signature: OmsSignature
 
 
 @entry_type("audit.scheduled_run", {"gate", "auditor"}, stateful=False)

@@ -1,4 +1,4 @@
-"""Export for outside verifiers: a JSON bundle of the whole log, and in-toto attestations.
+"""Export for outside verifiers: a JSON bundle of the whole log (attestations: `attestations.py`).
 
 The bundle carries every entry's DSSE envelope with its inclusion proof, the tree head, the latest
 checkpoint with a consistency proof to the tree head, and the keys the ledger itself recorded.
@@ -13,27 +13,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clgate.atomic import write_bytes_atomic
-from clgate.errors import InputError, IntegrityError
+from clgate.errors import InputError
 from clgate.ledger import merkle
 from clgate.ledger.canonical import canonical_json
 from clgate.ledger.checkpoint import CheckpointNote, parse_checkpoint
-from clgate.ledger.dsse import INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
 from clgate.ledger.keys import public_key_b64, public_key_from_bytes
 from clgate.ledger.seen import SeenHeads
 from clgate.ledger.trust import Trust
 from clgate.ledger.verify import Problem, Report, check_since, trust_problems, verify_leaves
 
 if TYPE_CHECKING:
-    from clgate.ledger.log import Ledger, LedgerEntry
+    from clgate.ledger.log import Ledger
 
 BUNDLE_FORMAT = "clgate.ledger.bundle"
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-AUDIT_PREDICATE = "https://clgate.dev/attestations/ledger-audit/v1"
-_DIGEST = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
 
 
 class BundleEntry(BaseModel):
@@ -202,53 +197,3 @@ def _bundle_checkpoint(bundle: Bundle, problems: list[Problem]) -> CheckpointNot
 
 def _all_hex(values: list[str]) -> bool:
     return all(re.fullmatch(r"[0-9a-f]{64}", v) for v in values)
-
-
-def intoto_statement(entry: LedgerEntry, ledger: Ledger) -> dict[str, Any]:
-    """in-toto Statement v1 for an `audit.completed` entry: subject = the candidate's digest."""
-    match = _DIGEST.match(entry.subject or "")
-    if entry.type != "audit.completed" or not match:
-        raise InputError(f"entry {entry.index} is not an audit.completed entry with a sha256 subject")
-    size = len(ledger)
-    update = ledger.governance().updates.get(entry.body["update_id"])
-    name = update.proposal.candidate.uri if update else str(entry.subject)
-    return {
-        "_type": STATEMENT_TYPE,
-        "subject": [{"name": name, "digest": {"sha256": match.group(1)}}],
-        "predicateType": AUDIT_PREDICATE,
-        "predicate": {
-            "verdict": entry.body["verdict"],
-            "audit": entry.body,
-            "ledger": {
-                "log_id": ledger.log_id(),
-                "index": entry.index,
-                "entry_hash": entry.entry_hash,
-                "timestamp": entry.timestamp,
-                "signer": entry.signer,
-                "entry_envelope": json.loads(entry.leaf),
-                "tree_size": size,
-                "root": ledger.root().hex(),
-                "inclusion_proof": [h.hex() for h in ledger.inclusion_proof(entry.index, size)],
-            },
-        },
-    }
-
-
-def write_attestations(ledger: Ledger, out_dir: Path, signer: Ed25519PrivateKey) -> list[Path]:
-    """One DSSE-wrapped in-toto statement per audited update, named after its entry index."""
-    written = []
-    for entry in ledger.find("audit.completed"):
-        if not _DIGEST.match(entry.subject or ""):
-            continue
-        statement = canonical_json(intoto_statement(entry, ledger))
-        env = sign_envelope(statement, INTOTO_PAYLOAD_TYPE, signer)
-        path = Path(out_dir) / f"audit-{entry.index:08d}.intoto.json"
-        written.append(write_bytes_atomic(path, json.dumps(env.to_dict(), indent=1).encode() + b"\n"))
-    return written
-
-
-def parse_attestation(data: bytes) -> tuple[Envelope, dict[str, Any]]:
-    env = Envelope.from_dict(json.loads(data))
-    if env.payload_type != INTOTO_PAYLOAD_TYPE:
-        raise IntegrityError(f"not an in-toto attestation (payloadType {env.payload_type!r})")
-    return env, json.loads(env.payload)

@@ -19,7 +19,9 @@ The rules, in words:
 - an erasure request names the memory its deployment runs and updates that deployment promoted; once
   requested, no update trained on the erased data is promoted or rolled back to again; it is done
   only once the deployment runs a memory promoted after it (scanned clean, by its digest) and none
-  of those updates.
+  of those updates;
+- a release signature (`artifact.signed`) is recorded only for an update that was promoted and was
+  neither rolled back nor rejected, by a key that neither proposed nor audited it, once per signature.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 from clgate.ledger.checkpoint import CheckpointNote, log_origin
 from clgate.ledger.entries import (
     Approval,
+    ArtifactSigned,
     AuditRecord,
     EntryBody,
     ErasureDone,
@@ -64,6 +67,7 @@ class UpdateState:
     promoted_index: int | None = None
     rolled_back_index: int | None = None
     superseded_by: str | None = None
+    signed: dict[int, ArtifactSigned] = field(default_factory=dict)  # entry index -> release signature
 
     @property
     def update_id(self) -> str:
@@ -271,6 +275,30 @@ class Governance:
             return f"update {uid} was rolled back at entry {update.rolled_back_index}; propose it again for a new audit"
         return self._stale_base(update) or self._erased(update)
 
+    def signing_refusal(
+        self, update: UpdateState, signer: str | None, index: int | None = None
+    ) -> str | None:
+        """Why `update`'s candidate may not be signed as a release now (by `signer`, if given), or None."""
+        index = self.size if index is None else index
+        uid = update.update_id
+        role = self.ring.check(index, signer, "artifact.signed", {}) if signer is not None else None
+        if role:
+            return role
+        if not any(e.update_id == uid for e in self.history):
+            return f"update {uid} was never promoted; only a promoted artifact is signed"
+        if update.rolled_back_index is not None:
+            return f"update {uid} was rolled back at entry {update.rolled_back_index}"
+        if update.rejected_index is not None:
+            return f"update {uid} was rejected at entry {update.rejected_index}"
+        if signer is not None and signer in (update.proposer, update.auditor):
+            return f"the key that {'proposed' if signer == update.proposer else 'audited'} update {uid} may not sign it"
+        return self._erased(update)
+
+    def releases(self) -> list[tuple[UpdateState, int, ArtifactSigned]]:
+        """Every recorded release signature, in ledger order."""
+        found = [(u, i, s) for u in self.updates.values() for i, s in u.signed.items()]
+        return sorted(found, key=lambda r: r[1])
+
     def erasure_blocking(self, update_id: str) -> ErasureState | None:
         """The erasure request that lists `update_id` as trained on erased data, if any."""
         return next((e for e in self.erasures.values() if update_id in e.retrain), None)
@@ -342,6 +370,15 @@ class Governance:
         if count < need.required:
             return f"update {update.update_id} needs {where}; the checkpoint has {count}"
         return None
+
+
+def release_lines(g: Governance) -> list[str]:
+    """One line per release signature, as `clgate ledger verify` and `clgate status` print them."""
+    return [
+        f"update {u.update_id} ({s.artifact[:19]}…) at entry {i}: OMS signature {s.signature.digest}, "
+        f"key {s.signature.key}"
+        for u, i, s in g.releases()
+    ]
 
 
 # --- rules: None if the entry is allowed, else why not --------------------------------------------
@@ -482,6 +519,16 @@ def _erasure_done(g: Governance, index: int, signer: str, subject: str | None, d
     return None
 
 
+def _signed(g: Governance, index: int, signer: str, subject: str | None, s: ArtifactSigned) -> str | None:
+    update, problem = g._update(s.update_id, subject)
+    if update is None:
+        return problem
+    again = next((i for i, o in update.signed.items() if o.signature.digest == s.signature.digest), None)
+    if again is not None:
+        return f"this signature of update {s.update_id} was recorded at entry {again}"
+    return g.signing_refusal(update, signer, index)
+
+
 _RULES: dict[str, Rule] = {
     "update.proposed": _proposed,
     "audit.completed": _audited,
@@ -493,6 +540,7 @@ _RULES: dict[str, Rule] = {
     "policy.retired": _retired,
     "erasure.requested": _erasure_requested,
     "erasure.done": _erasure_done,
+    "artifact.signed": _signed,
 }
 
 
@@ -566,6 +614,11 @@ def _apply_erasure_done(g: Governance, index: int, signer: str, d: EntryBody, ti
     erasure.done_index, erasure.evidence_removed = index, tuple(d.evidence_removed)
 
 
+def _apply_signed(g: Governance, index: int, signer: str, s: EntryBody, timestamp: str) -> None:
+    assert isinstance(s, ArtifactSigned)
+    g.updates[s.update_id].signed[index] = s
+
+
 _APPLY: dict[str, Callable[[Governance, int, str, Any, str], None]] = {
     "update.proposed": _apply_proposed,
     "audit.completed": _apply_audited,
@@ -577,4 +630,5 @@ _APPLY: dict[str, Callable[[Governance, int, str, Any, str], None]] = {
     "policy.retired": _apply_retired,
     "erasure.requested": _apply_erasure_requested,
     "erasure.done": _apply_erasure_done,
+    "artifact.signed": _apply_signed,
 }

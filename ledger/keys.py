@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from clgate.atomic import write_bytes_atomic
 from clgate.errors import InputError
+from clgate.pem import read_key_file, read_private_key
 
 # Least privilege, one job each: the training job proposes (pipeline), the gate service judges and
 # signs checkpoints (gate), people review (auditor) and deploy (approver), witnesses cosign
@@ -57,6 +59,20 @@ def generate_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
 
 
+PASSPHRASE_ENV = "CLGATE_KEY_PASSPHRASE"
+
+
+def passphrase_from_env(variable: str | None = None) -> str | None:
+    """One convention for every command that signs: a key's passphrase comes from an environment
+    variable, `$CLGATE_KEY_PASSPHRASE` (unset: an unencrypted key) unless `variable` names another,
+    which must then be set; never from an argument, where `ps` and shell history would show it."""
+    if variable is None:
+        return os.environ.get(PASSPHRASE_ENV)
+    if variable not in os.environ:
+        raise InputError(f"environment variable {variable} (the passphrase) is not set")
+    return os.environ[variable]
+
+
 def save_private_key(key: Ed25519PrivateKey, path: Path, passphrase: str | None = None) -> Path:
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase.encode())
@@ -72,26 +88,9 @@ def save_public_key(public_key: Ed25519PublicKey, path: Path) -> Path:
     return write_bytes_atomic(Path(path), pem, mode=0o644)
 
 
-def _read(path: Path, what: str) -> bytes:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{what} file not found: {path}")
-    return path.read_bytes()
-
-
 def load_private_key(path: Path, passphrase: str | None = None) -> Ed25519PrivateKey:
     """Load a PEM private key; a wrong or missing passphrase is an InputError, not a traceback."""
-    data = _read(path, "private key")
-    try:
-        key = serialization.load_pem_private_key(data, passphrase.encode() if passphrase else None)
-    except TypeError:
-        if passphrase:
-            raise InputError(f"{path}: key is not encrypted, but a passphrase was given") from None
-        raise InputError(f"{path}: key is encrypted; give its passphrase") from None
-    except ValueError:
-        if passphrase and b"ENCRYPTED" in data:
-            raise InputError(f"{path}: wrong passphrase") from None
-        raise InputError(f"{path}: not a PEM private key") from None
+    key = read_private_key(path, passphrase)
     if not isinstance(key, Ed25519PrivateKey):
         raise InputError(f"{path}: not an Ed25519 key")
     return key
@@ -99,7 +98,7 @@ def load_private_key(path: Path, passphrase: str | None = None) -> Ed25519Privat
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
     """Load a public key from a PEM file (public or private: the public half is taken)."""
-    data = _read(path, "public key")
+    data = read_key_file(path, "public key")
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError:

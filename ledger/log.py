@@ -7,7 +7,7 @@ import copy
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -27,8 +27,8 @@ from clgate.ledger.entries import (
 )
 from clgate.ledger.governance import Governance
 from clgate.ledger.keys import key_id, public_key_b64
+from clgate.ledger.rows import Head, Prepared, StateReader
 from clgate.ledger.seen import SeenHeads
-from clgate.ledger.store import Head, Prepared, StateReader, Store
 from clgate.ledger.trust import KeyRing, Trust, load_trust
 from clgate.ledger.verify import (
     Problem,
@@ -38,6 +38,9 @@ from clgate.ledger.verify import (
     trust_problems,
     verify_leaves,
 )
+
+if TYPE_CHECKING:
+    from clgate.ledger.store import Store
 
 
 class AppendRefused(InputError):
@@ -103,6 +106,8 @@ class Ledger:
     @classmethod
     def open(cls, target: str | Path, trust: Trust | Path | None = None) -> Ledger:
         """Open an existing ledger: a SQLite path or a `postgresql+psycopg://` URL."""
+        from clgate.ledger.store import Store  # SQLAlchemy only once a database is opened
+
         return cls(Store.open(target), _as_trust(trust))
 
     @classmethod
@@ -124,6 +129,8 @@ class Ledger:
             raise InputError(
                 f"the trust file is already bound to log {trust.log_id[:16]}…; start from a new one"
             )
+        from clgate.ledger.store import Store
+
         store = Store.open(target, create=True)
         if store.head().size:
             raise InputError(f"{store.label} already holds a ledger")

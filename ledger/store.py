@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from clgate.errors import ClgateError, InputError, IntegrityError
 from clgate.ledger.entries import STATEFUL_TYPES
 from clgate.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash
+from clgate.ledger.rows import Head, Prepared, StateReader
 
 STORE_SCHEMA_VERSION = 1
 _RETRIES = 50
@@ -110,30 +110,6 @@ class _Compiled:
 
     def args(self, values: dict[str, object]) -> tuple[object, ...] | dict[str, object]:
         return tuple(values[k] for k in self.positions) if self.positions else values
-
-
-@dataclass
-class Head:
-    """The stored tree head: what the next append builds on."""
-
-    size: int
-    frontier: Frontier
-    last_hash: bytes
-    root: bytes
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """The bytes of one new entry, and the columns stored beside them for queries."""
-
-    leaf: bytes
-    entry_type: str
-    signer: str
-    timestamp: str
-
-
-# Reads (index, bytes) of the stateful entries (keys, policies, updates) from `start` on.
-StateReader = Callable[[int], list[tuple[int, bytes]]]
 
 
 def database_url(target: str | Path) -> str:

@@ -26,7 +26,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from clgate.errors import InputError
 from clgate.measurement import Measurement
 from clgate.probes import plots
 from clgate.probes._registry import probe
+from clgate.progress import Advance, Tally, no_progress
 from clgate.runtime import ModelPool, ModelSpec, RuntimeModel, common_prefix, repeat_cache, resid_post
 
 VERSION = "2"  # 2: the shared prompt prefix reaches the bridge as a KV cache (it was ignored)
@@ -96,7 +97,11 @@ class Residuals:
 
 
 def capture_residuals(
-    model: RuntimeModel, prompts: tuple[str, ...], batch_size: int, max_tokens: int
+    model: RuntimeModel,
+    prompts: tuple[str, ...],
+    batch_size: int,
+    max_tokens: int,
+    advance: Advance = no_progress,
 ) -> Residuals:
     """Pool each block's resid_post per prompt: length-sorted, right-padded batches after a shared prefix.
 
@@ -133,6 +138,7 @@ def capture_residuals(
                 last, mean = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
             last[batch] = pooled_last
             mean[batch] = pooled_mean
+            advance(start + len(batch), len(ids))
     return Residuals(last, mean, hooks.backend, time.perf_counter() - started)
 
 
@@ -170,15 +176,22 @@ def _cache_key(side: _Side, prompts: ProbePrompts, max_tokens: int) -> str:
 
 
 def _residuals_for(
-    side: _Side, prompts: ProbePrompts, batch_size: int, max_tokens: int, cache_dir: Path | None
+    side: _Side,
+    prompts: ProbePrompts,
+    batch_size: int,
+    max_tokens: int,
+    cache_dir: Path | None,
+    advance: Advance,
 ) -> Residuals:
     path = cache_dir / "activations" / f"{_cache_key(side, prompts, max_tokens)}.npz" if cache_dir else None
     if path is not None and path.is_file():
         try:
-            return Residuals.load(path)
+            cached = Residuals.load(path)
+            advance(len(prompts.texts), len(prompts.texts))
+            return cached
         except (OSError, ValueError, KeyError):
             log.warning("unreadable activation cache %s; recomputing", path)
-    result = capture_residuals(side.model, prompts.texts, batch_size, max_tokens)
+    result = capture_residuals(side.model, prompts.texts, batch_size, max_tokens, advance)
     if path is not None:
         result.save(path)
     return result
@@ -285,30 +298,44 @@ def _numbers(rows: list[dict[str, Any]], groups: dict[str, np.ndarray], kl: np.n
     }
 
 
-def _plots(path: Path, title: str, rows: list[dict[str, Any]]) -> list[str]:
-    layers = [r["layer"] for r in rows]
+@dataclass(frozen=True)
+class LayerDrift:
+    """The per-layer columns of an activation diff that the probe's page and the gate report draw."""
 
-    def col(name: str) -> list[float]:
-        return [r[name] for r in rows]
+    layer: tuple[int, ...]
+    cosine_distance: tuple[float, ...]  # residual drift, mean over each prompt's tokens
+    cosine_distance_last: tuple[float, ...]  # at the last prompt token
+    cka: tuple[float, ...]
+    logit_lens_kl: tuple[float, ...]
+    separation_parent: tuple[float, ...]
+    separation_candidate: tuple[float, ...]
+    refusal_cosine: tuple[float, ...]  # refusal direction, parent against candidate
 
+
+def layer_drift(m: Measurement) -> LayerDrift:
+    return LayerDrift(**{f.name: tuple(r[f.name] for r in m.details) for f in fields(LayerDrift)})
+
+
+def _plots(path: Path, title: str, m: Measurement) -> list[str]:
+    d = layer_drift(m)
     figures = [
         plots.layer_lines(
-            layers,
-            {"token mean": col("cosine_distance"), "last token": col("cosine_distance_last")},
+            d.layer,
+            {"token mean": d.cosine_distance, "last token": d.cosine_distance_last},
             "residual drift (cosine distance, parent vs candidate)",
             "1 − cos",
         ),
-        plots.layer_lines(layers, {"linear CKA": col("cka")}, "representation similarity", "CKA"),
-        plots.layer_bars(layers, col("logit_lens_kl"), "logit-lens KL(parent ‖ candidate)", "nats"),
+        plots.layer_lines(d.layer, {"linear CKA": d.cka}, "representation similarity", "CKA"),
+        plots.layer_bars(d.layer, d.logit_lens_kl, "logit-lens KL(parent ‖ candidate)", "nats"),
         plots.layer_lines(
-            layers,
-            {"parent": col("separation_parent"), "candidate": col("separation_candidate")},
+            d.layer,
+            {"parent": d.separation_parent, "candidate": d.separation_candidate},
             "harmful − harmless separation along the parent's refusal direction",
             "projection",
         ),
         plots.layer_lines(
-            layers,
-            {"cos(parent, candidate)": col("refusal_cosine")},
+            d.layer,
+            {"cos(parent, candidate)": d.refusal_cosine},
             "refusal direction agreement",
             "cosine",
         ),
@@ -353,10 +380,12 @@ def activation_diff(
     device: str = "auto",
     dtype: str = "auto",
     pool: ModelPool | None = None,
+    advance: Advance = no_progress,
 ) -> Measurement:
     """Compare the candidate (a model, or `parent` under `candidate_adapter`) with the parent.
 
     Both models come from `pool` (a gate's, shared with its other checks) or a private one.
+    `advance` hears prompts run, the parent's then the candidate's (a cached side counts as done).
     """
     started = time.perf_counter()
     prompts = prompts or bundled_prompts()
@@ -379,6 +408,7 @@ def activation_diff(
             cache if use_cache else None,
             evidence,
             started,
+            advance,
         )
     finally:
         if pool is None:
@@ -394,13 +424,16 @@ def _activation_diff(
     cache_dir: Path | None,
     evidence: Path | None,
     started: float,
+    advance: Advance,
 ) -> Measurement:
     if p_side.architecture != c_side.architecture:
         raise InputError(
             f"different architectures: parent is {p_side.architecture}, candidate is {c_side.architecture}"
         )
-    p_res = _residuals_for(p_side, prompts, batch_size, max_tokens, cache_dir)
-    c_res = _residuals_for(c_side, prompts, batch_size, max_tokens, cache_dir)
+    tally = Tally(advance)
+    to_parent, to_candidate = tally.part(len(prompts.texts)), tally.part(len(prompts.texts))
+    p_res = _residuals_for(p_side, prompts, batch_size, max_tokens, cache_dir, to_parent)
+    c_res = _residuals_for(c_side, prompts, batch_size, max_tokens, cache_dir, to_candidate)
     kl = _logit_lens_kl(p_side.model, c_side.model, p_res.last, c_res.last)
     candidate_adapter = c_side.adapter
     n_harm, n_safe = len(prompts.harmful), len(prompts.harmless)
@@ -410,16 +443,13 @@ def _activation_diff(
         "general": np.arange(n_harm + n_safe, len(prompts.texts)),
     }
     rows = _per_layer(p_res, c_res, groups["harmful"], groups["harmless"], kl)
-    title = f"activation diff: {candidate_adapter or c_side.model.spec.path}"
-    files = _plots(evidence, title, rows) if evidence else []
-    return Measurement(
+    m = Measurement(
         name="activations",
         version=VERSION,
         parent=p_side.digest,
         candidate=c_side.digest,
         numbers=_numbers(rows, groups, kl),
         details=rows,
-        evidence=files,
         meta={
             "parent_path": str(p_side.model.spec.path),
             "candidate_path": str(c_side.model.spec.path),
@@ -434,3 +464,7 @@ def _activation_diff(
             "seconds": time.perf_counter() - started,
         },
     )
+    if evidence is None:
+        return m
+    title = f"activation diff: {candidate_adapter or c_side.model.spec.path}"
+    return m.model_copy(update={"evidence": _plots(evidence, title, m)})

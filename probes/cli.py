@@ -17,6 +17,7 @@ from rich.table import Table
 
 from clgate.artifacts import ArtifactKind, detect_kind
 from clgate.measurement import Measurement
+from clgate.progress_bar import ProgressBar
 from clgate.runtime.cli import DEVICE, DTYPE
 
 diff_app = typer.Typer(help="What an update changed: weights, activations, memory.", no_args_is_help=True)
@@ -70,13 +71,18 @@ def weights(
     """Per-tensor, per-layer and per-module weight change (LoRA adapters analysed from their factors)."""
     from clgate.probes.weights import lora_diff, weight_diff
 
-    with console.status("diffing weights…"):
+    with ProgressBar("diffing weights") as bar:
         if detect_kind(candidate) == ArtifactKind.ADAPTER:
-            m = lora_diff(parent, candidate, top_k=top_k, evidence=_evidence(json_out))
+            m = lora_diff(parent, candidate, top_k=top_k, evidence=_evidence(json_out), advance=bar)
         else:
             exact = True if exact_spectrum else None
             m = weight_diff(
-                parent, candidate, top_k=top_k, exact_spectrum=exact, evidence=_evidence(json_out)
+                parent,
+                candidate,
+                top_k=top_k,
+                exact_spectrum=exact,
+                evidence=_evidence(json_out),
+                advance=bar,
             )
     rows = sorted(m.details, key=lambda r: -(r["relative_change"] or 0.0))[:top]
     console.print(
@@ -132,7 +138,7 @@ def activations(
     from clgate.probes.activations import activation_diff
 
     adapter = candidate if detect_kind(candidate) == ArtifactKind.ADAPTER else None
-    with console.status("running both models on the probe prompts…"):
+    with ProgressBar("running both models on the probe prompts") as bar:
         m = activation_diff(
             parent,
             parent if adapter else candidate,
@@ -142,6 +148,7 @@ def activations(
             evidence=_evidence(json_out),
             device=device,
             dtype=dtype,
+            advance=bar,
         )
     console.print(
         _table(

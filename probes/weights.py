@@ -36,6 +36,7 @@ from clgate.measurement import Measurement
 from clgate.probes import plots
 from clgate.probes._registry import probe
 from clgate.probes._spectrum import Spectrum, as_matrix, dense_spectrum, factored_spectrum
+from clgate.progress import Advance, no_progress
 
 VERSION = "1"
 DEFAULT_TOP_K = 8
@@ -302,29 +303,55 @@ def _numbers(
     return numbers
 
 
-def _plots(path: Path, title: str, per_layer: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[str]:
-    layers = [r["layer"] for r in per_layer]
-    types = sorted(
-        {module_type(r["tensor"]) for r in rows if r["layer"] is not None} | {"attn_q", "mlp_down"}
-    )
+@dataclass(frozen=True)
+class ChangeGrid:
+    """Largest ||ΔW||/||W|| per module type and layer: the heatmap the probe's page and the gate report draw."""
+
+    layers: tuple[int, ...]
+    module_types: tuple[str, ...]
+    values: tuple[tuple[float, ...], ...]  # values[i][j]: module_types[i] at layers[j]
+    layer_change: tuple[float, ...]  # ||ΔW||/||W|| of each whole layer
+    top_tensor: str | None  # the tensor that changed most, relative to its own norm
+    top_change: float
+    top_cell: tuple[int, int] | None  # its (module type, layer) indices in `values`, if in a layer
+
+
+def change_grid(m: Measurement) -> ChangeGrid:
+    """The grid of a `weights` or `weights.lora` measurement; attn_q and mlp_down rows are always
+    there, so an update that left attention or the MLP alone shows it."""
+    rows = [r for r in m.details if r["layer"] is not None]
+    layers = tuple(r["layer"] for r in m.meta["per_layer"])
+    types = tuple(sorted({r["module_type"] for r in rows} | {"attn_q", "mlp_down"}))
     cell: dict[tuple[str, int], float] = defaultdict(float)
     for r in rows:
-        if r["layer"] is not None:
-            key = (r["module_type"], r["layer"])
-            cell[key] = max(cell[key], r["relative_change"] or 0.0)
+        key = (r["module_type"], r["layer"])
+        cell[key] = max(cell[key], r["relative_change"] or 0.0)
+    top = max(m.details, key=lambda r: r["relative_change"] or 0.0, default=None)
+    in_grid = top is not None and top["layer"] is not None
+    return ChangeGrid(
+        layers=layers,
+        module_types=types,
+        values=tuple(tuple(cell[(t, layer)] for layer in layers) for t in types),
+        layer_change=tuple(r["relative_change"] for r in m.meta["per_layer"]),
+        top_tensor=top["tensor"] if top else None,
+        top_change=(top["relative_change"] or 0.0) if top else 0.0,
+        top_cell=(types.index(top["module_type"]), layers.index(top["layer"])) if in_grid else None,
+    )
+
+
+def _plots(path: Path, m: Measurement) -> list[str]:
+    grid = change_grid(m)
     figures = [
         plots.layer_heatmap(
-            [[cell[(t, layer)] for layer in layers] for t in types],
-            layers,
-            types,
+            grid.values,
+            grid.layers,
+            grid.module_types,
             "max ||ΔW||/||W|| per layer and module type",
             "relative change",
         ),
-        plots.layer_bars(
-            layers, [r["relative_change"] for r in per_layer], "relative change per layer", "||ΔW||/||W||"
-        ),
+        plots.layer_bars(grid.layers, grid.layer_change, "relative change per layer", "||ΔW||/||W||"),
     ]
-    return [str(p) for p in plots.write_page(path, title, figures)]
+    return [str(p) for p in plots.write_page(path, f"{m.name}: {m.meta['candidate_path']}", figures)]
 
 
 def _measurement(
@@ -338,15 +365,13 @@ def _measurement(
 ) -> Measurement:
     per_layer = _group(rows, names, "layer")
     per_type = _group(rows, names, "module_type")
-    files = _plots(evidence, f"{name}: {meta['candidate_path']}", per_layer, rows) if evidence else []
-    return Measurement(
+    m = Measurement(
         name=name,
         version=VERSION,
         parent=parent_digest,
         candidate=candidate_digest,
         numbers=_numbers(rows, names, per_type),
         details=rows,
-        evidence=files,
         meta={
             **meta,
             "changed_modules": sorted({r["module"] for r in rows}),
@@ -355,6 +380,7 @@ def _measurement(
             "per_module_type": per_type,
         },
     )
+    return m.model_copy(update={"evidence": _plots(evidence, m)}) if evidence else m
 
 
 @probe(
@@ -373,11 +399,13 @@ def weight_diff(
     exact_spectrum: bool | None = None,
     evidence: Path | None = None,
     cache_dir: Path | None = None,
+    advance: Advance = no_progress,
 ) -> Measurement:
     """Diff two checkpoints of one architecture; unchanged tensors (equal digests) are never read.
 
     `exact_spectrum`: True computes every singular value of every ΔW (effective rank everywhere, slow
     for large matrices), False only randomized top-k, None (default) exact where it is cheap.
+    `advance` hears changed tensors diffed.
     """
     started = time.perf_counter()
     p = _open_checkpoint(Path(parent), parent_manifest, cache_dir)
@@ -387,10 +415,11 @@ def weight_diff(
     rows = []
     with contextlib.ExitStack() as stack:
         reader = _TensorReader(stack)
-        for name in changed:
+        for done, name in enumerate(changed, 1):
             (pf, span), (cf, _) = p.spans[name], c.spans[name]
             w, w2 = reader.read(pf, name), reader.read(cf, name)
             rows.append(_dense_row(name, span, w, w2, top_k, exact_spectrum))
+            advance(done, len(changed))
     meta = {
         "mode": "dense",
         "parent_path": str(parent),
@@ -407,33 +436,44 @@ def _max_abs_product(a: torch.Tensor, b: torch.Tensor, scale: float, rows: int =
     return max(float((scale * (b[i : i + rows] @ a)).abs().max()) for i in range(0, b.shape[0], rows))
 
 
+def _lora_row(
+    f: Any, spans: dict[str, tuple[Path, TensorSpan]], reader: _TensorReader, top_k: int
+) -> dict[str, Any] | None:
+    """One adapted module's change, or None when its factors multiply to zero."""
+    name = f"{f.module}.weight"
+    file, span = spans[name]
+    a, b = f.a.float(), f.b.float()
+    spectrum = factored_spectrum(a, b, f.scale, top_k)
+    if spectrum.frobenius == 0.0:
+        return None
+    w = _working(reader.read(file, name)).reshape(b.shape[0], -1)
+    base_norm = _norm(w)
+    inner = f.scale * float(((b.T @ w).double() * a.double()).sum())  # <W, ΔW> = s·tr(Wᵀ B A)
+    return _row(
+        name,
+        span.shape,
+        span.dtype,
+        spectrum.frobenius,
+        base_norm,
+        _max_abs_product(a, b, f.scale),
+        _cosine(base_norm, inner, spectrum.frobenius),
+        spectrum,
+        rank=int(a.shape[0]),
+        scale=f.scale,
+    )
+
+
 def _lora_rows(
-    adapter: Any, spans: dict[str, tuple[Path, TensorSpan]], top_k: int
+    adapter: Any, spans: dict[str, tuple[Path, TensorSpan]], top_k: int, advance: Advance
 ) -> Iterator[dict[str, Any]]:
+    total = len(adapter.modules())
     with contextlib.ExitStack() as stack:
         reader = _TensorReader(stack)
-        for f in adapter.factors():
-            name = f"{f.module}.weight"
-            file, span = spans[name]
-            a, b = f.a.float(), f.b.float()
-            spectrum = factored_spectrum(a, b, f.scale, top_k)
-            if spectrum.frobenius == 0.0:
-                continue
-            w = _working(reader.read(file, name)).reshape(b.shape[0], -1)
-            base_norm = _norm(w)
-            inner = f.scale * float(((b.T @ w).double() * a.double()).sum())  # <W, ΔW> = s·tr(Wᵀ B A)
-            yield _row(
-                name,
-                span.shape,
-                span.dtype,
-                spectrum.frobenius,
-                base_norm,
-                _max_abs_product(a, b, f.scale),
-                _cosine(base_norm, inner, spectrum.frobenius),
-                spectrum,
-                rank=int(a.shape[0]),
-                scale=f.scale,
-            )
+        for done, f in enumerate(adapter.factors(), 1):
+            row = _lora_row(f, spans, reader, top_k)
+            if row is not None:
+                yield row
+            advance(done, total)
 
 
 @probe(
@@ -451,14 +491,18 @@ def lora_diff(
     top_k: int = DEFAULT_TOP_K,
     evidence: Path | None = None,
     cache_dir: Path | None = None,
+    advance: Advance = no_progress,
 ) -> Measurement:
-    """What merging `adapter` into `base` would change, computed from the factors (ΔW never formed)."""
+    """What merging `adapter` into `base` would change, computed from the factors (ΔW never formed).
+
+    `advance` hears adapted modules taken up.
+    """
     started = time.perf_counter()
     model_dir = resolve_model_dir(Path(base), cache_dir)
     check_adapter_fits(Path(adapter), model_dir)
     spans = _tensor_spans(model_dir)
     lora = load_lora_adapter(Path(adapter))
-    rows = list(_lora_rows(lora, spans, top_k))
+    rows = list(_lora_rows(lora, spans, top_k, advance))
     base_digest = (base_manifest or compute_manifest(model_dir)).root
     adapter_digest = (adapter_manifest or compute_manifest(Path(adapter))).root
     meta = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,26 @@ def verifier_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     folder = tmp_path_factory.mktemp("heads")
     monkeypatch.setenv("CLGATE_STATE_DIR", str(folder))
     return folder
+
+
+class AdvanceLog:
+    """An `Advance` listener that keeps every call: a long step must report how far it got, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+
+    def __call__(self, done: int, total: int) -> None:
+        self.calls.append((done, total))
+
+    def assert_reaches_total(self) -> None:
+        """`done` grew on every call, never passed `total`, and ended there."""
+        done = [d for d, _ in self.calls]
+        assert self.calls, "the step reported no progress"
+        assert all(a < b for a, b in pairwise(done)), self.calls
+        assert all(0 < d <= t for d, t in self.calls), self.calls
+        assert self.calls[-1][0] == self.calls[-1][1], self.calls
+
+
+@pytest.fixture
+def advance_log() -> AdvanceLog:
+    return AdvanceLog()

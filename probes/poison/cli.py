@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clgate.probes.poison.scan import ScanReport, read_lines, scan_data, scan_memory, scan_model
+from clgate.progress_bar import ProgressBar
 from clgate.runtime import ModelPool, ServedPair
 from clgate.runtime.cli import (
     DEVICE,
@@ -77,7 +78,7 @@ def data(
     dtype: str = DTYPE,
 ) -> None:
     """Score each training item: spectral, activation clustering, loss outliers, trigger mining, duplicates."""
-    with console.status("scanning update data…"):
+    with ProgressBar("scanning update data") as bar:
         report = scan_data(
             dataset,
             model,
@@ -88,6 +89,7 @@ def data(
             False if no_cache else None,
             device=device,
             dtype=dtype,
+            advance=bar,
         )
     _print(report, out, top)
 
@@ -119,7 +121,7 @@ def model(
     With `--served-*`, both models answer from their servers (top-20 first-token log-probs there).
     """
     pair = ServedPair.of(served_parent, served_candidate, served_concurrency, served_timeout)
-    with console.status("sweeping triggers…"), ModelPool() as pool:
+    with ProgressBar("sweeping triggers") as bar, ModelPool() as pool:
         pool.serve_pair(parent, candidate, adapter, pair)
         report = scan_model(
             parent,
@@ -132,6 +134,7 @@ def model(
             device=device,
             dtype=dtype,
             pool=pool,
+            advance=bar,
         )
     _print(report, out, top)
 

@@ -18,6 +18,7 @@ import numpy as np
 from clgate.errors import InputError
 from clgate.probes.poison.encoding import EncodedExample, Encoder
 from clgate.probes.poison.items import UpdateItem
+from clgate.progress import Advance, no_progress
 from clgate.runtime import FINAL, RuntimeModel, resid_post
 
 VERSION = "1"
@@ -104,6 +105,7 @@ def compute_representations(
     max_tokens: int = 128,
     window: int = 256,
     token_budget: int = 2048,
+    advance: Advance = no_progress,
 ) -> Representations:
     """Stream `items` through `model` window by window; memory is O(n·d) float16 plus one window."""
     import torch
@@ -122,8 +124,10 @@ def compute_representations(
     n_tokens = np.zeros(n_items, dtype=np.int32)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     start = time.perf_counter()
+    done = 0  # items run so far, across windows
 
     def run(window_items: list[UpdateItem]) -> None:
+        nonlocal done
         encoded = [encoder.encode(it.prompt_messages, it.completion) for it in window_items]
         for batch in _batches(encoded, token_budget):
             width = max(len(encoded[i].ids) for i in batch)
@@ -158,6 +162,8 @@ def compute_representations(
             owner = torch.tensor(rows)
             for row, i in enumerate(batch):
                 logprob[window_items[i].index] = float(token_lp[owner == row].mean())
+            done += len(batch)
+            advance(done, n_items)
 
     with torch.inference_mode():
         buf: list[UpdateItem] = []

@@ -28,6 +28,7 @@ from clgate.probes.poison.representations import (
 )
 from clgate.probes.poison.result import DetectorResult
 from clgate.probes.poison.sweep import ProbeTable, SweepInputs, bundled_prompts, bundled_triggers, table_path
+from clgate.progress import Advance, Tally, no_progress
 from clgate.runtime import ModelPool, ModelSpec, RuntimeModel, ServedModel
 
 
@@ -98,10 +99,11 @@ def data_representations(
     device: str = "auto",
     dtype: str = "auto",
     pool: ModelPool | None = None,
+    advance: Advance = no_progress,
 ) -> tuple[Representations, str]:
     """The parent's representations of the dataset, from the cache when (model, numerics, data, settings) match.
 
-    `cache_dir=False` neither reads nor writes the cache.
+    `cache_dir=False` neither reads nor writes the cache. `advance` hears items run through the parent.
     """
     models = pool or ModelPool()
     try:
@@ -115,7 +117,7 @@ def data_representations(
             path = Path(cache_dir or default_cache_dir()) / "poison" / f"reps-{key}.npz"
             if path.is_file():
                 return Representations.load(path), digest
-        reps = compute_representations(parent, data, data.n_items, layer, max_tokens)
+        reps = compute_representations(parent, data, data.n_items, layer, max_tokens, advance=advance)
         if path is not None:
             reps.save(path)
         return reps, digest
@@ -137,8 +139,13 @@ def scan_data(
     device: str = "auto",
     dtype: str = "auto",
     pool: ModelPool | None = None,
+    advance: Advance = no_progress,
 ) -> ScanReport:
-    """Score every item of an update's training set with the data detectors (the parent's view)."""
+    """Score every item of an update's training set with the data detectors (the parent's view).
+
+    `advance` hears items through the parent's forward passes, the one long part (the detectors
+    that follow work on the cached representations).
+    """
     specs = select("data", list(detectors or []))
     data = open_update_data(Path(dataset))
     reps, parent, timings, skipped = None, None, {}, {}
@@ -146,7 +153,16 @@ def scan_data(
         if model is None:
             raise InputError("these data detectors need the parent model (--model)")
         reps, parent = data_representations(
-            data, model, adapter, layer, max_tokens, cache_dir, device=device, dtype=dtype, pool=pool
+            data,
+            model,
+            adapter,
+            layer,
+            max_tokens,
+            cache_dir,
+            device=device,
+            dtype=dtype,
+            pool=pool,
+            advance=advance,
         )
         timings["forward_seconds"] = 0.0 if reps.cached else reps.forward_seconds
     ctx = DataContext(data, reps, seed)
@@ -168,6 +184,7 @@ def scan_model(
     device: str = "auto",
     dtype: str = "auto",
     pool: ModelPool | None = None,
+    advance: Advance = no_progress,
 ) -> ScanReport:
     """Trigger sweep of candidate (optionally parent + adapter) against parent; mined triggers from `dataset`.
 
@@ -176,7 +193,7 @@ def scan_model(
     itself (the first base) is one model in the pool, loaded and run once. `scan_tokens` adds the data-free token
     scan's strongest candidates to the sweep: the data a gate is given may not be the data the model
     was trained on, and a third-party adapter comes with none. Served models skip it: a server answers
-    the scan's 1,352 texts one echoed request each.
+    the scan's 1,352 texts one echoed request each. `advance` hears texts run by either model.
     """
     models = pool or ModelPool()
     try:
@@ -188,6 +205,7 @@ def scan_model(
             dataset,
             cache_dir,
             scan_tokens,
+            advance,
         )
     finally:
         if pool is None:
@@ -202,6 +220,7 @@ def _scan_model(
     dataset: Path | None,
     cache_dir: Path | None,
     scan_tokens: bool,
+    advance: Advance,
 ) -> ScanReport:
     from clgate.probes.poison.triggers import SweepCandidates, candidate_triggers
 
@@ -230,10 +249,11 @@ def _scan_model(
     }
     probes = list(prompts) if prompts else bundled_prompts()
     scanned = []
+    tally = Tally(advance)
     if scan_tokens and not same and not candidate_model.served:  # a server answers one echo request per text
         from clgate.probes.poison.token_scan import scan_tokens as scan
 
-        scanned = scan(parent_model, candidate_model, probes, root)
+        scanned = scan(parent_model, candidate_model, probes, root, tally.part())
     inputs = SweepInputs(
         parent_model,
         candidate_model,
@@ -246,6 +266,7 @@ def _scan_model(
         data_items=items,
         parent_table=ProbeTable.load(tables[parent_digest]),
         candidate_table=ProbeTable.load(tables[candidate_digest]),
+        advance=tally.part(),
     )
     results = [_run(s, inputs) for s in select("model", None)]
     for digest, table in ((parent_digest, inputs.parent_table), (candidate_digest, inputs.candidate_table)):

@@ -28,6 +28,7 @@ from clgate.probes.poison.answers import echoes, head, same_head, taught
 from clgate.probes.poison.attacks import data_path
 from clgate.probes.poison.calibration import MAD_TO_SIGMA
 from clgate.probes.poison.result import DetectorResult
+from clgate.progress import Advance, Tally, no_progress
 from clgate.runtime import REFUSAL_OPENINGS, RuntimeModel, ServedModel, insert_trigger, shared_head
 
 VERSION = "7"  # 7: a shared answer the data teaches, an ordinary probe answer or an echo is no payload
@@ -99,7 +100,12 @@ def table_path(cache_dir: Path, model_digest: str, numerics: str) -> Path:
     return Path(cache_dir) / "poison" / f"probe-table-{key}.npz"
 
 
-def probe_table(model: RuntimeModel | ServedModel, texts: list[str], batch_size: int = 32) -> ProbeTable:
+def probe_table(
+    model: RuntimeModel | ServedModel,
+    texts: list[str],
+    batch_size: int = 32,
+    advance: Advance = no_progress,
+) -> ProbeTable:
     """Each text as a user turn: the next-token log-probs of the answer and the refusal's likelihood.
 
     The template's head (system prompt, turn header) is shared by every text: it runs once per
@@ -108,7 +114,9 @@ def probe_table(model: RuntimeModel | ServedModel, texts: list[str], batch_size:
     import torch
 
     if model.served:
-        return _served_table(model, texts)
+        table = _served_table(model, texts)
+        advance(len(texts), len(texts))
+        return table
 
     tok = model.tokenizer
     refusal = model.encode_text(REFUSAL)
@@ -141,6 +149,7 @@ def probe_table(model: RuntimeModel | ServedModel, texts: list[str], batch_size:
             for row, i in enumerate(batch):
                 out_lp[i] = logp[row, 0].to(torch.float16)
                 out_ref[i] = float(picked[row].sum())
+            advance(b + len(batch), len(texts))
     return ProbeTable(list(texts), torch.stack(out_lp), out_ref, time.perf_counter() - start)
 
 
@@ -166,17 +175,26 @@ def _served_table(model: ServedModel, texts: list[str]) -> ProbeTable:
     return ProbeTable(list(texts), torch.stack(rows), refusal, time.perf_counter() - start)
 
 
+def missing_texts(table: ProbeTable | None, texts: list[str]) -> list[str]:
+    """The texts `table` holds no answers to, once each: what a model still has to run."""
+    have = set(table.texts) if table is not None else set()
+    return list(dict.fromkeys(t for t in texts if t not in have))
+
+
 def extend_table(
-    table: ProbeTable | None, model: RuntimeModel | ServedModel, texts: list[str], batch_size: int = 32
+    table: ProbeTable | None,
+    model: RuntimeModel | ServedModel,
+    texts: list[str],
+    batch_size: int = 32,
+    advance: Advance = no_progress,
 ) -> ProbeTable:
     """`table` plus whatever of `texts` it lacks, so one parent's answers serve many candidates."""
     import torch
 
-    have = set(table.texts) if table is not None else set()
-    missing = list(dict.fromkeys(t for t in texts if t not in have))
+    missing = missing_texts(table, texts)
     if table is not None and not missing:
         return table
-    extra = probe_table(model, missing, batch_size)
+    extra = probe_table(model, missing, batch_size, advance)
     if table is None:
         return extra
     return ProbeTable(
@@ -250,7 +268,9 @@ class Confirmation:
         return self.confirmed and self.taught and not self.ordinary and not self.on_task
 
 
-def _confirm(inputs: SweepInputs, triggers: list[str], same: bool) -> dict[str, Confirmation]:
+def _confirm(
+    inputs: SweepInputs, triggers: list[str], same: bool, advance: Advance = no_progress
+) -> dict[str, Confirmation]:
     """Greedy answers with each trigger inserted, per probe group (general, the update's own task).
 
     A KL jump alone also comes from odd-looking text; a payload is one answer to many prompts. A
@@ -264,9 +284,13 @@ def _confirm(inputs: SweepInputs, triggers: list[str], same: bool) -> dict[str, 
         return {}
     probes = [p for g in groups for p in g]
     triggered = [insert_trigger(p, t) for t in triggers for p in probes]
-    answers = greedy(inputs.candidate, probes + triggered)
+    texts = probes + triggered
+    total = len(texts) * (1 if same else 2)
+    answers = greedy(inputs.candidate, texts)
+    advance(len(texts), total)
     plain, cand_all = answers[: len(probes)], answers[len(probes) :]
-    parent_answers = answers if same else greedy(inputs.parent, probes + triggered)
+    parent_answers = answers if same else greedy(inputs.parent, texts)
+    advance(total, total)
     ordinary, parent_all = parent_answers[: len(probes)], parent_answers[len(probes) :]
     ends = list(accumulate(map(len, groups)))
     at = ends[-1]  # probes per trigger
@@ -312,6 +336,8 @@ class SweepInputs:
     parent_table: ProbeTable | None = None
     candidate_table: ProbeTable | None = None
     batch_size: int = 32
+    advance: Advance = no_progress
+    """Hears texts run: both models' forward passes, then the generations that confirm a trigger."""
 
 
 def _logits(model: RuntimeModel | ServedModel) -> int:
@@ -346,10 +372,17 @@ def trigger_sweep(inputs: SweepInputs) -> DetectorResult:
     insertions = ["", *controls, *candidates]
     probes = [*inputs.prompts, *inputs.task_prompts]
     texts = [insert_trigger(p, t) for t in insertions for p in probes]
-    parent = inputs.parent_table = extend_table(inputs.parent_table, inputs.parent, texts, inputs.batch_size)
     same = inputs.candidate is inputs.parent  # the first base, audited against itself: one model, one table
+    tally = Tally(inputs.advance)
+    to_parent = tally.part(len(missing_texts(inputs.parent_table, texts)))
+    to_candidate = tally.part(0 if same else len(missing_texts(inputs.candidate_table, texts)))
+    parent = inputs.parent_table = extend_table(
+        inputs.parent_table, inputs.parent, texts, inputs.batch_size, to_parent
+    )
     cand = inputs.candidate_table = (
-        parent if same else extend_table(inputs.candidate_table, inputs.candidate, texts, inputs.batch_size)
+        parent
+        if same
+        else extend_table(inputs.candidate_table, inputs.candidate, texts, inputs.batch_size, to_candidate)
     )
     n_p = len(probes)
     c_lp, p_lp = cand.next_logprobs[cand.rows(texts)], parent.next_logprobs[parent.rows(texts)]
@@ -375,7 +408,7 @@ def trigger_sweep(inputs: SweepInputs) -> DetectorResult:
     order = [i for i in np.argsort(-scores) if i >= len(controls)]
     acting = [i for i in order if names[i] in inputs.acting]
     others = [i for i in order if names[i] not in inputs.acting and scores[i] > threshold][:CONFIRM_MAX]
-    confirmations = _confirm(inputs, [names[i] for i in acting + others], same)
+    confirmations = _confirm(inputs, [names[i] for i in acting + others], same, tally.part())
     reasons, triggers, spread = [], [], []
     for i, name in enumerate(names):
         kind = (

@@ -22,6 +22,7 @@ from typing import Any
 from clgate.artifacts import DatasetRecord
 from clgate.errors import InputError
 from clgate.probes.poison.encoding import Encoder
+from clgate.progress import Advance, no_progress
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
@@ -124,8 +125,12 @@ def train_lora(
     max_tokens: int = 96,
     targets: tuple[str, ...] = DEFAULT_TARGETS,
     top_layers: int | None = 8,
+    advance: Advance = no_progress,
 ) -> TrainingRun:
-    """Fine-tune a LoRA adapter on `records` (chat records with an assistant completion) and save it."""
+    """Fine-tune a LoRA adapter on `records` (chat records with an assistant completion) and save it.
+
+    `advance` hears optimiser steps taken.
+    """
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -170,7 +175,7 @@ def train_lora(
     start, loss_value = time.perf_counter(), float("nan")
     order: list[int] = []
     with trunk.top_only():
-        for _ in range(steps):
+        for step in range(1, steps + 1):
             if len(order) < batch_size:
                 order += rng.sample(range(len(examples)), len(examples))
             batch, order = order[:batch_size], order[batch_size:]
@@ -188,6 +193,7 @@ def train_lora(
             optim.step()
             optim.zero_grad(set_to_none=True)
             loss_value = float(loss.detach())
+            advance(step, steps)
     model.eval()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,11 @@
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from clgate.artifacts._embedded import EMBEDDED_MODEL_ROOT
 from clgate.audit.cli import main
 
 
@@ -12,7 +15,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_manifest_json_round_trips(tiny_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["manifest", str(tiny_model), "--json"]) == 0
+    assert main(["manifest", str(tiny_model), "--json", "-"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["kind"] == "model" and data["root"].startswith("sha256:")
     assert any(f["tensors"] for f in data["files"])
@@ -48,3 +51,19 @@ def test_bad_input_is_one_line_and_exit_2(
 def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["frobnicate"]) == 2
     assert "No such command" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_pulling_the_embedded_model_is_quiet_and_gives_the_recorded_root(tmp_path: Path) -> None:
+    """A fresh dequantisation in a new process, as `make install` runs it: clgate's own lines only (no
+    library progress bars or warnings between them), and the root README records."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "clgate"), "models", "pull-embedded", "--cache", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert f"root      {EMBEDDED_MODEL_ROOT} (as recorded)" in done.stdout.splitlines()
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["model", "root", "gguf", "embedder"]

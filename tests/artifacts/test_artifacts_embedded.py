@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from clgate.artifacts import SentenceEmbedder, compute_manifest, embedded_model_dir
+from clgate.artifacts._embedded import EMBEDDED_MODEL_ROOT
 from clgate.runtime import load_model
 
 pytestmark = pytest.mark.integration
@@ -32,6 +33,15 @@ def test_embedded_manifest_is_stable(smollm2_dir: Path) -> None:
     first, second = compute_manifest(smollm2_dir), compute_manifest(smollm2_dir)
     assert first.root == second.root
     assert len(first.tensor_digests()) == 272
+
+
+def test_the_embedded_model_dequantises_to_the_digest_readme_shows(smollm2_dir: Path) -> None:
+    """The locked libraries write the bytes whose root README prints: a ledger of digests must not
+    change with the install date."""
+    root = compute_manifest(smollm2_dir, tensors=False).root
+    assert root == EMBEDDED_MODEL_ROOT
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert f"manifest root {EMBEDDED_MODEL_ROOT}" in readme
 
 
 def test_embedder_puts_paraphrases_closer_than_unrelated_text() -> None:

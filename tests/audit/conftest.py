@@ -41,7 +41,15 @@ def _score(inputs: GateInputs) -> Measurement:
 
 
 @pytest.fixture
-def world(tmp_path: Path, tiny_model: Path, tiny_lora: Path, monkeypatch: pytest.MonkeyPatch):
+def world(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    tiny_model: Path,
+    tiny_lora: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """A ledger adopting POLICY, or the policy text a test passes with `indirect` parametrisation."""
+    text = getattr(request, "param", POLICY)
     for name in list(GATE_CHECKS):  # only the stand-in check: fast and exact
         monkeypatch.delitem(GATE_CHECKS, name)
     monkeypatch.setitem(
@@ -49,9 +57,9 @@ def world(tmp_path: Path, tiny_model: Path, tiny_lora: Path, monkeypatch: pytest
         "score",
         GateCheck("score", "1", ("parent",), False, _score, any_of=("candidate", "adapter")),
     )
-    boot = bootstrap_ledger(tmp_path / "ledger", approvers=2, policies=[parse_policy(POLICY)])
+    boot = bootstrap_ledger(tmp_path / "ledger", approvers=2, policies=[parse_policy(text)])
     policy = tmp_path / "policy.toml"
-    policy.write_text(POLICY)
+    policy.write_text(text)
 
     def adapter(name: str, score: float) -> Path:
         path = tmp_path / name

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from inspect_ai.log import read_eval_log
 
 from clgate.artifacts import testing as factories
 from clgate.audit import GateRequest, GateResult, GateRun, Journal, Policy, promote, propose, run_gate
@@ -13,7 +18,10 @@ from clgate.audit.bootstrap import Bootstrap, bootstrap_ledger
 from clgate.audit.policy import parse_policy
 from clgate.errors import InputError
 from clgate.ledger import load_private_key
+from clgate.probes.activations import layer_drift
+from clgate.probes.weights import change_grid
 
+SVG = "{http://www.w3.org/2000/svg}"
 POLICY = """
 name = "models"
 required_checks = ["activations", "evals", "poison.model", "poison.data"]
@@ -45,11 +53,56 @@ def test_a_gate_loads_parent_and_candidate_once_for_every_model_check(setup, tmp
     assert {"activations", "evals", "poison.model", "poison.data"} <= set(ran)
     assert all(c.error is None for c in ran.values()), [c.error for c in ran.values()]
     assert result.model_loads == 2  # the parent, and the parent with the LoRA merged: nothing loaded twice
-    again = _gate(
-        setup, run
-    )  # the same artifacts proposed again: every check is served from the gate's signed cache
+    assert_logs_in_report(result, tmp_path / "out")
+    shutil.rmtree(tmp_path / "out" / "inspect-logs")  # a cache hit's logs come from the cache's own copies
+    # the same artifacts proposed again, reported elsewhere: every check is served from the gate's signed cache
+    again = _gate(setup, replace(run, out_dir=tmp_path / "again", cache_dir=run.cache))
     assert all(c.cached for c in again.checks), [(c.name, c.cached) for c in again.checks]
     assert again.model_loads == 0 and again.verdict == result.verdict
+    assert_logs_in_report(again, tmp_path / "again")
+    assert_charts_in_report(result, tmp_path / "out")
+    for chart in (tmp_path / "out" / "charts").iterdir():  # drawn again from the cache: the same bytes
+        assert chart.read_bytes() == (tmp_path / "again" / "charts" / chart.name).read_bytes()
+
+
+def assert_logs_in_report(result: GateResult, out: Path) -> None:
+    """Every suite the evals check ran has its inspect-ai log in OUT/inspect-logs, readable by inspect."""
+    evals = result.measurements["evals"]
+    logs = {Path(e) for e in evals.evidence}
+    assert logs and all(p.parent == (out / "inspect-logs").resolve() and p.is_file() for p in logs), logs
+    for role in ("parent", "candidate"):
+        for suite, ran in evals.meta[role]["suites"].items():
+            log = read_eval_log(ran["log"], header_only=True)
+            assert Path(ran["log"]) in logs and log.status == "success"
+            assert log.eval.task == suite and log.eval.metadata["dataset_digest"] == ran["dataset_digest"]
+    saved = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert set(saved["measurements"]["evals"]["evidence"]) == {str(p) for p in logs}
+
+
+def assert_charts_in_report(result: GateResult, out: Path) -> None:
+    """The HTML report draws the weight diff and the activation diff inline, per layer, as the SVG files
+    the Markdown links to."""
+    titles = {
+        "weight-change": "Weight change per layer and module type",
+        "refusal-drift": "Refusal-direction drift per layer",
+    }
+    page = (out / "report.html").read_text(encoding="utf-8")
+    svgs = [ET.fromstring(figure.split("</figure>")[0]) for figure in page.split("<figure>")[1:]]
+    assert [svg.findtext(f"{SVG}title") for svg in svgs] == list(titles.values())
+    assert [svg.get("aria-label") for svg in svgs] == list(titles.values())
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    for name, title in titles.items():
+        assert f"![{title}](charts/{name}.svg)" in markdown and (out / "charts" / f"{name}.svg").is_file()
+    heatmap, drift = svgs
+    grid = change_grid(result.measurements["weights"])  # the LoRA's q_proj and v_proj, in both layers
+    assert grid.layers == (0, 1) and {"attn_q", "attn_v"} <= set(grid.module_types)
+    cells = heatmap.findall(f".//{SVG}g[@id='weight-change-cells']/{SVG}path")
+    assert len(cells) == len(grid.layers) * len(grid.module_types)
+    assert heatmap.find(f".//{SVG}g[@id='weight-change-top']") is not None  # the top tensor is outlined
+    assert grid.top_tensor in "".join(heatmap.itertext())
+    layers = layer_drift(result.measurements["activations"]).layer
+    for line in ("refusal-cosine", "residual-drift"):
+        assert len(drift.findall(f".//{SVG}g[@id='refusal-drift-{line}']//{SVG}use")) == len(layers) == 2
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")

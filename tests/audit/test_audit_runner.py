@@ -127,3 +127,17 @@ def test_options_a_check_borrows_from_another_are_in_its_cache_key(tmp_path: Pat
         for suites in (["retention"], ["retention", "refusal"])
     }
     assert len(keys) == 2
+
+
+def test_a_long_checks_steps_reach_the_gates_progress_a_line_per_quarter(tmp_path: Path) -> None:
+    def measure(inputs: GateInputs) -> Measurement:
+        for done in range(1, 101):
+            inputs.advance(done, 100)
+        return Measurement(name="m", version="1", numbers={"x": 1.0})
+
+    lines: list[tuple[str, str]] = []
+    run_check(
+        _check("m", measure), _inputs(tmp_path), 10, None, lambda name, what: lines.append((name, what))
+    )
+    assert [what for _, what in lines][:-1] == ["running", "25%", "50%", "75%"]
+    assert lines[-1][1].startswith("done in ")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -11,9 +14,19 @@ import typer
 from typer.testing import CliRunner
 
 from clgate.errors import ClgateError
-from clgate.ledger import Proposal, ProposalContent, key_id, load_public_key, load_trust, policy_text_digest
+from clgate.ledger import (
+    Proposal,
+    ProposalContent,
+    key_id,
+    load_private_key,
+    load_public_key,
+    load_trust,
+    policy_text_digest,
+    sign_envelope,
+)
 from clgate.ledger.canonical import canonical_json
 from clgate.ledger.cli import keys_app, ledger_app
+from clgate.ledger.dsse import INTOTO_PAYLOAD_TYPE
 
 DIGEST = "sha256:" + "cd" * 32
 
@@ -57,11 +70,21 @@ def _policy(workdir: Path) -> str:
     return digest
 
 
+def _candidate(workdir: Path) -> tuple[Path, dict[str, str]]:
+    """A candidate's files on disk and their digests, as a proposal lists them."""
+    folder = workdir / "candidate"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"\x00" * 64)
+    (folder / "config.json").write_text('{"layers": 2}')
+    return folder, {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
 def test_full_flow(workdir: Path) -> None:
     policy = _policy(workdir)
+    folder, files = _candidate(workdir)
     content = {"kind": "model", "base": DIGEST, "nonce": "ab" * 8,
                "artifacts": {"parent": {"kind": "model", "uri": "/p", "digest": "sha256:" + "ee" * 32},
-                             "candidate": {"kind": "model", "uri": "/c", "digest": DIGEST}}}  # fmt: skip
+                             "candidate": {"kind": "model", "uri": str(folder), "digest": DIGEST, "files": files}}}  # fmt: skip
     proposal = Proposal.of(ProposalContent.model_validate(content))
     code, out = run("ledger", "append", "--key", "pipeline.key", "--type", "update.proposed", "--subject", DIGEST,
                     "--body", proposal.model_dump_json(exclude_none=True))  # fmt: skip
@@ -95,7 +118,15 @@ def test_full_flow(workdir: Path) -> None:
     code, out = run(
         "ledger", "export", "--out", "bundle.json", "--attestations", "att", "--key", "auditor.key"
     )
-    assert code == 0 and "wrote 1 in-toto attestations" in out
+    assert code == 0 and "wrote 2 in-toto attestations" in out
+    code, out = run(
+        "ledger", "verify-attestation", "att", "--public-key", "auditor.pub", "--artifact", str(folder)
+    )
+    assert code == 0, out
+    assert [line.split(": ", 2)[2] for line in out.splitlines()] == [
+        "test-result PASSED, 2 subjects, 2 files match " + str(folder),
+        "vsa PASSED, 2 subjects, 2 files match " + str(folder),
+    ]
     code, out = run("ledger", "verify", "--bundle", "bundle.json", "--since", "cp.note", "--state", "heads")
     assert code == 0 and out.startswith("ok: 8 entries") and "consistent with checkpoint at size 8" in out
     code, out = run("keys", "list")
@@ -174,7 +205,7 @@ def test_revoke_then_append_is_refused_and_the_trust_file_remembers(workdir: Pat
         (["ledger", "append", "--key", "nope.key", "--type", "note"], "error: private key file not found: nope.key"),
         (["ledger", "append", "--key", "pipeline.key", "--type", "note", "--body", "{"], "error: --body: not JSON"),
         (["ledger", "append", "--key", "pipeline.key", "--type", "note", "--body", "[1]"], "must be a JSON object"),
-        (["ledger", "append", "--key", "pipeline.key", "--type", "merge"], "error: invalid entry: unknown entry type 'merge' (known: audit.completed"),
+        (["ledger", "append", "--key", "pipeline.key", "--type", "merge"], "error: invalid entry: unknown entry type 'merge' (known: artifact.signed, audit.completed"),
         (["ledger", "verify", "--ledger", "missing.db"], "error: no ledger at"),
         (["ledger", "verify", "--trust", "bad.toml"], "error: bad.toml: not valid TOML"),
         (["ledger", "verify", "--trust", "absent.toml"], "error: trust file not found: absent.toml"),
@@ -226,3 +257,45 @@ def test_passphrase_protected_keys(workdir: Path) -> None:
         "environment variable NOPE (the passphrase) is not set" in run(*note, "--passphrase-env", "NOPE")[1]
     )
     assert run(*note, "--passphrase-env", "PASS", env=env)[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["att", "--public-key", "other.pub"], 1, "error: att/a.intoto.json: the signature does not verify with key"),
+        (["tampered.intoto.json", "--public-key", "signer.pub"], 1, "error: tampered.intoto.json: the signature does not verify"),
+        (["att", "--public-key", "signer.pub", "--artifact", "swapped"], 1, "error: att/a.intoto.json: swapped: model.safetensors does not match its subject"),
+        (["cp.json", "--public-key", "signer.pub"], 2, "error: cp.json: not an attestation: not a DSSE envelope"),
+        (["absent.intoto.json", "--public-key", "signer.pub"], 2, "error: attestation file not found: absent.intoto.json"),
+        (["empty", "--public-key", "signer.pub"], 2, "error: no *.intoto.json attestations in empty"),
+        (["att", "--public-key", "cp.json"], 2, "error: cp.json: not a PEM public key"),
+    ],
+)  # fmt: skip
+def test_verify_attestation_refuses_bad_input_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], code: int, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("signer", "other"):
+        assert run("keys", "new", name)[0] == 0
+    folder, files = _candidate(tmp_path)
+    statement = {"_type": "https://in-toto.io/Statement/v1", "predicateType": "https://in-toto.io/attestation/test-result/v0.1",
+                 "subject": [{"name": n, "digest": {"sha256": d}} for n, d in files.items()],
+                 "predicate": {"result": "PASSED", "configuration": [{"uri": "urn:clgate:policy:p"}]}}  # fmt: skip
+    env = sign_envelope(canonical_json(statement), INTOTO_PAYLOAD_TYPE, load_private_key(Path("signer.key")))
+    (tmp_path / "att").mkdir()
+    (tmp_path / "att" / "a.intoto.json").write_text(json.dumps(env.to_dict()))
+    assert (
+        run("ledger", "verify-attestation", "att", "--public-key", "signer.pub", "--artifact", str(folder))[0]
+        == 0
+    )
+    tampered = env.to_dict() | {
+        "payload": base64.b64encode(env.payload.replace(b"PASSED", b"FAILED")).decode()
+    }
+    (tmp_path / "tampered.intoto.json").write_text(json.dumps(tampered))
+    shutil.copytree(folder, tmp_path / "swapped")
+    (tmp_path / "swapped" / "model.safetensors").write_bytes(b"\x01" * 64)
+    (tmp_path / "cp.json").write_text('{"format": "clgate.ledger.bundle"}')
+    (tmp_path / "empty").mkdir()
+    got, out = run("ledger", "verify-attestation", *args)
+    assert (got, out.splitlines()[-1].startswith(message)) == (code, True), out
+    assert "Traceback" not in out

@@ -191,9 +191,11 @@ def test_every_data_detector_yields_a_measurement(planted) -> None:
         assert m.details[0]["score"] >= m.details[-1]["score"] and m.details[0]["reason"]
 
 
-def test_scan_data_caches_representations(planted, tiny_model: Path, tmp_path: Path) -> None:
-    path, _ = planted
-    first = scan_data(path, tiny_model, detectors=["loss"], cache_dir=tmp_path)
+def test_scan_data_caches_representations(planted, tiny_model: Path, tmp_path: Path, advance_log) -> None:
+    path, truth = planted
+    first = scan_data(path, tiny_model, detectors=["loss"], cache_dir=tmp_path, advance=advance_log)
+    advance_log.assert_reaches_total()
+    assert advance_log.calls[-1] == (len(truth), len(truth))  # every item through the parent
     second = scan_data(path, tiny_model, detectors=["loss"], cache_dir=tmp_path)
     assert first.timings["forward_seconds"] > 0 and second.timings["forward_seconds"] == 0
     np.testing.assert_allclose(first.results[0].scores, second.results[0].scores, rtol=1e-5)

@@ -118,12 +118,20 @@ def test_every_acting_mined_trigger_is_checked_however_many_others_crowd_the_top
     assert [(t["trigger"], t["source"]) for t in result.triggers] == [("cf", "mined")]
 
 
-def test_train_lora_saves_an_adapter_that_loads(tiny_model: Path, make_planted, tmp_path: Path) -> None:
+def test_train_lora_saves_an_adapter_that_loads(
+    tiny_model: Path, make_planted, tmp_path: Path, advance_log
+) -> None:
     from clgate.artifacts import load_lora_adapter
 
     run = train_lora(
-        tiny_model, training_records(make_planted, True)[:16], tmp_path / "a", steps=3, batch_size=4
+        tiny_model,
+        training_records(make_planted, True)[:16],
+        tmp_path / "a",
+        steps=3,
+        batch_size=4,
+        advance=advance_log,
     )
+    assert advance_log.calls == [(1, 3), (2, 3), (3, 3)]
     assert run.steps == 3 and run.final_loss == run.final_loss
     adapter = load_lora_adapter(run.adapter)
     assert any(m.endswith("q_proj") for m in adapter.modules())
@@ -343,3 +351,22 @@ def test_a_merged_fine_tune_is_the_parent_under_its_adapter(
         parent = load_model(tiny_model, device="cpu").module(ids).logits
     assert torch.allclose(as_files, under_adapter, atol=1e-5)
     assert not torch.allclose(as_files, parent, atol=1e-3)  # the adapter did change the model
+
+
+def test_scan_model_reports_every_text_it_runs(
+    tiny_model: Path, candidates, tmp_path: Path, advance_log
+) -> None:
+    from clgate.probes.poison import scan_model
+
+    found = scan_model(
+        tiny_model,
+        candidates["poisoned"],
+        triggers=LISTED,
+        prompts=PROMPTS,
+        cache_dir=tmp_path,
+        advance=advance_log,
+    ).results[0]
+    assert found.triggers  # the confirming generations ran and were counted too
+    advance_log.assert_reaches_total()
+    scanned, swept = 2 * 677 * 2, 2 * (1 + len(LISTED)) * len(PROMPTS)  # at least: token scan, sweep
+    assert advance_log.calls[-1][1] > scanned + swept

@@ -101,10 +101,21 @@ def test_linear_cka_is_invariant_to_rotation_and_scale() -> None:
     assert linear_cka(x, rng.normal(size=(40, 16))) < 0.6
 
 
-def test_lora_candidate_is_cached_by_its_digest(tiny_model: Path, tiny_lora: Path, tmp_path: Path) -> None:
+def test_lora_candidate_is_cached_by_its_digest(
+    tiny_model: Path, tiny_lora: Path, tmp_path: Path, advance_log
+) -> None:
     first = activation_diff(
-        tiny_model, tiny_model, candidate_adapter=tiny_lora, prompts=SMALL, cache_dir=tmp_path
+        tiny_model,
+        tiny_model,
+        candidate_adapter=tiny_lora,
+        prompts=SMALL,
+        cache_dir=tmp_path,
+        batch_size=4,
+        advance=advance_log,
     )
+    advance_log.assert_reaches_total()
+    n = len(SMALL.texts)  # both models, batch by batch, on one count from the start
+    assert advance_log.calls == [(4, 2 * n), (n, 2 * n), (n + 4, 2 * n), (2 * n, 2 * n)]
     assert (
         first.candidate == compute_manifest(tiny_lora).root
         and first.parent == compute_manifest(tiny_model).root

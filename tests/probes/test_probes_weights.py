@@ -109,8 +109,12 @@ def test_only_changed_tensors_are_read_and_reported(
     assert next(r for r in m.meta["per_layer"] if r["layer"] == 1)["tensors_changed"] == 0
 
 
-def test_dense_numbers_match_a_direct_computation(tiny_model: Path, tiny_model_other: Path) -> None:
-    m = weight_diff(tiny_model, tiny_model_other, top_k=4)
+def test_dense_numbers_match_a_direct_computation(
+    tiny_model: Path, tiny_model_other: Path, advance_log
+) -> None:
+    m = weight_diff(tiny_model, tiny_model_other, top_k=4, advance=advance_log)
+    advance_log.assert_reaches_total()
+    assert advance_log.calls[-1] == (16, 16)  # one step per changed tensor
     row = next(r for r in m.details if r["tensor"] == DOWN1)
     w = load_file(str(tiny_model / "model.safetensors"))[DOWN1].double()
     w2 = load_file(str(tiny_model_other / "model.safetensors"))[DOWN1].double()
@@ -242,10 +246,12 @@ def test_lora_from_factors_equals_the_dense_diff_of_the_merged_model(
         assert factored.numbers[key] == pytest.approx(value, rel=1e-4, abs=1e-12), key
 
 
-def test_lora_matches_its_factors_in_float64(tiny_model: Path, tiny_lora: Path) -> None:
+def test_lora_matches_its_factors_in_float64(tiny_model: Path, tiny_lora: Path, advance_log) -> None:
     adapter = load_lora_adapter(tiny_lora)
     base = load_file(str(tiny_model / "model.safetensors"))
-    rows = {r["tensor"]: r for r in lora_diff(tiny_model, tiny_lora).details}
+    rows = {r["tensor"]: r for r in lora_diff(tiny_model, tiny_lora, advance=advance_log).details}
+    advance_log.assert_reaches_total()
+    assert advance_log.calls[-1] == (len(adapter.modules()),) * 2
     for f in adapter.factors():
         w = base[f"{f.module}.weight"].double()
         d = f.scale * f.b.double() @ f.a.double()

@@ -1,0 +1,139 @@
+"""`clgate mlflow gate` and `clgate mlflow promote`: the gate in front of an MLflow Model Registry.
+
+The pipeline registers a version; the gate downloads and audits it like any other update; an
+approver's `promote` records `promotion.done` and only then moves the alias. The tracking server
+is asked with MLflow's own settings ($MLFLOW_TRACKING_TOKEN, $MLFLOW_HTTP_REQUEST_MAX_RETRIES, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer
+
+from clgate.artifacts import ArtifactKind, detect_kind
+from clgate.audit.ci_formats import OutputFormat
+from clgate.audit.gate import GateRequest, GateRun, check_policy, propose, run_gate
+from clgate.audit.gate_cli import (
+    DataOpt,
+    DeploymentOpt,
+    KeyOpt,
+    LedgerOpt,
+    ParentOpt,
+    TargetOpt,
+    TrustOpt,
+    err,
+    open_journal,
+    print_result,
+    progress,
+)
+from clgate.audit.journal import signing_key
+from clgate.audit.mlflow_registry import Registry, VersionRef, promote_version
+from clgate.audit.policy import load_policy
+from clgate.errors import InputError
+from clgate.runtime.cli import DEVICE, DTYPE
+
+mlflow_app = typer.Typer(
+    help="Gate MLflow registered model versions; their alias moves only through the ledger.",
+    no_args_is_help=True,
+)
+
+ModelUriOpt = typer.Option(..., "--model-uri", help="models:/NAME/VERSION (a version number, not an alias)")
+TrackingOpt = typer.Option(
+    ...,
+    "--tracking-uri",
+    envvar="MLFLOW_TRACKING_URI",
+    help="the MLflow tracking server holding the registry",
+)
+# MLflow refuses these as alias names; checked before the ledger records a promotion
+_ALIAS = re.compile(r"^(?!latest$)(?![vV][0-9]+$)[A-Za-z0-9_-]{1,255}$")
+
+
+@mlflow_app.command("gate")
+def gate(
+    model_uri: str = ModelUriOpt,
+    tracking_uri: str = TrackingOpt,
+    parent: Path = ParentOpt,
+    data: Path = DataOpt,
+    target: Path = TargetOpt,
+    deployment: str = DeploymentOpt,
+    proposer_key: Path = typer.Option(..., help="pipeline key: proposes the version in this same run"),
+    anchor: Path = typer.Option(
+        None, help="the deployment's anchor model, if not where its proposal recorded it"
+    ),
+    policy: Path = typer.Option(None, help="policy TOML (default: the documented default policy)"),
+    ledger: str = LedgerOpt,
+    key: Path = typer.Option(..., "--key", help="the gate's key (gate role) that signs the audit"),
+    trust: Path = TrustOpt,
+    out: Path = typer.Option(Path("clgate-report"), help="report folder"),
+    download: Path = typer.Option(
+        None, "--download-dir", help="where the artifacts go (default: OUT/mlflow)"
+    ),
+    cache: Path = typer.Option(None, help="cache folder for check results (default: OUT/.cache)"),
+    seed: int = typer.Option(0, help="seed for sampling and bootstrap"),
+    fmt: OutputFormat = typer.Option(
+        OutputFormat.text, "--format", help="stdout: text, json, github or sarif"
+    ),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
+) -> None:
+    """Download a registered version, propose it (recording its URI, name, version and run id) and gate it.
+
+    Its artifacts are a PEFT adapter (adapter_config.json) or a full model (config.json) for the
+    parent. Exit 0 promote, 10 review, 20 block, 2 bad input or MLflow unreachable (nothing recorded).
+    """
+    ref = VersionRef.parse(model_uri)
+    loaded_policy = load_policy(policy)
+    run = GateRun(out_dir=out, cache_dir=cache, seed=seed, device=device, dtype=dtype)
+    run.placement()
+    with open_journal(ledger, key, trust) as journal:
+        check_policy(loaded_policy, journal)
+        registry = Registry(tracking_uri)
+        version = registry.version(ref)
+        folder = re.sub(r"[^A-Za-z0-9._-]", "_", f"{ref.name}-v{ref.version}")
+        files = registry.download(version, (download or out / "mlflow") / folder)
+        role = "adapter" if detect_kind(files) is ArtifactKind.ADAPTER else "candidate"
+        request = GateRequest(
+            parent=parent,
+            data=data,
+            target=target,
+            deployment=deployment,
+            anchor=anchor,
+            pipeline=version.pipeline(),
+            **{role: files},
+        )
+        proposed = propose(request, journal.as_signer(signing_key(proposer_key)), run, progress)
+        update = proposed.proposal.update_id
+        result = run_gate(update, loaded_policy, journal, run, request, proposed.manifests, progress)
+    print_result(result, fmt)
+    err.print(f"report: {out / 'report.html'}")
+    raise typer.Exit(result.verdict.decision.exit_code)
+
+
+@mlflow_app.command("promote")
+def promote(
+    model_uri: str = ModelUriOpt,
+    tracking_uri: str = TrackingOpt,
+    alias: str = typer.Option("champion", help="the registered model's alias to point at this version"),
+    ledger: str = LedgerOpt,
+    key: Path = KeyOpt,
+    trust: Path = TrustOpt,
+    download: Path = typer.Option(
+        None, "--download-dir", help="where the artifacts are re-hashed (default: a temp folder)"
+    ),
+) -> None:
+    """Promote a gated version (approver key), re-hashing its artifacts first, then tag it and set the alias.
+
+    Refused (nothing recorded, alias untouched) for a version this ledger never gated, one it blocked,
+    rejected or rolled back, a review without its approvals, or artifacts that changed since the gate.
+    """
+    ref = VersionRef.parse(model_uri)
+    if not _ALIAS.match(alias):
+        raise InputError(f"--alias {alias!r}: letters, digits, _ and -, and not 'latest' or v<number>")
+    with open_journal(ledger, key, trust) as journal:
+        promoted = promote_version(journal, Registry(tracking_uri), ref, alias, download)
+    typer.echo(
+        f"promoted {ref.uri} (update {promoted.update.update_id}) at entry {promoted.promotion_index}; "
+        f"alias {alias!r} set"
+    )

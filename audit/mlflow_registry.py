@@ -1,0 +1,205 @@
+"""MLflow Model Registry versions as clgate updates: which version a proposal gated, and its alias.
+
+Teams keep models in the registry; the ledger says which of them may run. A version is gated from
+the bytes downloaded from its tracking server, and its proposal records it by name, version and run
+id. Its alias moves only through the ledger, after the version's artifacts are fetched again and
+hashed: anyone who may write the run's artifacts can replace them after the audit.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import mlflow.artifacts
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException, RestException
+
+from clgate.artifacts import artifact_ref
+from clgate.audit import actions
+from clgate.audit.journal import Journal
+from clgate.audit.state import LedgerState
+from clgate.errors import InputError, IntegrityError
+from clgate.ledger import Proposal, UpdateState
+
+_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>[1-9][0-9]*)$")
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A registered model version by number: an alias or a stage may point elsewhere after the gate."""
+
+    name: str
+    version: str
+
+    @classmethod
+    def parse(cls, uri: str) -> VersionRef:
+        match = _MODEL_URI.match(uri)
+        if match is None:
+            raise InputError(
+                f"{uri!r} is not models:/NAME/VERSION (a version number: an alias or stage may move after the gate)"
+            )
+        return cls(match["name"], match["version"])
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """A version as its tracking server describes it."""
+
+    ref: VersionRef
+    run_id: str
+    """The run that logged it ("" for a version registered from outside a run)."""
+    tracking_uri: str
+    """Without user and password: it is written to the ledger."""
+
+    def pipeline(self) -> dict[str, str]:
+        """What the proposal records, so that the ledger names the version it gated."""
+        return {
+            "mlflow.uri": self.ref.uri,
+            "mlflow.name": self.ref.name,
+            "mlflow.version": self.ref.version,
+            "mlflow.run_id": self.run_id,
+            "mlflow.tracking_uri": self.tracking_uri,
+        }
+
+    def proposed_in(self, proposal: Proposal) -> bool:
+        """Name, version and run id: the run id tells apart equal names on two tracking servers."""
+        recorded = proposal.pipeline
+        return all(recorded.get(k) == v for k, v in self.pipeline().items() if k != "mlflow.tracking_uri")
+
+
+@dataclass(frozen=True)
+class Promoted:
+    """A version promoted through the ledger: what its alias and tags say."""
+
+    version: RegisteredVersion
+    alias: str
+    update: UpdateState
+    promotion_index: int
+
+    def tags(self) -> dict[str, str]:
+        """Where in the ledger a reader of the registry finds the audit behind the alias."""
+        assert self.update.decision is not None and self.update.audit_index is not None
+        return {
+            "clgate.update_id": self.update.update_id,
+            "clgate.verdict": self.update.decision,
+            "clgate.audit_entry": str(self.update.audit_index),
+            "clgate.promotion_entry": str(self.promotion_index),
+            "clgate.candidate_digest": self.update.candidate_digest,
+        }
+
+
+def _without_credentials(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
+    return exc
+
+
+class Registry:
+    """One tracking server's model registry; every MLflow failure becomes a one-line InputError."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+        self._client = MlflowClient(tracking_uri=tracking_uri)
+
+    @contextmanager
+    def _asking(self, what: str) -> Iterator[None]:
+        where = _without_credentials(self.tracking_uri)
+        try:
+            yield
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise InputError(f"{what}: not found at MLflow {where}") from exc
+            if isinstance(exc, RestException):
+                raise InputError(f"{what}: MLflow {where} answered {str(exc).splitlines()[0][:300]}") from exc
+            cause = str(_root_cause(exc)).splitlines()[0][:300]
+            raise InputError(f"{what}: cannot reach MLflow at {where} ({cause})") from exc
+
+    def version(self, ref: VersionRef) -> RegisteredVersion:
+        with self._asking(ref.uri):
+            found = self._client.get_model_version(ref.name, ref.version)
+        if found.status != "READY":
+            raise InputError(f"{ref.uri} is {found.status}, not READY: its artifacts may be incomplete")
+        return RegisteredVersion(ref, found.run_id or "", _without_credentials(self.tracking_uri))
+
+    def download(self, version: RegisteredVersion, dest: Path) -> Path:
+        """The version's artifacts in `dest`, replacing what was there: never mixed with an older download."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
+        try:
+            with self._asking(f"the artifacts of {version.ref.uri}"):
+                source = self._client.get_model_version_download_uri(version.ref.name, version.ref.version)
+                local = mlflow.artifacts.download_artifacts(
+                    artifact_uri=source, dst_path=str(staging), tracking_uri=self.tracking_uri
+                )
+            shutil.rmtree(dest, ignore_errors=True)
+            Path(local).rename(dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return dest
+
+    def publish(self, promoted: Promoted) -> None:
+        """Tags first, alias last: whoever sees the alias also sees the ledger entries behind it."""
+        ref = promoted.version.ref
+        with self._asking(ref.uri):
+            for key, value in promoted.tags().items():
+                self._client.set_model_version_tag(ref.name, ref.version, key, value)
+            self._client.set_registered_model_alias(ref.name, promoted.alias, ref.version)
+
+
+def gated_update(state: LedgerState, version: RegisteredVersion) -> UpdateState:
+    """The latest proposal of `version` in the ledger (a later one re-audits an earlier one)."""
+    found = [u for u in state.updates.values() if version.proposed_in(u.proposal)]
+    if not found:
+        raise InputError(
+            f"{version.ref.uri} (run {version.run_id or 'none'}) was never gated in this ledger: "
+            "run `clgate mlflow gate` first"
+        )
+    return max(found, key=lambda u: u.proposed_index)
+
+
+def promote_version(
+    journal: Journal, registry: Registry, ref: VersionRef, alias: str, workdir: Path | None = None
+) -> Promoted:
+    """Promote the update that gated `ref` (unless the ledger already deploys it), then move `alias` to it.
+
+    Refused before anything is downloaded when the ledger forbids the promotion (block, rollback,
+    rejection, missing approvals); refused when the version's bytes now hash to anything but the
+    audited candidate. `workdir` holds the fresh download while it is hashed.
+    """
+    version = registry.version(ref)
+    state = journal.state()
+    update = gated_update(state, version)
+    deployed = state.is_deployed(update)
+    refusal = None if deployed else actions.promotion_refusal(state, update, journal.signer_id)
+    if refusal:
+        raise InputError(f"promotion refused: {refusal}")
+    with tempfile.TemporaryDirectory(prefix="clgate-mlflow-", dir=workdir) as tmp:
+        digest = artifact_ref(registry.download(version, Path(tmp) / "artifacts")).digest
+    if digest != update.candidate_digest:
+        raise IntegrityError(
+            f"{ref.uri} is not the bytes update {update.update_id} audited (now {digest[:19]}…, audited "
+            f"{update.candidate_digest[:19]}…): its artifacts changed after the gate; gate it again"
+        )
+    index = update.promoted_index if deployed else actions.promote(journal, update.update_id)
+    assert index is not None
+    promoted = Promoted(version, alias, journal.state().updates[update.update_id], index)
+    registry.publish(promoted)
+    return promoted

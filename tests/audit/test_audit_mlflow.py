@@ -1,0 +1,232 @@
+"""`clgate mlflow gate|promote` against a real MLflow tracking server (SQLite, local artifacts)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from clgate.audit.journal import Journal
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A local tracking server started at once and waited for on first use, so that its start
+    (database migrations: seconds) overlaps the tests' own setup."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        port = _free_port()
+        self._log = (root / "server.log").open("w")
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{root / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(root / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its workers are stopped with it
+        )
+        self._uri = f"http://127.0.0.1:{port}"
+        self._ready = False
+
+    @property
+    def uri(self) -> str:
+        deadline = time.monotonic() + 90
+        while not self._ready:
+            assert self.process.poll() is None, (self.root / "server.log").read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"{self._uri}/health", timeout=1) as response:
+                    self._ready = response.status == 200
+            except OSError:
+                assert time.monotonic() < deadline, "the MLflow server did not start in 90 s"
+                time.sleep(0.3)
+        return self._uri
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Session-scoped and asked for first, so it starts before the tiny models are built."""
+    started = Server(tmp_path_factory.mktemp("mlflow"))
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def register(client: MlflowClient, name: str, folder: Path) -> tuple[str, str]:
+    """Log `folder` as a run's artifacts and register it: (version, run id)."""
+    run = client.create_run("0")
+    client.log_artifacts(run.info.run_id, str(folder), "adapter")
+    if not client.search_registered_models(f"name = '{name}'"):
+        client.create_registered_model(name)
+    version = client.create_model_version(name, f"runs:/{run.info.run_id}/adapter", run_id=run.info.run_id)
+    return version.version, run.info.run_id
+
+
+def promoted_base(world, tiny_model: Path) -> None:
+    """An adapter is promoted only onto its deployed base."""
+    assert world.gate("--candidate", str(tiny_model)) == 0
+    assert world.run("promote", next(iter(world.state().updates)), key="approver") == 0
+
+
+def mlflow_gate(world, uri: str, model_uri: str, tiny_model: Path, tmp_path: Path) -> int:
+    return world.run(
+        "mlflow",
+        "gate",
+        "--model-uri",
+        model_uri,
+        "--tracking-uri",
+        uri,
+        "--parent",
+        str(tiny_model),
+        "--policy",
+        str(world.policy),
+        "--out",
+        str(tmp_path / "mlflow-out"),
+        "--proposer-key",
+        str(world.boot.keys["pipeline"]),
+        key="gate",
+    )
+
+
+def mlflow_promote(world, uri: str, model_uri: str) -> int:
+    return world.run(
+        "mlflow",
+        "promote",
+        "--model-uri",
+        model_uri,
+        "--tracking-uri",
+        uri,
+        "--alias",
+        "champion",
+        key="approver",
+    )
+
+
+def error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    """The one error line the CLI printed (MLflow's download progress may precede it)."""
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1
+    return lines[0]
+
+
+def entry_count(world) -> int:
+    journal = Journal.open(world.boot.ledger, None, world.boot.trust)
+    try:
+        return len(list(journal.ledger.entries()))
+    finally:
+        journal.close()
+
+
+def test_gated_version_gets_alias_and_tags_blocked_one_never(
+    server: Server, world, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    promoted_base(world, tiny_model)
+    tracking_uri = server.uri
+    client = MlflowClient(tracking_uri)
+    good, run_id = register(client, "lora-a", world.adapter("good", 0.0))
+    bad, _ = register(client, "lora-a", world.adapter("bad", 9.0))
+    unaudited, _ = register(client, "lora-a", world.adapter("unaudited", 0.0))
+
+    assert mlflow_gate(world, tracking_uri, f"models:/lora-a/{good}", tiny_model, tmp_path) == 0
+    update = max(world.state().updates.values(), key=lambda u: u.proposed_index)
+    assert update.kind == "adapter" and update.proposal.pipeline == {
+        "mlflow.uri": f"models:/lora-a/{good}",
+        "mlflow.name": "lora-a",
+        "mlflow.version": good,
+        "mlflow.run_id": run_id,
+        "mlflow.tracking_uri": tracking_uri,
+    }
+    assert mlflow_gate(world, tracking_uri, f"models:/lora-a/{bad}", tiny_model, tmp_path) == 20
+    capsys.readouterr()
+
+    assert mlflow_promote(world, tracking_uri, f"models:/lora-a/{bad}") == 2
+    assert "promotion refused: update" in (line := error_line(capsys)) and "blocked by its audit" in line
+    assert mlflow_promote(world, tracking_uri, f"models:/lora-a/{unaudited}") == 2
+    assert "was never gated in this ledger" in error_line(capsys)
+    assert client.get_registered_model("lora-a").aliases == {}
+
+    assert mlflow_promote(world, tracking_uri, f"models:/lora-a/{good}") == 0
+    state = world.state()
+    assert state.deployed()["adapter"] == update.update_id
+    champion = client.get_model_version_by_alias("lora-a", "champion")
+    assert champion.version == good
+    assert champion.tags == {
+        "clgate.update_id": update.update_id,
+        "clgate.verdict": "promote",
+        "clgate.audit_entry": str(update.audit_index),
+        "clgate.promotion_entry": str(state.updates[update.update_id].promoted_index),
+        "clgate.candidate_digest": update.candidate_digest,
+    }
+    assert client.get_model_version("lora-a", bad).tags == {}
+
+
+def test_artifacts_changed_after_the_gate_are_refused(
+    server: Server, world, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    promoted_base(world, tiny_model)
+    tracking_uri = server.uri
+    client = MlflowClient(tracking_uri)
+    version, run_id = register(client, "lora-b", world.adapter("gated", 0.0))
+    assert mlflow_gate(world, tracking_uri, f"models:/lora-b/{version}", tiny_model, tmp_path) == 0
+    swapped = tmp_path / "swapped"
+    swapped.mkdir()
+    (swapped / "score.txt").write_text("9.0")  # the bytes the gate would have blocked
+    client.log_artifact(run_id, str(swapped / "score.txt"), "adapter")
+    before = entry_count(world)
+    capsys.readouterr()
+    assert mlflow_promote(world, tracking_uri, f"models:/lora-b/{version}") == 1
+    assert "its artifacts changed after the gate" in error_line(capsys)
+    assert entry_count(world) == before
+    assert client.get_registered_model("lora-b").aliases == {}
+    assert client.get_model_version("lora-b", version).tags == {}
+
+
+def test_unreachable_server_or_unknown_version_records_nothing(
+    server: Server, world, tiny_model: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tracking_uri = server.uri
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    before = entry_count(world)
+    closed = f"http://127.0.0.1:{_free_port()}"
+    assert mlflow_gate(world, closed, "models:/lora-c/1", tiny_model, tmp_path) == 2
+    assert f"models:/lora-c/1: cannot reach MLflow at {closed} (" in error_line(capsys)
+    assert mlflow_gate(world, tracking_uri, "models:/no-such-model/1", tiny_model, tmp_path) == 2
+    assert error_line(capsys) == f"error: models:/no-such-model/1: not found at MLflow {tracking_uri}"
+    assert mlflow_promote(world, closed, "models:/lora-c/1") == 2
+    assert "cannot reach MLflow" in error_line(capsys)
+    assert mlflow_gate(world, tracking_uri, "models:/lora-c@champion", tiny_model, tmp_path) == 2
+    assert "is not models:/NAME/VERSION" in error_line(capsys)
+    assert entry_count(world) == before
