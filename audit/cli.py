@@ -147,7 +147,9 @@ def _quiet_libraries() -> None:
     """Model libraries log and draw progress bars between clgate's own lines; set before they load."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' GGUF and shard bars; clgate draws its own with rich
+    os.environ.setdefault(
+        "TQDM_DISABLE", "1"
+    )  # transformers' GGUF and shard bars; clgate draws its own with rich
     loaded = sys.modules.get("transformers")
     if loaded is not None:  # imported before the CLI ran (an in-process caller): the variables came too late
         loaded.utils.logging.set_verbosity_error()
