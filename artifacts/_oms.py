@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import tempfile
 from pathlib import Path
 from types import ModuleType
 
@@ -36,7 +37,7 @@ class OmsSigned(BaseModel):
 
     `digest`: SHA-256 of the signature file; `key`: SHA-256 of the signer's public key as PEM
     SubjectPublicKeyInfo, which is the key hint `model_signing` writes into the bundle; `files`: the
-    SHA-256 of each file it covers, by path inside the artifact; `ignored`: paths it declares left out.
+    SHA-256 of each file it covers, by path inside the artifact.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -44,7 +45,6 @@ class OmsSigned(BaseModel):
     digest: str
     key: str
     files: dict[str, str]
-    ignored: tuple[str, ...] = ()
 
 
 def _model_signing() -> ModuleType:
@@ -114,9 +114,10 @@ def _one_line(exc: Exception) -> str:
     return " ".join((str(exc) or type(exc).__name__).split())
 
 
-def read_oms_signature(signature: Path, artifact: Path, key: ec.EllipticCurvePublicKey) -> OmsSigned:
-    """The files a (verified) signature covers; one that is not per-file SHA-256 cannot be compared."""
-    data = signature.read_bytes()
+def read_oms_signature(
+    data: bytes, signature: Path, artifact: Path, key: ec.EllipticCurvePublicKey
+) -> OmsSigned:
+    """The files a (verified) signature's bytes `data` cover; one not per-file SHA-256 cannot be compared."""
     try:
         statement = json.loads(base64.b64decode(json.loads(data)["dsseEnvelope"]["payload"]))
         predicate = statement["predicate"]
@@ -138,7 +139,6 @@ def read_oms_signature(signature: Path, artifact: Path, key: ec.EllipticCurvePub
         digest="sha256:" + hashlib.sha256(data).hexdigest(),
         key=oms_key_fingerprint(key),
         files=resources,
-        ignored=tuple(serialization_.get("ignore_paths", ())),
     )
 
 
@@ -152,24 +152,29 @@ def sign_oms(artifact: Path, key: Path, passphrase: str | None, signature: Path)
         ).set_hashing_config(_hashing(ms, artifact, signature)).sign(artifact, signature)
     except (ValueError, OSError) as exc:
         raise InputError(f"{artifact}: model_signing cannot sign it: {_one_line(exc)}") from None
-    return read_oms_signature(signature, artifact, private.public_key())
+    return read_oms_signature(signature.read_bytes(), signature, artifact, private.public_key())
 
 
 def verify_oms(artifact: Path, signature: Path, public_key: Path) -> OmsSigned:
     """Check `signature` over `artifact`'s files with `model_signing`; a failure is an IntegrityError."""
     key = load_oms_public_key(public_key)
-    read_key_file(signature, "signature")
+    data = read_key_file(signature, "signature")  # read once: what is verified is what is recorded
     ms = _model_signing()
-    try:
-        ms.verifying.Config().use_elliptic_key_verifier(public_key=public_key).set_hashing_config(
-            _hashing(ms, artifact, signature)
-        ).verify(artifact, signature)
-    except Exception as exc:  # model_signing raises ValueError, InvalidSignature, protobuf and JSON errors
-        raise IntegrityError(
-            f"{signature}: the OpenSSF model signature of {artifact} does not verify with {public_key}: "
-            f"{_one_line(exc)}"
-        ) from None
-    return read_oms_signature(signature, artifact, key)
+    with tempfile.TemporaryDirectory(prefix="clgate-oms-") as tmp:
+        pinned = Path(tmp) / "signature.json"
+        pinned.write_bytes(data)
+        try:
+            ms.verifying.Config().use_elliptic_key_verifier(public_key=public_key).set_hashing_config(
+                _hashing(ms, artifact, signature)
+            ).verify(artifact, pinned)
+        except (
+            Exception
+        ) as exc:  # model_signing raises ValueError, InvalidSignature, protobuf and JSON errors
+            raise IntegrityError(
+                f"{signature}: the OpenSSF model signature of {artifact} does not verify with {public_key}: "
+                f"{_one_line(exc)}"
+            ) from None
+    return read_oms_signature(data, signature, artifact, key)
 
 
 def oms_mismatch(signed: OmsSigned, manifest: Manifest, excluded: str | None = None) -> str | None:

@@ -238,9 +238,14 @@ def junit_xml(result: GateResult) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+_LINE_ENDING = re.compile(r"\r\n|\r|\n")
+
+
 def _md(text: str) -> str:
-    """One table cell: HTML escaped, `|` escaped, line breaks as <br>."""
-    return html.escape(text, quote=False).replace("|", "\\|").replace("\r\n", "\n").replace("\n", "<br>")
+    """One table cell: HTML escaped; `|` and `\\` as entities (a backslash must not unescape a pipe);
+    every line ending (CR, LF, CRLF: CommonMark's three) as <br>, so quoted text cannot start a row."""
+    escaped = html.escape(text, quote=False).replace("\\", "&#92;").replace("|", "&#124;")
+    return _LINE_ENDING.sub("<br>", escaped)
 
 
 def _key_numbers(result: GateResult, check: str, findings: list[Finding]) -> str:

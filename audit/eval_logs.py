@@ -2,8 +2,8 @@
 
 Fresh checks write their logs there. A check served from the signed cache names logs an earlier
 run wrote, perhaps to a report folder since deleted: the cache keeps a copy of each (its folder
-`inspect-logs`), so the log is copied into this run's report folder and the measurement is made to
-point at it. Either way `inspect view --log-dir OUT/inspect-logs` opens every suite the verdict rests on.
+`inspect-logs`), so that copy is copied into this run's report folder and the measurement is made to
+point at it. Links are never followed. Either way `inspect view --log-dir OUT/inspect-logs` opens every suite the verdict rests on.
 """
 
 from __future__ import annotations
@@ -39,20 +39,29 @@ def _replace(value: Any, moved: dict[str, str]) -> Any:
     return value
 
 
-def place_logs(measurement: Measurement, log_dir: Path, kept: Path) -> Measurement:
-    """Every log the measurement names, in `log_dir` (copied from where it was, or from `kept`) and in
-    `kept` (for a later cache hit); the measurement pointing at the copies in `log_dir`. A log found
-    nowhere stays named as it was."""
+def _regular_file(path: Path) -> bool:
+    """A file itself, not a link: a link planted in a report or cache folder must not pull another file
+    (a key, say) into the report that CI uploads."""
+    return path.is_file() and not path.is_symlink()
+
+
+def place_logs(measurement: Measurement, log_dir: Path, kept: Path, cached: bool) -> Measurement:
+    """Every log the measurement names, in `log_dir` and in `kept` (for a later cache hit); the
+    measurement pointing at the copies in `log_dir`.
+
+    A fresh check's logs were written to `log_dir` by this run; a cached check's come only from `kept`,
+    the gate's own copies, never from where an earlier run left them. A log found nowhere (or only as a
+    link) stays named as it was."""
     moved: dict[str, str] = {}
     for path in _logs(measurement):
-        target = log_dir / path.name
-        source = next((p for p in (target, path, kept / path.name) if p.is_file()), None)
-        if source is None:
+        target, copy = log_dir / path.name, kept / path.name
+        source = copy if cached else target
+        if not _regular_file(source):
             continue
         if source != target:
             _copy(source, target)
-        if not (kept / path.name).is_file():
-            _copy(target, kept / path.name)
+        if not _regular_file(copy):
+            _copy(target, copy)
         moved[str(path)] = str(target)
     if not moved or all(k == v for k, v in moved.items()):
         return measurement

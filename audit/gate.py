@@ -427,7 +427,7 @@ def _with_logs(outcome: CheckOutcome, run: GateRun) -> CheckOutcome:
     """The outcome with its eval logs in the report folder (a cached one's copied there from the cache)."""
     if outcome.measurement is None:
         return outcome
-    placed = place_logs(outcome.measurement, run.log_dir, run.cache / "checks" / LOG_FOLDER)
+    placed = place_logs(outcome.measurement, run.log_dir, run.cache / "checks" / LOG_FOLDER, outcome.cached)
     return replace(outcome, measurement=placed)
 
 

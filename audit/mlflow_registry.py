@@ -189,6 +189,10 @@ def promote_version(
     update = gated_update(state, version)
     deployed = state.is_deployed(update)
     refusal = None if deployed else actions.promotion_refusal(state, update, journal.signer_id)
+    ring, size = state.governance.ring, len(journal.ledger)
+    if deployed and not ring.has_role(journal.signer_id, "approver", size):
+        # moving the alias publishes a deployment: the role that promotes, even when the ledger has it already
+        refusal = f"only an approver key may point an alias at update {update.update_id}"
     if refusal:
         raise InputError(f"promotion refused: {refusal}")
     with tempfile.TemporaryDirectory(prefix="clgate-mlflow-", dir=workdir) as tmp:

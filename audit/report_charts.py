@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 _WIDTH_IN = 9.0
 _RC: dict[str, Any] = {
     "svg.fonttype": "none",  # text stays text: small, searchable, read by screen readers
+    "text.parse_math": False,  # tensor names come from the update's author: `$…$` is text, not mathtext
     "font.sans-serif": ["DejaVu Sans"],  # laid out in matplotlib's own font, shown in it or a sans-serif
     "font.size": 9,
     "axes.spines.top": False,
@@ -153,8 +154,11 @@ def gate_charts(measurements: Mapping[str, Measurement]) -> list[Chart]:
         m = measurements.get(check)
         if m is None:
             continue
-        with matplotlib.rc_context({**_RC, "svg.hashsalt": f"clgate-{check}"}):
-            chart = draw(m)
+        try:
+            with matplotlib.rc_context({**_RC, "svg.hashsalt": f"clgate-{check}"}):
+                chart = draw(m)
+        except Exception:  # a chart that cannot be drawn must not cost the report (the audit is recorded)
+            chart = None
         if chart is not None:
             charts.append(chart)
     return charts

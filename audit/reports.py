@@ -10,6 +10,7 @@ The same data renders to JSON (machines), HTML (people) and PDF (the HTML throug
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +25,15 @@ from clgate.errors import ClgateError, InputError
 from clgate.ledger import LedgerEntry, UpdateState
 from clgate.redact import display_target
 
-FORMATS = ("json", "html", "pdf")
+
+class ReportFormat(StrEnum):
+    """What a compliance report is written as: JSON for tools, HTML to read, PDF to file."""
+
+    json = "json"
+    html = "html"
+    pdf = "pdf"
+
+
 UPDATE_EVENTS = (
     "update.proposed",
     "audit.completed",
@@ -365,7 +374,7 @@ def render_html(report: ComplianceReport) -> str:
     return _TEMPLATES.get_template("report.html.j2").render(r=report)
 
 
-def render(report: ComplianceReport, fmt: str) -> bytes:
+def render(report: ComplianceReport, fmt: ReportFormat | str) -> bytes:
     """The report as bytes in `fmt` (json, html or pdf)."""
     if fmt == "json":
         return report.model_dump_json(indent=2).encode()
@@ -375,8 +384,8 @@ def render(report: ComplianceReport, fmt: str) -> bytes:
         from weasyprint import HTML
 
         return HTML(string=render_html(report)).write_pdf()
-    raise InputError(f"unknown report format {fmt!r} (use {', '.join(FORMATS)})")
+    raise InputError(f"unknown report format {fmt!r} (use {', '.join(ReportFormat)})")
 
 
-def write_report(report: ComplianceReport, fmt: str, out: Path) -> Path:
+def write_report(report: ComplianceReport, fmt: ReportFormat | str, out: Path) -> Path:
     return write_bytes_atomic(out, render(report, fmt), mode=0o644)  # a report is meant to be shared

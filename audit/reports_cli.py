@@ -11,7 +11,7 @@ import typer
 
 from clgate.audit.gate_cli import LedgerOpt, TrustOpt, open_journal
 from clgate.audit.journal import require_trust
-from clgate.audit.reports import FORMATS, build_report, parse_day, write_report
+from clgate.audit.reports import ReportFormat, build_report, parse_day, write_report
 from clgate.errors import InputError
 
 
@@ -19,13 +19,11 @@ def report(
     ledger: str = LedgerOpt,
     start: str = typer.Option(..., "--from", help="first UTC day of the period (YYYY-MM-DD)"),
     end: str = typer.Option(..., "--to", help="last UTC day of the period (YYYY-MM-DD)"),
-    fmt: str = typer.Option("html", "--format", help="html, pdf or json"),
+    fmt: ReportFormat = typer.Option(ReportFormat.html, "--format", help="what to write"),
     out: Path = typer.Option(..., "--out", help="file to write"),
     trust: Path = TrustOpt,
 ) -> None:
     """Write a compliance report for a period: updates, evidence, scheduled audits, proofs, mapping."""
-    if fmt not in FORMATS:
-        raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     first, last = parse_day(start, "--from"), parse_day(end, "--to")
     with open_journal(ledger, None, trust) as journal:
         built = build_report(journal, first, last, ledger)

@@ -3,13 +3,21 @@ memory at once), and the re-audits a base upgrade calls for."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from clgate.audit.fanout import ReauditSettings, reaudit_progress, run_reaudits, run_scheduled
+from clgate.audit.fanout import (
+    ReauditOutcome,
+    ReauditSettings,
+    ScheduledOutcome,
+    reaudit_progress,
+    run_reaudits,
+    run_scheduled,
+)
 from clgate.audit.gate_cli import KeyOpt, LedgerOpt, TrustOpt, open_journal
 from clgate.audit.policy import load_policy
 from clgate.audit.schedule import parse_interval, scheduled_audit, serve
@@ -28,6 +36,14 @@ CpusPerJobOpt = typer.Option(1, "--cpus-per-job", help="with --ray: CPUs (and so
 DeployedOpt = typer.Option(
     ..., "--deployed", help="a deployed model directory, adapter or memory store (repeat)"
 )
+
+
+def fleet_exit_code(outcomes: Sequence[ReauditOutcome] | Sequence[ScheduledOutcome]) -> int:
+    """One exit code for many jobs: 2 if any job recorded no audit, else the worst verdict's (0/10/20)."""
+    if any(o.error for o in outcomes):
+        return 2
+    worst = max((Decision(o.verdict) for o in outcomes), key=lambda d: d.exit_code, default=Decision.PROMOTE)
+    return worst.exit_code
 
 
 def _run_once(
@@ -93,10 +109,7 @@ def fleet(
             f"{o.deployment:16} {o.verdict or 'no audit':8} "
             + (o.error or f"(entry {o.entry_index}, {o.store})")
         )
-    if any(o.error for o in outcomes):
-        raise typer.Exit(2)
-    worst = max((Decision(o.verdict) for o in outcomes), key=lambda d: d.exit_code, default=Decision.PROMOTE)
-    raise typer.Exit(worst.exit_code)
+    raise typer.Exit(fleet_exit_code(outcomes))
 
 
 @audit_app.command("serve")
@@ -175,7 +188,4 @@ def pending(
             o.deployment, o.kind, o.stale, o.update_id or "-", o.verdict or "-", f"{o.seconds:.1f}", note
         )
     Console().print(table)
-    if any(o.error for o in outcomes):
-        raise typer.Exit(2)
-    worst = max((Decision(o.verdict) for o in outcomes), key=lambda d: d.exit_code, default=Decision.PROMOTE)
-    raise typer.Exit(worst.exit_code)
+    raise typer.Exit(fleet_exit_code(outcomes))

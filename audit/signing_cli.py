@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -10,11 +9,7 @@ import typer
 from clgate.audit.gate_cli import LedgerOpt, TrustOpt, open_journal
 from clgate.audit.signing import sign_release
 from clgate.errors import InputError
-from clgate.ledger import PASSPHRASE_ENV
-
-
-def _passphrase(env: str) -> str | None:
-    return os.environ.get(env) or None
+from clgate.ledger import PASSPHRASE_ENV, passphrase_from_env
 
 
 def sign(
@@ -23,7 +18,7 @@ def sign(
         ..., "--oms-key", help="EC private key (PEM; P-256, P-384 or P-521) that makes the OMS signature"
     ),
     oms_passphrase_env: str = typer.Option(
-        PASSPHRASE_ENV, help="environment variable holding the OMS key's passphrase, if it is encrypted"
+        None, help=f"environment variable holding the OMS key's passphrase (default: ${PASSPHRASE_ENV})"
     ),
     signature: Path = typer.Option(
         None, "--signature", help="where to write the signature (default: ARTIFACT.sig beside it)"
@@ -45,7 +40,7 @@ def sign(
         raise InputError(f"{artifact}: no such file or directory")
     out = signature or artifact.parent / f"{artifact.resolve().name}.sig"
     with open_journal(ledger, key, trust) as journal:
-        release = sign_release(journal, artifact, oms_key, _passphrase(oms_passphrase_env), out)
+        release = sign_release(journal, artifact, oms_key, passphrase_from_env(oms_passphrase_env), out)
     typer.echo(
         f"signed update {release.update.update_id} ({release.update.candidate_digest}) at entry {release.index}: "
         f"{release.signature} {release.record.digest}, key {release.record.key}"

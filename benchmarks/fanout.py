@@ -38,27 +38,7 @@ from clgate.audit.workers import Workers
 from clgate.ledger import load_private_key
 
 RAY = str(Path(sys.executable).parent / "ray")  # the CLI of the ray package installed beside this Python
-POLICY = """
-name = "fanout"
-
-[required_checks]
-model = ["weights"]
-adapter = ["weights", "evals"]
-memory = ["memory"]
-
-[checks.evals]
-options = { suites = ["retention"], limit = 2 }
-
-[checks."poison.model"]
-options = { scan_tokens = false }
-
-[[rules]]
-id = "weight-change"
-check = "weights"
-metric = "weights.max_relative_change"
-reason = "A weight tensor changed too much"
-fail_above = 1000.0
-"""
+POLICY = (Path(__file__).parents[1] / "docs" / "examples" / "fleet-policy.toml").read_text()
 
 
 def build_fleet(root: Path, tenants: int, hidden: int, layers: int) -> Path:

@@ -36,8 +36,13 @@ _DISTRIBUTION_OF = {"sklearn": "scikit-learn", "mlflow": "mlflow-skinny", "OpenS
 
 
 def missing_extra(module: str) -> str | None:
-    """The extra to install for a `module` that failed to import (None: not an extra's)."""
+    """The extra to install for a `module` that failed to import: None for clgate's own modules (a bug,
+    not an install) and for a package that is installed but broken inside (`transformers.x`)."""
+    import importlib.util
+
     top = module.split(".")[0]
+    if top == "clgate" or importlib.util.find_spec(top) is not None:
+        return None
     return extra_of(_DISTRIBUTION_OF.get(top, top))
 
 

@@ -27,8 +27,8 @@ def read_private_key(path: Path, passphrase: str | None = None) -> PrivateKeyTyp
     try:
         return serialization.load_pem_private_key(data, passphrase.encode() if passphrase else None)
     except TypeError:
-        if passphrase:
-            raise InputError(f"{path}: key is not encrypted, but a passphrase was given") from None
+        if passphrase:  # one variable serves every key a command reads: an unencrypted one needs none
+            return serialization.load_pem_private_key(data, None)
         raise InputError(f"{path}: key is encrypted; give its passphrase") from None
     except ValueError:
         if passphrase and b"ENCRYPTED" in data:

@@ -231,23 +231,28 @@ class Exported:
     paths: list[Path]
     skipped: list[int]
     """Audit entries whose proposal recorded no file digests: nothing a verifier could recompute."""
+    other_signer: list[int]
+    """Audit entries another key signed: an attestation speaks for the key that made the audit."""
 
 
 def write_attestations(ledger: Ledger, out_dir: Path, signer: Ed25519PrivateKey) -> Exported:
     """Per audited update, `audit-<entry index>.vsa.intoto.json` and `...test-result.intoto.json`."""
-    paths, skipped = [], []
+    paths, skipped, other_signer = [], [], []
     kid = key_id(signer.public_key())
     audited = [u for u in ledger.governance().updates.values() if u.audit_index is not None]
     for update in sorted(audited, key=lambda u: u.audit_index or 0):
         if not update.proposal.candidate.files:
             skipped.append(update.audit_index)
             continue
+        if ledger.get(update.audit_index).signer != kid:
+            other_signer.append(update.audit_index)
+            continue
         for statement in audit_statements(ledger, update):
             env = sign_envelope(canonical_json(statement.to_json()), INTOTO_PAYLOAD_TYPE, signer, kid)
             name = f"audit-{update.audit_index:08d}.{SUFFIXES[statement.predicate_type]}.intoto.json"
             data = json.dumps(env.to_dict(), indent=1).encode() + b"\n"
             paths.append(write_bytes_atomic(Path(out_dir) / name, data, mode=0o644))
-    return Exported(paths, skipped)
+    return Exported(paths, skipped, other_signer)
 
 
 @dataclass(frozen=True)
@@ -302,6 +307,11 @@ def verify_attestation(data: bytes, public_key: Ed25519PublicKey) -> Attestation
         raise InputError(
             f"not an in-toto Statement v1 of a known predicate: {where}: {first['msg']}"
         ) from None
+    if isinstance(predicate, VerificationSummary) and predicate.verifier.id != f"{VERIFIER_ID}?key={kid}":
+        raise IntegrityError(
+            f"signed by key {kid[:16]}, but the audit it summarises names verifier {predicate.verifier.id}: "
+            "only the key that made the audit may attest it"
+        )
     return Attestation(env.keyid, statement, predicate)
 
 

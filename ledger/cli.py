@@ -236,6 +236,10 @@ def export(
             typer.echo(f"wrote {len(done.paths)} in-toto attestations to {attestations}")
             for index in done.skipped:
                 typer.echo(f"skipped the audit at entry {index}: its proposal recorded no file digests")
+            for index in done.other_signer:
+                typer.echo(
+                    f"skipped the audit at entry {index}: another key signed it (export with that key)"
+                )
 
 
 @ledger_app.command("verify-attestation")
@@ -245,12 +249,18 @@ def verify_attestation_cmd(
     artifact: Annotated[
         Path | None, typer.Option(help="The artifact's files: each must match its subject, none unattested.")
     ] = None,
+    allow_failed: Annotated[
+        bool, typer.Option(help="Exit 0 for a valid attestation of a failed audit too (for auditors).")
+    ] = False,
 ) -> None:
-    """Check exported attestations offline: signature, statement, and (with --artifact) every file digest."""
+    """Check exported attestations offline: signature, statement, and (with --artifact) every file digest.
+
+    Exit 1 unless every attestation is valid and PASSED: a deploy step may rely on `&&`."""
     key = load_public_key(public_key)
     files = [f for p in paths for f in (sorted(p.glob("*.intoto.json")) if p.is_dir() else [p])]
     if not files:
         raise InputError(f"no *.intoto.json attestations in {', '.join(map(str, paths))}")
+    failed: list[Path] = []
     for path in files:
         if not path.is_file():
             raise InputError(f"attestation file not found: {path}")
@@ -261,6 +271,12 @@ def verify_attestation_cmd(
             raise type(exc)(f"{path}: {exc}") from None
         subjects = len(found.statement.subject)
         typer.echo(f"ok: {path}: {found.kind} {found.result}, {subjects} subjects{matched}")
+        if found.result != "PASSED":
+            failed.append(path)
+    if failed and not allow_failed:
+        raise IntegrityError(
+            f"{len(failed)} attestation(s) valid but not PASSED (first: {failed[0]}): the audit did not pass"
+        )
 
 
 @ledger_app.command("checkpoint")

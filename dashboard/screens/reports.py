@@ -7,7 +7,7 @@ from datetime import date
 import streamlit as st
 
 from clgate.audit import Journal
-from clgate.audit.reports import FORMATS, build_report
+from clgate.audit.reports import ReportFormat, build_report
 from clgate.audit.reports import render as render_report
 from clgate.dashboard.context import Context
 from clgate.errors import ClgateError
@@ -23,7 +23,9 @@ def render(ctx: Context) -> None:
     cols = st.columns(3)
     start = cols[0].date_input("From", first, key="report_from")
     end = cols[1].date_input("To", last, key="report_to")
-    fmt = cols[2].selectbox("Format", FORMATS, index=FORMATS.index("html"), key="report_format")
+    fmt = cols[2].selectbox(
+        "Format", list(ReportFormat), index=list(ReportFormat).index(ReportFormat.html), key="report_format"
+    )
     if st.button("Generate", key="report_generate"):
         try:
             with Journal.open(ctx.config.ledger, None, ctx.config.trust) as journal:

@@ -21,6 +21,7 @@ from clgate.ledger import (
     load_public_key,
     load_trust,
 )
+from clgate.ledger.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -53,8 +54,20 @@ def test_a_gated_adapter_verifies_with_securesystemslib_and_hashlib(world, tmp_p
     assert (vsa["verificationResult"], vsa["verifiedLevels"]) == ("FAILED", ["FAILED"])
     capsys.readouterr()
     verify = ["ledger", "verify-attestation", str(att), "--public-key", str(world.boot.keys["gate"])]
+    assert main([*verify, "--artifact", str(adapter)]) == 1  # valid, but the audit blocked it: no `&& deploy`
+    assert "2 attestation(s) valid but not PASSED" in capsys.readouterr().err
+    verify.append("--allow-failed")
     assert main([*verify, "--artifact", str(adapter)]) == 0
     assert capsys.readouterr().out.count(f"files match {adapter}") == 2
+    resigned = sign_envelope(
+        SslibEnvelope.from_dict(json.loads(files[1].read_bytes())).payload,
+        INTOTO_PAYLOAD_TYPE,
+        load_private_key(world.boot.keys["pipeline"]),
+    )  # another ledger key re-signs the gate's VSA
+    (tmp_path / "resigned.intoto.json").write_text(json.dumps(resigned.to_dict()))
+    forged = ["ledger", "verify-attestation", str(tmp_path / "resigned.intoto.json"), "--allow-failed"]
+    assert main([*forged, "--public-key", str(world.boot.keys["pipeline"])]) == 1
+    assert "only the key that made the audit may attest it" in capsys.readouterr().err
     swapped = shutil.copytree(adapter, tmp_path / "swapped")
     (swapped / "score.txt").write_text("0.0")
     assert main([*verify, "--artifact", str(swapped)]) == 1

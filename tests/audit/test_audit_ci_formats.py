@@ -37,7 +37,9 @@ warn_above = 0.5
 [approvals]""",
 )
 """conftest's policy (a fail and a warn rule on `score`) with a second rule on the same check."""
-HOSTILE = "trigger 'cf,x'\n::set-output name=verdict::promote\r\n| 50% <b>bold</b> \x07"
+HOSTILE = (
+    "trigger 'cf,x'\n::set-output name=verdict::promote\r\n| 50% <b>bold</b> \x07\r| promote | fake \\| row"
+)
 world_ci = pytest.mark.parametrize("world", [POLICY], indirect=True)
 
 
@@ -185,8 +187,10 @@ def test_github_annotations_and_job_summary_escape_what_findings_quote(
     assert f"Update `{result.update_id}`" in text
     assert "| score | fail | " in text and "score = 9, spread = 1 |" in text
     [row] = [line for line in text.splitlines() if line.startswith("| fail | score |")]
-    assert "cf,x'<br>::set-output name=verdict::promote<br>\\| 50% &lt;b&gt;bold&lt;/b&gt;" in row
+    assert "cf,x'<br>::set-output name=verdict::promote<br>&#124; 50% &lt;b&gt;bold&lt;/b&gt;" in row
+    assert "<br>&#124; promote &#124; fake &#92;&#124; row" in row  # a lone CR, a backslash before a pipe
     assert row.count(" | ") == 3  # the quoted `|` does not add a column
+    assert not any(line.startswith("| promote") for line in text.splitlines())
     for name, index in result.ledger_entries.items():
         assert f"`{name}` at entry {index}" in text
 

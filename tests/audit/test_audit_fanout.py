@@ -25,35 +25,7 @@ from clgate.audit.journal import Journal
 from clgate.audit.policy import parse_policy
 from clgate.audit.workers import Workers
 
-POLICY = """
-name = "fanout"
-scheduled_checks = ["poison.memory"]
-
-[required_checks]
-model = ["weights"]
-adapter = ["weights", "evals"]
-memory = ["memory"]
-
-[checks.evals]
-options = { suites = ["retention"], limit = 2 }
-
-[checks."poison.model"]
-options = { scan_tokens = false }
-
-[[rules]]
-id = "memory-injection"
-check = "poison.memory"
-metric = "injection.flagged_count"
-reason = "Memory entries carry instructions addressed to the model"
-fail_above = 0
-
-[[rules]]
-id = "weight-change"
-check = "weights"
-metric = "weights.max_relative_change"
-reason = "A weight tensor changed too much"
-fail_above = 1000.0
-"""
+POLICY = (Path(__file__).parents[2] / "docs" / "examples" / "fleet-policy.toml").read_text()
 
 
 @dataclass(frozen=True)

@@ -68,3 +68,14 @@ def test_without_matplotlib_there_is_no_chart_and_no_error(
     assert gate_charts({"weights": weights})
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as in the core install: import fails
     assert gate_charts({"weights": weights}) == []
+
+
+def test_a_tensor_name_with_mathtext_is_drawn_as_text(tiny_model: Path, tiny_model_other: Path) -> None:
+    """Tensor names come from the update's author: `$…$` must neither break the chart nor the report."""
+    weights = weight_diff(tiny_model, tiny_model_other)
+    top = max(weights.details, key=lambda r: r["relative_change"] or 0.0)
+    evil = "model.layers.0.$\\evil{$.weight"
+    details = [{**r, "tensor": evil} if r is top else r for r in weights.details]
+    charts = gate_charts({"weights": weights.model_copy(update={"details": details})})
+    assert len(charts) == 1
+    assert any(evil in text for text in ET.fromstring(charts[0].svg).itertext())

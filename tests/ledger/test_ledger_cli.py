@@ -118,9 +118,12 @@ def test_full_flow(workdir: Path) -> None:
     code, out = run(
         "ledger", "export", "--out", "bundle.json", "--attestations", "att", "--key", "auditor.key"
     )
+    assert code == 0 and "wrote 0 in-toto attestations" in out  # only the key that made the audit attests it
+    assert "skipped the audit at entry 7: another key signed it" in out
+    code, out = run("ledger", "export", "--out", "bundle.json", "--attestations", "att", "--key", "gate.key")
     assert code == 0 and "wrote 2 in-toto attestations" in out
     code, out = run(
-        "ledger", "verify-attestation", "att", "--public-key", "auditor.pub", "--artifact", str(folder)
+        "ledger", "verify-attestation", "att", "--public-key", "gate.pub", "--artifact", str(folder)
     )
     assert code == 0, out
     assert [line.split(": ", 2)[2] for line in out.splitlines()] == [
