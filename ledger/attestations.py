@@ -31,7 +31,8 @@ from clgate.ledger.entries import AuditRecord, Decision, Finding, PolicyRef, Sta
 from clgate.ledger.keys import key_id, public_bytes
 
 if TYPE_CHECKING:
-    from clgate.ledger.governance import UpdateState
+    from clgate.ledger.export import Bundle
+    from clgate.ledger.governance import Governance, UpdateState
     from clgate.ledger.log import Ledger
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -352,3 +353,54 @@ def check_files(statement: Statement, path: Path) -> int:
     if extra:
         raise IntegrityError(f"{path}: {extra[0]} is not among the attested files ({len(extra)} unattested)")
     return len(expected)
+
+
+_ENTRY_URI = re.compile(r"^urn:clgate:ledger:(?P<log>[0-9a-f]+):entry:(?P<index>[0-9]+)$")
+
+
+def _entry_index(uri: str | None, log_id: str) -> int:
+    match = _ENTRY_URI.match(uri or "")
+    if match is None or match["log"] != log_id:
+        raise IntegrityError(f"names {uri!r}, not an entry of log {log_id[:16]}… (the bundle's)")
+    return int(match["index"])
+
+
+def check_in_bundle(found: Attestation, signer: str, bundle: Bundle, state: Governance) -> str:
+    """That a verified attestation agrees with a verified bundle of its log; the update id it speaks for.
+
+    The entries it pins are the bundle's (by digest); the audit was signed by `signer`, the key that
+    signed the attestation, holding the gate role then; the result and the files are the ones that
+    audit reached and that proposal listed. A gate key cannot attest a verdict its own audit did not give.
+    """
+    p = found.predicate
+    if isinstance(p, VerificationSummary):
+        for ref in p.input_attestations:
+            index = _entry_index(ref.uri, bundle.log_id)
+            if index >= len(bundle.entries):
+                raise IntegrityError(f"pins entry {index}, past the bundle's {len(bundle.entries)} entries")
+            leaf = canonical_json(bundle.entries[index].envelope)
+            if ref.digest.get("sha256") != hashlib.sha256(leaf).hexdigest():
+                raise IntegrityError(f"pins entry {index} with another digest than the bundle's")
+        audit_index = max((_entry_index(r.uri, bundle.log_id) for r in p.input_attestations), default=-1)
+    else:
+        audit_index = _entry_index(p.url, bundle.log_id)
+    update = next((u for u in state.updates.values() if u.audit_index == audit_index), None)
+    if update is None or update.audit is None:
+        raise IntegrityError(f"entry {audit_index} of the bundle is no audit")
+    made_by = Envelope.from_dict(bundle.entries[audit_index].envelope).keyid
+    if made_by != signer:
+        raise IntegrityError(
+            f"signed by key {signer[:16]}, but key {made_by[:16]} made the audit at entry {audit_index}"
+        )
+    if not state.ring.has_role(signer, "gate", audit_index):
+        raise IntegrityError(f"key {signer[:16]} did not hold the gate role at entry {audit_index}")
+    verdict = update.audit.verdict
+    expected = _VSA_RESULT[verdict] if isinstance(p, VerificationSummary) else _RESULT[_WORST[verdict]]
+    if found.result != expected:
+        raise IntegrityError(
+            f"states {found.result}, but the audit at entry {audit_index} decided {verdict.value}"
+        )
+    subjects = {s.name: s.digest.get("sha256") for s in found.statement.subject}
+    if subjects != dict(update.proposal.candidate.files):
+        raise IntegrityError(f"its subjects are not the files update {update.update_id} proposed")
+    return update.update_id

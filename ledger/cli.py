@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clgate.errors import ClgateError, InputError, IntegrityError
 from clgate.json_output import write_json_output
-from clgate.ledger.attestations import check_files, verify_attestation, write_attestations
+from clgate.ledger.attestations import check_files, check_in_bundle, verify_attestation, write_attestations
 from clgate.ledger.checkpoint import cosign, load_checkpoint, save_checkpoint
 from clgate.ledger.entries import ENTRY_TYPES
 from clgate.ledger.export import load_bundle, verify_bundle, write_bundle
@@ -252,11 +252,27 @@ def verify_attestation_cmd(
     allow_failed: Annotated[
         bool, typer.Option(help="Exit 0 for a valid attestation of a failed audit too (for auditors).")
     ] = False,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            help="A bundle of the log (with --trust): the attestation must agree with the audit in it."
+        ),
+    ] = None,
+    trust: Annotated[Path | None, typer.Option(help="Signed trust file the bundle is verified with.")] = None,
 ) -> None:
     """Check exported attestations offline: signature, statement, and (with --artifact) every file digest.
 
     Exit 1 unless every attestation is valid and PASSED: a deploy step may rely on `&&`."""
     key = load_public_key(public_key)
+    if (bundle is None) != (trust is None):
+        raise InputError("--bundle and --trust go together: the bundle is believed only once verified")
+    log = None
+    if bundle is not None and trust is not None:
+        loaded = load_bundle(bundle)
+        check = verify_bundle(loaded, load_trust(trust))
+        if check.problems:
+            raise IntegrityError(f"{bundle} does not verify: {check.problems[0]}")
+        log = (loaded, check.report.state)
     files = [f for p in paths for f in (sorted(p.glob("*.intoto.json")) if p.is_dir() else [p])]
     if not files:
         raise InputError(f"no *.intoto.json attestations in {', '.join(map(str, paths))}")
@@ -267,6 +283,8 @@ def verify_attestation_cmd(
         try:
             found = verify_attestation(path.read_bytes(), key)
             matched = f", {check_files(found.statement, artifact)} files match {artifact}" if artifact else ""
+            if log is not None:
+                matched += f", agrees with update {check_in_bundle(found, key_id(key), *log)} in {bundle}"
         except ClgateError as exc:
             raise type(exc)(f"{path}: {exc}") from None
         subjects = len(found.statement.subject)

@@ -21,6 +21,7 @@ from clgate.ledger import (
     load_public_key,
     load_trust,
 )
+from clgate.ledger.canonical import canonical_json
 from clgate.ledger.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
 
 
@@ -72,6 +73,26 @@ def test_a_gated_adapter_verifies_with_securesystemslib_and_hashlib(world, tmp_p
     (swapped / "score.txt").write_text("0.0")
     assert main([*verify, "--artifact", str(swapped)]) == 1
     assert "score.txt does not match its subject" in capsys.readouterr().err
+
+    in_log = ["--bundle", str(tmp_path / "b.json"), "--trust", str(world.boot.trust)]
+    assert main([*verify, *in_log]) == 0
+    assert capsys.readouterr().out.count("agrees with update ") == 2
+    statement = json.loads(SslibEnvelope.from_dict(json.loads(files[1].read_bytes())).payload)
+    statement["predicate"].update(verificationResult="PASSED", verifiedLevels=["CLGATE_POLICY_PASSED"])
+    lie = sign_envelope(
+        canonical_json(statement), INTOTO_PAYLOAD_TYPE, load_private_key(world.boot.keys["gate"])
+    )
+    (tmp_path / "lie.intoto.json").write_text(json.dumps(lie.to_dict()))  # the gate key alone can say so
+    lying = [
+        "ledger",
+        "verify-attestation",
+        str(tmp_path / "lie.intoto.json"),
+        "--public-key",
+        str(world.boot.keys["gate"]),
+    ]
+    assert main(lying) == 0
+    assert main([*lying, *in_log]) == 1  # but not against the ledger's audit
+    assert "states PASSED, but the audit at entry" in capsys.readouterr().err
 
 
 def test_a_proposal_that_lists_a_subset_of_the_files_is_blocked(

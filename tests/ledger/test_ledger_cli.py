@@ -271,6 +271,7 @@ def test_passphrase_protected_keys(workdir: Path) -> None:
         (["cp.json", "--public-key", "signer.pub"], 2, "error: cp.json: not an attestation: not a DSSE envelope"),
         (["absent.intoto.json", "--public-key", "signer.pub"], 2, "error: attestation file not found: absent.intoto.json"),
         (["empty", "--public-key", "signer.pub"], 2, "error: no *.intoto.json attestations in empty"),
+        (["att", "--public-key", "signer.pub", "--bundle", "cp.json"], 2, "error: --bundle and --trust go together"),
         (["att", "--public-key", "cp.json"], 2, "error: cp.json: not a PEM public key"),
     ],
 )  # fmt: skip
