@@ -58,25 +58,52 @@ class Subcommand:
 
 SUBCOMMANDS: dict[str, Subcommand] = {
     "manifest": Subcommand(
-        "clgate.artifacts.cli:manifest", "Print an artifact's manifest (file and tensor digests)."
+        "clgate.artifacts.cli:manifest",
+        "Compute an artifact's content manifest (per-file and per-tensor SHA-256, root digest).",
     ),
-    "demo": Subcommand("clgate.audit.demo:demo", "Run the end-to-end demo on the embedded SmolLM2-135M."),
-    "report": Subcommand("clgate.audit.reports_cli:report", "Write a compliance report from the ledger."),
+    "demo": Subcommand(
+        "clgate.audit.demo:demo", "Run clgate's main job on the embedded SmolLM2-135M-Instruct, offline."
+    ),
+    "report": Subcommand(
+        "clgate.audit.reports_cli:report",
+        "Write a compliance report for a period: updates, evidence, scheduled audits, proofs, mapping.",
+    ),
     "dashboard": Subcommand(
-        "clgate.audit.reports_cli:dashboard", "Open the Streamlit dashboard on a ledger."
+        "clgate.audit.reports_cli:dashboard",
+        "Open the auditor dashboard on http://ADDRESS:PORT (this machine only unless --address says otherwise).",
     ),
     "propose": Subcommand(
-        "clgate.audit.gate_cli:propose_command", "Record an update's proposal in the ledger."
+        "clgate.audit.gate_cli:propose_command",
+        "Propose an update (pipeline key): hash its artifacts and record `update.proposed`; prints its id.",
     ),
     "gate": Subcommand(
-        "clgate.audit.gate_cli:gate", "Audit a proposed update against a policy and record the verdict."
+        "clgate.audit.gate_cli:gate",
+        "Audit one proposed update against an adopted policy and record the verdict.",
     ),
-    "approve": Subcommand("clgate.audit.gate_cli:approve", "Approve an audited update (approver key)."),
-    "reject": Subcommand("clgate.audit.gate_cli:reject", "Block an update from promotion (approver key)."),
-    "promote": Subcommand("clgate.audit.gate_cli:promote", "Promote an approved update (approver key)."),
-    "rollback": Subcommand("clgate.audit.gate_cli:rollback", "Restore an earlier promoted update."),
-    "status": Subcommand("clgate.audit.gate_cli:status", "Show each deployment's updates and their lineage."),
-    "sign": Subcommand("clgate.audit.signing_cli:sign", "Sign a promoted artifact (OpenSSF model signing)."),
+    "approve": Subcommand(
+        "clgate.audit.gate_cli:approve",
+        "Sign an approval of an audited update (approver or auditor role; not the proposer's or gate's key).",
+    ),
+    "reject": Subcommand(
+        "clgate.audit.gate_cli:reject",
+        "Record that an update must not be promoted (final for this proposal).",
+    ),
+    "promote": Subcommand(
+        "clgate.audit.gate_cli:promote",
+        "Deploy an audited update: refused for a block, a review without approvals, or a stale base.",
+    ),
+    "rollback": Subcommand(
+        "clgate.audit.gate_cli:rollback",
+        "Restore a previously promoted update; the replaced one needs a new proposal before it returns.",
+    ),
+    "status": Subcommand(
+        "clgate.audit.gate_cli:status",
+        "What each deployment runs, what awaits approval, what needs re-audit, which erasures are open.",
+    ),
+    "sign": Subcommand(
+        "clgate.audit.signing_cli:sign",
+        "Sign a promoted artifact with model_signing's format and record `artifact.signed` (approver key).",
+    ),
     "policy": Subcommand(
         "clgate.audit.gate_cli:policy_app", "Policies a gate may judge by (adopted by an admin)."
     ),
@@ -84,19 +111,25 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "audit": Subcommand(
         "clgate.audit.schedule_cli:audit_app", "Deployment-time audits of what is actually deployed."
     ),
-    "erase": Subcommand("clgate.audit.erasure_cli:erase_app", "Erasure requests and their proof."),
+    "erase": Subcommand(
+        "clgate.audit.erasure_cli:erase_app",
+        "Erase a data subject's data from a deployment's memory and weights, provably.",
+    ),
     "ledger": Subcommand("clgate.ledger.cli:ledger_app", "The signed update ledger."),
-    "mlflow": Subcommand("clgate.audit.mlflow_cli:mlflow_app", "Gate MLflow model versions; set aliases."),
+    "mlflow": Subcommand(
+        "clgate.audit.mlflow_cli:mlflow_app",
+        "Gate MLflow registered model versions; their alias moves only through the ledger.",
+    ),
     "keys": Subcommand("clgate.ledger.cli:keys_app", "Signing keys and their roles."),
     "diff": Subcommand("clgate.probes.cli:diff_app", "What an update changed: weights, activations, memory."),
     "scan": Subcommand(
         "clgate.probes.poison.cli:scan_app",
-        "Poisoning and privacy scans.",
+        "Poisoning detectors (update data, updated models, memory stores) and personal data.",
         ("privacy", "clgate.probes.privacy.cli:privacy"),
     ),
     "eval": Subcommand(
         "clgate.evals.cli:eval_app",
-        "Behavioural eval suites.",
+        "Behavioural eval suites: `clgate eval MODEL --suite a,b`, `clgate eval compare PARENT CANDIDATE`.",
         ("history", "clgate.audit.regression_cli:history"),
     ),
 }
