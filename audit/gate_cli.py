@@ -104,6 +104,23 @@ MemoryOldOpt = typer.Option(None, help="the deployed memory store")
 MemoryNewOpt = typer.Option(None, help="the memory store after the update")
 TargetOpt = typer.Option(None, help="held-out data of the update's own task (plasticity)")
 DeploymentOpt = typer.Option("default", help="the named deployment the update is for")
+AnchorOpt = typer.Option(
+    None,
+    help="the deployment's anchor model (its first promoted base), if not where its proposal recorded it",
+)
+PolicyOpt = typer.Option(None, help="policy TOML (default: the documented default policy)")
+GateKeyOpt = typer.Option(..., "--key", help="the gate's key (gate role) that signs the audit")
+OutOpt = typer.Option(Path("clgate-report"), help="report folder")
+CacheOpt = typer.Option(None, help="cache folder for check results (default: OUT/.cache)")
+SeedOpt = typer.Option(0, help="seed for sampling and bootstrap")
+FormatOpt = typer.Option(
+    OutputFormat.text,
+    "--format",
+    help="stdout: a text table, the result as JSON, GitHub annotations, or SARIF 2.1.0 (code scanning)",
+)
+JunitOpt = typer.Option(
+    None, help="also write a JUnit XML report here: a testcase per check (GitLab, Jenkins, Azure)"
+)
 
 
 def propose_command(
@@ -160,25 +177,16 @@ def gate(
     proposer_key: Path = typer.Option(
         None, help="pipeline key: propose the update given by the paths first, in this same run"
     ),
-    anchor: Path = typer.Option(
-        None,
-        help="the deployment's anchor model (its first promoted base), if not where its proposal recorded it",
-    ),
-    policy: Path = typer.Option(None, help="policy TOML (default: the documented default policy)"),
+    anchor: Path = AnchorOpt,
+    policy: Path = PolicyOpt,
     ledger: str = LedgerOpt,
-    key: Path = typer.Option(..., "--key", help="the gate's key (gate role) that signs the audit"),
+    key: Path = GateKeyOpt,
     trust: Path = TrustOpt,
-    out: Path = typer.Option(Path("clgate-report"), help="report folder"),
-    cache: Path = typer.Option(None, help="cache folder for check results (default: OUT/.cache)"),
-    seed: int = typer.Option(0, help="seed for sampling and bootstrap"),
-    fmt: OutputFormat = typer.Option(
-        OutputFormat.text,
-        "--format",
-        help="stdout: a text table, the result as JSON, GitHub annotations, or SARIF 2.1.0 (code scanning)",
-    ),
-    junit: Path = typer.Option(
-        None, help="also write a JUnit XML report here: a testcase per check (GitLab, Jenkins, Azure)"
-    ),
+    out: Path = OutOpt,
+    cache: Path = CacheOpt,
+    seed: int = SeedOpt,
+    fmt: OutputFormat = FormatOpt,
+    junit: Path = JunitOpt,
     device: str = DEVICE,
     dtype: str = DTYPE,
     served_parent: str = SERVED_PARENT,
@@ -240,6 +248,14 @@ def gate(
             proposed = propose(request, journal.as_signer(signing_key(proposer_key)), run, progress)
             update, manifests = proposed.proposal.update_id, proposed.manifests
         result = run_gate(update, loaded_policy, journal, run, request, manifests, progress)
+    finish_gate(result, fmt, junit, summary, out)
+
+
+def finish_gate(
+    result: GateResult, fmt: OutputFormat, junit: Path | None, summary: Path | None, out: Path
+) -> None:
+    """What every gate command does with its result: stdout in `fmt`, the CI reports, the report's
+    path, and the verdict's exit code (0 promote, 10 review, 20 block)."""
     print_result(result, fmt)
     if junit is not None:
         write_junit(result, junit)

@@ -16,16 +16,24 @@ from clgate.artifacts import ArtifactKind, detect_kind
 from clgate.audit.ci_formats import OutputFormat
 from clgate.audit.gate import GateRequest, GateRun, check_policy, propose, run_gate
 from clgate.audit.gate_cli import (
+    AnchorOpt,
+    CacheOpt,
     DataOpt,
     DeploymentOpt,
+    FormatOpt,
+    GateKeyOpt,
+    JunitOpt,
     KeyOpt,
     LedgerOpt,
+    OutOpt,
     ParentOpt,
+    PolicyOpt,
+    SeedOpt,
     TargetOpt,
     TrustOpt,
-    err,
+    ci_outputs,
+    finish_gate,
     open_journal,
-    print_result,
     progress,
 )
 from clgate.audit.journal import signing_key
@@ -59,22 +67,19 @@ def gate(
     target: Path = TargetOpt,
     deployment: str = DeploymentOpt,
     proposer_key: Path = typer.Option(..., help="pipeline key: proposes the version in this same run"),
-    anchor: Path = typer.Option(
-        None, help="the deployment's anchor model, if not where its proposal recorded it"
-    ),
-    policy: Path = typer.Option(None, help="policy TOML (default: the documented default policy)"),
+    anchor: Path = AnchorOpt,
+    policy: Path = PolicyOpt,
     ledger: str = LedgerOpt,
-    key: Path = typer.Option(..., "--key", help="the gate's key (gate role) that signs the audit"),
+    key: Path = GateKeyOpt,
     trust: Path = TrustOpt,
-    out: Path = typer.Option(Path("clgate-report"), help="report folder"),
+    out: Path = OutOpt,
     download: Path = typer.Option(
         None, "--download-dir", help="where the artifacts go (default: OUT/mlflow)"
     ),
-    cache: Path = typer.Option(None, help="cache folder for check results (default: OUT/.cache)"),
-    seed: int = typer.Option(0, help="seed for sampling and bootstrap"),
-    fmt: OutputFormat = typer.Option(
-        OutputFormat.text, "--format", help="stdout: text, json, github or sarif"
-    ),
+    cache: Path = CacheOpt,
+    seed: int = SeedOpt,
+    fmt: OutputFormat = FormatOpt,
+    junit: Path = JunitOpt,
     device: str = DEVICE,
     dtype: str = DTYPE,
 ) -> None:
@@ -87,6 +92,7 @@ def gate(
     loaded_policy = load_policy(policy)
     run = GateRun(out_dir=out, cache_dir=cache, seed=seed, device=device, dtype=dtype)
     run.placement()
+    summary = ci_outputs(junit)
     with open_journal(ledger, key, trust) as journal:
         check_policy(loaded_policy, journal)
         registry = Registry(tracking_uri)
@@ -106,9 +112,7 @@ def gate(
         proposed = propose(request, journal.as_signer(signing_key(proposer_key)), run, progress)
         update = proposed.proposal.update_id
         result = run_gate(update, loaded_policy, journal, run, request, proposed.manifests, progress)
-    print_result(result, fmt)
-    err.print(f"report: {out / 'report.html'}")
-    raise typer.Exit(result.verdict.decision.exit_code)
+    finish_gate(result, fmt, junit, summary, out)
 
 
 @mlflow_app.command("promote")

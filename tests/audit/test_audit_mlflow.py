@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,6 +116,8 @@ def mlflow_gate(world, uri: str, model_uri: str, tiny_model: Path, tmp_path: Pat
         str(world.policy),
         "--out",
         str(tmp_path / "mlflow-out"),
+        "--junit",
+        str(tmp_path / "mlflow-out" / "junit.xml"),
         "--proposer-key",
         str(world.boot.keys["pipeline"]),
         key="gate",
@@ -170,6 +173,8 @@ def test_gated_version_gets_alias_and_tags_blocked_one_never(
         "mlflow.tracking_uri": tracking_uri,
     }
     assert mlflow_gate(world, tracking_uri, f"models:/lora-a/{bad}", tiny_model, tmp_path) == 20
+    suite = ET.parse(tmp_path / "mlflow-out" / "junit.xml").getroot().find("testsuite")
+    assert suite is not None and int(suite.get("failures", "0")) >= 1  # the CI report of the blocked version
     capsys.readouterr()
 
     assert mlflow_promote(world, tracking_uri, f"models:/lora-a/{bad}") == 2
