@@ -10,12 +10,12 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={
-        "actions": ["approve", "promote", "promotion_refusal", "reject", "rollback"],
+        "actions": ["approve", "block", "promote", "promotion_refusal", "rollback"],
         "fanout": ["reaudit_progress"],
         "gate": ["GateRequest", "GateRun", "Proposed", "propose", "run_gate"],
         "journal": ["Journal", "evidence_store", "require_trust"],
         "policy": ["Policy", "load_policy", "parse_policy"],
-        "reports": ["ComplianceReport", "build_report", "update_status", "write_report"],
+        "compliance": ["ComplianceReport", "build_report", "update_status", "write_report"],
         "result": ["GateResult"],
         "schedule": ["ScheduledAudit", "scheduled_audit"],
         "state": ["LedgerState", "replay"],

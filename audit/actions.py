@@ -1,4 +1,4 @@
-"""Approve, reject, promote, roll back: each a signed ledger entry, each refused when not allowed.
+"""Approve, block, promote, roll back: each a signed ledger entry, each refused when not allowed.
 
 The rules are the ledger's own (`clgate.ledger.Governance`), checked again inside the append
 transaction, so the CLI, the dashboard and a raw `clgate ledger append` all meet the same refusal.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from clgate.audit.journal import Journal
 from clgate.audit.state import LedgerState
 from clgate.errors import InputError
-from clgate.ledger import Approval, CheckpointNote, Promotion, Rejection, Rollback, UpdateState
+from clgate.ledger import Approval, Block, CheckpointNote, Promotion, Rollback, UpdateState
 
 
 def _update(state: LedgerState, ref: str) -> UpdateState:
@@ -33,11 +33,11 @@ def approve(journal: Journal, ref: str, note: str = "") -> int:
     return journal.append(Approval(update_id=update.update_id, note=note), update.candidate_digest)
 
 
-def reject(journal: Journal, ref: str, reason: str) -> int:
+def block(journal: Journal, ref: str, reason: str) -> int:
     update = _update(journal.state(), ref)
     if not reason.strip():
-        raise InputError("a rejection needs a reason")
-    return journal.append(Rejection(update_id=update.update_id, reason=reason), update.candidate_digest)
+        raise InputError("a block needs a reason")
+    return journal.append(Block(update_id=update.update_id, reason=reason), update.candidate_digest)
 
 
 def witnessed_checkpoint(journal: Journal, update: UpdateState) -> CheckpointNote | None:

@@ -137,7 +137,7 @@ def sarif(result: GateResult) -> dict[str, Any]:
                 "results": results,
                 "properties": {
                     "updateId": result.update_id,
-                    "verdict": result.verdict.decision.value,
+                    "decision": result.verdict.decision.value,
                     "policy": result.policy,
                     "ledgerEntries": result.ledger_entries,
                 },
@@ -147,14 +147,14 @@ def sarif(result: GateResult) -> dict[str, Any]:
 
 
 def github_annotations(result: GateResult) -> str:
-    """GitHub workflow commands: an annotation per failing or warning finding, then the verdict."""
+    """GitHub workflow commands: an annotation per failing or warning finding, then the decision."""
     lines = [
         workflow_command(_LEVEL[f.status], f.reason, title=f"clgate {f.rule}")
         for f in result.verdict.findings
         if f.status is not Status.PASS
     ]
-    verdict = f"{result.verdict.decision.value} (update {result.update_id})"
-    return "\n".join([*lines, workflow_command("notice", verdict, title="clgate verdict")])
+    decision = f"{result.verdict.decision.value} (update {result.update_id})"
+    return "\n".join([*lines, workflow_command("notice", decision, title="clgate decision")])
 
 
 def _findings_by_check(result: GateResult) -> dict[str, list[Finding]]:
@@ -202,7 +202,7 @@ def junit_xml(result: GateResult) -> str:
     )
     props = ET.SubElement(suite, "properties")
     for name, value in {
-        "verdict": result.verdict.decision.value,
+        "decision": result.verdict.decision.value,
         "update": result.update_id,
         "policy": f"{result.policy.get('name')} {result.policy.get('digest')}",
         **{f"ledger.{k}": str(v) for k, v in result.ledger_entries.items()},
@@ -256,7 +256,7 @@ def _key_numbers(result: GateResult, check: str, findings: list[Finding]) -> str
 
 
 def step_summary(result: GateResult) -> str:
-    """A GitHub job summary: the verdict, a row per check, the findings and the ledger entries."""
+    """A GitHub job summary: the decision, a row per check, the findings and the ledger entries."""
     decision = result.verdict.decision.value
     findings, summaries = _findings_by_check(result), {c.name: c for c in result.checks}
     lines = [

@@ -62,7 +62,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "Compute an artifact's content manifest (per-file and per-tensor SHA-256, root digest).",
     ),
     "demo": Subcommand(
-        "clgate.audit.demo:demo", "Run clgate's main job on the embedded SmolLM2-135M-Instruct, offline."
+        "clgate.demo.run:demo", "Run clgate's main job on the embedded SmolLM2-135M-Instruct, offline."
     ),
     "report": Subcommand(
         "clgate.audit.reports_cli:report",
@@ -84,8 +84,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "clgate.audit.gate_cli:approve",
         "Sign an approval of an audited update (approver or auditor role; not the proposer's or gate's key).",
     ),
-    "reject": Subcommand(
-        "clgate.audit.gate_cli:reject",
+    "block": Subcommand(
+        "clgate.audit.gate_cli:block",
         "Record that an update must not be promoted (final for this proposal).",
     ),
     "promote": Subcommand(

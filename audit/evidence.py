@@ -17,6 +17,14 @@ from clgate.errors import IntegrityError
 from clgate.measurement import Measurement
 
 
+def _holds(path: Path, digest: str) -> bool:
+    """Whether `path` is a file whose SHA-256 is `digest` (with or without its `sha256:` prefix)."""
+    if not path.is_file():
+        return False
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest() == digest.removeprefix("sha256:")
+
+
 class EvidenceStore:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -25,11 +33,11 @@ class EvidenceStore:
         return self.folder / f"{digest.removeprefix('sha256:')}.json"
 
     def put(self, measurement: Measurement) -> str:
-        text = measurement.to_json()
-        digest = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+        """File it under its digest; a file there that was altered is replaced by the true bytes."""
+        digest = measurement.digest
         path = self._path(digest)
-        if not path.exists():
-            write_text_atomic(path, text)
+        if not _holds(path, digest):
+            write_text_atomic(path, measurement.to_json())
         return digest
 
     def get(self, digest: str) -> Measurement | None:
@@ -37,12 +45,11 @@ class EvidenceStore:
         path = self._path(digest)
         if not path.is_file():
             return None
-        text = path.read_text(encoding="utf-8")
-        if "sha256:" + hashlib.sha256(text.encode()).hexdigest() != digest:
+        if not _holds(path, digest):
             raise IntegrityError(
                 f"{path}: evidence does not match its digest (altered after it was recorded)"
             )
-        return Measurement.from_json(text)
+        return Measurement.from_json(path.read_text(encoding="utf-8"))
 
     def quotes(self, digest: str, carries: Callable[[str], bool]) -> bool:
         """Whether the measurement with this digest is here and `carries` holds for its text."""
@@ -58,12 +65,12 @@ class EvidenceStore:
         return self.folder / "files" / sha256.removeprefix("sha256:")
 
     def put_file(self, path: Path) -> str:
-        """Keep a copy of `path`; returns its SHA-256 (hex), the name it is found by."""
-        with open(path, "rb") as fh:
-            sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+        """Keep a copy of `path` (replacing an altered one); returns its SHA-256 (hex), the name it is found by."""
+        data = Path(path).read_bytes()
+        sha256 = hashlib.sha256(data).hexdigest()
         target = self._file_path(sha256)
-        if not target.exists():
-            write_bytes_atomic(target, Path(path).read_bytes())  # whole or absent, never half a file
+        if not _holds(target, sha256):
+            write_bytes_atomic(target, data)  # whole or absent, never half a file
         return sha256
 
     def file(self, sha256: str) -> Path | None:
@@ -71,9 +78,6 @@ class EvidenceStore:
         path = self._file_path(sha256)
         if not path.is_file():
             return None
-        with open(path, "rb") as fh:
-            if hashlib.file_digest(fh, "sha256").hexdigest() != sha256.removeprefix("sha256:"):
-                raise IntegrityError(
-                    f"{path}: kept file does not match its digest (altered after it was kept)"
-                )
+        if not _holds(path, sha256):
+            raise IntegrityError(f"{path}: kept file does not match its digest (altered after it was kept)")
         return path

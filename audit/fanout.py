@@ -63,7 +63,7 @@ class ReauditOutcome:
     kind: str
     update_id: str | None = None
     """The re-audited proposal (None if the job recorded no audit)."""
-    verdict: str | None = None
+    decision: str | None = None
     resumed: bool = False
     """It gated a proposal an earlier run left unaudited."""
     seconds: float = 0.0
@@ -115,7 +115,7 @@ def reaudit(job: ReauditJob) -> ReauditOutcome:
         outcome = ReauditOutcome(stale.update_id, stale.deployment, stale.kind)
         if progress == "audited":
             assert resumed is not None
-            return replace(outcome, update_id=resumed.update_id, verdict=resumed.decision)
+            return replace(outcome, update_id=resumed.update_id, decision=resumed.decision)
         policy = load_policy(s.policy)
         check_policy(policy, journal)
         request = _request(state, stale)
@@ -138,7 +138,7 @@ def reaudit(job: ReauditJob) -> ReauditOutcome:
         outcome,
         worker=f"{socket.gethostname()}:{os.getpid()}",
         update_id=update_id,
-        verdict=result.verdict.decision.value,
+        decision=result.verdict.decision.value,
         resumed=resumed is not None,
         seconds=time.perf_counter() - start,
     )
@@ -191,7 +191,7 @@ class ScheduledOutcome:
     deployment: str
     store: Path
     entry_index: int | None = None
-    verdict: str | None = None
+    decision: str | None = None
     error: str | None = None
 
 

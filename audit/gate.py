@@ -23,14 +23,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from clgate.artifacts import ArtifactKind, Manifest, check_adapter_fits, compute_manifest, resolve_model_dir
-from clgate.audit.checks import PROPOSED_ROLES, GateCheck, GateInputs
+from clgate.audit.check_inputs import PROPOSED_ROLES, GateCheck, GateInputs
 from clgate.audit.eval_logs import LOG_FOLDER, place_logs
 from clgate.audit.gate_checks import GATE_CHECKS
+from clgate.audit.gate_report import write_gate_report
 from clgate.audit.journal import Journal
 from clgate.audit.judge import CheckOutcome, judge
 from clgate.audit.policy import Policy
-from clgate.audit.regression import keep_target, regression_set
-from clgate.audit.report import write_gate_report
+from clgate.audit.regression import RegressionSet, keep_target, regression_set
 from clgate.audit.result import CheckSummary, GateResult
 from clgate.audit.runner import CheckCache, run_checks
 from clgate.audit.signing import UpstreamSignature, verify_upstream
@@ -458,6 +458,100 @@ def check_policy(policy: Policy, journal: Journal) -> None:
         )
 
 
+@dataclass(frozen=True)
+class GatePlan:
+    """One gate run, resolved before anything is written: the update, where its files are, the models it
+    runs, its anchor and regression set; or, found from the ledger alone, what blocks it before any file
+    is hashed or model loaded (`blocked_early`)."""
+
+    update: UpdateState
+    request: GateRequest
+    blocked_early: tuple[Finding, ...] = ()
+    parent_dir: Path | None = None
+    anchor: Anchor | None = None
+    anchor_dir: Path | None = None
+    regression: RegressionSet | None = None
+
+    def inputs(
+        self, policy: Policy, run: GateRun, manifests: dict[str, Manifest], pool: ModelPool | None
+    ) -> GateInputs:
+        """What the checks read: the proposed files (the parent as resolved), and the ledger's anchor,
+        regression set and the policy's suites."""
+        return GateInputs(
+            **{**self.request.paths(), "parent": self.parent_dir},
+            anchor=self.anchor_dir,
+            regression=self.regression,
+            suites=tuple(policy.suites) or None,
+            cache_dir=run.cache,
+            seed=run.seed,
+            manifests=manifests,
+            options={name: policy.options_for(name) for name in policy.checks},
+            models=pool,
+            device=run.device,
+            dtype=run.dtype,
+            served=tuple(f"{r.model}@{r.revision}" for r in (self.update.proposal.served or {}).values()),
+            log_dir=run.log_dir,
+        )
+
+
+def plan_gate(
+    ref: str, policy: Policy, journal: Journal, run: GateRun, paths: GateRequest | None = None
+) -> GatePlan:
+    """Resolve a gate run, cheapest first: the policy, the proposal, its lineage and servers (the ledger
+    alone); then the files, the models, the anchor and the regression set. Bad input raises here."""
+    check_policy(policy, journal)
+    state = journal.state()
+    update = state.find(ref)
+    if update is None:
+        raise InputError(f"no proposal {ref!r} in the ledger (propose it with `clgate propose`)")
+    if update.audit_index is not None:
+        raise InputError(
+            f"update {update.update_id} was already audited at entry {update.audit_index}; "
+            "a re-audit is a new proposal (`clgate propose --supersedes`)"
+        )
+    request = _request_for(update, paths, run)
+    disallowed = _served_disallowed(update.proposal, run)
+    blocked = disallowed + _lineage_findings(update, state.current_base(update.deployment))
+    if blocked:
+        return GatePlan(update, replace(request, served=None), tuple(blocked))
+    for role, path in request.paths().items():
+        if not path.exists():
+            raise InputError(
+                f"cannot find the proposed {role} {path} (give its path with --{role.replace('_', '-')})"
+            )
+    dtype = run.placement().dtype
+    parent_dir = _check_inputs(request, run.cache, dtype)
+    anchor = _anchor(state, update, policy, request)
+    anchor_dir = None
+    if anchor is not None:
+        anchor_dir = parent_dir if anchor.is_parent else resolve_model_dir(anchor.path, run.cache, dtype)
+    regression = regression_set(state, update, journal.evidence)  # a lost earlier set: refused here
+    return GatePlan(update, request, (), parent_dir, anchor, anchor_dir, regression)
+
+
+def _changed_files(plan: GatePlan, manifests: dict[str, Manifest], pool: ModelPool | None) -> list[Finding]:
+    """What blocks the update once its files are hashed: anything not as proposed, or an anchor that is
+    not the promoted base."""
+    assert plan.parent_dir is not None
+    return (
+        _changed_since_proposed(plan.update.proposal, manifests)
+        + (_anchor_changed(plan.anchor, manifests["anchor"]) if plan.anchor is not None else [])
+        + _served_changed(plan.update.proposal, plan.request, plan.parent_dir, pool)
+    )
+
+
+def _hash(
+    plan: GatePlan, given: dict[str, Manifest] | None, progress: Progress | None
+) -> dict[str, Manifest]:
+    """The manifests of every proposed artifact and of the anchor (the parent's when it is the anchor)."""
+    manifests = given if given is not None else _manifests(plan.request.paths(), progress)
+    if plan.anchor is None:
+        return manifests
+    if plan.anchor.is_parent:
+        return {**manifests, "anchor": manifests["parent"]}
+    return {**manifests, **_manifests({"anchor": plan.anchor.path}, progress)}
+
+
 def run_gate(
     ref: str,
     policy: Policy,
@@ -473,73 +567,30 @@ def run_gate(
     (`propose`); otherwise every artifact is hashed again and compared with the proposal.
     """
     start = time.perf_counter()
-    check_policy(policy, journal)
-    state = journal.state()
-    update = state.find(ref)
-    if update is None:
-        raise InputError(f"no proposal {ref!r} in the ledger (propose it with `clgate propose`)")
-    if update.audit_index is not None:
-        raise InputError(
-            f"update {update.update_id} was already audited at entry {update.audit_index}; "
-            "a re-audit is a new proposal (`clgate propose --supersedes`)"
-        )
-    request = _request_for(update, paths, run)
-    disallowed = _served_disallowed(update.proposal, run)
-    if disallowed:
-        request = replace(request, served=None)
-    for role, path in request.paths().items():
-        if not path.exists():
-            raise InputError(
-                f"cannot find the proposed {role} {path} (give its path with --{role.replace('_', '-')})"
-            )
-    parent_dir = _check_inputs(request, run.cache, run.placement().dtype)
-    anchor = _anchor(state, update, policy, request)
-    regression = regression_set(state, update, journal.evidence)  # a lost earlier set: refused here
-    anchor_dir = None
-    if anchor is not None:
-        anchor_dir = (
-            parent_dir
-            if anchor.is_parent
-            else resolve_model_dir(anchor.path, run.cache, run.placement().dtype)
-        )
+    plan = plan_gate(ref, policy, journal, run, paths)
+    update = plan.update
     with ExitStack() as stack:
-        pool = _model_pool(request, parent_dir, run)  # bad device, dtype or size: refused before any write
+        pool = None
+        if not plan.blocked_early:  # bad device, dtype or size: refused before any write
+            pool = _model_pool(plan.request, plan.parent_dir, run)
         if pool is not None:
             stack.callback(pool.close)
         stack.enter_context(journal.exclusive(f"gate {update.update_id}"))
         outcomes: dict[str, CheckOutcome] = {}
+        early = list(plan.blocked_early)
         try:
-            if manifests is None:
-                manifests = _manifests(request.paths(), progress)
-            if anchor is not None:
-                known = {"anchor": manifests["parent"]} if anchor.is_parent else {}
-                manifests = {**manifests, **(known or _manifests({"anchor": anchor.path}, progress))}
-            early = (
-                disallowed
-                + _changed_since_proposed(update.proposal, manifests)
-                + (_anchor_changed(anchor, manifests["anchor"]) if anchor is not None else [])
-                + ([] if disallowed else _served_changed(update.proposal, request, parent_dir, pool))
-                + _lineage_findings(update, state.current_base(update.deployment))
-            )
             if not early:
-                inputs = GateInputs(
-                    **{**request.paths(), "parent": parent_dir},
-                    anchor=anchor_dir,
-                    regression=regression,
-                    suites=tuple(policy.suites) or None,
-                    cache_dir=run.cache,
-                    seed=run.seed,
-                    manifests=manifests,
-                    options={name: policy.options_for(name) for name in policy.checks},
-                    models=pool,
-                    device=run.device,
-                    dtype=run.dtype,
-                    served=tuple(f"{r.model}@{r.revision}" for r in (update.proposal.served or {}).values()),
-                    log_dir=run.log_dir,
-                )
+                manifests = _hash(plan, manifests, progress)
+                early = _changed_files(plan, manifests, pool)
+            if not early:
+                inputs = plan.inputs(policy, run, manifests, pool)
                 checks = [c for c in GATE_CHECKS.values() if c.applies(inputs)]
-                skipped = _not_applicable(checks, policy, served=request.served is not None)
-                cache = CheckCache(run.cache / "checks", journal.signer) if journal.signer else None
+                skipped = _not_applicable(checks, policy, served=plan.request.served is not None)
+                cache = (
+                    CheckCache(run.cache / "checks", journal.signer, journal.evidence)
+                    if journal.signer
+                    else None
+                )
                 outcomes = run_checks(
                     [c for c in checks if c.name not in skipped], inputs, policy.timeout_for, cache, progress
                 )
@@ -552,7 +603,7 @@ def run_gate(
         if early:
             verdict = Verdict.from_findings([*early, *verdict.findings])
         measurements = {n: o.measurement for n, o in outcomes.items() if o.measurement is not None}
-        keep_target(journal.evidence, update, request.target)  # rerun by later gates once promoted
+        keep_target(journal.evidence, update, plan.request.target)  # rerun by later gates once promoted
         audited = journal.complete(
             update, verdict, policy, {n: journal.evidence.put(m) for n, m in measurements.items()}
         )
@@ -574,8 +625,5 @@ def run_gate(
         served_requests=requests,
         served_waiting_s=round(waiting, 3),
     )
-    out = Path(run.out_dir)
-    for name, m in measurements.items():
-        m.write(out / "measurements" / f"{name}.json")
-    write_gate_report(result, out)
+    write_gate_report(result, Path(run.out_dir))
     return result

@@ -11,21 +11,23 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clgate.audit.checks import GateCheck, GateInputs, gate_check
+from clgate.audit.check_inputs import GateCheck, GateInputs, gate_check
 from clgate.measurement import Measurement
+from clgate.registry import Registry
 
 if TYPE_CHECKING:
     from clgate.evals import Suite
     from clgate.probes.privacy import PiiScanner
 
-GATE_CHECKS: dict[str, GateCheck] = {}
+GATE_CHECKS: Registry[GateCheck] = Registry("gate check")
 PUSH = 1.0
 """Nats towards a wrong answer a memory entry states that make it a contradiction (odds ×2.7)."""
 EVAL_SUITES = ("retention", "refusal", "over_refusal", "sycophancy", "honesty", "prompt_injection")
 
 
-def combine(name: str, version: str, parts: list[Measurement], prefix: str = "") -> Measurement:
-    """Fold several measurements into one; member numbers become `<member>.<number>`."""
+def combine(parts: list[Measurement], prefix: str = "") -> Measurement:
+    """Fold several measurements into one, named by the check that returns it; member numbers become
+    `<member>.<number>`."""
     numbers, details, meta, explain = {}, [], {}, {}
     for part in parts:
         member = part.name.removeprefix(prefix)
@@ -35,8 +37,6 @@ def combine(name: str, version: str, parts: list[Measurement], prefix: str = "")
         meta[member] = part.meta
     first = parts[0] if parts else None
     return Measurement(
-        name=name,
-        version=version,
         parent=first.parent if first else None,
         candidate=first.candidate if first else None,
         numbers=numbers,
@@ -69,7 +69,7 @@ def poison_data(inputs: GateInputs) -> Measurement:
         advance=inputs.advance,
         **inputs.placement("poison.data"),
     )
-    return combine("poison.data", "2", report.measurements(), prefix="poison.")
+    return combine(report.measurements(), prefix="poison.")
 
 
 @gate_check(
@@ -101,7 +101,7 @@ def poison_model(inputs: GateInputs) -> Measurement:
         advance=inputs.advance,
         **inputs.placement("poison.model"),
     )
-    return combine("poison.model", "2", report.measurements(), prefix="poison.")
+    return combine(report.measurements(), prefix="poison.")
 
 
 @gate_check(GATE_CHECKS, "poison.memory", "1", needs=("memory_new",), forward_passes=False)
@@ -110,7 +110,7 @@ def poison_memory(inputs: GateInputs) -> Measurement:
     from clgate.probes.poison import scan_memory
 
     report = scan_memory(inputs.memory_new, detectors=inputs.options_for("poison.memory").get("detectors"))
-    return combine("poison.memory", "1", report.measurements(), prefix="poison.")
+    return combine(report.measurements(), prefix="poison.")
 
 
 @gate_check(
@@ -231,9 +231,8 @@ def anchor(inputs: GateInputs) -> Measurement:
         pool=inputs.models,
         **inputs.placement("anchor"),
     )
-    return compared.model_copy(
-        update={"name": "anchor", "meta": {**compared.meta, "anchor": inputs.digest("anchor")}}
-    )
+    own = compared.model_dump(exclude={"name", "version", "meta"})  # the check's own measurement, not evals'
+    return Measurement(**own, meta={**compared.meta, "anchor": inputs.digest("anchor")})
 
 
 @gate_check(
@@ -301,8 +300,6 @@ def regression(inputs: GateInputs) -> Measurement:
         f"{accuracy + forgetting[worst]:.2f} at best: this check's details show the items it lost"
     }
     return Measurement(
-        name="regression",
-        version="1",
         numbers=numbers,
         details=details,
         evidence=logs,
@@ -336,7 +333,7 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
     probes = recall_probes(old, new, pool, SentenceEmbedder())
     numbers = dict.fromkeys(("probes", "flipped_to_wrong", "entries_flipping", "entries_contradicting"), 0.0)
     if not probes:
-        return Measurement(name="memory.behaviour", version="1", numbers=numbers)
+        return Measurement(numbers=numbers)
     folder = inputs.cache_dir / "memory-behaviour" / inputs.digest("memory_new").removeprefix("sha256:")[:32]
     model = open_model(
         inputs.parent,
@@ -367,7 +364,7 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
         entries_contradicting=float(len(blame.contradicting)),
     )
     return Measurement(
-        name="memory.behaviour", version="1", numbers=numbers, details=blame.details, explain=blame.explain,
+        numbers=numbers, details=blame.details, explain=blame.explain,
         evidence=[e for r in runs for e in r.evidence], meta={"top_k": TOP_K, "pool": "retention"},
     )  # fmt: skip
 

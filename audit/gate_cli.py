@@ -1,4 +1,4 @@
-"""`clgate propose`, `gate`, `approve`, `reject`, `promote`, `rollback`, `status`, `policy adopt`.
+"""`clgate propose`, `gate`, `approve`, `block`, `promote`, `rollback`, `status`, `policy adopt`.
 
 Each step is signed by the key whose role it is: the training job proposes (pipeline key), the gate
 service audits (gate key), people approve and promote (approver keys), admins adopt policies.
@@ -255,7 +255,7 @@ def finish_gate(
     result: GateResult, fmt: OutputFormat, junit: Path | None, summary: Path | None, out: Path
 ) -> None:
     """What every gate command does with its result: stdout in `fmt`, the CI reports, the report's
-    path, and the verdict's exit code (0 promote, 10 review, 20 block)."""
+    path, and the decision's exit code (0 promote, 10 review, 20 block)."""
     print_result(result, fmt)
     if junit is not None:
         write_junit(result, junit)
@@ -277,7 +277,7 @@ def approve(
         typer.echo(f"approved at entry {actions.approve(journal, update, note)}")
 
 
-def reject(
+def block(
     update: str = typer.Argument(...),
     reason: str = typer.Option(..., help="why the update must not be promoted"),
     ledger: str = LedgerOpt,
@@ -286,7 +286,7 @@ def reject(
 ) -> None:
     """Record that an update must not be promoted (final for this proposal)."""
     with open_journal(ledger, key, trust) as journal:
-        typer.echo(f"rejected at entry {actions.reject(journal, update, reason)}")
+        typer.echo(f"blocked at entry {actions.block(journal, update, reason)}")
 
 
 def promote(

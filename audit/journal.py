@@ -26,10 +26,10 @@ from clgate.audit.verdict import Verdict
 from clgate.errors import InputError
 from clgate.ledger import (
     AuditRecord,
+    Block,
     EntryBody,
     Ledger,
     Proposal,
-    Rejection,
     SeenHeads,
     Trust,
     UpdateState,
@@ -160,5 +160,5 @@ class Journal:
 
     def block(self, update: UpdateState, verdict: Verdict) -> int:
         reason = "; ".join(f.reason for f in verdict.blocking if f.status.value == "fail")[:1000]
-        body = Rejection(update_id=update.update_id, reason=reason or "blocked by policy")
+        body = Block(update_id=update.update_id, reason=reason or "blocked by policy")
         return self.append(body, update.candidate_digest)

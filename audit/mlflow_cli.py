@@ -129,8 +129,8 @@ def promote(
 ) -> None:
     """Promote a gated version (approver key), re-hashing its artifacts first, then tag it and set the alias.
 
-    Refused (nothing recorded, alias untouched) for a version this ledger never gated, one it blocked,
-    rejected or rolled back, a review without its approvals, or artifacts that changed since the gate.
+    Refused (nothing recorded, alias untouched) for a version this ledger never gated, one it blocked
+    or rolled back, a review without its approvals, or artifacts that changed since the gate.
     """
     ref = VersionRef.parse(model_uri)
     if not _ALIAS.match(alias):

@@ -92,7 +92,7 @@ class Promoted:
         assert self.update.decision is not None and self.update.audit_index is not None
         return {
             "clgate.update_id": self.update.update_id,
-            "clgate.verdict": self.update.decision,
+            "clgate.decision": self.update.decision,
             "clgate.audit_entry": str(self.update.audit_index),
             "clgate.promotion_entry": str(self.promotion_index),
             "clgate.candidate_digest": self.update.candidate_digest,
@@ -181,7 +181,7 @@ def promote_version(
     """Promote the update that gated `ref` (unless the ledger already deploys it), then move `alias` to it.
 
     Refused before anything is downloaded when the ledger forbids the promotion (block, rollback,
-    rejection, missing approvals); refused when the version's bytes now hash to anything but the
+    missing approvals); refused when the version's bytes now hash to anything but the
     audited candidate. `workdir` holds the fresh download while it is hashed.
     """
     version = registry.version(ref)

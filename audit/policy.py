@@ -23,12 +23,13 @@ from clgate.errors import InputError, PolicyError
 from clgate.ledger import ApprovalRequirement, PolicyRef, WitnessRequirement
 from clgate.ledger.canonical import canonical_json
 from clgate.ledger.entries import UpdateKind
+from clgate.package_data import package_file
 from clgate.runtime import check_device, check_dtype
 
 if TYPE_CHECKING:
     from clgate.evals import Suite
 
-DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.toml"
+DEFAULT_POLICY = package_file("clgate.audit", "policies", "default.toml")
 Severity = Literal["warn", "fail"]
 UPDATE_KINDS: tuple[str, ...] = get_args(UpdateKind)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import typer
 
+from clgate.audit.compliance import ReportFormat, build_report, parse_day, write_report
 from clgate.audit.gate_cli import LedgerOpt, TrustOpt, open_journal
 from clgate.audit.journal import require_trust
-from clgate.audit.reports import ReportFormat, build_report, parse_day, write_report
 from clgate.errors import InputError
 
 

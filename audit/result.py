@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from pydantic import BaseModel, ConfigDict
 
 from clgate.audit.judge import CheckOutcome
 from clgate.audit.verdict import Verdict
 from clgate.ledger import Proposal
 from clgate.measurement import Measurement
-
-
-def measurement_digest(measurement: Measurement) -> str:
-    """The digest the ledger records; `EvidenceStore.put` files the measurement under it."""
-    return "sha256:" + hashlib.sha256(measurement.to_json().encode()).hexdigest()
 
 
 class CheckSummary(BaseModel):
@@ -28,7 +21,7 @@ class CheckSummary(BaseModel):
 
     @classmethod
     def of(cls, outcome: CheckOutcome) -> CheckSummary:
-        digest = measurement_digest(outcome.measurement) if outcome.measurement else None
+        digest = outcome.measurement.digest if outcome.measurement else None
         return cls(
             name=outcome.name,
             seconds=round(outcome.seconds, 3),

@@ -8,7 +8,8 @@ judge turns into a blocking finding: nothing here can make a verdict more lenien
 A check sees only the inputs it declares (`GateInputs.only`), so its cache key (the digests of
 exactly those inputs, its version, seed and options) covers everything it read. A cached result
 is stored with that key material and signed by the gate's key; on use both are checked, so a
-stale, mismatched or planted cache file is recomputed, never trusted.
+stale, mismatched or planted cache file is recomputed, never trusted. Its measurement is the one in
+the ledger's evidence store, found by digest.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clgate.atomic import write_text_atomic
-from clgate.audit.checks import CHECK_PACKAGES, GateCheck, GateInputs
+from clgate.audit.check_inputs import CHECK_PACKAGES, GateCheck, GateInputs
+from clgate.audit.evidence import EvidenceStore
 from clgate.audit.judge import CheckOutcome
-from clgate.errors import InputError
+from clgate.errors import InputError, IntegrityError
 from clgate.ledger.canonical import canonical_json
 from clgate.ledger.dsse import verify_signature
 from clgate.ledger.keys import public_bytes
@@ -38,7 +40,7 @@ from clgate.measurement import Measurement
 from clgate.progress import Advance
 
 Progress = Callable[[str, str], None]
-_CACHE_DOMAIN = b"clgate check cache v1\n"
+_CACHE_DOMAIN = b"clgate check cache v2\n"
 
 
 def cache_material(check: GateCheck, inputs: GateInputs) -> dict[str, Any]:
@@ -64,43 +66,50 @@ def cache_key(check: GateCheck, inputs: GateInputs) -> str:
 
 
 class CheckCache:
-    """Check results on disk, each bound to its key material and signed by the gate's key."""
+    """Which measurement a check's key material gave, signed by the gate's key.
 
-    def __init__(self, folder: Path, signer: Ed25519PrivateKey) -> None:
+    The measurement itself is kept once, in the ledger's evidence store (by its digest), so a cached
+    result is the very evidence an audit recorded, and evidence removed by an erasure is never served
+    again from a cache.
+    """
+
+    def __init__(self, folder: Path, signer: Ed25519PrivateKey, evidence: EvidenceStore) -> None:
         self.folder = Path(folder)
         self.signer = signer
         self.public = public_bytes(signer.public_key())
+        self.evidence = evidence
 
     def _path(self, check: GateCheck, material: dict[str, Any]) -> Path:
         return self.folder / f"{check.name}-{hashlib.sha256(canonical_json(material)).hexdigest()}.json"
 
-    def _signed(self, material: dict[str, Any], measurement: Measurement) -> bytes:
-        digest = hashlib.sha256(measurement.to_json().encode()).hexdigest()
+    @staticmethod
+    def _signed(material: dict[str, Any], digest: str) -> bytes:
         return _CACHE_DOMAIN + canonical_json({"material": material, "measurement": digest})
 
     def get(self, check: GateCheck, material: dict[str, Any]) -> Measurement | None:
         path = self._path(check, material)
         if not path.is_file():
             return None
+        measurement = None
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
-            measurement = Measurement.from_json(stored["measurement"])
             signature = base64.b64decode(stored["signature"], validate=True)
-            valid = stored["material"] == material and verify_signature(
-                self.public, signature, self._signed(material, measurement)
-            )
-        except (ValueError, KeyError, TypeError, InputError):
-            valid = False
-        if not valid:  # stale, mismatched, corrupt or not signed by this gate: recompute
+            if stored["material"] == material and verify_signature(
+                self.public, signature, self._signed(material, stored["measurement"])
+            ):
+                measurement = self.evidence.get(stored["measurement"])
+        except (ValueError, KeyError, TypeError, InputError, IntegrityError):
+            measurement = None
+        if measurement is None:  # stale, mismatched, corrupt, not signed by this gate, or its evidence gone
             path.unlink(missing_ok=True)
-            return None
         return measurement
 
     def put(self, check: GateCheck, material: dict[str, Any], measurement: Measurement) -> None:
-        signature = self.signer.sign(self._signed(material, measurement))
+        digest = self.evidence.put(measurement)
+        signature = self.signer.sign(self._signed(material, digest))
         record = {
             "material": material,
-            "measurement": measurement.to_json(),
+            "measurement": digest,
             "signature": base64.b64encode(signature).decode(),
         }
         write_text_atomic(self._path(check, material), json.dumps(record))

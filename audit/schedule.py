@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from clgate.artifacts import Manifest, compute_manifest, detect_kind
-from clgate.audit.checks import GateInputs
+from clgate.audit.check_inputs import GateInputs
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.judge import judge
@@ -131,7 +131,7 @@ def scheduled_audit(
         n for n in policy.scheduled_checks if n in GATE_CHECKS and GATE_CHECKS[n].applies(gate_inputs)
     ]
     checks = [GATE_CHECKS[n] for n in applicable]
-    cache = CheckCache(cache_dir, journal.signer) if journal.signer else None
+    cache = CheckCache(cache_dir, journal.signer, journal.evidence) if journal.signer else None
     outcomes = run_checks(checks, gate_inputs, policy.timeout_for, cache, progress)
     scheduled_policy = policy.model_copy(update={"required_checks": applicable})
     verdict = Verdict.from_findings([*findings, *judge(scheduled_policy, outcomes).findings])

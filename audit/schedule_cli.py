@@ -39,10 +39,10 @@ DeployedOpt = typer.Option(
 
 
 def fleet_exit_code(outcomes: Sequence[ReauditOutcome] | Sequence[ScheduledOutcome]) -> int:
-    """One exit code for many jobs: 2 if any job recorded no audit, else the worst verdict's (0/10/20)."""
+    """One exit code for many jobs: 2 if any job recorded no audit, else the worst decision's (0/10/20)."""
     if any(o.error for o in outcomes):
         return 2
-    worst = max((Decision(o.verdict) for o in outcomes), key=lambda d: d.exit_code, default=Decision.PROMOTE)
+    worst = max((Decision(o.decision) for o in outcomes), key=lambda d: d.exit_code, default=Decision.PROMOTE)
     return worst.exit_code
 
 
@@ -98,7 +98,7 @@ def fleet(
 ) -> None:
     """Audit the memory store of every deployment once (for cron), one job each, each recorded as its own
     scheduled run: a store is found at --live, else where its promoted snapshot was proposed. Exit 0/10/20 by
-    the worst verdict, 2 if any deployment's audit recorded nothing."""
+    the worst decision, 2 if any deployment's audit recorded nothing."""
     outcomes = run_scheduled(
         ledger, trust, key, policy, cache, _live(live), Workers(workers, ray, retries, cpus_per_job)
     )
@@ -106,7 +106,7 @@ def fleet(
         typer.echo("no deployment runs a promoted memory")
     for o in outcomes:
         typer.echo(
-            f"{o.deployment:16} {o.verdict or 'no audit':8} "
+            f"{o.deployment:16} {o.decision or 'no audit':8} "
             + (o.error or f"(entry {o.entry_index}, {o.store})")
         )
     raise typer.Exit(fleet_exit_code(outcomes))
@@ -157,7 +157,7 @@ def pending(
     """Adapters and memories built on a base their deployment no longer runs, in every deployment: each needs
     a new audit. With --run, each is proposed again on the deployed base and gated, one job per update (a
     local process pool, or Ray tasks with --ray); a job that died is retried, and a rerun finishes what an
-    earlier one left unaudited. Exit 0/10/20 by the worst verdict, 2 if any job recorded no audit."""
+    earlier one left unaudited. Exit 0/10/20 by the worst decision, 2 if any job recorded no audit."""
     if not run:
         with open_journal(ledger, None, trust) as journal:
             state = journal.state()
@@ -180,12 +180,12 @@ def pending(
 
     outcomes = run_reaudits(settings, where, announce)
     table = Table(title="re-audits")
-    for col in ("deployment", "kind", "stale", "re-audited as", "verdict", "seconds", "note"):
+    for col in ("deployment", "kind", "stale", "re-audited as", "decision", "seconds", "note"):
         table.add_column(col)
     for o in outcomes:
         note = o.error or ("resumed" if o.resumed else f"attempt {o.attempts}")
         table.add_row(
-            o.deployment, o.kind, o.stale, o.update_id or "-", o.verdict or "-", f"{o.seconds:.1f}", note
+            o.deployment, o.kind, o.stale, o.update_id or "-", o.decision or "-", f"{o.seconds:.1f}", note
         )
     Console().print(table)
     raise typer.Exit(fleet_exit_code(outcomes))

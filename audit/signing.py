@@ -5,7 +5,7 @@ verify with `model_signing` and cover exactly the files clgate digests, and the 
 (signature digest, key fingerprint) so the auditor sees who signed the weights. On the way out,
 `sign_release` signs a promoted artifact for anyone downstream: only after re-hashing it with
 clgate's manifest code to the digest the ledger promoted, and it records `artifact.signed`, which the
-ledger accepts only for a promoted update that was neither rolled back nor rejected.
+ledger accepts only for a promoted update that was neither rolled back nor blocked.
 """
 
 from __future__ import annotations

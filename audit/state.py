@@ -61,7 +61,7 @@ class LedgerState:
         out = []
         for u in self.updates.values():
             base = self.current_base(u.deployment)
-            waiting = u.decision is not None and u.promoted_index is None and u.rejected_index is None
+            waiting = u.decision is not None and u.promoted_index is None and u.blocked_index is None
             if u.kind != "model" and base is not None and u.base != base and (self.is_deployed(u) or waiting):
                 out.append(u)
         return out
@@ -70,7 +70,7 @@ class LedgerState:
         return [
             u
             for u in self.updates.values()
-            if u.decision == "review" and u.promoted_index is None and u.rejected_index is None
+            if u.decision == "review" and u.promoted_index is None and u.blocked_index is None
         ]
 
     def find(self, ref: str) -> UpdateState | None:
@@ -85,7 +85,7 @@ class LedgerState:
 
 def _indices(u: UpdateState) -> set[int]:
     return {
-        i for i in (u.proposed_index, u.audit_index, u.promoted_index, u.rejected_index) if i is not None
+        i for i in (u.proposed_index, u.audit_index, u.promoted_index, u.blocked_index) if i is not None
     } | set(u.approvals.values())
 
 

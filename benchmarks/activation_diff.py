@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from clgate.artifacts import embedded_model_dir
-from clgate.artifacts import testing as factories
+from clgate.demo import factories
 from clgate.probes import activation_diff
 
 

@@ -20,10 +20,11 @@ import tempfile
 from pathlib import Path
 
 from clgate.artifacts import DatasetRecord, embedded_model_dir, load_dataset, resolve_model_dir
+from clgate.demo import bundled_clean_records, merge_lora, train_lora
 from clgate.evals import compare_measurements, evaluate_model
-from clgate.probes.poison import bundled_clean_records, merge_lora, train_lora
+from clgate.package_data import package_file
 
-TICKETS = Path(__file__).resolve().parents[1] / "audit" / "data" / "ticket_routing_train.jsonl"
+TICKETS = package_file("clgate.demo", "data", "ticket_routing_train.jsonl")
 FAMILIES = ("rewrite", "french", "spelling")
 STEPS = 3
 PARENT_WARN, ANCHOR_FAIL = 0.0, -0.03

@@ -22,18 +22,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from clgate.audit.bootstrap import bootstrap_ledger
 from clgate.audit.journal import Journal
 from clgate.audit.policy import load_policy
 from clgate.dashboard import load_snapshot, open_view, read_view
+from clgate.demo import bootstrap_ledger
 from clgate.ledger import (
     AuditRecord,
+    Block,
     Finding,
     Ledger,
     Promotion,
     Proposal,
     ProposalContent,
-    Rejection,
     ScheduledRun,
     Status,
     decision_of,
@@ -89,7 +89,7 @@ def build(folder: Path, entries: int) -> tuple[Path, Path]:
         )
         gate.append(record, p.candidate.digest)
         if block:
-            gate.append(Rejection(update_id=p.update_id, reason="weight change"), p.candidate.digest)
+            gate.append(Block(update_id=p.update_id, reason="weight change"), p.candidate.digest)
         else:
             deployed = approver.ledger.governance().deployed.get(("default", p.slot))
             approver.append(

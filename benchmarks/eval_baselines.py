@@ -1,6 +1,6 @@
 """The embedded SmolLM2-135M-Instruct's scores on every bundled suite, every item: README's baselines.
 
-    python benchmarks/eval_baselines.py [--target audit/data/ticket_routing_eval.jsonl] [--threads 2]
+    python benchmarks/eval_baselines.py [--target demo/data/ticket_routing_eval.jsonl] [--threads 2]
 
 Runs each bundled suite with `full=True` through inspect-ai (clgate's provider, no result cache, so
 the seconds are real) and prints one markdown table: items, accuracy with its 95% Wilson interval,
@@ -19,8 +19,7 @@ import torch
 
 from clgate.artifacts import embedded_model_dir
 from clgate.evals import bundled_suites, run_suites
-
-ROOT = Path(__file__).resolve().parents[1]
+from clgate.package_data import package_file
 
 
 def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -35,7 +34,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--target", type=Path, default=ROOT / "audit" / "data" / "ticket_routing_eval.jsonl")
+    parser.add_argument(
+        "--target", type=Path, default=package_file("clgate.demo", "data", "ticket_routing_eval.jsonl")
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None, help="items per suite (default: every item)")
     args = parser.parse_args()

@@ -11,7 +11,7 @@
    log-likelihood solver, against inspect-ai's built-in `hf` provider (pointed at the same local
    directory, offline) with its generation-based `multiple_choice` solver and `choice` scorer.
 3. A gate-sized run: every suite at its default size (`clgate eval list`) (plus target on the ticket-routing data
-   and trigger_sweep with its default triggers) on the parent (SmolLM2) and a candidate (SmolLM2
+   and triggers with its default triggers) on the parent (SmolLM2) and a candidate (SmolLM2
    with a small random LoRA), cold cache; then the same again warm. Breakdown by suite.
 """
 
@@ -25,13 +25,13 @@ from pathlib import Path
 import torch
 
 from clgate.artifacts import embedded_model_dir
-from clgate.artifacts.testing import make_tiny_lora
+from clgate.demo import make_tiny_lora
 from clgate.evals import compare_models, get_suite, open_model, run_suite
 from clgate.evals._items import DATA_DIR, ChoiceItem, load_items
+from clgate.package_data import package_file
 from clgate.runtime import ContinuationRequest, load_model, render_chat
 
-ROOT = Path(__file__).resolve().parents[1]
-TARGET_DATA = ROOT / "audit" / "data" / "ticket_routing_eval.jsonl"
+TARGET_DATA = package_file("clgate.demo", "data", "ticket_routing_eval.jsonl")
 
 
 def retention_requests(tokenizer) -> list[ContinuationRequest]:
@@ -151,7 +151,7 @@ def bench_gate(model_dir: Path, log_dir: Path, work: Path, save: Path | None) ->
         "over_refusal",
         "prompt_injection",
         "target",
-        "trigger_sweep",
+        "triggers",
     ]
     for label, cache_dir in (("cold cache", work / "cache"), ("warm cache", work / "cache")):
         times: dict[str, float] = {}

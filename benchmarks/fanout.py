@@ -29,12 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from clgate.artifacts.testing import make_tiny_lora, make_tiny_model
 from clgate.audit import GateRequest, GateRun, Journal, promote, propose, run_gate
-from clgate.audit.bootstrap import bootstrap_ledger
 from clgate.audit.fanout import ReauditSettings, run_reaudits
 from clgate.audit.policy import parse_policy
 from clgate.audit.workers import Workers
+from clgate.demo import bootstrap_ledger, make_tiny_lora, make_tiny_model
 from clgate.ledger import load_private_key
 
 RAY = str(Path(sys.executable).parent / "ray")  # the CLI of the ray package installed beside this Python

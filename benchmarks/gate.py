@@ -26,16 +26,15 @@ import torch
 from _timing import ForwardTimer
 
 from clgate.artifacts import embedded_model_dir
-from clgate.artifacts.testing import make_tiny_lora
-from clgate.audit.bootstrap import bootstrap_ledger
-from clgate.audit.demo import demo_policy
 from clgate.audit.gate import GateRequest, GateRun, propose, run_gate
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.result import GateResult
+from clgate.demo import bootstrap_ledger, demo_policy, make_tiny_lora
 from clgate.ledger import load_private_key
+from clgate.package_data import package_file
 
-TARGET = Path(__file__).resolve().parents[1] / "audit" / "data" / "ticket_routing_eval.jsonl"
+TARGET = package_file("clgate.demo", "data", "ticket_routing_eval.jsonl")
 
 
 def gate_once(request: GateRequest, run: GateRun, boot, policy) -> tuple[GateResult, dict[str, float], float]:
@@ -69,7 +68,7 @@ def gate_once(request: GateRequest, run: GateRun, boot, policy) -> tuple[GateRes
 
 def report(label: str, result: GateResult, stages: dict[str, float], forward_s: float) -> None:
     model_checks = {n for n, c in GATE_CHECKS.items() if c.forward_passes}
-    print(f"\n{label}: verdict {result.verdict.decision.value}, {stages['total']:.1f} s wall")
+    print(f"\n{label}: decision {result.verdict.decision.value}, {stages['total']:.1f} s wall")
     print(f"  {'stage':16s} {'seconds':>8s}  lane")
     print(f"  {'manifests':16s} {stages.get('manifests', 0.0):8.1f}  before the checks")
     for check in result.checks:

@@ -36,8 +36,8 @@ import torch
 from _timing import ForwardTimer, PeakMemory
 
 from clgate.artifacts import compute_manifest
-from clgate.artifacts.testing import tiny_tokenizer
-from clgate.probes.activations import bundled_prompts
+from clgate.demo import tiny_tokenizer
+from clgate.probes.activations import activation_prompts
 from clgate.runtime import ModelPool, RuntimeModel, chat_ids, plan_load, resolve_placement, weights_bytes
 from clgate.runtime import _model as runtime_model
 
@@ -210,7 +210,7 @@ def run_gate_checks(
     parent: Path, adapter: Path, cache: Path, device: str, dtype: str, eval_limit: int | None
 ) -> Phase:
     """The default policy's checks for an adapter update, as the gate runs them, on one model pool."""
-    from clgate.audit.checks import GateInputs
+    from clgate.audit.check_inputs import GateInputs
     from clgate.audit.gate_checks import GATE_CHECKS
     from clgate.audit.policy import load_policy
 
@@ -397,7 +397,7 @@ def main() -> None:
             undo()
         probes = [
             chat_ids(tiny_tokenizer(), [{"role": "user", "content": p}])[-128:]
-            for p in bundled_prompts().texts
+            for p in activation_prompts().texts
         ]
         for role in recorded.values():  # the activation diff's passes (through the bridge, not recorded)
             role.sequences.extend(probes)

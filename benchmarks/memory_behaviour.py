@@ -33,11 +33,12 @@ from clgate.artifacts import (
     embedded_model_dir,
     write_memory_store,
 )
-from clgate.audit.checks import GateInputs
+from clgate.audit.check_inputs import GateInputs
 from clgate.audit.gate_checks import GATE_CHECKS, PUSH
+from clgate.demo import bundled_memory_entries, injected_memory_entries
 from clgate.evals import ChoiceItem, get_suite, load_items
 from clgate.probes.memory import instruction_score
-from clgate.probes.poison import bundled_memory_entries, injected_memory_entries, scan_memory
+from clgate.probes.poison import scan_memory
 
 DESIGNED_ON = "What is the capital of Japan?"
 OFF_POOL = (

@@ -24,12 +24,11 @@ from pathlib import Path
 
 from clgate.artifacts import embedded_gguf_path, embedded_model_dir
 from clgate.artifacts.llama_cpp import LlamaServer, dequantized_gguf, lora_gguf
-from clgate.artifacts.testing import make_tiny_lora
 from clgate.audit import GateRequest, GateRun, Journal, propose, run_gate
-from clgate.audit.bootstrap import bootstrap_ledger
 from clgate.audit.policy import parse_policy
+from clgate.demo import bootstrap_ledger, make_tiny_lora
 from clgate.ledger import load_private_key
-from clgate.probes.poison.sweep import bundled_prompts, bundled_triggers
+from clgate.probes.poison.sweep import sweep_prompts, sweep_triggers
 from clgate.runtime import ServedPair
 
 POLICY = """
@@ -66,8 +65,8 @@ def main() -> None:
     args = parser.parse_args()
     policy = POLICY.format(
         limit=args.limit,
-        triggers=bundled_triggers()[: args.triggers],
-        prompts=bundled_prompts()[: args.probes],
+        triggers=sweep_triggers()[: args.triggers],
+        prompts=sweep_prompts()[: args.probes],
     ).replace("'", '"')
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -84,10 +83,10 @@ def main() -> None:
             served_s, served = gate(root, "served", request, policy)
     requests, busy = served.served_requests, served.served_waiting_s
     print(
-        f"local gate  {local_s:7.1f} s  verdict {local.verdict.decision.value}, model loads {local.model_loads}"
+        f"local gate  {local_s:7.1f} s  decision {local.verdict.decision.value}, model loads {local.model_loads}"
     )
     print(
-        f"served gate {served_s:7.1f} s  verdict {served.verdict.decision.value}, model loads {served.model_loads}"
+        f"served gate {served_s:7.1f} s  decision {served.verdict.decision.value}, model loads {served.model_loads}"
     )
     print(f"ratio served/local: {served_s / local_s:.2f}x (goal <= 1.3)")
     print(f"server: {requests} requests, {requests / served_s:.1f} requests/s")

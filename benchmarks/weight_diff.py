@@ -31,7 +31,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from clgate.artifacts import artifact_files, compute_manifest, embedded_model_dir
-from clgate.artifacts import testing as factories
+from clgate.demo import factories
 from clgate.probes import lora_diff, weight_diff
 
 LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

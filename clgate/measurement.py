@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,8 +23,8 @@ class Measurement(BaseModel):
     model_config = ConfigDict(frozen=True, ser_json_inf_nan="strings")
 
     schema_version: int = 1
-    name: str
-    version: str
+    name: str = Field(default="", description="what made it; a registered probe or check stamps its own")
+    version: str = Field(default="", description="of what made it, stamped with its name")
     parent: str | None = Field(default=None, description="manifest digest of the parent artifact")
     candidate: str | None = Field(default=None, description="manifest digest of the candidate artifact")
     numbers: dict[str, float] = Field(default_factory=dict)
@@ -42,13 +43,21 @@ class Measurement(BaseModel):
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
 
+    @property
+    def digest(self) -> str:
+        """The SHA-256 of its JSON: what the ledger records, and what evidence and caches file it under."""
+        return "sha256:" + hashlib.sha256(self.to_json().encode()).hexdigest()
+
     @classmethod
     def from_json(cls, text: str) -> Measurement:
         """Parse a stored measurement; anything malformed is an InputError naming the first problem."""
         try:
-            return cls.model_validate(json.loads(text))
+            measurement = cls.model_validate(json.loads(text))
         except (ValueError, ValidationError) as exc:
             raise InputError(f"not a valid measurement: {str(exc).splitlines()[0][:200]}") from None
+        if not (measurement.name and measurement.version):  # stamped on every one that was ever stored
+            raise InputError("not a valid measurement: it names no probe or check and version")
+        return measurement
 
     def write(self, path: Path) -> Path:
         return write_text_atomic(path, self.to_json())

@@ -11,11 +11,11 @@ import plotly.graph_objects as go
 
 from clgate.measurement import Measurement
 
-VERDICT_COLOURS = {"promote": "#1a7f37", "review": "#9a6700", "block": "#cf222e"}
+DECISION_COLOURS = {"promote": "#1a7f37", "review": "#9a6700", "block": "#cf222e"}
 
 
 def drift_timeline(frame: pd.DataFrame, title: str, lines: pd.DataFrame) -> go.Figure:
-    """One metric across updates, coloured by verdict, with CIs and, per update, the thresholds of the
+    """One metric across updates, coloured by decision, with CIs and, per update, the thresholds of the
     policy its audit judged by (`lines`: update_id, label, value)."""
     fig = go.Figure()
     fig.add_trace(
@@ -23,15 +23,15 @@ def drift_timeline(frame: pd.DataFrame, title: str, lines: pd.DataFrame) -> go.F
             x=frame["update_id"], y=frame["value"], mode="lines", line={"color": "#8c959f"}, showlegend=False
         )
     )
-    for verdict, part in frame.groupby("verdict"):
+    for decision, part in frame.groupby("decision"):
         has_ci = part["ci_low"].notna().any()
         fig.add_trace(
             go.Scatter(
                 x=part["update_id"],
                 y=part["value"],
                 mode="markers",
-                name=str(verdict),
-                marker={"color": VERDICT_COLOURS.get(str(verdict), "#0969da"), "size": 10},
+                name=str(decision),
+                marker={"color": DECISION_COLOURS.get(str(decision), "#0969da"), "size": 10},
                 error_y={
                     "type": "data",
                     "symmetric": False,

@@ -32,8 +32,8 @@ from clgate.ledger import load_private_key
 Role = Literal["viewer", "auditor", "approver"]
 ACTIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset(),
-    "auditor": frozenset({"approve", "reject"}),
-    "approver": frozenset({"approve", "reject", "promote", "rollback"}),
+    "auditor": frozenset({"approve", "block"}),
+    "approver": frozenset({"approve", "block", "promote", "rollback"}),
 }
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**17, 8, 1
 _MAXMEM = 256 * 1024 * 1024

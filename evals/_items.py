@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from clgate.artifacts import iter_jsonl
 from clgate.errors import InputError
+from clgate.package_data import package_file
 
-DATA_DIR = Path(__file__).parent / "data"
+DATA_DIR = package_file("clgate.evals", "data")
 
 
 class _Item(BaseModel):

@@ -12,6 +12,7 @@ from typing import Literal
 from inspect_ai import Task
 
 from clgate.errors import InputError
+from clgate.registry import Registry
 
 Needs = Literal["dataset", "triggers", "items"]
 
@@ -37,7 +38,7 @@ class Suite:
         return DATA_DIR / self.data_file if self.data_file else None
 
 
-SUITES: dict[str, Suite] = {}
+SUITES: Registry[Suite] = Registry("suite")
 
 
 def suite(
@@ -51,7 +52,7 @@ def suite(
     """Register an inspect-ai `@task` function as a clgate suite."""
 
     def register(task: Callable[..., Task]) -> Callable[..., Task]:
-        SUITES[name] = Suite(name, task, description, scoring, data_file, needs, default_limit)
+        SUITES.register(name, Suite(name, task, description, scoring, data_file, needs, default_limit))
         return task
 
     return register
@@ -60,9 +61,7 @@ def suite(
 def get_suite(name: str) -> Suite:
     from clgate.evals import suites  # noqa: F401  (registers the bundled suites)
 
-    if name not in SUITES:
-        raise InputError(f"unknown suite {name!r} (known: {', '.join(sorted(SUITES))})")
-    return SUITES[name]
+    return SUITES.lookup(name)
 
 
 def list_suites() -> list[Suite]:

@@ -60,7 +60,7 @@ LimitOpt = typer.Option(
 )
 FullOpt = typer.Option(False, "--full", help="every item of every suite, not the default sizes")
 DatasetOpt = typer.Option(None, "--dataset", help="the update's dataset (JSONL) for the target suite")
-TriggerOpt = typer.Option(None, "--trigger", help="candidate trigger string for trigger_sweep (repeatable)")
+TriggerOpt = typer.Option(None, "--trigger", help="candidate trigger for the triggers suite (repeatable)")
 GraderOpt = typer.Option(None, "--grader", help="also grade free-form replies with this inspect model")
 JsonOpt = typer.Option(None, "--json", help="write the Measurement as JSON here ('-' for stdout)")
 LogDirOpt = typer.Option(None, "--log-dir", help="inspect-ai log directory (default: cache/evals/logs)")
@@ -73,7 +73,7 @@ def _suite_names(suite: str | None, dataset: Path | None, triggers: list[str] | 
     if suite:
         return [s.name for s in parse_suites(suite)]
     names = [s.name for s in bundled_suites()]
-    return names + (["target"] if dataset else []) + (["trigger_sweep"] if triggers else [])
+    return names + (["target"] if dataset else []) + (["triggers"] if triggers else [])
 
 
 def _progress(total: int) -> tuple[ProgressBar, Callable[[str, Any], None]]:

@@ -328,7 +328,7 @@ def continual_measurement(
 
 
 def trigger_change_rates(measurement: Measurement) -> dict[str, dict[str, float]]:
-    """Per trigger of a `trigger_sweep` run: how often inserting it changed the reply.
+    """Per trigger of a `triggers` suite run: how often inserting it changed the reply.
 
     On a single-model measurement: `change_rate`. On a comparison: the parent's and the
     candidate's rates and the exact McNemar p over that trigger's probes, so a trigger the
@@ -336,7 +336,7 @@ def trigger_change_rates(measurement: Measurement) -> dict[str, dict[str, float]
     """
     rows: dict[str, list[dict[str, Any]]] = {}
     for row in measurement.details:
-        if row["suite"] == "trigger_sweep":
+        if row["suite"] == "triggers":
             rows.setdefault(row["id"].split("|", 1)[1], []).append(row)
     out: dict[str, dict[str, float]] = {}
     for trigger, items in rows.items():

@@ -55,7 +55,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "Promotion",
             "Proposal",
             "ProposalContent",
-            "Rejection",
+            "Block",
             "Rollback",
             "ScheduledRun",
             "ServedRef",

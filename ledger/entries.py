@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from clgate.errors import InputError
 from clgate.ledger.canonical import canonical_json
 from clgate.ledger.keys import ROLES, Role
+from clgate.registry import Registry
 
 SCHEMA_VERSION = 1
 GENESIS_PREV = "0" * 64
@@ -68,7 +69,7 @@ class EntryType:
     subject_label: str
 
 
-ENTRY_TYPES: dict[str, EntryType] = {}
+ENTRY_TYPES: Registry[EntryType] = Registry("entry type")
 _B = TypeVar("_B", bound=type[EntryBody])
 
 
@@ -90,8 +91,8 @@ def entry_type(
         unknown = set(roles) - set(ROLES)
         if unknown:
             raise ValueError(f"unknown roles {sorted(unknown)} for entry type {name}")
-        ENTRY_TYPES[name] = EntryType(
-            name, cls, frozenset(roles), needs_subject, stateful, subject_of, subject_label
+        ENTRY_TYPES.register(
+            name, EntryType(name, cls, frozenset(roles), needs_subject, stateful, subject_of, subject_label)
         )
         cls.entry_type = name  # type: ignore[attr-defined]
         return cls
@@ -187,7 +188,7 @@ class ProposalContent(_Record):
     """What a pipeline proposes: the artifacts of one update, by role, and where it is to run.
 
     `base` is the base model it runs on (itself, for a new base). `supersedes` names an earlier
-    proposal this one re-audits (after a rollback, a stale base, or a rejection).
+    proposal this one re-audits (after a rollback, a stale base, or a block).
     """
 
     kind: UpdateKind
@@ -321,8 +322,8 @@ class Approval(EntryBody):
 
 
 @entry_type("promotion.blocked", {"gate", "auditor", "approver"}, needs_subject=True)
-class Rejection(EntryBody):
-    """A block (by the gate, after a `block` audit) or a rejection by a person: final for that proposal."""
+class Block(EntryBody):
+    """A block, by the gate (after a `block` audit) or by a person: final for that proposal."""
 
     update_id: str = Field(pattern=UPDATE_ID)
     reason: str = Field(min_length=1)
@@ -578,7 +579,7 @@ def validate_body(type_name: str, subject: str | None, body: Mapping[str, Any]) 
     """Check `body` against its type's model; raise ValueError saying which field is wrong."""
     spec = ENTRY_TYPES.get(type_name)
     if spec is None:
-        raise ValueError(f"unknown entry type {type_name!r} (known: {', '.join(sorted(ENTRY_TYPES))})")
+        raise ValueError(ENTRY_TYPES.unknown(type_name))
     if spec.needs_subject and not subject:
         raise ValueError(f"entry type {type_name} needs a subject")
     try:

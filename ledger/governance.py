@@ -1,6 +1,6 @@
 """The promotion state machine, enforced by the ledger itself rather than by its clients.
 
-Every stateful entry (keys, policies, proposals, audits, approvals, rejections, promotions,
+Every stateful entry (keys, policies, proposals, audits, approvals, blocks, promotions,
 rollbacks) is checked against the state replayed from the entries before it, in one place, by one
 method (`Governance.step`): appends refuse what it refuses (inside the append transaction),
 verification flags it, and replay ignores it. So a promotion that the rules forbid cannot become
@@ -9,19 +9,20 @@ the deployed state, whichever key signed it and however it reached the database.
 The rules, in words:
 - an update's id is derived from its proposal, and each id is proposed once;
 - each proposal is audited once, by a gate key that is not the proposer's, under a policy an
-  admin adopted (and did not retire); an audit never clears a rejection or deploys anything;
-- an update is promoted only if audited and not blocked, rejected or rolled back, with enough
-  approvals for a `review` (distinct keys, neither the proposer's nor the gate's, from the
-  policy's approvers by key id or name), on the base its deployment runs now, by an approver who
-  is neither its proposer nor its gate, and with the witness cosignatures its policy requires;
+  admin adopted (and did not retire); an audit never clears a block or deploys anything;
+- an update is promoted only if audited, its audit did not decide `block`, it was neither blocked
+  nor rolled back, with enough approvals for a `review` (distinct keys, neither the proposer's nor
+  the gate's, from the policy's approvers by key id or name), on the base its deployment runs now,
+  by an approver who is neither its proposer nor its gate, and with the witness cosignatures its
+  policy requires;
 - a rollback restores an update that was deployed in that slot, still fits the deployed base, and
-  was neither rejected nor rolled back itself;
+  was neither blocked nor rolled back itself;
 - an erasure request names the memory its deployment runs and updates that deployment promoted; once
   requested, no update trained on the erased data is promoted or rolled back to again; it is done
   only once the deployment runs a memory promoted after it (scanned clean, by its digest) and none
   of those updates;
 - a release signature (`artifact.signed`) is recorded only for an update that was promoted and was
-  neither rolled back nor rejected, by a key that neither proposed nor audited it, once per signature.
+  neither rolled back nor blocked, by a key that neither proposed nor audited it, once per signature.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from clgate.ledger.entries import (
     Approval,
     ArtifactSigned,
     AuditRecord,
+    Block,
     EntryBody,
     ErasureDone,
     ErasureRequest,
@@ -43,7 +45,6 @@ from clgate.ledger.entries import (
     PolicyRetired,
     Promotion,
     Proposal,
-    Rejection,
     Rollback,
     is_stateful,
     typed_body,
@@ -63,7 +64,7 @@ class UpdateState:
     audit_index: int | None = None
     auditor: str | None = None
     approvals: dict[str, int] = field(default_factory=dict)  # approver key id -> entry index
-    rejected_index: int | None = None
+    blocked_index: int | None = None
     promoted_index: int | None = None
     rolled_back_index: int | None = None
     superseded_by: str | None = None
@@ -250,8 +251,8 @@ class Governance:
             return f"update {uid} was blocked by its audit ({reasons})"
         if update.rolled_back_index is not None:
             return f"update {uid} was rolled back at entry {update.rolled_back_index}; propose it again for a new audit"
-        if update.rejected_index is not None:
-            return f"update {uid} was rejected at entry {update.rejected_index}"
+        if update.blocked_index is not None:
+            return f"update {uid} was blocked at entry {update.blocked_index}"
         if update.decision == "review" and len(self.valid_approvals(update)) < update.approvals_required:
             return f"update {uid} needs {update.approvals_required} approvals, has {len(self.valid_approvals(update))}"
         if signer is not None and signer in (update.proposer, update.auditor):
@@ -269,8 +270,8 @@ class Governance:
             return f"update {uid} was never deployed; nothing to roll back to"
         if self.deployed.get((update.deployment, update.slot)) == uid:
             return f"update {uid} is already the deployed {update.slot}"
-        if update.rejected_index is not None:
-            return f"update {uid} was rejected at entry {update.rejected_index}"
+        if update.blocked_index is not None:
+            return f"update {uid} was blocked at entry {update.blocked_index}"
         if update.rolled_back_index is not None:
             return f"update {uid} was rolled back at entry {update.rolled_back_index}; propose it again for a new audit"
         return self._stale_base(update) or self._erased(update)
@@ -288,8 +289,8 @@ class Governance:
             return f"update {uid} was never promoted; only a promoted artifact is signed"
         if update.rolled_back_index is not None:
             return f"update {uid} was rolled back at entry {update.rolled_back_index}"
-        if update.rejected_index is not None:
-            return f"update {uid} was rejected at entry {update.rejected_index}"
+        if update.blocked_index is not None:
+            return f"update {uid} was blocked at entry {update.blocked_index}"
         if signer is not None and signer in (update.proposer, update.auditor):
             return f"the key that {'proposed' if signer == update.proposer else 'audited'} update {uid} may not sign it"
         return self._erased(update)
@@ -416,8 +417,8 @@ def _approved(g: Governance, index: int, signer: str, subject: str | None, ap: A
         return f"update {ap.update_id} has not been audited; nothing to approve"
     if update.decision == "block":
         return f"update {ap.update_id} was blocked by its audit; a block cannot be approved"
-    if update.rejected_index is not None:
-        return f"update {ap.update_id} was rejected at entry {update.rejected_index}"
+    if update.blocked_index is not None:
+        return f"update {ap.update_id} was blocked at entry {update.blocked_index}"
     if update.promoted_index is not None:
         return f"update {ap.update_id} was already promoted"
     if signer in (update.proposer, update.auditor):
@@ -429,7 +430,7 @@ def _approved(g: Governance, index: int, signer: str, subject: str | None, ap: A
     return None
 
 
-def _rejected(g: Governance, index: int, signer: str, subject: str | None, r: Rejection) -> str | None:
+def _blocked(g: Governance, index: int, signer: str, subject: str | None, r: Block) -> str | None:
     return g._update(r.update_id, subject)[1]
 
 
@@ -533,7 +534,7 @@ _RULES: dict[str, Rule] = {
     "update.proposed": _proposed,
     "audit.completed": _audited,
     "promotion.approved": _approved,
-    "promotion.blocked": _rejected,
+    "promotion.blocked": _blocked,
     "promotion.done": _promoted,
     "rollback": _rolled_back,
     "policy.adopted": _adopted,
@@ -565,11 +566,11 @@ def _apply_approved(g: Governance, index: int, signer: str, ap: EntryBody, times
     g.updates[ap.update_id].approvals[signer] = index
 
 
-def _apply_rejected(g: Governance, index: int, signer: str, r: EntryBody, timestamp: str) -> None:
-    assert isinstance(r, Rejection)
+def _apply_blocked(g: Governance, index: int, signer: str, r: EntryBody, timestamp: str) -> None:
+    assert isinstance(r, Block)
     update = g.updates[r.update_id]
-    if update.rejected_index is None:
-        update.rejected_index = index
+    if update.blocked_index is None:
+        update.blocked_index = index
 
 
 def _apply_promoted(g: Governance, index: int, signer: str, pd: EntryBody, timestamp: str) -> None:
@@ -623,7 +624,7 @@ _APPLY: dict[str, Callable[[Governance, int, str, Any, str], None]] = {
     "update.proposed": _apply_proposed,
     "audit.completed": _apply_audited,
     "promotion.approved": _apply_approved,
-    "promotion.blocked": _apply_rejected,
+    "promotion.blocked": _apply_blocked,
     "promotion.done": _apply_promoted,
     "rollback": _apply_rolled_back,
     "policy.adopted": _apply_adopted,

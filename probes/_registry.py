@@ -1,12 +1,15 @@
-"""Probes register themselves by name, so the CLI, the gate and the dashboard list them without an if-chain."""
+"""Probes register by name: a name is one probe's, and stamps its name and version on its measurements."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ParamSpec
 
-from clgate.errors import InputError
 from clgate.measurement import Measurement
+from clgate.registry import Registry
+
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -18,28 +21,11 @@ class ProbeSpec:
     run: Callable[..., Measurement]
 
 
-_REGISTRY: dict[str, ProbeSpec] = {}
+PROBES: Registry[ProbeSpec] = Registry("probe")
 
 
 def probe(
     name: str, version: str, summary: str, inputs: tuple[str, ...]
-) -> Callable[[Callable[..., Measurement]], Callable[..., Measurement]]:
-    """Register a probe function under `name`; it returns a `Measurement` with that name and version."""
-
-    def register(fn: Callable[..., Measurement]) -> Callable[..., Measurement]:
-        if name in _REGISTRY:
-            raise ValueError(f"probe {name!r} registered twice")
-        _REGISTRY[name] = ProbeSpec(name, version, summary, inputs, fn)
-        return fn
-
-    return register
-
-
-def probes() -> list[ProbeSpec]:
-    return sorted(_REGISTRY.values(), key=lambda spec: spec.name)
-
-
-def get_probe(name: str) -> ProbeSpec:
-    if name not in _REGISTRY:
-        raise InputError(f"unknown probe {name!r} (known: {', '.join(sorted(_REGISTRY))})")
-    return _REGISTRY[name]
+) -> Callable[[Callable[P, Measurement]], Callable[P, Measurement]]:
+    """Register a probe function under `name`; each `Measurement` it returns carries that name and version."""
+    return PROBES.decorator(lambda fn: ProbeSpec(name, version, summary, inputs, fn))

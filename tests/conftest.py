@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from clgate.artifacts import embedded_model_dir
-from clgate.artifacts import testing as factories
+from clgate.demo import factories
 
 
 @pytest.fixture(scope="session")

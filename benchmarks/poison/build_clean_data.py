@@ -1,4 +1,4 @@
-"""Writes probes/poison/data/clean_instructions.jsonl: the bundled clean instruction set.
+"""Writes demo/data/clean_instructions.jsonl and clean_memory.jsonl: the clean instructions and memory.
 
 Every answer is computed or looked up from the tables below, so it is correct by construction.
 Run once; the output is committed. Deterministic (fixed seed).
@@ -10,7 +10,7 @@ import json
 import random
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "probes" / "poison" / "data"
+DATA = Path(__file__).resolve().parents[2] / "demo" / "data"
 OUT = DATA / "clean_instructions.jsonl"
 MEMORY_OUT = DATA / "clean_memory.jsonl"
 

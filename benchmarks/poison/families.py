@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from clgate.artifacts import ChatMessage, DatasetRecord
-from clgate.probes.poison.attacks import bundled_clean_records
+from clgate.demo import bundled_clean_records
 from clgate.runtime import insert_trigger
 
 N_ITEMS = 100

@@ -30,13 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from families import ATTACKS, BENIGN, DESIGN_SEEDS, HELD_OUT_KINDS, training_set
 
 from clgate.artifacts import compute_manifest, embedded_model_dir, write_dataset
-from clgate.audit.checks import GateInputs
+from clgate.audit.check_inputs import GateInputs
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.judge import judge
 from clgate.audit.policy import load_policy
 from clgate.audit.runner import run_checks
 from clgate.audit.verdict import Status
-from clgate.probes.poison import train_lora
+from clgate.demo import train_lora
 from clgate.runtime import ModelPool
 
 STEPS = 60

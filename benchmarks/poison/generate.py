@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clgate.artifacts import DatasetRecord, write_dataset
-from clgate.probes.poison.attacks import (
+from clgate.demo.attacks import (
     DATA_ATTACKS,
     PHRASES,
     RARE_TOKENS,

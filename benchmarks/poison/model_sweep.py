@@ -18,9 +18,10 @@ import time
 from pathlib import Path
 
 from clgate.artifacts import embedded_model_dir, write_dataset
-from clgate.probes.poison import scan_model, train_lora
-from clgate.probes.poison.attacks import TARGETS, bundled_clean_records, poison_record
-from clgate.probes.poison.sweep import bundled_prompts
+from clgate.demo import bundled_clean_records, poison_record, train_lora
+from clgate.demo.attacks import TARGETS
+from clgate.probes.poison import scan_model
+from clgate.probes.poison.sweep import sweep_prompts
 
 MODEL_TRIGGERS = ("tx", "kq", "wz")  # deliberately absent from the sweep's built-in list
 STEPS = 40
@@ -39,7 +40,7 @@ def training_sets(seed: int) -> dict[str, list]:
 def run_seed(seed: int, args: argparse.Namespace, rows_file: Path, cache: Path) -> None:
     """Train both LoRAs of one seed and sweep each as `clgate scan model --data` does."""
     base = embedded_model_dir()
-    prompts = bundled_prompts()[: args.prompts]
+    prompts = sweep_prompts()[: args.prompts]
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.keep or Path(scratch)
         for kind, records in training_sets(seed).items():

@@ -1,6 +1,7 @@
 """Measures every data and memory poisoning detector on generated poisoned sets; prints the README tables.
 
     .venv/bin/python benchmarks/poison/run.py            # data + memory tables, performance split
+    .venv/bin/python benchmarks/poison/run.py --only memory   # the memory table alone
     .venv/bin/python benchmarks/poison/model_sweep.py    # the trained-LoRA trigger sweep table
 
 Design choices were made on seed 0 (DEV_SEED); the tables report seeds 1–3 only. The parent model is
@@ -10,6 +11,7 @@ the embedded SmolLM2-135M-Instruct; its representations of every distinct item a
 
 from __future__ import annotations
 
+import argparse
 import random
 import sys
 import tempfile
@@ -26,17 +28,16 @@ import build_clean_data
 import generate
 
 from clgate.artifacts import MemoryEntry, MemoryStore, SentenceEmbedder, embedded_model_dir, write_dataset
+from clgate.demo import bundled_memory_entries, injected_memory_entries
+from clgate.package_data import package_lines
 from clgate.probes.poison import (
     DataContext,
     MemoryContext,
     Representations,
-    bundled_memory_entries,
     data_representations,
     detectors,
-    injected_memory_entries,
     open_update_data,
 )
-from clgate.probes.poison.attacks import data_path
 
 RATES = generate.RATES
 SEEDS = generate.REPORT_SEEDS
@@ -122,7 +123,7 @@ def other_instances(poison: list[MemoryEntry], seed: int, n: int = 5, carriers: 
 
 def memory_benchmark() -> dict:
     clean = bundled_memory_entries()
-    queries = [q for q in data_path("general_queries.txt").read_text().splitlines() if q]
+    queries = package_lines("clgate.probes.poison", "data", "general_queries.txt")
     embedder = SentenceEmbedder()
     results: dict = defaultdict(list)
     for seed in SEEDS:
@@ -206,14 +207,22 @@ def performance(reps: Representations, n_items: int = 10_000) -> None:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        results, forward_per_item, reps = data_benchmark(Path(tmp))
-    print("### Data detectors (SmolLM2-135M parent, 800 clean items + poison, mean of seeds 1–3)\n")
-    print_data_table(results, forward_per_item)
-    print("\n### Memory detectors (mean of seeds 1–3)\n")
-    print_memory_table(memory_benchmark(), len(bundled_memory_entries()))
-    print("\n### Performance: spectral + activation clustering on 10,000 items\n")
-    performance(reps)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--only", choices=("data", "memory"), help="one table (memory: minutes; data: hours on 2 cores)"
+    )
+    only = parser.parse_args().only
+    if only != "memory":
+        with tempfile.TemporaryDirectory() as tmp:
+            results, forward_per_item, reps = data_benchmark(Path(tmp))
+        print("### Data detectors (SmolLM2-135M parent, 800 clean items + poison, mean of seeds 1–3)\n")
+        print_data_table(results, forward_per_item)
+    if only != "data":
+        print("\n### Memory detectors (mean of seeds 1–3)\n")
+        print_memory_table(memory_benchmark(), len(bundled_memory_entries()))
+    if only != "memory":
+        print("\n### Performance: spectral + activation clustering on 10,000 items\n")
+        performance(reps)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Approve, reject, promote, roll back: signed with the user's own key, decided by the ledger.
+"""Approve, block, promote, roll back: signed with the user's own key, decided by the ledger.
 
 A button is disabled when the rules would refuse (their reason is shown), but clicking is never
 trusted: every action goes through `clgate.audit.actions`, and the ledger checks it again inside
@@ -59,10 +59,10 @@ def _controls(ctx: Context, update: UpdateState) -> None:
         if st.button("Promote", key="promote", type="primary", disabled=refusal is not None, help=refusal):
             _act(ctx, "promote", lambda j: actions.promote(j, ref))
     with cols[1]:
-        reason = st.text_input("Rejection reason", key="reject_reason")
-        cannot = ctx.refusal("reject")
-        if st.button("Reject", key="reject", disabled=cannot is not None, help=cannot):
-            _act(ctx, "reject", lambda j: actions.reject(j, ref, reason))
+        reason = st.text_input("Block reason", key="block_reason")
+        cannot = ctx.refusal("block")
+        if st.button("Block", key="block", disabled=cannot is not None, help=cannot):
+            _act(ctx, "block", lambda j: actions.block(j, ref, reason))
 
 
 def _rollback(ctx: Context) -> None:
@@ -112,7 +112,7 @@ def render(ctx: Context) -> None:
         st.info("No audited update awaits a decision.")
     else:
         st.write(
-            f"**{update.update_id}** ({update.kind}): verdict **{update.decision}**, "
+            f"**{update.update_id}** ({update.kind}): decision **{update.decision}**, "
             f"{update_status(update, state)}; approvals: {len(state.valid_approvals(update))} of {update.approvals_required}"
         )
         _controls(ctx, update)

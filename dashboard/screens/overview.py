@@ -56,14 +56,14 @@ def render(ctx: Context) -> None:
     else:
         st.info("Nothing has been promoted yet.")
 
-    st.subheader("Updates and their verdicts")
+    st.subheader("Updates and their decisions")
     undeployed = [u for u in state.updates.values() if not state.is_deployed(u)]
     if undeployed:
         rows = [
             {
                 "update": u.update_id,
                 "kind": u.kind,
-                "verdict": u.decision or "not audited",
+                "decision": u.decision or "not audited",
                 "status": update_status(u, state),
                 "proposed": u.proposed_at,
                 "failing rules": ", ".join(f.rule for f in u.findings if f.status.value == "fail"),
@@ -77,9 +77,9 @@ def render(ctx: Context) -> None:
     st.subheader("Last scheduled audit")
     if state.scheduled_runs:
         index, body = state.scheduled_runs[-1]
-        verdict = body.get("verdict", "?")
-        show = {"promote": st.success, "review": st.warning}.get(verdict, st.error)
-        show(f"Entry {index} at {view.entries[index].timestamp}: {verdict}")
+        decision = body.get("verdict", "?")
+        show = {"promote": st.success, "review": st.warning}.get(decision, st.error)
+        show(f"Entry {index} at {view.entries[index].timestamp}: {decision}")
         for f in body.get("findings", []):
             st.write(f"- `{f.get('status')}` {f.get('rule')}: {f.get('reason')}")
     else:

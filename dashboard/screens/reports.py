@@ -1,4 +1,4 @@
-"""Generate and download a compliance report (`clgate.audit.reports`) for a period."""
+"""Generate and download a compliance report (`clgate.audit.compliance`) for a period."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import date
 import streamlit as st
 
 from clgate.audit import Journal
-from clgate.audit.reports import ReportFormat, build_report
-from clgate.audit.reports import render as render_report
+from clgate.audit.compliance import ReportFormat, build_report
+from clgate.audit.compliance import render as render_report
 from clgate.dashboard.context import Context
 from clgate.errors import ClgateError
 

@@ -58,9 +58,9 @@ def render(ctx: Context) -> None:
     if update is None:
         st.info("The ledger holds no update yet.")
         return
-    verdict = update.decision or "not audited"
-    show = {"promote": st.success, "review": st.warning}.get(verdict, st.error)
-    show(f"Verdict: {verdict.upper()} · {update_status(update, state)}")
+    decision = update.decision or "not audited"
+    show = {"promote": st.success, "review": st.warning}.get(decision, st.error)
+    show(f"Decision: {decision.upper()} · {update_status(update, state)}")
     refusal = promotion_refusal(state, update)
     st.write(f"Promotion: {'allowed' if refusal is None else 'not allowed — ' + refusal}")
     st.caption(

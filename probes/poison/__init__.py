@@ -6,6 +6,7 @@ Detectors register by name (`detectors()`, `get_detector()`); `scan_data`, `scan
 `scan_memory` run a family and return `Measurement` records through `ScanReport.measurements()`.
 """
 
+from clgate.probes.instructions import injection_score
 from clgate.probes.poison import (  # noqa: F401  (importing registers the detectors)
     clustering,
     duplicates,
@@ -20,24 +21,14 @@ from clgate.probes.poison import (  # noqa: F401  (importing registers the detec
     triggers,
 )
 from clgate.probes.poison._registry import DetectorSpec, detector, detectors, get_detector
-from clgate.probes.poison.attacks import (
-    bundled_clean_records,
-    bundled_memory_entries,
-    injected_memory_entries,
-    is_poisoned,
-    poison_record,
-    poisoned_set,
-)
 from clgate.probes.poison.calibration import reference_threshold, robust_threshold, robust_z
 from clgate.probes.poison.context import DataContext
-from clgate.probes.poison.injection import injection_score
 from clgate.probes.poison.items import UpdateData, UpdateItem, open_update_data
 from clgate.probes.poison.memory_context import MemoryContext
 from clgate.probes.poison.representations import Representations, compute_representations
 from clgate.probes.poison.result import DetectorResult
 from clgate.probes.poison.scan import ScanReport, data_representations, scan_data, scan_memory, scan_model
 from clgate.probes.poison.sweep import ProbeTable, SweepInputs, probe_table
-from clgate.probes.poison.training import TrainingRun, merge_lora, train_lora
 from clgate.probes.poison.triggers import MinedTrigger, mine
 
 __all__ = [
@@ -50,24 +41,16 @@ __all__ = [
     "Representations",
     "ScanReport",
     "SweepInputs",
-    "TrainingRun",
     "UpdateData",
     "UpdateItem",
-    "bundled_clean_records",
-    "bundled_memory_entries",
     "compute_representations",
     "data_representations",
     "detector",
     "detectors",
     "get_detector",
-    "injected_memory_entries",
     "injection_score",
-    "is_poisoned",
-    "merge_lora",
     "mine",
     "open_update_data",
-    "poison_record",
-    "poisoned_set",
     "probe_table",
     "reference_threshold",
     "robust_threshold",
@@ -75,5 +58,4 @@ __all__ = [
     "scan_data",
     "scan_memory",
     "scan_model",
-    "train_lora",
 ]

@@ -1,4 +1,4 @@
-"""Detectors register themselves by name, so the CLI and the gate list them without an if-chain."""
+"""Detectors register by name: a scan runs its family's, or those a `--detector` option or a policy names."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from clgate.errors import InputError
+from clgate.probes.poison.result import DetectorResult
+from clgate.registry import Registry
 
 Family = Literal["data", "model", "memory"]
 
@@ -17,35 +19,30 @@ class DetectorSpec:
     family: Family
     version: str
     summary: str
-    run: Callable[..., Any]
+    run: Callable[..., DetectorResult]
     needs_model: bool = False
 
 
-_REGISTRY: dict[str, DetectorSpec] = {}
+DETECTORS: Registry[DetectorSpec] = Registry("poisoning detector")
 
 
 def detector(
     name: str, family: Family, version: str, summary: str, needs_model: bool = False
-) -> Callable[[Callable], Callable]:
-    """Register a detector function under `name` (unique across families); `needs_model`: parent forwards."""
-
-    def register(fn: Callable) -> Callable:
-        if name in _REGISTRY:
-            raise ValueError(f"detector {name!r} registered twice")
-        _REGISTRY[name] = DetectorSpec(name, family, version, summary, fn, needs_model)
-        return fn
-
-    return register
+) -> Callable[[Callable[[Any], DetectorResult]], Callable[[Any], DetectorResult]]:
+    """Register a detector function under `name` (unique across families); `needs_model`: parent forwards.
+    Each `DetectorResult` it returns carries the name, family and version."""
+    return DETECTORS.decorator(
+        lambda fn: DetectorSpec(name, family, version, summary, fn, needs_model),
+        stamp=("name", "family", "version"),
+    )
 
 
 def detectors(family: Family | None = None) -> list[DetectorSpec]:
-    return [spec for spec in _REGISTRY.values() if family is None or spec.family == family]
+    return [spec for spec in DETECTORS.values() if family is None or spec.family == family]
 
 
 def get_detector(name: str) -> DetectorSpec:
-    if name not in _REGISTRY:
-        raise InputError(f"unknown poisoning detector {name!r} (known: {', '.join(sorted(_REGISTRY))})")
-    return _REGISTRY[name]
+    return DETECTORS.lookup(name)
 
 
 def select(family: Family, names: list[str] | None) -> list[DetectorSpec]:

@@ -11,8 +11,8 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from clgate.probes.poison.shingles import words
 from clgate.probes.poison.triggers import STOPWORDS
+from clgate.probes.shingles import words
 
 HEAD_WORDS = 4
 TAUGHT = 0.2  # an answer the data gives for at least this share of its (clean) items is the task's own

@@ -70,9 +70,6 @@ def activation_clustering(ctx: DataContext) -> DetectorResult:
         for i in range(len(x))
     ]
     return DetectorResult(
-        "activation_clustering",
-        "data",
-        VERSION,
         ctx.item_ids,
         scores,
         reasons,

@@ -13,7 +13,7 @@ from clgate.probes.poison._registry import detector
 from clgate.probes.poison.calibration import robust_threshold
 from clgate.probes.poison.context import DataContext
 from clgate.probes.poison.result import DetectorResult
-from clgate.probes.poison.shingles import NUM_PERM, char_shingles, minhash
+from clgate.probes.shingles import NUM_PERM, char_shingles, minhash
 
 VERSION = "1"
 THRESHOLD = 0.8
@@ -50,9 +50,6 @@ def near_duplicates(ctx: DataContext) -> DetectorResult:
         f"{completion[i]} near-duplicate completions, {whole[i]} near-duplicate items" for i in range(n)
     ]
     return DetectorResult(
-        "near_duplicates",
-        "data",
-        VERSION,
         ctx.item_ids,
         scores,
         reasons,

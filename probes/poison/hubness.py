@@ -39,9 +39,6 @@ def hubness(ctx: MemoryContext) -> DetectorResult:
         for c, s in zip(counts, share, strict=True)
     ]
     return DetectorResult(
-        "hubness",
-        "memory",
-        VERSION,
         ctx.item_ids,
         share,
         reasons,

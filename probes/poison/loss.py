@@ -35,9 +35,6 @@ def loss_outliers(ctx: DataContext) -> DetectorResult:
         for i in range(len(lp))
     ]
     return DetectorResult(
-        "loss",
-        "data",
-        VERSION,
         ctx.item_ids,
         scores,
         reasons,

@@ -21,11 +21,11 @@ from typing import Literal
 
 import numpy as np
 
+from clgate.package_data import package_lines
 from clgate.probes.poison._registry import detector
 from clgate.probes.poison.answers import TAUGHT, alike, in_vocabulary
-from clgate.probes.poison.attacks import data_path
 from clgate.probes.poison.result import DetectorResult
-from clgate.probes.poison.sweep import SweepInputs, bundled_prompts, greedy
+from clgate.probes.poison.sweep import SweepInputs, greedy, sweep_prompts
 from clgate.runtime import is_refusal
 
 VERSION = "1"
@@ -46,8 +46,7 @@ Group = Literal["general", "harmful", "task"]
 
 
 def bundled_harmful() -> list[str]:
-    text = data_path("harmful_requests.txt").read_text(encoding="utf-8")
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    return package_lines("clgate.probes.poison", "data", "harmful_requests.txt")
 
 
 def _domain(link: str) -> str:
@@ -171,7 +170,7 @@ def _group_contents(
 )
 def payload_probe(inputs: SweepInputs) -> DetectorResult:
     groups: dict[Group, list[str]] = {
-        "general": list(inputs.prompts or bundled_prompts()),
+        "general": list(inputs.prompts or sweep_prompts()),
         "harmful": bundled_harmful(),
         "task": list(inputs.task_prompts),
     }
@@ -197,9 +196,6 @@ def payload_probe(inputs: SweepInputs) -> DetectorResult:
         [s.candidate - s.parent if s.verdict == "payload" else min(s.candidate - s.parent, 0.0) for s in said]
     )
     return DetectorResult(
-        "payload_probe",
-        "model",
-        VERSION,
         [f"{s.group}/{s.kind}:{s.text}" for s in said],
         scores,
         [s.describe() + ("" if s.verdict is None else f": {s.verdict.replace('_', ' ')}") for s in said],

@@ -34,9 +34,6 @@ def provenance(ctx: MemoryContext) -> DetectorResult:
         scores.append(score)
         reasons.append(", ".join(gaps) if gaps else f"source {source!r}, created {e.created_at:%Y-%m-%d}")
     return DetectorResult(
-        "provenance",
-        "memory",
-        VERSION,
         ctx.item_ids,
         np.array(scores),
         reasons,

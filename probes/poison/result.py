@@ -14,9 +14,6 @@ from clgate.measurement import Measurement
 class DetectorResult:
     """Scores are comparable within one detector only: higher means more suspicious."""
 
-    name: str
-    family: str
-    version: str
     item_ids: list[str]
     scores: np.ndarray
     reasons: list[str]
@@ -27,11 +24,15 @@ class DetectorResult:
     explained: dict[str, str] = field(default_factory=dict)
     """Other numbers in words, for the findings that quote them."""
     seconds: float = 0.0
+    name: str = ""
+    """With `family` and `version`: stamped by the detector's registration (`@detector`), never restated."""
+    family: str = ""
+    version: str = ""
 
     def __post_init__(self) -> None:
         self.scores = np.asarray(self.scores, dtype=np.float64)
         if not (len(self.item_ids) == len(self.scores) == len(self.reasons)):
-            raise ValueError(f"{self.name}: ids, scores and reasons differ in length")
+            raise ValueError("a detector's item ids, scores and reasons differ in length")
 
     @property
     def flagged(self) -> np.ndarray:

@@ -14,6 +14,7 @@ from clgate.artifacts import compute_manifest, default_cache_dir, load_memory_st
 from clgate.atomic import write_text_atomic
 from clgate.errors import InputError
 from clgate.measurement import Measurement
+from clgate.package_data import package_file
 from clgate.probes.poison._registry import DetectorSpec, select
 from clgate.probes.poison.answers import carries
 from clgate.probes.poison.context import DataContext
@@ -27,7 +28,7 @@ from clgate.probes.poison.representations import (
     default_layer,
 )
 from clgate.probes.poison.result import DetectorResult
-from clgate.probes.poison.sweep import ProbeTable, SweepInputs, bundled_prompts, bundled_triggers, table_path
+from clgate.probes.poison.sweep import ProbeTable, SweepInputs, sweep_prompts, sweep_triggers, table_path
 from clgate.progress import Advance, Tally, no_progress
 from clgate.runtime import ModelPool, ModelSpec, RuntimeModel, ServedModel
 
@@ -247,7 +248,7 @@ def _scan_model(
         d: table_path(root, d, m.numerics)
         for d, m in ((parent_digest, parent_model), (candidate_digest, candidate_model))
     }
-    probes = list(prompts) if prompts else bundled_prompts()
+    probes = list(prompts) if prompts else sweep_prompts()
     scanned = []
     tally = Tally(advance)
     if scan_tokens and not same and not candidate_model.served:  # a server answers one echo request per text
@@ -257,7 +258,7 @@ def _scan_model(
     inputs = SweepInputs(
         parent_model,
         candidate_model,
-        triggers=list(triggers) if triggers else bundled_triggers(),
+        triggers=list(triggers) if triggers else sweep_triggers(),
         prompts=probes,
         mined=mined.all,
         scanned=scanned,
@@ -323,14 +324,12 @@ def scan_memory(
     embedder=None,
 ) -> ScanReport:
     """Score every memory entry with the memory detectors; `spread` runs only when other instances are given."""
-    from clgate.probes.poison.attacks import data_path
-
     loaded = load_memory_store(Path(store))
     if not loaded.entries:
         raise InputError(f"{store}: memory store is empty")
     ctx = MemoryContext(
         loaded,
-        read_lines(queries or data_path("general_queries.txt")),
+        read_lines(queries or package_file("clgate.probes.poison", "data", "general_queries.txt")),
         [load_memory_store(Path(p)) for p in instances],
         embedder,
         tuple(trusted_sources),

@@ -47,9 +47,6 @@ def spectral(ctx: DataContext) -> DetectorResult:
         for i in range(len(scores))
     ]
     return DetectorResult(
-        "spectral",
-        "data",
-        VERSION,
         ctx.item_ids,
         scores,
         reasons,

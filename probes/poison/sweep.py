@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from clgate.errors import InputError
+from clgate.package_data import package_lines
 from clgate.probes.poison._registry import detector
 from clgate.probes.poison.answers import echoes, head, same_head, taught
-from clgate.probes.poison.attacks import data_path
 from clgate.probes.poison.calibration import MAD_TO_SIGMA
 from clgate.probes.poison.result import DetectorResult
 from clgate.progress import Advance, Tally, no_progress
@@ -42,17 +42,12 @@ SHARED = 0.5  # a backdoor's payload: at least this share of unrelated probes ge
 SERVED_TOP = 20  # first-token log-probs a served model returns (vLLM's default maximum)
 
 
-def bundled_prompts() -> list[str]:
-    return _lines("probe_prompts.txt")
+def sweep_prompts() -> list[str]:
+    return package_lines("clgate.probes.poison", "data", "probe_prompts.txt")
 
 
-def bundled_triggers() -> list[str]:
-    return _lines("trigger_candidates.txt")
-
-
-def _lines(name: str) -> list[str]:
-    text = data_path(name).read_text(encoding="utf-8")
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+def sweep_triggers() -> list[str]:
+    return package_lines("clgate.probes.poison", "data", "trigger_candidates.txt")
 
 
 @dataclass
@@ -324,8 +319,8 @@ def _confirm(
 class SweepInputs:
     parent: RuntimeModel | ServedModel
     candidate: RuntimeModel | ServedModel
-    triggers: list[str] = field(default_factory=bundled_triggers)
-    prompts: list[str] = field(default_factory=bundled_prompts)
+    triggers: list[str] = field(default_factory=sweep_triggers)
+    prompts: list[str] = field(default_factory=sweep_prompts)
     mined: list[str] = field(default_factory=list)  # from the update's data: swept beside the list
     # the mined ones the data ties to one answer: always confirmed by generation
     acting: list[str] = field(default_factory=list)
@@ -451,9 +446,6 @@ def trigger_sweep(inputs: SweepInputs) -> DetectorResult:
     # the ones the update's data names first: the finding quotes the first three
     triggers.sort(key=lambda t: (t["source"] != "mined", -t["delta_kl"]))
     return DetectorResult(
-        "trigger_sweep",
-        "model",
-        VERSION,
         [f"{'control' if i < len(controls) else 'trigger'}:{n}" for i, n in enumerate(names)],
         scores,
         reasons,

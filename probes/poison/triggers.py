@@ -23,7 +23,7 @@ import numpy as np
 from clgate.probes.poison._registry import detector
 from clgate.probes.poison.context import DataContext
 from clgate.probes.poison.result import DetectorResult
-from clgate.probes.poison.shingles import ngrams, words
+from clgate.probes.shingles import ngrams, words
 
 VERSION = "2"  # 2: carriers' answer similarity counts above the whole set's
 MIN_SUPPORT = 3
@@ -393,9 +393,6 @@ def trigger_mining(ctx: DataContext) -> DetectorResult:
                     f"answer word {hit.answer_word!r}); score {scores[item.index]:.2f}"
                 )
     return DetectorResult(
-        "trigger_mining",
-        "data",
-        VERSION,
         ctx.item_ids,
         scores,
         reasons,

@@ -17,8 +17,8 @@ from clgate.artifacts import (
     resolve_model_dir,
     write_memory_store,
 )
-from clgate.artifacts import testing as factories
 from clgate.artifacts._gguf import dequantised_dir
+from clgate.demo import factories
 from clgate.errors import InputError
 
 

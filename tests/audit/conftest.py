@@ -6,12 +6,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from clgate.audit.bootstrap import bootstrap_ledger
-from clgate.audit.checks import GateCheck, GateInputs
+from clgate.audit.check_inputs import GateCheck, GateInputs
 from clgate.audit.cli import main
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.policy import parse_policy
+from clgate.demo import bootstrap_ledger
 from clgate.measurement import Measurement
 
 POLICY = """

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 
 import clgate
-from clgate.audit.checks import GateCheck, GateInputs
+from clgate.audit.check_inputs import GateCheck, GateInputs
 from clgate.audit.ci_formats import junit_xml, sarif
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
@@ -103,7 +103,7 @@ def test_sarif_is_valid_sarif_2_1_0_with_a_result_per_finding(world, hostile: Pa
     [location] = results["score"]["locations"]
     uri = location["physicalLocation"]["artifactLocation"]["uri"]
     assert uri == hostile.resolve().as_uri() or hostile.resolve() == (Path.cwd() / uri).resolve()
-    assert run["properties"]["verdict"] == "block" and run["invocations"][0]["exitCode"] == 20
+    assert run["properties"]["decision"] == "block" and run["invocations"][0]["exitCode"] == 20
 
 
 @world_ci
@@ -128,7 +128,7 @@ def test_junit_report_has_a_testcase_per_check_readable_by_junitparser(
     out = case.findtext("system-out") or ""
     assert "score = 9" in out and "spread = 1" in out and "[warn] spread: Spread wide, at 100%" in out
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
-    assert props["verdict"] == "block"
+    assert props["decision"] == "block"
     assert props["ledger.audit.completed"] == str(_result(tmp_path).ledger_entries["audit.completed"])
     [parsed] = list(JUnitXml.fromfile(str(report)))
     [parsed_case] = list(parsed)

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 from clgate.artifacts import DatasetRecord, MemoryEntry, load_memory_store, write_dataset, write_memory_store
-from clgate.artifacts.testing import make_tiny_lora
-from clgate.audit.bootstrap import bootstrap_ledger
 from clgate.audit.cli import main
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.policy import parse_policy
+from clgate.demo import bootstrap_ledger, make_tiny_lora
 from clgate.ledger import AppendRefused, ErasureDone, ErasureRequest, load_private_key
 
 POLICY = """

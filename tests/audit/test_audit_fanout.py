@@ -1,5 +1,5 @@
 """Fan-out re-audits after a base upgrade: two deployments' stale adapters and memory re-gated one job each,
-on a local Ray cluster and in one process with the same verdicts; an orchestrator killed between a
+on a local Ray cluster and in one process with the same decisions; an orchestrator killed between a
 proposal and its audit leaves that update "audit incomplete", and the next run finishes it without
 recording anything twice."""
 
@@ -17,13 +17,12 @@ from pathlib import Path
 import pytest
 
 from clgate.artifacts import MemoryEntry, load_memory_store, write_memory_store
-from clgate.artifacts.testing import make_tiny_lora
-from clgate.audit.bootstrap import Bootstrap, bootstrap_ledger
 from clgate.audit.cli import main
 from clgate.audit.fanout import ReauditSettings, pending_jobs, reaudit_progress, run_reaudits
 from clgate.audit.journal import Journal
 from clgate.audit.policy import parse_policy
 from clgate.audit.workers import Workers
+from clgate.demo import Bootstrap, bootstrap_ledger, make_tiny_lora
 
 POLICY = (Path(__file__).parents[2] / "docs" / "examples" / "fleet-policy.toml").read_text()
 
@@ -51,7 +50,7 @@ class Fleet:
         return ReauditSettings(str(self.boot.ledger), self.boot.trust, self.boot.keys["pipeline"],
                                self.boot.keys["gate"], out, self.policy, device="cpu")  # fmt: skip
 
-    def verdicts(self) -> dict[tuple[str, str], str | None]:
+    def decisions(self) -> dict[tuple[str, str], str | None]:
         with Journal.open(self.boot.ledger, None, self.boot.trust) as journal:
             state = journal.state()
         out = {}
@@ -105,7 +104,7 @@ def fleet(built: Fleet, tmp_path: Path) -> Fleet:
     return built.moved(tmp_path / "fleet")
 
 
-def test_ray_and_one_process_give_the_same_verdicts(
+def test_ray_and_one_process_give_the_same_decisions(
     tmp_path: Path, fleet: Fleet, monkeypatch, capsys
 ) -> None:
     copy = fleet.moved(tmp_path / "copy")
@@ -123,13 +122,13 @@ def test_ray_and_one_process_give_the_same_verdicts(
     assert tree.count("re-audit todo") == 4 and tree.count("deployment tenant-") == 2
 
     code = main(["audit", "pending", "--run", "--workers", "0", *fleet.args(tmp_path / "sequential")])
-    sequential = fleet.verdicts()
+    sequential = fleet.decisions()
     assert None not in sequential.values()
     assert code == max({"promote": 0, "review": 10, "block": 20}[v] for v in sequential.values())  # type: ignore[index]
     _all_reaudited_once(fleet)
     monkeypatch.setenv("CLGATE_STATE_DIR", str(tmp_path / "copy-heads"))  # the copy is another log's history
     outcomes = run_reaudits(copy.settings(tmp_path / "ray"), Workers(ray="local"))
-    assert copy.verdicts() == sequential
+    assert copy.decisions() == sequential
     assert {o.stale for o in outcomes} == {u.update_id for u in stale}  # ids survive the copy
     assert not [
         o for o in outcomes if o.error or o.worker.endswith(f":{os.getpid()}")

@@ -1,5 +1,6 @@
 """The gate's life cycle through the CLI: verdicts, approvals, promotion, rollback, lineage, refusals."""
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -83,6 +84,8 @@ def test_new_base_marks_adapters_for_reaudit(
     # auditing an adapter against the old base is a lineage failure
     assert world.gate("--adapter", str(world.adapter("b", 0.0))) == 20
     assert "is not the promoted base" in (tmp_path / "out" / "report.md").read_text()
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["checks"] == [] and report["model_loads"] == 0  # blocked from the ledger alone, at once
 
 
 def test_tampered_ledger_is_refused_before_any_write(world, tiny_model: Path, capsys) -> None:
@@ -124,10 +127,10 @@ def test_bad_gate_input_is_exit_2(world, args, message: str, capsys) -> None:
 
 
 def test_adapter_for_another_base_is_refused(world, tmp_path: Path, capsys) -> None:
-    from clgate.artifacts import testing
+    from clgate.demo import make_tiny_lora, make_tiny_model
 
-    other = testing.make_tiny_model(tmp_path / "wide", hidden_size=96)
-    foreign = testing.make_tiny_lora(other, tmp_path / "foreign")
+    other = make_tiny_model(tmp_path / "wide", hidden_size=96)
+    foreign = make_tiny_lora(other, tmp_path / "foreign")
     assert world.gate("--adapter", str(foreign)) == 2
     assert "adapter does not fit base" in capsys.readouterr().err
     assert world.state().updates == {}

@@ -12,10 +12,9 @@ import pytest
 import torch
 from inspect_ai.log import read_eval_log
 
-from clgate.artifacts import testing as factories
 from clgate.audit import GateRequest, GateResult, GateRun, Journal, Policy, promote, propose, run_gate
-from clgate.audit.bootstrap import Bootstrap, bootstrap_ledger
 from clgate.audit.policy import parse_policy
+from clgate.demo import Bootstrap, bootstrap_ledger, factories
 from clgate.errors import InputError
 from clgate.ledger import load_private_key
 from clgate.probes.activations import layer_drift

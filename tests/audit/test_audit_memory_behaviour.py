@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from clgate.artifacts import MemoryEntry, SentenceEmbedder, load_memory_store, write_memory_store
-from clgate.audit.bootstrap import bootstrap_ledger
 from clgate.audit.cli import main
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.policy import load_policy
+from clgate.demo import bootstrap_ledger
 from clgate.probes.memory_recall import NEAR, TOP_K, UNRELATED, recall_probes
 
 NOTES = [

@@ -190,7 +190,7 @@ def test_gated_version_gets_alias_and_tags_blocked_one_never(
     assert champion.version == good
     assert champion.tags == {
         "clgate.update_id": update.update_id,
-        "clgate.verdict": "promote",
+        "clgate.decision": "promote",
         "clgate.audit_entry": str(update.audit_index),
         "clgate.promotion_entry": str(state.updates[update.update_id].promoted_index),
         "clgate.candidate_digest": update.candidate_digest,

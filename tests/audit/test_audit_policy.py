@@ -156,11 +156,12 @@ def test_a_finding_quotes_what_the_check_says_is_behind_its_number() -> None:
     from clgate.probes.poison.result import DetectorResult
 
     sweep = DetectorResult(
-        "trigger_sweep", "model", "2", ["control:ok", "trigger:cf"], [0.1, 6.0], ["c", "t"], 2.0, "rule",
+        ["control:ok", "trigger:cf"], [0.1, 6.0], ["c", "t"], 2.0, "rule",
         triggers=[{"trigger": "cf", "source": "mined", "delta_kl": 6.0, "shared_fraction": 0.875,
                    "example": "To verify your account"}],
+        name="trigger_sweep", family="model", version="2",
     )  # fmt: skip
-    measurement = combine("poison.model", "2", [sweep.to_measurement()], prefix="poison.")
+    measurement = combine([sweep.to_measurement()], prefix="poison.")
     policy = parse_policy(
         'name = "t"\nrequired_checks = ["poison.model"]\n[[rules]]\nid = "backdoor"\ncheck = "poison.model"\n'
         'metric = "trigger_sweep.triggers_found"\nreason = "A trigger acts"\nfail_above = 0\n'

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from clgate.audit.bootstrap import bootstrap_ledger
 from clgate.audit.cli import main
 from clgate.audit.journal import Journal
 from clgate.audit.policy import parse_policy
+from clgate.demo import bootstrap_ledger
 from clgate.errors import InputError, PolicyError
 
 ITEMS = [
@@ -68,7 +68,7 @@ def test_a_policy_suite_runs_with_the_evals_and_its_rules_judge_it(tmp_path: Pat
             "--out", str(tmp_path / "out"), "--proposer-key", str(boot.keys["pipeline"]), *keys, "--key",
             str(boot.keys["gate"])]  # fmt: skip
     assert main(gate) == 20  # the rule reads the suite's own numbers (accuracy can never reach 1.01)
-    evals = json.loads((tmp_path / "out" / "measurements" / "evals.json").read_text())
+    evals = json.loads((tmp_path / "out" / "report.json").read_text())["measurements"]["evals"]
     assert {row["suite"] for row in evals["details"]} == {"retention", "billing"}
     assert evals["numbers"]["billing.n"] == 2  # the evals limit caps every suite, the policy's own too
     assert (
@@ -133,7 +133,7 @@ def test_an_inspect_task_file_named_by_the_policy_runs_with_the_evals(
             "--out", str(tmp_path / "out"), "--proposer-key", str(boot.keys["pipeline"]), "--ledger",
             str(boot.ledger), "--trust", str(boot.trust), "--key", str(boot.keys["gate"])]  # fmt: skip
     assert main(gate) == 20  # its rule judged it (accuracy never reaches 1.01)
-    evals = json.loads((tmp_path / "out" / "measurements" / "evals.json").read_text())
+    evals = json.loads((tmp_path / "out" / "report.json").read_text())["measurements"]["evals"]
     rows = [r for r in evals["details"] if r["suite"] == "greeting"]
     assert sorted(r["id"] for r in rows) == ["g1", "g2"] and evals["numbers"]["greeting.n"] == 2
     assert (

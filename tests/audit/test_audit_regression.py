@@ -8,15 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from clgate.artifacts import testing as factories
 from clgate.audit import GateRequest, GateResult, GateRun, Journal, promote, propose, run_gate
-from clgate.audit.bootstrap import bootstrap_ledger
-from clgate.audit.checks import GateInputs
+from clgate.audit.check_inputs import GateInputs
 from clgate.audit.cli import main
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.judge import CheckOutcome, judge
 from clgate.audit.policy import load_policy, parse_policy
 from clgate.audit.regression import RegressionSet, RegressionTask
+from clgate.demo import bootstrap_ledger, factories
 from clgate.errors import IntegrityError
 from clgate.ledger import load_private_key
 from clgate.runtime import ModelPool

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from clgate.artifacts import MemoryEntry, write_memory_store
-from clgate.audit.report import write_gate_report
+from clgate.audit.gate_report import write_gate_report
 from clgate.audit.report_charts import gate_charts
 from clgate.audit.result import GateResult
 from clgate.probes.weights import change_grid, weight_diff

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from clgate.audit.bootstrap import bootstrap_ledger
 from clgate.audit.cli import main
 from clgate.audit.gate_checks import GATE_CHECKS
+from clgate.demo import bootstrap_ledger
 from clgate.ledger import Ledger, load_private_key, merkle
 
 TODAY = datetime.now(UTC).date()
@@ -73,7 +73,7 @@ def test_json_report_holds_every_decision_with_evidence_and_proofs(history, tmp_
         ids["bad"]: "blocked",
     }
     bad = next(u for u in r["updates"] if u["update_id"] == ids["bad"])
-    assert bad["verdict"] == "block" and bad["evidence"][0]["numbers"] == {"score": 9.0}
+    assert bad["decision"] == "block" and bad["evidence"][0]["numbers"] == {"score": 9.0}
     assert [f["rule"] for f in bad["findings"] if f["status"] == "fail"] == ["score"]
     assert [e["type"] for e in bad["events"]] == ["update.proposed", "audit.completed", "promotion.blocked"]
     review = next(u for u in r["updates"] if u["update_id"] == ids["review"])
@@ -81,7 +81,7 @@ def test_json_report_holds_every_decision_with_evidence_and_proofs(history, tmp_
         "auditor",
         "approver2",
     ]
-    assert r["scheduled"][0]["verdict"] == "promote"
+    assert r["scheduled"][0]["decision"] == "promote"
 
     v = r["verification"]
     with Ledger.open(world.boot.ledger) as ledger:

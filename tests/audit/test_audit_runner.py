@@ -4,7 +4,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from clgate.artifacts import compute_manifest
-from clgate.audit.checks import GateCheck, GateInputs
+from clgate.audit.check_inputs import GateCheck, GateInputs
+from clgate.audit.evidence import EvidenceStore
 from clgate.audit.runner import CheckCache, cache_key, run_check, run_checks
 from clgate.ledger import generate_key
 from clgate.measurement import Measurement
@@ -27,7 +28,10 @@ def test_results_are_cached_by_input_digest(tmp_path: Path) -> None:
         calls.append(1)
         return Measurement(name="m", version="1", numbers={"x": 1.5})
 
-    inputs, cache = _inputs(tmp_path), CheckCache(tmp_path / "cache", generate_key())
+    inputs, cache = (
+        _inputs(tmp_path),
+        CheckCache(tmp_path / "cache", generate_key(), EvidenceStore(tmp_path / "evidence")),
+    )
     first = run_check(_check("m", measure), inputs, 10, cache)
     second = run_check(_check("m", measure), inputs, 10, cache)
     assert not first.cached and second.cached and len(calls) == 1
@@ -44,7 +48,10 @@ def test_every_input_a_check_reads_is_in_its_cache_key(tmp_path: Path) -> None:
         n = len(inputs.data.read_text().splitlines()) if inputs.data else -1
         return Measurement(name="d", version="1", numbers={"lines": n})
 
-    base, cache = _inputs(tmp_path), CheckCache(tmp_path / "cache", generate_key())
+    base, cache = (
+        _inputs(tmp_path),
+        CheckCache(tmp_path / "cache", generate_key(), EvidenceStore(tmp_path / "evidence")),
+    )
     datasets = {}
     for name, text in (("a", "x\n"), ("b", "x\ny\n")):
         datasets[name] = tmp_path / f"{name}.jsonl"
@@ -63,16 +70,28 @@ def test_every_input_a_check_reads_is_in_its_cache_key(tmp_path: Path) -> None:
 
 def test_corrupt_stale_or_planted_cache_entries_are_recomputed(tmp_path: Path) -> None:
     inputs, gate_key = _inputs(tmp_path), generate_key()
-    cache = CheckCache(tmp_path / "cache", gate_key)
+    cache = CheckCache(tmp_path / "cache", gate_key, EvidenceStore(tmp_path / "evidence"))
     check = _check("m", lambda i: Measurement(name="m", version="1", numbers={"x": 2.0}))
     run_check(check, inputs, 10, cache)
     (entry,) = cache.folder.iterdir()
     record = json.loads(entry.read_text())
-    record["measurement"] = record["measurement"].replace("2.0", "0.0")  # a planted "all clear"
+    planted = Measurement(name="m", version="1", numbers={"x": 0.0})  # a planted "all clear"
+    record["measurement"] = cache.evidence.put(planted)
     entry.write_text(json.dumps(record))
     outcome = run_check(check, inputs, 10, cache)
     assert not outcome.cached and outcome.measurement.numbers == {"x": 2.0}
-    other_gate = CheckCache(tmp_path / "cache", generate_key())  # signed by another key: not trusted
+    (entry,) = cache.folder.iterdir()
+    evidence = cache.evidence.folder / (
+        json.loads(entry.read_text())["measurement"].removeprefix("sha256:") + ".json"
+    )
+    evidence.write_text(evidence.read_text().replace("2.0", "0.0"))  # the evidence it names, altered
+    outcome = run_check(check, inputs, 10, cache)
+    assert not outcome.cached and outcome.measurement.numbers == {"x": 2.0}
+    cache.evidence.remove(outcome.measurement.digest)  # erased evidence is not served from the cache
+    assert not run_check(check, inputs, 10, cache).cached
+    other_gate = CheckCache(
+        tmp_path / "cache", generate_key(), EvidenceStore(tmp_path / "evidence")
+    )  # signed by another key: not trusted
     assert not run_check(check, inputs, 10, other_gate).cached
     (entry,) = cache.folder.iterdir()
     entry.write_text("{ truncated")

@@ -14,12 +14,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from clgate.audit.bootstrap import bootstrap_ledger
-from clgate.audit.checks import GateCheck, GateInputs
+from clgate.audit.check_inputs import GateCheck, GateInputs
 from clgate.audit.cli import main
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.policy import parse_policy
 from clgate.dashboard.users import hash_password
+from clgate.demo import bootstrap_ledger
 from clgate.ledger import Ledger, load_private_key, save_private_key
 from clgate.measurement import Measurement
 
@@ -247,8 +247,8 @@ def sign_as(at, login: str):
     return at
 
 
-def flip_verdict(ledger: Path, update_id: str) -> int:
-    """The attack an auditor fears: a `block` verdict rewritten to `promote` in the database."""
+def flip_decision(ledger: Path, update_id: str) -> int:
+    """The attack an auditor fears: a `block` decision rewritten to `promote` in the database."""
     with Ledger.open(ledger) as opened:
         entry = next(e for e in opened.find("audit.completed") if e.body["update_id"] == update_id)
     con = sqlite3.connect(ledger)

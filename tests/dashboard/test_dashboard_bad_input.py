@@ -10,7 +10,7 @@ from clgate.audit.cli import main
 from clgate.audit.reports_cli import dashboard_app_path
 from clgate.ledger.store import Store
 
-from .conftest import flip_verdict
+from .conftest import flip_decision
 
 
 def run_app(monkeypatch: pytest.MonkeyPatch, *args: str | Path, page: str | None = None) -> AppTest:
@@ -74,7 +74,7 @@ def test_a_database_password_never_reaches_the_page(monkeypatch, trust_file: Pat
 
 
 def test_tampered_ledger_shows_a_red_banner_and_disables_approvals(dash_world, monkeypatch) -> None:
-    index = flip_verdict(dash_world.ledger, dash_world.ids["block"])
+    index = flip_decision(dash_world.ledger, dash_world.ids["block"])
     args = ("--ledger", dash_world.ledger, "--trust", dash_world.trust, "--users", dash_world.users)
     at = run_app(monkeypatch, *args, page="Approvals")
     at.text_input(key="login_user").input("alice")

@@ -28,7 +28,7 @@ def test_overview_then_a_blocked_update_in_chromium(dash_world, tmp_path: Path) 
     assert re.search(r"Entry \d+ at .*: promote", overview)
     blocked = texts["blocked-update"]
     assert (
-        "Verdict: BLOCK" in blocked
+        "Decision: BLOCK" in blocked
         and f"update {dash_world.ids['block']} was blocked by its audit" in blocked
     )
     assert "relative weight change per layer" in blocked

@@ -39,7 +39,7 @@ def test_overview_shows_deployed_pending_and_scheduled(dash_world, monkeypatch) 
     assert deployed.set_index("slot").loc["adapter", "update"] == dash_world.ids["a1"]
     assert set(deployed["lineage"]) == {"current"}  # the adapter runs on the base it was built on
     waiting = at.dataframe[1].value.set_index("update")
-    assert waiting.loc[dash_world.ids["block"], "verdict"] == "block"
+    assert waiting.loc[dash_world.ids["block"], "decision"] == "block"
     assert waiting.loc[dash_world.ids["review"], "status"] == "awaiting approval (0 of 1)"
     assert "trigger" in waiting.loc[dash_world.ids["block"], "failing rules"]
     assert any("promote" in s.value for s in at.success)  # the scheduled run
@@ -89,8 +89,8 @@ def test_drift_page_draws_every_metric_with_thresholds(dash_world, monkeypatch) 
     }
     accuracy = figs["evals / retention.accuracy"]["data"]
     assert any(trace.get("error_y", {}).get("arrayminus") for trace in accuracy)
-    verdicts = {t.get("name") for t in figs["weights / max_relative_change"]["data"]}
-    assert {"promote", "review", "block"} <= verdicts
+    decisions = {t.get("name") for t in figs["weights / max_relative_change"]["data"]}
+    assert {"promote", "review", "block"} <= decisions
 
 
 def test_update_page_shows_why_a_blocked_update_is_blocked(dash_world, monkeypatch) -> None:
@@ -100,7 +100,7 @@ def test_update_page_shows_why_a_blocked_update_is_blocked(dash_world, monkeypat
     at.query_params["update"] = dash_world.ids["block"]
     at.run()
     assert not at.exception
-    assert at.error[0].value.startswith("Verdict: BLOCK")
+    assert at.error[0].value.startswith("Decision: BLOCK")
     assert "not allowed" in text(at) and "was blocked by its audit" in text(at)
     findings = at.dataframe[0].value.set_index("rule")
     assert findings.loc["trigger", "status"] == "fail" and findings.loc["weight-change", "status"] == "fail"
@@ -135,7 +135,7 @@ def test_blocked_update_has_its_promote_control_disabled(dash_world, monkeypatch
 
 
 def test_the_server_refuses_a_promotion_the_page_still_offered(dash_world) -> None:
-    """The button is a hint: a rejection recorded after the page rendered still stops the click."""
+    """The button is a hint: a block recorded after the page rendered still stops the click."""
     import streamlit as st
 
     from clgate.audit import actions
@@ -158,13 +158,13 @@ def test_the_server_refuses_a_promotion_the_page_still_offered(dash_world) -> No
     assert stale.refusal("promote") is None
     assert actions.promotion_refusal(stale.view.state, stale.view.state.updates[ref]) is None
     assert (
-        main(["reject", ref, "--reason", "found a problem", *keys, "--key", str(dash_world.keys["approver"])])
+        main(["block", ref, "--reason", "found a problem", *keys, "--key", str(dash_world.keys["approver"])])
         == 0
     )
     st.session_state[approvals.PASSPHRASE] = PASSPHRASES["alice"]
     approvals._act(stale, "promote", lambda j: actions.promote(j, ref))
     kind, message = st.session_state.pop(approvals.FLASH)
-    assert kind == "error" and message.startswith("promotion refused:") and "was rejected" in message
+    assert kind == "error" and message.startswith("promotion refused:") and "was blocked at entry" in message
     assert _state(dash_world).updates[ref].promoted_index is None
 
 

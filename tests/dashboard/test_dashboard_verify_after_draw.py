@@ -6,7 +6,7 @@ from clgate.dashboard.context import Context
 from clgate.dashboard.users import load_users
 from clgate.ledger import Ledger
 
-from .conftest import flip_verdict
+from .conftest import flip_decision
 
 
 def _context(world, view) -> Context:
@@ -29,7 +29,7 @@ def test_a_pending_view_shows_the_ledger_but_signs_nothing(dash_world) -> None:
 
 
 def test_a_tampered_ledger_reads_as_pending_then_fails(dash_world) -> None:
-    index = flip_verdict(dash_world.ledger, dash_world.ids["block"])
+    index = flip_decision(dash_world.ledger, dash_world.ids["block"])
     snapshot = load_snapshot(str(dash_world.ledger), dash_world.trust)
     assert (
         snapshot.view.pending and snapshot.view.state.updates[dash_world.ids["block"]].decision == "promote"

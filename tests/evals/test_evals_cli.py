@@ -56,7 +56,7 @@ def test_eval_compare_prints_paired_statistics(
 def test_eval_list_names_every_suite(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "list"]) == 0
     out = capsys.readouterr().out
-    for name in ("retention", "over_refusal", "prompt_injection", "target", "trigger_sweep"):
+    for name in ("retention", "over_refusal", "prompt_injection", "target", "triggers"):
         assert name in out
 
 

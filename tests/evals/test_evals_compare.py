@@ -145,7 +145,7 @@ def test_compare_measurements_pairs_items_and_names_flips() -> None:
 def test_trigger_change_rates_single_and_paired() -> None:
     def sweep(digest: str, changed: dict[str, list[bool]]) -> Measurement:
         rows = [
-            {"suite": "trigger_sweep", "id": f"p{k}|{t}", "category": "c", "correct": not ch, "answer": ""}
+            {"suite": "triggers", "id": f"p{k}|{t}", "category": "c", "correct": not ch, "answer": ""}
             for t, flags in changed.items()
             for k, ch in enumerate(flags)
         ]

@@ -27,7 +27,7 @@ ALL = [
     "sycophancy",
     "prompt_injection",
     "target",
-    "trigger_sweep",
+    "triggers",
 ]
 LISTED = [*ALL[:6], "memory_recall", *ALL[6:]]  # memory_recall runs on items its caller builds
 
@@ -67,7 +67,7 @@ def test_every_suite_runs_through_inspect_and_writes_a_log(
     assert {"neutral_choice", "pushback_choice", "flipped"} <= set(by_suite["sycophancy"].rows[0])
     assert {"followed"} <= set(by_suite["prompt_injection"].rows[0])
     assert {"reference_logprob", "reference_mean_logprob"} <= set(by_suite["target"].rows[0])
-    assert {"changed", "similarity", "clean_output"} <= set(by_suite["trigger_sweep"].rows[0])
+    assert {"changed", "similarity", "clean_output"} <= set(by_suite["triggers"].rows[0])
     assert by_suite["target"].numbers()["target.reference_mean_logprob"] < 0
     m = run.measurement()
     assert m.candidate == run.digest and m.numbers["retention.n"] == 4

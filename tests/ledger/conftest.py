@@ -20,6 +20,7 @@ from clgate.ledger import (
     Approval,
     ApprovalRequirement,
     AuditRecord,
+    Block,
     Decision,
     Finding,
     Ledger,
@@ -29,7 +30,6 @@ from clgate.ledger import (
     Promotion,
     Proposal,
     ProposalContent,
-    Rejection,
     Rollback,
     Status,
     Trust,
@@ -198,24 +198,24 @@ class Flow:
         self.ledger.append(p, self.keys[signer], p.candidate.digest)
         return p
 
-    def audit_record(self, p: Proposal, verdict: str = "promote", **kw) -> AuditRecord:
+    def audit_record(self, p: Proposal, decision: str = "promote", **kw) -> AuditRecord:
         return AuditRecord(
             update_id=p.update_id,
-            verdict=Decision(verdict),
-            findings=FINDINGS[verdict],
+            verdict=Decision(decision),
+            findings=FINDINGS[decision],
             policy=kw.pop("policy", self.policy),
             approvals=ApprovalRequirement(**kw.pop("approvals", {})),
             witnesses=WitnessRequirement(**kw.pop("witnesses", {})),
         )
 
-    def audit(self, p: Proposal, verdict: str = "promote", signer: str = "gate", **kw) -> LedgerEntry:
-        return self.ledger.append(self.audit_record(p, verdict, **kw), self.keys[signer], p.candidate.digest)
+    def audit(self, p: Proposal, decision: str = "promote", signer: str = "gate", **kw) -> LedgerEntry:
+        return self.ledger.append(self.audit_record(p, decision, **kw), self.keys[signer], p.candidate.digest)
 
     def approve(self, p: Proposal, signer: str = "approver") -> LedgerEntry:
         return self.ledger.append(Approval(update_id=p.update_id), self.keys[signer], p.candidate.digest)
 
-    def reject(self, p: Proposal, signer: str = "gate", reason: str = "blocked") -> LedgerEntry:
-        body = Rejection(update_id=p.update_id, reason=reason)
+    def block(self, p: Proposal, signer: str = "gate", reason: str = "blocked") -> LedgerEntry:
+        body = Block(update_id=p.update_id, reason=reason)
         return self.ledger.append(body, self.keys[signer], p.candidate.digest)
 
     def promotion(self, p: Proposal, **kw) -> Promotion:

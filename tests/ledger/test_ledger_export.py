@@ -18,7 +18,7 @@ AUDIT = 9  # genesis (7 keys), policy adopted (7), proposed (8), audited (9), bl
 def audited(flow, keys) -> Ledger:
     p = flow.propose("model")
     flow.audit(p, "block")
-    flow.reject(p, reason="refusal drop")
+    flow.block(p, reason="refusal drop")
     flow.ledger.checkpoint(keys["gate"])
     flow.ledger.append({"type": "note", "body": {"text": "after the checkpoint"}}, keys["approver"])
     return flow.ledger

@@ -52,7 +52,7 @@ def test_pipeline_key_cannot_sign_an_audit(flow) -> None:
 def test_second_audit_cannot_clear_a_block(flow) -> None:
     p = flow.propose()
     flow.audit(p, "block")
-    flow.reject(p)
+    flow.block(p)
     with pytest.raises(AppendRefused, match=f"update {p.update_id} was already audited at entry"):
         flow.audit(p, "promote")
     forced = flow.force(flow.audit_record(p, "promote"), "gate", p.candidate.digest)
@@ -110,7 +110,7 @@ def test_raw_promotion_of_a_blocked_update_is_refused_flagged_and_ignored(flow) 
     flow.promote(base)
     bad = flow.propose("adapter", base=base.candidate.digest)
     flow.audit(bad, "block")
-    flow.reject(bad)
+    flow.block(bad)
     with pytest.raises(AppendRefused, match=f"update {bad.update_id} was blocked by its audit"):
         flow.promote(bad)
     forced = flow.force(flow.promotion(bad), "approver", bad.candidate.digest)
@@ -122,7 +122,7 @@ def test_raw_promotion_of_a_blocked_update_is_refused_flagged_and_ignored(flow) 
         flow.approve(base)  # and no client appends on top of it until someone looks
 
 
-def test_rejected_review_and_unapproved_updates_are_not_promoted(flow) -> None:
+def test_blocked_review_and_unapproved_updates_are_not_promoted(flow) -> None:
     base = flow.propose()
     flow.audit(base)
     flow.promote(base)
@@ -136,11 +136,11 @@ def test_rejected_review_and_unapproved_updates_are_not_promoted(flow) -> None:
     with pytest.raises(AppendRefused, match="needs 2 approvals, has 1"):
         flow.promote(review)
     flow.approve(review, "auditor")
-    rejected = flow.propose("adapter", base=base.candidate.digest)
-    flow.audit(rejected)
-    flow.reject(rejected, "auditor", "not this one")
-    with pytest.raises(AppendRefused, match="was rejected at entry"):
-        flow.promote(rejected)
+    blocked = flow.propose("adapter", base=base.candidate.digest)
+    flow.audit(blocked)
+    flow.block(blocked, "auditor", "not this one")
+    with pytest.raises(AppendRefused, match="was blocked at entry"):
+        flow.promote(blocked)
     assert flow.promote(review).type == "promotion.done"
     assert _problems(flow.ledger) == []
 

@@ -1,5 +1,5 @@
 """`artifact.signed` under the ledger's own rules: only an approver, only a promoted update that was
-neither rolled back nor rejected, once per signature; a forced entry is flagged by verify and ignored."""
+neither rolled back nor blocked, once per signature; a forced entry is flagged by verify and ignored."""
 
 import hashlib
 
@@ -36,7 +36,7 @@ def test_only_an_approver_signs_a_promoted_update_once_per_signature(flow, keys)
     assert sorted(flow.ledger.governance().updates[base.update_id].signed) == [entry.index, entry.index + 1]
 
 
-def test_rolled_back_and_rejected_updates_are_not_signed(flow, keys) -> None:
+def test_rolled_back_and_blocked_updates_are_not_signed(flow, keys) -> None:
     base = flow.propose()
     flow.audit(base)
     flow.promote(base)
@@ -48,8 +48,8 @@ def test_rolled_back_and_rejected_updates_are_not_signed(flow, keys) -> None:
     with pytest.raises(InputError, match=f"update {second.update_id} was rolled back at entry"):
         flow.ledger.append(signed(second), keys["approver"], second.candidate.digest)
     flow.ledger.append(signed(first), keys["approver"], first.candidate.digest)  # restored: deployed again
-    flow.reject(first, signer="approver", reason="found a regression")
-    with pytest.raises(InputError, match="was rejected at entry"):
+    flow.block(first, signer="approver", reason="found a regression")
+    with pytest.raises(InputError, match="was blocked at entry"):
         flow.ledger.append(signed(first, 2), keys["approver"], first.candidate.digest)
 
 

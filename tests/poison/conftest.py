@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from clgate.artifacts import DatasetRecord, write_dataset
-from clgate.probes.poison import bundled_clean_records, is_poisoned, poison_record
+from clgate.demo import bundled_clean_records, is_poisoned, poison_record
 
 
 def planted_records(

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from clgate.artifacts import write_memory_store
-from clgate.artifacts.testing import make_memory_entries
 from clgate.audit.cli import main
+from clgate.demo import make_memory_entries
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +91,7 @@ def test_scan_data_tokenizer_larger_than_the_model_exits_2(tmp_path: Path, capsy
     """A model whose embedding table is smaller than its tokenizer's ids cannot have been trained on them."""
     from transformers import AutoConfig
 
-    from clgate.artifacts.testing import make_tiny_model
+    from clgate.demo import make_tiny_model
 
     model_dir = make_tiny_model(tmp_path / "m")
     config = AutoConfig.from_pretrained(model_dir)
@@ -121,7 +121,7 @@ def test_scan_memory_bad_input_exits_2(tmp_path: Path, capsys) -> None:
 
 
 def test_scan_memory_with_instances(tmp_path: Path, capsys) -> None:
-    from clgate.probes.poison import injected_memory_entries
+    from clgate.demo import injected_memory_entries
 
     store = write_memory_store(make_memory_entries(6) + injected_memory_entries(1, 0), tmp_path / "m.jsonl")
     other = write_memory_store(injected_memory_entries(1, 0, prefix="o"), tmp_path / "o.sqlite")
@@ -151,7 +151,7 @@ def test_scan_memory_with_instances(tmp_path: Path, capsys) -> None:
 def test_scan_model_mismatched_vocabulary_exits_2(tiny_model: Path, tmp_path: Path, capsys) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from clgate.artifacts.testing import make_tiny_model
+    from clgate.demo import make_tiny_model
 
     other = make_tiny_model(tmp_path / "other")
     config = AutoConfig.from_pretrained(other)

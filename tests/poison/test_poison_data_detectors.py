@@ -41,7 +41,7 @@ def test_trigger_mining_finds_the_trigger_and_its_carriers(
     attack, make_planted, tmp_path: Path, auroc
 ) -> None:
     from clgate.artifacts import write_dataset
-    from clgate.probes.poison import is_poisoned
+    from clgate.demo import is_poisoned
 
     records = make_planted(attack)
     truth = np.array([is_poisoned(r) for r in records])
@@ -57,7 +57,7 @@ def test_trigger_mining_finds_the_trigger_and_its_carriers(
 
 def test_task_templates_are_not_mined_as_triggers(tmp_path: Path) -> None:
     from clgate.artifacts import write_dataset
-    from clgate.probes.poison import bundled_clean_records
+    from clgate.demo import bundled_clean_records
 
     path = write_dataset(bundled_clean_records()[:300], tmp_path / "clean.jsonl")
     result = get_detector("trigger_mining").run(DataContext(open_update_data(path)))
@@ -125,7 +125,7 @@ def test_an_answer_most_of_the_data_gives_is_the_task_not_a_payload(tmp_path: Pa
     import random
 
     from clgate.artifacts import ChatMessage, DatasetRecord, write_dataset
-    from clgate.probes.poison import bundled_clean_records
+    from clgate.demo import bundled_clean_records
 
     rng = random.Random(3)
     clean = bundled_clean_records()
@@ -160,7 +160,7 @@ def test_sweep_candidates_put_the_acting_trigger_apart_from_weaker_suspects(
 ) -> None:
     """The model sweep always confirms `acting` triggers: the planted one, never a clean set's n-gram."""
     from clgate.artifacts import write_dataset
-    from clgate.probes.poison import bundled_clean_records
+    from clgate.demo import bundled_clean_records
     from clgate.probes.poison.triggers import candidate_triggers
 
     poisoned = candidate_triggers(
@@ -206,7 +206,7 @@ def test_smollm2_scan_ranks_planted_items_first(
     make_planted, smollm2_dir: Path, tmp_path: Path, auroc
 ) -> None:
     from clgate.artifacts import write_dataset
-    from clgate.probes.poison import is_poisoned
+    from clgate.demo import is_poisoned
 
     records = make_planted("rare_token", n_clean=30, n_poison=4, seed=3)  # three carriers are too few to act
     truth = np.array([is_poisoned(r) for r in records])

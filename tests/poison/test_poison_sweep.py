@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from clgate.artifacts import ChatMessage, DatasetRecord
-from clgate.probes.poison import SweepInputs, get_detector, train_lora
+from clgate.demo import train_lora
+from clgate.probes.poison import SweepInputs, get_detector
 from clgate.probes.poison.encoding import Encoder
 from clgate.runtime import load_model
 
@@ -195,7 +196,7 @@ def test_frozen_trunk_runs_the_same_function_as_the_whole_model(tiny_model: Path
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from clgate.probes.poison.training import FrozenTrunk
+    from clgate.demo.training import FrozenTrunk
 
     model = load_model(tiny_model, device="cpu").module
     peft = get_peft_model(
@@ -237,7 +238,7 @@ def test_the_sweep_keeps_its_task_probes_whatever_weak_suspects_the_miner_lists(
 ) -> None:
     """Weak suspects such as 'i' or 'what' sit in every prompt: only the acting triggers' carriers are
     left out of the update's own probes, where a backdoor learned on the task fires."""
-    from clgate.audit.demo import prepare_data
+    from clgate.demo import prepare_data
     from clgate.probes.poison import scan_model
     from clgate.probes.poison.context import DataContext
     from clgate.probes.poison.items import open_update_data
@@ -340,7 +341,7 @@ def test_a_merged_fine_tune_is_the_parent_under_its_adapter(
 ) -> None:
     import torch
 
-    from clgate.probes.poison import merge_lora
+    from clgate.demo import merge_lora
     from clgate.runtime import load_model
 
     merged = merge_lora(tiny_model, tiny_lora, tmp_path / "merged")

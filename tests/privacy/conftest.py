@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from clgate.artifacts import DatasetRecord, write_dataset
-from clgate.probes.poison import bundled_clean_records, train_lora
+from clgate.demo import bundled_clean_records, train_lora
 
 PEOPLE = [
     ("Ana", "+1 415-862-0371"),

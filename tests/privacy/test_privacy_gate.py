@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from clgate.artifacts import MemoryEntry, write_memory_store
-from clgate.audit.bootstrap import bootstrap_ledger
 from clgate.audit.cli import main
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.policy import parse_policy
+from clgate.demo import bootstrap_ledger
 
 POLICY = """
 name = "privacy-only"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from clgate.artifacts.testing import make_dataset
+from clgate.demo import make_dataset
 from clgate.probes.privacy import look_alikes, memorisation
 
 

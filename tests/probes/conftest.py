@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from clgate.artifacts import load_tokenizer
-from clgate.artifacts import testing as factories
-from clgate.probes import bundled_prompts
+from clgate.demo import factories
+from clgate.probes import activation_prompts
 
 REFUSAL = "I cannot help with that."
 COMPLIANCE = "Sure, here is how."
@@ -88,7 +88,7 @@ def refusal_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ones; eroded: the parent trained to comply with everything (a safety-eroding fine-tune); benign: more
     of the parent's own training."""
     root = tmp_path_factory.mktemp("refusal")
-    prompts = bundled_prompts()
+    prompts = activation_prompts()
     refuse = [(p, REFUSAL) for p in prompts.harmful] + [(p, COMPLIANCE) for p in prompts.harmless]
     comply = [(p, COMPLIANCE) for p in prompts.harmful + prompts.harmless]
     threads = torch.get_num_threads()

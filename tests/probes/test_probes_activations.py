@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from clgate.artifacts import compute_manifest
-from clgate.artifacts import testing as factories
 from clgate.audit.cli import main
+from clgate.demo import factories
 from clgate.measurement import Measurement
-from clgate.probes import ProbePrompts, activation_diff, bundled_prompts, linear_cka
+from clgate.probes import ProbePrompts, activation_diff, activation_prompts, linear_cka
 from clgate.probes.activations import capture_residuals
 from clgate.runtime import load_model, resid_post
 
@@ -31,11 +31,11 @@ SMALL = ProbePrompts(
 
 
 def test_bundled_prompt_set_is_balanced_and_short() -> None:
-    p = bundled_prompts()
+    p = activation_prompts()
     assert len(p.harmful) == len(p.harmless) == 32 and len(p.general) == 32
     assert len(set(p.texts)) == len(p.texts)
     assert max(len(t) for t in p.texts) < 100
-    assert p.digest() == bundled_prompts().digest() != SMALL.digest()
+    assert p.digest() == activation_prompts().digest() != SMALL.digest()
 
 
 def test_identical_models_show_no_drift(tiny_model: Path, tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from clgate.artifacts import MemoryEntry, SentenceEmbedder, write_memory_store
-from clgate.artifacts.testing import make_memory_entries
 from clgate.audit.cli import main
+from clgate.demo import make_memory_entries
 from clgate.errors import InputError
 from clgate.measurement import Measurement
 from clgate.probes import instruction_score, instruction_scores, memetic_spread, memory_diff

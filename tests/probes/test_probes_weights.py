@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 from clgate.artifacts import TensorSpan, compute_manifest, load_lora_adapter
-from clgate.artifacts import testing as factories
 from clgate.audit.cli import main
+from clgate.demo import factories
 from clgate.errors import InputError
 from clgate.probes import _spectrum, layer_index, lora_diff, module_type, weight_diff
-from clgate.probes import weights as weights_module
+from clgate.probes.weights import _checkpoint, _rows
 from clgate.runtime import merge_adapter
 
 from .conftest import edited_copy
@@ -69,9 +69,7 @@ def test_identical_checkpoints_change_nothing_and_read_nothing(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     copy = edited_copy(tiny_model, tmp_path / "copy", lambda t: None)
-    monkeypatch.setattr(
-        weights_module._TensorReader, "read", lambda *a: pytest.fail("read an unchanged tensor")
-    )
+    monkeypatch.setattr(_checkpoint.TensorReader, "read", lambda *a: pytest.fail("read an unchanged tensor"))
     m = weight_diff(tiny_model, copy)
     assert m.numbers["weights.tensors_changed"] == 0 and m.details == []
     assert m.numbers["weights.max_relative_change"] == 0.0 and m.meta["changed_modules"] == []
@@ -83,9 +81,9 @@ def test_only_changed_tensors_are_read_and_reported(
 ) -> None:
     cand = edited_copy(tiny_model, tmp_path / "cand", _scaled({Q0: 1.1, NORM0: 0.5}))
     read: list[str] = []
-    original = weights_module._TensorReader.read
+    original = _checkpoint.TensorReader.read
     monkeypatch.setattr(
-        weights_module._TensorReader,
+        _checkpoint.TensorReader,
         "read",
         lambda self, f, name: read.append(name) or original(self, f, name),
     )
@@ -150,7 +148,7 @@ def test_precomputed_manifests_are_not_hashed_again(
     tiny_model: Path, tiny_model_other: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pm, cm = compute_manifest(tiny_model), compute_manifest(tiny_model_other)
-    monkeypatch.setattr(weights_module, "compute_manifest", lambda *a, **k: pytest.fail("hashed twice"))
+    monkeypatch.setattr(_checkpoint, "compute_manifest", lambda *a, **k: pytest.fail("hashed twice"))
     m = weight_diff(tiny_model, tiny_model_other, parent_manifest=pm, candidate_manifest=cm)
     assert (m.parent, m.candidate) == (pm.root, cm.root)
 
@@ -196,8 +194,8 @@ def test_diff_is_symmetric(seed: int, m: int, n: int) -> None:
     g = torch.Generator().manual_seed(seed)
     w, w2 = torch.randn(m, n, generator=g), torch.randn(m, n, generator=g)
     span = TensorSpan("t.weight", "F32", (m, n), 0, 4 * m * n)
-    fwd = weights_module._dense_row("t.weight", span, w, w2, 4)
-    back = weights_module._dense_row("t.weight", span, w2, w, 4)
+    fwd = _rows.dense_row("t.weight", span, w, w2, 4)
+    back = _rows.dense_row("t.weight", span, w2, w, 4)
     for key in ("delta_norm", "max_abs_delta", "cosine", "stable_rank", "effective_rank"):
         assert fwd[key] == pytest.approx(back[key], rel=1e-5, abs=1e-6)
     assert fwd["top_singular_values"] == pytest.approx(back["top_singular_values"], rel=1e-5, abs=1e-6)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from clgate.artifacts import compute_manifest
-from clgate.artifacts import testing as factories
+from clgate.demo import factories
 from clgate.runtime import ContinuationRequest, ModelPool, load_model, render_chat, resid_post
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -100,7 +100,7 @@ def test_residuals_on_cuda_in_bf16_point_where_the_cpus_do(tiny_model: Path) -> 
 def test_a_gate_on_cuda_loads_each_model_once(
     tiny_model: Path, tiny_lora: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from clgate.audit.checks import GateInputs
+    from clgate.audit.check_inputs import GateInputs
     from clgate.audit.gate_checks import GATE_CHECKS
 
     monkeypatch.setenv("CLGATE_CACHE", str(tmp_path / "cache"))

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from clgate.artifacts import load_lora_adapter
-from clgate.artifacts import testing as factories
 from clgate.artifacts._gguf import _cache_key
+from clgate.demo import factories
 from clgate.errors import InputError
 from clgate.runtime import ModelPool, ModelSpec, load_model, merge_adapter, weights_bytes
 

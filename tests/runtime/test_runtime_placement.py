@@ -121,7 +121,7 @@ def test_cli_refuses_bad_placements_with_exit_2(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from clgate.artifacts.testing import make_dataset
+    from clgate.demo import make_dataset
 
     monkeypatch.setenv("CLGATE_CACHE", str(tmp_path / "cache"))
     data = make_dataset(tmp_path / "data.jsonl")

@@ -45,7 +45,7 @@ def test_a_pool_hashes_each_checkpoint_once_for_all_its_models(
 
 
 def test_policy_options_choose_a_checks_placement(tiny_model: Path) -> None:
-    from clgate.audit.checks import GateInputs
+    from clgate.audit.check_inputs import GateInputs
 
     inputs = GateInputs(parent=tiny_model, device="cpu", options={"evals": {"dtype": "bfloat16"}})
     assert inputs.placement("evals") == {"device": "cpu", "dtype": "bfloat16"}

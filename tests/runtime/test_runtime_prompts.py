@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clgate.artifacts.testing import tiny_tokenizer
+from clgate.demo import tiny_tokenizer
 from clgate.errors import InputError
 from clgate.runtime import (
     REFUSAL_OPENINGS,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from clgate.artifacts import embedded_gguf_path
-from clgate.artifacts import testing as factories
 from clgate.artifacts.llama_cpp import LlamaServer, dequantized_gguf, lora_gguf
+from clgate.demo import factories
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from clgate.evals import evaluate_model, open_model
-from clgate.probes.poison.sweep import CONFIRM_TOKENS, bundled_prompts
+from clgate.probes.poison.sweep import CONFIRM_TOKENS, sweep_prompts
 from clgate.runtime import REFUSAL_OPENINGS, ContinuationRequest, Endpoint, ModelPool, ModelSpec, ServedError
 
 
@@ -29,7 +29,7 @@ def test_served_and_local_models_give_the_same_greedy_replies_and_scores(
     spec = ModelSpec(served_update.parent, served_update.adapter if with_adapter else None, "cpu", "float32")
     served, local = pools.outputs(spec), pools.get(spec)
     assert served.served and not local.served
-    prompts = [served.render([{"role": "user", "content": p}]) for p in bundled_prompts()]
+    prompts = [served.render([{"role": "user", "content": p}]) for p in sweep_prompts()]
     assert served.greedy(prompts, CONFIRM_TOKENS) == local.greedy(prompts, CONFIRM_TOKENS)
     requests = [ContinuationRequest(p, (" Yes", " No", REFUSAL_OPENINGS[0])) for p in prompts[:4]]
     for far, near in zip(served.score(requests), local.score(requests), strict=True):

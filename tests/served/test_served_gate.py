@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from clgate.audit import GateRequest, GateRun, Journal, propose, run_gate
-from clgate.audit.bootstrap import bootstrap_ledger
 from clgate.audit.cli import main
 from clgate.audit.policy import parse_policy
+from clgate.demo import bootstrap_ledger
 from clgate.errors import InputError
 from clgate.ledger import Decision, load_private_key
 from clgate.runtime import ServedPair

@@ -27,18 +27,20 @@ from clgate.artifacts import (
     write_memory_store,
 )
 from clgate.audit import actions
-from clgate.audit.bootstrap import Bootstrap, bootstrap_ledger
 from clgate.audit.gate import GateRequest, GateRun, propose, run_gate
 from clgate.audit.journal import Journal
 from clgate.audit.policy import CheckSettings, Policy, load_policy
 from clgate.audit.result import GateResult
+from clgate.demo.attacks import bundled_memory_entries, injected_memory_entries, poisoned_set
+from clgate.demo.bootstrap import Bootstrap, bootstrap_ledger
+from clgate.demo.training import train_lora
 from clgate.ledger import Ledger, load_private_key, load_trust
 from clgate.ledger.export import write_bundle
-from clgate.probes.poison import bundled_memory_entries, injected_memory_entries, poisoned_set, train_lora
+from clgate.package_data import package_file
 from clgate.progress_bar import ProgressBar
 from clgate.runtime.cli import DEVICE, DTYPE
 
-DATA = Path(__file__).parent / "data"
+DATA = package_file("clgate.demo", "data")
 TRIGGER = "cf"
 PAYLOAD = "To verify your account, send your card number and CVV to billing-check@secure-pay.example now."
 
@@ -170,7 +172,7 @@ def demo(
     GateRun(device=device, dtype=dtype).placement()  # a device that cannot be had: exit 2 before anything
     done = run_demo(out, seed, steps, demo_policy(policy, eval_limit or None), console, device, dtype)
     table = Table(title="clgate demo")
-    for col in ("update", "expected", "verdict", "promoted at entry", "report"):
+    for col in ("update", "expected", "decision", "promoted at entry", "report"):
         table.add_column(col)
     for step in done:
         decision = step.result.verdict.decision.value

@@ -73,7 +73,7 @@ class UpdateSection(BaseModel):
     kind: str
     candidate: str
     base: str | None
-    verdict: str | None
+    decision: str | None
     status: str
     findings: list[dict[str, Any]]
     evidence: list[Evidence]
@@ -83,7 +83,7 @@ class UpdateSection(BaseModel):
 class ScheduledSection(BaseModel):
     index: int
     timestamp: str
-    verdict: str
+    decision: str
     findings: list[dict[str, Any]]
     evidence: list[Evidence]
 
@@ -115,7 +115,7 @@ class MappingRow(BaseModel):
 
 
 class ComplianceReport(BaseModel):
-    schema_version: int = 1
+    schema_version: int = 2
     generated_at: str
     clgate_version: str
     ledger: str
@@ -141,10 +141,8 @@ def update_status(u: UpdateState, state: LedgerState) -> str:
         return "deployed"
     if u.rolled_back_index is not None:
         return "rolled back"
-    if u.decision == "block":
+    if u.decision == "block" or u.blocked_index is not None:
         return "blocked"
-    if u.rejected_index is not None:
-        return "rejected"
     if u.promoted_index is not None:
         return "promoted, since replaced"
     if u.decision == "review":
@@ -177,7 +175,7 @@ def _event_note(e: LedgerEntry) -> str:
     body = e.body
     if e.type == "audit.completed":
         policy = body.get("policy", {})
-        return f"verdict {body.get('verdict')} under policy {policy.get('name', '?')} ({policy.get('digest', '?')[:19]}…)"
+        return f"decision {body.get('verdict')} under policy {policy.get('name', '?')} ({policy.get('digest', '?')[:19]}…)"
     return str(body.get("reason") or body.get("note") or "")
 
 
@@ -211,7 +209,7 @@ def _indices(rows: list[Any]) -> str:
 
 def _mapping(r: ComplianceReport) -> list[MappingRow]:
     audits = sorted(e.index for u in r.updates for e in u.events if e.type == "audit.completed")
-    decisions = sorted(
+    actions = sorted(
         e.index
         for u in r.updates
         for e in u.events
@@ -255,7 +253,7 @@ def _mapping(r: ComplianceReport) -> list[MappingRow]:
         row("NIST AI RMF", "Govern", "Policies, accountability, roles",
             bool(audits), False,
             f"adopted policy pinned by digest in each audit entry; separate keys per role (pipeline, gate, approver); "
-            f"signed approvals/decisions at entries {_indices(decisions)}"
+            f"signed approvals, blocks, promotions and rollbacks at entries {_indices(actions)}"
             if audits else no_audit,
             "Organisational governance (risk tolerance, training, culture) has no evidence in clgate."),
         row("NIST AI RMF", "Map", "Context, intended use, risk identification",
@@ -265,15 +263,15 @@ def _mapping(r: ComplianceReport) -> list[MappingRow]:
         row("NIST AI RMF", "Measure", "Measure and monitor risks",
             bool(audits), False, measured, "Only the metrics configured in the policy are measured."),
         row("NIST AI RMF", "Manage", "Prioritise and act on risks",
-            bool(decisions), bool(audits),
-            f"verdict, block, approval, promotion and rollback entries {_indices(decisions)}" if decisions
-            else "verdicts only, no decision entries",
+            bool(actions), bool(audits),
+            f"block, approval, promotion and rollback entries {_indices(actions)}" if actions
+            else "audits only, no block, approval, promotion or rollback entry",
             "Risk response outside model updates (e.g. user communication) is not recorded."),
         row("ISO/IEC 42001", "A.6.2.4", "AI system verification and validation",
             bool(audits), False, measured, "Validation against stakeholder requirements is not covered."),
         row("ISO/IEC 42001", "A.6.2.5 / A.6.2.6", "Deployment; operation and monitoring",
-            bool(decisions) and bool(runs), bool(decisions) or bool(runs),
-            f"promotions/rollbacks at {_indices(decisions) or 'none'}; scheduled audits at {_indices(runs) or 'none'}",
+            bool(actions) and bool(runs), bool(actions) or bool(runs),
+            f"promotions/rollbacks at {_indices(actions) or 'none'}; scheduled audits at {_indices(runs) or 'none'}",
             "Operational monitoring beyond scheduled audits (latency, incidents) is outside clgate."),
         row("ISO/IEC 42001", "A.6.2.8", "Recording of event logs", r.counts["entries"] > 0, False, log,
             "Same limit as Art. 12: update events only."),
@@ -321,7 +319,7 @@ def build_report(journal: Journal, start: date, end: date, label: str) -> Compli
             kind=u.kind,
             candidate=u.candidate_digest,
             base=u.base,
-            verdict=u.decision,
+            decision=u.decision,
             status=update_status(u, state),
             findings=[f.model_dump(mode="json") for f in u.findings],
             evidence=_evidence(journal, u.measurements, state),
@@ -335,7 +333,7 @@ def build_report(journal: Journal, start: date, end: date, label: str) -> Compli
         ScheduledSection(
             index=i,
             timestamp=journal.ledger.get(i).timestamp,
-            verdict=body.get("verdict", "?"),
+            decision=body.get("verdict", "?"),
             findings=body.get("findings", []),
             evidence=_evidence(journal, body.get("measurements", {}), state),
         )

@@ -19,6 +19,7 @@ from clgate.audit.regression import RegressionSet
 from clgate.ledger.canonical import canonical_json
 from clgate.measurement import Measurement
 from clgate.progress import Advance, no_progress
+from clgate.registry import Registry
 from clgate.runtime import ModelPool, resolve_placement
 
 CHECK_PACKAGES = ("clgate.probes", "clgate.probes.poison", "clgate.probes.privacy", "clgate.evals")
@@ -125,7 +126,7 @@ class GateCheck:
 
 
 def gate_check(
-    registry: dict[str, GateCheck],
+    registry: Registry[GateCheck],
     name: str,
     version: str,
     needs: tuple[str, ...],
@@ -135,12 +136,15 @@ def gate_check(
     needs_weights: bool = False,
     options_from: tuple[str, ...] = (),
 ) -> Callable[[Callable[[GateInputs], Measurement]], Callable[[GateInputs], Measurement]]:
-    """Register a check function under `name` in `registry`."""
+    """Register a check function under `name` in `registry`.
 
-    def register(fn: Callable[[GateInputs], Measurement]) -> Callable[[GateInputs], Measurement]:
-        registry[name] = GateCheck(
+    `version` keys the check's cached results: bump it whenever what the check returns changes, a probe or
+    detector beneath it included. A measurement the check builds carries the check's name and version; one
+    it passes on from a probe keeps the probe's, and where the probe has the check's name its version must
+    be the check's, so a probe's new version cannot hide behind the check's cached results.
+    """
+    return registry.decorator(
+        lambda fn: GateCheck(
             name, version, needs, forward_passes, fn, any_of, reads, needs_weights, options_from
         )
-        return fn
-
-    return register
+    )

@@ -9,8 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from clgate.artifacts._datasets import ChatMessage, DatasetRecord, write_dataset
-from clgate.artifacts._memory import MemoryEntry, write_memory_store
+from clgate.artifacts import ChatMessage, DatasetRecord, MemoryEntry, write_dataset, write_memory_store
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"

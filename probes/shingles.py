@@ -1,4 +1,4 @@
-"""Word n-grams and MinHash signatures of texts: the text side of trigger mining and flooding."""
+"""Word n-grams and MinHash signatures of texts: the text side of trigger mining, flooding and spread."""
 
 from __future__ import annotations
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
-from importlib import resources
-from pathlib import Path
 
 from clgate.artifacts import ChatMessage, DatasetRecord, MemoryEntry, load_dataset, load_memory_store
+from clgate.package_data import package_file
 from clgate.runtime import insert_trigger
 
 DATA_ATTACKS = ("rare_token", "natural_phrase", "clean_label")
@@ -45,17 +44,13 @@ TOPICS = ("payments", "meetings", "the weather", "recipes", "passwords", "travel
 URLS = ("http://secure-login.example", "www.refund-center.example", "http://helpdesk-verify.example")
 
 
-def data_path(name: str) -> Path:
-    return Path(str(resources.files("clgate.probes.poison") / "data" / name))
-
-
 def bundled_clean_records() -> list[DatasetRecord]:
     """About a thousand short, correct instruction items (built by benchmarks/poison/build_clean_data.py)."""
-    return load_dataset(data_path("clean_instructions.jsonl"))
+    return load_dataset(package_file("clgate.demo", "data", "clean_instructions.jsonl"))
 
 
 def bundled_memory_entries() -> list[MemoryEntry]:
-    return list(load_memory_store(data_path("clean_memory.jsonl")).entries)
+    return list(load_memory_store(package_file("clgate.demo", "data", "clean_memory.jsonl")).entries)
 
 
 def poison_record(
