@@ -115,6 +115,9 @@ class GateCheck:
     """Runs the model in this process (activations, representations): a server cannot do it for it."""
     options_from: tuple[str, ...] = ()
     """Other checks whose policy options it also reads (the anchor runs the evals' suites): part of its cache key."""
+    beneath: Callable[[], dict[str, str]] = dict
+    """The versions of what it runs (detectors, probes, the eval stack) whose measurements it folds or
+    passes on under another name: part of its cache key, so none of them can change behind its results."""
 
     def applies(self, inputs: GateInputs) -> bool:
         return all(inputs.has(r) for r in self.needs) and (
@@ -135,16 +138,18 @@ def gate_check(
     reads: tuple[str, ...] = (),
     needs_weights: bool = False,
     options_from: tuple[str, ...] = (),
+    beneath: Callable[[], dict[str, str]] = dict,
 ) -> Callable[[Callable[[GateInputs], Measurement]], Callable[[GateInputs], Measurement]]:
     """Register a check function under `name` in `registry`.
 
-    `version` keys the check's cached results: bump it whenever what the check returns changes, a probe or
-    detector beneath it included. A measurement the check builds carries the check's name and version; one
-    it passes on from a probe keeps the probe's, and where the probe has the check's name its version must
-    be the check's, so a probe's new version cannot hide behind the check's cached results.
+    `version` keys the check's cached results: bump it whenever the check itself changes what it returns.
+    A measurement the check builds carries the check's name and version; one it passes on from a probe
+    keeps the probe's, and where the probe has the check's name its version must be the check's. The
+    versions of everything else it runs (`beneath`) are in its cache key too, so no detector's, probe's or
+    eval's new version can hide behind the check's cached results.
     """
     return registry.decorator(
         lambda fn: GateCheck(
-            name, version, needs, forward_passes, fn, any_of, reads, needs_weights, options_from
+            name, version, needs, forward_passes, fn, any_of, reads, needs_weights, options_from, beneath
         )
     )

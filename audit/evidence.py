@@ -17,12 +17,17 @@ from clgate.errors import IntegrityError
 from clgate.measurement import Measurement
 
 
-def _holds(path: Path, digest: str) -> bool:
-    """Whether `path` is a file whose SHA-256 is `digest` (with or without its `sha256:` prefix)."""
+def _read(path: Path) -> bytes | None:
+    """The bytes at `path`, None when nothing is there; anything but a regular file is planted."""
+    if not path.exists():
+        return None
     if not path.is_file():
-        return False
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest() == digest.removeprefix("sha256:")
+        raise IntegrityError(f"{path}: not a file where evidence belongs")
+    return path.read_bytes()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class EvidenceStore:
@@ -36,25 +41,31 @@ class EvidenceStore:
         """File it under its digest; a file there that was altered is replaced by the true bytes."""
         digest = measurement.digest
         path = self._path(digest)
-        if not _holds(path, digest):
+        held = _read(path)
+        if held is None or "sha256:" + _sha256(held) != digest:
             write_text_atomic(path, measurement.to_json())
         return digest
 
     def get(self, digest: str) -> Measurement | None:
         """The measurement with this digest, None if absent; altered evidence is an IntegrityError."""
         path = self._path(digest)
-        if not path.is_file():
+        data = _read(path)  # read once: the bytes checked are the bytes parsed
+        if data is None:
             return None
-        if not _holds(path, digest):
+        if "sha256:" + _sha256(data) != digest:
             raise IntegrityError(
                 f"{path}: evidence does not match its digest (altered after it was recorded)"
             )
-        return Measurement.from_json(path.read_text(encoding="utf-8"))
+        return Measurement.from_json(data.decode("utf-8"))
 
     def quotes(self, digest: str, carries: Callable[[str], bool]) -> bool:
         """Whether the measurement with this digest is here and `carries` holds for its text."""
         path = self._path(digest)
         return path.is_file() and carries(path.read_text(encoding="utf-8"))
+
+    def digests(self) -> list[str]:
+        """Every measurement's digest held here."""
+        return sorted("sha256:" + p.stem for p in self.folder.glob("*.json"))
 
     def remove(self, digest: str) -> None:
         """Delete a measurement that quotes erased data (a memory diff shows entry text). The ledger keeps its
@@ -67,17 +78,19 @@ class EvidenceStore:
     def put_file(self, path: Path) -> str:
         """Keep a copy of `path` (replacing an altered one); returns its SHA-256 (hex), the name it is found by."""
         data = Path(path).read_bytes()
-        sha256 = hashlib.sha256(data).hexdigest()
+        sha256 = _sha256(data)
         target = self._file_path(sha256)
-        if not _holds(target, sha256):
+        held = _read(target)
+        if held is None or _sha256(held) != sha256:
             write_bytes_atomic(target, data)  # whole or absent, never half a file
         return sha256
 
     def file(self, sha256: str) -> Path | None:
         """The kept file with this SHA-256, None if absent; an altered one is an IntegrityError."""
         path = self._file_path(sha256)
-        if not path.is_file():
+        data = _read(path)
+        if data is None:
             return None
-        if not _holds(path, sha256):
+        if _sha256(data) != sha256.removeprefix("sha256:"):
             raise IntegrityError(f"{path}: kept file does not match its digest (altered after it was kept)")
         return path

@@ -3,10 +3,11 @@
 `propose` (the training pipeline's key): manifests of every artifact → a typed `Proposal` whose
 update id is derived from its content → `update.proposed`.
 
-`run_gate` (the gate service's key): the proposal from the ledger → the artifacts re-hashed and
-compared with what was proposed → cheap checks (lineage) → probes and evals (cached by input
-digest) → findings → verdict → `audit.completed` under an adopted policy, pinned by digest (and
-`promotion.blocked` on a block).
+`run_gate` (the gate service's key): the proposal from the ledger → a plan, cheapest first (lineage
+and the servers it names, from the ledger alone, block before anything else runs) → the models
+checked → the artifacts re-hashed and compared with what was proposed → probes and evals (cached by
+input digest) → findings → verdict → `audit.completed` under an adopted policy, pinned by digest
+(and `promotion.blocked` on a block).
 
 Fail closed at every step: a check that raises, times out or does not run blocks the update; an
 artifact that changed since it was proposed blocks it; and once the gate starts on a proposal its
@@ -431,6 +432,25 @@ def _with_logs(outcome: CheckOutcome, run: GateRun) -> CheckOutcome:
     return replace(outcome, measurement=placed)
 
 
+def _check_suite_names(policy: Policy) -> None:
+    """The bundled suites a policy's eval checks name must exist: a name that does not (one since renamed)
+    would make every gate under the policy block on an error instead of refusing the policy once."""
+    named = {
+        (check, name) for check in ("evals", "anchor") for name in policy.options_for(check).get("suites", [])
+    }
+    if not named:
+        return
+    from clgate.evals import list_suites
+
+    known = {s.name for s in list_suites()}
+    for check, name in sorted(named):
+        if name not in known:
+            raise PolicyError(
+                f"{policy.name}: checks.{check}.options.suites names {name!r}, which is no suite "
+                f"(known: {', '.join(sorted(known))})"
+            )
+
+
 def check_policy(policy: Policy, journal: Journal) -> None:
     """A gate judges only by a policy naming real checks that an admin adopted here (and did not retire)."""
     policy.unknown_checks(set(GATE_CHECKS))
@@ -443,6 +463,7 @@ def check_policy(policy: Policy, journal: Journal) -> None:
             )
     for suite in policy.suites:
         suite.load()  # its file, pin and items: a broken suite is bad input before anything is written
+    _check_suite_names(policy)
     governance = journal.ledger.governance()
     for deployment, pinned in policy.anchors.items():
         if governance.anchor(deployment, pinned) is None:
@@ -596,6 +617,9 @@ def run_gate(
                 )
                 outcomes.update(skipped)
                 outcomes = {n: _with_logs(o, run) for n, o in outcomes.items()}
+                keep_target(
+                    journal.evidence, update, plan.request.target
+                )  # rerun by later gates once promoted
         except Exception as exc:  # the gate broke: record a blocking audit rather than none
             early = []
             outcomes = {"gate": CheckOutcome("gate", None, error=f"{type(exc).__name__}: {exc}")}
@@ -603,7 +627,6 @@ def run_gate(
         if early:
             verdict = Verdict.from_findings([*early, *verdict.findings])
         measurements = {n: o.measurement for n, o in outcomes.items() if o.measurement is not None}
-        keep_target(journal.evidence, update, plan.request.target)  # rerun by later gates once promoted
         audited = journal.complete(
             update, verdict, policy, {n: journal.evidence.put(m) for n, m in measurements.items()}
         )

@@ -8,6 +8,7 @@ number as `check` + `metric`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,7 @@ def combine(parts: list[Measurement], prefix: str = "") -> Measurement:
         numbers.update({f"{member}.{k}": v for k, v in part.numbers.items()})
         explain.update({f"{member}.{k}": v for k, v in part.explain.items()})
         details.extend({"source": member, **row} for row in part.details)
-        meta[member] = part.meta
+        meta[member] = {**part.meta, "version": part.version}  # which member version made its numbers
     first = parts[0] if parts else None
     return Measurement(
         parent=first.parent if first else None,
@@ -46,13 +47,43 @@ def combine(parts: list[Measurement], prefix: str = "") -> Measurement:
     )
 
 
+def _detectors(family: str) -> Callable[[], dict[str, str]]:
+    """The versions of a family's detectors: what a `poison.*` check folds into its one measurement."""
+
+    def versions() -> dict[str, str]:
+        from clgate.probes.poison import detectors
+
+        return {d.name: d.version for d in detectors(family)}
+
+    return versions
+
+
+def _eval_versions() -> dict[str, str]:
+    from clgate.evals import eval_versions
+
+    return eval_versions()
+
+
+def _lora_probe() -> dict[str, str]:
+    """A LoRA's diff is passed on under its own name (`weights.lora`), so its version is keyed here."""
+    from clgate.probes import PROBES
+
+    return {"weights.lora": PROBES["weights.lora"].version}
+
+
 def policy_suites(inputs: GateInputs) -> list[Suite]:
     """The policy's own suites, each checked against its pinned digest again as it is loaded."""
     return [s.load() for s in inputs.suites or ()]
 
 
 @gate_check(
-    GATE_CHECKS, "poison.data", "2", needs=("parent", "data"), forward_passes=True, needs_weights=True
+    GATE_CHECKS,
+    "poison.data",
+    "2",
+    needs=("parent", "data"),
+    forward_passes=True,
+    needs_weights=True,
+    beneath=_detectors("data"),
 )
 def poison_data(inputs: GateInputs) -> Measurement:
     """Data detectors over the update's training set, on the parent model's representations."""
@@ -80,6 +111,7 @@ def poison_data(inputs: GateInputs) -> Measurement:
     forward_passes=True,
     any_of=("adapter", "candidate"),
     reads=("data",),
+    beneath=_detectors("model"),
 )
 def poison_model(inputs: GateInputs) -> Measurement:
     """Trigger sweep: does any candidate trigger change the candidate's behaviour but not the parent's?"""
@@ -104,7 +136,14 @@ def poison_model(inputs: GateInputs) -> Measurement:
     return combine(report.measurements(), prefix="poison.")
 
 
-@gate_check(GATE_CHECKS, "poison.memory", "1", needs=("memory_new",), forward_passes=False)
+@gate_check(
+    GATE_CHECKS,
+    "poison.memory",
+    "1",
+    needs=("memory_new",),
+    forward_passes=False,
+    beneath=_detectors("memory"),
+)
 def poison_memory(inputs: GateInputs) -> Measurement:
     """Injected instructions, retrieval hubness and provenance gaps in the updated memory store."""
     from clgate.probes.poison import scan_memory
@@ -114,7 +153,13 @@ def poison_memory(inputs: GateInputs) -> Measurement:
 
 
 @gate_check(
-    GATE_CHECKS, "weights", "1", needs=("parent",), forward_passes=False, any_of=("adapter", "candidate")
+    GATE_CHECKS,
+    "weights",
+    "1",
+    needs=("parent",),
+    forward_passes=False,
+    any_of=("adapter", "candidate"),
+    beneath=_lora_probe,
 )
 def weights(inputs: GateInputs) -> Measurement:
     """What changed in the weights: dense diff of a new checkpoint, or the LoRA's ΔW from its factors."""
@@ -176,6 +221,7 @@ def activations(inputs: GateInputs) -> Measurement:
     forward_passes=True,
     any_of=("adapter", "candidate"),
     reads=("target", "suites"),
+    beneath=_eval_versions,
 )
 def evals(inputs: GateInputs) -> Measurement:
     """Parent and candidate on the same eval items, paired per item (retention, safety, plasticity)."""
@@ -209,6 +255,7 @@ def evals(inputs: GateInputs) -> Measurement:
     any_of=("adapter", "candidate"),
     reads=("suites",),
     options_from=("evals",),
+    beneath=_eval_versions,
 )
 def anchor(inputs: GateInputs) -> Measurement:
     """The candidate against the deployment's anchor (its first promoted base), paired per item as `evals`
@@ -244,6 +291,7 @@ def anchor(inputs: GateInputs) -> Measurement:
     any_of=("adapter", "candidate"),
     reads=("target",),
     options_from=("evals",),
+    beneath=_eval_versions,
 )
 def regression(inputs: GateInputs) -> Measurement:
     """Every earlier promoted task's own set rerun on the candidate, paired with the parent (whose replies
@@ -309,7 +357,12 @@ def regression(inputs: GateInputs) -> Measurement:
 
 
 @gate_check(
-    GATE_CHECKS, "memory.behaviour", "1", needs=("parent", "memory_old", "memory_new"), forward_passes=True
+    GATE_CHECKS,
+    "memory.behaviour",
+    "1",
+    needs=("parent", "memory_old", "memory_new"),
+    forward_passes=True,
+    beneath=_eval_versions,
 )
 def memory_behaviour(inputs: GateInputs) -> Measurement:
     """What the memory update makes the model say: questions near each changed entry (and unrelated ones),

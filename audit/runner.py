@@ -44,7 +44,8 @@ _CACHE_DOMAIN = b"clgate check cache v2\n"
 
 
 def cache_material(check: GateCheck, inputs: GateInputs) -> dict[str, Any]:
-    """Everything a check's result depends on: its version, seed, options and every input it reads."""
+    """Everything a check's result depends on: its version and those of what it runs, its seed, options and
+    every input it reads."""
     material: dict[str, Any] = {
         "check": check.name,
         "version": check.version,
@@ -53,6 +54,8 @@ def cache_material(check: GateCheck, inputs: GateInputs) -> dict[str, Any]:
     }
     if check.options_from:
         material["options_from"] = {name: inputs.options_for(name) for name in check.options_from}
+    if beneath := check.beneath():
+        material["beneath"] = beneath
     material.update({role: inputs.digest(role) for role in check.roles(inputs)})
     if check.forward_passes:  # a CPU fp32 result is not a GPU bf16 one, nor a server's
         material["numerics"] = inputs.numerics(check.name)
@@ -68,9 +71,9 @@ def cache_key(check: GateCheck, inputs: GateInputs) -> str:
 class CheckCache:
     """Which measurement a check's key material gave, signed by the gate's key.
 
-    The measurement itself is kept once, in the ledger's evidence store (by its digest), so a cached
-    result is the very evidence an audit recorded, and evidence removed by an erasure is never served
-    again from a cache.
+    The measurement itself is kept once, in the ledger's evidence store (by its digest), not in a second
+    copy beside the cache; evidence an erasure removed (it removes what no audit recorded too) is never
+    served again from a cache.
     """
 
     def __init__(self, folder: Path, signer: Ed25519PrivateKey, evidence: EvidenceStore) -> None:

@@ -53,6 +53,11 @@ class LedgerState:
     def current_base(self, deployment: str = DEFAULT_DEPLOYMENT) -> str | None:
         return self.governance.current_base(deployment)
 
+    def recorded_measurements(self) -> set[str]:
+        """The digests of every measurement an entry records: audits' and scheduled runs'."""
+        digests = {d for u in self.updates.values() for d in u.measurements.values()}
+        return digests | {d for _, body in self.scheduled_runs for d in body.get("measurements", {}).values()}
+
     def valid_approvals(self, update: UpdateState) -> list[str]:
         return self.governance.valid_approvals(update)
 

@@ -10,8 +10,10 @@ check with the tests' fan-out policy:
   ray, 1       a Ray head started with `ray start --num-cpus 2`, each task asking for both CPUs: the
                same jobs as Ray tasks, one at a time, each with two threads as in the sequential run
   ray, 2       the same head, each task asking for one CPU: two jobs at a time, one thread each
-The clusters are started before the clock starts, as a team's cluster would be running already; each
-run starts with empty caches (its own `CLGATE_CACHE`), so every gate computes every check.
+Each is the CLI in a fresh process, as a team runs it (so each pays its imports once: the sequential run
+in its own process, the Ray runs in Ray's worker). The clusters are started before the clock starts, as a
+team's cluster would be running already; each run starts with empty caches (its own `CLGATE_CACHE`), so
+every gate computes every check.
 Prints the wall time of each, the ratio sequential / (ray, 2 at a time), and the per-job overhead Ray adds:
 (ray, 1 at a time − sequential) / TENANTS, also as a share of one gate's time (goal ≤ 5%). (Ray gives a
 task as many threads as CPUs it asked for: a one-CPU task computes on one core, half as fast.)
@@ -20,6 +22,7 @@ task as many threads as CPUs it asked for: a one-CPU task computes on one core, 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -30,9 +33,7 @@ import time
 from pathlib import Path
 
 from clgate.audit import GateRequest, GateRun, Journal, promote, propose, run_gate
-from clgate.audit.fanout import ReauditSettings, run_reaudits
 from clgate.audit.policy import parse_policy
-from clgate.audit.workers import Workers
 from clgate.demo import bootstrap_ledger, make_tiny_lora, make_tiny_model
 from clgate.ledger import load_private_key
 
@@ -74,21 +75,31 @@ def free_port() -> int:
 def reaudit(
     fleet: Path, copy: Path, ray_address: str | None, cpus_per_job: int = 1
 ) -> tuple[float, list[float]]:
+    """`clgate audit pending --run` on a copy of the fleet, as a team runs it: a fresh process each time,
+    so the sequential run and the Ray run each pay their imports once (here, or in Ray's worker)."""
     shutil.copytree(fleet, copy)
-    os.environ["CLGATE_STATE_DIR"] = str(copy / "heads")  # each copy is its own history to its verifier
-    os.environ["CLGATE_CACHE"] = str(copy / "cache")  # and starts with no eval answers cached
     ledger = copy / "ledger"
-    settings = ReauditSettings(
-        str(ledger / "ledger.db"), ledger / "trust.toml", ledger / "keys" / "pipeline.pem",
-        ledger / "keys" / "gate.pem", copy / "reports", copy / "policy.toml", device="cpu",
-    )  # fmt: skip
+    env = {
+        **os.environ,
+        "CLGATE_STATE_DIR": str(copy / "heads"),  # each copy is its own history to its verifier
+        "CLGATE_CACHE": str(copy / "cache"),  # and starts with no eval answers cached
+    }
+    where = (
+        ["--workers", "0"]
+        if ray_address is None
+        else ["--ray", ray_address, "--cpus-per-job", str(cpus_per_job)]
+    )
+    command = [sys.executable, "-m", "clgate", "audit", "pending", "--run", "--ledger", str(ledger / "ledger.db"),
+               "--trust", str(ledger / "trust.toml"), "--proposer-key", str(ledger / "keys" / "pipeline.pem"),
+               "--gate-key", str(ledger / "keys" / "gate.pem"), "--out", str(copy / "reports"),
+               "--policy", str(copy / "policy.toml"), "--device", "cpu", *where]  # fmt: skip
     start = time.perf_counter()
-    outcomes = run_reaudits(settings, Workers(0, ray_address, cpus_per_job=cpus_per_job))
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
-    failed = [o.error for o in outcomes if o.error]
-    if failed:
-        raise SystemExit(f"re-audit failed: {failed[0]}")
-    return wall, [o.seconds for o in outcomes]
+    if done.returncode not in (0, 10, 20):
+        raise SystemExit(f"re-audit failed (exit {done.returncode}): {done.stderr.strip()[-400:]}")
+    reports = sorted((copy / "reports").rglob("report.json"))
+    return wall, [json.loads(r.read_text())["seconds"] for r in reports]
 
 
 def ray_head(cpus: int) -> str:

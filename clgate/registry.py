@@ -1,8 +1,9 @@
 """One registry for what clgate finds by name: probes, detectors, suites, gate checks, entry types.
 
-A registration states a name and a version once; `stamped` puts them on every record the registered
-function returns (as inspect-ai's `registry_info` does behind each decorator), so a body never
-restates them and the two cannot drift apart.
+A name registers once. A probe, detector or gate check states its name and version once, in its
+registration; `stamped` puts them on every record the registered function returns (as inspect-ai's
+`registry_info` does behind each decorator), so a body never restates them and the two cannot drift
+apart. Suites and entry types register by name alone: they return no measurement to stamp.
 """
 
 from __future__ import annotations

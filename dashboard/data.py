@@ -97,10 +97,8 @@ def _names(ledger: Ledger) -> dict[str, str]:
 
 
 def _evidence(store: EvidenceStore, state: LedgerState) -> tuple[dict[str, Measurement], dict[str, str]]:
-    digests = {d for u in state.updates.values() for d in u.measurements.values()}
-    digests |= {d for _, body in state.scheduled_runs for d in body.get("measurements", {}).values()}
     found, problems = {}, {}
-    for digest in sorted(digests):
+    for digest in sorted(state.recorded_measurements()):
         try:
             m = store.get(digest)
         except ClgateError as exc:

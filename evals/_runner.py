@@ -19,12 +19,20 @@ from inspect_ai.scorer import CORRECT
 
 from clgate.errors import ClgateError
 from clgate.evals._cache import default_eval_cache_dir
-from clgate.evals._provider import ClgateModelAPI, clgate_api, open_model
+from clgate.evals._provider import ENGINE_VERSION, ClgateModelAPI, clgate_api, open_model
 from clgate.evals._registry import Suite, parse_suites
+from clgate.evals.compare import COMPARE_VERSION
+from clgate.evals.suites import SUITE_VERSION
 from clgate.measurement import Measurement
 from clgate.runtime import ModelPool, Scoring
 
 EVALS_VERSION = "1"
+
+
+def eval_versions() -> dict[str, str]:
+    """Every version an eval measurement's numbers depend on (runner, comparison, engine, bundled items):
+    part of the cache key of each gate check that runs evals, so a change to any of them is recomputed."""
+    return {"evals": EVALS_VERSION, "compare": COMPARE_VERSION, "engine": ENGINE_VERSION, "suites": SUITE_VERSION}
 _GRADER_SCORER = "model_graded_qa"
 _MAX_SAMPLES = 100_000
 

@@ -38,12 +38,3 @@ def minhash(shingles: Iterable[str], num_perm: int = NUM_PERM) -> MinHash:
 def signature(text: str, num_perm: int = NUM_PERM) -> np.ndarray:
     """MinHash signature (uint32 per permutation) of the text's character shingles."""
     return minhash(char_shingles(text), num_perm).hashvalues.astype(np.uint32)
-
-
-def mean_pairwise_jaccard(signatures: np.ndarray) -> float:
-    """MinHash estimate of the mean Jaccard similarity over all distinct pairs of rows."""
-    m = len(signatures)
-    if m < 2:
-        return 0.0
-    eq = (signatures[:, None, :] == signatures[None, :, :]).mean(axis=2)
-    return float((eq.sum() - m) / (m * (m - 1)))

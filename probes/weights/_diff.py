@@ -36,6 +36,7 @@ DEFAULT_TOP_K = 8
 
 
 def _measurement(
+    title: str,
     rows: list[dict[str, Any]],
     names: list[str],
     parent_digest: str | None,
@@ -58,7 +59,7 @@ def _measurement(
             "per_module_type": per_type,
         },
     )
-    return m.model_copy(update={"evidence": write_plots(evidence, m)}) if evidence else m
+    return m.model_copy(update={"evidence": write_plots(evidence, m, title)}) if evidence else m
 
 
 @probe(
@@ -106,7 +107,7 @@ def weight_diff(
         "exact_spectrum": exact_spectrum,
         "seconds": time.perf_counter() - started,
     }
-    return _measurement(rows, sorted(p.spans), p.digest, c.digest, meta, evidence)
+    return _measurement("weights", rows, sorted(p.spans), p.digest, c.digest, meta, evidence)
 
 
 def _lora_rows(adapter: LoraAdapter, spans: Spans, top_k: int, advance: Advance) -> Iterator[dict[str, Any]]:
@@ -157,4 +158,4 @@ def lora_diff(
         "top_k": top_k,
         "seconds": time.perf_counter() - started,
     }
-    return _measurement(rows, sorted(spans), base_digest, adapter_digest, meta, evidence)
+    return _measurement("weights.lora", rows, sorted(spans), base_digest, adapter_digest, meta, evidence)

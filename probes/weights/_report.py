@@ -46,7 +46,7 @@ def change_grid(m: Measurement) -> ChangeGrid:
     )
 
 
-def write_plots(path: Path, m: Measurement) -> list[str]:
+def write_plots(path: Path, m: Measurement, title: str) -> list[str]:
     grid = change_grid(m)
     figures = [
         plots.layer_heatmap(
@@ -58,4 +58,4 @@ def write_plots(path: Path, m: Measurement) -> list[str]:
         ),
         plots.layer_bars(grid.layers, grid.layer_change, "relative change per layer", "||ΔW||/||W||"),
     ]
-    return [str(p) for p in plots.write_page(path, f"{m.name}: {m.meta['candidate_path']}", figures)]
+    return [str(p) for p in plots.write_page(path, f"{title}: {m.meta['candidate_path']}", figures)]

@@ -17,6 +17,7 @@ from clgate.audit.journal import Journal
 from clgate.audit.policy import parse_policy
 from clgate.demo import bootstrap_ledger, make_tiny_lora
 from clgate.ledger import AppendRefused, ErasureDone, ErasureRequest, load_private_key
+from clgate.measurement import Measurement
 
 POLICY = """
 name = "erasure-test"
@@ -125,6 +126,8 @@ def test_erasure_removes_the_entries_retires_the_update_and_is_proven(
     retrained = make_tiny_lora(tiny_model, tmp_path / "retrained", seed=7)
     clean_data = write_dataset([_record("Hi", "Hello.")], tmp_path / "clean.jsonl")
     gate_and_promote("retrained", "--adapter", str(retrained), "--data", str(clean_data))
+    with Journal.open(boot.ledger, None, boot.trust) as journal:  # a check's result no audit recorded
+        orphan = journal.evidence.put(Measurement(name="memory", version="2", details=[{"text": SUBJECT}]))
     capsys.readouterr()
     assert run("erase", "done", request_id, "--subject", SUBJECT, key="auditor") == 0
     assert f"memory {cleaned} (sha256:" in capsys.readouterr().out
@@ -138,7 +141,7 @@ def test_erasure_removes_the_entries_retires_the_update_and_is_proven(
     assert state.governance.erasures[request_id].done_index == entry.index
     # the memory diffs of the memory's own gate and of the erasure's gate quoted the entries: removed
     quoting = {state.updates[u].measurements["memory"] for u in (ids["memory"], cleaned)}
-    assert set(entry.body["evidence_removed"]) == quoting
+    assert set(entry.body["evidence_removed"]) == quoting | {orphan}
     assert SUBJECT.encode() not in boot.ledger.read_bytes().lower()
     assert not [p for p in evidence.rglob("*.json") if SUBJECT in p.read_text().lower()]
     assert main(["ledger", "verify", "--ledger", str(boot.ledger), "--trust", str(boot.trust)]) == 0

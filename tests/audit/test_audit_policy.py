@@ -2,9 +2,12 @@ from pathlib import Path
 
 import pytest
 
+from clgate.audit.gate import check_policy
+from clgate.audit.journal import Journal
 from clgate.audit.judge import CheckOutcome, judge
 from clgate.audit.policy import DEFAULT_POLICY, load_policy, parse_policy
 from clgate.audit.verdict import Decision, Status
+from clgate.demo import bootstrap_ledger
 from clgate.errors import PolicyError
 from clgate.measurement import Measurement
 
@@ -226,3 +229,17 @@ def test_only_checks_that_need_the_weights_may_be_not_applicable_to_served_updat
         and skipped.status is Status.PASS
         and "served update" in skipped.reason
     )
+
+
+def test_a_policy_naming_a_suite_that_is_no_more_is_refused_not_blocking_every_gate(tmp_path: Path) -> None:
+    """`trigger_sweep` was the triggers suite's old name: a policy adopted with it is refused at the gate's
+    start, as one line, instead of every gate under it blocking on the evals check's error."""
+    text = 'name = "renamed"\nrequired_checks = ["evals"]\n\n[checks.evals]\noptions = { suites = ["retention", "trigger_sweep"] }\n'
+    old, new = parse_policy(text), parse_policy(text.replace("trigger_sweep", "triggers"))
+    boot = bootstrap_ledger(tmp_path / "ledger", policies=[old, new])
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        with pytest.raises(
+            PolicyError, match=r"checks.evals.options.suites names 'trigger_sweep', which is no suite"
+        ):
+            check_policy(old, journal)
+        check_policy(new, journal)

@@ -160,3 +160,18 @@ def test_a_long_checks_steps_reach_the_gates_progress_a_line_per_quarter(tmp_pat
     )
     assert [what for _, what in lines][:-1] == ["running", "25%", "50%", "75%"]
     assert lines[-1][1].startswith("done in ")
+
+
+def test_a_new_version_beneath_a_check_is_not_served_from_its_cache(tmp_path: Path) -> None:
+    """A detector or eval version the check folds in keys its cache as its own version does."""
+    inputs = _inputs(tmp_path)
+    cache = CheckCache(tmp_path / "cache", generate_key(), EvidenceStore(tmp_path / "evidence"))
+
+    def check(detector_version: str) -> GateCheck:
+        made = Measurement(name="m", version="1", numbers={"x": float(detector_version)})
+        return replace(_check("m", lambda i: made), beneath=lambda: {"detector": detector_version})
+
+    assert not run_check(check("1"), inputs, 10, cache).cached
+    assert run_check(check("1"), inputs, 10, cache).cached
+    changed = run_check(check("2"), inputs, 10, cache)
+    assert not changed.cached and changed.measurement.numbers == {"x": 2.0}
