@@ -32,7 +32,14 @@ EVALS_VERSION = "1"
 def eval_versions() -> dict[str, str]:
     """Every version an eval measurement's numbers depend on (runner, comparison, engine, bundled items):
     part of the cache key of each gate check that runs evals, so a change to any of them is recomputed."""
-    return {"evals": EVALS_VERSION, "compare": COMPARE_VERSION, "engine": ENGINE_VERSION, "suites": SUITE_VERSION}
+    return {
+        "evals": EVALS_VERSION,
+        "compare": COMPARE_VERSION,
+        "engine": ENGINE_VERSION,
+        "suites": SUITE_VERSION,
+    }
+
+
 _GRADER_SCORER = "model_graded_qa"
 _MAX_SAMPLES = 100_000
 
