@@ -69,6 +69,8 @@ def gate_once(request: GateRequest, run: GateRun, boot, policy) -> tuple[GateRes
 def report(label: str, result: GateResult, stages: dict[str, float], forward_s: float) -> None:
     model_checks = {n for n, c in GATE_CHECKS.items() if c.forward_passes}
     print(f"\n{label}: decision {result.verdict.decision.value}, {stages['total']:.1f} s wall")
+    for finding in result.verdict.blocking:  # what made it other than promote
+        print(f"  {finding.status.value}: {finding.check} {finding.rule}: {finding.reason}")
     print(f"  {'stage':16s} {'seconds':>8s}  lane")
     print(f"  {'manifests':16s} {stages.get('manifests', 0.0):8.1f}  before the checks")
     for check in result.checks:
