@@ -617,9 +617,8 @@ def run_gate(
                 )
                 outcomes.update(skipped)
                 outcomes = {n: _with_logs(o, run) for n, o in outcomes.items()}
-                keep_target(
-                    journal.evidence, update, plan.request.target
-                )  # rerun by later gates once promoted
+                # the target set joins the deployment's regression set once the update is promoted
+                keep_target(journal.evidence, update, plan.request.target)
         except Exception as exc:  # the gate broke: record a blocking audit rather than none
             early = []
             outcomes = {"gate": CheckOutcome("gate", None, error=f"{type(exc).__name__}: {exc}")}

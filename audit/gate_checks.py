@@ -123,9 +123,8 @@ def poison_model(inputs: GateInputs) -> Measurement:
         inputs.candidate_model,
         adapter=inputs.adapter,
         triggers=opts.get("triggers"),  # a team's own lists, else the bundled ones
-        scan_tokens=opts.get(
-            "scan_tokens", True
-        ),  # the data-free token scan (false: the lists and data only)
+        # the data-free token scan (false: the lists and data only)
+        scan_tokens=opts.get("scan_tokens", True),
         prompts=opts.get("prompts"),
         dataset=inputs.data,
         cache_dir=inputs.cache_dir,
