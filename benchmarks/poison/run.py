@@ -209,7 +209,7 @@ def performance(reps: Representations, n_items: int = 10_000) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--only", choices=("data", "memory"), help="one table (memory: minutes; data: hours on 2 cores)"
+        "--only", choices=("data", "memory"), help="one table only (memory skips the parent's forward passes)"
     )
     only = parser.parse_args().only
     if only != "memory":
