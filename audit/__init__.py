@@ -14,6 +14,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "fanout": ["reaudit_progress"],
         "gate": ["GateRequest", "GateRun", "Proposed", "propose", "run_gate"],
         "journal": ["Journal", "evidence_store", "require_trust"],
+        "lineage": ["BaseNode", "DeploymentNode", "Lineage", "SlotNode", "build_lineage"],
         "policy": ["Policy", "load_policy", "parse_policy"],
         "compliance": ["ComplianceReport", "build_report", "update_status", "write_report"],
         "result": ["GateResult"],

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
 from clgate.audit import actions
 from clgate.audit.ci_formats import RENDERERS, OutputFormat, append_step_summary, write_junit
-from clgate.audit.fanout import reaudit_progress
 from clgate.audit.gate import GateRequest, GateRun, check_policy, propose, run_gate
 from clgate.audit.journal import Journal, signing_key
+from clgate.audit.lineage import Lineage, build_lineage
 from clgate.audit.policy import load_policy
 from clgate.audit.result import GateResult
 from clgate.audit.signing import UpstreamSignature
-from clgate.audit.state import LedgerState
 from clgate.errors import InputError
 from clgate.ledger import PASSPHRASE_ENV, PolicyAdopted, release_lines
 from clgate.runtime import ServedPair
@@ -313,7 +313,7 @@ def status(ledger: str = LedgerOpt, trust: Path = TrustOpt) -> None:
     """What each deployment runs, what awaits approval, what needs re-audit, which erasures are open."""
     with open_journal(ledger, None, trust) as journal:
         state = journal.state()
-    Console().print(lineage_tree(state))
+    Console().print(lineage_tree(build_lineage(state)))
     for title, rows in (
         ("awaiting approval", state.pending_approval()),
         ("needs re-audit", state.pending_reaudit()),
@@ -335,29 +335,23 @@ def status(ledger: str = LedgerOpt, trust: Path = TrustOpt) -> None:
     )
 
 
-def lineage_tree(state: LedgerState) -> Tree:
+def lineage_tree(lineage: Lineage) -> Tree:
     """Bases, the deployments that run each, and what each runs on it: stale updates (built on another
     base) marked with how far their re-audit got."""
     tree = Tree("lineage (deployed)")
-    by_base: dict[str, list[str]] = {}
-    for deployment in state.governance.deployments():
-        by_base.setdefault(state.current_base(deployment) or "no base deployed", []).append(deployment)
-    for digest, deployments in by_base.items():
-        node = tree.add(f"base {digest[:19]}…" if digest.startswith("sha256:") else digest)
-        for deployment in deployments:
-            base = state.deployed_update("base", deployment)
-            since = f" (base update {base.update_id}, entry {base.promoted_index})" if base else ""
-            branch = node.add(f"deployment {deployment}{since}")
-            for slot in ("adapter", "memory"):
-                update = state.deployed_update(slot, deployment)
-                if update is None:
-                    continue
+    for base in lineage.bases:
+        node = tree.add(f"base {base.digest[:19]}…" if base.digest else "no base deployed")
+        for deployment in base.deployments:
+            since = ""
+            if deployment.base_update:
+                since = f" (base update {deployment.base_update}, entry {deployment.base_entry})"
+            branch = node.add(f"deployment {escape(deployment.name)}{since}")
+            for slot in deployment.slots:
                 note = ""
-                if base is not None and update.base != base.candidate_digest:
-                    progress, latest = reaudit_progress(state, update)
-                    note = f"  [yellow]stale: built on {update.base[:19]}…; re-audit {progress}"
-                    note += f" ({latest.update_id})[/]" if latest else "[/]"
-                branch.add(f"{slot} {update.update_id} (entry {update.promoted_index}){note}")
+                if slot.stale:
+                    note = f"  [yellow]stale: built on {slot.built_on[:19]}…; re-audit {slot.reaudit}"
+                    note += f" ({slot.reaudit_update})[/]" if slot.reaudit_update else "[/]"
+                branch.add(f"{slot.slot} {slot.update_id} (entry {slot.entry}){note}")
     return tree
 
 

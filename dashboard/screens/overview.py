@@ -6,8 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from clgate.audit import reaudit_progress, update_status
+from clgate.audit import build_lineage, update_status
 from clgate.dashboard.context import Context
+from clgate.dashboard.lineage_graph import lineage_dot
 
 
 def render(ctx: Context) -> None:
@@ -23,6 +24,14 @@ def render(ctx: Context) -> None:
     cols[3].metric("Ledger", health)
 
     st.subheader("Deployed now")
+    lineage = build_lineage(state)
+    if lineage.bases:
+        st.graphviz_chart(lineage_dot(lineage))
+        st.caption(
+            "Bases → the deployments that run each → the adapter and memory each runs on it. Yellow: stale "
+            "(built on another base than its deployment runs now), with how far its re-audit got."
+        )
+    slots = {(d.name, s.slot): s for b in lineage.bases for d in b.deployments for s in d.slots}
     deployed = [
         (dep, slot, uid)
         for dep in state.governance.deployments()
@@ -37,15 +46,14 @@ def render(ctx: Context) -> None:
                 for e in state.history
                 if e.deployment == deployment and e.slot == slot and e.update_id == update_id
             )
-            current = state.current_base(deployment)
-            stale = u.kind != "model" and current is not None and u.base != current
+            node = slots.get((deployment, slot))
             rows.append(
                 {
                     "deployment": deployment,
                     "slot": slot,
                     "update": update_id,
                     "kind": u.kind,
-                    "lineage": f"stale: re-audit {reaudit_progress(state, u)[0]}" if stale else "current",
+                    "lineage": f"stale: re-audit {node.reaudit}" if node and node.stale else "current",
                     "artifact": u.proposal.candidate.uri,
                     "digest": u.candidate_digest,
                     "since entry": since,

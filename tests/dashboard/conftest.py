@@ -142,6 +142,18 @@ STAND_INS = {
 }
 
 
+def use_stand_ins(mp: pytest.MonkeyPatch) -> None:
+    """The gate runs only the stand-in checks (until `mp` is undone)."""
+    for name in list(GATE_CHECKS):
+        mp.delitem(GATE_CHECKS, name)
+    for name, (fn, needs) in STAND_INS.items():
+        mp.setitem(
+            GATE_CHECKS,
+            name,
+            GateCheck(name, "1", ("parent", *needs), False, fn, any_of=("candidate", "adapter")),
+        )
+
+
 def build_world(root: Path, tiny_model: Path, tiny_lora: Path) -> SimpleNamespace:
     """Base promoted; a1 promoted; a2 promoted then rolled back to a1; a review; a block; a scheduled run."""
     boot = bootstrap_ledger(root / "ledger", policies=[parse_policy(POLICY)])
@@ -200,14 +212,7 @@ def dash_world_template(
     tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, tiny_lora: Path
 ) -> SimpleNamespace:
     with pytest.MonkeyPatch.context() as mp:
-        for name in list(GATE_CHECKS):
-            mp.delitem(GATE_CHECKS, name)
-        for name, (fn, needs) in STAND_INS.items():
-            mp.setitem(
-                GATE_CHECKS,
-                name,
-                GateCheck(name, "1", ("parent", *needs), False, fn, any_of=("candidate", "adapter")),
-            )
+        use_stand_ins(mp)
         return build_world(tmp_path_factory.mktemp("dash"), tiny_model, tiny_lora)
 
 
