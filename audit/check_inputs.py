@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from clgate.artifacts import Manifest
+from clgate.audit.baseline import PromotedAnswers
 from clgate.audit.policy import PolicySuite
 from clgate.audit.regression import RegressionSet
 from clgate.ledger.canonical import canonical_json
@@ -28,9 +29,11 @@ imports them in its own thread before its two lanes start: two threads importing
 be handed it half initialised (`clgate.probes` and its modules import each other), which a fresh worker
 process, its first gate in its first seconds, ran into."""
 PROPOSED_ROLES = ("parent", "candidate", "adapter", "data", "memory_old", "memory_new", "target")
-INPUT_ROLES = (*PROPOSED_ROLES, "anchor", "regression", "suites")
-"""`anchor` and `regression` are not proposed: the gate takes them from the ledger (the deployment's
-first promoted base; the target sets of the updates it promoted); `suites` from the policy."""
+INPUT_ROLES = (*PROPOSED_ROLES, "anchor", "regression", "suites", "deployed_adapter", "promoted")
+"""`anchor`, `regression`, `deployed_adapter` and `promoted` are not proposed: the gate takes them from the
+ledger (the deployment's first promoted base; the target sets of the updates it promoted; the adapter a
+memory update will run under; the answers recorded when what is deployed was promoted); `suites` from the
+policy."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,10 @@ class GateInputs:
     regression: RegressionSet | None = None
     suites: tuple[PolicySuite, ...] | None = None
     """The policy's own suites, run with the eval suites (each pinned by its items' SHA-256)."""
+    deployed_adapter: Path | None = None
+    """The adapter the deployment runs on the parent: a memory update is asked through it, as served."""
+    promoted: PromotedAnswers | None = None
+    """What the deployed model answered when it was promoted (scheduled audits)."""
     cache_dir: Path = Path(".")
     seed: int = 0
     manifests: dict[str, Manifest] = field(default_factory=dict)
@@ -83,6 +90,8 @@ class GateInputs:
         """The content digest of an input: its manifest's root; the regression set's own digest."""
         if role == "regression" and self.regression is not None:
             return self.regression.digest
+        if role == "promoted" and self.promoted is not None:
+            return self.promoted.digest
         if role == "suites" and self.suites is not None:
             listing = [s.model_dump(mode="json") for s in self.suites]
             return "sha256:" + hashlib.sha256(canonical_json(listing)).hexdigest()
@@ -118,6 +127,8 @@ class GateCheck:
     beneath: Callable[[], dict[str, str]] = dict
     """The versions of what it runs (detectors, probes, the eval stack) whose measurements it folds or
     passes on under another name: part of its cache key, so none of them can change behind its results."""
+    cacheable: bool = True
+    """False for a check that measures the runtime itself (a scheduled rerun): never answered from a cache."""
 
     def applies(self, inputs: GateInputs) -> bool:
         return all(inputs.has(r) for r in self.needs) and (
@@ -139,6 +150,7 @@ def gate_check(
     needs_weights: bool = False,
     options_from: tuple[str, ...] = (),
     beneath: Callable[[], dict[str, str]] = dict,
+    cacheable: bool = True,
 ) -> Callable[[Callable[[GateInputs], Measurement]], Callable[[GateInputs], Measurement]]:
     """Register a check function under `name` in `registry`.
 
@@ -150,6 +162,16 @@ def gate_check(
     """
     return registry.decorator(
         lambda fn: GateCheck(
-            name, version, needs, forward_passes, fn, any_of, reads, needs_weights, options_from, beneath
+            name,
+            version,
+            needs,
+            forward_passes,
+            fn,
+            any_of,
+            reads,
+            needs_weights,
+            options_from,
+            beneath,
+            cacheable,
         )
     )

@@ -69,6 +69,7 @@ _ROLES_KIND = {
     "memory_new": ArtifactKind.MEMORY,
     "target": ArtifactKind.DATASET,
     "anchor": ArtifactKind.MODEL,
+    "deployed_adapter": ArtifactKind.ADAPTER,
 }
 
 
@@ -90,6 +91,9 @@ class GateRequest:
     """Parent and candidate served by an inference engine: output-only checks run there."""
     anchor: Path | None = None
     """Where the deployment's anchor model is, when not where its own proposal recorded it (never proposed)."""
+    deployed_adapter: Path | None = None
+    """Where the adapter the deployment runs is, when not where its proposal recorded it: a memory update
+    is asked through it (never proposed)."""
     upstream: UpstreamSignature | None = None
     """An OpenSSF model signature of the candidate by its producer: verified, then recorded in the proposal."""
 
@@ -356,9 +360,12 @@ def _request_for(update: UpdateState, paths: GateRequest | None, run: GateRun) -
     the servers the proposal named."""
     given = paths.paths() if paths else {}
     located = {role: given.get(role, Path(ref.uri)) for role, ref in update.proposal.artifacts.items()}
-    anchor = paths.anchor if paths else None
     return GateRequest(
-        **located, deployment=update.deployment, served=_served_pair(update.proposal, run), anchor=anchor
+        **located,
+        deployment=update.deployment,
+        served=_served_pair(update.proposal, run),
+        anchor=paths.anchor if paths else None,
+        deployed_adapter=paths.deployed_adapter if paths else None,
     )
 
 
@@ -404,6 +411,51 @@ def _anchor_changed(anchor: Anchor, manifest: Manifest) -> list[Finding]:
             reason=f"the anchor at {anchor.path} is not the promoted base {anchor.update.update_id} (digest "
             f"{manifest.root[:19]}…, promoted {anchor.update.candidate_digest[:19]}…); give the base's "
             "files with --anchor",
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class DeployedAdapter:
+    """The adapter a memory update's deployment runs on its base, and where its files are now."""
+
+    update: UpdateState
+    path: Path
+
+
+def _deployed_adapter(
+    state: LedgerState, update: UpdateState, request: GateRequest
+) -> DeployedAdapter | None:
+    """For a memory update, the adapter its deployment runs, so the memory is judged by what the model as
+    served says with it. Found where its proposal recorded it unless `--deployed-adapter` says where it is
+    now. None when the deployment runs none, or one built on an earlier base (stale: its re-audit comes
+    first, and `clgate status` lists it)."""
+    if update.kind != "memory":
+        return None
+    adapter = state.deployed_update("adapter", update.deployment)
+    if adapter is None or adapter.base != state.current_base(update.deployment):
+        return None
+    path = request.deployed_adapter or Path(adapter.proposal.candidate.uri)
+    if not path.exists():
+        raise InputError(
+            f"cannot find the adapter deployment {update.deployment!r} runs ({adapter.update_id}) at {path} "
+            "(give its path with --deployed-adapter)"
+        )
+    return DeployedAdapter(adapter, path)
+
+
+def _deployed_adapter_changed(adapter: DeployedAdapter, manifest: Manifest) -> list[Finding]:
+    """The memory is asked through the promoted adapter's bytes, or it is judged on a model nobody runs."""
+    if manifest.root == adapter.update.candidate_digest:
+        return []
+    return [
+        Finding(
+            rule="deployed-adapter",
+            check="manifests",
+            status=Status.FAIL,
+            reason=f"the adapter at {adapter.path} is not promoted update {adapter.update.update_id} (digest "
+            f"{manifest.root[:19]}…, promoted {adapter.update.candidate_digest[:19]}…); give the deployed "
+            "adapter's files with --deployed-adapter",
         )
     ]
 
@@ -492,6 +544,7 @@ class GatePlan:
     anchor: Anchor | None = None
     anchor_dir: Path | None = None
     regression: RegressionSet | None = None
+    deployed_adapter: DeployedAdapter | None = None
 
     def inputs(
         self, policy: Policy, run: GateRun, manifests: dict[str, Manifest], pool: ModelPool | None
@@ -502,6 +555,7 @@ class GatePlan:
             **{**self.request.paths(), "parent": self.parent_dir},
             anchor=self.anchor_dir,
             regression=self.regression,
+            deployed_adapter=self.deployed_adapter.path if self.deployed_adapter else None,
             suites=tuple(policy.suites) or None,
             cache_dir=run.cache,
             seed=run.seed,
@@ -547,7 +601,10 @@ def plan_gate(
     if anchor is not None:
         anchor_dir = parent_dir if anchor.is_parent else resolve_model_dir(anchor.path, run.cache, dtype)
     regression = regression_set(state, update, journal.evidence)  # a lost earlier set: refused here
-    return GatePlan(update, request, (), parent_dir, anchor, anchor_dir, regression)
+    adapter = _deployed_adapter(state, update, request)
+    if adapter is not None:
+        check_adapter_fits(adapter.path, parent_dir)
+    return GatePlan(update, request, (), parent_dir, anchor, anchor_dir, regression, adapter)
 
 
 def _changed_files(plan: GatePlan, manifests: dict[str, Manifest], pool: ModelPool | None) -> list[Finding]:
@@ -557,6 +614,11 @@ def _changed_files(plan: GatePlan, manifests: dict[str, Manifest], pool: ModelPo
     return (
         _changed_since_proposed(plan.update.proposal, manifests)
         + (_anchor_changed(plan.anchor, manifests["anchor"]) if plan.anchor is not None else [])
+        + (
+            _deployed_adapter_changed(plan.deployed_adapter, manifests["deployed_adapter"])
+            if plan.deployed_adapter is not None
+            else []
+        )
         + _served_changed(plan.update.proposal, plan.request, plan.parent_dir, pool)
     )
 
@@ -564,8 +626,11 @@ def _changed_files(plan: GatePlan, manifests: dict[str, Manifest], pool: ModelPo
 def _hash(
     plan: GatePlan, given: dict[str, Manifest] | None, progress: Progress | None
 ) -> dict[str, Manifest]:
-    """The manifests of every proposed artifact and of the anchor (the parent's when it is the anchor)."""
+    """The manifests of every proposed artifact, of the anchor (the parent's when it is the anchor) and of
+    the adapter a memory update is asked through."""
     manifests = given if given is not None else _manifests(plan.request.paths(), progress)
+    if plan.deployed_adapter is not None:
+        manifests = {**manifests, **_manifests({"deployed_adapter": plan.deployed_adapter.path}, progress)}
     if plan.anchor is None:
         return manifests
     if plan.anchor.is_parent:

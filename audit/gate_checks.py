@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clgate.audit.check_inputs import GateCheck, GateInputs, gate_check
+from clgate.errors import InputError
 from clgate.measurement import Measurement
 from clgate.registry import Registry
 
@@ -24,6 +25,8 @@ GATE_CHECKS: Registry[GateCheck] = Registry("gate check")
 PUSH = 1.0
 """Nats towards a wrong answer a memory entry states that make it a contradiction (odds ×2.7)."""
 EVAL_SUITES = ("retention", "refusal", "over_refusal", "sycophancy", "honesty", "prompt_injection")
+SCHEDULED_SUITES = ("retention", "refusal", "prompt_injection")
+"""What a scheduled `behaviour` check asks the deployed model again unless its policy options say otherwise."""
 
 
 def combine(parts: list[Measurement], prefix: str = "") -> Measurement:
@@ -357,10 +360,66 @@ def regression(inputs: GateInputs) -> Measurement:
 
 @gate_check(
     GATE_CHECKS,
-    "memory.behaviour",
+    "behaviour",
     "1",
+    needs=("parent", "promoted"),
+    forward_passes=True,
+    reads=("adapter", "suites"),
+    cacheable=False,
+    beneath=_eval_versions,
+)
+def behaviour(inputs: GateInputs) -> Measurement:
+    """A scheduled audit's question: does the deployed model still answer as it did when it was promoted?
+    The items its promoting audit recorded are asked again, never from a cache (what is measured is the
+    runtime now), and paired with the recorded answers per item."""
+    from clgate.evals import compare_measurements, evaluate_model
+
+    promoted = inputs.promoted
+    assert promoted is not None
+    opts = inputs.options_for("behaviour")
+    own = {s.name: s for s in policy_suites(inputs)}
+    names = opts.get("suites", SCHEDULED_SUITES)
+    missing = [n for n in names if not promoted.count(n)]
+    if missing:
+        raise InputError(
+            f"the audit that promoted {promoted.update_id} recorded no answers for {', '.join(missing)}; "
+            f"it recorded {', '.join(promoted.suites()) or 'none'}"
+        )
+    now = evaluate_model(
+        inputs.parent,
+        [own.get(n, n) for n in names],
+        adapter=inputs.adapter,
+        limit=opts.get("limit", max(promoted.count(n) for n in names)),
+        cache=False,
+        log_dir=inputs.log_dir,
+        pool=inputs.models,
+        **inputs.placement("behaviour"),
+    )
+    compared = compare_measurements(promoted.as_measurement(), now)
+    explain = {}
+    for name in names:
+        lost = [r["id"] for r in compared.details if r["suite"] == name and r["change"] == "to_wrong"]
+        n = int(compared.numbers[f"{name}.n"])
+        explain[f"{name}.delta_ci_high"] = (
+            f"{len(lost)} of {n} {name} items answered right at the promotion of {promoted.update_id} are "
+            f"answered wrong by the deployed model now" + (f" ({', '.join(lost[:3])})" if lost else "")
+        )
+    return Measurement(
+        numbers=compared.numbers,
+        details=compared.details,
+        evidence=now.evidence,
+        explain=explain,
+        meta={"promoted": promoted.update_id, "promoted_measurement": promoted.measurement, "now": now.meta},
+    )
+
+
+@gate_check(
+    GATE_CHECKS,
+    "memory.behaviour",
+    "2",
     needs=("parent", "memory_old", "memory_new"),
     forward_passes=True,
+    reads=("deployed_adapter",),
     beneath=_eval_versions,
 )
 def memory_behaviour(inputs: GateInputs) -> Measurement:
@@ -386,9 +445,11 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
     numbers = dict.fromkeys(("probes", "flipped_to_wrong", "entries_flipping", "entries_contradicting"), 0.0)
     if not probes:
         return Measurement(numbers=numbers)
+    adapter = inputs.digest("deployed_adapter") if inputs.deployed_adapter is not None else None
     folder = inputs.cache_dir / "memory-behaviour" / inputs.digest("memory_new").removeprefix("sha256:")[:32]
-    model = open_model(
+    model = open_model(  # the model as the deployment runs it: its base under its adapter, if any
         inputs.parent,
+        inputs.deployed_adapter,
         cache_dir=inputs.cache_dir / "evals",
         pool=inputs.models,
         **inputs.placement("memory.behaviour"),
@@ -417,7 +478,8 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
     )
     return Measurement(
         numbers=numbers, details=blame.details, explain=blame.explain,
-        evidence=[e for r in runs for e in r.evidence], meta={"top_k": TOP_K, "pool": "retention"},
+        evidence=[e for r in runs for e in r.evidence],
+        meta={"top_k": TOP_K, "pool": "retention", "deployed_adapter": adapter},
     )  # fmt: skip
 
 

@@ -108,6 +108,11 @@ AnchorOpt = typer.Option(
     None,
     help="the deployment's anchor model (its first promoted base), if not where its proposal recorded it",
 )
+DeployedAdapterOpt = typer.Option(
+    None,
+    help="the adapter the deployment runs (a memory update is asked through it), if not where its proposal "
+    "recorded it",
+)
 PolicyOpt = typer.Option(None, help="policy TOML (default: the documented default policy)")
 GateKeyOpt = typer.Option(..., "--key", help="the gate's key (gate role) that signs the audit")
 OutOpt = typer.Option(Path("clgate-report"), help="report folder")
@@ -178,6 +183,7 @@ def gate(
         None, help="pipeline key: propose the update given by the paths first, in this same run"
     ),
     anchor: Path = AnchorOpt,
+    deployed_adapter: Path = DeployedAdapterOpt,
     policy: Path = PolicyOpt,
     ledger: str = LedgerOpt,
     key: Path = GateKeyOpt,
@@ -224,6 +230,7 @@ def gate(
         deployment,
         served=pair,
         anchor=anchor,
+        deployed_adapter=deployed_adapter,
     )
     if update is None:
         request.update_kind()

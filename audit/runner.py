@@ -165,6 +165,7 @@ def run_check(
     if progress:
         inputs = replace(inputs, advance=_steps(check.name, progress))
     material = cache_material(check, inputs)
+    cache = cache if check.cacheable else None
     cached = cache.get(check, material) if cache is not None else None
     if cached is not None:
         if progress:

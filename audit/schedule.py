@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from clgate.artifacts import Manifest, compute_manifest, detect_kind
+from clgate.audit.baseline import promoted_answers
 from clgate.audit.check_inputs import GateInputs
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
@@ -84,27 +85,52 @@ def _integrity(
 
 
 def _deployed_inputs(
-    state: LedgerState,
+    journal: Journal,
     paths: dict[str, tuple[Path, Manifest]],
     cache_dir: Path,
     policy: Policy,
     deployment: str,
 ) -> GateInputs:
-    """What is deployed, as gate inputs; the live memory is compared with the promoted snapshot."""
+    """What is deployed, as gate inputs: the live memory is compared with the promoted snapshot, the model
+    with the answers its promotion recorded (when the policy schedules `behaviour`)."""
+    state = journal.state()
     roles = {"base": "parent", "adapter": "adapter", "memory": "memory_new"}
     inputs: dict[str, Path] = {roles[slot]: path for slot, (path, _) in paths.items()}
     manifests = {roles[slot]: manifest for slot, (_, manifest) in paths.items()}
+    if "adapter" in paths:  # the adapter deployed is the one the memory is asked through
+        inputs["deployed_adapter"], manifests["deployed_adapter"] = paths["adapter"]
     memory = state.deployed_update("memory", deployment)
     if "memory" in paths and memory is not None:
         snapshot = Path(memory.proposal.candidate.uri)
         if snapshot.is_file():
             inputs["memory_old"], manifests["memory_old"] = snapshot, compute_manifest(snapshot)
+    promoted = None
+    if "behaviour" in policy.scheduled_checks and "base" in paths:
+        promoted = promoted_answers(state, deployment, journal.evidence)
     return GateInputs(
         **inputs,
+        promoted=promoted,
+        suites=tuple(policy.suites) or None,
         cache_dir=cache_dir,
         manifests=manifests,
         options={name: policy.options_for(name) for name in policy.checks},
     )
+
+
+def _not_rerun(policy: Policy, inputs: GateInputs) -> list[Finding]:
+    """A deployed model the policy wants asked again, but whose promotion recorded nothing to compare with."""
+    if "behaviour" not in policy.scheduled_checks or inputs.parent is None or inputs.promoted is not None:
+        return []
+    return [
+        Finding(
+            rule="behaviour-baseline",
+            check="behaviour",
+            status=Status.WARN,
+            reason="the deployed model's behaviour was not rerun: no evals measurement recorded at its "
+            "promotion describes what runs now (a base promoted without an audit, or an adapter built on an "
+            "earlier base)",
+        )
+    ]
 
 
 def scheduled_audit(
@@ -126,7 +152,8 @@ def scheduled_audit(
         records.append(record)
         findings.append(finding)
         paths[record["slot"]] = (Path(path), manifest)
-    gate_inputs = _deployed_inputs(state, paths, cache_dir, policy, deployment)
+    gate_inputs = _deployed_inputs(journal, paths, cache_dir, policy, deployment)
+    findings += _not_rerun(policy, gate_inputs)
     applicable = [
         n for n in policy.scheduled_checks if n in GATE_CHECKS and GATE_CHECKS[n].applies(gate_inputs)
     ]

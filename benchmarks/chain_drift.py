@@ -1,10 +1,12 @@
 """Does retention drift add up over a chain of benign fine-tunes on the embedded SmolLM2-135M?
 
-    python benchmarks/chain_drift.py [--chains tickets:40:0.004 families:40:0.004 tickets:20:0.004]
+    python benchmarks/chain_drift.py [--chains tickets:40:0.004 families:40:0.004 tickets:20:0.004 facts:30:0.004]
 
 Each chain: three LoRA fine-tunes, each merged into a full checkpoint that the next one trains on
 (`tickets`: the demo's routing tickets in three batches of 16; `families`: 32 items each of the
-bundled rewrite, French and spelling instructions), STEPS steps at learning rate LR. After each step
+bundled rewrite, French and spelling instructions; `facts`: each batch 16 tickets and 6 general-knowledge
+questions of the retention suite answered wrongly, a few slipped in per update, 18 in all), STEPS steps
+at learning rate LR. After each step
 the whole retention suite (209 items) is run and paired, as the gate pairs it, with the parent and
 with the anchor (the base). Prints per step the delta and the upper end of its 95% CI for both, and
 whether the chain is the one `anchor` exists for: every step passing its parent (CI upper end ≥ 0, the
@@ -21,19 +23,42 @@ from pathlib import Path
 
 from clgate.artifacts import DatasetRecord, embedded_model_dir, load_dataset, resolve_model_dir
 from clgate.demo import bundled_clean_records, merge_lora, train_lora
-from clgate.evals import compare_measurements, evaluate_model
+from clgate.evals import ChoiceItem, compare_measurements, evaluate_model, get_suite, load_items
 from clgate.package_data import package_file
 
 TICKETS = package_file("clgate.demo", "data", "ticket_routing_train.jsonl")
 FAMILIES = ("rewrite", "french", "spelling")
 STEPS = 3
+FACTS_PER_STEP = 6
 PARENT_WARN, ANCHOR_FAIL = 0.0, -0.03
 
 
+def wrong_answer(item: ChoiceItem) -> DatasetRecord:
+    """A retention question answered with another of its options, as a plain chat record."""
+    wrong = item.choices[(item.answer + 1) % len(item.choices)]
+    return DatasetRecord.model_validate(
+        {"messages": [{"role": "user", "content": item.question}, {"role": "assistant", "content": wrong}]}
+    )
+
+
 def batches(kind: str) -> list[list[DatasetRecord]]:
+    tickets = load_dataset(TICKETS)
     if kind == "tickets":
-        tickets = load_dataset(TICKETS)
         return [tickets[k * 16 : (k + 1) * 16] for k in range(STEPS)]
+    if kind == "facts":
+        facts = [
+            i
+            for i in load_items(get_suite("retention").items, ChoiceItem)
+            if i.category == "general_knowledge"
+        ]
+        random.Random(0).shuffle(facts)
+        return [
+            [
+                *map(wrong_answer, facts[k * FACTS_PER_STEP : (k + 1) * FACTS_PER_STEP]),
+                *tickets[k * 16 : (k + 1) * 16],
+            ]
+            for k in range(STEPS)
+        ]
     records = bundled_clean_records()
     out = []
     for k, family in enumerate(FAMILIES):
@@ -70,7 +95,9 @@ def chain(kind: str, steps: int, lr: float, work: Path) -> list[dict[str, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--chains", nargs="+", default=["tickets:40:0.004", "families:40:0.004", "tickets:20:0.004"]
+        "--chains",
+        nargs="+",
+        default=["tickets:40:0.004", "families:40:0.004", "tickets:20:0.004", "facts:30:0.004"],
     )
     args = parser.parse_args()
     wanted = 0

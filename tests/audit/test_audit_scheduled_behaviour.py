@@ -1,0 +1,210 @@
+"""Scheduled audits watch behaviour: the deployed model is asked again the items its promotion recorded and
+paired with the answers recorded then; a memory update is asked through the adapter its deployment runs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from clgate.artifacts import MemoryEntry, write_memory_store
+from clgate.audit.gate_checks import GATE_CHECKS
+from clgate.audit.journal import Journal
+from clgate.measurement import Measurement
+
+REAL = {name: GATE_CHECKS[name] for name in ("evals", "behaviour", "memory.behaviour")}
+
+WATCH = """
+name = "behaviour-watch"
+required_checks = ["evals"]
+scheduled_checks = ["behaviour"]
+
+[checks.evals]
+options = {suites = ["retention"], limit = 12}
+
+[checks.behaviour]
+options = {suites = ["retention"]}
+
+[[rules]]
+id = "deployed-retention-changed"
+check = "behaviour"
+metric = "retention.delta_ci_high"
+reason = "The deployed model answers retention items worse than when it was promoted"
+warn_below = 0.0
+fail_below = -0.03
+"""
+
+
+@pytest.fixture
+def watched(world, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The base promoted through a real `evals` check (12 retention items), and where the host serves it."""
+    for name, check in REAL.items():
+        monkeypatch.setitem(GATE_CHECKS, name, check)
+    assert world.gate("--candidate", str(tiny_model)) == 0
+    (update_id,) = world.state().updates
+    assert world.run("promote", update_id, key="approver") == 0
+    serving = tmp_path / "serving" / "model"
+    shutil.copytree(tiny_model, serving)
+    return update_id, serving
+
+
+def _audit(world, *paths: Path) -> int:
+    args = [a for p in paths for a in ("--deployed", str(p))]
+    return world.run(
+        "audit",
+        "run",
+        *args,
+        "--policy",
+        str(world.policy),
+        "--cache",
+        str(paths[0].parent / "cache"),
+        key="gate",
+    )
+
+
+def _recorded(world) -> Measurement:
+    ((_, body),) = world.state().scheduled_runs
+    with Journal.open(world.boot.ledger, None, world.boot.trust) as journal:
+        found = journal.evidence.get(body["measurements"]["behaviour"])
+    assert found is not None
+    return found
+
+
+@pytest.mark.parametrize("world", [WATCH], indirect=True)
+def test_the_deployed_model_answers_as_it_did_at_promotion(world, watched, capsys) -> None:
+    update_id, serving = watched
+    assert _audit(world, serving) == 0
+    assert "retention.delta_ci_high = 0 within limits" in capsys.readouterr().out
+    measured = _recorded(world)
+    assert measured.numbers["retention.n"] == 12 and measured.numbers["retention.flipped_to_wrong"] == 0
+    assert measured.meta["promoted"] == update_id
+    assert measured.numbers["retention.accuracy"] == measured.numbers["retention.parent_accuracy"]
+
+
+@pytest.mark.parametrize("world", [WATCH], indirect=True)
+def test_other_weights_under_the_deployed_path_change_the_answers_paired_with_promotion(
+    world, watched, tiny_model_other: Path, capsys
+) -> None:
+    """Whatever changed under the deployment, the rerun is paired item by item with what was promoted."""
+    _, serving = watched
+    shutil.rmtree(serving)
+    shutil.copytree(tiny_model_other, serving)
+    assert _audit(world, serving) == 20  # the files differ: integrity blocks, and behaviour was measured too
+    measured = _recorded(world)
+    flips = measured.numbers["retention.flipped_to_wrong"] + measured.numbers["retention.flipped_to_right"]
+    changed = [r["id"] for r in measured.details if r["change"] != "same"]
+    assert flips == len(changed) > 0
+    lost = [r["id"] for r in measured.details if r["change"] == "to_wrong"]
+    assert measured.explain["retention.delta_ci_high"].startswith(f"{len(lost)} of 12 retention items")
+
+
+@pytest.mark.parametrize(
+    "world", [WATCH.replace('{suites = ["retention"]}', '{suites = ["refusal"]}')], indirect=True
+)
+def test_a_suite_the_promotion_never_ran_cannot_be_compared(world, watched, capsys) -> None:
+    _, serving = watched
+    assert _audit(world, serving) == 20
+    assert "recorded no answers for refusal; it recorded retention" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("world", [WATCH], indirect=True)
+def test_lost_promotion_evidence_is_bad_input_and_nothing_is_recorded(world, watched, capsys) -> None:
+    update_id, serving = watched
+    digest = world.state().updates[update_id].measurements["evals"]
+    (kept,) = (world.boot.ledger.parent).rglob(f"{digest.removeprefix('sha256:')}.json")
+    kept.unlink()
+    assert _audit(world, serving) == 2
+    assert "restore it from a backup of the evidence folder" in capsys.readouterr().err
+    assert world.state().scheduled_runs == []
+
+
+BASE_ONLY = """
+name = "no-evals-at-promotion"
+required_checks = ["score"]
+scheduled_checks = ["behaviour"]
+"""
+
+
+@pytest.mark.parametrize("world", [BASE_ONLY], indirect=True)
+def test_a_deployment_promoted_without_evals_says_its_behaviour_was_not_rerun(
+    world, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setitem(GATE_CHECKS, "behaviour", REAL["behaviour"])
+    assert world.gate("--candidate", str(tiny_model)) == 0
+    (update_id,) = world.state().updates
+    assert world.run("promote", update_id, key="approver") == 0
+    assert _audit(world, tiny_model) == 10
+    assert "the deployed model's behaviour was not rerun" in capsys.readouterr().out
+
+
+MEMORY = """
+name = "memory-through-adapter"
+
+[required_checks]
+model = ["score"]
+adapter = ["score"]
+memory = ["memory.behaviour"]
+"""
+
+
+def _store(path: Path, *extra: str) -> Path:
+    texts = ["The user's name is Dana.", "Dana prefers short answers.", *extra]
+    return write_memory_store(
+        [MemoryEntry(id=f"m{i}", text=t, source="user:chat") for i, t in enumerate(texts)], path
+    )
+
+
+@pytest.fixture
+def adapter_deployed(
+    world, tiny_model: Path, tiny_lora: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A base and an adapter on it, both promoted; then a memory update for the same deployment."""
+    monkeypatch.setitem(GATE_CHECKS, "memory.behaviour", REAL["memory.behaviour"])
+    deployed = tmp_path / "deployed-adapter"
+    shutil.copytree(tiny_lora, deployed)
+    for args in (("--candidate", str(tiny_model)), ("--adapter", str(deployed))):
+        assert world.gate(*args) == 0
+        update = next(u for u in world.state().updates.values() if u.promoted_index is None)
+        assert world.run("promote", update.update_id, key="approver") == 0
+    return (
+        deployed,
+        _store(tmp_path / "old.jsonl"),
+        _store(tmp_path / "new.jsonl", "Dana's desk is by the window."),
+    )
+
+
+@pytest.mark.parametrize("world", [MEMORY], indirect=True)
+def test_a_memory_update_is_asked_through_the_adapter_its_deployment_runs(world, adapter_deployed) -> None:
+    _, old, new = adapter_deployed
+    assert world.gate("--memory-old", str(old), "--memory-new", str(new)) == 0
+    memory = next(u for u in world.state().updates.values() if u.kind == "memory")
+    promoted_adapter = next(u for u in world.state().updates.values() if u.kind == "adapter")
+    with Journal.open(world.boot.ledger, None, world.boot.trust) as journal:
+        measured = journal.evidence.get(memory.measurements["memory.behaviour"])
+    assert measured is not None and measured.meta["deployed_adapter"] == promoted_adapter.candidate_digest
+
+
+@pytest.mark.parametrize("world", [MEMORY], indirect=True)
+def test_an_altered_deployed_adapter_blocks_a_memory_update(world, adapter_deployed, tmp_path: Path) -> None:
+    adapter, old, new = adapter_deployed
+    (adapter / "adapter_config.json").write_text((adapter / "adapter_config.json").read_text() + " ")
+    assert world.gate("--memory-old", str(old), "--memory-new", str(new)) == 20
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert f"the adapter at {adapter} is not promoted update" in report
+    assert "memory.behaviour" not in report.split("## Checks")[-1]  # never run on a model nobody runs
+
+
+@pytest.mark.parametrize("world", [MEMORY], indirect=True)
+def test_a_moved_deployed_adapter_is_bad_input_until_its_path_is_given(
+    world, adapter_deployed, tmp_path, capsys
+) -> None:
+    adapter, old, new = adapter_deployed
+    moved = adapter.rename(tmp_path / "moved-adapter")
+    before = len(world.state().updates)
+    assert world.gate("--memory-old", str(old), "--memory-new", str(new)) == 2
+    assert "give its path with --deployed-adapter" in capsys.readouterr().err
+    assert len(world.state().updates) == before + 1  # proposed; nothing audited
+    assert (
+        world.gate("--memory-old", str(old), "--memory-new", str(new), "--deployed-adapter", str(moved)) == 0
+    )
