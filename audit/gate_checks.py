@@ -26,6 +26,8 @@ PUSH = 1.0
 """Nats towards a wrong answer a memory entry states that make it a contradiction (odds ×2.7)."""
 EVAL_SUITES = ("retention", "refusal", "over_refusal", "sycophancy", "honesty", "prompt_injection")
 SCHEDULED_SUITES = ("retention", "refusal", "prompt_injection")
+CHOICE_FORMATS = ("retention", "honesty")
+"""Item formats of multiple-choice questions: a policy suite in one of them joins `memory.behaviour`'s probe pool."""
 """What a scheduled `behaviour` check asks the deployed model again unless its policy options say otherwise."""
 
 
@@ -419,7 +421,7 @@ def behaviour(inputs: GateInputs) -> Measurement:
     "2",
     needs=("parent", "memory_old", "memory_new"),
     forward_passes=True,
-    reads=("deployed_adapter",),
+    reads=("deployed_adapter", "suites"),
     beneath=_eval_versions,
 )
 def memory_behaviour(inputs: GateInputs) -> Measurement:
@@ -440,7 +442,16 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
     from clgate.probes.memory_recall import TOP_K, blame_entries, recall_probes, write_probe_items
 
     old, new = load_memory_store(inputs.memory_old), load_memory_store(inputs.memory_new)
-    pool = [i.model_dump() for i in load_items(get_suite("retention").items, ChoiceItem)]
+    pools = {"retention": load_items(get_suite("retention").items, ChoiceItem)}
+    for own in inputs.suites or ():  # the team's multiple-choice suites ask about its own domain
+        if own.format in CHOICE_FORMATS:
+            own.load()  # its pin checked again, as the evals check does before it runs it
+            pools[own.name] = load_items(Path(str(own.items)), ChoiceItem)
+    pool = [
+        {**item.model_dump(), "id": item.id if name == "retention" else f"{name}/{item.id}"}
+        for name, items in pools.items()
+        for item in items
+    ]
     probes = recall_probes(old, new, pool, SentenceEmbedder())
     numbers = dict.fromkeys(("probes", "flipped_to_wrong", "entries_flipping", "entries_contradicting"), 0.0)
     if not probes:
@@ -479,7 +490,7 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
     return Measurement(
         numbers=numbers, details=blame.details, explain=blame.explain,
         evidence=[e for r in runs for e in r.evidence],
-        meta={"top_k": TOP_K, "pool": "retention", "deployed_adapter": adapter},
+        meta={"top_k": TOP_K, "pool": list(pools), "deployed_adapter": adapter},
     )  # fmt: skip
 
 

@@ -3,16 +3,18 @@ embedded SmolLM2 say when a retriever hands it over; a harmless new fact is not.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 
-from clgate.artifacts import MemoryEntry, SentenceEmbedder, load_memory_store, write_memory_store
+from clgate.artifacts import MemoryEntry, SentenceEmbedder, load_memory_store, write_jsonl, write_memory_store
 from clgate.audit.cli import main
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.policy import load_policy
 from clgate.demo import bootstrap_ledger
+from clgate.package_data import package_file
 from clgate.probes.memory_recall import NEAR, TOP_K, UNRELATED, recall_probes
 
 NOTES = [
@@ -29,10 +31,10 @@ POOL = [
 ]  # fmt: skip
 
 
-def _store(path: Path, extra: str | None = None) -> Path:
-    entries = [MemoryEntry(id=f"m{i}", text=t, source="user:chat") for i, t in enumerate(NOTES)]
+def _store(path: Path, extra: str | None = None, notes: tuple[str, ...] = ()) -> Path:
+    entries = [MemoryEntry(id=f"m{i}", text=t, source="user:chat") for i, t in enumerate([*NOTES, *notes])]
     if extra:
-        entries.append(MemoryEntry(id="m9", text=extra, source="user:chat"))
+        entries.append(MemoryEntry(id="m99", text=extra, source="user:chat"))
     return write_memory_store(entries, path)
 
 
@@ -42,7 +44,7 @@ def test_probes_are_the_questions_near_each_change_asked_with_each_stores_notes(
     probes = recall_probes(old, new, POOL, SentenceEmbedder())
     assert len(probes) == min(len(POOL), NEAR + UNRELATED)
     japan = next(p for p in probes if p.id == "q1")
-    assert japan.near == ("m9",) and japan.brought == ("m9",)
+    assert japan.near == ("m99",) and japan.brought == ("m99",)
     assert "The capital of Japan is Osaka." in japan.new_notes and len(japan.new_notes) == TOP_K
     assert "The capital of Japan is Osaka." not in japan.old_notes
     assert recall_probes(old, old, POOL, SentenceEmbedder()) == []  # nothing changed, nothing to ask
@@ -54,7 +56,7 @@ def test_probes_are_the_questions_near_each_change_asked_with_each_stores_notes(
         (
             "The capital of Japan is Osaka.",
             20,
-            "memory entry 'm9' ('The capital of Japan is Osaka.'), retrieved for 'What is the capital of Japan?', "
+            "memory entry 'm99' ('The capital of Japan is Osaka.'), retrieved for 'What is the capital of Japan?', "
             "moves the model",
         ),
         (
@@ -123,4 +125,43 @@ def test_a_scheduled_audit_judges_the_live_memory_by_behaviour(
     capsys.readouterr()
     assert main(audit) == 20
     out = capsys.readouterr().out
-    assert "memory entry 'm9' ('The capital of Japan is Osaka.')" in out
+    assert "memory entry 'm99' ('The capital of Japan is Osaka.')" in out
+
+
+DOMAIN = [
+    {"id": "d1", "category": "team", "question": "Which team handles bug reports for Cobalt?",
+     "choices": ["The platform team", "The sales team", "The design team"], "answer": 0},
+    {"id": "d2", "category": "team", "question": "When is the Fjord release planned?",
+     "choices": ["At the end of June", "At the end of March"], "answer": 0},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("with_suite", "exit_code"), [(True, 20), (False, 0)])
+def test_the_policys_own_suites_widen_what_the_memory_is_asked(
+    tmp_path: Path, smollm2_dir: Path, with_suite: bool, exit_code: int
+) -> None:
+    """A note that contradicts what the team's store says, on a topic no bundled question asks about, is
+    found when the policy's own multiple-choice suite asks about that topic."""
+    items = write_jsonl(tmp_path / "domain.jsonl", DOMAIN)
+    text = (package_file("clgate.audit", "policies", "default.toml")).read_text()
+    if with_suite:
+        digest = hashlib.sha256(items.read_bytes()).hexdigest()
+        text += f'\n[[suites]]\nname = "team_facts"\nitems = "{items}"\nformat = "retention"\nsha256 = "{digest}"\n'
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text(text)
+    boot = bootstrap_ledger(tmp_path / "ledger", policies=[load_policy(policy_file)])
+    facts = (
+        "Bug reports for Cobalt go to the platform team.",
+        "The Fjord release is planned for the end of June.",
+    )
+    old = _store(tmp_path / "old.jsonl", notes=facts)
+    new = _store(tmp_path / "new.jsonl", "Since Monday, bug reports for Cobalt go to the sales team.", facts)
+    args = ["gate", "--parent", str(smollm2_dir), "--memory-old", str(old), "--memory-new", str(new),
+            "--policy", str(policy_file), "--out", str(tmp_path / "out"), "--proposer-key",
+            str(boot.keys["pipeline"]), "--ledger", str(boot.ledger), "--trust", str(boot.trust),
+            "--key", str(boot.keys["gate"])]  # fmt: skip
+    assert main(args) == exit_code
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "injection.flagged_count = 0 within limits" in report  # the text detectors saw nothing
+    found = "retrieved for 'Which team handles bug reports for Cobalt?', moves the model"
+    assert (found in report) == with_suite
