@@ -24,7 +24,9 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "_oms": [
             "OmsSigned",
             "load_oms_private_key",
+            "oms_key_fingerprint",
             "oms_mismatch",
+            "parse_oms_public_key",
             "path_inside",
             "sign_oms",
             "verify_oms",

@@ -56,7 +56,7 @@ def _model_signing() -> ModuleType:
     return model_signing
 
 
-def _check_curve(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey, path: Path) -> None:
+def _check_curve(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey, path: Path | str) -> None:
     if key.curve.name not in OMS_CURVES:
         raise InputError(
             f"{path}: an EC key on {key.curve.name}; OpenSSF model signatures use {', '.join(OMS_CURVES.values())}"
@@ -76,13 +76,19 @@ def load_oms_private_key(path: Path, passphrase: str | None = None) -> ec.Ellipt
 
 
 def load_oms_public_key(path: Path) -> ec.EllipticCurvePublicKey:
+    return parse_oms_public_key(read_key_file(path, "public key"), str(path))
+
+
+def parse_oms_public_key(pem: bytes, where: str) -> ec.EllipticCurvePublicKey:
+    """A PEM public key that verifies OMS signatures (EC, on a curve they use); else an InputError naming
+    `where` it came from."""
     try:
-        key = serialization.load_pem_public_key(read_key_file(path, "public key"))
+        key = serialization.load_pem_public_key(pem)
     except ValueError:
-        raise InputError(f"{path}: not a PEM public key") from None
+        raise InputError(f"{where}: not a PEM public key") from None
     if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise InputError(f"{path}: not an EC public key; OpenSSF model signatures are verified with one")
-    _check_curve(key, path)
+        raise InputError(f"{where}: not an EC public key; OpenSSF model signatures are verified with one")
+    _check_curve(key, where)
     return key
 
 

@@ -34,7 +34,7 @@ from clgate.audit.policy import Policy
 from clgate.audit.regression import RegressionSet, keep_target, regression_set
 from clgate.audit.result import CheckSummary, GateResult
 from clgate.audit.runner import CheckCache, run_checks
-from clgate.audit.signing import UpstreamSignature, verify_upstream
+from clgate.audit.signing import UpstreamSignature, keep_signature, producer_findings, verify_upstream
 from clgate.audit.state import LedgerState
 from clgate.audit.verdict import Decision, Finding, Status, Verdict
 from clgate.errors import InputError, PolicyError
@@ -315,6 +315,7 @@ def propose(
     if request.upstream is not None:
         role = CANDIDATE_ROLE[request.update_kind()]
         signatures = {role: verify_upstream(request.upstream, request.paths()[role], manifests[role])}
+        keep_signature(journal.evidence, request.upstream.signature, signatures[role])
     proposal = build_proposal(request, manifests, served, signatures)
     return Proposed(proposal, journal.propose(proposal), manifests)
 
@@ -664,10 +665,21 @@ def run_gate(
         stack.enter_context(journal.exclusive(f"gate {update.update_id}"))
         outcomes: dict[str, CheckOutcome] = {}
         early = list(plan.blocked_early)
+        signed: list[Finding] = []  # the producer's signature, verified again: a failure stops the checks
         try:
             if not early:
                 manifests = _hash(plan, manifests, progress)
                 early = _changed_files(plan, manifests, pool)
+            if not early:
+                role = CANDIDATE_ROLE[update.kind]
+                signed = producer_findings(
+                    policy.producers,
+                    update,
+                    plan.request.paths().get(role),
+                    manifests.get(role),
+                    journal.evidence,
+                )
+                early = [f for f in signed if f.status is Status.FAIL]
             if not early:
                 inputs = plan.inputs(policy, run, manifests, pool)
                 checks = [c for c in GATE_CHECKS.values() if c.applies(inputs)]
@@ -685,11 +697,12 @@ def run_gate(
                 # the target set joins the deployment's regression set once the update is promoted
                 keep_target(journal.evidence, update, plan.request.target)
         except Exception as exc:  # the gate broke: record a blocking audit rather than none
-            early = []
+            early, signed = [], []
             outcomes = {"gate": CheckOutcome("gate", None, error=f"{type(exc).__name__}: {exc}")}
         verdict = judge(policy, outcomes, update.kind)
-        if early:
-            verdict = Verdict.from_findings([*early, *verdict.findings])
+        noted = [*early, *(f for f in signed if f.status is not Status.FAIL)]
+        if noted:
+            verdict = Verdict.from_findings([*noted, *verdict.findings])
         measurements = {n: o.measurement for n, o in outcomes.items() if o.measurement is not None}
         audited = journal.complete(
             update, verdict, policy, {n: journal.evidence.put(m) for n, m in measurements.items()}

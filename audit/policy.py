@@ -168,6 +168,45 @@ class PolicySuite(_Strict):
         return task_suite(self.name, str(self.task))
 
 
+class ProducerKey(_Strict):
+    """A producer whose OpenSSF model signatures the policy trusts: a name and its EC public key (PEM)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    public_key: str
+
+    @model_validator(mode="after")
+    def _an_oms_key(self) -> ProducerKey:
+        from clgate.artifacts import parse_oms_public_key
+
+        try:
+            parse_oms_public_key(self.public_key.encode(), f"producer {self.name!r}")
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    @property
+    def fingerprint(self) -> str:
+        """The SHA-256 of its PEM SubjectPublicKeyInfo: what a proposal records as a signature's `key`."""
+        from clgate.artifacts import oms_key_fingerprint, parse_oms_public_key
+
+        return oms_key_fingerprint(parse_oms_public_key(self.public_key.encode(), self.name))
+
+
+class ProducerSignatures(_Strict):
+    """Whose signatures of an update's weights count: keys pinned by the admins who adopt the policy, not
+    named by the pipeline that proposes. `required_for`: update kinds whose candidate must carry one."""
+
+    keys: list[ProducerKey] = Field(min_length=1)
+    required_for: list[UpdateKind] = Field(default_factory=list)
+
+    def pinned(self, fingerprint: str) -> ProducerKey | None:
+        return next((k for k in self.keys if k.fingerprint == fingerprint), None)
+
+    @property
+    def names(self) -> str:
+        return ", ".join(k.name for k in self.keys)
+
+
 def _distribution(package: str) -> str:
     """The distribution that installs top-level package `package` (they may be named differently)."""
     return next(iter(metadata.packages_distributions().get(package, [])), package)
@@ -188,6 +227,8 @@ class Policy(_Strict):
     """Deployment -> the promoted base (update id or digest) its updates are also compared with; by
     default the base it was first promoted to."""
     suites: list[PolicySuite] = Field(default_factory=list)
+    producers: ProducerSignatures | None = None
+    """Producers' keys whose OpenSSF model signatures of a candidate count, and the kinds that need one."""
 
     @model_validator(mode="after")
     def _unique_rule_ids(self) -> Policy:
@@ -217,7 +258,7 @@ class Policy(_Strict):
     def canonical_text(self) -> str:
         """What the ledger pins when an admin adopts this policy: its canonical JSON."""
         # fields added later are left out while empty: policies adopted before them keep their digest
-        later = {name for name in ("anchors", "suites") if not getattr(self, name)}
+        later = {name for name in ("anchors", "suites", "producers") if not getattr(self, name)}
         return canonical_json(self.model_dump(mode="json", exclude=later)).decode()
 
     @property

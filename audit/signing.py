@@ -10,6 +10,7 @@ ledger accepts only for a promoted update that was neither rolled back nor block
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +25,13 @@ from clgate.artifacts import (
     verify_oms,
 )
 from clgate.atomic import atomic_path
+from clgate.audit.evidence import EvidenceStore
 from clgate.audit.journal import Journal
+from clgate.audit.policy import ProducerKey, ProducerSignatures
 from clgate.audit.state import LedgerState
+from clgate.audit.verdict import Finding, Status
 from clgate.errors import InputError, IntegrityError
-from clgate.ledger import ArtifactSigned, OmsSignature, UpdateState
+from clgate.ledger import CANDIDATE_ROLE, ArtifactSigned, OmsSignature, UpdateState
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,91 @@ def verify_upstream(upstream: UpstreamSignature, artifact: Path, manifest: Manif
     if mismatch:
         raise IntegrityError(f"{upstream.signature}: {mismatch} in {artifact}; nothing recorded")
     return _record(signed, own)
+
+
+def keep_signature(evidence: EvidenceStore, signature: Path, record: OmsSignature) -> None:
+    """Keep the signature a proposal records beside the ledger, so a gate can verify it again itself."""
+    kept = evidence.put_file(signature)
+    if "sha256:" + kept != record.digest:
+        raise IntegrityError(f"{signature} changed while it was verified; nothing recorded")
+
+
+def producer_findings(
+    producers: ProducerSignatures | None,
+    update: UpdateState,
+    artifact: Path | None,
+    manifest: Manifest | None,
+    evidence: EvidenceStore,
+) -> list[Finding]:
+    """Whether the candidate carries a signature by a producer the policy pins, verified again here.
+
+    The proposal's record of a signature is the pipeline's word: whoever holds the pipeline key could
+    record any key fingerprint. So the gate verifies the kept signature file itself with the pinned key
+    and compares the files it covers with the manifest it just computed. A missing signature blocks
+    only the kinds the policy requires one for; one by a key the policy does not pin sends others to
+    review; one that does not verify blocks.
+    """
+    if producers is None:
+        return []
+    role = CANDIDATE_ROLE[update.kind]
+    record = (update.proposal.signatures or {}).get(role)
+    required = update.kind in producers.required_for
+
+    def finding(status: Status, reason: str) -> list[Finding]:
+        return [Finding(rule="producer-signature", check="signatures", status=status, reason=reason)]
+
+    if record is None:
+        if not required:
+            return []
+        return finding(
+            Status.FAIL,
+            f"the {role} carries no producer signature; policy requires one by {producers.names} "
+            f"for {update.kind} updates",
+        )
+    key = producers.pinned(record.key)
+    if key is None:
+        return finding(
+            Status.FAIL if required else Status.WARN,
+            f"the {role} is signed by key {record.key[:19]}…, which the policy does not pin as a producer "
+            f"({producers.names})",
+        )
+    problem = _verified_again(record, key, artifact, manifest, evidence)
+    if problem:
+        return finding(Status.FAIL, f"the signature by producer {key.name} the proposal records {problem}")
+    return finding(
+        Status.PASS, f"the {role} is signed by pinned producer {key.name}, verified again by the gate"
+    )
+
+
+def _verified_again(
+    record: OmsSignature,
+    key: ProducerKey,
+    artifact: Path | None,
+    manifest: Manifest | None,
+    evidence: EvidenceStore,
+) -> str | None:
+    """What is wrong with the recorded signature, checked now with the pinned key; None if nothing."""
+    if artifact is None or manifest is None:
+        return "cannot be checked: the artifact is not on disk here"
+    if record.excluded:  # the signature lies inside the artifact, whose files were just re-hashed
+        signature: Path | None = Path(artifact) / record.excluded[0]
+        if path_inside(artifact, signature) != record.excluded[0]:
+            return f"names a signature file outside the artifact ({record.excluded[0]})"
+    else:
+        signature = evidence.file(record.digest)
+    if signature is None or not signature.is_file():
+        return "is not kept beside the ledger, so it cannot be checked"
+    with tempfile.TemporaryDirectory(prefix="clgate-producer-") as tmp:
+        pem = Path(tmp) / f"{key.name}.pub.pem"
+        pem.write_text(key.public_key)
+        try:
+            signed = verify_oms(Path(artifact), signature, pem)
+        except (InputError, IntegrityError) as exc:
+            return f"does not verify with the pinned key: {str(exc).rsplit(': ', 1)[-1]}"
+    if signed.digest != record.digest:
+        return "is not the signature file the proposal recorded"
+    mismatch = oms_mismatch(signed, manifest, record.excluded[0] if record.excluded else None)
+    return f"does not cover the artifact audited: {mismatch}" if mismatch else None
 
 
 def _promoted_update(state: LedgerState, artifact: Path, manifest: Manifest, signer: str) -> UpdateState:

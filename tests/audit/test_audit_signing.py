@@ -179,26 +179,28 @@ def test_a_rolled_back_release_is_not_signed(world, release, capsys) -> None:
     assert sign(world, release, artifact=first) == 0  # the update the rollback restored
 
 
+def upstream_sign(private_key: Path, folder: Path, *extra: str, signature: Path | None = None) -> Path:
+    """As the weights' producer would, with model_signing's CLI: by default the signature inside the
+    folder, git's files left out."""
+    signature = signature or folder / "model.sig"
+    argv = [
+        str(MODEL_SIGNING),
+        "sign",
+        "key",
+        "--private_key",
+        str(private_key),
+        "--signature",
+        str(signature),
+    ]
+    subprocess.run([*argv, *extra, str(folder)], check=True, capture_output=True, timeout=120)
+    return signature
+
+
 def test_a_proposal_records_an_upstream_signature_only_if_it_verifies_and_covers_every_file(
     world, tiny_model: Path, tmp_path: Path, capsys
 ) -> None:
     producer, producer_public = ec_key(tmp_path, "producer")
     _, stranger_public = ec_key(tmp_path, "stranger")
-
-    def upstream_sign(folder: Path, *extra: str) -> Path:
-        """As the weights' producer would: the signature inside the folder, git's files left out."""
-        signature = folder / "model.sig"
-        argv = [
-            str(MODEL_SIGNING),
-            "sign",
-            "key",
-            "--private_key",
-            str(producer),
-            "--signature",
-            str(signature),
-        ]
-        subprocess.run([*argv, *extra, str(folder)], check=True, capture_output=True, timeout=120)
-        return signature
 
     def propose(folder: Path, signature: Path, public: Path) -> int:
         return world.run(
@@ -207,7 +209,7 @@ def test_a_proposal_records_an_upstream_signature_only_if_it_verifies_and_covers
         )  # fmt: skip
 
     good = world.adapter("good", 0.0)
-    signature = upstream_sign(good)
+    signature = upstream_sign(producer, good)
     capsys.readouterr()
     assert propose(good, signature, producer_public) == 0
     update_id = capsys.readouterr().out.strip()
@@ -220,10 +222,10 @@ def test_a_proposal_records_an_upstream_signature_only_if_it_verifies_and_covers
     assert record.excluded == ["model.sig"]  # the one file clgate digests that the signature cannot cover
 
     tampered = world.adapter("tampered", 0.0)
-    tampered_sig = upstream_sign(tampered)
+    tampered_sig = upstream_sign(producer, tampered)
     flip_a_byte(tampered, "*.safetensors")
     partial = world.adapter("partial", 0.0)
-    partial_sig = upstream_sign(partial, "--ignore-paths", str(partial / "score.txt"))
+    partial_sig = upstream_sign(producer, partial, "--ignore-paths", str(partial / "score.txt"))
     before = entries(world)
     for folder, sig, public, code, message in [
         (good, signature, stranger_public, 1, "does not verify with"),
@@ -246,3 +248,142 @@ def test_a_proposal_records_an_upstream_signature_only_if_it_verifies_and_covers
     )
     assert "--oms-signature and --oms-public-key go together" in capsys.readouterr().err
     assert entries(world) == before
+
+
+PRODUCER = ec.derive_private_key(0x5EED_CAFE_F00D, ec.SECP256R1())
+"""The producer the policy below pins: a fixed key, so the policy text is known before the ledger is made."""
+PRODUCER_PEM = (
+    PRODUCER.public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
+PINNED = f"""
+name = "pinned-producers"
+required_checks = ["score"]
+
+[[rules]]
+id = "score"
+check = "score"
+metric = "score"
+reason = "Score too high"
+fail_above = 5.0
+
+[producers]
+required_for = ["adapter"]
+
+[[producers.keys]]
+name = "acme-release"
+public_key = '''{PRODUCER_PEM}'''
+"""
+
+
+@pytest.fixture
+def producer_key(tmp_path: Path) -> Path:
+    path = tmp_path / "acme-release.pem"
+    path.write_bytes(
+        PRODUCER.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return path
+
+
+def _gate_signed(
+    world, tiny_model: Path, adapter: Path, signature: Path | None, public: Path | None, capsys
+) -> int:
+    """Propose the adapter (with the producer's signature, if any) and gate it; the gate's exit code."""
+    signed = ["--oms-signature", str(signature), "--oms-public-key", str(public)] if signature else []
+    capsys.readouterr()
+    assert world.run("propose", "--parent", str(tiny_model), "--adapter", str(adapter), *signed) == 0
+    update_id = capsys.readouterr().out.strip()
+    out = world.policy.parent / "out"
+    return world.run("gate", update_id, "--policy", str(world.policy), "--out", str(out), key="gate")
+
+
+@pytest.mark.parametrize("world", [PINNED], indirect=True)
+def test_a_policy_pins_whose_signature_an_update_must_carry(
+    world, producer_key: Path, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    report = tmp_path / "out" / "report.md"
+    producer_public = tmp_path / "acme-release.pub"
+    producer_public.write_text(PRODUCER_PEM)
+    stranger, stranger_public = ec_key(tmp_path, "stranger")
+
+    signed = world.adapter("signed", 0.0)
+    assert (
+        _gate_signed(world, tiny_model, signed, upstream_sign(producer_key, signed), producer_public, capsys)
+        == 0
+    )
+    assert "signed by pinned producer acme-release, verified again by the gate" in report.read_text()
+
+    unsigned = world.adapter("unsigned", 0.0)
+    assert _gate_signed(world, tiny_model, unsigned, None, None, capsys) == 20
+    assert "carries no producer signature; policy requires one by acme-release for adapter updates" in (
+        report.read_text()
+    )
+
+    # the pipeline names its own key: the signature verifies with it, but the policy pins another
+    own = world.adapter("own-key", 0.0)
+    assert _gate_signed(world, tiny_model, own, upstream_sign(stranger, own), stranger_public, capsys) == 20
+    assert "which the policy does not pin as a producer (acme-release)" in report.read_text()
+
+
+@pytest.mark.parametrize("world", [PINNED], indirect=True)
+def test_a_forged_record_of_a_pinned_producers_signature_is_caught_by_the_gate(
+    world, tiny_model: Path, tmp_path: Path
+) -> None:
+    """One who holds the pipeline key (and can write the evidence folder) records the pinned producer's
+    fingerprint over a signature made with a key of its own. The proposal verifies as signed by the
+    pipeline; the gate verifies the signature itself with the pinned key, and blocks."""
+    from clgate.artifacts import compute_manifest
+    from clgate.audit.gate import GateRequest, build_proposal
+    from clgate.audit.policy import parse_policy
+    from clgate.ledger import OmsSignature, load_private_key
+
+    stranger, _ = ec_key(tmp_path, "stranger")
+    adapter = world.adapter("forged", 0.0)
+    signature = upstream_sign(stranger, adapter, signature=tmp_path / "forged.sig")
+    pinned = parse_policy(PINNED).producers
+    assert pinned is not None
+    request = GateRequest(parent=tiny_model, adapter=adapter)
+    manifests = {role: compute_manifest(path) for role, path in request.paths().items()}
+    with Journal.open(
+        world.boot.ledger, load_private_key(world.boot.keys["pipeline"]), world.boot.trust
+    ) as journal:
+        kept = journal.evidence.put_file(signature)
+        forged = OmsSignature(digest="sha256:" + kept, key=pinned.keys[0].fingerprint)
+        index = journal.propose(build_proposal(request, manifests, signatures={"adapter": forged}))
+    update = next(u for u in world.state().updates.values() if u.proposed_index == index)
+    assert (
+        world.run(
+            "gate",
+            update.update_id,
+            "--policy",
+            str(world.policy),
+            "--out",
+            str(tmp_path / "out"),
+            key="gate",
+        )
+        == 20
+    )
+    reason = "the signature by producer acme-release the proposal records does not verify with the pinned key"
+    assert reason in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_producer_key_that_cannot_verify_oms_signatures_is_refused_with_the_policy(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from clgate.audit.policy import parse_policy
+    from clgate.errors import PolicyError
+
+    ed = ed25519.Ed25519PrivateKey.generate().public_key()
+    ed_pem = ed.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    for key, message in [
+        ("not a key", "producer 'acme-release': not a PEM public key"),
+        (ed_pem, "producer 'acme-release': not an EC public key"),
+    ]:
+        with pytest.raises(PolicyError, match=message):
+            parse_policy(PINNED.replace(PRODUCER_PEM, key))
+    assert parse_policy(PINNED).producers is not None
