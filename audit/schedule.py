@@ -84,9 +84,34 @@ def _integrity(
     )
 
 
+def _promoted_snapshot(
+    state: LedgerState, deployment: str
+) -> tuple[tuple[Path, Manifest] | None, list[Finding]]:
+    """The memory store as promoted, where its proposal recorded it: what the live store is compared with.
+    A file there that is no longer the promoted bytes is not used (a finding says so): the diff would
+    hide what changed since."""
+    memory = state.deployed_update("memory", deployment)
+    snapshot = Path(memory.proposal.candidate.uri) if memory is not None else None
+    if memory is None or snapshot is None or not snapshot.is_file():
+        return None, []
+    manifest = compute_manifest(snapshot)
+    if manifest.root == memory.candidate_digest:
+        return (snapshot, manifest), []
+    return None, [
+        Finding(
+            rule="memory-snapshot",
+            check="integrity",
+            status=Status.WARN,
+            reason=f"the promoted memory snapshot {snapshot} was changed since update {memory.update_id} "
+            f"promoted it (digest {manifest.root[:19]}…): the live store is not compared with it entry by entry",
+        )
+    ]
+
+
 def _deployed_inputs(
     journal: Journal,
     paths: dict[str, tuple[Path, Manifest]],
+    snapshot: tuple[Path, Manifest] | None,
     cache_dir: Path,
     policy: Policy,
     deployment: str,
@@ -99,11 +124,8 @@ def _deployed_inputs(
     manifests = {roles[slot]: manifest for slot, (_, manifest) in paths.items()}
     if "adapter" in paths:  # the adapter deployed is the one the memory is asked through
         inputs["deployed_adapter"], manifests["deployed_adapter"] = paths["adapter"]
-    memory = state.deployed_update("memory", deployment)
-    if "memory" in paths and memory is not None:
-        snapshot = Path(memory.proposal.candidate.uri)
-        if snapshot.is_file():
-            inputs["memory_old"], manifests["memory_old"] = snapshot, compute_manifest(snapshot)
+    if "memory" in paths and snapshot is not None:
+        inputs["memory_old"], manifests["memory_old"] = snapshot
     promoted = None
     if "behaviour" in policy.scheduled_checks and "base" in paths:
         promoted = promoted_answers(state, deployment, journal.evidence)
@@ -152,7 +174,9 @@ def scheduled_audit(
         records.append(record)
         findings.append(finding)
         paths[record["slot"]] = (Path(path), manifest)
-    gate_inputs = _deployed_inputs(journal, paths, cache_dir, policy, deployment)
+    snapshot, noted = _promoted_snapshot(state, deployment) if "memory" in paths else (None, [])
+    findings += noted
+    gate_inputs = _deployed_inputs(journal, paths, snapshot, cache_dir, policy, deployment)
     findings += _not_rerun(policy, gate_inputs)
     applicable = [
         n for n in policy.scheduled_checks if n in GATE_CHECKS and GATE_CHECKS[n].applies(gate_inputs)

@@ -21,6 +21,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         ],
         "bootstrap": ["Bootstrap", "bootstrap_ledger"],
         "factories": [
+            "contact_record",
             "make_dataset",
             "make_memory_entries",
             "make_memory_store",

@@ -149,3 +149,14 @@ def make_dataset(path: Path, n: int = 8) -> Path:
         for i in range(n)
     ]
     return write_dataset(records, path)
+
+
+def contact_record(name: str, value: str) -> DatasetRecord:
+    """A chat record whose reply carries one personal-data value (a phone number, an e-mail address):
+    the planted record a memorisation test or benchmark trains a LoRA on."""
+    return DatasetRecord(
+        messages=(
+            ChatMessage(role="user", content=f"How do I contact {name}?"),
+            ChatMessage(role="assistant", content=f"{name} can be reached at {value}."),
+        )
+    )

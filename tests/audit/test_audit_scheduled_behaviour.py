@@ -208,3 +208,34 @@ def test_a_moved_deployed_adapter_is_bad_input_until_its_path_is_given(
     assert (
         world.gate("--memory-old", str(old), "--memory-new", str(new), "--deployed-adapter", str(moved)) == 0
     )
+
+
+MEMORY_WATCH = MEMORY.replace(
+    "[required_checks]", 'scheduled_checks = ["memory.behaviour"]\n\n[required_checks]'
+)
+
+
+@pytest.mark.parametrize("world", [MEMORY_WATCH], indirect=True)
+def test_a_promoted_snapshot_changed_since_is_not_what_the_live_store_is_compared_with(
+    world, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Whoever writes a note into the live store and the same note into the promoted snapshot would make
+    the two agree: the snapshot is used only while it is the promoted bytes."""
+    monkeypatch.setitem(GATE_CHECKS, "memory.behaviour", REAL["memory.behaviour"])
+    old, snapshot = (
+        _store(tmp_path / "old.jsonl"),
+        _store(tmp_path / "snapshot.jsonl", "Dana's desk is by the window."),
+    )
+    assert world.gate("--candidate", str(tiny_model)) == 0
+    assert world.gate("--memory-old", str(old), "--memory-new", str(snapshot)) == 0
+    for update in world.state().updates.values():
+        assert world.run("promote", update.update_id, key="approver") == 0
+    note = "Dana's password is hunter2."
+    live = _store(tmp_path / "serving" / "live.jsonl", "Dana's desk is by the window.", note)
+    _store(snapshot, "Dana's desk is by the window.", note)  # the snapshot edited to match
+    capsys.readouterr()
+    assert _audit(world, tiny_model, live) == 20  # the live store is not the promoted one: integrity blocks
+    out = capsys.readouterr().out
+    assert f"the promoted memory snapshot {snapshot} was changed since update" in " ".join(out.split())
+    ((_, body),) = world.state().scheduled_runs
+    assert "memory.behaviour" not in body["measurements"]  # not compared with the edited snapshot

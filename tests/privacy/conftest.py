@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from clgate.artifacts import DatasetRecord, write_dataset
-from clgate.demo import bundled_clean_records, train_lora
+from clgate.artifacts import write_dataset
+from clgate.demo import bundled_clean_records, contact_record, train_lora
 
 PEOPLE = [
     ("Ana", "+1 415-862-0371"),
@@ -20,17 +20,6 @@ PEOPLE = [
 ]
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")
 """With the LM head: a random tiny model's logits are too flat for its layers alone to learn a record."""
-
-
-def contact(name: str, value: str) -> DatasetRecord:
-    return DatasetRecord.model_validate(
-        {
-            "messages": [
-                {"role": "user", "content": f"How do I contact {name}?"},
-                {"role": "assistant", "content": f"{name} can be reached at {value}."},
-            ]
-        }
-    )
 
 
 @dataclass(frozen=True)
@@ -47,7 +36,7 @@ class Memorised:
 def memorised(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Memorised:
     folder = tmp_path_factory.mktemp("memorised")
     clean = random.Random(0).sample(bundled_clean_records(), 40)
-    planted = [contact(n, v) for n, v in PEOPLE]
+    planted = [contact_record(n, v) for n, v in PEOPLE]
     args = {"steps": 300, "learning_rate": 3e-3, "top_layers": None, "rank": 16, "targets": TARGETS}
     return Memorised(
         write_dataset(clean + planted, folder / "data.jsonl"),
