@@ -400,18 +400,19 @@ def _anchor(state: LedgerState, update: UpdateState, policy: Policy, request: Ga
     return Anchor(found, path, is_parent=False)
 
 
-def _anchor_changed(anchor: Anchor, manifest: Manifest) -> list[Finding]:
-    """The anchor's files must be the promoted base's bytes, or drift is measured from something else."""
-    if manifest.root == anchor.update.candidate_digest:
+def _not_promoted(rule: str, what: str, path: Path, update: UpdateState, manifest: Manifest) -> list[Finding]:
+    """Files the ledger names by a promotion must be its bytes: the anchor drift is measured from, the
+    adapter a memory update is asked through. Otherwise the gate would judge against a model nobody
+    promoted."""
+    if manifest.root == update.candidate_digest:
         return []
     return [
         Finding(
-            rule="anchor",
+            rule=rule,
             check="manifests",
             status=Status.FAIL,
-            reason=f"the anchor at {anchor.path} is not the promoted base {anchor.update.update_id} (digest "
-            f"{manifest.root[:19]}…, promoted {anchor.update.candidate_digest[:19]}…); give the base's "
-            "files with --anchor",
+            reason=f"the {what} at {path} is not what update {update.update_id} promoted (digest "
+            f"{manifest.root[:19]}…, promoted {update.candidate_digest[:19]}…); give its files with --{rule}",
         )
     ]
 
@@ -443,22 +444,6 @@ def _deployed_adapter(
             "(give its path with --deployed-adapter)"
         )
     return DeployedAdapter(adapter, path)
-
-
-def _deployed_adapter_changed(adapter: DeployedAdapter, manifest: Manifest) -> list[Finding]:
-    """The memory is asked through the promoted adapter's bytes, or it is judged on a model nobody runs."""
-    if manifest.root == adapter.update.candidate_digest:
-        return []
-    return [
-        Finding(
-            rule="deployed-adapter",
-            check="manifests",
-            status=Status.FAIL,
-            reason=f"the adapter at {adapter.path} is not promoted update {adapter.update.update_id} (digest "
-            f"{manifest.root[:19]}…, promoted {adapter.update.candidate_digest[:19]}…); give the deployed "
-            "adapter's files with --deployed-adapter",
-        )
-    ]
 
 
 def _not_applicable(checks: list[GateCheck], policy: Policy, served: bool) -> dict[str, CheckOutcome]:
@@ -614,9 +599,19 @@ def _changed_files(plan: GatePlan, manifests: dict[str, Manifest], pool: ModelPo
     assert plan.parent_dir is not None
     return (
         _changed_since_proposed(plan.update.proposal, manifests)
-        + (_anchor_changed(plan.anchor, manifests["anchor"]) if plan.anchor is not None else [])
         + (
-            _deployed_adapter_changed(plan.deployed_adapter, manifests["deployed_adapter"])
+            _not_promoted("anchor", "anchor", plan.anchor.path, plan.anchor.update, manifests["anchor"])
+            if plan.anchor is not None
+            else []
+        )
+        + (
+            _not_promoted(
+                "deployed-adapter",
+                "deployed adapter",
+                plan.deployed_adapter.path,
+                plan.deployed_adapter.update,
+                manifests["deployed_adapter"],
+            )
             if plan.deployed_adapter is not None
             else []
         )

@@ -127,7 +127,7 @@ def test_the_anchor_files_are_found_where_proposed_or_given_and_must_be_its_byte
     assert gate(first, second, "--anchor", str(moved)) == 0
     impostor = model("impostor", 4.0)  # drift 0 from it: the anchor must be the promoted base's bytes
     assert gate(first, second, "--anchor", str(impostor)) == 20
-    assert "is not the promoted base" in _report(tmp_path)
+    assert f"the anchor at {impostor} is not what update" in _report(tmp_path)
 
 
 def test_a_policy_pins_another_promoted_base_as_anchor(chain, capsys) -> None:

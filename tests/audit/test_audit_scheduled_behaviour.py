@@ -191,7 +191,7 @@ def test_an_altered_deployed_adapter_blocks_a_memory_update(world, adapter_deplo
     (adapter / "adapter_config.json").write_text((adapter / "adapter_config.json").read_text() + " ")
     assert world.gate("--memory-old", str(old), "--memory-new", str(new)) == 20
     report = (tmp_path / "out" / "report.md").read_text()
-    assert f"the adapter at {adapter} is not promoted update" in report
+    assert f"the deployed adapter at {adapter} is not what update" in report
     assert "memory.behaviour" not in report.split("## Checks")[-1]  # never run on a model nobody runs
 
 
