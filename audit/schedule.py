@@ -19,6 +19,7 @@ from typing import Any
 from clgate.artifacts import Manifest, compute_manifest, detect_kind
 from clgate.audit.baseline import promoted_answers
 from clgate.audit.check_inputs import GateInputs
+from clgate.audit.eval_logs import LOG_FOLDER
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.judge import judge
@@ -134,6 +135,8 @@ def _deployed_inputs(
         promoted=promoted,
         suites=tuple(policy.suites) or None,
         cache_dir=cache_dir,
+        # this run's own folder: `inspect view` on it opens what the recorded numbers rest on
+        log_dir=(cache_dir / LOG_FOLDER / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")).resolve(),
         manifests=manifests,
         options={name: policy.options_for(name) for name in policy.checks},
     )

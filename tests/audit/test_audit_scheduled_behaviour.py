@@ -80,6 +80,9 @@ def test_the_deployed_model_answers_as_it_did_at_promotion(world, watched, capsy
     assert measured.numbers["retention.n"] == 12 and measured.numbers["retention.flipped_to_wrong"] == 0
     assert measured.meta["promoted"] == update_id
     assert measured.numbers["retention.accuracy"] == measured.numbers["retention.parent_accuracy"]
+    logs = [Path(e) for e in measured.evidence]  # the rerun's inspect logs, in this run's own folder
+    assert logs and all(p.is_file() and p.suffix == ".eval" for p in logs)
+    assert {p.parent.parent for p in logs} == {(serving.parent / "cache" / "inspect-logs").resolve()}
 
 
 @pytest.mark.parametrize("world", [WATCH], indirect=True)
