@@ -34,6 +34,8 @@ class PromotedAnswers:
     measurement: str
     """The digest of that measurement, as the ledger records it."""
     answers: tuple[PromotedAnswer, ...]
+    datasets: dict[str, str]
+    """Suite -> the digest of the items it ran then: a rerun on other items cannot be paired with it."""
 
     @property
     def digest(self) -> str:
@@ -52,19 +54,28 @@ class PromotedAnswers:
         return Measurement(name="evals.promoted", version="1", details=rows)
 
 
-def promoted_answers(state: LedgerState, deployment: str, evidence: EvidenceStore) -> PromotedAnswers | None:
-    """The answers the audit that promoted what `deployment` runs recorded (its adapter's, when it runs one
-    built on its base; else its base's); None when nothing deployed was promoted through an `evals` check.
+def promoted_answers(
+    state: LedgerState, deployment: str, evidence: EvidenceStore, adapter_given: bool
+) -> PromotedAnswers | str:
+    """The answers recorded by the audit that promoted what is rerun: the deployment's adapter when one is
+    given (it runs on the base), else its base. Otherwise why there is nothing to compare with: the
+    adapter the deployment runs was not given, or is stale (built on an earlier base, so no audit saw what
+    runs now), or nothing deployed was promoted through an `evals` check.
 
-    A stale adapter (built on an earlier base) has no audit of what runs now: None, and status says why.
+    Evidence that is missing or altered raises (InputError, IntegrityError): the caller records it as a
+    failure, since one deleted file must not silence the audit.
     """
     base = state.deployed_update("base", deployment)
     adapter = state.deployed_update("adapter", deployment)
+    if adapter is not None and not adapter_given:
+        return f"the deployment runs adapter {adapter.update_id}; give it with --deployed to rerun what runs"
     if adapter is not None and base is not None and adapter.base != base.candidate_digest:
-        return None
-    update = adapter or base
+        return f"adapter {adapter.update_id} was built on an earlier base: no audit saw what runs now"
+    if adapter_given and adapter is None:
+        return "no adapter was promoted to this deployment"
+    update = adapter if adapter_given else base
     if update is None or "evals" not in update.measurements:
-        return None
+        return "no evals measurement was recorded when what is deployed was promoted"
     digest = update.measurements["evals"]
     measurement = evidence.get(digest)
     if measurement is None:
@@ -77,4 +88,6 @@ def promoted_answers(state: LedgerState, deployment: str, evidence: EvidenceStor
         for row in measurement.details
         if "candidate_correct" in row
     )
-    return PromotedAnswers(update.update_id, digest, answers)
+    suites = measurement.meta.get("candidate", {}).get("suites", {})
+    datasets = {name: str(run.get("dataset_digest")) for name, run in suites.items()}
+    return PromotedAnswers(update.update_id, digest, answers, datasets)

@@ -167,11 +167,11 @@ def gate_check(
             needs,
             forward_passes,
             fn,
-            any_of,
-            reads,
-            needs_weights,
-            options_from,
-            beneath,
-            cacheable,
+            any_of=any_of,
+            reads=reads,
+            needs_weights=needs_weights,
+            options_from=options_from,
+            beneath=beneath,
+            cacheable=cacheable,
         )
     )

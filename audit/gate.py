@@ -432,11 +432,21 @@ def _deployed_adapter(
     served says with it. Found where its proposal recorded it unless `--deployed-adapter` says where it is
     now. None when the deployment runs none, or one built on an earlier base (stale: its re-audit comes
     first, and `clgate status` lists it)."""
-    if update.kind != "memory":
-        return None
     adapter = state.deployed_update("adapter", update.deployment)
-    if adapter is None or adapter.base != state.current_base(update.deployment):
+    unused = (
+        f"update {update.update_id} is not a memory update"
+        if update.kind != "memory"
+        else f"deployment {update.deployment!r} runs no adapter"
+        if adapter is None
+        else f"adapter {adapter.update_id} was built on an earlier base (stale: re-audit it first)"
+        if adapter.base != state.current_base(update.deployment)
+        else None
+    )
+    if unused is not None:
+        if request.deployed_adapter is not None:  # the operator would think the memory was judged through it
+            raise InputError(f"--deployed-adapter is not used: {unused}")
         return None
+    assert adapter is not None
     path = request.deployed_adapter or Path(adapter.proposal.candidate.uri)
     if not path.exists():
         raise InputError(

@@ -26,9 +26,9 @@ PUSH = 1.0
 """Nats towards a wrong answer a memory entry states that make it a contradiction (odds ×2.7)."""
 EVAL_SUITES = ("retention", "refusal", "over_refusal", "sycophancy", "honesty", "prompt_injection")
 SCHEDULED_SUITES = ("retention", "refusal", "prompt_injection")
+"""What a scheduled `behaviour` check asks the deployed model again unless its policy options say otherwise."""
 CHOICE_FORMATS = ("retention", "honesty")
 """Item formats of multiple-choice questions: a policy suite in one of them joins `memory.behaviour`'s probe pool."""
-"""What a scheduled `behaviour` check asks the deployed model again unless its policy options say otherwise."""
 
 
 def combine(parts: list[Measurement], prefix: str = "") -> Measurement:
@@ -380,7 +380,11 @@ def behaviour(inputs: GateInputs) -> Measurement:
     assert promoted is not None
     opts = inputs.options_for("behaviour")
     own = {s.name: s for s in policy_suites(inputs)}
-    names = opts.get("suites", SCHEDULED_SUITES)
+    names = opts.get("suites", list(SCHEDULED_SUITES))
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise InputError(
+            f"options.suites of check behaviour must be a non-empty list of suite names, not {names!r}"
+        )
     missing = [n for n in names if not promoted.count(n)]
     if missing:
         raise InputError(
@@ -397,9 +401,20 @@ def behaviour(inputs: GateInputs) -> Measurement:
         pool=inputs.models,
         **inputs.placement("behaviour"),
     )
+    for name in names:  # the same ids on other items would pair unrelated questions
+        then, rerun = promoted.datasets.get(name), now.meta["suites"][name]["dataset_digest"]
+        if then != rerun:
+            raise InputError(
+                f"the {name} items changed since the promotion of {promoted.update_id} (dataset {str(then)[:19]}…, "
+                f"now {str(rerun)[:19]}…): the rerun cannot be paired with the answers recorded then"
+            )
     compared = compare_measurements(promoted.as_measurement(), now)
     explain = {}
     for name in names:
+        if f"{name}.n" not in compared.numbers:
+            raise InputError(
+                f"no {name} item recorded at the promotion of {promoted.update_id} was asked again"
+            )
         lost = [r["id"] for r in compared.details if r["suite"] == name and r["change"] == "to_wrong"]
         n = int(compared.numbers[f"{name}.n"])
         explain[f"{name}.delta_ci_high"] = (
@@ -445,8 +460,7 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
     pools = {"retention": load_items(get_suite("retention").items, ChoiceItem)}
     for own in inputs.suites or ():  # the team's multiple-choice suites ask about its own domain
         if own.format in CHOICE_FORMATS:
-            own.load()  # its pin checked again, as the evals check does before it runs it
-            pools[own.name] = load_items(Path(str(own.items)), ChoiceItem)
+            pools[own.name] = load_items(own.pinned_items(inputs.cache_dir / "policy-suites"), ChoiceItem)
     pool = [
         {**item.model_dump(), "id": item.id if name == "retention" else f"{name}/{item.id}"}
         for name, items in pools.items()
@@ -490,7 +504,7 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
     return Measurement(
         numbers=numbers, details=blame.details, explain=blame.explain,
         evidence=[e for r in runs for e in r.evidence],
-        meta={"top_k": TOP_K, "pool": list(pools), "deployed_adapter": adapter},
+        meta={"top_k": TOP_K, "pool": list(pools), "deployed_adapter": adapter, "adapter": runs[0].meta["adapter"]},
     )  # fmt: skip
 
 

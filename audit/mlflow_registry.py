@@ -86,6 +86,8 @@ class Promoted:
     alias: str
     update: UpdateState
     promotion_index: int
+    """The entry that put the update in its slot: its promotion, or the rollback that restored it."""
+    restored: bool = False
 
     def tags(self) -> dict[str, str]:
         """Where in the ledger a reader of the registry finds the audit behind the alias."""
@@ -94,7 +96,7 @@ class Promoted:
             "clgate.update_id": self.update.update_id,
             "clgate.decision": self.update.decision,
             "clgate.audit_entry": str(self.update.audit_index),
-            "clgate.promotion_entry": str(self.promotion_index),
+            "clgate.rollback_entry" if self.restored else "clgate.promotion_entry": str(self.promotion_index),
             "clgate.candidate_digest": self.update.candidate_digest,
         }
 
@@ -155,12 +157,16 @@ class Registry:
             shutil.rmtree(staging, ignore_errors=True)
         return dest
 
+    def tag(self, ref: VersionRef, tags: dict[str, str]) -> None:
+        with self._asking(ref.uri):
+            for key, value in tags.items():
+                self._client.set_model_version_tag(ref.name, ref.version, key, value)
+
     def publish(self, promoted: Promoted) -> None:
         """Tags first, alias last: whoever sees the alias also sees the ledger entries behind it."""
         ref = promoted.version.ref
+        self.tag(ref, promoted.tags())
         with self._asking(ref.uri):
-            for key, value in promoted.tags().items():
-                self._client.set_model_version_tag(ref.name, ref.version, key, value)
             self._client.set_registered_model_alias(ref.name, promoted.alias, ref.version)
 
 
@@ -173,6 +179,20 @@ def gated_update(state: LedgerState, version: RegisteredVersion) -> UpdateState:
             "run `clgate mlflow gate` first"
         )
     return max(found, key=lambda u: u.proposed_index)
+
+
+def _same_bytes(
+    registry: Registry, version: RegisteredVersion, update: UpdateState, workdir: Path | None
+) -> None:
+    """The version's artifacts, fetched again now, must hash to what `update` audited: anyone who may write
+    the run's artifacts can replace them after the audit."""
+    with tempfile.TemporaryDirectory(prefix="clgate-mlflow-", dir=workdir) as tmp:
+        digest = artifact_ref(registry.download(version, Path(tmp) / "artifacts")).digest
+    if digest != update.candidate_digest:
+        raise IntegrityError(
+            f"{version.ref.uri} is not the bytes update {update.update_id} audited (now {digest[:19]}…, audited "
+            f"{update.candidate_digest[:19]}…): its artifacts changed after the gate; gate it again"
+        )
 
 
 def promote_version(
@@ -195,15 +215,43 @@ def promote_version(
         refusal = f"only an approver key may point an alias at update {update.update_id}"
     if refusal:
         raise InputError(f"promotion refused: {refusal}")
-    with tempfile.TemporaryDirectory(prefix="clgate-mlflow-", dir=workdir) as tmp:
-        digest = artifact_ref(registry.download(version, Path(tmp) / "artifacts")).digest
-    if digest != update.candidate_digest:
-        raise IntegrityError(
-            f"{ref.uri} is not the bytes update {update.update_id} audited (now {digest[:19]}…, audited "
-            f"{update.candidate_digest[:19]}…): its artifacts changed after the gate; gate it again"
-        )
+    _same_bytes(registry, version, update, workdir)
     index = update.promoted_index if deployed else actions.promote(journal, update.update_id)
     assert index is not None
     promoted = Promoted(version, alias, journal.state().updates[update.update_id], index)
     registry.publish(promoted)
     return promoted
+
+
+def rollback_to_version(
+    journal: Journal,
+    registry: Registry,
+    ref: VersionRef,
+    alias: str,
+    reason: str,
+    workdir: Path | None = None,
+) -> Promoted:
+    """Restore the update that gated `ref` in the ledger (`rollback.done`), then point `alias` at it again.
+
+    Refused before anything is recorded when the ledger forbids the rollback (never deployed, blocked,
+    already rolled back, built on another base) or when the version's bytes no longer hash to what was
+    audited: the model restored must be the one audited. The version it replaces is tagged with the
+    rollback entry, so the registry shows why the alias left it.
+    """
+    version = registry.version(ref)
+    state = journal.state()
+    update = gated_update(state, version)
+    refusal = state.governance.rollback_refusal(update)
+    if refusal:
+        raise InputError(f"rollback refused: {refusal}")
+    _same_bytes(registry, version, update, workdir)
+    replaced = state.deployed_update(update.slot, update.deployment)
+    index = actions.rollback(journal, update.update_id, reason)
+    restored = Promoted(version, alias, journal.state().updates[update.update_id], index, restored=True)
+    if replaced is not None and replaced.proposal.pipeline.get("mlflow.name") == ref.name:
+        registry.tag(
+            VersionRef(ref.name, replaced.proposal.pipeline["mlflow.version"]),
+            {"clgate.rolled_back_entry": str(index)},
+        )
+    registry.publish(restored)
+    return restored

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 
+from clgate.atomic import write_bytes_atomic
 from clgate.errors import InputError, PolicyError
 from clgate.ledger import ApprovalRequirement, PolicyRef, WitnessRequirement
 from clgate.ledger.canonical import canonical_json
@@ -150,11 +151,8 @@ class PolicySuite(_Strict):
                     )
         return f"the installed package {package}", record.encode()
 
-    def load(self) -> Suite:
-        """The suite, its source checked against the pin and built (items validated, task resolved):
-        an InputError if not."""
-        from clgate.evals import items_suite, task_suite
-
+    def _checked(self) -> bytes:
+        """The pinned bytes, read once and checked against the pin: an InputError if they differ."""
         what, content = self.pinned()
         found = hashlib.sha256(content).hexdigest()
         if found != self.sha256:
@@ -162,6 +160,20 @@ class PolicySuite(_Strict):
                 f"policy suite {self.name!r}: {what} is not what was pinned (sha256 {found[:12]}…, "
                 f"pinned {self.sha256[:12]}…); adopt a policy that pins it anew"
             )
+        return content
+
+    def pinned_items(self, folder: Path) -> Path:
+        """The items file as pinned, copied under `folder` by its SHA-256: what is parsed from the copy is
+        what was checked, whatever happens to the original after."""
+        assert self.items is not None
+        return write_bytes_atomic(Path(folder) / f"{self.sha256}.jsonl", self._checked())
+
+    def load(self) -> Suite:
+        """The suite, its source checked against the pin and built (items validated, task resolved):
+        an InputError if not."""
+        from clgate.evals import items_suite, task_suite
+
+        self._checked()
         if self.items is not None:
             assert self.format is not None
             return items_suite(self.name, self.items, self.format)

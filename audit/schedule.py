@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from clgate.artifacts import Manifest, compute_manifest, detect_kind
-from clgate.audit.baseline import promoted_answers
+from clgate.audit.baseline import PromotedAnswers, promoted_answers
 from clgate.audit.check_inputs import GateInputs
 from clgate.audit.eval_logs import LOG_FOLDER
+from clgate.audit.evidence import EvidenceStore
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.judge import judge
@@ -27,7 +28,7 @@ from clgate.audit.policy import Policy
 from clgate.audit.runner import CheckCache, run_checks
 from clgate.audit.state import DEFAULT_DEPLOYMENT, LedgerState
 from clgate.audit.verdict import Finding, Status, Verdict
-from clgate.errors import InputError
+from clgate.errors import InputError, IntegrityError
 from clgate.ledger import SLOT_OF_KIND, ScheduledRun
 
 
@@ -109,17 +110,39 @@ def _promoted_snapshot(
     ]
 
 
+def _baseline(
+    state: LedgerState,
+    policy: Policy,
+    paths: dict[str, tuple[Path, Manifest]],
+    deployment: str,
+    evidence: EvidenceStore,
+) -> tuple[PromotedAnswers | None, list[Finding]]:
+    """The answers to rerun `behaviour` against, when the policy schedules it on a deployed model; else why
+    not, as a finding: review when there is nothing to compare with, block when the recorded answers are
+    missing or altered (one deleted file must not silence the audit: the run is still recorded)."""
+    if "behaviour" not in policy.scheduled_checks or "base" not in paths:
+        return None, []
+    try:
+        found = promoted_answers(state, deployment, evidence, adapter_given="adapter" in paths)
+    except (InputError, IntegrityError) as exc:
+        found, status = str(exc), Status.FAIL
+    else:
+        status = Status.WARN
+    if isinstance(found, PromotedAnswers):
+        return found, []
+    reason = f"the deployed model's behaviour was not rerun: {found}"
+    return None, [Finding(rule="behaviour-baseline", check="behaviour", status=status, reason=reason)]
+
+
 def _deployed_inputs(
-    journal: Journal,
     paths: dict[str, tuple[Path, Manifest]],
     snapshot: tuple[Path, Manifest] | None,
+    promoted: PromotedAnswers | None,
     cache_dir: Path,
     policy: Policy,
-    deployment: str,
 ) -> GateInputs:
     """What is deployed, as gate inputs: the live memory is compared with the promoted snapshot, the model
     with the answers its promotion recorded (when the policy schedules `behaviour`)."""
-    state = journal.state()
     roles = {"base": "parent", "adapter": "adapter", "memory": "memory_new"}
     inputs: dict[str, Path] = {roles[slot]: path for slot, (path, _) in paths.items()}
     manifests = {roles[slot]: manifest for slot, (_, manifest) in paths.items()}
@@ -127,9 +150,6 @@ def _deployed_inputs(
         inputs["deployed_adapter"], manifests["deployed_adapter"] = paths["adapter"]
     if "memory" in paths and snapshot is not None:
         inputs["memory_old"], manifests["memory_old"] = snapshot
-    promoted = None
-    if "behaviour" in policy.scheduled_checks and "base" in paths:
-        promoted = promoted_answers(state, deployment, journal.evidence)
     return GateInputs(
         **inputs,
         promoted=promoted,
@@ -140,22 +160,6 @@ def _deployed_inputs(
         manifests=manifests,
         options={name: policy.options_for(name) for name in policy.checks},
     )
-
-
-def _not_rerun(policy: Policy, inputs: GateInputs) -> list[Finding]:
-    """A deployed model the policy wants asked again, but whose promotion recorded nothing to compare with."""
-    if "behaviour" not in policy.scheduled_checks or inputs.parent is None or inputs.promoted is not None:
-        return []
-    return [
-        Finding(
-            rule="behaviour-baseline",
-            check="behaviour",
-            status=Status.WARN,
-            reason="the deployed model's behaviour was not rerun: no evals measurement recorded at its "
-            "promotion describes what runs now (a base promoted without an audit, or an adapter built on an "
-            "earlier base)",
-        )
-    ]
 
 
 def scheduled_audit(
@@ -178,9 +182,9 @@ def scheduled_audit(
         findings.append(finding)
         paths[record["slot"]] = (Path(path), manifest)
     snapshot, noted = _promoted_snapshot(state, deployment) if "memory" in paths else (None, [])
-    findings += noted
-    gate_inputs = _deployed_inputs(journal, paths, snapshot, cache_dir, policy, deployment)
-    findings += _not_rerun(policy, gate_inputs)
+    promoted, not_rerun = _baseline(state, policy, paths, deployment, journal.evidence)
+    findings += noted + not_rerun
+    gate_inputs = _deployed_inputs(paths, snapshot, promoted, cache_dir, policy)
     applicable = [
         n for n in policy.scheduled_checks if n in GATE_CHECKS and GATE_CHECKS[n].applies(gate_inputs)
     ]

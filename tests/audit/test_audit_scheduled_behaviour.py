@@ -3,6 +3,7 @@ paired with the answers recorded then; a memory update is asked through the adap
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -71,11 +72,20 @@ def _recorded(world) -> Measurement:
     return found
 
 
+def _promoted_evals(world, update_id: str) -> Measurement:
+    with Journal.open(world.boot.ledger, None, world.boot.trust) as journal:
+        found = journal.evidence.get(world.state().updates[update_id].measurements["evals"])
+    assert found is not None
+    return found
+
+
 @pytest.mark.parametrize("world", [WATCH], indirect=True)
 def test_the_deployed_model_answers_as_it_did_at_promotion(world, watched, capsys) -> None:
     update_id, serving = watched
     assert _audit(world, serving) == 0
-    assert "retention.delta_ci_high = 0 within limits" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert "retention.delta_ci_high = 0 within limits" in out.out
+    assert "behaviour: running" in out.err
     measured = _recorded(world)
     assert measured.numbers["retention.n"] == 12 and measured.numbers["retention.flipped_to_wrong"] == 0
     assert measured.meta["promoted"] == update_id
@@ -83,6 +93,9 @@ def test_the_deployed_model_answers_as_it_did_at_promotion(world, watched, capsy
     logs = [Path(e) for e in measured.evidence]  # the rerun's inspect logs, in this run's own folder
     assert logs and all(p.is_file() and p.suffix == ".eval" for p in logs)
     assert {p.parent.parent for p in logs} == {(serving.parent / "cache" / "inspect-logs").resolve()}
+    # asked again at the next run, never answered from the cache: what it measures is the runtime now
+    assert _audit(world, serving) == 0
+    assert "behaviour: running" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("world", [WATCH], indirect=True)
@@ -95,9 +108,9 @@ def test_other_weights_under_the_deployed_path_change_the_answers_paired_with_pr
     shutil.copytree(tiny_model_other, serving)
     assert _audit(world, serving) == 20  # the files differ: integrity blocks, and behaviour was measured too
     measured = _recorded(world)
-    flips = measured.numbers["retention.flipped_to_wrong"] + measured.numbers["retention.flipped_to_right"]
-    changed = [r["id"] for r in measured.details if r["change"] != "same"]
-    assert flips == len(changed) > 0
+    recorded = {r["id"]: r["candidate_correct"] for r in _promoted_evals(world, watched[0]).details}
+    assert {r["id"]: r["parent_correct"] for r in measured.details} == recorded  # paired item by item
+    assert any(r["change"] != "same" for r in measured.details)
     lost = [r["id"] for r in measured.details if r["change"] == "to_wrong"]
     assert measured.explain["retention.delta_ci_high"].startswith(f"{len(lost)} of 12 retention items")
 
@@ -112,14 +125,87 @@ def test_a_suite_the_promotion_never_ran_cannot_be_compared(world, watched, caps
 
 
 @pytest.mark.parametrize("world", [WATCH], indirect=True)
-def test_lost_promotion_evidence_is_bad_input_and_nothing_is_recorded(world, watched, capsys) -> None:
+@pytest.mark.parametrize(
+    ("harm", "message"),
+    [("delete", "restore it from a backup of the evidence folder"), ("edit", "altered")],
+)
+def test_lost_or_altered_promotion_evidence_blocks_and_the_run_is_still_recorded(
+    world, watched, tiny_model_other: Path, harm: str, message: str, capsys
+) -> None:
+    """Whoever swaps the deployed model and deletes one evidence file must not silence the audit."""
     update_id, serving = watched
+    shutil.rmtree(serving)
+    shutil.copytree(tiny_model_other, serving)
     digest = world.state().updates[update_id].measurements["evals"]
     (kept,) = (world.boot.ledger.parent).rglob(f"{digest.removeprefix('sha256:')}.json")
-    kept.unlink()
-    assert _audit(world, serving) == 2
-    assert "restore it from a backup of the evidence folder" in capsys.readouterr().err
-    assert world.state().scheduled_runs == []
+    if harm == "delete":
+        kept.unlink()
+    else:
+        kept.write_text(kept.read_text() + " ")
+    assert _audit(world, serving) == 20
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the deployed model's behaviour was not rerun" in out and message in out
+    assert "differs from promoted update" in out  # the swap is on record
+    ((_, body),) = world.state().scheduled_runs
+    assert body["verdict"] == "block"
+
+
+@pytest.mark.parametrize("world", [WATCH], indirect=True)
+def test_an_adapter_deployment_is_rerun_with_its_adapter_and_compared_with_its_own_promotion(
+    world, watched, tiny_lora: Path, tmp_path: Path, capsys
+) -> None:
+    _, serving = watched
+    adapter = tmp_path / "serving" / "adapter"
+    shutil.copytree(tiny_lora, adapter)
+    assert world.gate("--adapter", str(adapter)) == 0
+    adapter_id = next(u.update_id for u in world.state().updates.values() if u.kind == "adapter")
+    assert world.run("promote", adapter_id, key="approver") == 0
+    capsys.readouterr()
+    # the base alone is not what runs: nothing to pair it with, and the run says so
+    assert _audit(world, serving) == 10
+    assert f"the deployment runs adapter {adapter_id}; give it with --deployed" in " ".join(
+        capsys.readouterr().out.split()
+    )
+    assert _audit(world, serving, adapter) == 0
+    measured = world.state().scheduled_runs[-1][1]["measurements"]["behaviour"]
+    with Journal.open(world.boot.ledger, None, world.boot.trust) as journal:
+        rerun = journal.evidence.get(measured)
+    assert rerun is not None and rerun.meta["promoted"] == adapter_id
+    assert rerun.meta["now"]["adapter"] is not None  # asked with the adapter on
+
+
+TEAM = [
+    '{"id": "t1", "category": "team", "question": "Which team owns Cobalt?", "choices": ["Platform", "Sales"], '
+    '"answer": 0}\n',
+    '{"id": "t1", "category": "team", "question": "Which office closes first?", "choices": ["Lyon", "Leeds"], '
+    '"answer": 1}\n',
+]
+
+
+def _team_policy(items: str) -> str:
+    """WATCH with a team suite (a relative items path: the tests run in their tmp folder) rerun on schedule."""
+    digest = hashlib.sha256(items.encode()).hexdigest()
+    suite = f'[[suites]]\nname = "team"\nitems = "team.jsonl"\nformat = "retention"\nsha256 = "{digest}"\n'
+    return WATCH.replace('{suites = ["retention"]}', '{suites = ["team"]}') + suite
+
+
+@pytest.mark.parametrize("world", [_team_policy(TEAM[0])], indirect=True)
+def test_items_changed_since_the_promotion_cannot_be_paired(
+    world, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A suite re-pinned under the same name would pair the same ids on other questions."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "team.jsonl").write_text(TEAM[0])
+    for name, check in REAL.items():
+        monkeypatch.setitem(GATE_CHECKS, name, check)
+    assert world.gate("--candidate", str(tiny_model)) == 0
+    (update_id,) = world.state().updates
+    assert world.run("promote", update_id, key="approver") == 0
+    (tmp_path / "team.jsonl").write_text(TEAM[1])
+    world.policy.write_text(_team_policy(TEAM[1]))  # the same suite name and id, other items
+    capsys.readouterr()
+    assert _audit(world, tiny_model) == 20
+    assert "the team items changed since the promotion of" in " ".join(capsys.readouterr().out.split())
 
 
 BASE_ONLY = """
@@ -179,13 +265,14 @@ def adapter_deployed(
 
 @pytest.mark.parametrize("world", [MEMORY], indirect=True)
 def test_a_memory_update_is_asked_through_the_adapter_its_deployment_runs(world, adapter_deployed) -> None:
-    _, old, new = adapter_deployed
+    adapter, old, new = adapter_deployed
     assert world.gate("--memory-old", str(old), "--memory-new", str(new)) == 0
     memory = next(u for u in world.state().updates.values() if u.kind == "memory")
     promoted_adapter = next(u for u in world.state().updates.values() if u.kind == "adapter")
     with Journal.open(world.boot.ledger, None, world.boot.trust) as journal:
         measured = journal.evidence.get(memory.measurements["memory.behaviour"])
     assert measured is not None and measured.meta["deployed_adapter"] == promoted_adapter.candidate_digest
+    assert Path(measured.meta["adapter"]).resolve() == adapter.resolve()  # the model it asked ran with it
 
 
 @pytest.mark.parametrize("world", [MEMORY], indirect=True)
@@ -242,3 +329,10 @@ def test_a_promoted_snapshot_changed_since_is_not_what_the_live_store_is_compare
     assert f"the promoted memory snapshot {snapshot} was changed since update" in " ".join(out.split())
     ((_, body),) = world.state().scheduled_runs
     assert "memory.behaviour" not in body["measurements"]  # not compared with the edited snapshot
+
+
+@pytest.mark.parametrize("world", [MEMORY], indirect=True)
+def test_a_deployed_adapter_path_that_would_not_be_used_is_bad_input(world, adapter_deployed, capsys) -> None:
+    adapter, _, _ = adapter_deployed
+    assert world.gate("--adapter", str(adapter), "--deployed-adapter", str(adapter)) == 2
+    assert "--deployed-adapter is not used: update" in capsys.readouterr().err

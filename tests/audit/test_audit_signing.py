@@ -289,12 +289,18 @@ def producer_key(tmp_path: Path) -> Path:
 
 
 def _gate_signed(
-    world, tiny_model: Path, adapter: Path, signature: Path | None, public: Path | None, capsys
+    world,
+    tiny_model: Path,
+    adapter: Path,
+    signature: Path | None,
+    public: Path | None,
+    capsys,
+    role: str = "--adapter",
 ) -> int:
-    """Propose the adapter (with the producer's signature, if any) and gate it; the gate's exit code."""
+    """Propose the adapter (or model) with the producer's signature, if any, and gate it; the gate's exit code."""
     signed = ["--oms-signature", str(signature), "--oms-public-key", str(public)] if signature else []
     capsys.readouterr()
-    assert world.run("propose", "--parent", str(tiny_model), "--adapter", str(adapter), *signed) == 0
+    assert world.run("propose", "--parent", str(tiny_model), role, str(adapter), *signed) == 0
     update_id = capsys.readouterr().out.strip()
     out = world.policy.parent / "out"
     return world.run("gate", update_id, "--policy", str(world.policy), "--out", str(out), key="gate")
@@ -326,6 +332,19 @@ def test_a_policy_pins_whose_signature_an_update_must_carry(
     own = world.adapter("own-key", 0.0)
     assert _gate_signed(world, tiny_model, own, upstream_sign(stranger, own), stranger_public, capsys) == 20
     assert "which the policy does not pin as a producer (acme-release)" in report.read_text()
+
+    # a signature kept outside the artifact: verified again from the copy kept at proposal
+    outside = world.adapter("signed-outside", 0.0)
+    signature = upstream_sign(producer_key, outside, signature=tmp_path / "outside.sig")
+    assert _gate_signed(world, tiny_model, outside, signature, producer_public, capsys) == 0
+    assert "signed by pinned producer acme-release, verified again by the gate" in report.read_text()
+
+    # a kind the policy does not require a signature for, signed by an unpinned key: review, not block
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    signed_model = upstream_sign(stranger, model, signature=tmp_path / "model.sig")
+    assert _gate_signed(world, tiny_model, model, signed_model, stranger_public, capsys, "--candidate") == 10
+    assert "which the policy does not pin as a producer" in report.read_text()
 
 
 @pytest.mark.parametrize("world", [PINNED], indirect=True)
