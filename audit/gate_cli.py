@@ -313,7 +313,16 @@ def rollback(
 ) -> None:
     """Restore a previously promoted update; the replaced one needs a new proposal before it returns."""
     with open_journal(ledger, key, trust) as journal:
-        typer.echo(f"rolled back at entry {actions.rollback(journal, to, reason)}")
+        index = actions.rollback(journal, to, reason)
+        state = journal.state()
+    typer.echo(f"rolled back at entry {index}")
+    event = next(e for e in state.history if e.index == index)
+    uri = state.updates[event.update_id].proposal.pipeline.get("mlflow.uri")
+    if uri:  # the registry's alias is not the ledger's: it still points at the version rolled back
+        typer.echo(
+            f"{uri} came from MLflow: move its alias with `clgate mlflow promote --model-uri {uri} --alias "
+            "ALIAS` (or roll back with `clgate mlflow rollback`, which does both)"
+        )
 
 
 def status(ledger: str = LedgerOpt, trust: Path = TrustOpt) -> None:

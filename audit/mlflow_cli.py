@@ -37,7 +37,7 @@ from clgate.audit.gate_cli import (
     progress,
 )
 from clgate.audit.journal import signing_key
-from clgate.audit.mlflow_registry import Registry, VersionRef, promote_version
+from clgate.audit.mlflow_registry import Registry, VersionRef, promote_version, rollback_to_version
 from clgate.audit.policy import load_policy
 from clgate.errors import InputError
 from clgate.runtime.cli import DEVICE, DTYPE
@@ -56,6 +56,18 @@ TrackingOpt = typer.Option(
 )
 # MLflow refuses these as alias names; checked before the ledger records a promotion
 _ALIAS = re.compile(r"^(?!latest$)(?![vV][0-9]+$)[A-Za-z0-9_-]{1,255}$")
+AliasOpt = typer.Option("champion", help="the registered model's alias to point at this version")
+DownloadOpt = typer.Option(
+    None, "--download-dir", help="where the artifacts are re-hashed (default: a temp folder)"
+)
+
+
+def _version_and_alias(model_uri: str, alias: str) -> VersionRef:
+    """Both checked before the ledger records anything: MLflow would refuse the alias after it had."""
+    ref = VersionRef.parse(model_uri)
+    if not _ALIAS.match(alias):
+        raise InputError(f"--alias {alias!r}: letters, digits, _ and -, and not 'latest' or v<number>")
+    return ref
 
 
 @mlflow_app.command("gate")
@@ -119,25 +131,47 @@ def gate(
 def promote(
     model_uri: str = ModelUriOpt,
     tracking_uri: str = TrackingOpt,
-    alias: str = typer.Option("champion", help="the registered model's alias to point at this version"),
+    alias: str = AliasOpt,
     ledger: str = LedgerOpt,
     key: Path = KeyOpt,
     trust: Path = TrustOpt,
-    download: Path = typer.Option(
-        None, "--download-dir", help="where the artifacts are re-hashed (default: a temp folder)"
-    ),
+    download: Path = DownloadOpt,
 ) -> None:
     """Promote a gated version (approver key), re-hashing its artifacts first, then tag it and set the alias.
 
     Refused (nothing recorded, alias untouched) for a version this ledger never gated, one it blocked
     or rolled back, a review without its approvals, or artifacts that changed since the gate.
     """
-    ref = VersionRef.parse(model_uri)
-    if not _ALIAS.match(alias):
-        raise InputError(f"--alias {alias!r}: letters, digits, _ and -, and not 'latest' or v<number>")
+    ref = _version_and_alias(model_uri, alias)
     with open_journal(ledger, key, trust) as journal:
         promoted = promote_version(journal, Registry(tracking_uri), ref, alias, download)
     typer.echo(
         f"promoted {ref.uri} (update {promoted.update.update_id}) at entry {promoted.promotion_index}; "
+        f"alias {alias!r} set"
+    )
+
+
+@mlflow_app.command("rollback")
+def rollback(
+    model_uri: str = ModelUriOpt,
+    reason: str = typer.Option(..., help="why"),
+    tracking_uri: str = TrackingOpt,
+    alias: str = AliasOpt,
+    ledger: str = LedgerOpt,
+    key: Path = KeyOpt,
+    trust: Path = TrustOpt,
+    download: Path = DownloadOpt,
+) -> None:
+    """Roll the ledger back to a version promoted earlier (re-hashing its artifacts first), then point the
+    alias at it again and tag the version it replaces with the rollback entry.
+
+    Refused (nothing recorded, alias untouched) for a version never deployed, blocked, rolled back already,
+    built on another base, or whose artifacts changed since its audit.
+    """
+    ref = _version_and_alias(model_uri, alias)
+    with open_journal(ledger, key, trust) as journal:
+        restored = rollback_to_version(journal, Registry(tracking_uri), ref, alias, reason, download)
+    typer.echo(
+        f"rolled back to {ref.uri} (update {restored.update.update_id}) at entry {restored.promotion_index}; "
         f"alias {alias!r} set"
     )

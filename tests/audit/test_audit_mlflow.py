@@ -235,3 +235,65 @@ def test_unreachable_server_or_unknown_version_records_nothing(
     assert mlflow_gate(world, tracking_uri, "models:/lora-c@champion", tiny_model, tmp_path) == 2
     assert "is not models:/NAME/VERSION" in error_line(capsys)
     assert entry_count(world) == before
+
+
+def test_a_rollback_moves_the_alias_back_and_tags_both_versions(
+    server: Server, world, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    promoted_base(world, tiny_model)
+    tracking_uri = server.uri
+    client = MlflowClient(tracking_uri)
+    first, _ = register(client, "lora-d", world.adapter("first", 0.0))
+    second, _ = register(client, "lora-d", world.adapter("second", 0.0))
+    blocked, _ = register(client, "lora-d", world.adapter("blocked", 9.0))
+    for version in (first, second):
+        assert mlflow_gate(world, tracking_uri, f"models:/lora-d/{version}", tiny_model, tmp_path) == 0
+        assert mlflow_promote(world, tracking_uri, f"models:/lora-d/{version}") == 0
+    assert mlflow_gate(world, tracking_uri, f"models:/lora-d/{blocked}", tiny_model, tmp_path) == 20
+    assert client.get_model_version_by_alias("lora-d", "champion").version == second
+
+    def rollback(version: str) -> int:
+        return world.run(
+            "mlflow", "rollback", "--model-uri", f"models:/lora-d/{version}", "--tracking-uri", tracking_uri,
+            "--reason", "the second one misroutes refunds", key="approver",
+        )  # fmt: skip
+
+    capsys.readouterr()
+    before = entry_count(world)
+    assert rollback(blocked) == 2
+    assert "rollback refused: update" in error_line(capsys)
+    assert rollback(second) == 2  # already what runs
+    assert "is already the deployed adapter" in error_line(capsys)
+    assert entry_count(world) == before
+    assert client.get_model_version_by_alias("lora-d", "champion").version == second
+
+    assert rollback(first) == 0
+    state = world.state()
+    restored = next(u for u in state.updates.values() if u.proposal.pipeline.get("mlflow.version") == first)
+    assert state.deployed()["adapter"] == restored.update_id
+    index = state.history[-1].index
+    champion = client.get_model_version_by_alias("lora-d", "champion")
+    assert champion.version == first and champion.tags["clgate.rollback_entry"] == str(index)
+    assert client.get_model_version("lora-d", second).tags["clgate.rolled_back_entry"] == str(index)
+
+
+def test_a_rollback_in_the_ledger_alone_says_how_to_move_the_alias(
+    server: Server, world, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    promoted_base(world, tiny_model)
+    tracking_uri = server.uri
+    client = MlflowClient(tracking_uri)
+    versions = [register(client, "lora-e", world.adapter(name, 0.0))[0] for name in ("one", "two")]
+    for version in versions:
+        assert mlflow_gate(world, tracking_uri, f"models:/lora-e/{version}", tiny_model, tmp_path) == 0
+        assert mlflow_promote(world, tracking_uri, f"models:/lora-e/{version}") == 0
+    one = next(
+        u for u in world.state().updates.values() if u.proposal.pipeline.get("mlflow.version") == versions[0]
+    )
+    capsys.readouterr()
+    assert world.run("rollback", "--to", one.update_id, "--reason", "x", key="approver") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"models:/lora-e/{versions[0]} came from MLflow: move its alias with `clgate mlflow promote" in out
+    assert client.get_model_version_by_alias("lora-e", "champion").version == versions[1]  # not the ledger's
+    assert mlflow_promote(world, tracking_uri, f"models:/lora-e/{versions[0]}") == 0
+    assert client.get_model_version_by_alias("lora-e", "champion").version == versions[0]
