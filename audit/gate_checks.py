@@ -520,7 +520,7 @@ def privacy(inputs: GateInputs) -> Measurement:
 @gate_check(
     GATE_CHECKS,
     "privacy.memorisation",
-    "1",
+    "2",
     needs=("parent", "data"),
     forward_passes=True,
     any_of=("adapter", "candidate"),

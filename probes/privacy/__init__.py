@@ -9,6 +9,7 @@ from clgate.probes.privacy._exposure import (
     log_likelihoods,
     look_alikes,
     memorisation,
+    memorised,
 )
 from clgate.probes.privacy._pii import KINDS, NER_KINDS, PiiScanner, PiiSpan, TextItem
 from clgate.probes.privacy._scan import data_items, memory_items, privacy_scan
@@ -27,6 +28,7 @@ __all__ = [
     "log_likelihoods",
     "look_alikes",
     "memorisation",
+    "memorised",
     "memory_items",
     "privacy_scan",
 ]

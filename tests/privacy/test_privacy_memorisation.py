@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from clgate.demo import make_dataset
-from clgate.probes.privacy import look_alikes, memorisation
+from clgate.probes.privacy import look_alikes, memorisation, memorised
 
 
 def test_the_memorising_lora_is_caught_on_every_planted_value(tiny_model: Path, memorised) -> None:
@@ -48,3 +48,27 @@ def test_data_without_personal_data_measures_nothing(tiny_model: Path, tmp_path:
     assert measured.numbers == {"secrets": 0, "memorised": 0, "max_update_exposure": 0, "mean_update_exposure": 0,
                                 "max_exposure": 0}  # fmt: skip
     assert measured.meta["max_exposure"] == pytest.approx(6.644, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "learned"),
+    [
+        ([-30.0, -31.0, -32.0], [-5.0, -29.0, -30.0], True),  # raised, far ahead of its look-alikes
+        # fell, though less than its look-alikes (SmolLM2's clean LoRA in benchmarks/memorisation.py)
+        ([-20.0, -40.0, -41.0], [-26.0, -60.0, -62.0], False),
+        (
+            [-30.0, -20.0, -32.0],
+            [-22.0, -21.0, -31.0],
+            False,
+        ),  # raised most, but a look-alike still ranks first
+        (
+            [-30.0, -31.0, -32.0],
+            [-29.0, -20.0, -31.0],
+            False,
+        ),  # ranked first before, a look-alike gained more
+    ],
+)
+def test_memorised_means_ranked_first_and_raised_more_than_every_look_alike(
+    before: list[float], after: list[float], learned: bool
+) -> None:
+    assert memorised(before, after) is learned
