@@ -64,19 +64,19 @@ def _audit(world, *paths: Path) -> int:
     )
 
 
+def _evidence(world, digest: str) -> Measurement:
+    """The measurement the ledger records by `digest`, from the evidence store beside it."""
+    with Journal.open(world.boot.ledger, None, world.boot.trust) as journal:
+        found = journal.evidence.get(digest)
+    if found is None:
+        pytest.fail(f"the ledger records measurement {digest}, but the evidence store lacks it")
+    return found
+
+
 def _recorded(world) -> Measurement:
+    """The `behaviour` measurement of the one scheduled run recorded."""
     ((_, body),) = world.state().scheduled_runs
-    with Journal.open(world.boot.ledger, None, world.boot.trust) as journal:
-        found = journal.evidence.get(body["measurements"]["behaviour"])
-    assert found is not None
-    return found
-
-
-def _promoted_evals(world, update_id: str) -> Measurement:
-    with Journal.open(world.boot.ledger, None, world.boot.trust) as journal:
-        found = journal.evidence.get(world.state().updates[update_id].measurements["evals"])
-    assert found is not None
-    return found
+    return _evidence(world, body["measurements"]["behaviour"])
 
 
 @pytest.mark.parametrize("world", [WATCH], indirect=True)
@@ -108,7 +108,10 @@ def test_other_weights_under_the_deployed_path_change_the_answers_paired_with_pr
     shutil.copytree(tiny_model_other, serving)
     assert _audit(world, serving) == 20  # the files differ: integrity blocks, and behaviour was measured too
     measured = _recorded(world)
-    recorded = {r["id"]: r["candidate_correct"] for r in _promoted_evals(world, watched[0]).details}
+    recorded = {
+        r["id"]: r["candidate_correct"]
+        for r in _evidence(world, world.state().updates[watched[0]].measurements["evals"]).details
+    }
     assert {r["id"]: r["parent_correct"] for r in measured.details} == recorded  # paired item by item
     assert any(r["change"] != "same" for r in measured.details)
     lost = [r["id"] for r in measured.details if r["change"] == "to_wrong"]
@@ -167,11 +170,9 @@ def test_an_adapter_deployment_is_rerun_with_its_adapter_and_compared_with_its_o
         capsys.readouterr().out.split()
     )
     assert _audit(world, serving, adapter) == 0
-    measured = world.state().scheduled_runs[-1][1]["measurements"]["behaviour"]
-    with Journal.open(world.boot.ledger, None, world.boot.trust) as journal:
-        rerun = journal.evidence.get(measured)
-    assert rerun is not None and rerun.meta["promoted"] == adapter_id
-    assert rerun.meta["now"]["adapter"] is not None  # asked with the adapter on
+    rerun = _evidence(world, world.state().scheduled_runs[-1][1]["measurements"]["behaviour"])
+    assert rerun.meta["promoted"] == adapter_id
+    assert Path(rerun.meta["now"]["adapter"]).resolve() == adapter.resolve()  # asked with the adapter on
 
 
 TEAM = [
@@ -269,9 +270,8 @@ def test_a_memory_update_is_asked_through_the_adapter_its_deployment_runs(world,
     assert world.gate("--memory-old", str(old), "--memory-new", str(new)) == 0
     memory = next(u for u in world.state().updates.values() if u.kind == "memory")
     promoted_adapter = next(u for u in world.state().updates.values() if u.kind == "adapter")
-    with Journal.open(world.boot.ledger, None, world.boot.trust) as journal:
-        measured = journal.evidence.get(memory.measurements["memory.behaviour"])
-    assert measured is not None and measured.meta["deployed_adapter"] == promoted_adapter.candidate_digest
+    measured = _evidence(world, memory.measurements["memory.behaviour"])
+    assert measured.meta["deployed_adapter"] == promoted_adapter.candidate_digest
     assert Path(measured.meta["adapter"]).resolve() == adapter.resolve()  # the model it asked ran with it
 
 

@@ -354,7 +354,7 @@ def test_a_forged_record_of_a_pinned_producers_signature_is_caught_by_the_gate(
     """One who holds the pipeline key (and can write the evidence folder) records the pinned producer's
     fingerprint over a signature made with a key of its own. The proposal verifies as signed by the
     pipeline; the gate verifies the signature itself with the pinned key, and blocks."""
-    from clgate.artifacts import compute_manifest
+    from clgate.artifacts import compute_manifest, oms_key_fingerprint
     from clgate.audit.gate import GateRequest, build_proposal
     from clgate.audit.policy import parse_policy
     from clgate.ledger import OmsSignature, load_private_key
@@ -362,15 +362,16 @@ def test_a_forged_record_of_a_pinned_producers_signature_is_caught_by_the_gate(
     stranger, _ = ec_key(tmp_path, "stranger")
     adapter = world.adapter("forged", 0.0)
     signature = upstream_sign(stranger, adapter, signature=tmp_path / "forged.sig")
-    pinned = parse_policy(PINNED).producers
-    assert pinned is not None
+    fingerprint = oms_key_fingerprint(PRODUCER.public_key())  # what the proposal records for the pinned key
+    producers = parse_policy(PINNED).producers
+    assert producers is not None and [k.fingerprint for k in producers.keys] == [fingerprint]
     request = GateRequest(parent=tiny_model, adapter=adapter)
     manifests = {role: compute_manifest(path) for role, path in request.paths().items()}
     with Journal.open(
         world.boot.ledger, load_private_key(world.boot.keys["pipeline"]), world.boot.trust
     ) as journal:
         kept = journal.evidence.put_file(signature)
-        forged = OmsSignature(digest="sha256:" + kept, key=pinned.keys[0].fingerprint)
+        forged = OmsSignature(digest="sha256:" + kept, key=fingerprint)
         index = journal.propose(build_proposal(request, manifests, signatures={"adapter": forged}))
     update = next(u for u in world.state().updates.values() if u.proposed_index == index)
     assert (
