@@ -11,7 +11,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={
         "actions": ["approve", "block", "promote", "promotion_refusal", "rollback"],
-        "fanout": ["reaudit_progress"],
         "gate": ["GateRequest", "GateRun", "Proposed", "propose", "run_gate"],
         "journal": ["Journal", "evidence_store", "require_trust"],
         "lineage": ["BaseNode", "DeploymentNode", "Lineage", "SlotNode", "build_lineage"],

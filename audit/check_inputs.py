@@ -28,6 +28,10 @@ CHECK_PACKAGES = ("clgate.probes", "clgate.probes.poison", "clgate.probes.privac
 imports them in its own thread before its two lanes start: two threads importing one package at once can
 be handed it half initialised (`clgate.probes` and its modules import each other), which a fresh worker
 process, its first gate in its first seconds, ran into."""
+LAZY_MODEL_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForCausalLM", "AutoTokenizer")
+"""transformers' names the checks import, resolved by `run_checks` before its lanes start for the same
+reason: transformers resolves them on first access, and two threads resolving them at once get
+"cannot import name 'AutoModelForCausalLM'" (a memory update's first gate in a fresh Ray worker did)."""
 PROPOSED_ROLES = ("parent", "candidate", "adapter", "data", "memory_old", "memory_new", "target")
 INPUT_ROLES = (*PROPOSED_ROLES, "anchor", "regression", "suites", "deployed_adapter", "promoted")
 """`anchor`, `regression`, `deployed_adapter` and `promoted` are not proposed: the gate takes them from the

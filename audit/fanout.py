@@ -5,6 +5,7 @@ Promoting a new base makes every adapter and memory its deployment runs on the o
 (`LedgerState.pending_reaudit`), in every deployment. Each stale update is one job: propose it again on
 the base its deployment runs now (superseding the stale proposal; pipeline key) and gate it (gate key).
 Jobs share nothing but the ledger, to which each appends its own entries in its own transactions.
+Adapters go first: a stale memory is judged through its deployment's re-audited adapter.
 
 A job that dies between its proposal and its audit leaves the proposal unaudited ("audit incomplete");
 the next run gates that proposal instead of proposing again, so a retry never records anything twice,
@@ -19,7 +20,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 from clgate.audit.gate import GateRequest, GateRun, check_policy, propose, run_gate
 from clgate.audit.journal import Journal, signing_key
@@ -29,8 +29,6 @@ from clgate.audit.state import LedgerState
 from clgate.audit.workers import JobResult, Workers, fan_out
 from clgate.errors import InputError
 from clgate.ledger import UpdateState
-
-Progress = Literal["todo", "incomplete", "audited"]
 
 
 @dataclass(frozen=True)
@@ -73,20 +71,9 @@ class ReauditOutcome:
     """The process that ran it (`host:pid`)."""
 
 
-def reaudit_progress(state: LedgerState, stale: UpdateState) -> tuple[Progress, UpdateState | None]:
-    """How far the re-audit of `stale` got: the latest proposal superseding it, if it is on the base its
-    deployment runs now, audited or not."""
-    latest = stale
-    while latest.superseded_by is not None:
-        latest = state.updates[latest.superseded_by]
-    if latest is stale or latest.base != state.current_base(stale.deployment):
-        return "todo", None
-    return ("audited" if latest.audit_index is not None else "incomplete"), latest
-
-
 def pending_jobs(state: LedgerState) -> list[UpdateState]:
     """Stale adapters and memories, in every deployment, whose re-audit has not recorded an audit yet."""
-    return [u for u in state.pending_reaudit() if reaudit_progress(state, u)[0] != "audited"]
+    return [u for u in state.pending_reaudit() if state.reaudit_progress(u)[0] != "audited"]
 
 
 def _request(state: LedgerState, stale: UpdateState) -> GateRequest:
@@ -111,7 +98,7 @@ def reaudit(job: ReauditJob) -> ReauditOutcome:
         stale = state.updates.get(job.stale)
         if stale is None:
             raise InputError(f"no update {job.stale} in the ledger")
-        progress, resumed = reaudit_progress(state, stale)
+        progress, resumed = state.reaudit_progress(stale)
         outcome = ReauditOutcome(stale.update_id, stale.deployment, stale.kind)
         if progress == "audited":
             assert resumed is not None
@@ -166,11 +153,23 @@ def run_reaudits(
     stale = pending_jobs(state)
     if announce:
         announce(stale)
-    jobs = [ReauditJob(u.update_id, settings) for u in stale]
-    return [
-        _outcome(job, result, state)
-        for job, result in zip(jobs, fan_out(reaudit, jobs, workers), strict=True)
-    ]
+    outcomes = []
+    for wave in reaudit_waves(stale):
+        jobs = [ReauditJob(u.update_id, settings) for u in wave]
+        outcomes += [
+            _outcome(job, result, state)
+            for job, result in zip(jobs, fan_out(reaudit, jobs, workers), strict=True)
+        ]
+    return outcomes
+
+
+def reaudit_waves(stale: list[UpdateState]) -> list[list[UpdateState]]:
+    """Adapters before the memories of their deployment: a memory is judged through the adapter its
+    deployment will run, which is the adapter's re-audit, so that must be recorded first."""
+    readapted = {u.deployment for u in stale if u.kind == "adapter"}
+    waiting = [u for u in stale if u.kind == "memory" and u.deployment in readapted]
+    first = [u for u in stale if u not in waiting]
+    return [wave for wave in (first, waiting) if wave]
 
 
 @dataclass(frozen=True)

@@ -400,26 +400,29 @@ def _anchor(state: LedgerState, update: UpdateState, policy: Policy, request: Ga
     return Anchor(found, path, is_parent=False)
 
 
-def _not_promoted(rule: str, what: str, path: Path, update: UpdateState, manifest: Manifest) -> list[Finding]:
-    """Files the ledger names by a promotion must be its bytes: the anchor drift is measured from, the
-    adapter a memory update is asked through. Otherwise the gate would judge against a model nobody
-    promoted."""
+def _not_as_recorded(
+    rule: str, what: str, path: Path, update: UpdateState, manifest: Manifest
+) -> list[Finding]:
+    """Files the ledger names must be the bytes it records: the anchor drift is measured from, the adapter
+    a memory update is asked through (promoted, or the audited re-audit of a stale one). Otherwise the gate
+    would judge against a model nobody audited."""
     if manifest.root == update.candidate_digest:
         return []
+    named = "promoted" if update.promoted_index is not None else "proposed"
     return [
         Finding(
             rule=rule,
             check="manifests",
             status=Status.FAIL,
-            reason=f"the {what} at {path} is not what update {update.update_id} promoted (digest "
-            f"{manifest.root[:19]}…, promoted {update.candidate_digest[:19]}…); give its files with --{rule}",
+            reason=f"the {what} at {path} is not what update {update.update_id} {named} (digest "
+            f"{manifest.root[:19]}…, {named} {update.candidate_digest[:19]}…); give its files with --{rule}",
         )
     ]
 
 
 @dataclass(frozen=True)
 class DeployedAdapter:
-    """The adapter a memory update's deployment runs on its base, and where its files are now."""
+    """The adapter a memory update is asked through, and where its files are now."""
 
     update: UpdateState
     path: Path
@@ -429,24 +432,30 @@ def _deployed_adapter(
     state: LedgerState, update: UpdateState, request: GateRequest
 ) -> DeployedAdapter | None:
     """For a memory update, the adapter its deployment runs, so the memory is judged by what the model as
-    served says with it. Found where its proposal recorded it unless `--deployed-adapter` says where it is
-    now. None when the deployment runs none, or one built on an earlier base (stale: its re-audit comes
-    first, and `clgate status` lists it)."""
-    adapter = state.deployed_update("adapter", update.deployment)
-    unused = (
-        f"update {update.update_id} is not a memory update"
-        if update.kind != "memory"
-        else f"deployment {update.deployment!r} runs no adapter"
-        if adapter is None
-        else f"adapter {adapter.update_id} was built on an earlier base (stale: re-audit it first)"
-        if adapter.base != state.current_base(update.deployment)
-        else None
-    )
-    if unused is not None:
+    served says with it; the audit records which, and the ledger promotes the memory only beside that
+    adapter. If the deployed adapter is stale (built on an earlier base), its audited re-audit stands in
+    for it: that is what the deployment will run. Found where its proposal recorded it unless
+    `--deployed-adapter` says where it is now. None when the deployment runs no adapter."""
+    deployed = state.deployed_update("adapter", update.deployment)
+    if update.kind != "memory" or deployed is None:
         if request.deployed_adapter is not None:  # the operator would think the memory was judged through it
+            unused = (
+                f"update {update.update_id} is not a memory update"
+                if update.kind != "memory"
+                else f"deployment {update.deployment!r} runs no adapter"
+            )
             raise InputError(f"--deployed-adapter is not used: {unused}")
         return None
-    assert adapter is not None
+    adapter = deployed
+    if deployed.base != state.current_base(update.deployment):
+        progress, reaudited = state.reaudit_progress(deployed)
+        if progress != "audited" or reaudited is None or reaudited.decision == "block":
+            raise InputError(
+                f"deployment {update.deployment!r} runs adapter {deployed.update_id}, built on an earlier base: "
+                f"re-audit it first (`clgate audit pending --run`), then gate memory update {update.update_id}"
+                + (f" (its re-audit {reaudited.update_id} was blocked)" if progress == "audited" else "")
+            )
+        adapter = reaudited
     path = request.deployed_adapter or Path(adapter.proposal.candidate.uri)
     if not path.exists():
         raise InputError(
@@ -610,12 +619,12 @@ def _changed_files(plan: GatePlan, manifests: dict[str, Manifest], pool: ModelPo
     return (
         _changed_since_proposed(plan.update.proposal, manifests)
         + (
-            _not_promoted("anchor", "anchor", plan.anchor.path, plan.anchor.update, manifests["anchor"])
+            _not_as_recorded("anchor", "anchor", plan.anchor.path, plan.anchor.update, manifests["anchor"])
             if plan.anchor is not None
             else []
         )
         + (
-            _not_promoted(
+            _not_as_recorded(
                 "deployed-adapter",
                 "deployed adapter",
                 plan.deployed_adapter.path,
@@ -710,7 +719,11 @@ def run_gate(
             verdict = Verdict.from_findings([*noted, *verdict.findings])
         measurements = {n: o.measurement for n, o in outcomes.items() if o.measurement is not None}
         audited = journal.complete(
-            update, verdict, policy, {n: journal.evidence.put(m) for n, m in measurements.items()}
+            update,
+            verdict,
+            policy,
+            {n: journal.evidence.put(m) for n, m in measurements.items()},
+            plan.deployed_adapter.update.update_id if plan.deployed_adapter else None,
         )
         entries = {"update.proposed": update.proposed_index, "audit.completed": audited}
         if verdict.decision is Decision.BLOCK:

@@ -145,8 +145,14 @@ class Journal:
         return self.append(proposal, proposal.candidate.digest)
 
     def complete(
-        self, update: UpdateState, verdict: Verdict, policy: Policy, measurements: dict[str, str]
+        self,
+        update: UpdateState,
+        verdict: Verdict,
+        policy: Policy,
+        measurements: dict[str, str],
+        adapter: str | None = None,
     ) -> int:
+        """Record the audit of `update`; `adapter`: the adapter update a memory update was judged through."""
         record = AuditRecord(
             update_id=update.update_id,
             verdict=verdict.decision,
@@ -155,6 +161,7 @@ class Journal:
             policy=policy.ref,
             approvals=policy.approvals,
             witnesses=policy.witnesses,
+            adapter=adapter,
         )
         return self.append(record, update.candidate_digest)
 

@@ -2,15 +2,14 @@
 
 Computed once from a `LedgerState`, so `clgate status` and the dashboard draw the same tree and judge
 staleness the same way. An adapter or memory built on another base than its deployment runs now is
-stale, and carries how far its re-audit got (`reaudit_progress`).
+stale, and carries how far its re-audit got (`LedgerState.reaudit_progress`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from clgate.audit.fanout import Progress, reaudit_progress
-from clgate.audit.state import LedgerState
+from clgate.audit.state import LedgerState, ReauditProgress
 from clgate.ledger import UpdateState
 
 UPDATE_SLOTS = ("adapter", "memory")
@@ -27,7 +26,7 @@ class SlotNode:
     """The entry that promoted it."""
     built_on: str
     """The base digest it was built on."""
-    reaudit: Progress | None = None
+    reaudit: ReauditProgress | None = None
     """None while it runs on the base it was built on; else how far its re-audit got."""
     reaudit_update: str | None = None
     """The re-audit's proposal, once there is one on the deployment's base."""
@@ -80,5 +79,5 @@ def _slot(state: LedgerState, slot: str, update: UpdateState, base: str | None) 
     node = SlotNode(slot, update.update_id, update.promoted_index, update.base)
     if base is None or update.base == base:
         return node
-    progress, latest = reaudit_progress(state, update)
+    progress, latest = state.reaudit_progress(update)
     return replace(node, reaudit=progress, reaudit_update=latest.update_id if latest else None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib
+import importlib.util
 import json
 import threading
 import time
@@ -29,7 +30,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clgate.atomic import write_text_atomic
-from clgate.audit.check_inputs import CHECK_PACKAGES, GateCheck, GateInputs
+from clgate.audit.check_inputs import CHECK_PACKAGES, LAZY_MODEL_CLASSES, GateCheck, GateInputs
 from clgate.audit.evidence import EvidenceStore
 from clgate.audit.judge import CheckOutcome
 from clgate.errors import InputError, IntegrityError
@@ -203,6 +204,10 @@ def run_checks(
 ) -> dict[str, CheckOutcome]:
     for package in CHECK_PACKAGES:
         importlib.import_module(package)
+    if importlib.util.find_spec("transformers") is not None:
+        transformers = importlib.import_module("transformers")
+        for name in LAZY_MODEL_CLASSES:
+            getattr(transformers, name)
     lanes = [[c for c in checks if c.forward_passes], [c for c in checks if not c.forward_passes]]
 
     def run_lane(lane: list[GateCheck]) -> list[CheckOutcome]:

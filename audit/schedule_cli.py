@@ -14,7 +14,6 @@ from clgate.audit.fanout import (
     ReauditOutcome,
     ReauditSettings,
     ScheduledOutcome,
-    reaudit_progress,
     run_reaudits,
     run_scheduled,
 )
@@ -163,7 +162,7 @@ def pending(
             state = journal.state()
         rows = state.pending_reaudit()
         for u in rows:
-            progress, latest = reaudit_progress(state, u)
+            progress, latest = state.reaudit_progress(u)
             note = f"; re-audit {progress}: {latest.update_id}" if latest else ""
             typer.echo(f"{u.update_id}  {u.deployment:12} {u.kind:8} built on {u.base[:19]}…{note}")
         if not rows:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from clgate.ledger import DeploymentEvent, Governance, Trust, UpdateState
 
 DEFAULT_DEPLOYMENT = "default"
+
+ReauditProgress = Literal["todo", "incomplete", "audited"]
 
 
 class EntryView(Protocol):
@@ -70,6 +72,16 @@ class LedgerState:
             if u.kind != "model" and base is not None and u.base != base and (self.is_deployed(u) or waiting):
                 out.append(u)
         return out
+
+    def reaudit_progress(self, stale: UpdateState) -> tuple[ReauditProgress, UpdateState | None]:
+        """How far the re-audit of `stale` got: the latest proposal superseding it, if it is on the base its
+        deployment runs now, audited or not."""
+        latest = stale
+        while latest.superseded_by is not None:
+            latest = self.updates[latest.superseded_by]
+        if latest is stale or latest.base != self.current_base(stale.deployment):
+            return "todo", None
+        return ("audited" if latest.audit_index is not None else "incomplete"), latest
 
     def pending_approval(self) -> list[UpdateState]:
         return [

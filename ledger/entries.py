@@ -51,11 +51,11 @@ ARTIFACT_ROLES = ("parent", "candidate", "adapter", "data", "memory_old", "memor
 class EntryBody(BaseModel):
     """Base of every body model: declared fields only, frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 @dataclass(frozen=True)
@@ -304,6 +304,10 @@ class AuditRecord(EntryBody):
     policy: PolicyRef
     approvals: ApprovalRequirement = Field(default_factory=ApprovalRequirement)
     witnesses: WitnessRequirement = Field(default_factory=WitnessRequirement)
+    adapter: str | None = Field(default=None, pattern=UPDATE_ID)
+    """For a memory update: the adapter update the model answered through (None: the base alone). Its
+    promotion needs the deployment to run that adapter then: a memory judged with one adapter says nothing
+    of what the model says with another."""
 
     @model_validator(mode="after")
     def _verdict_follows_findings(self) -> AuditRecord:
@@ -536,7 +540,7 @@ class Note(EntryBody):
 class EntryDraft(BaseModel):
     """What a caller asks to append; the log fills in index, timestamp, signer and prev."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     type: str
     subject: str | None = None
@@ -551,7 +555,7 @@ class EntryDraft(BaseModel):
 class EntryPayload(BaseModel):
     """The signed statement of one entry (DSSE payload, RFC 8785 JSON)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     schema_version: Literal[1] = SCHEMA_VERSION
     index: int = Field(ge=0)

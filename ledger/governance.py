@@ -14,7 +14,8 @@ The rules, in words:
   nor rolled back, with enough approvals for a `review` (distinct keys, neither the proposer's nor
   the gate's, from the policy's approvers by key id or name), on the base its deployment runs now,
   by an approver who is neither its proposer nor its gate, and with the witness cosignatures its
-  policy requires;
+  policy requires; a memory update only while its deployment runs the adapter its audit asked the
+  model through (or none, if it was judged on the base alone);
 - a rollback restores an update that was deployed in that slot, still fits the deployed base, and
   was neither blocked nor rolled back itself;
 - an erasure request names the memory its deployment runs and updates that deployment promoted; once
@@ -257,7 +258,7 @@ class Governance:
             return f"update {uid} needs {update.approvals_required} approvals, has {len(self.valid_approvals(update))}"
         if signer is not None and signer in (update.proposer, update.auditor):
             return f"the key that {'proposed' if signer == update.proposer else 'audited'} update {uid} may not promote it"
-        stale = self._stale_base(update) or self._erased(update)
+        stale = self._stale_base(update) or self._erased(update) or self._other_adapter(update)
         if stale:
             return stale
         if self.deployed.get((update.deployment, update.slot)) == uid:
@@ -326,6 +327,21 @@ class Governance:
         if base != update.base:
             return f"update {update.update_id} was built on another base than the deployed one; propose it again against it"
         return None
+
+    def _other_adapter(self, update: UpdateState) -> str | None:
+        """A memory update is promoted only beside the adapter its audit asked the model through."""
+        if update.kind != "memory" or update.audit is None:
+            return None
+        judged = update.audit.adapter
+        running = self.deployed.get((update.deployment, "adapter"))
+        if judged == running:
+            return None
+        through = f"adapter {judged}" if judged else "the base alone"
+        runs = f"adapter {running}" if running else "no adapter"
+        return (
+            f"memory update {update.update_id} was judged through {through}, but deployment "
+            f"{update.deployment!r} runs {runs} now; propose it again for a new audit"
+        )
 
     def _erased(self, update: UpdateState) -> str | None:
         erasure = self.erasure_blocking(update.update_id)
@@ -406,6 +422,12 @@ def _audited(g: Governance, index: int, signer: str, subject: str | None, a: Aud
         return f"policy {a.policy.name!r} ({a.policy.digest[:19]}…) was not adopted by an admin"
     if policy.retired_index is not None:
         return f"policy {a.policy.name!r} was retired at entry {policy.retired_index}"
+    if a.adapter is not None:
+        adapter = g.updates.get(a.adapter)
+        if update.kind != "memory":
+            return f"update {a.update_id} is not a memory update; it is not judged through an adapter"
+        if adapter is None or adapter.kind != "adapter" or adapter.deployment != update.deployment:
+            return f"{a.adapter} is not an adapter update of deployment {update.deployment!r}"
     return None
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from clgate.artifacts import MemoryEntry, load_memory_store, write_memory_store
 from clgate.audit.cli import main
-from clgate.audit.fanout import ReauditSettings, pending_jobs, reaudit_progress, run_reaudits
+from clgate.audit.fanout import ReauditSettings, pending_jobs, run_reaudits
 from clgate.audit.journal import Journal
 from clgate.audit.policy import parse_policy
 from clgate.audit.workers import Workers
@@ -55,7 +55,7 @@ class Fleet:
             state = journal.state()
         out = {}
         for stale in state.pending_reaudit():
-            progress, latest = reaudit_progress(state, stale)
+            progress, latest = state.reaudit_progress(stale)
             out[(stale.deployment, stale.kind)] = (
                 latest.decision if latest and progress == "audited" else None
             )
@@ -142,6 +142,10 @@ def _all_reaudited_once(fleet: Fleet) -> None:
         state = journal.state()
     assert pending_jobs(state) == []
     assert sum(u.proposal.supersedes is not None for u in state.updates.values()) == 4
+    reaudited = {(u.deployment, u.kind): u for u in state.updates.values() if u.proposal.supersedes}
+    for deployment in ("tenant-a", "tenant-b"):  # each memory asked through its deployment's new adapter
+        memory = reaudited[deployment, "memory"]
+        assert memory.audit is not None and memory.audit.adapter == reaudited[deployment, "adapter"].update_id
     assert (
         main(["ledger", "verify", "--ledger", str(fleet.boot.ledger), "--trust", str(fleet.boot.trust)]) == 0
     )
@@ -162,7 +166,7 @@ def test_a_killed_run_leaves_an_incomplete_audit_the_next_run_finishes(
             with Journal.open(fleet.boot.ledger, None, fleet.boot.trust) as journal:
                 state = journal.state()
             incomplete = next(
-                (u for u in pending_jobs(state) if reaudit_progress(state, u)[0] == "incomplete"), None
+                (u for u in pending_jobs(state) if state.reaudit_progress(u)[0] == "incomplete"), None
             )
     finally:
         os.killpg(first.pid, signal.SIGKILL)  # the orchestrator and its worker, mid-gate

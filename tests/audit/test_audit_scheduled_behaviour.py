@@ -12,6 +12,7 @@ import pytest
 from clgate.artifacts import MemoryEntry, write_memory_store
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
+from clgate.demo import make_tiny_lora
 from clgate.measurement import Measurement
 
 REAL = {name: GATE_CHECKS[name] for name in ("evals", "behaviour", "memory.behaviour")}
@@ -273,6 +274,29 @@ def test_a_memory_update_is_asked_through_the_adapter_its_deployment_runs(world,
     measured = _evidence(world, memory.measurements["memory.behaviour"])
     assert measured.meta["deployed_adapter"] == promoted_adapter.candidate_digest
     assert Path(measured.meta["adapter"]).resolve() == adapter.resolve()  # the model it asked ran with it
+
+
+@pytest.mark.parametrize("world", [MEMORY], indirect=True)
+def test_a_memory_update_is_promoted_only_beside_the_adapter_it_was_asked_through(
+    world, adapter_deployed, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    _, old, new = adapter_deployed
+    assert world.gate("--memory-old", str(old), "--memory-new", str(new)) == 0
+    memory = next(u for u in world.state().updates.values() if u.kind == "memory")
+    first = world.state().deployed_update("adapter")
+    assert memory.audit is not None and first is not None and memory.audit.adapter == first.update_id
+    assert world.gate("--adapter", str(make_tiny_lora(tiny_model, tmp_path / "lora-b", seed=3))) == 0
+    second = next(
+        u for u in world.state().updates.values() if u.kind == "adapter" and u.promoted_index is None
+    )
+    assert world.run("promote", second.update_id, key="approver") == 0
+    capsys.readouterr()
+    assert world.run("promote", memory.update_id, key="approver") == 2
+    assert (
+        f"was judged through adapter {first.update_id}, but deployment 'default' runs adapter "
+        f"{second.update_id} now" in capsys.readouterr().err
+    )
+    assert world.state().deployed_update("memory") is None
 
 
 @pytest.mark.parametrize("world", [MEMORY], indirect=True)

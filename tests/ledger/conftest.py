@@ -206,6 +206,7 @@ class Flow:
             policy=kw.pop("policy", self.policy),
             approvals=ApprovalRequirement(**kw.pop("approvals", {})),
             witnesses=WitnessRequirement(**kw.pop("witnesses", {})),
+            adapter=kw.pop("adapter", None),
         )
 
     def audit(self, p: Proposal, decision: str = "promote", signer: str = "gate", **kw) -> LedgerEntry:

@@ -236,6 +236,67 @@ def test_stale_base_and_rolled_back_updates_need_a_new_proposal(flow) -> None:
     assert _problems(flow.ledger) == []
 
 
+def test_a_memory_is_promoted_only_beside_the_adapter_its_audit_asked_through(flow) -> None:
+    """The gate judged the memory by what base + adapter A say with it; after adapter B is promoted that
+    judgement says nothing of what the deployment says, so the memory needs a new audit."""
+    base = flow.propose()
+    flow.audit(base)
+    flow.promote(base)
+    a = flow.propose("adapter", base=base.candidate.digest)
+    flow.audit(a)
+    flow.promote(a)
+    memory = flow.propose("memory", base=base.candidate.digest)
+    flow.audit(memory, adapter=a.update_id)
+    b = flow.propose("adapter", base=base.candidate.digest)
+    flow.audit(b)
+    flow.promote(b)
+    refused = (
+        f"memory update {memory.update_id} was judged through adapter {a.update_id}, but deployment "
+        f"'default' runs adapter {b.update_id} now; propose it again for a new audit"
+    )
+    with pytest.raises(AppendRefused, match=refused):
+        flow.promote(memory)
+    forced = flow.force(flow.promotion(memory), "approver", memory.candidate.digest)
+    assert f"entry {forced}: {refused}" in _problems(flow.ledger)
+    assert "memory" not in _deployed(flow.ledger)  # replay ignores it
+
+
+def test_a_memory_judged_on_the_base_alone_is_not_promoted_beside_an_adapter(flow) -> None:
+    base = flow.propose()
+    flow.audit(base)
+    flow.promote(base)
+    memory = flow.propose("memory", base=base.candidate.digest)
+    flow.audit(memory)
+    a = flow.propose("adapter", base=base.candidate.digest)
+    flow.audit(a)
+    flow.promote(a)
+    with pytest.raises(
+        AppendRefused, match="was judged through the base alone, but deployment 'default' runs"
+    ):
+        flow.promote(memory)
+    again = flow.propose("memory", base=base.candidate.digest, supersedes=memory.update_id)
+    flow.audit(again, adapter=a.update_id)
+    assert flow.promote(again).type == "promotion.done"
+    assert _problems(flow.ledger) == []
+
+
+def test_an_audit_names_only_an_adapter_of_its_own_deployment_for_a_memory_update(flow) -> None:
+    base = flow.propose()
+    flow.audit(base)
+    flow.promote(base)
+    other = flow.propose("adapter", base=base.candidate.digest, deployment="tenant-b")
+    memory = flow.propose("memory", base=base.candidate.digest)
+    with pytest.raises(
+        AppendRefused, match=f"{other.update_id} is not an adapter update of deployment 'default'"
+    ):
+        flow.audit(memory, adapter=other.update_id)
+    with pytest.raises(AppendRefused, match=f"{base.update_id} is not an adapter update"):
+        flow.audit(memory, adapter=base.update_id)
+    adapter = flow.propose("adapter", base=base.candidate.digest)
+    with pytest.raises(AppendRefused, match="is not a memory update; it is not judged through an adapter"):
+        flow.audit(adapter, adapter=adapter.update_id)
+
+
 def test_promotion_must_name_what_it_replaces_and_its_slot(flow) -> None:
     base = flow.propose()
     flow.audit(base)
