@@ -19,8 +19,9 @@ from clgate.artifacts._embedded import (
 from clgate.artifacts._manifest import artifact_files, compute_manifest
 from clgate.artifacts._records import ArtifactKind
 from clgate.json_output import write_json_output
+from clgate.typer_app import typer_app
 
-models_app = typer.Typer(help="The models clgate ships with.", no_args_is_help=True)
+models_app = typer_app(help="The models clgate ships with.", no_args_is_help=True)
 console = Console()
 
 

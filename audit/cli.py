@@ -20,6 +20,7 @@ import clgate
 from clgate.errors import ClgateError
 from clgate.extras import MissingExtraError, missing_extra
 from clgate.redact import mask_secrets
+from clgate.typer_app import typer_app
 
 
 def _import(target: str) -> object:
@@ -33,7 +34,7 @@ def _command(name: str, obj: object) -> TyperCommand | TyperGroup:
         group = typer.main.get_group(obj)
         group.name = name
         return group
-    single = typer.Typer()
+    single = typer_app()
     single.command(name)(obj)
     return typer.main.get_command(single)
 
@@ -156,7 +157,7 @@ class LazyGroup(TyperGroup):
         return name, command, rest
 
 
-app = typer.Typer(
+app = typer_app(
     name="clgate",
     cls=LazyGroup,
     help="Gate and audit trail for continually learning LLMs.",

@@ -20,8 +20,9 @@ from clgate.audit.journal import Journal, signing_key
 from clgate.audit.policy import load_policy
 from clgate.audit.result import GateResult
 from clgate.errors import InputError
+from clgate.typer_app import typer_app
 
-erase_app = typer.Typer(
+erase_app = typer_app(
     help="Erase a data subject's data from a deployment's memory and weights, provably.", no_args_is_help=True
 )
 SubjectOpt = typer.Option(None, "--subject", help="the subject's identifier (user id, e-mail address, …)")

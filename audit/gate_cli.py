@@ -35,6 +35,7 @@ from clgate.runtime.cli import (
     SERVED_PARENT,
     SERVED_TIMEOUT,
 )
+from clgate.typer_app import typer_app
 
 err = Console(stderr=True)
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
@@ -49,7 +50,7 @@ TrustOpt = typer.Option(
     envvar="CLGATE_TRUST",
     help="signed trust file pinning the keys the ledger may be signed with",
 )
-policy_app = typer.Typer(help="Policies a gate may judge by (adopted by an admin).", no_args_is_help=True)
+policy_app = typer_app(help="Policies a gate may judge by (adopted by an admin).", no_args_is_help=True)
 
 
 def open_journal(ledger: str, key: Path | None, trust: Path) -> Journal:

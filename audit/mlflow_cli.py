@@ -41,8 +41,9 @@ from clgate.audit.mlflow_registry import Registry, VersionRef, promote_version, 
 from clgate.audit.policy import load_policy
 from clgate.errors import InputError
 from clgate.runtime.cli import DEVICE, DTYPE
+from clgate.typer_app import typer_app
 
-mlflow_app = typer.Typer(
+mlflow_app = typer_app(
     help="Gate MLflow registered model versions; their alias moves only through the ledger.",
     no_args_is_help=True,
 )

@@ -24,8 +24,9 @@ from clgate.audit.workers import Workers
 from clgate.errors import ClgateError, InputError
 from clgate.ledger import Decision
 from clgate.runtime.cli import DEVICE, DTYPE
+from clgate.typer_app import typer_app
 
-audit_app = typer.Typer(help="Deployment-time audits of what is actually deployed.", no_args_is_help=True)
+audit_app = typer_app(help="Deployment-time audits of what is actually deployed.", no_args_is_help=True)
 err = Console(stderr=True)
 
 WorkersOpt = typer.Option(2, "--workers", help="local worker processes (0: one job after another here)")

@@ -27,6 +27,7 @@ from clgate.runtime.cli import (
     SERVED_PARENT,
     SERVED_TIMEOUT,
 )
+from clgate.typer_app import typer_app
 
 if TYPE_CHECKING:
     from clgate.measurement import Measurement
@@ -43,7 +44,7 @@ class _ModelFirstGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-eval_app = typer.Typer(
+eval_app = typer_app(
     cls=_ModelFirstGroup,
     help="Behavioural eval suites: `clgate eval MODEL --suite a,b`, `clgate eval compare PARENT CANDIDATE`.",
     no_args_is_help=True,

@@ -11,12 +11,11 @@ any key with that id is the right one to check with, whoever added it.
 from __future__ import annotations
 
 import base64
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, NamedTuple
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -24,6 +23,9 @@ from clgate.errors import IntegrityError
 from clgate.ledger.dsse import ENTRY_PAYLOAD_TYPE, Envelope
 from clgate.ledger.entries import EntryPayload, is_stateful
 from clgate.ledger.trust import KeyRing
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 CHUNK = 1000
 PER_WORKER = 2  # chunks handed to each worker before this process parses one itself
@@ -151,7 +153,10 @@ class ChunkParser:
         return {kid: state.public_key for kid, state in self.ring.keys.items()}
 
     def _pool(self) -> ProcessPoolExecutor:
-        if self.pool is None:
+        if self.pool is None:  # imported here: a ledger of one chunk (most verifies) starts no process
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("fork" if "fork" in methods else None)
             self.pool = ProcessPoolExecutor(self.workers - 1, mp_context=context)

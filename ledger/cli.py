@@ -3,43 +3,32 @@
 Bad input raises ClgateError (the top-level CLI turns it into one line and exit 2); `verify`
 prints one line per problem and exits 1 if there is any. Every command that writes or reports
 needs the trust file (`--trust` or `$CLGATE_TRUST`): without it a forged database would be believed.
+
+Each command imports the ledger modules it runs: `--help` loads only what the help texts name, and
+`verify --bundle` loads neither the log and its database nor the attestations.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clgate.errors import ClgateError, InputError, IntegrityError
 from clgate.json_output import write_json_output
-from clgate.ledger.attestations import check_files, check_in_bundle, verify_attestation, write_attestations
-from clgate.ledger.checkpoint import cosign, load_checkpoint, save_checkpoint
 from clgate.ledger.entries import ENTRY_TYPES
-from clgate.ledger.export import load_bundle, verify_bundle, write_bundle
-from clgate.ledger.governance import release_lines
-from clgate.ledger.keys import (
-    PASSPHRASE_ENV,
-    ROLES,
-    generate_key,
-    key_id,
-    load_private_key,
-    load_public_key,
-    passphrase_from_env,
-    public_key_b64,
-    save_private_key,
-    save_public_key,
-)
-from clgate.ledger.log import Ledger
-from clgate.ledger.seen import SeenHeads
-from clgate.ledger.trust import Trust, TrustedKey, load_trust, save_trust
-from clgate.ledger.verify import Problem
+from clgate.ledger.keys import PASSPHRASE_ENV, ROLES
+from clgate.typer_app import typer_app
 
-ledger_app = typer.Typer(help="The signed update ledger.", no_args_is_help=True, add_completion=False)
-keys_app = typer.Typer(help="Signing keys and their roles.", no_args_is_help=True, add_completion=False)
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from clgate.ledger.log import Ledger
+
+ledger_app = typer_app(help="The signed update ledger.", no_args_is_help=True, add_completion=False)
+keys_app = typer_app(help="Signing keys and their roles.", no_args_is_help=True, add_completion=False)
 
 Db = Annotated[
     str, typer.Option("--ledger", envvar="CLGATE_LEDGER", help="SQLite path or postgresql+psycopg:// URL.")
@@ -62,6 +51,8 @@ DEFAULT_DB = "clgate-ledger.db"
 
 
 def _signer(path: Path, passphrase_env: str | None) -> Ed25519PrivateKey:
+    from clgate.ledger.keys import load_private_key, passphrase_from_env
+
     return load_private_key(path, passphrase_from_env(passphrase_env))
 
 
@@ -81,6 +72,9 @@ def init(
     If --trust names a file that does not exist yet, it is written with the admin key as anchor.
     Either way the trust file is then bound to the new log (its log id) and signed by the admin.
     """
+    from clgate.ledger.log import Ledger
+    from clgate.ledger.trust import Trust, TrustedKey, load_trust, save_trust
+
     admin = _signer(key, passphrase_env)
     if trust.exists():
         anchors = load_trust(trust)
@@ -104,6 +98,9 @@ def append(
     passphrase_env: PassEnv = None,
 ) -> None:
     """Sign and append one entry (the ledger refuses what its rules forbid)."""
+    from clgate.ledger.log import Ledger
+    from clgate.ledger.trust import load_trust
+
     data = _body(body, body_file)
     signer = _signer(key, passphrase_env)
     with Ledger.open(db, load_trust(trust)) as ledger:
@@ -141,6 +138,8 @@ def show(
     proof: Annotated[bool, typer.Option(help="With --index: add its inclusion proof.")] = False,
 ) -> None:
     """List entries (index, time, type, signer, subject), or one entry in full."""
+    from clgate.ledger.log import Ledger
+
     with Ledger.open(db) as ledger:
         if index is not None:
             entry = ledger.get(index)
@@ -187,12 +186,22 @@ def verify(
     The log must also extend the largest head this verifier verified before (kept in --state):
     a database whose tail was deleted is refused even if what is left verifies.
     """
+    from clgate.ledger.checkpoint import load_checkpoint
+    from clgate.ledger.governance import release_lines
+    from clgate.ledger.seen import SeenHeads
+    from clgate.ledger.trust import load_trust
+
     checkpoint = load_checkpoint(since) if since else None
     anchors, seen = load_trust(trust), SeenHeads(state)
-    if bundle is not None:
+    if bundle is not None:  # a bundle needs neither the log nor its database
+        from clgate.ledger.export import load_bundle, verify_bundle
+
         check = verify_bundle(load_bundle(bundle), anchors, since=checkpoint, seen=seen)
         report, problems = check.report, check.problems
     else:
+        from clgate.ledger.log import Ledger
+        from clgate.ledger.verify import Problem
+
         with Ledger.open(db) as ledger:
             try:
                 report = ledger.verify_report(anchors, checkpoint, seen=seen)
@@ -224,6 +233,11 @@ def export(
     passphrase_env: PassEnv = None,
 ) -> None:
     """Write a self-contained bundle (entries, proofs, checkpoint, keys) for offline verification."""
+    from clgate.ledger.attestations import write_attestations
+    from clgate.ledger.export import write_bundle
+    from clgate.ledger.log import Ledger
+    from clgate.ledger.trust import load_trust
+
     if attestations is not None and key is None:
         raise InputError("--attestations needs --key to sign them")
     signer = _signer(key, passphrase_env) if key else None
@@ -263,6 +277,11 @@ def verify_attestation_cmd(
     """Check exported attestations offline: signature, statement, and (with --artifact) every file digest.
 
     Exit 1 unless every attestation is valid and PASSED: a deploy step may rely on `&&`."""
+    from clgate.ledger.attestations import check_files, check_in_bundle, verify_attestation
+    from clgate.ledger.export import load_bundle, verify_bundle
+    from clgate.ledger.keys import key_id, load_public_key
+    from clgate.ledger.trust import load_trust
+
     key = load_public_key(public_key)
     if (bundle is None) != (trust is None):
         raise InputError("--bundle and --trust go together: the bundle is believed only once verified")
@@ -306,6 +325,10 @@ def checkpoint(
     passphrase_env: PassEnv = None,
 ) -> None:
     """Sign the current tree head (gate key); keep the file to prove later the log only grew."""
+    from clgate.ledger.checkpoint import save_checkpoint
+    from clgate.ledger.log import Ledger
+    from clgate.ledger.trust import load_trust
+
     signer = _signer(key, passphrase_env)
     with Ledger.open(db, load_trust(trust)) as ledger:
         _verified(ledger)
@@ -331,6 +354,12 @@ def witness(
     verified (kept in --state), checks the checkpoint's root against the log, and stores its
     cosignature beside the checkpoint, under its key's name in the ledger.
     """
+    from clgate.ledger.checkpoint import cosign, save_checkpoint
+    from clgate.ledger.keys import key_id
+    from clgate.ledger.log import Ledger
+    from clgate.ledger.seen import SeenHeads
+    from clgate.ledger.trust import load_trust
+
     signer = _signer(key, passphrase_env)
     kid = key_id(signer.public_key())
     with Ledger.open(db, load_trust(trust)) as ledger:
@@ -366,6 +395,14 @@ def keys_new(
     passphrase_env: PassEnv = None,
 ) -> None:
     """Generate an Ed25519 key pair: NAME.key (private, mode 0600) and NAME.pub."""
+    from clgate.ledger.keys import (
+        generate_key,
+        key_id,
+        passphrase_from_env,
+        save_private_key,
+        save_public_key,
+    )
+
     private, public = directory / f"{name}.key", directory / f"{name}.pub"
     for path in (private, public):
         if path.exists():
@@ -388,6 +425,10 @@ def keys_add(
     passphrase_env: PassEnv = None,
 ) -> None:
     """Record a `key.added` entry (signed by an admin key); with a key quorum, once enough admins signed."""
+    from clgate.ledger.keys import key_id, load_public_key, public_key_b64
+    from clgate.ledger.log import Ledger
+    from clgate.ledger.trust import load_trust
+
     bad = [r for r in role if r not in ROLES]
     if bad:
         raise InputError(f"unknown role {bad[0]!r} (roles: {', '.join(ROLES)})")
@@ -415,6 +456,10 @@ def keys_revoke(
     Entries the key signs from then on are refused; because the trust file remembers the
     revocation, deleting it from the database does not bring the key back.
     """
+    from clgate.ledger.keys import key_id, load_public_key
+    from clgate.ledger.log import Ledger
+    from clgate.ledger.trust import load_trust, save_trust
+
     kid = key_id(load_public_key(Path(target))) if Path(target).is_file() else target.lower()
     signer = _signer(key, passphrase_env)
     anchors = load_trust(trust)
@@ -432,6 +477,8 @@ def keys_sign_trust(
     passphrase_env: PassEnv = None,
 ) -> None:
     """Sign a trust file with one of its admin keys; prints the fingerprint to compare out of band."""
+    from clgate.ledger.trust import load_trust, save_trust
+
     anchors = load_trust(trust, signed=False)
     save_trust(anchors, trust, _signer(key, passphrase_env))
     typer.echo(f"signed {trust}: fingerprint {load_trust(trust).fingerprint}")
@@ -440,6 +487,9 @@ def keys_sign_trust(
 @keys_app.command("list")
 def keys_list(trust: TrustOpt, db: Db = DEFAULT_DB) -> None:
     """Keys in effect: trust-file anchors plus the ledger's key entries, with roles and status."""
+    from clgate.ledger.log import Ledger
+    from clgate.ledger.trust import load_trust
+
     with Ledger.open(db, load_trust(trust)) as ledger:
         ring = ledger.key_ring()
     for kid, state in ring.keys.items():

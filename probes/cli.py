@@ -19,8 +19,9 @@ from clgate.artifacts import ArtifactKind, detect_kind
 from clgate.measurement import Measurement
 from clgate.progress_bar import ProgressBar
 from clgate.runtime.cli import DEVICE, DTYPE
+from clgate.typer_app import typer_app
 
-diff_app = typer.Typer(help="What an update changed: weights, activations, memory.", no_args_is_help=True)
+diff_app = typer_app(help="What an update changed: weights, activations, memory.", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 150)  # piped output: wide tables, unwrapped names
 
 JSON = typer.Option(None, "--json", help="write the measurement here (figures go beside it as .html)")

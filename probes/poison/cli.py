@@ -19,8 +19,9 @@ from clgate.runtime.cli import (
     SERVED_PARENT,
     SERVED_TIMEOUT,
 )
+from clgate.typer_app import typer_app
 
-scan_app = typer.Typer(
+scan_app = typer_app(
     help="Poisoning detectors (update data, updated models, memory stores) and personal data.",
     no_args_is_help=True,
 )

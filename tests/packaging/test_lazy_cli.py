@@ -19,9 +19,10 @@ def test_the_listed_summary_is_the_commands_own_help(name: str) -> None:
     assert (command.help or "").strip().split("\n\n")[0].replace("\n", " ") == SUBCOMMANDS[name].summary
 
 
-def _imported_after(*args: str) -> set[str]:
+def _imported_after(*args: str, watched: tuple[str, ...] = HEAVY) -> set[str]:
+    """Which of the `watched` modules `clgate ARGS` imported."""
     code = "import sys\nfrom clgate.audit.cli import main\nmain(list(sys.argv[1:]))\n"  # main exits: the modules are listed by an atexit hook
-    hook = f"import atexit, sys; atexit.register(lambda: print('imported:', *(m for m in {HEAVY!r} if m in sys.modules)))\n"
+    hook = f"import atexit, sys; atexit.register(lambda: print('imported:', *(m for m in {watched!r} if m in sys.modules)))\n"
     done = subprocess.run(
         [sys.executable, "-c", hook + code, *args], capture_output=True, text=True, timeout=120
     )
@@ -35,3 +36,13 @@ def _imported_after(*args: str) -> set[str]:
 )
 def test_a_command_imports_no_model_library_it_does_not_run(args: tuple[str, ...]) -> None:
     assert _imported_after(*args) == set()
+
+
+# start-up (benchmarks/cli_startup.py): help is plain click text, and a ledger command's help loads
+# none of the modules only its commands run
+LEDGER_RUN = ("rich", "clgate.ledger.log", "clgate.ledger.export", "clgate.ledger.attestations")
+
+
+@pytest.mark.parametrize("args", [("--help",), ("ledger", "verify", "--help"), ("keys", "add", "--help")])
+def test_help_loads_neither_rich_nor_what_the_commands_run(args: tuple[str, ...]) -> None:
+    assert _imported_after(*args, watched=LEDGER_RUN) == set()
