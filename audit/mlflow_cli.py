@@ -37,6 +37,7 @@ from clgate.audit.gate_cli import (
     progress,
 )
 from clgate.audit.journal import signing_key
+from clgate.audit.mlflow_flavour import version_files
 from clgate.audit.mlflow_registry import Registry, VersionRef, promote_version, rollback_to_version
 from clgate.audit.policy import load_policy
 from clgate.errors import InputError
@@ -99,7 +100,7 @@ def gate(
     """Download a registered version, propose it (recording its URI, name, version and run id) and gate it.
 
     Its artifacts are a PEFT adapter (adapter_config.json) or a full model (config.json) for the
-    parent. Exit 0 promote, 10 review, 20 block, 2 bad input or MLflow unreachable (nothing recorded).
+    parent, at their root or logged with MLflow's transformers flavour. Exit 0 promote, 10 review, 20 block, 2 bad input or MLflow unreachable (nothing recorded).
     """
     ref = VersionRef.parse(model_uri)
     loaded_policy = load_policy(policy)
@@ -111,16 +112,16 @@ def gate(
         registry = Registry(tracking_uri)
         version = registry.version(ref)
         folder = re.sub(r"[^A-Za-z0-9._-]", "_", f"{ref.name}-v{ref.version}")
-        files = registry.download(version, (download or out / "mlflow") / folder)
-        role = "adapter" if detect_kind(files) is ArtifactKind.ADAPTER else "candidate"
+        files = version_files(registry.download(version, (download or out / "mlflow") / folder), ref.uri)
+        role = "adapter" if detect_kind(files.candidate) is ArtifactKind.ADAPTER else "candidate"
         request = GateRequest(
             parent=parent,
             data=data,
             target=target,
             deployment=deployment,
             anchor=anchor,
-            pipeline=version.pipeline(),
-            **{role: files},
+            pipeline={**version.pipeline(), **files.pipeline()},
+            **{role: files.candidate},
         )
         proposed = propose(request, journal.as_signer(signing_key(proposer_key)), run, progress)
         update = proposed.proposal.update_id

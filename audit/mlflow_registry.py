@@ -3,7 +3,8 @@
 Teams keep models in the registry; the ledger says which of them may run. A version is gated from
 the bytes downloaded from its tracking server, and its proposal records it by name, version and run
 id. Its alias moves only through the ledger, after the version's artifacts are fetched again and
-hashed: anyone who may write the run's artifacts can replace them after the audit.
+hashed: anyone who may write the run's artifacts can replace them after the audit. What the gate audits
+in a version (its root, or the weights a transformers-flavour version nests) is `mlflow_flavour`'s call.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mlflow.exceptions import MlflowException, RestException
 from clgate.artifacts import artifact_ref
 from clgate.audit import actions
 from clgate.audit.journal import Journal
+from clgate.audit.mlflow_flavour import version_files
 from clgate.audit.state import LedgerState
 from clgate.errors import InputError, IntegrityError
 from clgate.ledger import Proposal, UpdateState
@@ -187,11 +189,18 @@ def _same_bytes(
     """The version's artifacts, fetched again now, must hash to what `update` audited: anyone who may write
     the run's artifacts can replace them after the audit."""
     with tempfile.TemporaryDirectory(prefix="clgate-mlflow-", dir=workdir) as tmp:
-        digest = artifact_ref(registry.download(version, Path(tmp) / "artifacts")).digest
+        files = version_files(registry.download(version, Path(tmp) / "artifacts"), version.ref.uri)
+        digest = artifact_ref(files.candidate).digest
     if digest != update.candidate_digest:
         raise IntegrityError(
             f"{version.ref.uri} is not the bytes update {update.update_id} audited (now {digest[:19]}…, audited "
             f"{update.candidate_digest[:19]}…): its artifacts changed after the gate; gate it again"
+        )
+    audited = update.proposal.pipeline.get("mlflow.artifacts_digest")
+    if files.artifacts_digest != audited:
+        raise IntegrityError(
+            f"{version.ref.uri} holds other files than when update {update.update_id} was gated (the weights are "
+            "the same; its MLmodel file or tokenizer changed, which MLflow serves with them); gate it again"
         )
 
 

@@ -1,0 +1,109 @@
+"""What the gate audits in an MLflow model version's artifacts.
+
+A version is either a PEFT adapter or an HF model folder at the artifacts' root, or a model logged with
+MLflow's transformers flavour (`mlflow.transformers.log_model`): the weights nested under `model/` or an
+adapter under `peft/`, beside an `MLmodel` file that says how the version is served (task, prompt
+template, dtype) and a tokenizer under `components/`. The gate audits the weights; the digest of every
+file the version holds is recorded beside them, so that whatever is served with the weights and changes
+after the gate (the `MLmodel` file, the tokenizer) is refused at promotion like the weights themselves.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from clgate.artifacts import ArtifactKind, compute_manifest
+from clgate.errors import InputError
+
+MLMODEL = "MLmodel"
+TOKENIZER = "tokenizer"
+
+
+@dataclass(frozen=True)
+class VersionFiles:
+    """A downloaded version: what the gate audits, and what the proposal records beside it."""
+
+    candidate: Path
+    """A PEFT adapter folder or an HF model folder (with its tokenizer)."""
+    artifacts_digest: str | None = None
+    """For a transformers-flavour version: the root digest of every file it holds, as downloaded (the
+    candidate's digest covers a plain version's every file already)."""
+    base_model: str | None = None
+    """For a transformers-flavour adapter: the base model its `MLmodel` names (hub id@revision or path)."""
+
+    def pipeline(self) -> dict[str, str]:
+        recorded = {"mlflow.artifacts_digest": self.artifacts_digest, "mlflow.base_model": self.base_model}
+        return {k: v for k, v in recorded.items() if v is not None}
+
+
+def version_files(download: Path, uri: str) -> VersionFiles:
+    """The files of `download` (version `uri`) the gate audits. A transformers-flavour model's tokenizer
+    is copied into its weights' folder, which is how clgate loads a model; the recorded artifacts digest
+    is taken before that."""
+    if not (download / MLMODEL).is_file():
+        return VersionFiles(download)
+    digest = compute_manifest(download, ArtifactKind.MODEL, tensors=False).root
+    flavours = _flavours(download / MLMODEL, uri)
+    conf = flavours.get("transformers")
+    if not isinstance(conf, dict):
+        raise InputError(
+            f"{uri} was logged with the {', '.join(sorted(flavours)) or 'no'} flavour: clgate gates the "
+            "transformers flavour, or a PEFT adapter or HF model folder at the artifacts' root"
+        )
+    if conf.get("peft_adaptor"):
+        if conf.get("model_binary"):
+            raise InputError(
+                f"{uri} carries a copy of its base model ({conf['model_binary']}/) beside its adapter, which "
+                "MLflow serves instead of the deployment's base: log the adapter with base_model_path= (or a "
+                "hub base) so that the version names its base instead of carrying one"
+            )
+        base = conf.get("local_base_model_path") or _hub_name(conf)
+        return VersionFiles(_inside(download, conf["peft_adaptor"], uri), digest, base)
+    if not conf.get("model_binary"):
+        raise InputError(
+            f"{uri} was logged without its weights (save_pretrained=False): it names {_hub_name(conf)} "
+            "instead; log the model with its weights to gate it"
+        )
+    weights = _inside(download, conf["model_binary"], uri)
+    tokenizer = download / "components" / TOKENIZER
+    if tokenizer.is_dir():
+        _copy_beside(tokenizer, weights, uri)
+    return VersionFiles(weights, digest)
+
+
+def _flavours(mlmodel: Path, uri: str) -> dict[str, object]:
+    from mlflow.models import Model
+
+    try:
+        flavours = Model.load(str(mlmodel)).flavors
+    except Exception as exc:  # YAML or schema errors of a file anyone with run write access could edit
+        raise InputError(
+            f"{uri}: its MLmodel file cannot be read ({str(exc).splitlines()[0][:200]})"
+        ) from None
+    if not isinstance(flavours, dict):
+        raise InputError(f"{uri}: its MLmodel file names no flavours")
+    return flavours
+
+
+def _hub_name(conf: dict[str, object]) -> str:
+    name, revision = conf.get("source_model_name"), conf.get("source_model_revision")
+    return f"{name}@{revision}" if revision else str(name)
+
+
+def _inside(download: Path, name: object, uri: str) -> Path:
+    """A folder `MLmodel` names: inside the version's artifacts, whatever the file says."""
+    folder = (download / str(name)).resolve()
+    if not folder.is_relative_to(download.resolve()) or not folder.is_dir():
+        raise InputError(f"{uri}: its MLmodel names {str(name)!r}, which is not a folder inside the version")
+    return folder
+
+
+def _copy_beside(tokenizer: Path, weights: Path, uri: str) -> None:
+    for source in sorted(p for p in tokenizer.iterdir() if p.is_file()):
+        target = weights / source.name
+        if target.exists() and not filecmp.cmp(source, target, shallow=False):
+            raise InputError(f"{uri}: {source.name} differs between its tokenizer and its weights' folder")
+        shutil.copyfile(source, target)
