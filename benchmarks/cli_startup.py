@@ -73,14 +73,12 @@ def main() -> None:
                 5.0,
             ),
         }
-        # what is left once no model library loads: the CLI library, the records, rich's help layout
+        # what is left once no model library loads: the CLI library, the pydantic it parses options with
+        # (typer >= 0.29, for any command it runs, `--help` of a subcommand included), the records
         floor = {
             "python -c 'import typer'": ([python, "-c", "import typer"], env),
+            "python -c 'import typer._adapters'": ([python, "-c", "import typer._adapters"], env),
             "python -c 'import clgate.ledger.entries'": ([python, "-c", "import clgate.ledger.entries"], env),
-            "clgate ledger verify --help, TYPER_USE_RICH=0": (
-                [clgate, "ledger", "verify", "--help"],
-                {**env, "TYPER_USE_RICH": "0"},
-            ),
         }
         baseline = median_seconds([python, "-c", "pass"], args.repeat, env, folder)
         print(f"install: {bindir.parent}")
