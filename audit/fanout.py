@@ -153,14 +153,12 @@ def run_reaudits(
     stale = pending_jobs(state)
     if announce:
         announce(stale)
-    outcomes = []
-    for wave in reaudit_waves(stale):
-        jobs = [ReauditJob(u.update_id, settings) for u in wave]
-        outcomes += [
-            _outcome(job, result, state)
-            for job, result in zip(jobs, fan_out(reaudit, jobs, workers), strict=True)
-        ]
-    return outcomes
+    waves = [[ReauditJob(u.update_id, settings) for u in wave] for wave in reaudit_waves(stale)]
+    jobs = [job for wave in waves for job in wave]
+    return [
+        _outcome(job, result, state)
+        for job, result in zip(jobs, fan_out(reaudit, waves, workers), strict=True)
+    ]
 
 
 def reaudit_waves(stale: list[UpdateState]) -> list[list[UpdateState]]:
@@ -240,5 +238,5 @@ def run_scheduled(
     jobs = [ScheduledJob(d, p, ledger, trust, key, policy, cache_dir) for d, p in stores.items()]
     return [
         r.value or ScheduledOutcome(job.deployment, job.store, error=r.error)
-        for job, r in zip(jobs, fan_out(scheduled_memory_audit, jobs, workers), strict=True)
+        for job, r in zip(jobs, fan_out(scheduled_memory_audit, [jobs], workers), strict=True)
     ]

@@ -9,7 +9,7 @@ fresh pool, or by Ray's own task retry.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -64,35 +64,64 @@ def _guarded(fn: Callable[[Any], R], job: Any) -> tuple[R | None, str | None]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def fan_out(fn: Callable[[J], R], jobs: list[J], workers: Workers) -> list[JobResult[R]]:
-    """`fn` over `jobs` where `workers` says, results in the jobs' order."""
-    if not jobs:
+def fan_out(fn: Callable[[J], R], waves: Sequence[Sequence[J]], workers: Workers) -> list[JobResult[R]]:
+    """`fn` over the jobs of each wave in turn (a wave starts once the one before it is done) where
+    `workers` says; results in the jobs' order. One pool, or one Ray session, serves every wave, so a
+    worker's imports are paid once per run, not once per wave."""
+    if not any(waves):
         return []
     if workers.ray is not None:
-        return _on_ray(fn, jobs, workers)
+        return _on_ray(fn, waves, workers)
     if workers.processes == 0:
-        return [JobResult(*_guarded(fn, job)) for job in jobs]
+        return [JobResult(*_guarded(fn, job)) for wave in waves for job in wave]
+    pool = _Pool(workers.processes)
+    try:
+        return [result for wave in waves for result in _in_pool(fn, wave, pool, workers.retries)]
+    finally:
+        pool.close()
+
+
+class _Pool:
+    """Spawned worker processes, started when first asked for; a broken set is closed and replaced."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self.executor: ProcessPoolExecutor | None = None
+
+    def get(self) -> ProcessPoolExecutor:
+        if self.executor is None:
+            self.executor = ProcessPoolExecutor(max_workers=self.processes, mp_context=get_context("spawn"))
+        return self.executor
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown()
+            self.executor = None
+
+
+def _in_pool(fn: Callable[[J], R], jobs: Sequence[J], pool: _Pool, retries: int) -> list[JobResult[R]]:
     done: dict[int, JobResult[R]] = {}
     left, attempt = list(range(len(jobs))), 0
-    while left and attempt <= workers.retries:
+    while left and attempt <= retries:
         attempt += 1
-        died = []
-        with ProcessPoolExecutor(max_workers=workers.processes, mp_context=get_context("spawn")) as pool:
-            futures = {i: pool.submit(_guarded, fn, jobs[i]) for i in left}
-            for i in left:
-                try:
-                    value, error = futures[i].result()
-                except BrokenProcessPool:
-                    died.append(i)
-                    continue
-                done[i] = JobResult(value, error, attempt)
+        executor, died = pool.get(), []
+        futures = {i: executor.submit(_guarded, fn, jobs[i]) for i in left}
+        for i in left:
+            try:
+                value, error = futures[i].result()
+            except BrokenProcessPool:
+                died.append(i)
+                continue
+            done[i] = JobResult(value, error, attempt)
+        if died:  # the pool is broken for every job: a fresh one for the retry
+            pool.close()
         left = died
     for i in left:
         done[i] = JobResult(None, f"incomplete: its worker died {attempt} times", attempt)
     return [done[i] for i in range(len(jobs))]
 
 
-def _on_ray(fn: Callable[[J], R], jobs: list[J], workers: Workers) -> list[JobResult[R]]:
+def _on_ray(fn: Callable[[J], R], waves: Sequence[Sequence[J]], workers: Workers) -> list[JobResult[R]]:
     """One Ray task per job, one GPU each where the cluster has GPUs; Ray reruns a task whose worker died."""
     try:
         import ray
@@ -115,13 +144,13 @@ def _on_ray(fn: Callable[[J], R], jobs: list[J], workers: Workers) -> list[JobRe
         task: Any = ray.remote(num_cpus=workers.cpus_per_job, num_gpus=gpus, max_retries=workers.retries)(
             _guarded
         )
-        refs = [task.remote(fn, job) for job in jobs]
         out: list[JobResult[R]] = []
-        for ref in refs:
-            try:
-                out.append(JobResult(*ray.get(ref)))
-            except ray.exceptions.RayError as exc:
-                out.append(JobResult(None, f"incomplete: {type(exc).__name__}", workers.retries + 1))
+        for wave in waves:
+            for ref in [task.remote(fn, job) for job in wave]:
+                try:
+                    out.append(JobResult(*ray.get(ref)))
+                except ray.exceptions.RayError as exc:
+                    out.append(JobResult(None, f"incomplete: {type(exc).__name__}", workers.retries + 1))
         return out
     finally:
         ray.shutdown()
