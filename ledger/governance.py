@@ -338,9 +338,11 @@ class Governance:
             return None
         through = f"adapter {judged}" if judged else "the base alone"
         runs = f"adapter {running}" if running else "no adapter"
+        awaiting = judged is not None and self.updates[judged].promoted_index is None
+        then = f"promote adapter {judged} first, or propose it again" if awaiting else "propose it again"
         return (
             f"memory update {update.update_id} was judged through {through}, but deployment "
-            f"{update.deployment!r} runs {runs} now; propose it again for a new audit"
+            f"{update.deployment!r} runs {runs} now; {then} for a new audit"
         )
 
     def _erased(self, update: UpdateState) -> str | None:

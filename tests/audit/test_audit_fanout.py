@@ -134,6 +134,23 @@ def test_ray_and_one_process_give_the_same_decisions(
         o for o in outcomes if o.error or o.worker.endswith(f":{os.getpid()}")
     ]  # Ray workers ran them
     _all_reaudited_once(copy)
+    _memory_promoted_after_its_adapter(fleet, capsys)
+
+
+def _memory_promoted_after_its_adapter(fleet: Fleet, capsys) -> None:
+    """A re-audited memory was judged through its deployment's re-audited adapter: the ledger promotes it
+    only once that adapter runs."""
+    with Journal.open(fleet.boot.ledger, None, fleet.boot.trust) as journal:
+        state = journal.state()
+    again = {
+        u.kind: u for u in state.updates.values() if u.proposal.supersedes and u.deployment == "tenant-a"
+    }
+    keys = ["--ledger", str(fleet.boot.ledger), "--trust", str(fleet.boot.trust), "--key", str(fleet.boot.keys["approver"])]  # fmt: skip
+    capsys.readouterr()
+    assert main(["promote", again["memory"].update_id, *keys]) == 2
+    assert f"promote adapter {again['adapter'].update_id} first" in capsys.readouterr().err
+    assert main(["promote", again["adapter"].update_id, *keys]) == 0
+    assert main(["promote", again["memory"].update_id, *keys]) == 0
 
 
 def _all_reaudited_once(fleet: Fleet) -> None:
