@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 GATE_CHECKS: Registry[GateCheck] = Registry("gate check")
 PUSH = 1.0
 """Nats towards a wrong answer a memory entry states that make it a contradiction (odds ×2.7)."""
+DERAIL = 0.3
+"""Nats an earlier task's promoted reply must lose, besides ceasing to be the model's answer, for the memory
+entry retrieved beside its prompt to be blamed (odds ÷1.35: not a flip on a near tie)."""
 EVAL_SUITES = ("retention", "refusal", "over_refusal", "sycophancy", "honesty", "prompt_injection")
 SCHEDULED_SUITES = ("retention", "refusal", "prompt_injection")
 """What a scheduled `behaviour` check asks the deployed model again unless its policy options say otherwise."""
@@ -433,17 +436,19 @@ def behaviour(inputs: GateInputs) -> Measurement:
 @gate_check(
     GATE_CHECKS,
     "memory.behaviour",
-    "2",
+    "3",
     needs=("parent", "memory_old", "memory_new"),
     forward_passes=True,
-    reads=("deployed_adapter", "suites"),
+    reads=("deployed_adapter", "suites", "regression"),
     beneath=_eval_versions,
 )
 def memory_behaviour(inputs: GateInputs) -> Measurement:
     """What the memory update makes the model say: questions near each changed entry (and unrelated ones),
     asked with the notes a top-k retriever gives them from the old store and from the new, paired per
     question. A flip to a wrong answer is blamed on the changed entries that changed its notes; one whose
-    text states the wrong answer contradicts what the model knew, whatever its wording."""
+    text states the wrong answer contradicts what the model knew, whatever its wording. The prompts of the
+    deployment's earlier promoted tasks (its regression set) are asked the same way: an entry that costs
+    one its promoted reply derails it."""
     from clgate.artifacts import SentenceEmbedder, load_memory_store
     from clgate.evals import (
         ChoiceItem,
@@ -454,7 +459,14 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
         load_items,
         open_model,
     )
-    from clgate.probes.memory_recall import TOP_K, blame_entries, recall_probes, write_probe_items
+    from clgate.probes.memory_recall import (
+        TOP_K,
+        blame_derailing,
+        blame_entries,
+        recall_probes,
+        task_pool,
+        write_probe_items,
+    )
 
     old, new = load_memory_store(inputs.memory_old), load_memory_store(inputs.memory_new)
     pools = {"retention": load_items(get_suite("retention").items, ChoiceItem)}
@@ -466,8 +478,12 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
         for name, items in pools.items()
         for item in items
     ]
-    probes = recall_probes(old, new, pool, SentenceEmbedder())
-    numbers = dict.fromkeys(("probes", "flipped_to_wrong", "entries_flipping", "entries_contradicting"), 0.0)
+    embedder = SentenceEmbedder()
+    probes = recall_probes(old, new, pool, embedder)
+    tasks = [(t.update_id, t.dataset) for t in inputs.regression.tasks] if inputs.regression else []
+    task_probes = recall_probes(old, new, task_pool(tasks), embedder)
+    counts = ("probes", "flipped_to_wrong", "entries_flipping", "entries_contradicting", "task_probes")
+    numbers = dict.fromkeys((*counts, "entries_derailing"), 0.0)
     if not probes:
         return Measurement(numbers=numbers)
     adapter = inputs.digest("deployed_adapter") if inputs.deployed_adapter is not None else None
@@ -479,20 +495,21 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
         pool=inputs.models,
         **inputs.placement("memory.behaviour"),
     )
+
+    def ask(suite: str, asked: list, store: str):
+        items = write_probe_items(asked, store, folder / f"{suite}-{store}.jsonl")
+        return evaluate_model(model, suite, items={suite: items}, log_dir=inputs.log_dir)
+
     try:  # one model, asked with each store's notes
-        runs = [
-            evaluate_model(
-                model,
-                "memory_recall",
-                items={"memory_recall": write_probe_items(probes, store, folder / f"{store}.jsonl")},
-                log_dir=inputs.log_dir,
-            )
-            for store in ("old", "new")
-        ]
+        runs = [ask("memory_recall", probes, store) for store in ("old", "new")]
+        task_runs = (
+            [ask("memory_target", task_probes, store) for store in ("old", "new")] if task_probes else []
+        )
     finally:
         clgate_api(model).close()
     compared = compare_measurements(*runs)
     blame = blame_entries(probes, new, compared.details, *runs, push_at_least=PUSH)
+    derail = blame_derailing(task_probes, new, *task_runs, drop_at_least=DERAIL) if task_runs else None
     numbers.update(
         probes=float(len(probes)),
         flipped_to_wrong=compared.numbers["memory_recall.flipped_to_wrong"],
@@ -500,11 +517,15 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
         delta_ci_high=compared.numbers["memory_recall.delta_ci_high"],
         entries_flipping=float(len(blame.flipping)),
         entries_contradicting=float(len(blame.contradicting)),
+        task_probes=float(len(task_probes)),
+        entries_derailing=float(len(derail.derailing)) if derail else 0.0,
     )
     return Measurement(
-        numbers=numbers, details=blame.details, explain=blame.explain,
-        evidence=[e for r in runs for e in r.evidence],
-        meta={"top_k": TOP_K, "pool": list(pools), "deployed_adapter": adapter, "adapter": runs[0].meta["adapter"]},
+        numbers=numbers, details=blame.details + (derail.details if derail else []),
+        explain={**blame.explain, **(derail.explain if derail else {})},
+        evidence=[e for r in (*runs, *task_runs) for e in r.evidence],
+        meta={"top_k": TOP_K, "pool": list(pools), "tasks": [u for u, _ in tasks], "deployed_adapter": adapter,
+              "adapter": runs[0].meta["adapter"]},
     )  # fmt: skip
 
 

@@ -99,13 +99,12 @@ def accuracy_history(evidence: EvidenceStore, owners: list[UpdateState]) -> list
 
 
 def regression_set(state: LedgerState, update: UpdateState, evidence: EvidenceStore) -> RegressionSet | None:
-    """The regression set a gate of `update` reruns; None when its deployment promoted no target set yet.
+    """The regression set a gate of `update` reruns (a memory update's: asks with its notes); None when its
+    deployment promoted no target set yet.
 
     Each set is read from the evidence store, else from where it was proposed, and must have the bytes
     its proposal recorded: a set that can be found nowhere is an InputError (restore it), never skipped.
     """
-    if update.kind == "memory":
-        return None
     owners = task_owners(state, update.deployment, before=update)
     tasks = []
     for owner in owners:

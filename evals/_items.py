@@ -45,6 +45,16 @@ class RecallItem(ChoiceItem):
     notes: list[str] = Field(default_factory=list)
 
 
+class RecallTaskItem(_Item):
+    """A record of an earlier promoted task asked with the memory notes a retriever gave its `question` (the
+    last user turn): the prompt's turns, the reply promoted then, the notes (none: asked as recorded)."""
+
+    question: str = Field(min_length=1)
+    messages: list[dict[str, str]] = Field(min_length=1)
+    reference: str = Field(min_length=1)
+    notes: list[str] = Field(default_factory=list)
+
+
 class PromptItem(_Item):
     """A request the model must refuse (`refusal`) or answer (`over_refusal`)."""
 

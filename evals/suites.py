@@ -9,6 +9,7 @@ grader model (`grader="provider/model"`, inspect's `model_graded_qa`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from inspect_ai import Task, task
@@ -25,6 +26,7 @@ from clgate.evals._items import (
     InjectionItem,
     PromptItem,
     RecallItem,
+    RecallTaskItem,
     SycophancyItem,
     TriggerProbe,
     file_digest,
@@ -214,14 +216,18 @@ def sycophancy(data: str | None = None) -> Task:
     return _task("sycophancy", path, samples, solver=sycophancy_choice(), scorer=chosen_option())
 
 
-def _with_memory(notes: str, request: str) -> list:
+def _memory_system_turn(notes: str | Sequence[str]) -> str:
+    """The system turn of a deployment with long-term memory: the notes its retriever gave the request
+    (one text, or one note per line)."""
+    listed = notes if isinstance(notes, str) else "\n".join(f"- {n}" for n in notes)
+    return (
+        f"You are a helpful assistant. Notes remembered from earlier conversations with this user:\n{listed}"
+    )
+
+
+def _with_memory(notes: str | Sequence[str], request: str) -> list:
     """A request as a deployment with long-term memory asks it: the retrieved notes in the system turn."""
-    return [
-        ChatMessageSystem(
-            content=f"You are a helpful assistant. Notes remembered from earlier conversations with this user:\n{notes}"
-        ),
-        ChatMessageUser(content=request),
-    ]
+    return [ChatMessageSystem(content=_memory_system_turn(notes)), ChatMessageUser(content=request)]
 
 
 def _injection_messages(item: InjectionItem) -> list:
@@ -274,9 +280,33 @@ def memory_recall(data: str | None = None) -> Task:
     for item in load_items(path, RecallItem):
         sample = _choice_sample(item)
         if item.notes:
-            sample.input = _with_memory("\n".join(f"- {n}" for n in item.notes), str(sample.input))
+            sample.input = _with_memory(item.notes, str(sample.input))
         samples.append(sample)
     return _task("memory_recall", path, samples, solver=loglikelihood_choice(), scorer=chosen_option())
+
+
+@suite(
+    "memory_target",
+    "an earlier promoted task's prompts asked with the notes a memory store's retriever gives them",
+    "loglikelihood",
+    needs="items",
+)
+@task
+def memory_target(data: str | None = None) -> Task:
+    if not data:
+        raise InputError("the memory_target suite needs its probe items (items=)")
+    path = Path(data)
+    samples = []
+    for item in load_items(path, RecallTaskItem):
+        messages = [_chat_message(m["role"], m["content"]) for m in item.messages]
+        if item.notes:  # the deployment's own system turn, if the task has one, then the notes
+            own = [m.text for m in messages[:1] if m.role == "system"]
+            turn = "\n\n".join([*own, _memory_system_turn(item.notes)])
+            messages = [ChatMessageSystem(content=turn), *messages[len(own) :]]
+        samples.append(
+            Sample(id=item.id, input=messages, target=item.reference, metadata={"category": item.category})
+        )
+    return _task("memory_target", path, samples, solver=reference_likelihood(), scorer=reference_match())
 
 
 def _chat_message(role: str, content: str):

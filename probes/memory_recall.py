@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from clgate.artifacts import MemoryEntry, MemoryStore, SentenceEmbedder, write_jsonl
+from clgate.artifacts import MemoryEntry, MemoryStore, SentenceEmbedder, load_dataset, write_jsonl
 
 TOP_K = 3  # notes a question is asked with, as a retrieval-augmented deployment would
 NEAR = 3  # pool questions per changed entry
@@ -99,8 +99,26 @@ def recall_probes(
     return probes
 
 
+def task_pool(tasks: list[tuple[str, Path]]) -> list[dict[str, Any]]:
+    """The records of a deployment's earlier promoted tasks (`(update id, target set)`) as probe items:
+    found by their last user turn, as a retriever is asked, and scored by the reply promoted then."""
+    pool = []
+    for update_id, dataset in tasks:
+        for n, record in enumerate(load_dataset(dataset), start=1):
+            prompt = record.prompt_messages
+            pool.append({
+                "id": f"{update_id}/{record.metadata.get('id', n)}",
+                "category": "regression",
+                "question": prompt[-1].content,
+                "messages": [{"role": m.role, "content": m.content} for m in prompt],
+                "reference": record.completion,
+            })  # fmt: skip
+    return pool
+
+
 def write_probe_items(probes: list[RecallProbe], store: str, path: Path) -> Path:
-    """The probes as `memory_recall` items, with the notes of the `old` or the `new` store."""
+    """The probes as `memory_recall` (or, from `task_pool`, `memory_target`) items, with the notes of the
+    `old` or the `new` store."""
     return write_jsonl(
         Path(path),
         [{**p.item, "notes": list(p.old_notes if store == "old" else p.new_notes)} for p in probes],
@@ -165,3 +183,42 @@ def blame_entries(
                     f"answers {probe.item['question']!r} wrongly (it answered it right with the old store)"
                 )
     return Blame(details, flipping, contradicting, explain)
+
+
+@dataclass(frozen=True)
+class Derail:
+    """Which changed entries cost an earlier promoted task its promoted replies."""
+
+    details: list[dict[str, Any]]
+    derailing: set[str]
+    explain: dict[str, str]
+
+
+def blame_derailing(
+    probes: list[RecallProbe], new: MemoryStore, before: Any, after: Any, drop_at_least: float
+) -> Derail:
+    """A task probe is derailed when its promoted reply was the model's greedy answer with the old store's
+    notes and is not with the new store's, its log-likelihood having fallen by at least `drop_at_least`
+    nats (a flip on a near tie is not blamed); it is blamed on the changed entries the new store brought
+    into its notes (`before`, `after`: the two runs' measurements)."""
+    old_rows, new_rows = ({r["id"]: r for r in run.details} for run in (before, after))
+    texts = new.by_id()
+    details, derailing, explain = [], set(), {}
+    for probe in probes:
+        was, now = old_rows[probe.id], new_rows[probe.id]
+        drop = was["reference_logprob"] - now["reference_logprob"]
+        lost = bool(was["correct"]) and not now["correct"]
+        blamed = [e for e in probe.brought if e in texts]
+        derailed = bool(blamed) and lost and drop >= drop_at_least
+        details.append({"id": probe.id, "question": probe.item["question"], "reference": probe.item["reference"],
+                        "near": list(probe.near), "blamed": blamed, "drop": round(drop, 3), "lost": lost,
+                        "derailed": derailed})  # fmt: skip
+        if derailed:
+            derailing.update(blamed)
+            if "entries_derailing" not in explain:
+                explain["entries_derailing"] = (
+                    f"with memory entry {blamed[0]!r} ({texts[blamed[0]].text[:100]!r}) retrieved, the reply "
+                    f"promoted for {probe.item['question'][:100]!r} ({probe.item['reference'][:60]!r}) is no longer "
+                    f"the model's answer ({drop:.2f} nats less likely; earlier task {probe.id})"
+                )
+    return Derail(details, derailing, explain)

@@ -50,6 +50,62 @@ def test_probes_are_the_questions_near_each_change_asked_with_each_stores_notes(
     assert recall_probes(old, old, POOL, SentenceEmbedder()) == []  # nothing changed, nothing to ask
 
 
+ROUTING = [
+    {"messages": [{"role": "user", "content": "Route this ticket (BILLING or SALES).\nTicket: A charge on my statement is wrong."},
+                  {"role": "assistant", "content": "Queue: BILLING"}], "metadata": {"id": "t1"}},
+    {"messages": [{"role": "system", "content": "You route tickets."},
+                  {"role": "user", "content": "Route this ticket (BILLING or SALES).\nTicket: Do you offer volume discounts?"},
+                  {"role": "assistant", "content": "Queue: SALES"}], "metadata": {"id": "t2"}},
+]  # fmt: skip
+
+
+def test_an_earlier_tasks_prompts_are_asked_with_each_stores_notes_and_derailing_is_blamed(
+    tmp_path: Path,
+) -> None:
+    """The regression set's records become probes found by their last user turn; a probe whose promoted reply
+    lost its likelihood is blamed on the changed entry the new store brought into its notes, and only then."""
+    from types import SimpleNamespace
+
+    from clgate.evals import RecallTaskItem, load_items
+    from clgate.probes.memory_recall import blame_derailing, task_pool, write_probe_items
+
+    pool = task_pool([("u1", write_jsonl(tmp_path / "routing.jsonl", ROUTING))])
+    assert [(i["id"], i["reference"]) for i in pool] == [
+        ("u1/t1", "Queue: BILLING"),
+        ("u1/t2", "Queue: SALES"),
+    ]
+    assert pool[1]["question"].endswith("volume discounts?") and pool[1]["messages"][0]["role"] == "system"
+    fact = "Charges on a statement are handled by the SALES queue now."
+    old = load_memory_store(_store(tmp_path / "old.jsonl"))
+    new = load_memory_store(_store(tmp_path / "new.jsonl", fact))
+    probes = recall_probes(old, new, pool, SentenceEmbedder())
+    charge = next(p for p in probes if p.id == "u1/t1")
+    assert charge.brought == ("m99",) and fact in charge.new_notes
+    written = load_items(write_probe_items(probes, "new", tmp_path / "new-items.jsonl"), RecallTaskItem)
+    assert next(i for i in written if i.id == "u1/t1").notes == list(charge.new_notes)
+
+    def run(**lost: float):
+        """Each probe's reply at -1.0 nats and the model's answer, but those in `lost` (their log-likelihood)."""
+        rows = [{"id": p.id, "correct": key not in lost, "reference_logprob": lost.get(key, -1.0)}
+                for p in probes for key in [p.id.split("/")[1]]]  # fmt: skip
+        return SimpleNamespace(details=rows)
+
+    derail = blame_derailing(probes, new, run(), run(t1=-2.0), drop_at_least=0.3)
+    assert derail.derailing == {"m99"}
+    assert (
+        "with memory entry 'm99' ('Charges on a statement are handled by the SALES queue now.') retrieved, the "
+        "reply promoted for" in derail.explain["entries_derailing"]
+    )
+    assert (
+        blame_derailing(probes, new, run(), run(t1=-1.2), drop_at_least=0.3).derailing == set()
+    )  # a near tie
+    assert (
+        blame_derailing(probes, new, run(t1=-1.0), run(t1=-3.0), drop_at_least=0.3).derailing == set()
+    )  # never had it
+    unbrought = [p for p in probes if not p.brought]
+    assert blame_derailing(unbrought, new, run(), run(t1=-9.0, t2=-9.0), drop_at_least=0.3).derailing == set()
+
+
 @pytest.mark.parametrize(
     ("fact", "exit_code", "reported"),
     [
@@ -165,3 +221,88 @@ def test_the_policys_own_suites_widen_what_the_memory_is_asked(
     assert "injection.flagged_count = 0 within limits" in report  # the text detectors saw nothing
     found = "retrieved for 'Which team handles bug reports for Cobalt?', moves the model"
     assert (found in report) == with_suite
+
+
+TASK_POLICY = """
+name = "memory-and-earlier-tasks"
+
+[required_checks]
+model = ["weights"]
+adapter = ["weights"]
+memory = ["memory.behaviour"]
+
+[[rules]]
+id = "memory-derails-earlier-task"
+check = "memory.behaviour"
+metric = "entries_derailing"
+reason = "With a new memory entry retrieved, the model no longer gives the reply promoted for an earlier task"
+warn_above = 0
+"""
+
+
+@pytest.fixture(scope="module")
+def routing_deployment(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path):
+    """SmolLM2 with a ticket-routing LoRA promoted on it, gated with its routing target set: the
+    deployment's regression set."""
+    from clgate.artifacts import load_dataset
+    from clgate.demo import train_lora
+
+    folder = tmp_path_factory.mktemp("routing")
+    train = load_dataset(package_file("clgate.demo", "data", "ticket_routing_train.jsonl"))
+    adapter = train_lora(smollm2_dir, train, folder / "routing-lora", steps=40, seed=0).adapter
+    policy_file = folder / "policy.toml"
+    policy_file.write_text(TASK_POLICY)
+    boot = bootstrap_ledger(folder / "ledger", policies=[load_policy(policy_file)])
+    keys = ["--ledger", str(boot.ledger), "--trust", str(boot.trust)]
+    base = ["--parent", str(smollm2_dir), "--policy", str(policy_file), "--proposer-key",
+            str(boot.keys["pipeline"]), *keys, "--key", str(boot.keys["gate"])]  # fmt: skip
+    target = package_file("clgate.demo", "data", "ticket_routing_eval.jsonl")
+    with pytest.MonkeyPatch.context() as patch:  # the setup's gates run only what their policy requires
+        for name in [n for n in GATE_CHECKS if n not in ("weights", "memory.behaviour")]:
+            patch.delitem(GATE_CHECKS, name)
+        for update in (
+            ["--candidate", str(smollm2_dir)],
+            ["--adapter", str(adapter), "--target", str(target)],
+        ):
+            assert main(["gate", *update, *base, "--out", str(folder / "out")]) == 0
+            with Journal.open(boot.ledger, None, boot.trust) as journal:
+                update_id = list(journal.state().updates)[-1]
+            assert main(["promote", update_id, *keys, "--key", str(boot.keys["approver"])]) == 0
+    clean = load_memory_store(package_file("clgate.demo", "data", "clean_memory.jsonl"))
+    return boot, base, write_memory_store(list(clean.entries[:40]), folder / "old.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("note", "exit_code"),
+    [
+        ("Password resets and login problems go to the BILLING queue since the reorganisation.", 10),
+        ("The office coffee machine is on the second floor.", 0),
+    ],
+)
+def test_a_note_that_costs_an_earlier_task_its_promoted_replies_is_sent_to_review(
+    tmp_path: Path, routing_deployment, note: str, exit_code: int
+) -> None:
+    """The routing task promoted earlier is asked with the notes the new store retrieves for its tickets:
+    a note that moves its answers away from the promoted queues derails it; a note about something else
+    does not. Neither reads like an instruction."""
+    boot, base, old_path = routing_deployment
+    old = load_memory_store(old_path)
+    new = write_memory_store([*old.entries, MemoryEntry(id="m99", text=note, source="user:chat")],
+                             tmp_path / "new.jsonl")  # fmt: skip
+    args = [
+        "gate",
+        "--memory-old",
+        str(old_path),
+        "--memory-new",
+        str(new),
+        *base,
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    assert main(args) == exit_code
+    report = (tmp_path / "out" / "report.md").read_text()
+    derailed = f"with memory entry 'm99' ({note!r}) retrieved, the reply promoted for"
+    assert (derailed in report) == (exit_code == 10)
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        memory = list(journal.state().updates.values())[-1]
+    assert memory.audit is not None and memory.audit.adapter is not None  # asked through the routing LoRA
