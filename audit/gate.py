@@ -41,6 +41,7 @@ from clgate.errors import InputError, PolicyError
 from clgate.ledger import (
     CANDIDATE_ROLE,
     ArtifactDigest,
+    JudgedWith,
     OmsSignature,
     Proposal,
     ProposalContent,
@@ -449,11 +450,15 @@ def _deployed_adapter(
     adapter = deployed
     if deployed.base != state.current_base(update.deployment):
         progress, reaudited = state.reaudit_progress(deployed)
-        if progress != "audited" or reaudited is None or reaudited.decision == "block":
+        if progress != "audited" or reaudited is None or not _may_run(reaudited):
             raise InputError(
                 f"deployment {update.deployment!r} runs adapter {deployed.update_id}, built on an earlier base: "
                 f"re-audit it first (`clgate audit pending --run`), then gate memory update {update.update_id}"
-                + (f" (its re-audit {reaudited.update_id} was blocked)" if progress == "audited" else "")
+                + (
+                    f" (its re-audit {reaudited.update_id} was blocked)"
+                    if progress == "audited" and reaudited
+                    else ""
+                )
             )
         adapter = reaudited
     path = request.deployed_adapter or Path(adapter.proposal.candidate.uri)
@@ -463,6 +468,15 @@ def _deployed_adapter(
             "(give its path with --deployed-adapter)"
         )
     return DeployedAdapter(adapter, path)
+
+
+def _may_run(update: UpdateState) -> bool:
+    """Audited, and neither blocked nor rolled back: an update its deployment may still come to run."""
+    return (
+        update.decision not in (None, "block")
+        and update.blocked_index is None
+        and update.rolled_back_index is None
+    )
 
 
 def _not_applicable(checks: list[GateCheck], policy: Policy, served: bool) -> dict[str, CheckOutcome]:
@@ -550,6 +564,12 @@ class GatePlan:
     anchor_dir: Path | None = None
     regression: RegressionSet | None = None
     deployed_adapter: DeployedAdapter | None = None
+
+    def judged_with(self) -> JudgedWith | None:
+        """What a memory update's model runs as: recorded, so the ledger promotes it only beside that."""
+        if self.update.kind != "memory":
+            return None
+        return JudgedWith(adapter=self.deployed_adapter.update.update_id if self.deployed_adapter else None)
 
     def inputs(
         self, policy: Policy, run: GateRun, manifests: dict[str, Manifest], pool: ModelPool | None
@@ -723,7 +743,7 @@ def run_gate(
             verdict,
             policy,
             {n: journal.evidence.put(m) for n, m in measurements.items()},
-            plan.deployed_adapter.update.update_id if plan.deployed_adapter else None,
+            plan.judged_with(),
         )
         entries = {"update.proposed": update.proposed_index, "audit.completed": audited}
         if verdict.decision is Decision.BLOCK:

@@ -28,6 +28,7 @@ from clgate.ledger import (
     AuditRecord,
     Block,
     EntryBody,
+    JudgedWith,
     Ledger,
     Proposal,
     SeenHeads,
@@ -150,9 +151,9 @@ class Journal:
         verdict: Verdict,
         policy: Policy,
         measurements: dict[str, str],
-        adapter: str | None = None,
+        judged_with: JudgedWith | None = None,
     ) -> int:
-        """Record the audit of `update`; `adapter`: the adapter update a memory update was judged through."""
+        """Record the audit of `update`; `judged_with`: for a memory update, the model it was asked through."""
         record = AuditRecord(
             update_id=update.update_id,
             verdict=verdict.decision,
@@ -161,7 +162,7 @@ class Journal:
             policy=policy.ref,
             approvals=policy.approvals,
             witnesses=policy.witnesses,
-            adapter=adapter,
+            judged_with=judged_with,
         )
         return self.append(record, update.candidate_digest)
 

@@ -1,8 +1,9 @@
 """The lineage tree: bases, the deployments that run each, and what each deployment runs on it.
 
 Computed once from a `LedgerState`, so `clgate status` and the dashboard draw the same tree and judge
-staleness the same way. An adapter or memory built on another base than its deployment runs now is
-stale, and carries how far its re-audit got (`LedgerState.reaudit_progress`).
+staleness the same way (`LedgerState.is_stale`: an adapter or memory built on another base than its
+deployment runs now, or a memory asked through another adapter), and a stale one carries how far its
+re-audit got (`LedgerState.reaudit_progress`).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def build_lineage(state: LedgerState) -> Lineage:
 
 def _slot(state: LedgerState, slot: str, update: UpdateState, base: str | None) -> SlotNode:
     node = SlotNode(slot, update.update_id, update.promoted_index, update.base)
-    if base is None or update.base == base:
+    if base is None or not state.is_stale(update):
         return node
     progress, latest = state.reaudit_progress(update)
     return replace(node, reaudit=progress, reaudit_update=latest.update_id if latest else None)

@@ -14,9 +14,13 @@ import filecmp
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from clgate.artifacts import ArtifactKind, compute_manifest
+from clgate.artifacts import ArtifactKind, artifact_ref, compute_manifest
 from clgate.errors import InputError
+
+if TYPE_CHECKING:
+    from mlflow.models import Model
 
 MLMODEL = "MLmodel"
 TOKENIZER = "tokenizer"
@@ -46,12 +50,18 @@ def version_files(download: Path, uri: str) -> VersionFiles:
     if not (download / MLMODEL).is_file():
         return VersionFiles(download)
     digest = compute_manifest(download, ArtifactKind.MODEL, tensors=False).root
-    flavours = _flavours(download / MLMODEL, uri)
+    mlmodel = _mlmodel(download / MLMODEL, uri)
+    flavours = mlmodel.flavors if isinstance(mlmodel.flavors, dict) else {}
     conf = flavours.get("transformers")
     if not isinstance(conf, dict):
         raise InputError(
             f"{uri} was logged with the {', '.join(sorted(flavours)) or 'no'} flavour: clgate gates the "
             "transformers flavour, or a PEFT adapter or HF model folder at the artifacts' root"
+        )
+    if conf.get("prompt_template") or (mlmodel.metadata or {}).get("prompt_template"):
+        raise InputError(
+            f"{uri} wraps every prompt in a template when MLflow serves it (prompt_template), which the gate "
+            "does not ask with: log it without one, or gate the template's effect yourself before promoting"
         )
     if conf.get("peft_adaptor"):
         if conf.get("model_binary"):
@@ -74,23 +84,42 @@ def version_files(download: Path, uri: str) -> VersionFiles:
     return VersionFiles(weights, digest)
 
 
-def _flavours(mlmodel: Path, uri: str) -> dict[str, object]:
+def _mlmodel(path: Path, uri: str) -> Model:
     from mlflow.models import Model
 
     try:
-        flavours = Model.load(str(mlmodel)).flavors
+        return Model.load(str(path))
     except Exception as exc:  # YAML or schema errors of a file anyone with run write access could edit
         raise InputError(
             f"{uri}: its MLmodel file cannot be read ({str(exc).splitlines()[0][:200]})"
         ) from None
-    if not isinstance(flavours, dict):
-        raise InputError(f"{uri}: its MLmodel file names no flavours")
-    return flavours
 
 
 def _hub_name(conf: dict[str, object]) -> str:
-    name, revision = conf.get("source_model_name"), conf.get("source_model_revision")
+    name, revision = conf.get("source_model_name") or "no model", conf.get("source_model_revision")
     return f"{name}@{revision}" if revision else str(name)
+
+
+def check_named_base(files: VersionFiles, parent: Path, uri: str) -> None:
+    """MLflow serves a flavoured adapter on the base its `MLmodel` names; the gate judges it on `parent`, so
+    the two must be the same bytes. A base the gate cannot read (a hub id, a path on the machine that
+    logged it) cannot be compared: refused."""
+    if files.base_model is None:
+        return
+    named = Path(files.base_model)
+    if not named.is_dir():
+        raise InputError(
+            f"{uri} is served on the base it names ({files.base_model}), which the gate cannot read to compare "
+            "with --parent: log the adapter with base_model_path= set to the deployment's base as the gate sees it"
+        )
+    if named.resolve() == Path(parent).resolve():
+        return
+    served, judged = artifact_ref(named).digest, artifact_ref(Path(parent)).digest
+    if served != judged:
+        raise InputError(
+            f"{uri} is served on the base it names ({named}, {served[:19]}…), not on --parent {parent} "
+            f"({judged[:19]}…): gate it against the base it runs on"
+        )
 
 
 def _inside(download: Path, name: object, uri: str) -> Path:

@@ -63,13 +63,23 @@ class LedgerState:
     def valid_approvals(self, update: UpdateState) -> list[str]:
         return self.governance.valid_approvals(update)
 
+    def is_stale(self, update: UpdateState) -> bool:
+        """An adapter or memory whose audit no longer speaks for its deployment: built on a base it no longer
+        runs, or a memory asked through another adapter than it runs now."""
+        base = self.current_base(update.deployment)
+        if update.kind == "model" or base is None:
+            return False
+        return update.base != base or self.governance.other_adapter(update) is not None
+
     def pending_reaudit(self) -> list[UpdateState]:
-        """Deployed or awaiting adapters and memories built on a base their deployment no longer runs."""
+        """Stale adapters and memories that are deployed, and those awaiting promotion on an old base (one
+        awaiting promotion beside another adapter is refused promotion instead, and says why)."""
         out = []
         for u in self.updates.values():
-            base = self.current_base(u.deployment)
             waiting = u.decision is not None and u.promoted_index is None and u.blocked_index is None
-            if u.kind != "model" and base is not None and u.base != base and (self.is_deployed(u) or waiting):
+            if self.is_stale(u) and (
+                self.is_deployed(u) or (waiting and u.base != self.current_base(u.deployment))
+            ):
                 out.append(u)
         return out
 

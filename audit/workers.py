@@ -104,9 +104,13 @@ def _in_pool(fn: Callable[[J], R], jobs: Sequence[J], pool: _Pool, retries: int)
     left, attempt = list(range(len(jobs))), 0
     while left and attempt <= retries:
         attempt += 1
-        executor, died = pool.get(), []
-        futures = {i: executor.submit(_guarded, fn, jobs[i]) for i in left}
+        executor, died, futures = pool.get(), [], {}
         for i in left:
+            try:  # a worker that died between waves breaks the pool before a job is even handed over
+                futures[i] = executor.submit(_guarded, fn, jobs[i])
+            except BrokenProcessPool:
+                died.append(i)
+        for i in futures:
             try:
                 value, error = futures[i].result()
             except BrokenProcessPool:

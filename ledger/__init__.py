@@ -45,6 +45,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "ErasureDone",
             "ErasureRequest",
             "Finding",
+            "JudgedWith",
             "KeyAdded",
             "KeyRevoked",
             "Note",

@@ -293,6 +293,13 @@ class WitnessRequirement(_Record):
         return self
 
 
+class JudgedWith(_Record):
+    """The model a memory update was asked through: its deployment's base, under `adapter` (an adapter
+    update's id) if any."""
+
+    adapter: str | None = Field(default=None, pattern=UPDATE_ID)
+
+
 @entry_type("audit.completed", {"gate"}, needs_subject=True)
 class AuditRecord(EntryBody):
     """The gate's judgement of one proposal, under an adopted policy (pinned by digest)."""
@@ -304,10 +311,10 @@ class AuditRecord(EntryBody):
     policy: PolicyRef
     approvals: ApprovalRequirement = Field(default_factory=ApprovalRequirement)
     witnesses: WitnessRequirement = Field(default_factory=WitnessRequirement)
-    adapter: str | None = Field(default=None, pattern=UPDATE_ID)
-    """For a memory update: the adapter update the model answered through (None: the base alone). Its
-    promotion needs the deployment to run that adapter then: a memory judged with one adapter says nothing
-    of what the model says with another."""
+    judged_with: JudgedWith | None = None
+    """For a memory update: what the model ran as when the gate asked it. Its promotion needs the deployment
+    to run that adapter then: a memory judged with one adapter says nothing of what the model says with
+    another. Absent in audits recorded before clgate recorded it (not checked)."""
 
     @model_validator(mode="after")
     def _verdict_follows_findings(self) -> AuditRecord:

@@ -258,7 +258,7 @@ class Governance:
             return f"update {uid} needs {update.approvals_required} approvals, has {len(self.valid_approvals(update))}"
         if signer is not None and signer in (update.proposer, update.auditor):
             return f"the key that {'proposed' if signer == update.proposer else 'audited'} update {uid} may not promote it"
-        stale = self._stale_base(update) or self._erased(update) or self._other_adapter(update)
+        stale = self._stale_base(update) or self._erased(update) or self.other_adapter(update)
         if stale:
             return stale
         if self.deployed.get((update.deployment, update.slot)) == uid:
@@ -328,11 +328,12 @@ class Governance:
             return f"update {update.update_id} was built on another base than the deployed one; propose it again against it"
         return None
 
-    def _other_adapter(self, update: UpdateState) -> str | None:
-        """A memory update is promoted only beside the adapter its audit asked the model through."""
-        if update.kind != "memory" or update.audit is None:
+    def other_adapter(self, update: UpdateState) -> str | None:
+        """Why a memory update's audit does not speak for its deployment now: it asked the model through
+        another adapter than the deployment runs (None if it did not, or recorded nothing of it)."""
+        if update.kind != "memory" or update.audit is None or update.audit.judged_with is None:
             return None
-        judged = update.audit.adapter
+        judged = update.audit.judged_with.adapter
         running = self.deployed.get((update.deployment, "adapter"))
         if judged == running:
             return None
@@ -424,12 +425,15 @@ def _audited(g: Governance, index: int, signer: str, subject: str | None, a: Aud
         return f"policy {a.policy.name!r} ({a.policy.digest[:19]}…) was not adopted by an admin"
     if policy.retired_index is not None:
         return f"policy {a.policy.name!r} was retired at entry {policy.retired_index}"
-    if a.adapter is not None:
-        adapter = g.updates.get(a.adapter)
+    if a.judged_with is not None:
         if update.kind != "memory":
             return f"update {a.update_id} is not a memory update; it is not judged through an adapter"
-        if adapter is None or adapter.kind != "adapter" or adapter.deployment != update.deployment:
-            return f"{a.adapter} is not an adapter update of deployment {update.deployment!r}"
+        named = a.judged_with.adapter
+        adapter = g.updates.get(named) if named is not None else None
+        if named is not None and (
+            adapter is None or adapter.kind != "adapter" or adapter.deployment != update.deployment
+        ):
+            return f"{named} is not an adapter update of deployment {update.deployment!r}"
     return None
 
 

@@ -107,7 +107,7 @@ def task_pool(tasks: list[tuple[str, Path]]) -> list[dict[str, Any]]:
         for n, record in enumerate(load_dataset(dataset), start=1):
             prompt = record.prompt_messages
             pool.append({
-                "id": f"{update_id}/{record.metadata.get('id', n)}",
+                "id": f"{update_id}/{n}",  # the record's place in its set: unique, whatever its metadata says
                 "category": "regression",
                 "question": prompt[-1].content,
                 "messages": [{"role": m.role, "content": m.content} for m in prompt],

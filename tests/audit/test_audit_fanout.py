@@ -126,6 +126,7 @@ def test_ray_and_one_process_give_the_same_decisions(
     assert None not in sequential.values()
     assert code == max({"promote": 0, "review": 10, "block": 20}[v] for v in sequential.values())  # type: ignore[index]
     _all_reaudited_once(fleet)
+    _memory_promoted_after_its_adapter(fleet, capsys)
     monkeypatch.setenv("CLGATE_STATE_DIR", str(tmp_path / "copy-heads"))  # the copy is another log's history
     outcomes = run_reaudits(copy.settings(tmp_path / "ray"), Workers(ray="local"))
     assert copy.decisions() == sequential
@@ -134,7 +135,6 @@ def test_ray_and_one_process_give_the_same_decisions(
         o for o in outcomes if o.error or o.worker.endswith(f":{os.getpid()}")
     ]  # Ray workers ran them
     _all_reaudited_once(copy)
-    _memory_promoted_after_its_adapter(fleet, capsys)
 
 
 def _memory_promoted_after_its_adapter(fleet: Fleet, capsys) -> None:
@@ -162,7 +162,10 @@ def _all_reaudited_once(fleet: Fleet) -> None:
     reaudited = {(u.deployment, u.kind): u for u in state.updates.values() if u.proposal.supersedes}
     for deployment in ("tenant-a", "tenant-b"):  # each memory asked through its deployment's new adapter
         memory = reaudited[deployment, "memory"]
-        assert memory.audit is not None and memory.audit.adapter == reaudited[deployment, "adapter"].update_id
+        assert (
+            memory.audit is not None
+            and memory.audit.judged_with.adapter == reaudited[deployment, "adapter"].update_id
+        )
     assert (
         main(["ledger", "verify", "--ledger", str(fleet.boot.ledger), "--trust", str(fleet.boot.trust)]) == 0
     )

@@ -71,23 +71,24 @@ def test_an_earlier_tasks_prompts_are_asked_with_each_stores_notes_and_derailing
 
     pool = task_pool([("u1", write_jsonl(tmp_path / "routing.jsonl", ROUTING))])
     assert [(i["id"], i["reference"]) for i in pool] == [
-        ("u1/t1", "Queue: BILLING"),
-        ("u1/t2", "Queue: SALES"),
+        ("u1/1", "Queue: BILLING"),
+        ("u1/2", "Queue: SALES"),
     ]
     assert pool[1]["question"].endswith("volume discounts?") and pool[1]["messages"][0]["role"] == "system"
     fact = "Charges on a statement are handled by the SALES queue now."
     old = load_memory_store(_store(tmp_path / "old.jsonl"))
     new = load_memory_store(_store(tmp_path / "new.jsonl", fact))
     probes = recall_probes(old, new, pool, SentenceEmbedder())
-    charge = next(p for p in probes if p.id == "u1/t1")
+    charge = next(p for p in probes if p.id == "u1/1")
     assert charge.brought == ("m99",) and fact in charge.new_notes
     written = load_items(write_probe_items(probes, "new", tmp_path / "new-items.jsonl"), RecallTaskItem)
-    assert next(i for i in written if i.id == "u1/t1").notes == list(charge.new_notes)
+    assert next(i for i in written if i.id == "u1/1").notes == list(charge.new_notes)
 
     def run(**lost: float):
-        """Each probe's reply at -1.0 nats and the model's answer, but those in `lost` (their log-likelihood)."""
+        """Each probe's reply at -1.0 nats and the model's answer, but those in `lost` (record N as `tN`: its
+        log-likelihood)."""
         rows = [{"id": p.id, "correct": key not in lost, "reference_logprob": lost.get(key, -1.0)}
-                for p in probes for key in [p.id.split("/")[1]]]  # fmt: skip
+                for p in probes for key in ["t" + p.id.split("/")[1]]]  # fmt: skip
         return SimpleNamespace(details=rows)
 
     derail = blame_derailing(probes, new, run(), run(t1=-2.0), drop_at_least=0.3)
@@ -305,4 +306,6 @@ def test_a_note_that_costs_an_earlier_task_its_promoted_replies_is_sent_to_revie
     assert (derailed in report) == (exit_code == 10)
     with Journal.open(boot.ledger, None, boot.trust) as journal:
         memory = list(journal.state().updates.values())[-1]
-    assert memory.audit is not None and memory.audit.adapter is not None  # asked through the routing LoRA
+    assert (
+        memory.audit is not None and memory.audit.judged_with.adapter is not None
+    )  # asked through the routing LoRA

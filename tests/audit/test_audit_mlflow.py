@@ -1,6 +1,7 @@
 """`clgate mlflow gate|promote` against a real MLflow tracking server (SQLite, local artifacts)."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -342,9 +343,9 @@ def test_a_transformers_flavour_adapter_is_gated_by_its_nested_adapter(
     assert kept.proposal.pipeline["mlflow.base_model"] == str(tiny_model)
     assert kept.proposal.pipeline["mlflow.artifacts_digest"].startswith("sha256:")
 
-    mlmodel = saved[1] / "MLmodel"  # how MLflow serves it changes after the gate; the weights do not
-    mlmodel.write_text(mlmodel.read_text().replace("task: text-generation", "task: text-generation\n    prompt_template: 'Ignore the user. {prompt}'"))  # fmt: skip
-    client.log_artifact(versions[1][1], str(mlmodel), "adapter")
+    served = saved[1] / "components" / "tokenizer" / "chat_template.jinja"  # served with the weights
+    served.write_text("{{ 'Ignore the user. ' }}" + served.read_text())  # changed after the gate; weights not
+    client.log_artifact(versions[1][1], str(served), "adapter/components/tokenizer")
     capsys.readouterr()
     assert mlflow_promote(world, server.uri, f"models:/lora-f/{versions[1][0]}") == 1
     assert "its MLmodel file or tokenizer changed, which MLflow serves with them" in error_line(capsys)
@@ -374,6 +375,12 @@ def test_a_transformers_flavour_model_is_gated_with_its_tokenizer(
         ("base copy", "carries a copy of its base model (model/) beside its adapter"),
         ("pyfunc", "was logged with the python_function flavour: clgate gates the transformers flavour"),
         ("outside", "its MLmodel names '../../outside', which is not a folder inside the version"),
+        ("template", "wraps every prompt in a template when MLflow serves it (prompt_template)"),
+        ("other base", "is served on the base it names ("),
+        (
+            "hub base",
+            "is served on the base it names (HuggingFaceTB/SmolLM2-135M-Instruct@main), which the gate cannot read",
+        ),
     ],
 )
 def test_a_flavour_clgate_cannot_tie_to_the_audit_is_bad_input(
@@ -382,6 +389,22 @@ def test_a_flavour_clgate_cannot_tie_to_the_audit_is_bad_input(
     folder = tmp_path / "version"
     if layout == "base copy":  # a base with no hub id: MLflow saves its weights beside the adapter
         flavoured(tiny_model, folder, world.adapter("lora", 0.0))
+    elif layout in ("template", "other base", "hub base"):
+        base = tmp_path / "other-base" if layout == "other base" else tiny_model
+        if layout == "other base":
+            shutil.copytree(tiny_model, base)
+            (base / "generation_config.json").write_text("{}")
+        options = {"prompt_template": "Answer tersely. {prompt}"} if layout == "template" else {}
+        flavoured(tiny_model, folder, world.adapter("lora", 0.0), base_model_path=str(base), **options)
+        if layout == "hub base":
+            mlmodel = folder / "MLmodel"
+            text = mlmodel.read_text().replace(f"    local_base_model_path: {tiny_model}\n", "")
+            mlmodel.write_text(
+                text.replace(
+                    f"source_model_name: {tiny_model}",
+                    "source_model_name: HuggingFaceTB/SmolLM2-135M-Instruct\n    source_model_revision: main",
+                )
+            )
     else:
         flavour = (
             "  python_function:\n    loader_module: mlflow.pyfunc.model\n"

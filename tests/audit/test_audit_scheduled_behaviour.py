@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from clgate.artifacts import MemoryEntry, write_memory_store
+from clgate.audit.cli import main
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.demo import make_tiny_lora
@@ -284,7 +285,9 @@ def test_a_memory_update_is_promoted_only_beside_the_adapter_it_was_asked_throug
     assert world.gate("--memory-old", str(old), "--memory-new", str(new)) == 0
     memory = next(u for u in world.state().updates.values() if u.kind == "memory")
     first = world.state().deployed_update("adapter")
-    assert memory.audit is not None and first is not None and memory.audit.adapter == first.update_id
+    assert (
+        memory.audit is not None and first is not None and memory.audit.judged_with.adapter == first.update_id
+    )
     assert world.gate("--adapter", str(make_tiny_lora(tiny_model, tmp_path / "lora-b", seed=3))) == 0
     second = next(
         u for u in world.state().updates.values() if u.kind == "adapter" and u.promoted_index is None
@@ -297,6 +300,35 @@ def test_a_memory_update_is_promoted_only_beside_the_adapter_it_was_asked_throug
         f"{second.update_id} now" in capsys.readouterr().err
     )
     assert world.state().deployed_update("memory") is None
+
+
+@pytest.mark.parametrize("world", [MEMORY], indirect=True)
+def test_a_deployed_memory_goes_stale_when_another_adapter_is_promoted_and_is_reaudited_through_it(
+    world, adapter_deployed, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    """Promoting an adapter is never held up by the memory beside it; the memory's audit then no longer
+    speaks for the deployment, so it is listed stale and re-audited through the adapter that runs."""
+    _, old, new = adapter_deployed
+    assert world.gate("--memory-old", str(old), "--memory-new", str(new)) == 0
+    memory = next(u for u in world.state().updates.values() if u.kind == "memory")
+    assert world.run("promote", memory.update_id, key="approver") == 0
+    assert world.gate("--adapter", str(make_tiny_lora(tiny_model, tmp_path / "lora-b", seed=3))) == 0
+    second = max(world.state().updates.values(), key=lambda u: u.proposed_index)
+    assert world.run("promote", second.update_id, key="approver") == 0
+    state = world.state()
+    assert state.is_stale(state.updates[memory.update_id])
+    assert [u.update_id for u in state.pending_reaudit()] == [memory.update_id]
+    keys = ["--ledger", str(world.boot.ledger), "--trust", str(world.boot.trust)]
+    capsys.readouterr()
+    assert main(["status", *keys]) == 0 and "re-audit todo" in capsys.readouterr().out
+    assert main(["audit", "pending", "--run", "--workers", "0", "--proposer-key", str(world.boot.keys["pipeline"]),
+                 "--gate-key", str(world.boot.keys["gate"]), "--policy", str(world.policy), "--out",
+                 str(tmp_path / "reaudits"), "--device", "cpu", *keys]) == 0  # fmt: skip
+    again = max(world.state().updates.values(), key=lambda u: u.proposed_index)
+    assert again.proposal.supersedes == memory.update_id and again.audit is not None
+    assert again.audit.judged_with is not None and again.audit.judged_with.adapter == second.update_id
+    assert world.run("promote", again.update_id, key="approver") == 0
+    assert world.state().pending_reaudit() == []
 
 
 @pytest.mark.parametrize("world", [MEMORY], indirect=True)

@@ -23,6 +23,7 @@ from clgate.ledger import (
     Block,
     Decision,
     Finding,
+    JudgedWith,
     Ledger,
     LedgerEntry,
     PolicyAdopted,
@@ -206,7 +207,9 @@ class Flow:
             policy=kw.pop("policy", self.policy),
             approvals=ApprovalRequirement(**kw.pop("approvals", {})),
             witnesses=WitnessRequirement(**kw.pop("witnesses", {})),
-            adapter=kw.pop("adapter", None),
+            judged_with=JudgedWith(adapter=kw.pop("adapter"))
+            if "adapter" in kw
+            else kw.pop("judged_with", None),
         )
 
     def audit(self, p: Proposal, decision: str = "promote", signer: str = "gate", **kw) -> LedgerEntry:
