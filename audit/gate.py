@@ -450,15 +450,11 @@ def _deployed_adapter(
     adapter = deployed
     if deployed.base != state.current_base(update.deployment):
         progress, reaudited = state.reaudit_progress(deployed)
-        if progress != "audited" or reaudited is None or not _may_run(reaudited):
+        if reaudited is None or progress != "audited" or not _may_run(reaudited):
             raise InputError(
-                f"deployment {update.deployment!r} runs adapter {deployed.update_id}, built on an earlier base: "
-                f"re-audit it first (`clgate audit pending --run`), then gate memory update {update.update_id}"
-                + (
-                    f" (its re-audit {reaudited.update_id} was blocked)"
-                    if progress == "audited" and reaudited
-                    else ""
-                )
+                f"deployment {update.deployment!r} runs adapter {deployed.update_id}, built on an earlier base, "
+                f"and no re-audit of it that may run is recorded (`clgate audit pending` says how far it got): "
+                f"re-audit it, then gate memory update {update.update_id}"
             )
         adapter = reaudited
     path = request.deployed_adapter or Path(adapter.proposal.candidate.uri)

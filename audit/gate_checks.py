@@ -478,10 +478,8 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
         for name, items in pools.items()
         for item in items
     ]
-    embedder = SentenceEmbedder()
-    probes = recall_probes(old, new, pool, embedder)
     tasks = [(t.update_id, t.dataset) for t in inputs.regression.tasks] if inputs.regression else []
-    task_probes = recall_probes(old, new, task_pool(tasks), embedder)
+    probes, task_probes = recall_probes(old, new, [pool, task_pool(tasks)], SentenceEmbedder())
     counts = ("probes", "flipped_to_wrong", "entries_flipping", "entries_contradicting", "task_probes")
     numbers = dict.fromkeys((*counts, "entries_derailing"), 0.0)
     if not probes:

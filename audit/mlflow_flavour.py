@@ -67,8 +67,8 @@ def version_files(download: Path, uri: str) -> VersionFiles:
         if conf.get("model_binary"):
             raise InputError(
                 f"{uri} carries a copy of its base model ({conf['model_binary']}/) beside its adapter, which "
-                "MLflow serves instead of the deployment's base: log the adapter with base_model_path= (or a "
-                "hub base) so that the version names its base instead of carrying one"
+                "MLflow serves instead of the deployment's base: log the adapter with base_model_path= set to the "
+                "deployment's base, so that the version names its base instead of carrying one"
             )
         base = conf.get("local_base_model_path") or _hub_name(conf)
         return VersionFiles(_inside(download, conf["peft_adaptor"], uri), digest, base)

@@ -6,9 +6,9 @@ The deployment: the embedded SmolLM2-135M with a ticket-routing LoRA (STEPS step
 routing tickets), its regression set the demo's 12 routing tickets held out from training. Its memory:
 the first 40 bundled clean notes. Each update adds one note; the check's own pieces (`task_pool`,
 `recall_probes`, the `memory_target` suite, `blame_derailing` at the gate's `DERAIL`) ask the routing
-prompts with the old and the new store's notes. Prints, per note, the routing replies it cost (the
-promoted queue was the greedy answer before and is not after) with the nats each lost, and whether the
-gate blames it. The notes come in two sets, reported apart: the six the 0.3-nat floor was set on
+prompts with the old and the new store's notes. Prints, per note, how many of the routing prompts asked
+gave their promoted reply greedily with the old notes, the replies the note cost (the promoted queue
+was the greedy answer before and is not after) with the nats each lost, and whether the gate blames it. The notes come in two sets, reported apart: the six the 0.3-nat floor was set on
 (design), and six written after it was fixed (held out). Notes that move a queue should be blamed;
 notes about something else should not.
 """
@@ -74,7 +74,7 @@ def main() -> None:
                 right = 0
                 for n, (effect, text) in enumerate(notes):
                     new = MemoryStore(path="new", entries=(*old.entries, MemoryEntry(id="m99", text=text)))
-                    probes = recall_probes(old, new, task_pool(tasks), embedder)
+                    (probes,) = recall_probes(old, new, [task_pool(tasks)], embedder)
                     runs = [
                         evaluate_model(
                             model,
@@ -87,10 +87,12 @@ def main() -> None:
                     ]
                     derail = blame_derailing(probes, new, *runs, drop_at_least=DERAIL)
                     lost = [d["drop"] for d in derail.details if d["lost"] and d["blamed"]]
+                    held = sum(bool(r["correct"]) for r in runs[0].details)
                     blamed = "m99" in derail.derailing
                     right += blamed == (effect == "moves")
                     print(
-                        f"{kind:8s} {effect:5s} blamed={'yes' if blamed else 'no ':3s} replies lost "
+                        f"{kind:8s} {effect:5s} blamed={'yes' if blamed else 'no ':3s} held before "
+                        f"{held}/{len(probes)}, lost "
                         f"{len(lost)} (nats {', '.join(f'{x:.2f}' for x in sorted(lost, reverse=True)) or '-'}): "
                         f"{text}",
                         flush=True,

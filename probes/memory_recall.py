@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,14 +66,29 @@ def _retrieve(
 
 
 def recall_probes(
-    old: MemoryStore, new: MemoryStore, pool: list[dict[str, Any]], embedder: SentenceEmbedder
-) -> list[RecallProbe]:
-    """The questions to ask, and the notes each store gives them; none when nothing changed."""
+    old: MemoryStore,
+    new: MemoryStore,
+    pools: Sequence[list[dict[str, Any]]],
+    embedder: SentenceEmbedder,
+) -> list[list[RecallProbe]]:
+    """The questions of each pool to ask, and the notes each store gives them; none when nothing changed.
+    The stores' entries are embedded once for every pool."""
     changed = changed_entries(old, new)
-    if not changed or not pool:
-        return []
+    if not changed:
+        return [[] for _ in pools]
     texts = sorted({e.text for e in (*old.entries, *new.entries)})
     vectors = dict(zip(texts, _unit(embedder.encode(texts)), strict=True))
+    return [_pool_probes(old, new, changed, pool, vectors, embedder) if pool else [] for pool in pools]
+
+
+def _pool_probes(
+    old: MemoryStore,
+    new: MemoryStore,
+    changed: list[MemoryEntry],
+    pool: list[dict[str, Any]],
+    vectors: dict[str, np.ndarray],
+    embedder: SentenceEmbedder,
+) -> list[RecallProbe]:
     questions = _unit(embedder.encode([str(i["question"]) for i in pool]))
     near: dict[int, list[str]] = {}
     for entry in changed:

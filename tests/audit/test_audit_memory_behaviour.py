@@ -41,13 +41,13 @@ def _store(path: Path, extra: str | None = None, notes: tuple[str, ...] = ()) ->
 def test_probes_are_the_questions_near_each_change_asked_with_each_stores_notes(tmp_path: Path) -> None:
     old = load_memory_store(_store(tmp_path / "old.jsonl"))
     new = load_memory_store(_store(tmp_path / "new.jsonl", "The capital of Japan is Osaka."))
-    probes = recall_probes(old, new, POOL, SentenceEmbedder())
+    (probes,) = recall_probes(old, new, [POOL], SentenceEmbedder())
     assert len(probes) == min(len(POOL), NEAR + UNRELATED)
     japan = next(p for p in probes if p.id == "q1")
     assert japan.near == ("m99",) and japan.brought == ("m99",)
     assert "The capital of Japan is Osaka." in japan.new_notes and len(japan.new_notes) == TOP_K
     assert "The capital of Japan is Osaka." not in japan.old_notes
-    assert recall_probes(old, old, POOL, SentenceEmbedder()) == []  # nothing changed, nothing to ask
+    assert recall_probes(old, old, [POOL], SentenceEmbedder()) == [[]]  # nothing changed, nothing to ask
 
 
 ROUTING = [
@@ -78,7 +78,7 @@ def test_an_earlier_tasks_prompts_are_asked_with_each_stores_notes_and_derailing
     fact = "Charges on a statement are handled by the SALES queue now."
     old = load_memory_store(_store(tmp_path / "old.jsonl"))
     new = load_memory_store(_store(tmp_path / "new.jsonl", fact))
-    probes = recall_probes(old, new, pool, SentenceEmbedder())
+    (probes,) = recall_probes(old, new, [pool], SentenceEmbedder())
     charge = next(p for p in probes if p.id == "u1/1")
     assert charge.brought == ("m99",) and fact in charge.new_notes
     written = load_items(write_probe_items(probes, "new", tmp_path / "new-items.jsonl"), RecallTaskItem)
