@@ -244,6 +244,7 @@ def evals(inputs: GateInputs) -> Measurement:
         suites,
         candidate_adapter=inputs.adapter,
         limit=opts.get("limit"),
+        limits=opts.get("limits"),
         served_scoring=opts.get("served_scoring", "logprobs"),
         dataset=inputs.target,
         cache_dir=inputs.cache_dir / "evals",
@@ -279,6 +280,7 @@ def anchor(inputs: GateInputs) -> Measurement:
         [*(s for s in opts.get("suites", EVAL_SUITES) if s != "target"), *policy_suites(inputs)],
         candidate_adapter=inputs.adapter,
         limit=opts.get("limit"),
+        limits=opts.get("limits"),
         served_scoring=opts.get("served_scoring", "logprobs"),
         cache_dir=inputs.cache_dir / "evals",
         log_dir=inputs.log_dir,
@@ -319,6 +321,7 @@ def regression(inputs: GateInputs) -> Measurement:
             ["target"],
             candidate_adapter=inputs.adapter,
             limit=opts.get("limit"),
+            limits=opts.get("limits"),
             dataset=dataset,
             cache_dir=inputs.cache_dir / "evals",
             log_dir=inputs.log_dir,
@@ -436,19 +439,20 @@ def behaviour(inputs: GateInputs) -> Measurement:
 @gate_check(
     GATE_CHECKS,
     "memory.behaviour",
-    "3",
+    "4",
     needs=("parent", "memory_old", "memory_new"),
     forward_passes=True,
     reads=("deployed_adapter", "suites", "regression"),
     beneath=_eval_versions,
 )
 def memory_behaviour(inputs: GateInputs) -> Measurement:
-    """What the memory update makes the model say: questions near each changed entry (and unrelated ones),
-    asked with the notes a top-k retriever gives them from the old store and from the new, paired per
-    question. A flip to a wrong answer is blamed on the changed entries that changed its notes; one whose
-    text states the wrong answer contradicts what the model knew, whatever its wording. The prompts of the
-    deployment's earlier promoted tasks (its regression set) are asked the same way: an entry that costs
-    one its promoted reply derails it."""
+    """What the memory update makes the model say: questions near each changed entry, near the old text of
+    each removed or rewritten one (and unrelated ones), asked with the notes a top-k retriever gives them
+    from the old store and from the new, paired per question. A flip to a wrong answer is blamed on the
+    changed entries that changed its notes or, when none came in, on those the update withdrew from them;
+    one whose text states the wrong answer contradicts what the model knew, whatever its wording. The
+    prompts of the deployment's earlier promoted tasks (its regression set) are asked the same way: an
+    entry that costs one its promoted reply, by coming in or by going, derails it."""
     from clgate.artifacts import SentenceEmbedder, load_memory_store
     from clgate.evals import (
         ChoiceItem,
@@ -506,8 +510,10 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
     finally:
         clgate_api(model).close()
     compared = compare_measurements(*runs)
-    blame = blame_entries(probes, new, compared.details, *runs, push_at_least=PUSH)
-    derail = blame_derailing(task_probes, new, *task_runs, drop_at_least=DERAIL) if task_runs else None
+    blame = blame_entries(probes, new, compared.details, *runs, push_at_least=PUSH, old=old)
+    derail = (
+        blame_derailing(task_probes, new, *task_runs, drop_at_least=DERAIL, old=old) if task_runs else None
+    )
     numbers.update(
         probes=float(len(probes)),
         flipped_to_wrong=compared.numbers["memory_recall.flipped_to_wrong"],

@@ -40,7 +40,7 @@ def retention_requests(tokenizer) -> list[ContinuationRequest]:
         ContinuationRequest(
             render_chat(
                 tokenizer,
-                [{"role": "user", "content": f"{i.passage}\n\n{i.question}" if i.passage else i.question}],
+                [{"role": "user", "content": i.prompt}],
             ),
             tuple(i.choices),
         )

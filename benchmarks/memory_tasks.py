@@ -85,7 +85,7 @@ def main() -> None:
                         )
                         for s in ("old", "new")
                     ]
-                    derail = blame_derailing(probes, new, *runs, drop_at_least=DERAIL)
+                    derail = blame_derailing(probes, new, *runs, drop_at_least=DERAIL, old=old)
                     lost = [d["drop"] for d in derail.details if d["lost"] and d["blamed"]]
                     held = sum(bool(r["correct"]) for r in runs[0].details)
                     blamed = "m99" in derail.derailing

@@ -1,8 +1,8 @@
 """The demo: material that shows clgate at work and that tests build on; nothing in production imports it.
 
-`clgate demo` (`run`), a ledger from nothing (`bootstrap`), planted poison with ground truth
-(`attacks`), a small LoRA fine-tune (`training`), tiny artifacts for tests (`factories`), and the
-demo's task and clean sets (`data/`).
+`clgate demo` (`run`; its chain scenario, `chain`), a ledger from nothing (`bootstrap`), planted
+poison with ground truth (`attacks`), a small LoRA fine-tune (`training`), tiny artifacts for tests
+(`factories`), and the demo's task and clean sets (`data/`).
 """
 
 import lazy_loader

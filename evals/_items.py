@@ -30,6 +30,11 @@ class ChoiceItem(_Item):
     answer: int = Field(ge=0)
     passage: str | None = None
 
+    @property
+    def prompt(self) -> str:
+        """What the user turn asks: the passage, if any, then the question."""
+        return f"{self.passage}\n\n{self.question}" if self.passage else self.question
+
     @model_validator(mode="after")
     def _answer_in_range(self) -> ChoiceItem:
         if self.answer >= len(self.choices):

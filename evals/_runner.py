@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect as pyinspect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,6 +216,7 @@ def run_suites(
     *,
     adapter: Path | str | None = None,
     limit: int | None = None,
+    limits: Mapping[str, int] | None = None,
     dataset: Path | None = None,
     triggers: Sequence[str] | None = None,
     grader: str | None = None,
@@ -236,7 +237,7 @@ def run_suites(
 
     `model` is a path (opened here, with `adapter`, `device`, `dtype`, from `pool` when given, and
     closed after) or an open clgate `Model`. `items` maps suite names to item files that replace
-    the bundled ones.
+    the bundled ones; `limits` caps named suites, and `limit` the others.
     """
     chosen = parse_suites(list(suites) if not isinstance(suites, str) else suites)
     owned = not isinstance(model, Model)
@@ -264,7 +265,7 @@ def run_suites(
             result = run_suite(
                 handle,
                 suite,
-                limit=limit,
+                limit=(limits or {}).get(suite.name, limit),
                 dataset=dataset,
                 triggers=triggers,
                 grader=grader,

@@ -81,10 +81,9 @@ def _scorers(rule: Scorer, grader: str | None) -> list[Scorer]:
 
 
 def _choice_sample(item: ChoiceItem) -> Sample:
-    text = f"{item.passage}\n\n{item.question}" if item.passage else item.question
     return Sample(
         id=item.id,
-        input=text,
+        input=item.prompt,
         choices=item.choices,
         target=chr(ord("A") + item.answer),
         metadata={"category": item.category},

@@ -5,8 +5,10 @@ for the text detectors to find; it does its harm when a retriever hands it to th
 question it answers. So: for each entry the update added or rewrote, the questions of a probe pool
 (multiple-choice items with known answers) nearest to it, plus a fixed sample of unrelated ones,
 each asked with the notes a top-k retriever gives it from the old store and from the new one
-(MiniLM embeddings, cosine). The evals layer asks them; what changed between the two is blamed on
-the entries that changed the notes.
+(MiniLM embeddings, cosine). A note the update deletes, or rewrites so its old text is gone, can do
+harm too, by its absence: the questions nearest to its old text are asked as well. The evals layer
+asks them; what changed between the two is blamed on the entries that changed the notes: those the
+new store brought into them or, failing those, those the update withdrew from them.
 """
 
 from __future__ import annotations
@@ -36,9 +38,13 @@ class RecallProbe:
     old_notes: tuple[str, ...]
     new_notes: tuple[str, ...]
     near: tuple[str, ...]
-    """Ids of the changed entries this question was chosen for (empty: an unrelated question)."""
+    """Ids of the entries this question was chosen for: changed (near their new text), removed or rewritten
+    (near their old text); empty: an unrelated question."""
     brought: tuple[str, ...]
     """Changed entries the new store retrieves for it and the old one did not."""
+    withdrawn: tuple[str, ...]
+    """Removed or rewritten entries the old store retrieved for it (with their old text) and the new one
+    does not."""
 
     @property
     def id(self) -> str:
@@ -49,6 +55,12 @@ def changed_entries(old: MemoryStore, new: MemoryStore) -> list[MemoryEntry]:
     """Entries of `new` that `old` lacks or held with other text."""
     before = {e.id: e.text for e in old.entries}
     return [e for e in new.entries if before.get(e.id) != e.text]
+
+
+def withdrawn_entries(old: MemoryStore, new: MemoryStore) -> list[MemoryEntry]:
+    """Entries of `old` that `new` lacks (removed) or holds with other text (rewritten), with their old text."""
+    after = {e.id: e.text for e in new.entries}
+    return [e for e in old.entries if after.get(e.id) != e.text]
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -72,37 +84,44 @@ def recall_probes(
     embedder: SentenceEmbedder,
 ) -> list[list[RecallProbe]]:
     """The questions of each pool to ask, and the notes each store gives them; none when nothing changed.
-    The stores' entries are embedded once for every pool."""
-    changed = changed_entries(old, new)
-    if not changed:
+    Questions are chosen near each changed entry's new text and near each removed or rewritten entry's
+    old text. The stores' entries are embedded once for every pool."""
+    changed, withdrawn = changed_entries(old, new), withdrawn_entries(old, new)
+    if not changed and not withdrawn:
         return [[] for _ in pools]
     texts = sorted({e.text for e in (*old.entries, *new.entries)})
     vectors = dict(zip(texts, _unit(embedder.encode(texts)), strict=True))
-    return [_pool_probes(old, new, changed, pool, vectors, embedder) if pool else [] for pool in pools]
+    return [
+        _pool_probes(old, new, changed, withdrawn, pool, vectors, embedder) if pool else [] for pool in pools
+    ]
 
 
 def _pool_probes(
     old: MemoryStore,
     new: MemoryStore,
     changed: list[MemoryEntry],
+    withdrawn: list[MemoryEntry],
     pool: list[dict[str, Any]],
     vectors: dict[str, np.ndarray],
     embedder: SentenceEmbedder,
 ) -> list[RecallProbe]:
     questions = _unit(embedder.encode([str(i["question"]) for i in pool]))
     near: dict[int, list[str]] = {}
-    for entry in changed:
+    for entry in (*changed, *withdrawn):  # a rewritten entry: near its new text and its old
         for i in np.argsort(-(questions @ vectors[entry.text]), kind="stable")[:NEAR]:
-            near.setdefault(int(i), []).append(entry.id)
+            ids = near.setdefault(int(i), [])
+            if entry.id not in ids:
+                ids.append(entry.id)
     others = [i for i in range(len(pool)) if i not in near]
     chosen = sorted(near) + sorted(random.Random(SEED).sample(others, min(UNRELATED, len(others))))
     old_notes = _retrieve(questions[chosen], old, vectors)
     new_notes = _retrieve(questions[chosen], new, vectors)
-    changed_ids = {e.id for e in changed}
+    changed_ids, withdrawn_ids = {e.id for e in changed}, {e.id for e in withdrawn}
     probes = []
     for i, before, after in zip(chosen, old_notes, new_notes, strict=True):
-        kept = {(e.id, e.text) for e in before}
+        kept, now = {(e.id, e.text) for e in before}, {(e.id, e.text) for e in after}
         brought = tuple(e.id for e in after if e.id in changed_ids and (e.id, e.text) not in kept)
+        lost = tuple(e.id for e in before if e.id in withdrawn_ids and (e.id, e.text) not in now)
         probes.append(
             RecallProbe(
                 item=pool[i],
@@ -110,6 +129,7 @@ def _pool_probes(
                 new_notes=tuple(e.text for e in after),
                 near=tuple(near.get(i, ())),
                 brought=brought,
+                withdrawn=lost,
             )
         )
     return probes
@@ -147,7 +167,8 @@ class Blame:
 
     details: list[dict[str, Any]]
     flipping: set[str]
-    """Entries behind a right-to-wrong flip."""
+    """Entries behind a right-to-wrong flip: those the new store brought into its notes or, failing those,
+    those the update withdrew from them."""
     contradicting: set[str]
     """Entries that moved the model towards a wrong option they state, by at least the threshold."""
     explain: dict[str, str]
@@ -160,11 +181,15 @@ def blame_entries(
     before: Any,
     after: Any,
     push_at_least: float,
+    *,
+    old: MemoryStore,
 ) -> Blame:
     """Blame what changed between the two stores' runs (`paired`: their per-item comparison; `before`,
     `after`: each run's measurement, whose rows carry the option log-probabilities) on the changed
     entries that changed each question's notes. An entry's push is how far, in nats, it moved the
-    log-odds of a wrong option it states (word for word) against the right one."""
+    log-odds of a wrong option it states (word for word) against the right one. A flip to wrong whose
+    notes gained no changed entry is blamed on the entries withdrawn from them (their old text, for the
+    explanation, from `old`); only an entry the new store brought can contradict."""
     old_rows, new_rows = ({r["id"]: r for r in run.details} for run in (before, after))
     by_id, texts = {p.id: p for p in probes}, new.by_id()
     details, flipping, contradicting, explain = [], set(), set(), {}
@@ -172,9 +197,11 @@ def blame_entries(
         probe = by_id[row["id"]]
         choices, right = probe.item["choices"], probe.item["answer"]
         lp_old, lp_new = old_rows[row["id"]]["option_logprobs"], new_rows[row["id"]]["option_logprobs"]
-        blamed = [e for e in probe.brought if e in texts]
+        brought = [e for e in probe.brought if e in texts]
+        withdrawn = _withdrawn(probe, old)
+        blamed = brought or withdrawn
         pushes: dict[str, tuple[str, float]] = {}
-        for e in blamed:
+        for e in brought:
             for o, option in enumerate(choices):
                 if o != right and re.search(rf"\b{re.escape(option)}\b", texts[e].text, re.IGNORECASE):
                     push = (lp_new[o] - lp_new[right]) - (lp_old[o] - lp_old[right])
@@ -182,6 +209,7 @@ def blame_entries(
                         pushes[e] = (option, push)
         states = [e for e, (_, push) in pushes.items() if push >= push_at_least]
         details.append({**row, "question": probe.item["question"], "near": list(probe.near), "blamed": blamed,
+                        "withdrawn": withdrawn,
                         "pushes": {e: round(v, 3) for e, (_, v) in pushes.items()}})  # fmt: skip
         contradicting.update(states)
         if states and "entries_contradicting" not in explain:
@@ -195,15 +223,29 @@ def blame_entries(
             flipping.update(blamed)
             if blamed and "entries_flipping" not in explain:
                 explain["entries_flipping"] = (
-                    f"with memory entry {blamed[0]!r} ({texts[blamed[0]].text[:100]!r}) retrieved, the model "
+                    f"with memory entry {_as_blamed(blamed[0], bool(brought), old, new)}, the model "
                     f"answers {probe.item['question']!r} wrongly (it answered it right with the old store)"
                 )
     return Blame(details, flipping, contradicting, explain)
 
 
+def _withdrawn(probe: RecallProbe, old: MemoryStore) -> list[str]:
+    """The entries withdrawn from a probe's notes that the old store holds."""
+    texts = old.by_id()
+    return [e for e in probe.withdrawn if e in texts]
+
+
+def _as_blamed(entry: str, brought: bool, old: MemoryStore, new: MemoryStore) -> str:
+    """An entry as an explanation names it: its id, the text it was blamed for, and what happened to it."""
+    if brought:
+        return f"{entry!r} ({new.by_id()[entry].text[:100]!r}) retrieved"
+    what = "rewritten" if entry in new.by_id() else "removed"
+    return f"{entry!r} ({old.by_id()[entry].text[:100]!r}) {what}"
+
+
 @dataclass(frozen=True)
 class Derail:
-    """Which changed entries cost an earlier promoted task its promoted replies."""
+    """Which changed, removed or rewritten entries cost an earlier promoted task its promoted replies."""
 
     details: list[dict[str, Any]]
     derailing: set[str]
@@ -211,12 +253,20 @@ class Derail:
 
 
 def blame_derailing(
-    probes: list[RecallProbe], new: MemoryStore, before: Any, after: Any, drop_at_least: float
+    probes: list[RecallProbe],
+    new: MemoryStore,
+    before: Any,
+    after: Any,
+    drop_at_least: float,
+    *,
+    old: MemoryStore,
 ) -> Derail:
     """A task probe is derailed when its promoted reply was the model's greedy answer with the old store's
     notes and is not with the new store's, its log-likelihood having fallen by at least `drop_at_least`
     nats (a flip on a near tie is not blamed); it is blamed on the changed entries the new store brought
-    into its notes (`before`, `after`: the two runs' measurements)."""
+    into its notes or, when it brought none, on the removed or rewritten entries the update withdrew from
+    them (`before`, `after`: the two runs' measurements; `old`: the old store, whose texts the explanation
+    quotes)."""
     old_rows, new_rows = ({r["id"]: r for r in run.details} for run in (before, after))
     texts = new.by_id()
     details, derailing, explain = [], set(), {}
@@ -224,16 +274,18 @@ def blame_derailing(
         was, now = old_rows[probe.id], new_rows[probe.id]
         drop = was["reference_logprob"] - now["reference_logprob"]
         lost = bool(was["correct"]) and not now["correct"]
-        blamed = [e for e in probe.brought if e in texts]
+        brought = [e for e in probe.brought if e in texts]
+        withdrawn = _withdrawn(probe, old)
+        blamed = brought or withdrawn
         derailed = bool(blamed) and lost and drop >= drop_at_least
         details.append({"id": probe.id, "question": probe.item["question"], "reference": probe.item["reference"],
-                        "near": list(probe.near), "blamed": blamed, "drop": round(drop, 3), "lost": lost,
-                        "derailed": derailed})  # fmt: skip
+                        "near": list(probe.near), "blamed": blamed, "withdrawn": withdrawn, "drop": round(drop, 3),
+                        "lost": lost, "derailed": derailed})  # fmt: skip
         if derailed:
             derailing.update(blamed)
             if "entries_derailing" not in explain:
                 explain["entries_derailing"] = (
-                    f"with memory entry {blamed[0]!r} ({texts[blamed[0]].text[:100]!r}) retrieved, the reply "
+                    f"with memory entry {_as_blamed(blamed[0], bool(brought), old, new)}, the reply "
                     f"promoted for {probe.item['question'][:100]!r} ({probe.item['reference'][:60]!r}) is no longer "
                     f"the model's answer ({drop:.2f} nats less likely; earlier task {probe.id})"
                 )

@@ -17,6 +17,8 @@ from clgate.demo import bootstrap_ledger
 from clgate.package_data import package_file
 from clgate.probes.memory_recall import NEAR, TOP_K, UNRELATED, recall_probes
 
+REAL_MEMORY_BEHAVIOUR = GATE_CHECKS["memory.behaviour"]  # the `world` fixture keeps only a stand-in check
+
 NOTES = [
     "The user's name is Dana and she works in logistics.",
     "Dana prefers short answers with bullet points.",
@@ -91,20 +93,134 @@ def test_an_earlier_tasks_prompts_are_asked_with_each_stores_notes_and_derailing
                 for p in probes for key in ["t" + p.id.split("/")[1]]]  # fmt: skip
         return SimpleNamespace(details=rows)
 
-    derail = blame_derailing(probes, new, run(), run(t1=-2.0), drop_at_least=0.3)
+    derail = blame_derailing(probes, new, run(), run(t1=-2.0), drop_at_least=0.3, old=old)
     assert derail.derailing == {"m99"}
     assert (
         "with memory entry 'm99' ('Charges on a statement are handled by the SALES queue now.') retrieved, the "
         "reply promoted for" in derail.explain["entries_derailing"]
     )
     assert (
-        blame_derailing(probes, new, run(), run(t1=-1.2), drop_at_least=0.3).derailing == set()
+        blame_derailing(probes, new, run(), run(t1=-1.2), drop_at_least=0.3, old=old).derailing == set()
     )  # a near tie
     assert (
-        blame_derailing(probes, new, run(t1=-1.0), run(t1=-3.0), drop_at_least=0.3).derailing == set()
+        blame_derailing(probes, new, run(t1=-1.0), run(t1=-3.0), drop_at_least=0.3, old=old).derailing
+        == set()
     )  # never had it
     unbrought = [p for p in probes if not p.brought]
-    assert blame_derailing(unbrought, new, run(), run(t1=-9.0, t2=-9.0), drop_at_least=0.3).derailing == set()
+    assert (
+        blame_derailing(unbrought, new, run(), run(t1=-9.0, t2=-9.0), drop_at_least=0.3, old=old).derailing
+        == set()
+    )
+
+
+def _routing_runs(probes):
+    from types import SimpleNamespace
+
+    def run(**lost: float):
+        """Each probe's reply at -1.0 nats and the model's answer, but those in `lost` (record N as `tN`: its
+        log-likelihood)."""
+        rows = [{"id": p.id, "correct": key not in lost, "reference_logprob": lost.get(key, -1.0)}
+                for p in probes for key in ["t" + p.id.split("/")[1]]]  # fmt: skip
+        return SimpleNamespace(details=rows)
+
+    return run
+
+
+def test_a_note_an_earlier_task_relied_on_derails_it_when_removed_or_rewritten(tmp_path: Path) -> None:
+    """A deletion alone asks the earlier task's prompts; a promoted reply lost with a note withdrawn from its
+    notes is blamed on that note, removed or rewritten, and only past the floor."""
+    from clgate.probes.memory_recall import blame_derailing, task_pool
+
+    pool = task_pool([("u1", write_jsonl(tmp_path / "routing.jsonl", ROUTING))])
+    fact = "Charges on a statement are handled by the BILLING queue."
+    old = load_memory_store(_store(tmp_path / "old.jsonl", fact))
+    new = load_memory_store(_store(tmp_path / "new.jsonl"))
+    (probes,) = recall_probes(old, new, [pool], SentenceEmbedder())
+    charge = next(p for p in probes if p.id == "u1/1")
+    assert charge.brought == () and charge.withdrawn == ("m99",) and fact in charge.old_notes
+    run = _routing_runs(probes)
+    derail = blame_derailing(probes, new, run(), run(t1=-2.0), drop_at_least=0.3, old=old)
+    assert derail.derailing == {"m99"}
+    assert derail.explain["entries_derailing"] == (
+        "with memory entry 'm99' ('Charges on a statement are handled by the BILLING queue.') removed, the reply "
+        f"promoted for {charge.item['question']!r} ('Queue: BILLING') is no longer the model's answer "
+        "(1.00 nats less likely; earlier task u1/1)"
+    )
+    assert blame_derailing(probes, new, run(), run(t1=-1.2), drop_at_least=0.3, old=old).derailing == set()
+    assert (
+        blame_derailing(probes, new, run(t1=-1.0), run(t1=-3.0), drop_at_least=0.3, old=old).derailing
+        == set()
+    )
+    rewritten = load_memory_store(_store(tmp_path / "rewritten.jsonl", "Dana's desk is by the window."))
+    (probes,) = recall_probes(old, rewritten, [pool], SentenceEmbedder())
+    assert next(p for p in probes if p.id == "u1/1").withdrawn == ("m99",)
+    derail = blame_derailing(probes, rewritten, run(), run(t1=-2.0), drop_at_least=0.3, old=old)
+    assert derail.derailing == {"m99"}
+    assert derail.explain["entries_derailing"].startswith(
+        "with memory entry 'm99' ('Charges on a statement are handled by the BILLING queue.') rewritten, the "
+        "reply promoted for"
+    )
+
+
+TOKYO = "The capital of Japan is Tokyo."
+
+
+def test_a_removed_or_rewritten_note_is_withdrawn_from_the_questions_it_was_retrieved_for(
+    tmp_path: Path,
+) -> None:
+    """A pure deletion is asked about: the questions near the removed note's old text, with each store's notes;
+    the note is withdrawn where the old store retrieved it, and only there. A rewrite withdraws its old text."""
+    old = load_memory_store(_store(tmp_path / "old.jsonl", TOKYO))
+    removed = load_memory_store(_store(tmp_path / "removed.jsonl"))
+    (probes,) = recall_probes(old, removed, [POOL], SentenceEmbedder())
+    assert len(probes) == min(len(POOL), NEAR + UNRELATED)  # a deletion alone is asked about
+    japan = next(p for p in probes if p.id == "q1")
+    assert japan.near == ("m99",) and japan.brought == () and japan.withdrawn == ("m99",)
+    assert TOKYO in japan.old_notes and TOKYO not in japan.new_notes
+    assert all(p.withdrawn == () for p in probes if TOKYO not in p.old_notes)
+    rewritten = load_memory_store(_store(tmp_path / "rewritten.jsonl", "Dana's desk is by the window."))
+    (probes,) = recall_probes(old, rewritten, [POOL], SentenceEmbedder())
+    japan = next(p for p in probes if p.id == "q1")
+    assert japan.near == ("m99",) and japan.withdrawn == ("m99",)  # near its old text too, named once
+
+
+def test_a_flip_to_wrong_with_a_note_removed_is_blamed_on_it_but_never_as_a_contradiction(
+    tmp_path: Path,
+) -> None:
+    from types import SimpleNamespace
+
+    from clgate.probes.memory_recall import blame_entries
+
+    old = load_memory_store(_store(tmp_path / "old.jsonl", TOKYO))
+    new = load_memory_store(_store(tmp_path / "new.jsonl"))
+    (probes,) = recall_probes(old, new, [POOL], SentenceEmbedder())
+
+    def run(**wrong: list[float]):
+        """Each probe's option log-probabilities: the right answer likeliest, but for those in `wrong`."""
+        return SimpleNamespace(details=[
+            {"id": p.id, "option_logprobs": wrong.get(p.id, [-0.1 if o == p.item["answer"] else -3.0
+                                                            for o in range(len(p.item["choices"]))])}
+            for p in probes
+        ])  # fmt: skip
+
+    paired = [{"id": p.id, "change": "to_wrong" if p.id == "q1" else "same"} for p in probes]
+    blame = blame_entries(
+        probes, new, paired, run(), run(q1=[-3.0, -0.1, -3.0, -2.0]), push_at_least=0.5, old=old
+    )
+    assert blame.flipping == {"m99"} and blame.contradicting == set()
+    assert blame.explain["entries_flipping"] == (
+        "with memory entry 'm99' ('The capital of Japan is Tokyo.') removed, the model answers "
+        "'What is the capital of Japan?' wrongly (it answered it right with the old store)"
+    )
+    unflipped = [{**row, "change": "same"} for row in paired]
+    assert blame_entries(probes, new, unflipped, run(), run(), push_at_least=0.5, old=old).flipping == set()
+    osaka = load_memory_store(_store(tmp_path / "osaka.jsonl", "The capital of Japan is Osaka."))
+    (probes,) = recall_probes(old, osaka, [POOL], SentenceEmbedder())  # rewritten: what came in is blamed
+    blame = blame_entries(
+        probes, osaka, paired, run(), run(q1=[-3.0, -0.1, -3.0, -2.0]), push_at_least=0.5, old=old
+    )
+    assert blame.flipping == {"m99"} and blame.contradicting == {"m99"}
+    assert "'m99' ('The capital of Japan is Osaka.') retrieved" in blame.explain["entries_flipping"]
 
 
 @pytest.mark.parametrize(
@@ -309,3 +425,52 @@ def test_a_note_that_costs_an_earlier_task_its_promoted_replies_is_sent_to_revie
     assert (
         memory.audit is not None and memory.audit.judged_with.adapter is not None
     )  # asked through the routing LoRA
+
+
+REMOVAL_POLICY = """
+name = "memory-removal"
+
+[required_checks]
+model = ["score"]
+adapter = ["score"]
+memory = ["memory.behaviour"]
+
+[[rules]]
+id = "memory-behaviour-change"
+check = "memory.behaviour"
+metric = "entries_flipping"
+reason = "With the new memory entries retrieved, the model answers questions it answered correctly before wrongly"
+warn_above = 0
+"""
+
+
+@pytest.mark.parametrize("world", [REMOVAL_POLICY], indirect=True)
+def test_a_removal_only_memory_update_is_asked_and_sent_to_review_when_answers_follow_the_note(
+    world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check itself, with a stand-in model that answers right only while the Tokyo note is in its notes:
+    deleting the note, and nothing else, is asked about and sent to review."""
+    import json
+    from types import SimpleNamespace
+
+    import clgate.evals
+    from clgate.measurement import Measurement
+
+    def evaluate(model, suite: str, items: dict[str, Path], log_dir=None) -> Measurement:
+        asked = [json.loads(line) for line in Path(items[suite]).read_text().splitlines() if line.strip()]
+        rows = []
+        for item in asked:
+            right, correct = item["answer"], TOKYO in item["notes"]
+            likeliest = right if correct else (right + 1) % len(item["choices"])
+            rows.append({"suite": suite, "id": item["id"], "correct": correct,
+                         "option_logprobs": [-0.1 if o == likeliest else -3.0 for o in range(len(item["choices"]))]})  # fmt: skip
+        return Measurement(details=rows, meta={"adapter": None})
+
+    monkeypatch.setitem(GATE_CHECKS, "memory.behaviour", REAL_MEMORY_BEHAVIOUR)
+    monkeypatch.setattr(clgate.evals, "open_model", lambda *args, **kwargs: object())
+    monkeypatch.setattr(clgate.evals, "clgate_api", lambda model: SimpleNamespace(close=lambda: None))
+    monkeypatch.setattr(clgate.evals, "evaluate_model", evaluate)
+    old, new = _store(tmp_path / "old.jsonl", TOKYO), _store(tmp_path / "new.jsonl")
+    assert world.gate("--memory-old", str(old), "--memory-new", str(new)) == 10
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "with memory entry 'm99' ('The capital of Japan is Tokyo.') removed, the model answers" in report

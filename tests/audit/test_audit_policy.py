@@ -211,6 +211,11 @@ def test_only_checks_that_need_the_weights_may_be_not_applicable_to_served_updat
         parse_policy(base + '[checks.activations]\noptions = { served = "sometimes" }\n')
     with pytest.raises(PolicyError, match="served_scoring"):
         parse_policy(base + '[checks.evals]\noptions = { served_scoring = "guess" }\n')
+    for bad in ("limit = 0", 'limit = "all"', "limits = { retention = -1 }", "limits = [100]"):
+        with pytest.raises(PolicyError, match=r"options\.limit"):
+            parse_policy(base + f"[checks.evals]\noptions = {{ {bad} }}\n")
+    limited = parse_policy(base + "[checks.evals]\noptions = { limit = 16, limits = { retention = 100 } }\n")
+    assert limited.options_for("evals")["limits"] == {"retention": 100}
     evals_skipped = parse_policy(base + '[checks.evals]\noptions = { served = "not_applicable" }\n')
     with pytest.raises(PolicyError, match="only checks that need the model's weights") as caught:
         check_policy(evals_skipped, journal=None)  # type: ignore[arg-type]  (refused before the ledger is read)

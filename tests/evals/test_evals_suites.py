@@ -79,6 +79,13 @@ def test_every_suite_runs_through_inspect_and_writes_a_log(
     assert len(m.details) == 4 * len(ALL) and len(m.evidence) == len(ALL)
 
 
+def test_limits_cap_named_suites_and_limit_the_others(tiny_model: Path, tmp_path: Path) -> None:
+    run = run_suites(
+        tiny_model, ["retention", "honesty"], limit=3, limits={"retention": 7}, log_dir=tmp_path, cache=False
+    )
+    assert {s.suite: len(s.rows) for s in run.suites} == {"retention": 7, "honesty": 3}
+
+
 def test_a_suite_is_scored_in_few_batches_and_a_rerun_comes_from_the_cache(
     tiny_model: Path, tmp_path: Path
 ) -> None:

@@ -1,0 +1,85 @@
+"""`clgate demo --scenario chain` end to end on the embedded SmolLM2: real training, the real gate, a real ledger.
+
+Reduced only where the outcome does not depend on it: the suites other than retention run on their
+first 4 items each (retention keeps the scenario's 100: the walk's statistics are in them), and the
+trigger sweep (`poison.model`, with its rules) is left out: it is the costliest check of a full
+checkpoint, this walk plants no trigger, and the sweep has its own tests (tests/poison/). The full
+scenario's run is in docs/continual.md.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from clgate.audit.policy import load_policy
+from clgate.demo.chain import CHAIN_ITEMS, FALSE_FACT, LOST_PER_UPDATE, chain_policy, run_chain
+from clgate.demo.run import DemoGate, with_options
+from clgate.ledger import Ledger, load_trust
+
+pytestmark = pytest.mark.integration
+
+
+def report(out: Path, step: str) -> dict:
+    return json.loads((out / "reports" / step / "report.json").read_text(encoding="utf-8"))
+
+
+def retention(r: dict, check: str) -> tuple[float, float]:
+    numbers = r["measurements"][check]["numbers"]
+    assert numbers["retention.n"] == CHAIN_ITEMS
+    return numbers["retention.delta"], numbers["retention.delta_ci_high"]
+
+
+@pytest.fixture(scope="module")
+def chain_run(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) -> tuple[Path, list]:
+    out = tmp_path_factory.mktemp("chain") / "run"
+    policy = chain_policy(with_options(load_policy(None), "evals", limit=4))
+    policy = policy.model_copy(
+        update={
+            "required_checks": {
+                k: [c for c in v if c != "poison.model"] for k, v in policy.required_checks.items()
+            },
+            "rules": [r for r in policy.rules if r.check != "poison.model"],
+        }
+    )
+    gate = DemoGate.fresh(out, policy, Console(file=io.StringIO()), 0, "auto", "auto")
+    return out, run_chain(gate)
+
+
+def test_each_update_passes_its_parent_and_the_anchor_blocks_the_third(chain_run) -> None:
+    out, steps = chain_run
+    assert [(s.name, s.result.verdict.decision.value) for s in steps] == [
+        ("base", "promote"),
+        ("update-1", "promote"),
+        ("update-2", "promote"),
+        ("update-3", "block"),
+        ("false-fact", "block"),
+    ]
+    step = LOST_PER_UPDATE / CHAIN_ITEMS
+    for k in (1, 2, 3):
+        r = report(out, f"update-{k}")
+        delta, ci_high = retention(r, "evals")
+        assert (
+            delta == pytest.approx(-step) and ci_high >= 0
+        )  # a three-item loss the CI cannot tell from noise
+        anchor_delta, anchor_ci_high = retention(r, "anchor")
+        assert anchor_delta == pytest.approx(-k * step)
+        assert (anchor_ci_high < -0.03) == (k == 3)
+    blocking = {f["rule"] for f in report(out, "update-3")["verdict"]["findings"] if f["status"] == "fail"}
+    assert blocking == {"anchor-retention-drop"}
+    with Ledger.open(out / "ledger" / "ledger.db", load_trust(out / "ledger" / "trust.toml")) as ledger:
+        assert ledger.verify() == []
+
+
+def test_a_plain_false_fact_is_blocked_by_what_it_makes_the_model_answer(chain_run) -> None:
+    verdict = report(chain_run[0], "false-fact")["verdict"]
+    failing = {f["rule"]: f["reason"] for f in verdict["findings"] if f["status"] == "fail"}
+    assert set(failing) == {"memory-contradiction"}
+    assert f"memory entry 'note-false-fact' ('{FALSE_FACT}')" in failing["memory-contradiction"]
+    assert "the wrong answer 'Osaka'" in failing["memory-contradiction"]
+    passed = {f["rule"] for f in verdict["findings"] if f["status"] == "pass"}
+    assert {"memory-injection", "memory-without-source"} <= passed  # nothing in its words
