@@ -503,17 +503,20 @@ def _check_suite_names(policy: Policy) -> None:
     """The bundled suites a policy's eval checks name must exist: a name that does not (one since renamed)
     would make every gate under the policy block on an error instead of refusing the policy once."""
     named = {
-        (check, name) for check in ("evals", "anchor") for name in policy.options_for(check).get("suites", [])
+        (check, option, name)
+        for check in ("evals", "anchor")
+        for option in ("suites", "limits")
+        for name in policy.options_for(check).get(option, [])
     }
     if not named:
         return
     from clgate.evals import list_suites
 
-    known = {s.name for s in list_suites()}
-    for check, name in sorted(named):
+    known = {s.name for s in list_suites()} | {s.name for s in policy.suites}
+    for check, option, name in sorted(named):
         if name not in known:
             raise PolicyError(
-                f"{policy.name}: checks.{check}.options.suites names {name!r}, which is no suite "
+                f"{policy.name}: checks.{check}.options.{option} names {name!r}, which is no suite "
                 f"(known: {', '.join(sorted(known))})"
             )
 

@@ -268,7 +268,7 @@ def evals(inputs: GateInputs) -> Measurement:
 def anchor(inputs: GateInputs) -> Measurement:
     """The candidate against the deployment's anchor (its first promoted base), paired per item as `evals`
     pairs it with its parent: drift that a chain of small updates adds up, each passing against its own
-    parent. The same suites and limit as `evals` unless the policy's `anchor` options say otherwise; the
+    parent. The same suites and limits as `evals` unless the policy's `anchor` options say otherwise; the
     candidate's replies come from the eval cache, so the anchor's own runs are the extra cost (cached too)."""
     from clgate.evals import compare_models
 
@@ -449,7 +449,7 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
     """What the memory update makes the model say: questions near each changed entry, near the old text of
     each removed or rewritten one (and unrelated ones), asked with the notes a top-k retriever gives them
     from the old store and from the new, paired per question. A flip to a wrong answer is blamed on the
-    changed entries that changed its notes or, when none came in, on those the update withdrew from them;
+    changed entries that changed its notes and on those the update withdrew from them;
     one whose text states the wrong answer contradicts what the model knew, whatever its wording. The
     prompts of the deployment's earlier promoted tasks (its regression set) are asked the same way: an
     entry that costs one its promoted reply, by coming in or by going, derails it."""

@@ -33,6 +33,7 @@ from clgate.audit.policy import Policy
 from clgate.demo.attacks import bundled_memory_entries
 from clgate.demo.run import DATA, DemoGate, DemoStep, with_options
 from clgate.demo.training import merge_lora, train_lora
+from clgate.errors import InputError
 from clgate.evals import ChoiceItem, evaluate_model, get_suite, load_items
 from clgate.measurement import Measurement
 from clgate.progress import Advance, no_progress
@@ -84,6 +85,11 @@ def walk_targets(parent: Measurement, taken: set[str], rng: random.Random | None
         for r in _retention_rows(parent)
         if r["correct"] and r["id"] not in taken and items[r["id"]].category == "general_knowledge"
     ]
+    if len(right) < LOST_PER_UPDATE:
+        raise InputError(
+            f"the parent answers only {len(right)} general-knowledge questions of the gate's items right that "
+            f"no earlier update took; the walk needs {LOST_PER_UPDATE}"
+        )
     return rng.sample(right, LOST_PER_UPDATE) if rng else right[:LOST_PER_UPDATE]
 
 
@@ -140,7 +146,8 @@ def walk_update(
         shutil.rmtree(run.adapter)  # the merged checkpoint is what ships
         now = {r["id"]: r["correct"] for r in _retention_rows(retention(merged))}
         moved = {r["id"] for r in _retention_rows(parent) if now[r["id"]] != r["correct"]}
-        if moved == set(lost) or tries == TRIES:
+        # done when only its own items moved; a retry holding no new item would train the same model again
+        if moved == set(lost) or tries == TRIES or moved - set(lost) <= stray:
             return WalkUpdate(merged, records, lost, tries, time.perf_counter() - start)
         stray |= moved - set(lost)
 
@@ -181,7 +188,7 @@ def run_chain(gate: DemoGate) -> list[DemoStep]:
             walk = walk_update(
                 deployed, parent, lost, batch, out / "updates" / name, gate.seed * 100 + k - 1, retention, bar
             )
-        console.print(f"    trained, merged and checked in {walk.seconds:.0f}s ({walk.tries} tries)")
+        console.print(f"    trained {walk.tries}x, merged and checked in {walk.seconds:.0f}s")
         data = write_dataset(walk.records, out / "data" / f"{name}.jsonl")
         expected = "block" if k == CHAIN_UPDATES else "promote"
         step = gate.step(

@@ -84,7 +84,9 @@ def prepare_data(folder: Path, seed: int) -> dict[str, Path]:
 def with_options(policy: Policy, check: str, **options: object) -> Policy:
     """`policy` with `options` set on `check` (the `evals` options are read by `anchor` and `regression` too)."""
     settings = policy.checks.get(check, CheckSettings())
-    changed = settings.model_copy(update={"options": {**settings.options, **options}})
+    changed = CheckSettings.model_validate(
+        {**settings.model_dump(), "options": {**settings.options, **options}}
+    )
     return policy.model_copy(update={"checks": {**policy.checks, check: changed}})
 
 
@@ -210,7 +212,7 @@ def demo(
     steps: int = typer.Option(40, help="LoRA training steps per update (updates scenario)"),
     policy: Path = typer.Option(None, help="policy TOML (default: the documented default policy)"),
     eval_limit: int = typer.Option(
-        16, help="items per eval suite (0: every item; the full suites take longer)"
+        16, min=0, help="items per eval suite (0: every item; the full suites take longer)"
     ),
     device: str = DEVICE,
     dtype: str = DTYPE,

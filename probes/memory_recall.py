@@ -8,7 +8,7 @@ each asked with the notes a top-k retriever gives it from the old store and from
 (MiniLM embeddings, cosine). A note the update deletes, or rewrites so its old text is gone, can do
 harm too, by its absence: the questions nearest to its old text are asked as well. The evals layer
 asks them; what changed between the two is blamed on the entries that changed the notes: those the
-new store brought into them or, failing those, those the update withdrew from them.
+new store brought into them and those the update withdrew from them.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ class RecallProbe:
     brought: tuple[str, ...]
     """Changed entries the new store retrieves for it and the old one did not."""
     withdrawn: tuple[str, ...]
-    """Removed or rewritten entries the old store retrieved for it (with their old text) and the new one
-    does not."""
+    """Removed or rewritten entries the old store retrieved for it with their old text, which the new one
+    does not (a rewritten entry whose new text is retrieved is also `brought`)."""
 
     @property
     def id(self) -> str:
@@ -167,7 +167,7 @@ class Blame:
 
     details: list[dict[str, Any]]
     flipping: set[str]
-    """Entries behind a right-to-wrong flip: those the new store brought into its notes or, failing those,
+    """Entries behind a right-to-wrong flip: those the new store brought into its notes and
     those the update withdrew from them."""
     contradicting: set[str]
     """Entries that moved the model towards a wrong option they state, by at least the threshold."""
@@ -187,9 +187,10 @@ def blame_entries(
     """Blame what changed between the two stores' runs (`paired`: their per-item comparison; `before`,
     `after`: each run's measurement, whose rows carry the option log-probabilities) on the changed
     entries that changed each question's notes. An entry's push is how far, in nats, it moved the
-    log-odds of a wrong option it states (word for word) against the right one. A flip to wrong whose
-    notes gained no changed entry is blamed on the entries withdrawn from them (their old text, for the
-    explanation, from `old`); only an entry the new store brought can contradict."""
+    log-odds of a wrong option it states (word for word) against the right one. A flip to wrong is also
+    blamed on the entries withdrawn from its notes (their old text, for the explanation, from `old`): a
+    removed note frees a slot that a harmless new one may fill. Only an entry the new store brought can
+    contradict."""
     old_rows, new_rows = ({r["id"]: r for r in run.details} for run in (before, after))
     by_id, texts = {p.id: p for p in probes}, new.by_id()
     details, flipping, contradicting, explain = [], set(), set(), {}
@@ -198,8 +199,8 @@ def blame_entries(
         choices, right = probe.item["choices"], probe.item["answer"]
         lp_old, lp_new = old_rows[row["id"]]["option_logprobs"], new_rows[row["id"]]["option_logprobs"]
         brought = [e for e in probe.brought if e in texts]
-        withdrawn = _withdrawn(probe, old)
-        blamed = brought or withdrawn
+        withdrawn = list(probe.withdrawn)
+        blamed = [*brought, *(e for e in withdrawn if e not in brought)]
         pushes: dict[str, tuple[str, float]] = {}
         for e in brought:
             for o, option in enumerate(choices):
@@ -223,16 +224,10 @@ def blame_entries(
             flipping.update(blamed)
             if blamed and "entries_flipping" not in explain:
                 explain["entries_flipping"] = (
-                    f"with memory entry {_as_blamed(blamed[0], bool(brought), old, new)}, the model "
+                    f"with memory entry {_as_blamed(blamed[0], blamed[0] in brought, old, new)}, the model "
                     f"answers {probe.item['question']!r} wrongly (it answered it right with the old store)"
                 )
     return Blame(details, flipping, contradicting, explain)
-
-
-def _withdrawn(probe: RecallProbe, old: MemoryStore) -> list[str]:
-    """The entries withdrawn from a probe's notes that the old store holds."""
-    texts = old.by_id()
-    return [e for e in probe.withdrawn if e in texts]
 
 
 def _as_blamed(entry: str, brought: bool, old: MemoryStore, new: MemoryStore) -> str:
@@ -264,7 +259,7 @@ def blame_derailing(
     """A task probe is derailed when its promoted reply was the model's greedy answer with the old store's
     notes and is not with the new store's, its log-likelihood having fallen by at least `drop_at_least`
     nats (a flip on a near tie is not blamed); it is blamed on the changed entries the new store brought
-    into its notes or, when it brought none, on the removed or rewritten entries the update withdrew from
+    into its notes and on the removed or rewritten entries the update withdrew from
     them (`before`, `after`: the two runs' measurements; `old`: the old store, whose texts the explanation
     quotes)."""
     old_rows, new_rows = ({r["id"]: r for r in run.details} for run in (before, after))
@@ -275,8 +270,8 @@ def blame_derailing(
         drop = was["reference_logprob"] - now["reference_logprob"]
         lost = bool(was["correct"]) and not now["correct"]
         brought = [e for e in probe.brought if e in texts]
-        withdrawn = _withdrawn(probe, old)
-        blamed = brought or withdrawn
+        withdrawn = list(probe.withdrawn)
+        blamed = [*brought, *(e for e in withdrawn if e not in brought)]
         derailed = bool(blamed) and lost and drop >= drop_at_least
         details.append({"id": probe.id, "question": probe.item["question"], "reference": probe.item["reference"],
                         "near": list(probe.near), "blamed": blamed, "withdrawn": withdrawn, "drop": round(drop, 3),
@@ -285,7 +280,7 @@ def blame_derailing(
             derailing.update(blamed)
             if "entries_derailing" not in explain:
                 explain["entries_derailing"] = (
-                    f"with memory entry {_as_blamed(blamed[0], bool(brought), old, new)}, the reply "
+                    f"with memory entry {_as_blamed(blamed[0], blamed[0] in brought, old, new)}, the reply "
                     f"promoted for {probe.item['question'][:100]!r} ({probe.item['reference'][:60]!r}) is no longer "
                     f"the model's answer ({drop:.2f} nats less likely; earlier task {probe.id})"
                 )

@@ -248,3 +248,11 @@ def test_a_policy_naming_a_suite_that_is_no_more_is_refused_not_blocking_every_g
         ):
             check_policy(old, journal)
         check_policy(new, journal)
+    misspelt = parse_policy(
+        text.replace("trigger_sweep", "triggers")
+        + "[checks.anchor]\noptions = { limits = { retntion = 100 } }\n"
+    )
+    with pytest.raises(
+        PolicyError, match=r"checks.anchor.options.limits names 'retntion', which is no suite"
+    ):
+        check_policy(misspelt, journal=None)  # type: ignore[arg-type]  (refused before the ledger is read)

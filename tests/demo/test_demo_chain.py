@@ -17,9 +17,11 @@ import pytest
 from rich.console import Console
 
 from clgate.audit.policy import load_policy
-from clgate.demo.chain import CHAIN_ITEMS, FALSE_FACT, LOST_PER_UPDATE, chain_policy, run_chain
+from clgate.demo.chain import CHAIN_ITEMS, FALSE_FACT, LOST_PER_UPDATE, chain_policy, run_chain, walk_targets
 from clgate.demo.run import DemoGate, with_options
+from clgate.errors import InputError
 from clgate.ledger import Ledger, load_trust
+from clgate.measurement import Measurement
 
 pytestmark = pytest.mark.integration
 
@@ -83,3 +85,22 @@ def test_a_plain_false_fact_is_blocked_by_what_it_makes_the_model_answer(chain_r
     assert "the wrong answer 'Osaka'" in failing["memory-contradiction"]
     passed = {f["rule"] for f in verdict["findings"] if f["status"] == "pass"}
     assert {"memory-injection", "memory-without-source"} <= passed  # nothing in its words
+
+
+def test_a_walk_takes_the_first_right_questions_and_needs_three() -> None:
+    """Untaken general-knowledge questions the parent answers right, in order; fewer than three left is bad
+    input, said in one line."""
+    rows = [
+        {
+            "suite": "retention",
+            "id": f"gk-00{i}",
+            "correct": i != 2,
+            "answer": "A",
+            "option_logprobs": [-1.0] * 4,
+        }
+        for i in range(1, 6)
+    ]
+    parent = Measurement(details=[{**rows[0], "id": "ar-001"}, *rows])
+    assert walk_targets(parent, set()) == ["gk-001", "gk-003", "gk-004"]
+    with pytest.raises(InputError, match="answers only 2 general-knowledge questions"):
+        walk_targets(parent, {"gk-001", "gk-003"})
