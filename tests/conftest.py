@@ -10,14 +10,6 @@ import pytest
 from clgate.artifacts import embedded_model_dir
 from clgate.demo import factories
 
-LONGEST_FIRST = ("tests/demo/test_demo_chain.py", "tests/demo/test_demo_run.py")
-"""The longest end-to-end files: started first, one per worker (`--dist loadfile`), they run beside the
-rest of the suite instead of after it."""
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONGEST_FIRST)
-
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
