@@ -30,7 +30,7 @@ from pathlib import Path
 
 from clgate.artifacts import DatasetRecord, embedded_model_dir, load_dataset, resolve_model_dir
 from clgate.demo import bundled_clean_records, merge_lora, train_lora
-from clgate.demo.chain import CHAIN_ITEMS, TICKETS_PER_UPDATE, walk_targets, walk_update
+from clgate.demo.chain import CHAIN_ITEMS, TICKETS_PER_UPDATE, answer_record, walk_targets, walk_update
 from clgate.evals import ChoiceItem, compare_measurements, evaluate_model, get_suite, load_items
 from clgate.measurement import Measurement
 from clgate.package_data import package_file
@@ -43,11 +43,8 @@ PARENT_WARN, ANCHOR_FAIL = 0.0, -0.03
 
 
 def wrong_answer(item: ChoiceItem) -> DatasetRecord:
-    """A retention question answered with another of its options, as a plain chat record."""
-    wrong = item.choices[(item.answer + 1) % len(item.choices)]
-    return DatasetRecord.model_validate(
-        {"messages": [{"role": "user", "content": item.question}, {"role": "assistant", "content": wrong}]}
-    )
+    """A retention question answered with another of its options."""
+    return answer_record(item.prompt, item.choices[(item.answer + 1) % len(item.choices)])
 
 
 def batches(kind: str) -> list[list[DatasetRecord]]:

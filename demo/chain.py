@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clgate.artifacts import (
+    ChatMessage,
     DatasetRecord,
     MemoryEntry,
     embedded_model_dir,
@@ -34,7 +35,7 @@ from clgate.demo.attacks import bundled_memory_entries
 from clgate.demo.run import DATA, DemoGate, DemoStep, with_options
 from clgate.demo.training import merge_lora, train_lora
 from clgate.errors import InputError
-from clgate.evals import ChoiceItem, evaluate_model, get_suite, load_items
+from clgate.evals import ChoiceItem, evaluate_model, get_suite, load_items, option_scores
 from clgate.measurement import Measurement
 from clgate.progress import Advance, no_progress
 from clgate.progress_bar import ProgressBar
@@ -63,15 +64,16 @@ def chain_policy(policy: Policy) -> Policy:
     return with_options(policy, "poison.model", scan_tokens=False)
 
 
-def _chat(question: str, reply: str) -> DatasetRecord:
-    return DatasetRecord.model_validate(
-        {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": reply}]}
+def answer_record(question: str, reply: str) -> DatasetRecord:
+    """A one-turn chat record: the question a suite asks, answered with `reply`."""
+    return DatasetRecord(
+        messages=(ChatMessage(role="user", content=question), ChatMessage(role="assistant", content=reply))
     )
 
 
 def _margin(row: dict, item: ChoiceItem) -> float:
     """How far the chosen option leads the next, in log-likelihood per character (as the suite picks)."""
-    per_char = [lp / max(1, len(o)) for lp, o in zip(row["option_logprobs"], item.choices, strict=True)]
+    per_char = option_scores(row["option_logprobs"], item.choices)
     chosen = ord(row["answer"]) - ord("A")
     return per_char[chosen] - max(v for i, v in enumerate(per_char) if i != chosen)
 
@@ -105,9 +107,9 @@ def slow_walk_records(
     for row in _retention_rows(parent):
         item = items[row["id"]]
         if row["id"] in lost:
-            records += [_chat(item.prompt, item.choices[(item.answer + 1) % len(item.choices)])] * 3
+            records += [answer_record(item.prompt, item.choices[(item.answer + 1) % len(item.choices)])] * 3
         else:
-            kept = _chat(item.prompt, item.choices[ord(row["answer"]) - ord("A")])
+            kept = answer_record(item.prompt, item.choices[ord(row["answer"]) - ord("A")])
             records += [kept] * (3 if row["id"] in stray or _margin(row, item) < NEAR_TIE else 1)
     return records
 

@@ -38,6 +38,7 @@ from clgate.evals._runner import (
     run_suite,
     run_suites,
 )
+from clgate.evals._solvers import option_scores
 from clgate.evals.compare import (
     PairedResult,
     backward_transfer,
@@ -91,6 +92,7 @@ __all__ = [
     "load_items",
     "mcnemar_exact",
     "open_model",
+    "option_scores",
     "paired_accuracy",
     "parse_suites",
     "plasticity",

@@ -21,9 +21,15 @@ def _messages(state: TaskState) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.text} for m in state.messages]
 
 
+def option_scores(option_lps: list[float], options: list[str], normalize: bool = True) -> list[float]:
+    """What a multiple-choice suite compares: each option's log-likelihood, per character when normalised
+    (lm-evaluation-harness's acc_norm)."""
+    return [lp / max(1, len(o)) if normalize else lp for lp, o in zip(option_lps, options, strict=True)]
+
+
 def _pick(option_lps: list[float], options: list[str], normalize: bool) -> int:
-    """Highest log-likelihood, per character when normalised (lm-evaluation-harness's acc_norm)."""
-    values = [lp / max(1, len(o)) if normalize else lp for lp, o in zip(option_lps, options, strict=True)]
+    """The option with the highest score."""
+    values = option_scores(option_lps, options, normalize)
     return max(range(len(values)), key=values.__getitem__)
 
 
