@@ -16,7 +16,7 @@ from typing import Any
 from clgate.artifacts import Manifest
 from clgate.audit.baseline import PromotedAnswers
 from clgate.audit.policy import PolicySuite
-from clgate.audit.regression import RegressionSet
+from clgate.audit.regression import RegressionSet, RegressionTask, tasks_digest
 from clgate.ledger.canonical import canonical_json
 from clgate.measurement import Measurement
 from clgate.progress import Advance, no_progress
@@ -33,8 +33,16 @@ LAZY_MODEL_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForCausalLM", "AutoTo
 reason: transformers resolves them on first access, and two threads resolving them at once get
 "cannot import name 'AutoModelForCausalLM'" (a memory update's first gate in a fresh Ray worker did)."""
 PROPOSED_ROLES = ("parent", "candidate", "adapter", "data", "memory_old", "memory_new", "target")
-INPUT_ROLES = (*PROPOSED_ROLES, "anchor", "regression", "suites", "deployed_adapter", "promoted")
-"""`anchor`, `regression`, `deployed_adapter` and `promoted` are not proposed: the gate takes them from the
+INPUT_ROLES = (
+    *PROPOSED_ROLES,
+    "anchor",
+    "regression",
+    "regression_tasks",
+    "suites",
+    "deployed_adapter",
+    "promoted",
+)
+"""`anchor`, `regression` (and its `regression_tasks`), `deployed_adapter` and `promoted` are not proposed: the gate takes them from the
 ledger (the deployment's first promoted base; the target sets of the updates it promoted; the adapter a
 memory update will run under; the answers recorded when what is deployed was promoted); `suites` from the
 policy."""
@@ -56,6 +64,9 @@ class GateInputs:
     target: Path | None = None
     anchor: Path | None = None
     regression: RegressionSet | None = None
+    regression_tasks: tuple[RegressionTask, ...] | None = None
+    """The regression set's tasks without its accuracy history: what a check that only asks their prompts
+    reads, so a new audit's numbers do not change its cache key."""
     suites: tuple[PolicySuite, ...] | None = None
     """The policy's own suites, run with the eval suites (each pinned by its items' SHA-256)."""
     deployed_adapter: Path | None = None
@@ -91,9 +102,11 @@ class GateInputs:
         return replace(self, **cleared, manifests={r: m for r, m in self.manifests.items() if r in roles})
 
     def digest(self, role: str) -> str:
-        """The content digest of an input: its manifest's root; the regression set's own digest."""
+        """The content digest of an input: its manifest's root; the regression set's (or its tasks') own digest."""
         if role == "regression" and self.regression is not None:
             return self.regression.digest
+        if role == "regression_tasks" and self.regression_tasks is not None:
+            return tasks_digest(self.regression_tasks)
         if role == "promoted" and self.promoted is not None:
             return self.promoted.digest
         if role == "suites" and self.suites is not None:

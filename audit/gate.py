@@ -476,19 +476,20 @@ def _may_run(update: UpdateState) -> bool:
 
 
 def _not_applicable(checks: list[GateCheck], policy: Policy, served: bool) -> dict[str, CheckOutcome]:
-    """Checks the policy lets a served update skip (they need the weights in this process)."""
-    if not served:
-        return {}
-    return {
-        c.name: CheckOutcome(
-            c.name,
-            None,
-            not_applicable=f"it needs the model's weights, and policy {policy.name!r} marks it not applicable "
-            "to served updates",
-        )
+    """Checks the policy lets go unrun: those it skips, and for a served update those that need the weights
+    in this process where it says so. The report names each, so the record shows what was not looked at."""
+    skipped = {
+        c.name: f"it needs the model's weights, and policy {policy.name!r} marks it not applicable "
+        "to served updates"
         for c in checks
-        if c.needs_weights and policy.options_for(c.name).get("served") == "not_applicable"
+        if served and c.needs_weights and policy.options_for(c.name).get("served") == "not_applicable"
     }
+    skipped |= {
+        c.name: f"policy {policy.name!r} skips it (skipped_checks)"
+        for c in checks
+        if c.name in policy.skipped_checks
+    }
+    return {name: CheckOutcome(name, None, not_applicable=why) for name, why in skipped.items()}
 
 
 def _with_logs(outcome: CheckOutcome, run: GateRun) -> CheckOutcome:
@@ -579,6 +580,7 @@ class GatePlan:
             **{**self.request.paths(), "parent": self.parent_dir},
             anchor=self.anchor_dir,
             regression=self.regression,
+            regression_tasks=self.regression.tasks if self.regression else None,
             deployed_adapter=self.deployed_adapter.path if self.deployed_adapter else None,
             suites=tuple(policy.suites) or None,
             cache_dir=run.cache,

@@ -439,10 +439,10 @@ def behaviour(inputs: GateInputs) -> Measurement:
 @gate_check(
     GATE_CHECKS,
     "memory.behaviour",
-    "4",
+    "5",
     needs=("parent", "memory_old", "memory_new"),
     forward_passes=True,
-    reads=("deployed_adapter", "suites", "regression"),
+    reads=("deployed_adapter", "suites", "regression_tasks"),
     beneath=_eval_versions,
 )
 def memory_behaviour(inputs: GateInputs) -> Measurement:
@@ -482,7 +482,7 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
         for name, items in pools.items()
         for item in items
     ]
-    tasks = [(t.update_id, t.dataset) for t in inputs.regression.tasks] if inputs.regression else []
+    tasks = [(t.update_id, t.dataset) for t in inputs.regression_tasks or ()]
     probes, task_probes = recall_probes(old, new, [pool, task_pool(tasks)], SentenceEmbedder())
     counts = ("probes", "flipped_to_wrong", "entries_flipping", "entries_contradicting", "task_probes")
     numbers = dict.fromkeys((*counts, "entries_derailing"), 0.0)

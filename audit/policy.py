@@ -238,6 +238,9 @@ class Policy(_Strict):
     name: str
     required_checks: dict[UpdateKind, list[str]] | list[str]
     scheduled_checks: list[str] = Field(default_factory=list)
+    skipped_checks: list[str] = Field(default_factory=list)
+    """Checks the gate does not run, though they apply: ones this policy neither requires nor judges, whose
+    cost would buy no decision (a fast lane that leaves out the trigger sweep)."""
     default_timeout_s: float = Field(default=900, gt=0)
     checks: dict[str, CheckSettings] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
@@ -275,11 +278,27 @@ class Policy(_Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _skipped_decide_nothing(self) -> Policy:
+        """A skipped check the policy requires, judges or schedules would block every update, or never fire."""
+        required = self.required_checks
+        kinds = {"": required} if isinstance(required, list) else required
+        for name in self.skipped_checks:
+            uses = [f"required_checks{'.' + kind if kind else ''}" for kind, v in kinds.items() if name in v]
+            uses += [f"rule {r.id!r}" for r in self.rules if r.check == name]
+            uses += ["scheduled_checks"] * (name in self.scheduled_checks)
+            uses += ["modules (read from its measurement)"] * (name == "weights" and self.modules is not None)
+            if uses:
+                raise ValueError(f"skipped_checks names {name!r}, which {', '.join(uses)} still use")
+        return self
+
     @property
     def canonical_text(self) -> str:
         """What the ledger pins when an admin adopts this policy: its canonical JSON."""
         # fields added later are left out while empty: policies adopted before them keep their digest
-        later = {name for name in ("anchors", "suites", "producers") if not getattr(self, name)}
+        later = {
+            name for name in ("anchors", "suites", "producers", "skipped_checks") if not getattr(self, name)
+        }
         return canonical_json(self.model_dump(mode="json", exclude=later)).decode()
 
     @property
@@ -300,7 +319,8 @@ class Policy(_Strict):
         """Every check the policy names: required ones, rules' checks, scheduled ones, settings."""
         required = self.required_checks
         names = set(required) if isinstance(required, list) else {n for v in required.values() for n in v}
-        return names | {r.check for r in self.rules} | set(self.scheduled_checks) | set(self.checks)
+        used = {r.check for r in self.rules} | set(self.scheduled_checks) | set(self.checks)
+        return names | used | set(self.skipped_checks)
 
     def unknown_checks(self, known: set[str]) -> None:
         """A misspelt check would never run and its rules never fire: refuse the policy instead."""

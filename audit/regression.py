@@ -43,8 +43,17 @@ class RegressionSet:
     def digest(self) -> str:
         """What a `regression` result depends on besides the models: the sets' bytes and the history."""
         history = [[None if math.isnan(x) else x for x in row] for row in self.history]
-        body = {"tasks": [[t.update_id, t.sha256] for t in self.tasks], "history": history}
+        body = {"tasks": _task_keys(self.tasks), "history": history}
         return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def _task_keys(tasks: tuple[RegressionTask, ...]) -> list[list[str]]:
+    return [[t.update_id, t.sha256] for t in tasks]
+
+
+def tasks_digest(tasks: tuple[RegressionTask, ...]) -> str:
+    """What the earlier tasks' prompts depend on: which updates, and their sets' bytes."""
+    return "sha256:" + hashlib.sha256(canonical_json(_task_keys(tasks))).hexdigest()
 
 
 def keep_target(evidence: EvidenceStore, update: UpdateState, target: Path | None) -> None:

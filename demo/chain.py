@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from clgate.artifacts import (
     ChatMessage,
     DatasetRecord,
@@ -34,7 +36,7 @@ from clgate.audit.policy import Policy
 from clgate.demo.attacks import bundled_memory_entries
 from clgate.demo.run import DATA, DemoGate, DemoStep, with_options
 from clgate.demo.training import merge_lora, train_lora
-from clgate.errors import InputError
+from clgate.errors import InputError, PolicyError
 from clgate.evals import ChoiceItem, evaluate_model, get_suite, load_items, option_scores
 from clgate.measurement import Measurement
 from clgate.progress import Advance, no_progress
@@ -52,16 +54,32 @@ TRAINING_STEPS = 80
 TRIES = 3
 """Trainings per update at most: one that moved other items is trained again, holding those harder."""
 FALSE_FACT = "The capital of Japan is Osaka."
+SKIPPED = "poison.model"
+"""The trigger sweep: the costliest check of a full checkpoint, and this walk plants no trigger."""
 
 
 def chain_policy(policy: Policy) -> Policy:
-    """`policy` with retention run on its first `CHAIN_ITEMS` items (the other suites as it says), and
-    without the data-free token scan: this attack plants no trigger, and the scan of three full models
-    would take longer than the rest of the scenario (`clgate demo` runs it)."""
+    """`policy` with retention run on its first `CHAIN_ITEMS` items (the other suites as it says), and the
+    trigger sweep (`poison.model`, its rules and its requirement) skipped: this attack plants no trigger,
+    and sweeping three full checkpoints would take longer than the rest of the scenario. Each report
+    names the skipped check; `clgate demo` (the updates scenario) runs the sweep."""
     evals = policy.checks.get("evals")
     limits = dict(evals.options.get("limits", {})) if evals else {}
     policy = with_options(policy, "evals", limits={**limits, "retention": CHAIN_ITEMS})
-    return with_options(policy, "poison.model", scan_tokens=False)
+    required = policy.required_checks
+    without = {
+        "required_checks": [c for c in required if c != SKIPPED]
+        if isinstance(required, list)
+        else {kind: [c for c in checks if c != SKIPPED] for kind, checks in required.items()},
+        "rules": [r.model_dump() for r in policy.rules if r.check != SKIPPED],
+        "scheduled_checks": [c for c in policy.scheduled_checks if c != SKIPPED],
+        "skipped_checks": sorted({*policy.skipped_checks, SKIPPED}),
+    }
+    try:
+        return Policy.model_validate({**policy.model_dump(), **without})
+    except ValidationError as exc:  # it required nothing but the sweep for some kind of update
+        reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise PolicyError(f"{policy.name} without {SKIPPED}: {reason}") from None
 
 
 def answer_record(question: str, reply: str) -> DatasetRecord:

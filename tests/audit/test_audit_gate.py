@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from clgate.audit.check_inputs import GateCheck, GateInputs
 from clgate.audit.cli import main
+from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
+from clgate.measurement import Measurement
+
+from .conftest import POLICY
 
 
 def test_review_needs_two_approvals_then_promotes(world, tiny_model: Path, tmp_path: Path, capsys) -> None:
@@ -178,3 +183,28 @@ def test_a_policy_naming_an_unknown_check_is_refused_before_anything_is_written(
     assert code == 2
     assert "unknown check 'scroe' (known: score)" in capsys.readouterr().err
     assert len(Journal.open(world.boot.ledger, None, world.boot.trust).ledger) == before
+
+
+SKIPPING = POLICY.replace(
+    'required_checks = ["score"]', 'required_checks = ["score"]\nskipped_checks = ["cost"]'
+)
+
+
+@pytest.mark.parametrize("world", [SKIPPING], indirect=True)
+def test_a_check_the_policy_skips_does_not_run_and_the_report_says_so(
+    world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran: list[str] = []
+
+    def cost(inputs: GateInputs) -> Measurement:
+        ran.append("cost")
+        return Measurement(name="cost", version="1")
+
+    monkeypatch.setitem(
+        GATE_CHECKS, "cost", GateCheck("cost", "1", ("parent",), False, cost, any_of=("adapter",))
+    )
+    assert world.gate("--adapter", str(world.adapter("a", 0.0))) == 0
+    assert ran == []
+    findings = json.loads((tmp_path / "out" / "report.json").read_text())["verdict"]["findings"]
+    [skipped] = [f for f in findings if f["check"] == "cost"]
+    assert skipped["rule"] == "not-applicable" and "'test' skips it (skipped_checks)" in skipped["reason"]

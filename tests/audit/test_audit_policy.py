@@ -256,3 +256,27 @@ def test_a_policy_naming_a_suite_that_is_no_more_is_refused_not_blocking_every_g
         PolicyError, match=r"checks.anchor.options.limits names 'retntion', which is no suite"
     ):
         check_policy(misspelt, journal=None)  # type: ignore[arg-type]  (refused before the ledger is read)
+
+
+@pytest.mark.parametrize(
+    ("extra", "user"),
+    [
+        ('skipped_checks = ["w"]\n', "required_checks still use"),
+        ('skipped_checks = ["v"]\nscheduled_checks = ["v"]\n', "scheduled_checks still use"),
+        ('skipped_checks = ["v"]\n[[rules]]\nid = "r"\ncheck = "v"\nmetric = "m"\nreason = "x"\nfail_above = 1\n',
+         "rule 'r' still use"),
+    ],
+)  # fmt: skip
+def test_a_skipped_check_the_policy_still_uses_is_refused(extra: str, user: str) -> None:
+    """Skipping a required check would block every update; skipping a judged one would let its rules never fire."""
+    with pytest.raises(PolicyError, match=user):
+        parse_policy(f'name = "k"\nrequired_checks = ["w"]\n{extra}')
+
+
+def test_skipping_is_in_the_digest_and_absent_skips_keep_adopted_digests() -> None:
+    plain = parse_policy('name = "k"\nrequired_checks = ["w"]\n')
+    assert "skipped_checks" not in plain.canonical_text  # policies adopted before the field keep their digest
+    skipping = parse_policy('name = "k"\nrequired_checks = ["w"]\nskipped_checks = ["v"]\n')
+    assert skipping.digest != plain.digest and "v" in skipping.check_names()
+    with pytest.raises(PolicyError, match="unknown check 'v'"):
+        skipping.unknown_checks({"w"})

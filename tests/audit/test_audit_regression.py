@@ -125,3 +125,35 @@ def test_forgetting_is_measured_from_the_best_the_deployment_reached(
         finding.status.value == "fail"
         and "promoted update upd-earlier, accuracy 0.00 now, 1.00 at best" in finding.reason
     )
+
+
+def test_a_new_audits_numbers_change_the_regression_checks_key_but_not_memory_behaviours(
+    tmp_path: Path,
+) -> None:
+    """`memory.behaviour` asks the earlier tasks' prompts and reads no accuracy history: an audit that adds a
+    row to the matrix must not make it measure the same memory update again; `regression` must."""
+    from clgate.artifacts import compute_manifest
+    from clgate.audit.runner import cache_material
+
+    task = RegressionTask("upd-earlier", factories.make_dataset(tmp_path / "t.jsonl", n=4), "0" * 64)
+    memory = tmp_path / "m.jsonl"
+    memory.write_text("")
+
+    def material(check: str, history: tuple[tuple[float, ...], ...]) -> dict:
+        sets = RegressionSet((task,), history)
+        roles = {
+            "parent": tmp_path / "t.jsonl",
+            "candidate": memory,
+            "memory_old": memory,
+            "memory_new": memory,
+        }
+        inputs = GateInputs(
+            **roles, regression=sets, regression_tasks=sets.tasks,
+            manifests={r: compute_manifest(p) for r, p in roles.items()},
+        )  # fmt: skip
+        return cache_material(GATE_CHECKS[check], inputs)
+
+    earlier, later = ((1.0,),), ((1.0,), (0.5,))
+    assert material("memory.behaviour", earlier) == material("memory.behaviour", later)
+    assert material("regression", earlier) != material("regression", later)
+    assert material("memory.behaviour", earlier)["regression_tasks"].startswith("sha256:")

@@ -1,10 +1,9 @@
 """`clgate demo --scenario chain` end to end on the embedded SmolLM2: real training, the real gate, a real ledger.
 
 Reduced only where the outcome does not depend on it: the suites other than retention run on their
-first 4 items each (retention keeps the scenario's 100: the walk's statistics are in them), and the
-trigger sweep (`poison.model`, with its rules) is left out: it is the costliest check of a full
-checkpoint, this walk plants no trigger, and the sweep has its own tests (tests/poison/). The full
-scenario's run is in docs/continual.md.
+first 4 items each (retention keeps the scenario's 100: the walk's statistics are in them). The
+scenario's policy skips the trigger sweep, as `clgate demo --scenario chain` does (`chain_policy`). The
+full scenario's run is in docs/continual.md.
 """
 
 from __future__ import annotations
@@ -40,14 +39,6 @@ def retention(r: dict, check: str) -> tuple[float, float]:
 def chain_run(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) -> tuple[Path, list]:
     out = tmp_path_factory.mktemp("chain") / "run"
     policy = chain_policy(with_options(load_policy(None), "evals", limit=4))
-    policy = policy.model_copy(
-        update={
-            "required_checks": {
-                k: [c for c in v if c != "poison.model"] for k, v in policy.required_checks.items()
-            },
-            "rules": [r for r in policy.rules if r.check != "poison.model"],
-        }
-    )
     gate = DemoGate.fresh(out, policy, Console(file=io.StringIO()), 0, "auto", "auto")
     return out, run_chain(gate)
 
@@ -71,8 +62,10 @@ def test_each_update_passes_its_parent_and_the_anchor_blocks_the_third(chain_run
         anchor_delta, anchor_ci_high = retention(r, "anchor")
         assert anchor_delta == pytest.approx(-k * step)
         assert (anchor_ci_high < -0.03) == (k == 3)
-    blocking = {f["rule"] for f in report(out, "update-3")["verdict"]["findings"] if f["status"] == "fail"}
-    assert blocking == {"anchor-retention-drop"}
+    findings = report(out, "update-3")["verdict"]["findings"]
+    assert {f["rule"] for f in findings if f["status"] == "fail"} == {"anchor-retention-drop"}
+    [skipped] = [f for f in findings if f["check"] == "poison.model"]  # the record says what was not run
+    assert skipped["rule"] == "not-applicable" and "skips it" in skipped["reason"]
     with Ledger.open(out / "ledger" / "ledger.db", load_trust(out / "ledger" / "trust.toml")) as ledger:
         assert ledger.verify() == []
 
