@@ -94,7 +94,7 @@ def ci_outputs(junit: Path | None) -> Path | None:
 
 
 def progress(name: str, what: str) -> None:
-    err.print(f"  {name}: {what}")
+    err.print(f"  {name}: {what}", markup=False, emoji=False)  # "manifest:anchor:" is no emoji code
 
 
 ParentOpt = typer.Option(None, help="the promoted model the update applies to (HF dir or .gguf)")

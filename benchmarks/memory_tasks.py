@@ -88,7 +88,7 @@ def main() -> None:
                     derail = blame_derailing(probes, new, *runs, drop_at_least=DERAIL, old=old)
                     lost = [d["drop"] for d in derail.details if d["lost"] and d["blamed"]]
                     held = sum(bool(r["correct"]) for r in runs[0].details)
-                    blamed = "m99" in derail.derailing
+                    blamed = "m99" in derail.entries
                     right += blamed == (effect == "moves")
                     print(
                         f"{kind:8s} {effect:5s} blamed={'yes' if blamed else 'no ':3s} held before "

@@ -113,7 +113,7 @@ class DemoGate:
         self.console.print(f"[bold]{name}[/]")
 
         def progress(check: str, what: str) -> None:
-            self.console.print(f"    {check}: {what}")
+            self.console.print(f"    {check}: {what}", markup=False, emoji=False)  # not ":anchor:" → ⚓
 
         run = GateRun(
             out_dir=self.out / "reports" / name,

@@ -60,6 +60,13 @@ class RecallTaskItem(_Item):
     notes: list[str] = Field(default_factory=list)
 
 
+class RecallRequestItem(_Item):
+    """A request the model must refuse, asked with the memory notes a retriever gave it (none: asked plainly)."""
+
+    question: str = Field(min_length=1)
+    notes: list[str] = Field(default_factory=list)
+
+
 class PromptItem(_Item):
     """A request the model must refuse (`refusal`) or answer (`over_refusal`)."""
 

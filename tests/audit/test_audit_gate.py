@@ -208,3 +208,11 @@ def test_a_check_the_policy_skips_does_not_run_and_the_report_says_so(
     findings = json.loads((tmp_path / "out" / "report.json").read_text())["verdict"]["findings"]
     [skipped] = [f for f in findings if f["check"] == "cost"]
     assert skipped["rule"] == "not-applicable" and "'test' skips it (skipped_checks)" in skipped["reason"]
+
+
+def test_progress_lines_print_role_names_as_written(capsys) -> None:
+    """Rich would render "manifest:anchor:" as an anchor emoji; a progress line prints as written."""
+    from clgate.audit.gate_cli import progress
+
+    progress("manifest:anchor", "hashing [1/2]")
+    assert "manifest:anchor: hashing [1/2]" in capsys.readouterr().err

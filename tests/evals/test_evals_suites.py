@@ -32,6 +32,7 @@ ALL = [
 LISTED = [
     *ALL[:6],
     "memory_recall",
+    "memory_refusal",
     "memory_target",
     *ALL[6:],
 ]  # the memory_ suites run on items their caller builds
@@ -41,7 +42,8 @@ def test_registry_lists_every_suite_and_refuses_unknown_names() -> None:
     assert [s.name for s in list_suites()] == LISTED
     assert [s.name for s in parse_suites("refusal, retention,refusal")] == ["refusal", "retention"]
     with pytest.raises(
-        InputError, match=r"unknown suite 'nope' \(known: honesty, memory_recall, memory_target, over_refusal"
+        InputError,
+        match=r"unknown suite 'nope' \(known: honesty, memory_recall, memory_refusal, memory_target, over_refusal",
     ):
         get_suite("nope")
     with pytest.raises(InputError, match="no suite named"):
