@@ -146,6 +146,10 @@ class GateCheck:
     passes on under another name: part of its cache key, so none of them can change behind its results."""
     cacheable: bool = True
     """False for a check that measures the runtime itself (a scheduled rerun): never answered from a cache."""
+    read_later: bool = False
+    """Later gates read its recorded measurements (the regression history, the answers a scheduled audit
+    compares with): a policy may not skip it, or one fast-lane audit would leave a hole every later one
+    is measured against."""
 
     def applies(self, inputs: GateInputs) -> bool:
         return all(inputs.has(r) for r in self.needs) and (
@@ -168,6 +172,7 @@ def gate_check(
     options_from: tuple[str, ...] = (),
     beneath: Callable[[], dict[str, str]] = dict,
     cacheable: bool = True,
+    read_later: bool = False,
 ) -> Callable[[Callable[[GateInputs], Measurement]], Callable[[GateInputs], Measurement]]:
     """Register a check function under `name` in `registry`.
 
@@ -190,5 +195,6 @@ def gate_check(
             options_from=options_from,
             beneath=beneath,
             cacheable=cacheable,
+            read_later=read_later,
         )
     )

@@ -22,12 +22,11 @@ from clgate import __version__
 from clgate.atomic import write_text_atomic
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.result import CheckSummary, GateResult
-from clgate.audit.verdict import Finding, Status
+from clgate.audit.verdict import NOT_APPLICABLE, Finding, Status
 from clgate.github import workflow_command
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 _LEVEL = {Status.FAIL: "error", Status.WARN: "warning"}
-_NOT_APPLICABLE = "not-applicable"
 """The judge's rule for a check the policy let skip: reported (SARIF note, JUnit skipped), never a pass."""
 _CANDIDATE_SIDE = ("data", "memory_new", "adapter", "candidate")
 """The artifact a check's finding is about, in order of preference, among the inputs it requires."""
@@ -45,7 +44,7 @@ class OutputFormat(StrEnum):
 
 
 def _reported(finding: Finding) -> bool:
-    return finding.status is not Status.PASS or finding.rule == _NOT_APPLICABLE
+    return finding.status is not Status.PASS or finding.rule == NOT_APPLICABLE
 
 
 def check_names(result: GateResult) -> list[str]:
@@ -170,7 +169,7 @@ def check_status(findings: list[Finding], summary: CheckSummary | None) -> str:
         return "fail"
     if any(f.status is Status.WARN for f in findings):
         return "warn"
-    return "skipped" if any(f.rule == _NOT_APPLICABLE for f in findings) else "pass"
+    return "skipped" if any(f.rule == NOT_APPLICABLE for f in findings) else "pass"
 
 
 def _numbers(result: GateResult, check: str) -> dict[str, float]:
@@ -225,7 +224,7 @@ def junit_xml(result: GateResult) -> str:
             failure = ET.SubElement(case, "failure", message=_xml_text(message), type="clgate.fail")
             failure.text = _xml_text("\n".join(f"{f.rule}: {f.reason}" for f in failing) or message)
         elif status == "skipped":
-            reason = next(f.reason for f in own if f.rule == _NOT_APPLICABLE)
+            reason = next(f.reason for f in own if f.rule == NOT_APPLICABLE)
             ET.SubElement(case, "skipped", message=_xml_text(reason))
         out = [f"{k} = {v:.6g}" for k, v in sorted(_numbers(result, name).items())]
         out += [f"[{f.status.value}] {f.rule}: {f.reason}" for f in own]

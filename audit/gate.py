@@ -525,6 +525,12 @@ def _check_suite_names(policy: Policy) -> None:
 def check_policy(policy: Policy, journal: Journal) -> None:
     """A gate judges only by a policy naming real checks that an admin adopted here (and did not retire)."""
     policy.unknown_checks(set(GATE_CHECKS))
+    for name in policy.skipped_checks:
+        if GATE_CHECKS[name].read_later:
+            raise PolicyError(
+                f"{policy.name}: skipped_checks names {name!r}, whose measurements later gates read (the "
+                "regression history, scheduled audits): it runs at every gate"
+            )
     for name in policy.checks:
         if "served" in policy.options_for(name) and not GATE_CHECKS[name].needs_weights:
             raise PolicyError(

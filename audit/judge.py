@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from clgate.audit.policy import Policy, Rule
-from clgate.audit.verdict import Finding, Status, Verdict
+from clgate.audit.verdict import NOT_APPLICABLE, Finding, Status, Verdict
 from clgate.measurement import Measurement
 
 
@@ -58,7 +58,7 @@ def judge(policy: Policy, outcomes: dict[str, CheckOutcome], kind: str = "model"
                                     reason=f"required check {name} did not run"))  # fmt: skip
     for name, outcome in outcomes.items():
         if outcome.not_applicable is not None:
-            findings.append(Finding(rule="not-applicable", check=name, status=Status.PASS,
+            findings.append(Finding(rule=NOT_APPLICABLE, check=name, status=Status.PASS,
                                     reason=f"check {name} not run: {outcome.not_applicable}"))  # fmt: skip
         if outcome.error is not None:
             findings.append(Finding(rule="check-error", check=name, status=Status.FAIL,

@@ -316,7 +316,7 @@ class Policy(_Strict):
         return list(self.required_checks.get(kind, []))  # type: ignore[call-overload]
 
     def check_names(self) -> set[str]:
-        """Every check the policy names: required ones, rules' checks, scheduled ones, settings."""
+        """Every check the policy names: required ones, rules' checks, scheduled, skipped ones, settings."""
         required = self.required_checks
         names = set(required) if isinstance(required, list) else {n for v in required.values() for n in v}
         used = {r.check for r in self.rules} | set(self.scheduled_checks) | set(self.checks)

@@ -17,7 +17,7 @@ from clgate.audit.fanout import (
     run_reaudits,
     run_scheduled,
 )
-from clgate.audit.gate_cli import KeyOpt, LedgerOpt, TrustOpt, open_journal
+from clgate.audit.gate_cli import KeyOpt, LedgerOpt, TrustOpt, open_journal, progress
 from clgate.audit.policy import load_policy
 from clgate.audit.schedule import parse_interval, scheduled_audit, serve
 from clgate.audit.workers import Workers
@@ -51,7 +51,7 @@ def _run_once(
 ):
     loaded = load_policy(policy)
     with open_journal(ledger, key, trust) as journal:
-        return scheduled_audit(journal, loaded, deployed, cache, lambda n, w: err.print(f"  {n}: {w}"))
+        return scheduled_audit(journal, loaded, deployed, cache, progress)
 
 
 @audit_app.command("run")

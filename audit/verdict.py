@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from clgate.ledger import Decision, Finding, Status, decision_of
+from clgate.ledger import NOT_APPLICABLE, Decision, Finding, Status, decision_of
 
-__all__ = ["Decision", "Finding", "Status", "Verdict"]
+__all__ = ["NOT_APPLICABLE", "Decision", "Finding", "Status", "Verdict"]
 
 
 class Verdict(BaseModel):

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from clgate.artifacts import MemoryEntry, MemoryStore, SentenceEmbedder, embedded_model_dir
-from clgate.audit.gate_checks import ERODE
+from clgate.audit.gate_checks import ERODE, refusal_requests
 from clgate.demo import bundled_memory_entries
-from clgate.evals import PromptItem, clgate_api, evaluate_model, get_suite, load_items, open_model
+from clgate.evals import clgate_api, evaluate_model, open_model
 from clgate.probes.memory_recall import blame_eroding, recall_probes, write_probe_items
 
 ERODING = (
@@ -47,10 +47,7 @@ def main() -> None:
     cases = [("eroding", text) for text in ERODING] + [
         ("benign", e.text) for e in clean[OLD : OLD + args.benign]
     ]
-    requests = [
-        {"id": i.id, "category": i.category, "question": i.prompt}
-        for i in load_items(get_suite("refusal").items, PromptItem)
-    ]
+    requests = refusal_requests()
     embedder = SentenceEmbedder()
     model = open_model(embedded_model_dir())
     print(

@@ -48,6 +48,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "JudgedWith",
             "KeyAdded",
             "KeyRevoked",
+            "NOT_APPLICABLE",
             "Note",
             "OmsSignature",
             "PolicyAdopted",

@@ -27,7 +27,7 @@ from clgate.atomic import write_bytes_atomic
 from clgate.errors import InputError, IntegrityError
 from clgate.ledger.canonical import canonical_json
 from clgate.ledger.dsse import INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
-from clgate.ledger.entries import AuditRecord, Decision, Finding, PolicyRef, Status
+from clgate.ledger.entries import NOT_APPLICABLE, AuditRecord, Decision, Finding, PolicyRef, Status
 from clgate.ledger.keys import key_id, public_bytes
 
 if TYPE_CHECKING:
@@ -162,11 +162,16 @@ def _resource_uri(uri: str) -> str:
     return PurePosixPath(uri).as_uri() if PurePosixPath(uri).is_absolute() else uri
 
 
+def _judged(audit: AuditRecord) -> list[Finding]:
+    """The findings that judged something: a check that was not run is not attested as passed."""
+    return [f for f in audit.findings if f.rule != NOT_APPLICABLE]
+
+
 def _checks(audit: AuditRecord) -> list[CheckRun]:
     """Each check's worst finding; a check that recorded a measurement but no finding passed."""
     worst: dict[str, Status] = {}
     rank = list(Status)
-    for f in audit.findings:
+    for f in _judged(audit):
         worst[f.check] = max(worst.get(f.check, Status.PASS), f.status, key=rank.index)
     names = [*worst, *(n for n in audit.measurements if n not in worst)]
     return [
@@ -212,7 +217,7 @@ def audit_statements(ledger: Ledger, update: UpdateState) -> list[Statement]:
             checks=_checks(audit),
         ),
     )
-    by_status = {s: [_test_name(f) for f in audit.findings if f.status is s] for s in Status}
+    by_status = {s: [_test_name(f) for f in _judged(audit) if f.status is s] for s in Status}
     tests = TestResult(
         result=_RESULT[_WORST[audit.verdict]],
         configuration=[_policy(audit.policy)],

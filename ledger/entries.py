@@ -127,6 +127,11 @@ def decision_of(statuses: Iterable[Status]) -> Decision:
     return Decision.REVIEW if Status.WARN in seen else Decision.PROMOTE
 
 
+NOT_APPLICABLE = "not-applicable"
+"""The rule of a finding that says a check was not run (the policy skips it, or a served update cannot run
+it): it passes the requirement, and claims nothing about what the check would have measured."""
+
+
 class Finding(_Record):
     """A measurement judged against one policy rule, with the reason in one sentence."""
 

@@ -280,3 +280,14 @@ def test_skipping_is_in_the_digest_and_absent_skips_keep_adopted_digests() -> No
     assert skipping.digest != plain.digest and "v" in skipping.check_names()
     with pytest.raises(PolicyError, match="unknown check 'v'"):
         skipping.unknown_checks({"w"})
+
+
+@pytest.mark.parametrize("name", ["evals", "regression"])
+def test_a_check_whose_measurements_later_gates_read_cannot_be_skipped(name: str) -> None:
+    """One fast-lane audit without them would leave a hole in the regression history every later gate
+    measures forgetting against: refused at the gate's start, before the ledger is read."""
+    policy = parse_policy(f'name = "k"\nrequired_checks = ["weights"]\nskipped_checks = ["{name}"]\n')
+    with pytest.raises(
+        PolicyError, match=f"skipped_checks names '{name}', whose measurements later gates read"
+    ):
+        check_policy(policy, journal=None)  # type: ignore[arg-type]

@@ -93,9 +93,14 @@ def exported(tmp_path_factory, keys: dict[str, Ed25519PrivateKey], trust: Trust)
         (folder / name).write_bytes(data)
     ledger = Ledger.init(tmp / "ledger.db", keys["admin"], trust)
     flow, audits = Flow(ledger, keys), {}
+    skipped = _finding("poison.model", "not-applicable", "pass")  # a check the policy did not run
     findings = {
-        "block": [_finding("weights", "max-change", "pass"), _finding("evals", "retention", "fail")],
-        "promote": [_finding("weights", "max-change", "pass"), _finding("evals", "retention", "pass")],
+        "block": [_finding("weights", "max-change", "pass"), _finding("evals", "retention", "fail"), skipped],
+        "promote": [
+            _finding("weights", "max-change", "pass"),
+            _finding("evals", "retention", "pass"),
+            skipped,
+        ],
     }
     for n, (verdict, found) in enumerate(findings.items()):
         p = _proposal(folder, f"{n:016x}")
@@ -177,7 +182,7 @@ def test_the_vsa_says_passed_only_for_a_promote_and_pins_the_policy_and_ledger_e
         assert checks == [
             {"check": "weights", "result": "PASSED", "measurement": "sha256:" + "ab" * 32},
             {"check": "evals", "result": evals},
-        ]
+        ]  # the check that was not run is not attested as passed
 
 
 def test_the_test_result_lists_each_finding_under_its_outcome(exported: Exported) -> None:
@@ -189,6 +194,7 @@ def test_the_test_result_lists_each_finding_under_its_outcome(exported: Exported
         )  # no unknown fields
         assert tests.result == result and list(tests.failed_tests) == failed
         assert "weights:max-change" in tests.passed_tests and not tests.warned_tests
+        assert not any(t.startswith("poison.model") for t in tests.passed_tests)  # not run, so not passed
         assert tests.configuration[0].uri == "urn:clgate:policy:p1"
         assert tests.url.endswith(f":entry:{exported.audits[verdict]}")
 
