@@ -37,7 +37,7 @@ from clgate.audit.gate_cli import (
     progress,
 )
 from clgate.audit.journal import signing_key
-from clgate.audit.mlflow_flavour import check_named_base, version_files
+from clgate.audit.mlflow_flavour import check_served_as_judged, version_files
 from clgate.audit.mlflow_registry import Registry, VersionRef, promote_version, rollback_to_version
 from clgate.audit.policy import load_policy
 from clgate.errors import InputError
@@ -114,7 +114,7 @@ def gate(
         folder = re.sub(r"[^A-Za-z0-9._-]", "_", f"{ref.name}-v{ref.version}")
         files = version_files(registry.download(version, (download or out / "mlflow") / folder), ref.uri)
         if parent is not None:  # without it, the proposal below says --parent is required
-            check_named_base(files, parent, ref.uri)
+            check_served_as_judged(files, parent, ref.uri)
         role = "adapter" if detect_kind(files.candidate) is ArtifactKind.ADAPTER else "candidate"
         request = GateRequest(
             parent=parent,

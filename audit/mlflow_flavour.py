@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clgate.artifacts import ArtifactKind, artifact_ref, compute_manifest
+from clgate.artifacts import ArtifactKind, artifact_ref, compute_manifest, load_tokenizer
 from clgate.errors import InputError
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ class VersionFiles:
     candidate's digest covers a plain version's every file already)."""
     base_model: str | None = None
     """For a transformers-flavour adapter: the base model its `MLmodel` names (hub id@revision or path)."""
+    tokenizer: Path | None = None
+    """For a transformers-flavour adapter: the tokenizer MLflow serves it with (`components/tokenizer`)."""
 
     def pipeline(self) -> dict[str, str]:
         recorded = {"mlflow.artifacts_digest": self.artifacts_digest, "mlflow.base_model": self.base_model}
@@ -71,7 +73,10 @@ def version_files(download: Path, uri: str) -> VersionFiles:
                 "deployment's base, so that the version names its base instead of carrying one"
             )
         base = conf.get("local_base_model_path") or _hub_name(conf)
-        return VersionFiles(_inside(download, conf["peft_adaptor"], uri), digest, base)
+        served = download / "components" / TOKENIZER
+        return VersionFiles(
+            _inside(download, conf["peft_adaptor"], uri), digest, base, served if served.is_dir() else None
+        )
     if not conf.get("model_binary"):
         raise InputError(
             f"{uri} was logged without its weights (save_pretrained=False): it names {_hub_name(conf)} "
@@ -100,16 +105,43 @@ def _hub_name(conf: dict[str, object]) -> str:
     return f"{name}@{revision}" if revision else str(name)
 
 
-def check_named_base(files: VersionFiles, parent: Path, uri: str) -> None:
-    """MLflow serves a flavoured adapter on the base its `MLmodel` names; the gate judges it on `parent`, so
-    the two must be the same bytes. A base the gate cannot read (a hub id, a path on the machine that
-    logged it) cannot be compared: refused."""
+def check_served_as_judged(files: VersionFiles, parent: Path, uri: str) -> None:
+    """MLflow serves a flavoured adapter on the base its `MLmodel` names, with the tokenizer logged beside
+    it; the gate judges it on `parent`, through `parent`'s tokenizer. So the bases must be the same bytes,
+    and the tokenizers must agree on what changes a reply: the chat template (a template can put words in
+    every prompt), the vocabulary and the special tokens. A base the gate cannot read (a hub id, a path on
+    the machine that logged it) cannot be compared: refused."""
     if files.base_model is None:
         return
-    named = Path(files.base_model)
+    _check_named_base(files.base_model, parent, uri)
+    if files.tokenizer is not None:
+        _check_tokenizer(files.tokenizer, parent, uri)
+
+
+def _check_tokenizer(served_dir: Path, parent: Path, uri: str) -> None:
+    if not Path(parent).is_dir():
+        raise InputError(
+            f"{uri} is served with a tokenizer of its own; gate it against --parent as an HF model folder so "
+            "the two tokenizers can be compared"
+        )
+    served, judged = load_tokenizer(served_dir), load_tokenizer(Path(parent))
+    for what, mine, theirs in (
+        ("chat template", served.chat_template, judged.chat_template),
+        ("vocabulary", served.get_vocab(), judged.get_vocab()),
+        ("special tokens", served.special_tokens_map, judged.special_tokens_map),
+    ):
+        if mine != theirs:
+            raise InputError(
+                f"{uri} is served with a tokenizer whose {what} differs from --parent's, through which the gate "
+                "asks: log the adapter with the deployment's base tokenizer, or gate the model it makes as a whole"
+            )
+
+
+def _check_named_base(base_model: str, parent: Path, uri: str) -> None:
+    named = Path(base_model)
     if not named.is_dir():
         raise InputError(
-            f"{uri} is served on the base it names ({files.base_model}), which the gate cannot read to compare "
+            f"{uri} is served on the base it names ({base_model}), which the gate cannot read to compare "
             "with --parent: log the adapter with base_model_path= set to the deployment's base as the gate sees it"
         )
     if named.resolve() == Path(parent).resolve():
