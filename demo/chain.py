@@ -20,8 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from clgate.artifacts import (
     ChatMessage,
     DatasetRecord,
@@ -34,9 +32,9 @@ from clgate.artifacts import (
 from clgate.audit.gate import GateRequest
 from clgate.audit.policy import Policy
 from clgate.demo.attacks import bundled_memory_entries
-from clgate.demo.run import DATA, DemoGate, DemoStep, with_options
+from clgate.demo.run import DATA, DemoGate, DemoStep, with_options, without_checks
 from clgate.demo.training import merge_lora, train_lora
-from clgate.errors import InputError, PolicyError
+from clgate.errors import InputError
 from clgate.evals import ChoiceItem, evaluate_model, get_suite, load_items, option_scores
 from clgate.measurement import Measurement
 from clgate.progress import Advance, no_progress
@@ -65,21 +63,9 @@ def chain_policy(policy: Policy) -> Policy:
     names the skipped check; `clgate demo` (the updates scenario) runs the sweep."""
     evals = policy.checks.get("evals")
     limits = dict(evals.options.get("limits", {})) if evals else {}
-    policy = with_options(policy, "evals", limits={**limits, "retention": CHAIN_ITEMS})
-    required = policy.required_checks
-    without = {
-        "required_checks": [c for c in required if c != SKIPPED]
-        if isinstance(required, list)
-        else {kind: [c for c in checks if c != SKIPPED] for kind, checks in required.items()},
-        "rules": [r.model_dump() for r in policy.rules if r.check != SKIPPED],
-        "scheduled_checks": [c for c in policy.scheduled_checks if c != SKIPPED],
-        "skipped_checks": sorted({*policy.skipped_checks, SKIPPED}),
-    }
-    try:
-        return Policy.model_validate({**policy.model_dump(), **without})
-    except ValidationError as exc:  # it required nothing but the sweep for some kind of update
-        reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
-        raise PolicyError(f"{policy.name} without {SKIPPED}: {reason}") from None
+    return without_checks(
+        with_options(policy, "evals", limits={**limits, "retention": CHAIN_ITEMS}), {SKIPPED}
+    )
 
 
 def answer_record(question: str, reply: str) -> DatasetRecord:

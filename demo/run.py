@@ -17,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -36,6 +37,7 @@ from clgate.audit.result import GateResult
 from clgate.demo.attacks import bundled_memory_entries, injected_memory_entries, poisoned_set
 from clgate.demo.bootstrap import Bootstrap, bootstrap_ledger
 from clgate.demo.training import train_lora
+from clgate.errors import PolicyError
 from clgate.ledger import Ledger, load_private_key, load_trust
 from clgate.ledger.export import write_bundle
 from clgate.package_data import package_file
@@ -88,6 +90,26 @@ def with_options(policy: Policy, check: str, **options: object) -> Policy:
         {**settings.model_dump(), "options": {**settings.options, **options}}
     )
     return policy.model_copy(update={"checks": {**policy.checks, check: changed}})
+
+
+def without_checks(policy: Policy, names: set[str]) -> Policy:
+    """`policy` with the checks `names` skipped: dropped from its requirements, rules and schedule, and listed
+    in `skipped_checks` (each report names them as not run). A policy left requiring nothing for some kind of
+    update is bad input."""
+    required = policy.required_checks
+    without = {
+        "required_checks": [c for c in required if c not in names]
+        if isinstance(required, list)
+        else {kind: [c for c in checks if c not in names] for kind, checks in required.items()},
+        "rules": [r.model_dump() for r in policy.rules if r.check not in names],
+        "scheduled_checks": [c for c in policy.scheduled_checks if c not in names],
+        "skipped_checks": sorted({*policy.skipped_checks, *names}),
+    }
+    try:
+        return Policy.model_validate({**policy.model_dump(), **without})
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise PolicyError(f"{policy.name} without {', '.join(sorted(names))}: {reason}") from None
 
 
 def demo_policy(policy_path: Path | None, eval_limit: int | None) -> Policy:
