@@ -288,6 +288,7 @@ class Policy(_Strict):
             uses += [f"rule {r.id!r}" for r in self.rules if r.check == name]
             uses += ["scheduled_checks"] * (name in self.scheduled_checks)
             uses += ["modules (read from its measurement)"] * (name == "weights" and self.modules is not None)
+            uses += ["anchors (the bases it compares with)"] * (name == "anchor" and bool(self.anchors))
             if uses:
                 raise ValueError(f"skipped_checks names {name!r}, which {', '.join(uses)} still use")
         return self

@@ -263,6 +263,7 @@ def test_a_policy_naming_a_suite_that_is_no_more_is_refused_not_blocking_every_g
     [
         ('skipped_checks = ["w"]\n', "required_checks still use"),
         ('skipped_checks = ["v"]\nscheduled_checks = ["v"]\n', "scheduled_checks still use"),
+        ('skipped_checks = ["anchor"]\n[anchors]\nprod = "sha256:ab"\n', "anchors .the bases it compares with. still use"),
         ('skipped_checks = ["v"]\n[[rules]]\nid = "r"\ncheck = "v"\nmetric = "m"\nreason = "x"\nfail_above = 1\n',
          "rule 'r' still use"),
     ],
