@@ -37,8 +37,10 @@ def served_update(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def _start(update: ServedUpdate, folder: Path) -> LlamaServer:
+    """One thread: `make test` runs two workers on two cores, and llama.cpp's threads spin while they wait,
+    taking the core the other worker's models run on."""
     models = {"smollm2": (update.base_gguf, None), "smollm2-lora": (update.base_gguf, update.lora_gguf)}
-    return LlamaServer(models, folder).start()
+    return LlamaServer(models, folder, threads=1).start()
 
 
 @pytest.fixture(scope="session")
