@@ -44,8 +44,11 @@ sysdeps:
 
 # Two pytest workers, one per core, each test file whole on one worker (its module fixtures built once):
 # the long end-to-end files (demo, served gate) then overlap with the rest instead of following it.
+# One math thread per worker (OMP_NUM_THREADS, inherited by the servers and Ray workers tests start):
+# two workers of two threads each on two cores spin against each other, and a forward pass then takes
+# 1.6x as long as on one thread alone.
 test: install sysdeps lint
-	@$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS); rc=$$?; \
+	@OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 
 format: install
