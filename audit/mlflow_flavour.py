@@ -11,6 +11,7 @@ after the gate (the `MLmodel` file, the tokenizer) is refused at promotion like 
 from __future__ import annotations
 
 import filecmp
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +19,22 @@ from typing import TYPE_CHECKING
 
 from clgate.artifacts import ArtifactKind, artifact_ref, compute_manifest, load_tokenizer
 from clgate.errors import InputError
+from clgate.ledger.canonical import canonical_json
 
 if TYPE_CHECKING:
     from mlflow.models import Model
 
 MLMODEL = "MLmodel"
 TOKENIZER = "tokenizer"
+SAMPLING_KEYS = frozenset({
+    "do_sample", "temperature", "top_k", "top_p", "min_p", "typical_p", "num_return_sequences",
+    "max_new_tokens", "max_length", "return_full_text", "pad_token_id",
+})  # fmt: skip
+"""`model_config` keys MLflow may pass to the pipeline on every request that the gate's verdict still covers:
+it judges the model's distribution over replies (log-likelihoods, greedy replies), which sampling draws
+from, and a reply's length. Every other key (`suppress_tokens`, `bad_words_ids`, `sequence_bias`,
+`repetition_penalty`, `eos_token_id`, `min_new_tokens`, …) steers which tokens can be chosen, past what
+was judged: one suppressed "I" and the model no longer opens a refusal."""
 
 
 @dataclass(frozen=True)
@@ -39,9 +50,16 @@ class VersionFiles:
     """For a transformers-flavour adapter: the base model its `MLmodel` names (hub id@revision or path)."""
     tokenizer: Path | None = None
     """For a transformers-flavour adapter: the tokenizer MLflow serves it with (`components/tokenizer`)."""
+    model_config: str | None = None
+    """For a transformers-flavour version logged with one: the `model_config` MLflow passes to the pipeline
+    on every request (canonical JSON), recorded so the ledger says how the judged version is served."""
 
     def pipeline(self) -> dict[str, str]:
-        recorded = {"mlflow.artifacts_digest": self.artifacts_digest, "mlflow.base_model": self.base_model}
+        recorded = {
+            "mlflow.artifacts_digest": self.artifacts_digest,
+            "mlflow.base_model": self.base_model,
+            "mlflow.model_config": self.model_config,
+        }
         return {k: v for k, v in recorded.items() if v is not None}
 
 
@@ -65,6 +83,7 @@ def version_files(download: Path, uri: str) -> VersionFiles:
             f"{uri} wraps every prompt in a template when MLflow serves it (prompt_template), which the gate "
             "does not ask with: log it without one, or gate the template's effect yourself before promoting"
         )
+    config = _served_config(download, flavours, uri)
     if conf.get("peft_adaptor"):
         if conf.get("model_binary"):
             raise InputError(
@@ -75,7 +94,11 @@ def version_files(download: Path, uri: str) -> VersionFiles:
         base = conf.get("local_base_model_path") or _hub_name(conf)
         served = download / "components" / TOKENIZER
         return VersionFiles(
-            _inside(download, conf["peft_adaptor"], uri), digest, base, served if served.is_dir() else None
+            _inside(download, conf["peft_adaptor"], uri),
+            digest,
+            base,
+            served if served.is_dir() else None,
+            config,
         )
     if not conf.get("model_binary"):
         raise InputError(
@@ -86,7 +109,32 @@ def version_files(download: Path, uri: str) -> VersionFiles:
     tokenizer = download / "components" / TOKENIZER
     if tokenizer.is_dir():
         _copy_beside(tokenizer, weights, uri)
-    return VersionFiles(weights, digest)
+    return VersionFiles(weights, digest, model_config=config)
+
+
+def _served_config(download: Path, flavours: dict[str, object], uri: str) -> str | None:
+    """The `model_config` MLflow serves the version with (the pyfunc flavour's, or the older
+    `components/inference_config.txt`), as canonical JSON; a key outside `SAMPLING_KEYS` is refused."""
+    pyfunc = flavours.get("python_function")
+    config = pyfunc.get("config") if isinstance(pyfunc, dict) else None  # mlflow.models.model.MODEL_CONFIG
+    legacy = download / "components" / "inference_config.txt"
+    if config is None and legacy.is_file():
+        try:
+            config = json.loads(legacy.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{uri}: its components/inference_config.txt is not JSON ({exc})") from None
+    if not config:
+        return None
+    if not isinstance(config, dict):
+        raise InputError(f"{uri}: its model_config is not a mapping of pipeline arguments")
+    steering = sorted(k for k in config if k not in SAMPLING_KEYS)
+    if steering:
+        raise InputError(
+            f"{uri} is served with model_config {steering[0]}={config[steering[0]]!r}, which steers which tokens "
+            "the model may choose past the replies the gate judges: log it without, or gate the model it serves "
+            "with those settings baked in"
+        )
+    return canonical_json(config).decode()
 
 
 def _mlmodel(path: Path, uri: str) -> Model:

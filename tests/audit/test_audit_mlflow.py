@@ -358,9 +358,13 @@ def test_a_transformers_flavour_model_is_gated_with_its_tokenizer(
     server: Server, world, tiny_model: Path, tmp_path: Path
 ) -> None:
     client = MlflowClient(server.uri)
-    version, _ = register(client, "full-f", flavoured(tiny_model, tmp_path / "full"))
+    sampling = {"do_sample": True, "temperature": 0.7, "max_new_tokens": 32}  # draws from what is judged
+    version, _ = register(client, "full-f", flavoured(tiny_model, tmp_path / "full", model_config=sampling))
     assert mlflow_gate(world, server.uri, f"models:/full-f/{version}", tiny_model, tmp_path) == 0
     (update,) = world.state().updates.values()
+    assert update.proposal.pipeline["mlflow.model_config"] == (
+        '{"do_sample":true,"max_new_tokens":32,"temperature":0.7}'
+    )  # how it is served, in the ledger
     candidate = Path(update.proposal.artifacts["candidate"].uri)
     assert update.kind == "model" and candidate.name == "model"
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in candidate.iterdir()}
@@ -378,6 +382,7 @@ def test_a_transformers_flavour_model_is_gated_with_its_tokenizer(
         ("template", "wraps every prompt in a template when MLflow serves it (prompt_template)"),
         ("other base", "is served on the base it names ("),
         ("own template", "is served with a tokenizer whose chat template differs from --parent's"),
+        ("steering", "is served with model_config suppress_tokens=[5], which steers which tokens"),
         (
             "hub base",
             "is served on the base it names (HuggingFaceTB/SmolLM2-135M-Instruct@main), which the gate cannot read",
@@ -390,6 +395,9 @@ def test_a_flavour_clgate_cannot_tie_to_the_audit_is_bad_input(
     folder = tmp_path / "version"
     if layout == "base copy":  # a base with no hub id: MLflow saves its weights beside the adapter
         flavoured(tiny_model, folder, world.adapter("lora", 0.0))
+    elif layout == "steering":  # served with a token the model may never say, whatever the gate saw it say
+        options = {"model_config": {"max_new_tokens": 32, "suppress_tokens": [5]}}
+        flavoured(tiny_model, folder, world.adapter("lora", 0.0), base_model_path=str(tiny_model), **options)
     elif layout == "own template":  # served with words in front of every prompt the gate never asked with
         flavoured(tiny_model, folder, world.adapter("lora", 0.0), base_model_path=str(tiny_model))
         template = folder / "components" / "tokenizer" / "chat_template.jinja"
