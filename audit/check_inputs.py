@@ -66,7 +66,7 @@ class GateInputs:
     regression: RegressionSet | None = None
     regression_tasks: tuple[RegressionTask, ...] | None = None
     """The regression set's tasks without its accuracy history: what a check that only asks their prompts
-    reads, so a new audit's numbers do not change its cache key."""
+    reads, so a new audit's numbers do not change its cache key. Taken from `regression` when not given."""
     suites: tuple[PolicySuite, ...] | None = None
     """The policy's own suites, run with the eval suites (each pinned by its items' SHA-256)."""
     deployed_adapter: Path | None = None
@@ -87,6 +87,10 @@ class GateInputs:
     """Where eval checks write their inspect-ai logs (the report's `inspect-logs`); not part of a cache key."""
     advance: Advance = field(default=no_progress, compare=False, repr=False)
     """Hears a long check's steps (the runner gives each check its own); not part of a cache key."""
+
+    def __post_init__(self) -> None:
+        if self.regression_tasks is None and self.regression is not None:  # a part of what it holds
+            object.__setattr__(self, "regression_tasks", self.regression.tasks)
 
     @property
     def candidate_model(self) -> Path:

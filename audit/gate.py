@@ -586,7 +586,6 @@ class GatePlan:
             **{**self.request.paths(), "parent": self.parent_dir},
             anchor=self.anchor_dir,
             regression=self.regression,
-            regression_tasks=self.regression.tasks if self.regression else None,
             deployed_adapter=self.deployed_adapter.path if self.deployed_adapter else None,
             suites=tuple(policy.suites) or None,
             cache_dir=run.cache,

@@ -147,9 +147,8 @@ def test_a_new_audits_numbers_change_the_regression_checks_key_but_not_memory_be
             "memory_old": memory,
             "memory_new": memory,
         }
-        inputs = GateInputs(
-            **roles, regression=sets, regression_tasks=sets.tasks,
-            manifests={r: compute_manifest(p) for r, p in roles.items()},
+        inputs = GateInputs(  # its tasks taken from it, as a caller that sets only `regression` gets
+            **roles, regression=sets, manifests={r: compute_manifest(p) for r, p in roles.items()},
         )  # fmt: skip
         return cache_material(GATE_CHECKS[check], inputs)
 
