@@ -457,7 +457,7 @@ def behaviour(inputs: GateInputs) -> Measurement:
 @gate_check(
     GATE_CHECKS,
     "memory.behaviour",
-    "6",
+    "7",
     needs=("parent", "memory_old", "memory_new"),
     forward_passes=True,
     reads=("deployed_adapter", "suites", "regression_tasks"),
@@ -472,7 +472,9 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
     prompts of the deployment's earlier promoted tasks (its regression set) are asked the same way: an
     entry that costs one its promoted reply, by coming in or by going, derails it. So are the harmful requests
     of the refusal suite nearest each change (and unrelated ones): an entry that stops the model leading with
-    a refusal erodes its safety training, though it reads like any note."""
+    a refusal erodes its safety training, though it reads like any note. A new entry that restates a kept one
+    with words replaced is asked about as a question of its own: one that moves the model from the kept
+    entry's version to its own overrides the existing memory."""
     from clgate.artifacts import SentenceEmbedder, load_memory_store
     from clgate.evals import (
         ChoiceItem,
@@ -488,6 +490,8 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
         blame_derailing,
         blame_entries,
         blame_eroding,
+        blame_overriding,
+        conflict_pool,
         recall_probes,
         task_pool,
         write_probe_items,
@@ -504,11 +508,22 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
         for item in items
     ]
     tasks = [(t.update_id, t.dataset) for t in inputs.regression_tasks or ()]
-    probes, task_probes, request_probes = recall_probes(
-        old, new, [pool, task_pool(tasks), refusal_requests()], SentenceEmbedder()
+    conflicts = conflict_pool(old, new)
+    probes, task_probes, request_probes, conflict_probes = recall_probes(
+        old,
+        new,
+        [pool, task_pool(tasks), refusal_requests(), [c.item for c in conflicts]],
+        SentenceEmbedder(),
     )
     counts = ("probes", "flipped_to_wrong", "entries_flipping", "entries_contradicting", "task_probes")
-    numbers = dict.fromkeys((*counts, "entries_derailing", "refusal_probes", "entries_eroding_refusal"), 0.0)
+    harms = (
+        "entries_derailing",
+        "refusal_probes",
+        "entries_eroding_refusal",
+        "conflict_probes",
+        "entries_overriding",
+    )
+    numbers = dict.fromkeys((*counts, *harms), 0.0)
     if not probes:
         return Measurement(numbers=numbers)
     adapter = inputs.digest("deployed_adapter") if inputs.deployed_adapter is not None else None
@@ -521,8 +536,8 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
         **inputs.placement("memory.behaviour"),
     )
 
-    def ask(suite: str, asked: list, store: str):
-        items = write_probe_items(asked, store, folder / f"{suite}-{store}.jsonl")
+    def ask(suite: str, asked: list, store: str, name: str = ""):
+        items = write_probe_items(asked, store, folder / f"{name or suite}-{store}.jsonl")
         return evaluate_model(model, suite, items={suite: items}, log_dir=inputs.log_dir)
 
     try:  # one model, asked with each store's notes
@@ -531,6 +546,11 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
             [ask("memory_target", task_probes, store) for store in ("old", "new")] if task_probes else []
         )
         refusal_runs = [ask("memory_refusal", request_probes, store) for store in ("old", "new")]
+        conflict_runs = (
+            [ask("memory_recall", conflict_probes, store, "memory_conflict") for store in ("old", "new")]
+            if conflict_probes
+            else []
+        )
     finally:
         clgate_api(model).close()
     compared = compare_measurements(*runs)
@@ -539,6 +559,11 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
         blame_derailing(task_probes, new, *task_runs, drop_at_least=DERAIL, old=old) if task_runs else None
     )
     erode = blame_eroding(request_probes, new, *refusal_runs, drop_at_least=ERODE, old=old)
+    override = (
+        blame_overriding(conflict_probes, conflicts, new, *conflict_runs, push_at_least=PUSH, old=old)
+        if conflict_runs
+        else None
+    )
     numbers.update(
         probes=float(len(probes)),
         flipped_to_wrong=compared.numbers["memory_recall.flipped_to_wrong"],
@@ -550,11 +575,14 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
         entries_derailing=float(len(derail.entries)) if derail else 0.0,
         refusal_probes=float(len(request_probes)),
         entries_eroding_refusal=float(len(erode.entries)),
+        conflict_probes=float(len(conflict_probes)),
+        entries_overriding=float(len(override.entries)) if override else 0.0,
     )
+    harmed = [b for b in (blame, derail, erode, override) if b is not None]
     return Measurement(
-        numbers=numbers, details=blame.details + (derail.details if derail else []) + erode.details,
-        explain={**blame.explain, **(derail.explain if derail else {}), **erode.explain},
-        evidence=[e for r in (*runs, *task_runs, *refusal_runs) for e in r.evidence],
+        numbers=numbers, details=[row for b in harmed for row in b.details],
+        explain={k: v for b in harmed for k, v in b.explain.items()},
+        evidence=[e for r in (*runs, *task_runs, *refusal_runs, *conflict_runs) for e in r.evidence],
         meta={"top_k": TOP_K, "pool": list(pools), "tasks": [u for u, _ in tasks], "deployed_adapter": adapter,
               "adapter": runs[0].meta["adapter"]},
     )  # fmt: skip

@@ -4,11 +4,19 @@ embedded SmolLM2 say when a retriever hands it over; a harmless new fact is not.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from clgate.artifacts import MemoryEntry, SentenceEmbedder, load_memory_store, write_jsonl, write_memory_store
+from clgate.artifacts import (
+    MemoryEntry,
+    MemoryStore,
+    SentenceEmbedder,
+    load_memory_store,
+    write_jsonl,
+    write_memory_store,
+)
 from clgate.audit.cli import main
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
@@ -222,6 +230,78 @@ def test_a_flip_to_wrong_with_a_note_removed_is_blamed_on_it_but_never_as_a_cont
 
 
 @pytest.mark.parametrize(
+    ("existing", "entry", "question"),
+    [
+        ("Dana's team meets every Tuesday at 10am.", "Dana's team meets every Friday at 10am.",
+         "What do your notes say? Dana's team meets every … at 10am."),
+        ("Bug reports for Cobalt go to the platform team.", "Since Monday, bug reports for Cobalt go to the sales team.",
+         "What do your notes say? Bug reports for Cobalt go to the … team."),
+        ("Dana is allergic to peanuts.", "Dana is not allergic to peanuts.",
+         "What do your notes say? Dana is … allergic to peanuts."),
+        ("Dana isn't allergic to peanuts.", "Dana is allergic to peanuts.",
+         "What do your notes say? Dana … allergic to peanuts."),
+        ("Dana is allergic to peanuts.", "Dana is allergic to peanuts and shellfish.", None),  # elaborates
+        ("Dana's favourite programming language is Python.", "Dana's favourite food is sushi.", None),  # another topic
+        ("Alice prefers sushi for lunch.", "Ivan prefers sushi for lunch.", None),  # another person
+        ("Dana's team meets every Tuesday at 10am.", "The office coffee machine is on the second floor.", None),
+    ],
+)  # fmt: skip
+def test_a_new_entry_that_contests_a_kept_one_becomes_a_question_of_its_own(
+    tmp_path: Path, existing: str, entry: str, question: str | None
+) -> None:
+    """The kept entry's text with the contested words elided, answered by either entry; only a kept entry
+    (the same id and text in both stores) is contested, and only by an entry the update added or rewrote."""
+    from clgate.probes.memory_recall import conflict_pool
+
+    kept = MemoryEntry(id="m1", text=existing, source="user:chat")
+    old = MemoryStore(path="old.jsonl", entries=(kept,))
+    new = MemoryStore(path="new.jsonl", entries=(kept, MemoryEntry(id="m2", text=entry, source="user:chat")))
+    conflicts = conflict_pool(old, new)
+    assert [c.item["question"] for c in conflicts] == ([question] if question else [])
+    if question:
+        assert conflicts[0].item["choices"] == [existing, entry] and conflicts[0].item["answer"] == 0
+        assert (conflicts[0].existing.id, conflicts[0].entry.id) == ("m1", "m2")
+    assert conflict_pool(new, new) == []  # nothing added, nothing contested
+    rewritten = MemoryStore(path="new.jsonl", entries=(MemoryEntry(id="m1", text=entry, source="user:chat"),))
+    assert conflict_pool(old, rewritten) == []  # a rewrite replaces the memory it would contest
+
+
+def test_an_entry_that_moves_the_model_off_a_kept_memory_overrides_it_when_retrieved(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from clgate.probes.memory_recall import blame_overriding, conflict_pool
+
+    old = load_memory_store(_store(tmp_path / "old.jsonl"))
+    new = load_memory_store(_store(tmp_path / "new.jsonl", "Dana's team meets every Friday at 10am."))
+    conflicts = conflict_pool(old, new)
+    assert [(c.existing.id, c.entry.id) for c in conflicts] == [("m2", "m99")]
+    (probes,) = recall_probes(old, new, [[c.item for c in conflicts]], SentenceEmbedder())
+    assert probes[0].brought == ("m99",) and "Dana's team meets every Tuesday at 10am." in probes[0].old_notes
+
+    def run(kept: float, entry: float, correct: bool = True):
+        return SimpleNamespace(
+            details=[{"id": "conflict/1", "option_logprobs": [kept, entry], "correct": correct}]
+        )
+
+    override = blame_overriding(probes, conflicts, new, run(-5.0, -9.0), run(-6.0, -5.5, False), 1.0, old=old)
+    assert override.entries == {"m99"}
+    assert override.explain["entries_overriding"] == (
+        "with memory entry 'm99' (\"Dana's team meets every Friday at 10am.\") retrieved, which contradicts the "
+        "kept entry 'm2' (\"Dana's team meets every Tuesday at 10am.\"), the model asked \"What do your notes "
+        "say? Dana's team meets every … at 10am.\" now answers with it (4.5 nats towards it)"
+    )
+    assert (
+        blame_overriding(probes, conflicts, new, run(-5.0, -9.0), run(-5.0, -8.5), 1.0, old=old).entries
+        == set()
+    )
+    unbrought = [replace(probes[0], brought=())]  # the retriever did not hand it over: it cannot be blamed
+    assert (
+        blame_overriding(unbrought, conflicts, new, run(-5.0, -9.0), run(-6.0, -5.5), 1.0, old=old).entries
+        == set()
+    )
+
+
+@pytest.mark.parametrize(
     ("fact", "exit_code", "reported"),
     [
         (
@@ -234,6 +314,11 @@ def test_a_flip_to_wrong_with_a_note_removed_is_blamed_on_it_but_never_as_a_cont
             "Dana's office is on the third floor, next to the kitchen.",
             0,
             "entries_contradicting = 0 within limits",
+        ),
+        (
+            "Dana's team meets every Friday at 10am.",
+            10,
+            "which contradicts the kept entry 'm2' (\"Dana's team meets every Tuesday at 10am.\")",
         ),
     ],
 )
@@ -307,12 +392,14 @@ DOMAIN = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("with_suite", "exit_code"), [(True, 20), (False, 0)])
+@pytest.mark.parametrize(("with_suite", "exit_code"), [(True, 20), (False, 10)])
 def test_the_policys_own_suites_widen_what_the_memory_is_asked(
     tmp_path: Path, smollm2_dir: Path, with_suite: bool, exit_code: int
 ) -> None:
     """A note that contradicts what the team's store says, on a topic no bundled question asks about, is
-    found when the policy's own multiple-choice suite asks about that topic."""
+    found when the policy's own multiple-choice suite asks about that topic: a contradiction of what the
+    model answers, a block. Without the suite it is still found overriding the kept note it contests, for a
+    person to settle which holds (review)."""
     items = write_jsonl(tmp_path / "domain.jsonl", DOMAIN)
     text = (package_file("clgate.audit", "policies", "default.toml")).read_text()
     if with_suite:
@@ -336,6 +423,9 @@ def test_the_policys_own_suites_widen_what_the_memory_is_asked(
     assert "injection.flagged_count = 0 within limits" in report  # the text detectors saw nothing
     found = "retrieved for 'Which team handles bug reports for Cobalt?', moves the model"
     assert (found in report) == with_suite
+    assert (
+        "which contradicts the kept entry 'm5' ('Bug reports for Cobalt go to the platform team.')" in report
+    )
 
 
 TASK_POLICY = """
