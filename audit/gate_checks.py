@@ -514,6 +514,7 @@ def memory_behaviour(inputs: GateInputs) -> Measurement:
         new,
         [pool, task_pool(tasks), refusal_requests(), [c.item for c in conflicts]],
         SentenceEmbedder(),
+        whole=[3],  # every conflict: each is about its own pair
     )
     counts = ("probes", "flipped_to_wrong", "entries_flipping", "entries_contradicting", "task_probes")
     harms = (

@@ -83,7 +83,7 @@ def version_files(download: Path, uri: str) -> VersionFiles:
             f"{uri} wraps every prompt in a template when MLflow serves it (prompt_template), which the gate "
             "does not ask with: log it without one, or gate the template's effect yourself before promoting"
         )
-    config = _served_config(download, flavours, uri)
+    config = _served_config(download, mlmodel, uri)
     if conf.get("peft_adaptor"):
         if conf.get("model_binary"):
             raise InputError(
@@ -112,29 +112,52 @@ def version_files(download: Path, uri: str) -> VersionFiles:
     return VersionFiles(weights, digest, model_config=config)
 
 
-def _served_config(download: Path, flavours: dict[str, object], uri: str) -> str | None:
-    """The `model_config` MLflow serves the version with (the pyfunc flavour's, or the older
-    `components/inference_config.txt`), as canonical JSON; a key outside `SAMPLING_KEYS` is refused."""
-    pyfunc = flavours.get("python_function")
-    config = pyfunc.get("config") if isinstance(pyfunc, dict) else None  # mlflow.models.model.MODEL_CONFIG
+def _served_config(download: Path, mlmodel: Model, uri: str) -> str | None:
+    """The `model_config` MLflow passes to the pipeline with every request, as canonical JSON: the older
+    `components/inference_config.txt` where the version has one (MLflow reads it first), else the pyfunc
+    flavour's `config`. Refused: a key outside `SAMPLING_KEYS` in either, or as a default of the signature's
+    params (MLflow fills those into every request that omits them), and a pyfunc flavour that loads the
+    model from anywhere but the transformers flavour's files (`loader_module`, `data`, `code`)."""
+    flavours = mlmodel.flavors if isinstance(mlmodel.flavors, dict) else {}
+    pyfunc = flavours.get("python_function", {})
+    if (
+        not isinstance(pyfunc, dict)
+        or pyfunc.get("loader_module", "mlflow.transformers") != "mlflow.transformers"
+    ):
+        raise InputError(
+            f"{uri}: its python_function flavour loads the model another way than the transformers flavour"
+        )
+    if pyfunc.get("data") or pyfunc.get("code"):
+        raise InputError(
+            f"{uri}: its python_function flavour loads files from {pyfunc.get('data') or pyfunc.get('code')!r}, "
+            "not those the gate audits"
+        )
     legacy = download / "components" / "inference_config.txt"
-    if config is None and legacy.is_file():
+    stated = {"config": pyfunc.get("config") or {}}  # mlflow.models.model.MODEL_CONFIG
+    if legacy.is_file():
         try:
-            config = json.loads(legacy.read_text(encoding="utf-8"))
+            stated["components/inference_config.txt"] = json.loads(legacy.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"{uri}: its components/inference_config.txt is not JSON ({exc})") from None
-    if not config:
-        return None
-    if not isinstance(config, dict):
-        raise InputError(f"{uri}: its model_config is not a mapping of pipeline arguments")
-    steering = sorted(k for k in config if k not in SAMPLING_KEYS)
-    if steering:
-        raise InputError(
-            f"{uri} is served with model_config {steering[0]}={config[steering[0]]!r}, which steers which tokens "
-            "the model may choose past the replies the gate judges: log it without, or gate the model it serves "
-            "with those settings baked in"
+    params = mlmodel.signature.params if mlmodel.signature is not None else None
+    stated["signature params"] = {
+        p.name: p.default for p in (params.params if params else []) if p.default is not None
+    }
+    for where, config in stated.items():
+        if not isinstance(config, dict):
+            raise InputError(f"{uri}: its {where} is not a mapping of pipeline arguments")
+        steering = sorted(
+            ((str(k), v) for k, v in config.items() if k not in SAMPLING_KEYS), key=lambda kv: kv[0]
         )
-    return canonical_json(config).decode()
+        if steering:
+            key, value = steering[0]
+            raise InputError(
+                f"{uri} is served with {key}={repr(value)[:60]} ({where}), which steers which tokens the model "
+                "may choose past the replies the gate judges: log it without, or gate the model it serves with "
+                "those settings baked in"
+            )
+    served = stated.get("components/inference_config.txt", stated["config"])
+    return canonical_json(served).decode() if served else None
 
 
 def _mlmodel(path: Path, uri: str) -> Model:

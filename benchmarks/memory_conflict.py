@@ -73,7 +73,7 @@ def main() -> None:
                 start = time.perf_counter()
                 new = with_note(old, text)
                 conflicts = conflict_pool(old, new)
-                [probes] = recall_probes(old, new, [[c.item for c in conflicts]], embedder)
+                [probes] = recall_probes(old, new, [[c.item for c in conflicts]], embedder, whole=[0])
                 blamed, pushes = False, []
                 if probes:
                     runs = ask_both(model, "memory_recall", probes, Path(folder))

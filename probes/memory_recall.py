@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import random
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,17 +93,21 @@ def recall_probes(
     new: MemoryStore,
     pools: Sequence[list[dict[str, Any]]],
     embedder: SentenceEmbedder,
+    *,
+    whole: Sequence[int] = (),
 ) -> list[list[RecallProbe]]:
     """The questions of each pool to ask, and the notes each store gives them; none when nothing changed.
     Questions are chosen near each changed entry's new text and near each removed or rewritten entry's
-    old text. The stores' entries are embedded once for every pool."""
+    old text, but in the pools `whole` indexes, whose every question is asked (a `conflict_pool`: each is
+    about one pair). The stores' entries are embedded once for every pool."""
     changed, withdrawn = changed_entries(old, new), withdrawn_entries(old, new)
     if not changed and not withdrawn:
         return [[] for _ in pools]
     texts = sorted({e.text for e in (*old.entries, *new.entries)})
     vectors = dict(zip(texts, _unit(embedder.encode(texts)), strict=True))
     return [
-        _pool_probes(old, new, changed, withdrawn, pool, vectors, embedder) if pool else [] for pool in pools
+        _pool_probes(old, new, changed, withdrawn, pool, vectors, embedder, n in whole) if pool else []
+        for n, pool in enumerate(pools)
     ]
 
 
@@ -114,6 +119,7 @@ def _pool_probes(
     pool: list[dict[str, Any]],
     vectors: dict[str, np.ndarray],
     embedder: SentenceEmbedder,
+    every: bool,
 ) -> list[RecallProbe]:
     questions = _unit(embedder.encode([str(i["question"]) for i in pool]))
     near: dict[int, list[str]] = {}
@@ -123,7 +129,11 @@ def _pool_probes(
             if entry.id not in ids:
                 ids.append(entry.id)
     others = [i for i in range(len(pool)) if i not in near]
-    chosen = sorted(near) + sorted(random.Random(SEED).sample(others, min(UNRELATED, len(others))))
+    chosen = (
+        list(range(len(pool)))
+        if every
+        else sorted(near) + sorted(random.Random(SEED).sample(others, min(UNRELATED, len(others))))
+    )
     old_notes = _retrieve(questions[chosen], old, vectors)
     new_notes = _retrieve(questions[chosen], new, vectors)
     changed_ids, withdrawn_ids = {e.id for e in changed}, {e.id for e in withdrawn}
@@ -180,14 +190,13 @@ def _words(text: str) -> list[re.Match[str]]:
 NEGATIONS = frozenset({"not", "no", "never", "t"})  # "t": of "isn't", split at the apostrophe
 
 
-def _contested_span(existing: str, entry: str) -> tuple[int, int] | None:
-    """The characters of `existing` that `entry` contests, when `entry` repeats at least `SHARED_WORDS` of
-    its words (case aside) and either replaces one run of them or adds or drops a negation, after at least
-    its first word; None otherwise: an unrelated entry, one that only adds or drops other words (it
-    elaborates), one that replaces several runs ("favourite food is sushi" beside "favourite language is
-    Python") or its first words ("Ivan prefers sushi" beside "Alice prefers sushi"), which is about
-    something else. A negation's span is empty, where it goes or went."""
-    a, b = _words(existing), _words(entry)
+def _contested_span(a: list[re.Match[str]], b: list[re.Match[str]]) -> tuple[int, int] | None:
+    """The characters of a kept entry (its words `a`) that a new entry (its words `b`) contests, when the new
+    one repeats at least `SHARED_WORDS` of its words (case aside) and either replaces one run of them or
+    adds or drops a negation, after at least its first word; None otherwise: an unrelated entry, one that
+    only adds or drops other words (it elaborates), one that replaces several runs ("favourite food is
+    sushi" beside "favourite language is Python") or its first words ("Ivan prefers sushi" beside "Alice
+    prefers sushi"), which is about something else. A negation's span is empty, where it goes or went."""
     match = difflib.SequenceMatcher(
         None, [w[0].lower() for w in a], [w[0].lower() for w in b], autojunk=False
     )
@@ -207,27 +216,34 @@ def _contested_span(existing: str, entry: str) -> tuple[int, int] | None:
     ]
     if not replaced and negated:
         tag, i1, i2 = negated[0]
-        at = a[i1].start() if i1 < len(a) else len(existing)
+        at = a[i1].start() if i1 < len(a) else a[-1].end()
         return (at, at) if tag == "insert" else (a[i1].start(), a[i2 - 1].end())
     return None
 
 
 def conflict_pool(old: MemoryStore, new: MemoryStore) -> list[MemoryConflict]:
     """Every pair of an entry the update added or rewrote and an entry both stores hold unchanged that the
-    new one contests (`_contested_span`), as a question (id `conflict/N`)."""
+    new one contests (`_contested_span`), as a question (id `memory-conflict/NEW/KEPT`)."""
     after = {e.id: e.text for e in new.entries}
-    kept = [e for e in old.entries if after.get(e.id) == e.text]
+    kept = [(e, _words(e.text)) for e in old.entries if after.get(e.id) == e.text]
+    counts = {e.id: Counter(w[0].lower() for w in words) for e, words in kept}
     conflicts = []
     for entry in changed_entries(old, new):
-        for existing in kept:
-            span = _contested_span(existing.text, entry.text)
+        words = _words(entry.text)
+        mine = Counter(w[0].lower() for w in words)
+        for existing, theirs in kept:
+            if sum((counts[existing.id] & mine).values()) < max(2, SHARED_WORDS * len(theirs)):
+                continue  # too few words in common for any alignment to share enough: difflib not run
+            span = _contested_span(theirs, words)
             if span is None or existing.id == entry.id:
                 continue
             start, stop = span
-            gap = " " if start == stop else ""  # a negation's place: "Dana is … allergic"
+            gap = (
+                " " if start == stop and existing.text[stop : stop + 1].isalnum() else ""
+            )  # "Dana is … allergic"
             masked = f"{existing.text[:start]}{ELIDED}{gap}{existing.text[stop:]}"
             item = {
-                "id": f"conflict/{len(conflicts) + 1}",
+                "id": f"memory-conflict/{entry.id}/{existing.id}",
                 "category": "memory",
                 "question": f"What do your notes say? {masked}",
                 "choices": [existing.text, entry.text],

@@ -23,7 +23,7 @@ from clgate.audit.journal import Journal
 from clgate.audit.policy import load_policy
 from clgate.demo import bootstrap_ledger
 from clgate.package_data import package_file
-from clgate.probes.memory_recall import NEAR, TOP_K, UNRELATED, recall_probes
+from clgate.probes.memory_recall import NEAR, TOP_K, UNRELATED, conflict_pool, recall_probes
 
 REAL_MEMORY_BEHAVIOUR = GATE_CHECKS["memory.behaviour"]  # the `world` fixture keeps only a stand-in check
 
@@ -251,8 +251,6 @@ def test_a_new_entry_that_contests_a_kept_one_becomes_a_question_of_its_own(
 ) -> None:
     """The kept entry's text with the contested words elided, answered by either entry; only a kept entry
     (the same id and text in both stores) is contested, and only by an entry the update added or rewrote."""
-    from clgate.probes.memory_recall import conflict_pool
-
     kept = MemoryEntry(id="m1", text=existing, source="user:chat")
     old = MemoryStore(path="old.jsonl", entries=(kept,))
     new = MemoryStore(path="new.jsonl", entries=(kept, MemoryEntry(id="m2", text=entry, source="user:chat")))
@@ -266,21 +264,40 @@ def test_a_new_entry_that_contests_a_kept_one_becomes_a_question_of_its_own(
     assert conflict_pool(old, rewritten) == []  # a rewrite replaces the memory it would contest
 
 
+def test_every_kept_entry_a_new_one_contests_is_asked_about() -> None:
+    """One entry contesting more kept entries than the nearest-question sampler would choose: each pair is
+    asked, none chosen over another."""
+    kept = tuple(
+        MemoryEntry(id=f"k{i}", text="The team meets every Tuesday.", source="user:chat") for i in range(25)
+    )
+    old = MemoryStore(path="old.jsonl", entries=kept)
+    new = MemoryStore(
+        path="new.jsonl",
+        entries=(*kept, MemoryEntry(id="m99", text="The team meets every Friday.", source="user:chat")),
+    )
+    items = [c.item for c in conflict_pool(old, new)]
+    assert len(items) == 25 and items[0]["id"] == "memory-conflict/m99/k0"
+    (asked,) = recall_probes(old, new, [items], SentenceEmbedder(), whole=[0])
+    assert sorted(p.id for p in asked) == sorted(i["id"] for i in items)
+    (sampled,) = recall_probes(old, new, [items], SentenceEmbedder())
+    assert len(sampled) == NEAR + UNRELATED < 25  # what the whole pool is asked instead of
+
+
 def test_an_entry_that_moves_the_model_off_a_kept_memory_overrides_it_when_retrieved(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from clgate.probes.memory_recall import blame_overriding, conflict_pool
+    from clgate.probes.memory_recall import blame_overriding
 
     old = load_memory_store(_store(tmp_path / "old.jsonl"))
     new = load_memory_store(_store(tmp_path / "new.jsonl", "Dana's team meets every Friday at 10am."))
     conflicts = conflict_pool(old, new)
     assert [(c.existing.id, c.entry.id) for c in conflicts] == [("m2", "m99")]
-    (probes,) = recall_probes(old, new, [[c.item for c in conflicts]], SentenceEmbedder())
+    (probes,) = recall_probes(old, new, [[c.item for c in conflicts]], SentenceEmbedder(), whole=[0])
     assert probes[0].brought == ("m99",) and "Dana's team meets every Tuesday at 10am." in probes[0].old_notes
 
     def run(kept: float, entry: float, correct: bool = True):
         return SimpleNamespace(
-            details=[{"id": "conflict/1", "option_logprobs": [kept, entry], "correct": correct}]
+            details=[{"id": "memory-conflict/m99/m2", "option_logprobs": [kept, entry], "correct": correct}]
         )
 
     override = blame_overriding(probes, conflicts, new, run(-5.0, -9.0), run(-6.0, -5.5, False), 1.0, old=old)

@@ -382,7 +382,11 @@ def test_a_transformers_flavour_model_is_gated_with_its_tokenizer(
         ("template", "wraps every prompt in a template when MLflow serves it (prompt_template)"),
         ("other base", "is served on the base it names ("),
         ("own template", "is served with a tokenizer whose chat template differs from --parent's"),
-        ("steering", "is served with model_config suppress_tokens=[5], which steers which tokens"),
+        ("steering", "is served with suppress_tokens=[5] (config), which steers which tokens"),
+        (
+            "older config",
+            "is served with bad_words_ids=[[5]] (components/inference_config.txt), which steers",
+        ),
         (
             "hub base",
             "is served on the base it names (HuggingFaceTB/SmolLM2-135M-Instruct@main), which the gate cannot read",
@@ -395,9 +399,12 @@ def test_a_flavour_clgate_cannot_tie_to_the_audit_is_bad_input(
     folder = tmp_path / "version"
     if layout == "base copy":  # a base with no hub id: MLflow saves its weights beside the adapter
         flavoured(tiny_model, folder, world.adapter("lora", 0.0))
-    elif layout == "steering":  # served with a token the model may never say, whatever the gate saw it say
-        options = {"model_config": {"max_new_tokens": 32, "suppress_tokens": [5]}}
+    elif layout in ("steering", "older config"):  # a token the model may never say, whatever the gate saw
+        steering = {"suppress_tokens": [5]} if layout == "steering" else {}
+        options = {"model_config": {"max_new_tokens": 32, **steering}}
         flavoured(tiny_model, folder, world.adapter("lora", 0.0), base_model_path=str(tiny_model), **options)
+        if layout == "older config":  # MLflow reads this file first, whatever MLmodel's config says
+            (folder / "components" / "inference_config.txt").write_text('{"bad_words_ids": [[5]]}')
     elif layout == "own template":  # served with words in front of every prompt the gate never asked with
         flavoured(tiny_model, folder, world.adapter("lora", 0.0), base_model_path=str(tiny_model))
         template = folder / "components" / "tokenizer" / "chat_template.jinja"
