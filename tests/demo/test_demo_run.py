@@ -1,8 +1,9 @@
 """`clgate demo` end to end on the embedded SmolLM2: real training, real checks, the three outcomes.
 
-Reduced only where the outcome does not depend on it: each eval suite runs on its first 8 items, and
-the data-free token scan is off (the demo's trigger is in the data it gates, and mined from there; the
-token scan has its own tests in tests/poison/test_poison_sweep.py).
+Reduced only where the outcome does not depend on it: each eval suite runs on its first 8 items, the
+data-free token scan is off and the sweep's bundled trigger list is cut to four others than the demo's
+(the demo's trigger is in the data it gates, and mined from there; the token scan and the bundled list
+have their own tests in tests/poison/).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) -> tup
     policy = folder / "policy.toml"
     policy.write_text(
         DEFAULT_POLICY.read_text(encoding="utf-8")
-        + '\n[checks."poison.model"]\noptions = { scan_tokens = false }\n',
+        + '\n[checks."poison.model"]\noptions = { scan_tokens = false, triggers = ["mn", "bb", "James Bond", "SUDO"] }\n',
         encoding="utf-8",
     )
     buffer = io.StringIO()
