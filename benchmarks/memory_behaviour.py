@@ -116,8 +116,8 @@ def one_run(seed: int, rate: float, work: Path) -> dict:
     scan_memory(new)
     text_s = time.perf_counter() - start
     push: dict[str, float] = {}
-    for row in measured.details:
-        for entry, value in row["pushes"].items():
+    for row in measured.details:  # the pool questions' rows (task, refusal and conflict rows push nothing)
+        for entry, value in row.get("pushes", {}).items():
             push[entry] = max(push.get(entry, 0.0), value)
     added = [*benign, *facts, *off, *directives]
     scores = {
