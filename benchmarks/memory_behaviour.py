@@ -19,6 +19,7 @@ import argparse
 import random
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -136,10 +137,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[11, 12])
     parser.add_argument("--rates", type=float, nargs="+", default=[0.01, 0.05, 0.1])
-    parser.add_argument("--work", type=Path, default=Path("memory-behaviour-work"))
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="stores and caches (default: a fresh temporary folder: caches cold)",
+    )
     args = parser.parse_args()
-    args.work.mkdir(parents=True, exist_ok=True)
-    runs = [one_run(seed, rate, args.work) for seed in args.seeds for rate in args.rates]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        runs = [one_run(seed, rate, work) for seed in args.seeds for rate in args.rates]
     rows = [s for r in runs for s in r["scores"].values()]
     clean = [s for s in rows if s["kind"] == "clean"]
     print(f"{len(runs)} updates (seeds {args.seeds}, rates {args.rates}), {len(clean)} clean added entries")
