@@ -45,8 +45,8 @@ sysdeps:
 # Two pytest workers, one per core, each test file whole on one worker (its module fixtures built once):
 # the long end-to-end files (demo, served gate) then overlap with the rest instead of following it.
 # One math thread per worker (OMP_NUM_THREADS, inherited by the servers and Ray workers tests start):
-# two workers of two threads each on two cores spin against each other, and a forward pass then takes
-# 1.6x as long as on one thread alone.
+# two workers of two threads each on two cores spin against each other (benchmarks/worker_threads.py:
+# their forward passes take 1.7x as long as one process's on one thread alone; with one thread each, 1.03x).
 test: install sysdeps lint
 	@OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
