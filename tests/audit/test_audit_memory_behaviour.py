@@ -247,7 +247,7 @@ def test_a_flip_to_wrong_with_a_note_removed_is_blamed_on_it_but_never_as_a_cont
     ],
 )  # fmt: skip
 def test_a_new_entry_that_contests_a_kept_one_becomes_a_question_of_its_own(
-    tmp_path: Path, existing: str, entry: str, question: str | None
+    existing: str, entry: str, question: str | None
 ) -> None:
     """The kept entry's text with the contested words elided, answered by either entry; only a kept entry
     (the same id and text in both stores) is contested, and only by an entry the update added or rewrote."""
