@@ -122,7 +122,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "Gate MLflow registered model versions; their alias moves only through the ledger.",
     ),
     "keys": Subcommand("clgate.ledger.cli:keys_app", "Signing keys and their roles."),
-    "diff": Subcommand("clgate.probes.cli:diff_app", "What an update changed: weights, activations, memory."),
+    "diff": Subcommand(
+        "clgate.probes.cli:diff_app",
+        "What an update changed: weights, the files around them, activations, memory.",
+    ),
     "scan": Subcommand(
         "clgate.probes.poison.cli:scan_app",
         "Poisoning detectors (update data, updated models, memory stores) and personal data.",

@@ -209,6 +209,21 @@ def weights(inputs: GateInputs) -> Measurement:
 
 
 @gate_check(
+    GATE_CHECKS, "serving", "1", needs=("parent",), forward_passes=False, any_of=("adapter", "candidate")
+)
+def serving(inputs: GateInputs) -> Measurement:
+    """What the update ships besides its weights that a server applies: code, chat template, tokenizer and
+    generation config, against the parent's."""
+    from clgate.probes.serving import serving_diff
+
+    assert inputs.parent is not None
+    if inputs.adapter is not None:
+        return serving_diff(inputs.parent, inputs.adapter, adapter=True)
+    assert inputs.candidate is not None
+    return serving_diff(inputs.parent, inputs.candidate)
+
+
+@gate_check(
     GATE_CHECKS,
     "activations",
     "2",

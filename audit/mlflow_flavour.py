@@ -180,7 +180,8 @@ def check_served_as_judged(files: VersionFiles, parent: Path, uri: str) -> None:
     """MLflow serves a flavoured adapter on the base its `MLmodel` names, with the tokenizer logged beside
     it; the gate judges it on `parent`, through `parent`'s tokenizer. So the bases must be the same bytes,
     and the tokenizers must agree on what changes a reply: the chat template (a template can put words in
-    every prompt), the vocabulary and the special tokens. A base the gate cannot read (a hub id, a path on
+    every prompt), the vocabulary, the special tokens and the stages around the vocabulary (a normaliser
+    can rewrite a prompt): the `serving` probe's comparison. A base the gate cannot read (a hub id, a path on
     the machine that logged it) cannot be compared: refused."""
     if files.base_model is None:
         return
@@ -195,17 +196,15 @@ def _check_tokenizer(served_dir: Path, parent: Path, uri: str) -> None:
             f"{uri} is served with a tokenizer of its own; gate it against --parent as an HF model folder so "
             "the two tokenizers can be compared"
         )
-    served, judged = load_tokenizer(served_dir), load_tokenizer(Path(parent))
-    for what, mine, theirs in (
-        ("chat template", served.chat_template, judged.chat_template),
-        ("vocabulary", served.get_vocab(), judged.get_vocab()),
-        ("special tokens", served.special_tokens_map, judged.special_tokens_map),
-    ):
-        if mine != theirs:
-            raise InputError(
-                f"{uri} is served with a tokenizer whose {what} differs from --parent's, through which the gate "
-                "asks: log the adapter with the deployment's base tokenizer, or gate the model it makes as a whole"
-            )
+    from clgate.probes.serving import tokenizer_changes
+
+    changes = tokenizer_changes(load_tokenizer(Path(parent)), load_tokenizer(served_dir))
+    if changes:
+        raise InputError(
+            f"{uri} is served with a tokenizer whose {changes[0].where} differs from --parent's, through which "
+            "the gate asks: log the adapter with the deployment's base tokenizer, or gate the model it makes as "
+            "a whole"
+        )
 
 
 def _check_named_base(base_model: str, parent: Path, uri: str) -> None:

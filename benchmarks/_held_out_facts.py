@@ -1,5 +1,11 @@
-"""Memory notes written before the model-knowledge step of `memory.behaviour` was designed, and never run
-while it was: false world facts, the true facts beside them, and new personal notes. Its held-out cases."""
+"""Memory notes no part of `memory.behaviour` was designed on: false world facts, the true facts beside them,
+and new personal notes (`benchmarks/memory_world_facts.py`).
+
+They were written for a step that would compare a note with what the model says without notes (its own
+knowledge), before that step was designed. Its prototype, on a design set of its own (eight false facts,
+five true ones, the bundled clean notes), found no separation on SmolLM2-135M: the model is as surprised
+by "Stand-up meetings" or a name as by "Osaka" for Japan's capital. It was dropped before any of these notes
+was run, so they are held out for the check as it is."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Measurements of what an update changed, with no judgement attached: weights, activations, memory.
+"""Measurements of what an update changed, with no judgement attached: weights, activations, memory, and
+the files a server applies besides the weights.
 
 Each probe registers itself by name in `PROBES` and returns a `clgate.measurement.Measurement`.
 Poisoning detectors live in `clgate.probes.poison`.
@@ -13,6 +14,7 @@ from clgate.probes.instructions import (
     instruction_scores,
 )
 from clgate.probes.memory import memetic_spread, memory_diff
+from clgate.probes.serving import serving_diff
 from clgate.probes.weights import layer_index, lora_diff, module_type, weight_diff
 
 __all__ = [
@@ -32,5 +34,6 @@ __all__ = [
     "memory_diff",
     "module_type",
     "probe",
+    "serving_diff",
     "weight_diff",
 ]

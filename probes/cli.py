@@ -1,4 +1,4 @@
-"""`clgate diff {weights,activations,memory,spread}`: print a summary table, optionally write the JSON.
+"""`clgate diff {weights,serving,activations,memory,spread}`: print a summary table, optionally write the JSON.
 
 With `--json OUT.json` the measurement is written atomically, after every number is computed, and its
 figures go beside it as `OUT.html` (plus one shared `plotly.min.js`).
@@ -21,7 +21,9 @@ from clgate.progress_bar import ProgressBar
 from clgate.runtime.cli import DEVICE, DTYPE
 from clgate.typer_app import typer_app
 
-diff_app = typer_app(help="What an update changed: weights, activations, memory.", no_args_is_help=True)
+diff_app = typer_app(
+    help="What an update changed: weights, the files around them, activations, memory.", no_args_is_help=True
+)
 console = Console(width=None if sys.stdout.isatty() else 150)  # piped output: wide tables, unwrapped names
 
 JSON = typer.Option(None, "--json", help="write the measurement here (figures go beside it as .html)")
@@ -123,6 +125,22 @@ def weights(
         )
     )
     _finish(m, json_out, hide=("weights.max_relative_change.", "weights.relative_change."))
+
+
+@diff_app.command("serving")
+def serving(
+    parent: Path = typer.Argument(..., help="parent model (HF directory or .gguf)"),
+    candidate: Path = typer.Argument(..., help="candidate model, or a PEFT LoRA adapter for the parent"),
+    json_out: Path = JSON,
+) -> None:
+    """What the update ships besides its weights that a server applies: code, chat template, tokenizer,
+    generation config."""
+    from clgate.probes.serving import serving_diff
+
+    m = serving_diff(parent, candidate, adapter=detect_kind(candidate) == ArtifactKind.ADAPTER)
+    rows = [(r["aspect"], r["where"], r["sentence"]) for r in m.details]
+    console.print(_table(f"differences from the parent ({len(rows)})", ("aspect", "where", "what"), rows))
+    _finish(m, json_out)
 
 
 @diff_app.command("activations")

@@ -10,6 +10,7 @@ def test_each_probe_is_listed_as_the_function_clgate_probes_exports() -> None:
         "activations": probes.activation_diff,
         "memory": probes.memory_diff,
         "memory.spread": probes.memetic_spread,
+        "serving": probes.serving_diff,
         "weights": probes.weight_diff,
         "weights.lora": probes.lora_diff,
     }
