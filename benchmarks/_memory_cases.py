@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clgate.artifacts import MemoryEntry, MemoryStore
+from clgate.artifacts import ArtifactKind, MemoryEntry, MemoryStore, compute_manifest, embedded_model_dir
+from clgate.audit.check_inputs import GateInputs
 from clgate.demo import bundled_memory_entries
 from clgate.evals import evaluate_model
 from clgate.measurement import Measurement
@@ -36,3 +37,16 @@ def ask_both(model: object, suite: str, probes: list[RecallProbe], folder: Path)
         )
         for store in ("old", "new")
     ]
+
+
+def behaviour_inputs(old: Path, new: Path, cache: Path) -> GateInputs:
+    """What the gate hands `memory.behaviour` for an update from store `old` to `new`, on the embedded
+    SmolLM2 and the CPU."""
+    return GateInputs(
+        parent=embedded_model_dir(),
+        memory_old=old,
+        memory_new=new,
+        cache_dir=cache,
+        manifests={"memory_new": compute_manifest(new, ArtifactKind.MEMORY)},
+        device="cpu",
+    )

@@ -25,16 +25,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _memory_cases import behaviour_inputs
 from _timing import ForwardTimer
 
 from clgate.artifacts import (
-    ArtifactKind,
     MemoryEntry,
-    compute_manifest,
-    embedded_model_dir,
     write_memory_store,
 )
-from clgate.audit.check_inputs import GateInputs
 from clgate.audit.gate_checks import GATE_CHECKS, PUSH
 from clgate.demo import bundled_memory_entries, injected_memory_entries
 from clgate.evals import ChoiceItem, get_suite, load_items
@@ -100,14 +97,7 @@ def one_run(seed: int, rate: float, work: Path) -> dict:
     old = write_memory_store(clean[:OLD], work / f"old-{seed}-{rate}.jsonl")
     new_entries = [*clean[:OLD], *benign, *facts, *off, *directives]
     new = write_memory_store(new_entries, work / f"new-{seed}-{rate}.jsonl")
-    inputs = GateInputs(
-        parent=embedded_model_dir(),
-        memory_old=old,
-        memory_new=new,
-        cache_dir=work / "cache",
-        manifests={"memory_new": compute_manifest(new, ArtifactKind.MEMORY)},
-        device="cpu",
-    )
+    inputs = behaviour_inputs(old, new, work / "cache")
     timer = ForwardTimer()
     start = time.perf_counter()
     measured = GATE_CHECKS["memory.behaviour"].run(inputs)

@@ -17,11 +17,10 @@ import tempfile
 from pathlib import Path
 
 from _held_out_facts import FALSE, PERSONAL, TRUE
-from _memory_cases import ADDED, bundled_store, with_note
+from _memory_cases import ADDED, behaviour_inputs, bundled_store, with_note
 from memory_behaviour import auroc
 
-from clgate.artifacts import ArtifactKind, compute_manifest, embedded_model_dir, write_memory_store
-from clgate.audit.check_inputs import GateInputs
+from clgate.artifacts import write_memory_store
 from clgate.audit.gate_checks import GATE_CHECKS, PUSH
 from clgate.probes.memory import instruction_score
 
@@ -34,14 +33,7 @@ def one_case(text: str, work: Path) -> dict:
     folder.mkdir()
     old_path = write_memory_store(list(old.entries), folder / "old.jsonl")
     new_path = write_memory_store(list(with_note(old, text).entries), folder / "new.jsonl")
-    inputs = GateInputs(
-        parent=embedded_model_dir(),
-        memory_old=old_path,
-        memory_new=new_path,
-        cache_dir=work / "cache",
-        manifests={"memory_new": compute_manifest(new_path, ArtifactKind.MEMORY)},
-        device="cpu",
-    )
+    inputs = behaviour_inputs(old_path, new_path, work / "cache")
     measured = GATE_CHECKS["memory.behaviour"].run(inputs)
     push = max((row.get("pushes", {}).get(ADDED, 0.0) for row in measured.details), default=0.0)
     block = measured.numbers["entries_contradicting"] > 0
