@@ -68,10 +68,13 @@ def resolve_model_dir(path: Path, cache_dir: Path | None = None, dtype: str = "f
 def load_tokenizer(model_dir: Path) -> Any:
     from transformers import AutoTokenizer
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{model_dir}: cannot load tokenizer ({str(exc).splitlines()[0]})") from None
+    try:  # never the folder's own code: the gate judges the library's classes
+        tokenizer = AutoTokenizer.from_pretrained(
+            str(model_dir), local_files_only=True, trust_remote_code=False
+        )
+    except Exception as exc:  # any parser failure on an untrusted folder is bad input, whatever it raises
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{model_dir}: cannot load tokenizer ({why})") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

@@ -208,19 +208,24 @@ def weights(inputs: GateInputs) -> Measurement:
     )
 
 
-@gate_check(
-    GATE_CHECKS, "serving", "1", needs=("parent",), forward_passes=False, any_of=("adapter", "candidate")
-)
+def _file_readers() -> dict[str, str]:
+    """The libraries that read a model's tokenizer and generation config: another version may read the same
+    files otherwise, so `serving`'s results are keyed by them."""
+    from importlib import metadata
+
+    return {name: metadata.version(name) for name in ("transformers", "tokenizers")}
+
+
+@gate_check(GATE_CHECKS, "serving", "1", needs=("parent",), forward_passes=False, any_of=("adapter", "candidate"),
+            beneath=_file_readers)  # fmt: skip
 def serving(inputs: GateInputs) -> Measurement:
     """What the update ships besides its weights that a server applies: code, chat template, tokenizer and
     generation config, against the parent's."""
     from clgate.probes.serving import serving_diff
 
-    assert inputs.parent is not None
-    if inputs.adapter is not None:
-        return serving_diff(inputs.parent, inputs.adapter, adapter=True)
-    assert inputs.candidate is not None
-    return serving_diff(inputs.parent, inputs.candidate)
+    shipped = inputs.adapter or inputs.candidate
+    assert inputs.parent is not None and shipped is not None
+    return serving_diff(inputs.parent, shipped, adapter=inputs.adapter is not None)
 
 
 @gate_check(

@@ -21,7 +21,12 @@ def load_module(model_dir: Path, adapter: Path | None, placement: Placement, pla
     """The causal LM of `model_dir` in eval mode, placed as planned, with `adapter` merged."""
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = {"local_files_only": True, "dtype": placement.torch_dtype}
+    # never the folder's own code (`auto_map`): every check judges the library's class for the architecture
+    kwargs: dict[str, Any] = {
+        "local_files_only": True,
+        "trust_remote_code": False,
+        "dtype": placement.torch_dtype,
+    }
     if plan.device_map is not None:
         kwargs["device_map"] = plan.device_map
     if plan.max_memory is not None:

@@ -51,7 +51,12 @@ class RuntimeModel(ChatPrompts):
         self.placement = placement
         self.plan = plan
         self.tokenizer = load_tokenizer(self.path)
-        self.config = AutoConfig.from_pretrained(str(self.path), local_files_only=True)
+        try:  # the library's config class, never the folder's code
+            self.config = AutoConfig.from_pretrained(
+                str(self.path), local_files_only=True, trust_remote_code=False
+            )
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{self.path}: cannot read its config ({str(exc).splitlines()[0]})") from None
         self.loads = 0
         self._module: Any = None
         self._hooked: HookedModel | None = None

@@ -60,6 +60,35 @@ def _eos(folder: Path) -> None:
     _edit_json(folder / "tokenizer_config.json", lambda t: t.update(eos_token="<|endoftext|>"))
 
 
+def _split_special(folder: Path) -> None:
+    _edit_json(folder / "tokenizer_config.json", lambda t: t.update(split_special_tokens=True))
+
+
+def _leaky_token(folder: Path) -> None:
+    def leak(spec: dict) -> None:
+        for token in spec["added_tokens"]:
+            if token["content"] == "<|im_start|>":
+                token.update(special=False, lstrip=True)
+
+    _edit_json(folder / "tokenizer.json", leak)
+
+
+def _dropout(folder: Path) -> None:
+    _edit_json(folder / "tokenizer.json", lambda t: t["model"].update(dropout=0.5))
+
+
+def _sentencepiece(folder: Path) -> None:
+    (folder / "tokenizer.model").write_bytes(b"a SentencePiece model llama.cpp's converter would prefer")
+
+
+def _shadowed_template(folder: Path) -> None:
+    """A template in `tokenizer_config.json`, where `chat_template.jinja` wins for transformers."""
+    _edit_json(
+        folder / "tokenizer_config.json",
+        lambda t: t.update(chat_template=f"{HIDDEN_PROMPT} {{{{ messages }}}}"),
+    )
+
+
 @pytest.fixture
 def copy_of(tiny_model: Path, tmp_path: Path) -> Callable[[str], Path]:
     def copy(name: str) -> Path:
@@ -71,7 +100,12 @@ def copy_of(tiny_model: Path, tmp_path: Path) -> Callable[[str], Path]:
 def test_other_weights_with_the_same_files_change_nothing(tiny_model: Path, tiny_model_other: Path) -> None:
     m = serving_diff(tiny_model, tiny_model_other)
     assert set(m.numbers.values()) == {0.0} and not m.details and not m.explain
-    assert m.name == "serving" and m.meta["compared"] == ["code", "tokenizer", "generation_config"]
+    assert m.name == "serving" and m.meta["compared"] == [
+        "code",
+        "tokenizer",
+        "other_files",
+        "generation_config",
+    ]
 
 
 def test_files_written_otherwise_but_loading_the_same_change_nothing(tiny_model: Path, copy_of) -> None:
@@ -92,10 +126,15 @@ def test_files_written_otherwise_but_loading_the_same_change_nothing(tiny_model:
     [
         (_template, "serving.chat_template_changed", 1, HIDDEN_PROMPT),
         (_suppress, "serving.generation_keys_changed", 1, "suppress_tokens is [5, 6] (the parent's: unset)"),
-        (_remote_code, "serving.code_files", 2, "'modeling_steered.py'"),
+        (_remote_code, "serving.code_changes", 2, "'modeling_steered.py'"),
         (_normaliser, "serving.tokenizer_changes", 1, '"content": "cake"'),
         (_new_token, "serving.tokenizer_changes", 1, "vocabulary adds 1 ('<|sudo|>')"),
         (_eos, "serving.tokenizer_changes", 1, "eos_token is '<|endoftext|>' (the parent's: '<|im_end|>')"),
+        (_split_special, "serving.tokenizer_changes", 1, "tokenizer setting split_special_tokens is true"),
+        (_leaky_token, "serving.tokenizer_changes", 1, 'added token <|im_start|> is {"lstrip": true,'),
+        (_dropout, "serving.tokenizer_changes", 1, '"dropout": 0.5'),
+        (_sentencepiece, "serving.other_files", 1, "a new tokenizer.model"),
+        (_shadowed_template, "serving.other_files", 1, HIDDEN_PROMPT),
     ],
 )
 def test_each_change_is_counted_and_named(
@@ -119,16 +158,20 @@ def test_a_template_change_keeps_its_diff(tiny_model: Path, copy_of) -> None:
 def test_an_adapter_is_compared_only_where_it_ships_files_of_its_own(
     tiny_model: Path, tiny_lora: Path, tmp_path: Path
 ) -> None:
-    plain = serving_diff(tiny_model, tiny_lora, adapter=True)
-    assert plain.meta["compared"] == [] and set(plain.numbers.values()) == {0.0}
+    """A server runs no code from an adapter folder, unless it loads a tokenizer the adapter ships."""
     adapter = Path(shutil.copytree(tiny_lora, tmp_path / "adapter"))
-    (adapter / "train.py").write_text("print('a server never runs this')\n")
+    (adapter / "tokenization_steered.py").write_text("X = 1\n")
+    plain = serving_diff(tiny_model, adapter, adapter=True)
+    assert plain.meta["compared"] == [] and set(plain.numbers.values()) == {0.0}
     for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
         shutil.copy(tiny_model / name, adapter / name)
     _template(adapter)
     m = serving_diff(tiny_model, adapter, adapter=True)
-    assert m.meta["compared"] == ["tokenizer"]
-    assert {k for k, v in m.numbers.items() if v} == {"serving.chat_template_changed"}
+    assert m.meta["compared"] == ["code", "tokenizer", "other_files"]
+    assert {k: v for k, v in m.numbers.items() if v} == {
+        "serving.code_changes": 1.0,
+        "serving.chat_template_changed": 1.0,
+    }
 
 
 def test_an_unreadable_generation_config_is_bad_input(tiny_model: Path, copy_of) -> None:
@@ -182,3 +225,50 @@ def test_clgate_diff_serving_prints_and_writes_the_changes(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "cannot read its generation config" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_generation_settings_that_change_no_reply_are_not_counted(tiny_model: Path, copy_of) -> None:
+    candidate = copy_of("candidate")
+    _edit_json(
+        candidate / "generation_config.json", lambda g: g.update(pad_token_id=3, transformers_version="9")
+    )
+    assert set(serving_diff(tiny_model, candidate).numbers.values()) == {0.0}
+
+
+def _foreign_class(folder: Path, marker: Path) -> None:
+    """A model type transformers does not know, whose config class is the folder's code: importing it
+    leaves `marker`."""
+    (folder / "configuration_steered.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
+        "from transformers import LlamaConfig\nclass SteeredConfig(LlamaConfig):\n    model_type = 'steered'\n"
+    )
+    auto_map = {"AutoConfig": "configuration_steered.SteeredConfig"}
+    _edit_json(folder / "config.json", lambda c: c.update(model_type="steered", auto_map=auto_map))
+    (folder / "generation_config.json").unlink()
+
+
+def test_a_folder_whose_classes_are_its_own_code_is_reported_by_its_code_never_run(
+    tiny_model: Path, copy_of, tmp_path: Path
+) -> None:
+    from clgate.runtime import load_model
+
+    candidate, marker = copy_of("candidate"), tmp_path / "ran"
+    _foreign_class(candidate, marker)
+    m = serving_diff(tiny_model, candidate)
+    assert (
+        m.numbers["serving.code_changes"] == 2
+        and "configuration_steered.py" in m.explain["serving.code_changes"]
+    )
+    assert m.meta["compared"] == ["code"] and "cannot" in m.meta["not_compared"]
+    with pytest.raises(InputError, match="candidate"):
+        load_model(candidate, device="cpu")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("auto_map", ['"x.Y"', "5"])
+def test_a_malformed_auto_map_is_bad_input(tiny_model: Path, copy_of, auto_map: str) -> None:
+    candidate = copy_of("candidate")
+    config = json.loads((candidate / "config.json").read_text())
+    (candidate / "config.json").write_text(json.dumps({**config, "auto_map": json.loads(auto_map)}))
+    with pytest.raises(InputError, match=r"config\.json: its auto_map is neither"):
+        serving_diff(tiny_model, candidate)
