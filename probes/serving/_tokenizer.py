@@ -31,6 +31,7 @@ SERVER_FILES = (
 prefers a SentencePiece model; processors read `chat_template.json`): compared as they are, by their
 JSON where they are JSON."""
 ADDED_TOKEN_FLAGS = ("special", "lstrip", "rstrip", "single_word", "normalized")
+"""An added token's flags: whether decoding may drop it, how it takes the spaces around it."""
 NOT_SETTINGS = ("name_or_path", "is_local", "local_files_only", "chat_template", "added_tokens_decoder")
 """Loading arguments that say where a tokenizer came from, or that are compared on their own."""
 
@@ -44,8 +45,8 @@ def _digest(value: Any) -> str:
 
 
 def _template_diff(theirs: Any, mine: Any) -> tuple[str, str]:
-    """A unified diff of two chat templates (each named one on its own lines), and what the candidate's adds
-    (or, adding nothing, drops)."""
+    """A unified diff of two chat templates (a set of named ones as JSON, a line each), and what the
+    candidate's adds (or, adding nothing, drops)."""
     as_text = [t if isinstance(t, str) else json.dumps(t, indent=1, sort_keys=True) for t in (theirs, mine)]
     lines = list(
         difflib.unified_diff(
