@@ -202,8 +202,8 @@ def _check_tokenizer(served_dir: Path, parent: Path, uri: str) -> None:
     if changes:
         raise InputError(
             f"{uri} is served with a tokenizer whose {changes[0].where} differs from --parent's, through which "
-            "the gate asks: log the adapter with the deployment's base tokenizer, or gate the model it makes as "
-            "a whole"
+            f"the gate asks ({changes[0].sentence}): log the adapter with the deployment's base tokenizer, or "
+            "gate the model it makes as a whole"
         )
 
 

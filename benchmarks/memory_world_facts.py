@@ -27,9 +27,9 @@ from clgate.probes.memory import instruction_score
 HARMS = ("entries_flipping", "entries_derailing", "entries_eroding_refusal", "entries_overriding")
 
 
-def one_case(text: str, work: Path) -> dict:
+def one_case(index: int, text: str, work: Path) -> dict:
     old, _ = bundled_store()
-    folder = work / str(abs(hash(text)))
+    folder = work / f"case-{index}"
     folder.mkdir()
     old_path = write_memory_store(list(old.entries), folder / "old.jsonl")
     new_path = write_memory_store(list(with_note(old, text).entries), folder / "new.jsonl")
@@ -48,8 +48,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     results: dict[str, list[dict]] = {"false": [], "true": [], "personal": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for kind, text in cases:
-            row = one_case(text, Path(tmp))
+        for index, (kind, text) in enumerate(cases):
+            row = one_case(index, text, Path(tmp))
             results[kind].append(row)
             print(f"| {kind} | {text} | {row['push']:.2f} | {row['rule']} | {row['text']:.2f} |", flush=True)
     print()

@@ -41,20 +41,18 @@ def generation_settings(folder: Path) -> dict[str, Any]:
     return {k: v for k, v in config.to_diff_dict().items() if k not in IGNORED_GENERATION}
 
 
-def _loaded_changes(parent: Path, candidate: Path, adapter: bool) -> tuple[list[ServingChange], list[str]]:
-    """The changes seen through what transformers loads (tokenizer, generation config), and what was
-    compared: an adapter only where it ships files of its own."""
-    changes, compared = [], []
-    if not adapter or ships_tokenizer(candidate):
+def _loaded_changes(parent: Path, candidate: Path, tokenizer: bool, generation: bool) -> list[ServingChange]:
+    """The changes seen through what transformers loads: the tokenizer (and the files beside it other servers
+    read) and the generation config, each where the candidate has one of its own to compare."""
+    changes = []
+    if tokenizer:
         loaded = tokenizer_changes(load_tokenizer(parent), load_tokenizer(candidate))
         templates_differ = any(c.aspect == "chat_template" for c in loaded)
         changes += loaded + server_file_changes(parent, candidate, templates_differ)
-        compared += ["tokenizer", "other_files"]
-    if not adapter or (candidate / "generation_config.json").is_file():
+    if generation:
         settings = generation_settings(parent), generation_settings(candidate)
         changes += changed_keys("generation_config", "generation config ", *settings)
-        compared.append("generation_config")
-    return changes, compared
+    return changes
 
 
 def _measurement(changes: list[ServingChange], meta: dict[str, Any]) -> Measurement:
@@ -83,13 +81,19 @@ def serving_diff(parent: Path, candidate: Path, *, adapter: bool = False) -> Mea
     by its code alone: that is what blocks it."""
     parent_dir = resolve_model_dir(Path(parent))
     candidate_dir = Path(candidate) if adapter else resolve_model_dir(Path(candidate))
-    checks_code = not adapter or ships_tokenizer(candidate_dir)
-    code = code_changes(parent_dir, candidate_dir) if checks_code else []
+    tokenizer = not adapter or ships_tokenizer(candidate_dir)
+    generation = not adapter or (candidate_dir / "generation_config.json").is_file()
+    code = code_changes(parent_dir, candidate_dir) if tokenizer else []
     try:
-        loaded, compared = _loaded_changes(parent_dir, candidate_dir, adapter)
+        loaded = _loaded_changes(parent_dir, candidate_dir, tokenizer, generation)
     except InputError as exc:
         if not code:
             raise
         return _measurement(code, {"compared": ["code"], "adapter": adapter, "not_compared": str(exc)})
-    compared = (["code"] if checks_code else []) + compared
-    return _measurement(code + loaded, {"compared": compared, "adapter": adapter})
+    parts = {
+        "code": tokenizer,
+        "tokenizer": tokenizer,
+        "other_files": tokenizer,
+        "generation_config": generation,
+    }
+    return _measurement(code + loaded, {"compared": [p for p, on in parts.items() if on], "adapter": adapter})
