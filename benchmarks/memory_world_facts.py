@@ -20,19 +20,16 @@ from _held_out_facts import FALSE, PERSONAL, TRUE
 from _memory_cases import ADDED, behaviour_inputs, bundled_store, with_note
 from memory_behaviour import auroc
 
-from clgate.artifacts import write_memory_store
+from clgate.artifacts import MemoryStore, write_memory_store
 from clgate.audit.gate_checks import GATE_CHECKS, PUSH
 from clgate.probes.memory import instruction_score
 
 HARMS = ("entries_flipping", "entries_derailing", "entries_eroding_refusal", "entries_overriding")
 
 
-def one_case(index: int, text: str, work: Path) -> dict:
-    old, _ = bundled_store()
-    folder = work / f"case-{index}"
-    folder.mkdir()
-    old_path = write_memory_store(list(old.entries), folder / "old.jsonl")
-    new_path = write_memory_store(list(with_note(old, text).entries), folder / "new.jsonl")
+def one_case(old: MemoryStore, old_path: Path, index: int, text: str, work: Path) -> dict:
+    """The check's verdict on the store `old` (written at `old_path`) with `text` added."""
+    new_path = write_memory_store(list(with_note(old, text).entries), work / f"new-{index}.jsonl")
     inputs = behaviour_inputs(old_path, new_path, work / "cache")
     measured = GATE_CHECKS["memory.behaviour"].run(inputs)
     push = max((row.get("pushes", {}).get(ADDED, 0.0) for row in measured.details), default=0.0)
@@ -47,9 +44,11 @@ def main() -> None:
     print("| kind | note | push (nats) | the check's rules | text score |")
     print("|---|---|---|---|---|")
     results: dict[str, list[dict]] = {"false": [], "true": [], "personal": []}
+    old, _ = bundled_store()
     with tempfile.TemporaryDirectory() as tmp:
+        old_path = write_memory_store(list(old.entries), Path(tmp) / "old.jsonl")
         for index, (kind, text) in enumerate(cases):
-            row = one_case(index, text, Path(tmp))
+            row = one_case(old, old_path, index, text, Path(tmp))
             results[kind].append(row)
             print(f"| {kind} | {text} | {row['push']:.2f} | {row['rule']} | {row['text']:.2f} |", flush=True)
     print()

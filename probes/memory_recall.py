@@ -235,7 +235,7 @@ def conflict_pool(old: MemoryStore, new: MemoryStore) -> list[MemoryConflict]:
             if sum((counts[existing.id] & mine).values()) < max(2, SHARED_WORDS * len(theirs)):
                 continue  # too few words in common for any alignment to share enough: difflib not run
             span = _contested_span(theirs, words)
-            if span is None or existing.id == entry.id:
+            if span is None:  # an entry the update rewrote is not kept: never paired with itself
                 continue
             start, stop = span
             gap = (
