@@ -13,7 +13,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "_datasets": ["ChatMessage", "DatasetRecord", "iter_dataset", "load_dataset", "write_dataset"],
         "_embedded": ["embedded_gguf_path", "embedded_model_dir", "embedder_dir"],
         "_embedder": ["SentenceEmbedder"],
-        "_gguf": ["dequantised_dir", "gguf_architecture"],
+        "_gguf": ["Seal", "dequantised_dir", "gguf_architecture"],
         "_jsonl": ["iter_jsonl", "write_jsonl"],
         "_kinds": ["detect_kind"],
         "_loading": ["MODEL_LOADING"],

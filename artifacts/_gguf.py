@@ -6,18 +6,28 @@ config on the meta device, given the dequantised tensors (no second copy) and sa
 keyed by the file's content (its SHA-256, streamed) and the dtype, so a bf16 target costs half
 the memory and disk of fp32, and a file replaced in place is never served stale. Later loads
 read the cache instead of dequantising again.
+
+The cache key says which folder a GGUF file would give, not that the folder holds it: anyone who can
+write the cache (a CI cache restored from another job) could plant another model there, and the gate
+would judge that model while the GGUF it hashed is what deploys. So a caller that holds a key passes a
+`Seal`: the folder's manifest root is signed when it is built and checked at every later use, and a
+folder nobody vouches for is built again.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import tempfile
 from importlib import metadata
 from pathlib import Path
+from typing import Protocol
 
 from clgate.artifacts._hashing import hash_file
 from clgate.artifacts._loading import MODEL_LOADING
+from clgate.atomic import write_text_atomic
 from clgate.errors import InputError
 
 # Architectures transformers' GGUF loader can dequantise into a causal LM.
@@ -64,16 +74,50 @@ def _cache_key(path: Path, dtype: str) -> str:
     return f"{path.stem}-{content[:16]}-{dtype}-{libraries}"
 
 
-def dequantised_dir(path: Path, cache_dir: Path, dtype: str = "float32") -> Path:
-    """Return the cached safetensors directory of a GGUF file in `dtype`, building it on first use."""
+class Seal(Protocol):
+    """Vouches for a folder this machine built, with a key the cache's other writers do not hold."""
+
+    def sign(self, message: bytes) -> bytes: ...
+
+    def verifies(self, message: bytes, signature: bytes) -> bool: ...
+
+
+_SEAL_DOMAIN = b"clgate-dequantised-v1\n"
+
+
+def _sealed_message(target: Path) -> bytes:
+    """The folder's cache key (GGUF digest, dtype, libraries) and the manifest root of what it holds now."""
+    from clgate.artifacts._manifest import compute_manifest
+
+    return _SEAL_DOMAIN + f"{target.name}\n{compute_manifest(target, tensors=False).root}".encode()
+
+
+def _seal_path(target: Path) -> Path:
+    return target.parent / f"{target.name}.seal.json"
+
+
+def _vouched(target: Path, seal: Seal) -> bool:
+    """The folder holds what the seal's key signed when it was built (and nothing else)."""
+    try:
+        signature = base64.b64decode(json.loads(_seal_path(target).read_text())["signature"], validate=True)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return seal.verifies(_sealed_message(target), signature)
+
+
+def dequantised_dir(path: Path, cache_dir: Path, dtype: str = "float32", seal: Seal | None = None) -> Path:
+    """Return the cached safetensors directory of a GGUF file in `dtype`, building it on first use; with
+    `seal`, a cached folder it does not vouch for is built again (and the new one sealed)."""
     path = Path(path)
     if dtype not in DTYPES:
         raise InputError(f"cannot dequantise to {dtype!r} (one of {', '.join(DTYPES)})")
     if not path.is_file():
         raise InputError(f"{path}: no such GGUF file")
     target = Path(cache_dir) / "gguf" / _cache_key(path, dtype)
-    if (target / "config.json").is_file():
+    if (target / "config.json").is_file() and (seal is None or _vouched(target, seal)):
         return target
+    if seal is not None and target.exists():  # planted, tampered or built without a key: not used
+        shutil.rmtree(target)
     arch = gguf_architecture(path)
     if arch not in SUPPORTED_ARCHITECTURES:
         raise InputError(
@@ -111,4 +155,7 @@ def dequantised_dir(path: Path, cache_dir: Path, dtype: str = "float32") -> Path
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if seal is not None:
+        signature = base64.b64encode(seal.sign(_sealed_message(target))).decode()
+        write_text_atomic(_seal_path(target), json.dumps({"signature": signature}))
     return target

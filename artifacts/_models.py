@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from clgate.artifacts._cache import default_cache_dir
-from clgate.artifacts._gguf import dequantised_dir
+from clgate.artifacts._gguf import Seal, dequantised_dir
 from clgate.artifacts._safetensors_header import read_safetensors_header
 from clgate.errors import InputError
 
@@ -50,15 +50,18 @@ def check_weight_index(path: Path) -> None:
             raise InputError(f"{index}: shard {shard!r} is missing")
 
 
-def resolve_model_dir(path: Path, cache_dir: Path | None = None, dtype: str = "float32") -> Path:
-    """An HF model directory for `path`: itself, or the cached dequantisation of a GGUF file in `dtype`."""
+def resolve_model_dir(
+    path: Path, cache_dir: Path | None = None, dtype: str = "float32", seal: Seal | None = None
+) -> Path:
+    """An HF model directory for `path`: itself, or the cached dequantisation of a GGUF file in `dtype`
+    (with `seal`, only a cached one the seal vouches for)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such model file or directory")
     if path.is_file():
         if path.suffix != ".gguf":
             raise InputError(f"{path}: not a model (expected a directory with config.json or a .gguf file)")
-        return dequantised_dir(path, cache_dir or default_cache_dir(), dtype)
+        return dequantised_dir(path, cache_dir or default_cache_dir(), dtype, seal)
     if not (path / "config.json").is_file():
         raise InputError(f"{path}: not a model directory (no config.json)")
     model_weight_files(path)

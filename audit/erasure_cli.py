@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from clgate.audit.erasure import Matcher, Requested, finish_erasure, request_erasure
-from clgate.audit.gate import GateRequest, GateRun, check_policy, propose, run_gate
+from clgate.audit.gate import GateRequest, GateRun, check_policy, gate_seal, propose, run_gate
 from clgate.audit.gate_cli import (
     DeploymentOpt,
     LedgerOpt,
@@ -130,7 +130,9 @@ def _gate_store(
         pipeline={"erasure": requested.request.request_id},
     )
     run = GateRun(out_dir=report)
-    proposed = propose(gate_request, journal.as_signer(signing_key(proposer_key)), run, progress)
+    proposed = propose(
+        gate_request, journal.as_signer(signing_key(proposer_key)), run, progress, gate_seal(journal)
+    )
     return run_gate(
         proposed.proposal.update_id,
         policy,

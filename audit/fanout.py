@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from clgate.audit.gate import GateRequest, GateRun, check_policy, propose, run_gate
+from clgate.audit.gate import GateRequest, GateRun, check_policy, gate_seal, propose, run_gate
 from clgate.audit.journal import Journal, signing_key
 from clgate.audit.policy import load_policy
 from clgate.audit.schedule import scheduled_audit
@@ -116,7 +116,7 @@ def reaudit(job: ReauditJob) -> ReauditOutcome:
         manifests = None
         if resumed is None:
             proposer = journal.as_signer(signing_key(s.pipeline_key))
-            proposed = propose(request, proposer, run)
+            proposed = propose(request, proposer, run, seal=gate_seal(journal))
             update_id, manifests = proposed.proposal.update_id, proposed.manifests
         else:
             update_id = resumed.update_id

@@ -33,7 +33,7 @@ from clgate.audit.judge import CheckOutcome, judge
 from clgate.audit.policy import Policy
 from clgate.audit.regression import RegressionSet, keep_target, regression_set
 from clgate.audit.result import CheckSummary, GateResult
-from clgate.audit.runner import CheckCache, run_checks
+from clgate.audit.runner import CheckCache, KeySeal, run_checks
 from clgate.audit.signing import UpstreamSignature, keep_signature, producer_findings, verify_upstream
 from clgate.audit.state import LedgerState
 from clgate.audit.verdict import Decision, Finding, Status, Verdict
@@ -164,13 +164,19 @@ def _manifests(paths: dict[str, Path], progress: Progress | None) -> dict[str, M
     return out
 
 
-def _check_inputs(request: GateRequest, cache: Path | None, dtype: str) -> Path:
+def gate_seal(journal: Journal) -> KeySeal | None:
+    """What vouches for the model folders this gate builds in its cache: its own key, when it holds one."""
+    return KeySeal(journal.signer) if journal.signer is not None else None
+
+
+def _check_inputs(request: GateRequest, cache: Path | None, dtype: str, seal: KeySeal | None) -> Path:
     """Fail on unusable inputs before anything is signed: the parent model, an adapter that does not fit.
 
-    A GGUF parent is dequantised (once, cached) straight into `dtype`, the dtype the models run in.
+    A GGUF parent is dequantised (once, cached, sealed by the gate's key) straight into `dtype`, the dtype
+    the models run in.
     """
     assert request.parent is not None
-    parent_dir = resolve_model_dir(request.parent, cache, dtype)
+    parent_dir = resolve_model_dir(request.parent, cache, dtype, seal)
     if request.adapter is not None:
         check_adapter_fits(request.adapter, parent_dir)
     return parent_dir
@@ -305,11 +311,16 @@ def build_proposal(
 
 
 def propose(
-    request: GateRequest, journal: Journal, run: GateRun = GateRun(), progress: Progress | None = None
+    request: GateRequest,
+    journal: Journal,
+    run: GateRun = GateRun(),
+    progress: Progress | None = None,
+    seal: KeySeal | None = None,
 ) -> Proposed:
-    """Hash every artifact and record `update.proposed`, signed by the pipeline's key."""
+    """Hash every artifact and record `update.proposed`, signed by the pipeline's key. A run that gates
+    what it proposes passes the gate key's `seal`, so a GGUF parent is dequantised once, sealed."""
     request.update_kind()
-    _check_inputs(request, run.cache, run.placement().dtype)
+    _check_inputs(request, run.cache, run.placement().dtype, seal)
     served = served_refs(request.served)
     manifests = _manifests(request.paths(), progress)
     signatures = None
@@ -342,19 +353,20 @@ def _changed_since_proposed(proposal: Proposal, manifests: dict[str, Manifest]) 
     return findings
 
 
-def _lineage_findings(update: UpdateState, current_base: str | None) -> list[Finding]:
-    """An adapter or memory is audited against the base it will actually run on."""
-    if update.kind == "model" or current_base is None or current_base == update.base:
-        return []
-    return [
-        Finding(
-            rule="lineage",
-            check="lineage",
-            status=Status.FAIL,
-            reason=f"parent {update.base[:19]}… is not the promoted base {current_base[:19]}… of deployment "
-            f"{update.deployment!r}; audit the update against the base it will run on",
+def _lineage_findings(update: UpdateState, state: LedgerState) -> list[Finding]:
+    """An adapter or memory is audited against the base it will actually run on; a memory update against
+    the store its deployment runs."""
+    current_base = state.current_base(update.deployment)
+    if update.kind != "model" and current_base is not None and current_base != update.base:
+        reason = (
+            f"parent {update.base[:19]}… is not the promoted base {current_base[:19]}… of deployment "
+            f"{update.deployment!r}; audit the update against the base it will run on"
         )
-    ]
+    else:
+        reason = state.governance.other_memory(update)
+    if reason is None:
+        return []
+    return [Finding(rule="lineage", check="lineage", status=Status.FAIL, reason=reason)]
 
 
 def _request_for(update: UpdateState, paths: GateRequest | None, run: GateRun) -> GateRequest:
@@ -617,7 +629,7 @@ def plan_gate(
         )
     request = _request_for(update, paths, run)
     disallowed = _served_disallowed(update.proposal, run)
-    blocked = disallowed + _lineage_findings(update, state.current_base(update.deployment))
+    blocked = disallowed + _lineage_findings(update, state)
     if blocked:
         return GatePlan(update, replace(request, served=None), tuple(blocked))
     for role, path in request.paths().items():
@@ -626,12 +638,17 @@ def plan_gate(
                 f"cannot find the proposed {role} {path} (give its path with --{role.replace('_', '-')})"
             )
     dtype = run.placement().dtype
-    parent_dir = _check_inputs(request, run.cache, dtype)
+    seal = gate_seal(journal)
+    parent_dir = _check_inputs(request, run.cache, dtype, seal)
     anchor = _anchor(state, update, policy, request)
     anchor_dir = None
     if anchor is not None:
-        anchor_dir = parent_dir if anchor.is_parent else resolve_model_dir(anchor.path, run.cache, dtype)
-    regression = regression_set(state, update, journal.evidence)  # a lost earlier set: refused here
+        anchor_dir = (
+            parent_dir if anchor.is_parent else resolve_model_dir(anchor.path, run.cache, dtype, seal)
+        )
+    regression = regression_set(
+        state, update.deployment, journal.evidence, before=update
+    )  # a lost earlier set: refused here
     adapter = _deployed_adapter(state, update, request)
     if adapter is not None:
         check_adapter_fits(adapter.path, parent_dir)

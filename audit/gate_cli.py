@@ -18,7 +18,7 @@ from rich.tree import Tree
 
 from clgate.audit import actions
 from clgate.audit.ci_formats import RENDERERS, OutputFormat, append_step_summary, write_junit
-from clgate.audit.gate import GateRequest, GateRun, check_policy, propose, run_gate
+from clgate.audit.gate import GateRequest, GateRun, check_policy, gate_seal, propose, run_gate
 from clgate.audit.journal import Journal, signing_key
 from clgate.audit.lineage import Lineage, build_lineage
 from clgate.audit.policy import load_policy
@@ -253,7 +253,9 @@ def gate(
         check_policy(loaded_policy, journal)  # before anything is written
         manifests = None
         if proposer_key is not None:
-            proposed = propose(request, journal.as_signer(signing_key(proposer_key)), run, progress)
+            proposed = propose(
+                request, journal.as_signer(signing_key(proposer_key)), run, progress, gate_seal(journal)
+            )
             update, manifests = proposed.proposal.update_id, proposed.manifests
         result = run_gate(update, loaded_policy, journal, run, request, manifests, progress)
     finish_gate(result, fmt, junit, summary, out)

@@ -14,7 +14,7 @@ import typer
 
 from clgate.artifacts import ArtifactKind, detect_kind
 from clgate.audit.ci_formats import OutputFormat
-from clgate.audit.gate import GateRequest, GateRun, check_policy, propose, run_gate
+from clgate.audit.gate import GateRequest, GateRun, check_policy, gate_seal, propose, run_gate
 from clgate.audit.gate_cli import (
     AnchorOpt,
     CacheOpt,
@@ -125,7 +125,9 @@ def gate(
             pipeline={**version.pipeline(), **files.pipeline()},
             **{role: files.candidate},
         )
-        proposed = propose(request, journal.as_signer(signing_key(proposer_key)), run, progress)
+        proposed = propose(
+            request, journal.as_signer(signing_key(proposer_key)), run, progress, gate_seal(journal)
+        )
         update = proposed.proposal.update_id
         result = run_gate(update, loaded_policy, journal, run, request, proposed.manifests, progress)
     finish_gate(result, fmt, junit, summary, out)

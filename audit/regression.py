@@ -107,14 +107,16 @@ def accuracy_history(evidence: EvidenceStore, owners: list[UpdateState]) -> list
     ]
 
 
-def regression_set(state: LedgerState, update: UpdateState, evidence: EvidenceStore) -> RegressionSet | None:
-    """The regression set a gate of `update` reruns (a memory update's: asks with its notes); None when its
-    deployment promoted no target set yet.
+def regression_set(
+    state: LedgerState, deployment: str, evidence: EvidenceStore, before: UpdateState | None = None
+) -> RegressionSet | None:
+    """The regression set of `deployment` that a gate of `before` reruns (a memory update's: asks with its
+    notes), or a scheduled audit asks the live memory with; None when the deployment promoted no target set.
 
     Each set is read from the evidence store, else from where it was proposed, and must have the bytes
     its proposal recorded: a set that can be found nowhere is an InputError (restore it), never skipped.
     """
-    owners = task_owners(state, update.deployment, before=update)
+    owners = task_owners(state, deployment, before=before)
     tasks = []
     for owner in owners:
         sha256 = _target_file(owner)
@@ -127,7 +129,7 @@ def regression_set(state: LedgerState, update: UpdateState, evidence: EvidenceSt
         if kept is None:
             raise InputError(
                 f"the target set of promoted update {owner.update_id} is neither kept with the ledger's evidence "
-                f"nor unchanged at {proposed}; restore it there to gate deployment {update.deployment!r}"
+                f"nor unchanged at {proposed}; restore it there to audit deployment {deployment!r}"
             )
         tasks.append(RegressionTask(owner.update_id, kept, sha256))
     if not tasks:

@@ -119,6 +119,21 @@ class CheckCache:
         write_text_atomic(self._path(check, material), json.dumps(record))
 
 
+class KeySeal:
+    """The gate's key vouching for model folders the gate built in its cache (a GGUF dequantised): a
+    folder someone else planted under the same cache key is built again, not judged."""
+
+    def __init__(self, signer: Ed25519PrivateKey) -> None:
+        self.signer = signer
+        self.public = public_bytes(signer.public_key())
+
+    def sign(self, message: bytes) -> bytes:
+        return self.signer.sign(message)
+
+    def verifies(self, message: bytes, signature: bytes) -> bool:
+        return verify_signature(self.public, signature, message)
+
+
 def _with_timeout(fn: Callable[[], Measurement], timeout_s: float) -> Measurement:
     """Run fn in a daemon thread; a hung check cannot hold the gate (or the process) hostage."""
     box: dict[str, object] = {}

@@ -25,6 +25,7 @@ from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.judge import judge
 from clgate.audit.policy import Policy
+from clgate.audit.regression import RegressionTask, regression_set
 from clgate.audit.runner import CheckCache, run_checks
 from clgate.audit.state import DEFAULT_DEPLOYMENT, LedgerState
 from clgate.audit.verdict import Finding, Status, Verdict
@@ -134,15 +135,38 @@ def _baseline(
     return None, [Finding(rule="behaviour-baseline", check="behaviour", status=status, reason=reason)]
 
 
+def _earlier_tasks(
+    state: LedgerState,
+    policy: Policy,
+    paths: dict[str, tuple[Path, Manifest]],
+    deployment: str,
+    evidence: EvidenceStore,
+) -> tuple[tuple[RegressionTask, ...] | None, list[Finding]]:
+    """The deployment's earlier promoted tasks, which `memory.behaviour` asks with the live store's notes as
+    a gate would; a set that cannot be found blocks the run, which is still recorded, and the rest runs."""
+    if "memory.behaviour" not in policy.scheduled_checks or "memory" not in paths:
+        return None, []
+    try:
+        regression = regression_set(state, deployment, evidence)
+    except InputError as exc:
+        reason = f"the deployment's earlier tasks were not asked with the live memory: {exc}"
+        return None, [
+            Finding(rule="regression-set", check="memory.behaviour", status=Status.FAIL, reason=reason)
+        ]
+    return (regression.tasks if regression else None), []
+
+
 def _deployed_inputs(
     paths: dict[str, tuple[Path, Manifest]],
     snapshot: tuple[Path, Manifest] | None,
     promoted: PromotedAnswers | None,
+    tasks: tuple[RegressionTask, ...] | None,
     cache_dir: Path,
     policy: Policy,
 ) -> GateInputs:
-    """What is deployed, as gate inputs: the live memory is compared with the promoted snapshot, the model
-    with the answers its promotion recorded (when the policy schedules `behaviour`)."""
+    """What is deployed, as gate inputs: the live memory is compared with the promoted snapshot and asked
+    the deployment's earlier tasks, the model with the answers its promotion recorded (when the policy
+    schedules `behaviour`)."""
     roles = {"base": "parent", "adapter": "adapter", "memory": "memory_new"}
     inputs: dict[str, Path] = {roles[slot]: path for slot, (path, _) in paths.items()}
     manifests = {roles[slot]: manifest for slot, (_, manifest) in paths.items()}
@@ -153,6 +177,7 @@ def _deployed_inputs(
     return GateInputs(
         **inputs,
         promoted=promoted,
+        regression_tasks=tasks,
         suites=tuple(policy.suites) or None,
         cache_dir=cache_dir,
         # this run's own folder: `inspect view` on it opens what the recorded numbers rest on
@@ -183,8 +208,9 @@ def scheduled_audit(
         paths[record["slot"]] = (Path(path), manifest)
     snapshot, noted = _promoted_snapshot(state, deployment) if "memory" in paths else (None, [])
     promoted, not_rerun = _baseline(state, policy, paths, deployment, journal.evidence)
-    findings += noted + not_rerun
-    gate_inputs = _deployed_inputs(paths, snapshot, promoted, cache_dir, policy)
+    tasks, not_asked = _earlier_tasks(state, policy, paths, deployment, journal.evidence)
+    findings += noted + not_rerun + not_asked
+    gate_inputs = _deployed_inputs(paths, snapshot, promoted, tasks, cache_dir, policy)
     applicable = [
         n for n in policy.scheduled_checks if n in GATE_CHECKS and GATE_CHECKS[n].applies(gate_inputs)
     ]

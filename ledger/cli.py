@@ -382,8 +382,11 @@ def witness(
 
 
 def _verified(ledger: Ledger) -> None:
-    """Refuse to act on a ledger that does not verify against its trust file."""
-    problems = ledger.verify()
+    """Refuse to act on a ledger that does not verify against its trust file, or that shrank or forked
+    since this machine last verified it: a bundle or a checkpoint of a cut log would vouch for the cut."""
+    from clgate.ledger.seen import SeenHeads
+
+    problems = ledger.verify(seen=SeenHeads())
     if problems:
         raise IntegrityError(f"ledger fails verification ({len(problems)} problem(s), first: {problems[0]})")
 

@@ -488,6 +488,9 @@ class KeyAdded(EntryBody):
     public_key: str
     roles: list[Role] = Field(min_length=1)
     name: str = ""
+    key_quorum: int | None = Field(default=None, ge=1)
+    """On the genesis entry only: the trust file's `key_quorum`, recorded by the log itself, so a trust file
+    one admin re-signed with a lower quorum (to add keys alone) no longer matches the log it is bound to."""
 
     @model_validator(mode="after")
     def _id_matches_key(self) -> KeyAdded:

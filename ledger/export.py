@@ -155,10 +155,17 @@ def verify_bundle(
         except InputError as exc:
             problems.append(Problem(e.index, str(exc)))
     cp = _bundle_checkpoint(bundle, problems)
-    last_seen = seen.get(bundle.log_id) if seen is not None else None
+    # the head this verifier remembers is looked up by the log's own id (its first entry's hash), never by
+    # the bundle's word for it: an edited `log_id` would find no head, and a cut log would pass as new
+    log_id = merkle.leaf_hash(leaves[0][1]).hex() if leaves and leaves[0][0] == 0 else bundle.log_id
+    last_seen = seen.get(log_id) if seen is not None else None
     sizes = [c.size for c in (cp, since, last_seen) if c]
     report = verify_leaves(leaves, trust, sizes, workers)
     problems += report.problems
+    if bundle.log_id != report.log_id:
+        problems.append(
+            Problem(None, f"bundle log_id {bundle.log_id[:16]}… is not its log's ({report.log_id[:16]}…)")
+        )
     size, root = bundle.tree.get("size"), str(bundle.tree.get("root", ""))
     if (size, root) != (report.size, report.root.hex()):
         problems.append(Problem(None, f"bundle tree head (size {size}) does not match its entries"))

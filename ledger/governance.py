@@ -232,9 +232,27 @@ class Governance:
             return bases[0] if bases else None
         return next((u for u in bases if pinned in (u.update_id, u.candidate_digest)), None)
 
-    def valid_approvals(self, update: UpdateState) -> list[str]:
-        """Approving keys that count: allowed by the policy, neither the proposer's nor the gate's."""
-        return [k for k, i in update.approvals.items() if self._approval_counts(update, k, i)]
+    def valid_approvals(self, update: UpdateState, index: int | None = None) -> list[str]:
+        """Approving keys that count at `index` (now, by default): allowed by the policy, neither the
+        proposer's nor the gate's (whichever of their keys), and not revoked since. A revoked key's approvals
+        fall with it, so one person who rotates a key approves again once, never twice for an n-of-m."""
+        index = self.size if index is None else index
+        return [
+            k
+            for k, at in update.approvals.items()
+            if self.ring.active(k, index) is not None and self._approval_counts(update, k, at)
+        ]
+
+    def approver(self, kid: str) -> str:
+        """Who a key speaks for: its name (unique among live keys, passed on when a key is rotated), else itself."""
+        state = self.ring.keys.get(kid)
+        return state.name if state is not None and state.name else kid
+
+    def _acted_on(self, update: UpdateState, kid: str) -> str | None:
+        """'proposed' or 'audited' when `kid`'s approver did that for `update`, whichever key they used."""
+        if self.approver(kid) == self.approver(update.proposer):
+            return "proposed"
+        return "audited" if update.auditor and self.approver(kid) == self.approver(update.auditor) else None
 
     def promotion_refusal(
         self, update: UpdateState, signer: str | None, index: int | None = None
@@ -254,11 +272,20 @@ class Governance:
             return f"update {uid} was rolled back at entry {update.rolled_back_index}; propose it again for a new audit"
         if update.blocked_index is not None:
             return f"update {uid} was blocked at entry {update.blocked_index}"
-        if update.decision == "review" and len(self.valid_approvals(update)) < update.approvals_required:
-            return f"update {uid} needs {update.approvals_required} approvals, has {len(self.valid_approvals(update))}"
-        if signer is not None and signer in (update.proposer, update.auditor):
-            return f"the key that {'proposed' if signer == update.proposer else 'audited'} update {uid} may not promote it"
-        stale = self._stale_base(update) or self._erased(update) or self.other_adapter(update)
+        approvals = len(self.valid_approvals(update, index))
+        if update.decision == "review" and approvals < update.approvals_required:
+            return f"update {uid} needs {update.approvals_required} approvals, has {approvals}"
+        acted = self._acted_on(update, signer) if signer is not None else None
+        if acted:
+            return f"the key that {acted} update {uid} may not promote it"
+        if update.superseded_by is not None:
+            return f"update {uid} was proposed again as {update.superseded_by}; that proposal's audit decides"
+        stale = (
+            self._stale_base(update)
+            or self._erased(update)
+            or self.other_adapter(update)
+            or self.other_memory(update)
+        )
         if stale:
             return stale
         if self.deployed.get((update.deployment, update.slot)) == uid:
@@ -275,7 +302,7 @@ class Governance:
             return f"update {uid} was blocked at entry {update.blocked_index}"
         if update.rolled_back_index is not None:
             return f"update {uid} was rolled back at entry {update.rolled_back_index}; propose it again for a new audit"
-        return self._stale_base(update) or self._erased(update)
+        return self._stale_base(update) or self._erased(update) or self.other_adapter(update)
 
     def signing_refusal(
         self, update: UpdateState, signer: str | None, index: int | None = None
@@ -292,8 +319,9 @@ class Governance:
             return f"update {uid} was rolled back at entry {update.rolled_back_index}"
         if update.blocked_index is not None:
             return f"update {uid} was blocked at entry {update.blocked_index}"
-        if signer is not None and signer in (update.proposer, update.auditor):
-            return f"the key that {'proposed' if signer == update.proposer else 'audited'} update {uid} may not sign it"
+        acted = self._acted_on(update, signer) if signer is not None else None
+        if acted:
+            return f"the key that {acted} update {uid} may not sign it"
         return self._erased(update)
 
     def releases(self) -> list[tuple[UpdateState, int, ArtifactSigned]]:
@@ -308,7 +336,7 @@ class Governance:
     # --- internals --------------------------------------------------------------------------------
 
     def _approval_counts(self, update: UpdateState, kid: str, index: int) -> bool:
-        if kid in (update.proposer, update.auditor):
+        if self._acted_on(update, kid):
             return False
         allowed = update.audit.approvals.approvers if update.audit else []
         state = self.ring.keys.get(kid)
@@ -346,6 +374,24 @@ class Governance:
             f"{update.deployment!r} runs {runs} now; {then} for a new audit"
         )
 
+    def other_memory(self, update: UpdateState) -> str | None:
+        """Why a memory update does not apply to its deployment's store: it changes another store than the
+        deployed one, so its audit judged a diff nobody would deploy (entries planted in its old store are
+        not new to it). None when it changes the deployed store, re-judges it (a re-audit on a new base
+        proposes the deployed store again), or no memory is deployed yet."""
+        running = self.deployed.get((update.deployment, "memory"))
+        old = update.proposal.artifacts.get("memory_old")
+        if update.kind != "memory" or running is None or old is None:
+            return None
+        deployed = self.updates[running].candidate_digest
+        if deployed in (old.digest, update.candidate_digest):
+            return None
+        return (
+            f"memory update {update.update_id} changes the store {old.digest[:19]}…, but deployment "
+            f"{update.deployment!r} runs memory update {running} ({deployed[:19]}…); propose the change again "
+            "against the deployed store"
+        )
+
     def _erased(self, update: UpdateState) -> str | None:
         erasure = self.erasure_blocking(update.update_id)
         if erasure is None:
@@ -366,15 +412,15 @@ class Governance:
     def _witness_refusal(self, update: UpdateState, index: int, note_text: str | None) -> str | None:
         assert update.audit is not None
         need = update.audit.witnesses
+        try:  # a cited checkpoint is parsed whether or not witnesses are required: replay records its root
+            note = CheckpointNote.parse(note_text) if note_text else None
+        except ValueError as exc:
+            return f"the promotion's checkpoint is malformed: {exc}"
         if need.required == 0:
             return None
         where = f"a checkpoint after entry {update.audit_index} cosigned by {need.required} witness(es)"
-        if not note_text:
+        if note is None:
             return f"update {update.update_id} needs {where} (its policy requires witnesses)"
-        try:
-            note = CheckpointNote.parse(note_text)
-        except ValueError as exc:
-            return f"the promotion's checkpoint is malformed: {exc}"
         if self.log_id and note.origin != log_origin(self.log_id):
             return "the promotion's checkpoint belongs to another log"
         assert update.audit_index is not None
@@ -449,8 +495,9 @@ def _approved(g: Governance, index: int, signer: str, subject: str | None, ap: A
         return f"update {ap.update_id} was blocked at entry {update.blocked_index}"
     if update.promoted_index is not None:
         return f"update {ap.update_id} was already promoted"
-    if signer in (update.proposer, update.auditor):
-        return f"the key that {'proposed' if signer == update.proposer else 'audited'} update {ap.update_id} may not approve it"
+    acted = g._acted_on(update, signer)
+    if acted:
+        return f"the key that {acted} update {ap.update_id} may not approve it"
     if signer in update.approvals:
         return f"this key already approved update {ap.update_id}"
     if not g._approval_counts(update, signer, index):

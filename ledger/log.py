@@ -27,7 +27,7 @@ from clgate.ledger.entries import (
 )
 from clgate.ledger.governance import Governance
 from clgate.ledger.keys import key_id, public_key_b64
-from clgate.ledger.rows import Head, Prepared, StateReader
+from clgate.ledger.rows import EntryReader, Head, Prepared
 from clgate.ledger.seen import SeenHeads
 from clgate.ledger.trust import KeyRing, Trust, load_trust
 from clgate.ledger.verify import (
@@ -139,7 +139,10 @@ class Ledger:
         anchor = trust.by_id().get(admin_id) if trust else None
         if trust and (anchor is None or "admin" not in anchor.roles):
             raise InputError("the admin key must be listed in the trust file with the admin role")
-        drafts = [_key_added(admin.public_key(), ["admin"], anchor.name if anchor else admin_name)]
+        genesis = _key_added(admin.public_key(), ["admin"], anchor.name if anchor else admin_name)
+        if trust is not None:
+            genesis = genesis.model_copy(update={"body": {**genesis.body, "key_quorum": trust.key_quorum}})
+        drafts = [genesis]
         drafts += [
             EntryDraft(
                 type="key.added",
@@ -193,8 +196,8 @@ class Ledger:
         changes_state = any(is_stateful(d.type) for d in drafts)
         built: dict[str, Any] = {}
 
-        def build(head: Head, read_state: StateReader) -> list[Prepared]:
-            self._catch_up(head.size, read_state)
+        def build(head: Head, read_entries: EntryReader) -> list[Prepared]:
+            self._catch_up(head.size, read_entries)
             state = copy.deepcopy(self._state) if changes_state else self._state
             prev = head.last_hash.hex() if head.size else GENESIS_PREV
             statements, envelopes, prepared = [], [], []
@@ -244,20 +247,23 @@ class Ledger:
                 return f"the promotion's checkpoint (size {claim.size}) is not this log's"
         return None
 
-    def _catch_up(self, size: int, read_state: StateReader) -> None:
+    def _catch_up(self, size: int, read_entries: EntryReader) -> None:
         """Replay stateful entries appended since we last looked (by any process), checking each one.
 
         The database is not trusted: an entry that does not verify, or that the governance rules
-        forbid, stops every append until `clgate ledger verify` has been run and the cause found.
+        forbid, stops every append until `clgate ledger verify` has been run and the cause found. Which
+        entries are stateful is read from each one's signed type, never from the database's columns.
         """
         if self._state.size >= size:
             return
         if not self._state.log_id and size:
             self._state.log_id = self.log_id()
-        for index, leaf in read_state(self._state.size):
+        for index, leaf in read_entries(self._state.size):
             if index >= size:
                 break
             entry = parse_entry(index, leaf)
+            if not is_stateful(entry.type):
+                continue
             public = self._state.ring.public_key(entry.signer) or (
                 _b64(entry.body["public_key"]) if index == 0 and entry.type == "key.added" else None
             )
@@ -274,7 +280,7 @@ class Ledger:
 
     def governance(self) -> Governance:
         """Keys, policies, updates and deployments as of now (stateful entries replayed, signatures checked)."""
-        self._catch_up(self.store.head().size, self.store.read_state)
+        self._catch_up(self.store.head().size, self.store.read_from)
         return self._state
 
     def checkpoint(self, signer: Ed25519PrivateKey) -> CheckpointNote:
@@ -319,9 +325,13 @@ class Ledger:
     __getitem__ = get
 
     def find(self, entry_type: str | None = None, subject: str | None = None) -> Iterator[LedgerEntry]:
-        for index, leaf in self.store.find(entry_type):
+        """Entries of a type (about a subject), chosen by what each entry signed: the database's unsigned
+        `entry_type` column could hide a relabelled one."""
+        for index, leaf in self.store.read():
             entry = parse_entry(index, leaf)
-            if subject is None or entry.subject == subject:
+            if (entry_type is None or entry.type == entry_type) and (
+                subject is None or entry.subject == subject
+            ):
                 yield entry
 
     def log_id(self) -> str:

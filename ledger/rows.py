@@ -24,7 +24,8 @@ class Head:
 
 @dataclass(frozen=True)
 class Prepared:
-    """The bytes of one new entry, and the columns stored beside them for queries."""
+    """The bytes of one new entry, and the columns stored beside them for people querying the database
+    (unsigned: clgate never decides anything by them)."""
 
     leaf: bytes
     entry_type: str
@@ -32,5 +33,5 @@ class Prepared:
     timestamp: str
 
 
-# Reads (index, bytes) of the stateful entries (keys, policies, updates) from `start` on.
-StateReader = Callable[[int], list[tuple[int, bytes]]]
+# Reads (index, bytes) of every entry from `start` on, inside the append's transaction.
+EntryReader = Callable[[int], list[tuple[int, bytes]]]

@@ -25,9 +25,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from clgate.errors import ClgateError, InputError, IntegrityError
-from clgate.ledger.entries import STATEFUL_TYPES
 from clgate.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash
-from clgate.ledger.rows import Head, Prepared, StateReader
+from clgate.ledger.rows import EntryReader, Head, Prepared
 
 STORE_SCHEMA_VERSION = 1
 _RETRIES = 50
@@ -85,12 +84,11 @@ _HEAD = sa.select(head_t.c.size, head_t.c.frontier, head_t.c.last_hash, head_t.c
 _HEAD_LOCKED = _HEAD.with_for_update()
 _INSERT_ENTRY = sa.insert(entries_t)
 _INSERT_NODES = sa.insert(nodes_t)
-_STATE_ENTRIES = (
+# Every entry from `start` on, whatever its `entry_type` column says: the column is a copy for people
+# querying the database, unsigned, and a writer could relabel a block as a note to hide it from a replay.
+_ENTRIES_FROM = (
     sa.select(entries_t.c.idx, entries_t.c.envelope)
-    .where(
-        entries_t.c.idx >= sa.bindparam("start"),
-        entries_t.c.entry_type.in_([sa.literal_column(f"'{t}'") for t in STATEFUL_TYPES]),
-    )
+    .where(entries_t.c.idx >= sa.bindparam("start"))
     .order_by(entries_t.c.idx)
 )
 _UPDATE_HEAD = sa.update(head_t).where(head_t.c.id == sa.literal_column("1"))
@@ -137,7 +135,7 @@ class Store:
         dialect = engine.dialect
         self._sql = {
             "head": _Compiled(_HEAD_LOCKED, dialect),
-            "state": _Compiled(_STATE_ENTRIES, dialect),
+            "entries": _Compiled(_ENTRIES_FROM, dialect),
             "entry": _Compiled(_INSERT_ENTRY, dialect),
             "node": _Compiled(_INSERT_NODES, dialect),
             "update": _Compiled(_UPDATE_HEAD, dialect, ["size", "frontier", "last_hash", "root"]),
@@ -218,7 +216,7 @@ class Store:
         with self._connect() as conn:
             return _read_head(conn)
 
-    def append(self, build: Callable[[Head, StateReader], Sequence[Prepared]]) -> tuple[Head, list[bytes]]:
+    def append(self, build: Callable[[Head, EntryReader], Sequence[Prepared]]) -> tuple[Head, list[bytes]]:
         """Append the entries `build` makes from the locked head, all in one transaction.
 
         `build` runs inside the transaction, so what it decides (indices, previous hashes, whether
@@ -236,7 +234,7 @@ class Store:
         raise AssertionError("unreachable")
 
     def _append_once(
-        self, build: Callable[[Head, StateReader], Sequence[Prepared]]
+        self, build: Callable[[Head, EntryReader], Sequence[Prepared]]
     ) -> tuple[Head, list[bytes]]:
         with self._writer_lock:
             if self._writer is None:
@@ -251,7 +249,7 @@ class Store:
                 raise
 
     def _transaction(
-        self, raw: Any, build: Callable[[Head, StateReader], Sequence[Prepared]]
+        self, raw: Any, build: Callable[[Head, EntryReader], Sequence[Prepared]]
     ) -> tuple[Head, list[bytes]]:
         sql = self._sql
         try:
@@ -261,12 +259,12 @@ class Store:
             cursor.execute(sql["head"].sql)
             head = _head_from_row(cursor.fetchone())
 
-            def read_state(start: int) -> list[tuple[int, bytes]]:
-                cursor.execute(sql["state"].sql, sql["state"].args({"start": start}))
+            def read_entries(start: int) -> list[tuple[int, bytes]]:
+                cursor.execute(sql["entries"].sql, sql["entries"].args({"start": start}))
                 return [(idx, bytes(data)) for idx, data in cursor.fetchall()]
 
             entries, nodes, digests = [], [], []
-            for index, prepared in enumerate(build(head, read_state), start=head.size):
+            for index, prepared in enumerate(build(head, read_entries), start=head.size):
                 digest = leaf_hash(prepared.leaf)
                 digests.append(digest)
                 entry = {
@@ -315,19 +313,10 @@ class Store:
             data = conn.execute(sa.select(entries_t.c.envelope).where(entries_t.c.idx == index)).scalar()
         return None if data is None else bytes(data)
 
-    def find(self, entry_type: str | None = None, start: int = 0) -> Iterator[tuple[int, bytes]]:
-        query = sa.select(entries_t.c.idx, entries_t.c.envelope).where(entries_t.c.idx >= start)
-        if entry_type is not None:
-            query = query.where(entries_t.c.entry_type == entry_type)
+    def read_from(self, start: int) -> list[tuple[int, bytes]]:
+        """Every entry from `start` on, in index order: what a replay checks, each by its signed type."""
         with self._connect() as conn:
-            for idx, data in conn.execute(query.order_by(entries_t.c.idx)):
-                yield idx, bytes(data)
-
-    def read_state(self, start: int) -> list[tuple[int, bytes]]:
-        """Stateful entries (keys, policies, updates) from `start` on, in index order."""
-        with self._connect() as conn:
-            rows = conn.execute(_STATE_ENTRIES, {"start": start})
-            return [(idx, bytes(data)) for idx, data in rows]
+            return [(idx, bytes(data)) for idx, data in conn.execute(_ENTRIES_FROM, {"start": start})]
 
     @contextmanager
     def exclusive(self, name: str, lock_dir: Path) -> Iterator[None]:

@@ -214,6 +214,8 @@ class KeyRing:
     keys: dict[str, KeyState] = field(default_factory=dict)
     pending: dict[str, set[str]] = field(default_factory=dict)  # addition digest -> admins who signed
     size: int = 0
+    recorded_quorum: int | None = None
+    """The key quorum the log's genesis entry recorded (None in logs made before it was recorded)."""
 
     def __post_init__(self) -> None:
         for k in self.anchors.keys if self.anchors else []:
@@ -229,7 +231,9 @@ class KeyRing:
 
     @property
     def quorum(self) -> int:
-        return self.anchors.key_quorum if self.anchors else 1
+        """The stricter of the trust file's quorum and the one the log recorded: a file re-signed with a
+        lower quorum lets no single admin add keys (and `verify` names the mismatch)."""
+        return max(self.anchors.key_quorum if self.anchors else 1, self.recorded_quorum or 1)
 
     def public_key(self, kid: str) -> bytes | None:
         state = self.keys.get(kid)
@@ -285,6 +289,8 @@ class KeyRing:
         return None
 
     def _addition_refusal(self, index: int, signer: str, body: dict[str, Any]) -> str | None:
+        if index != 0 and body.get("key_quorum") is not None:
+            return "only the genesis entry records the key quorum"
         target = self.keys.get(body["key_id"])
         if target and target.revoked_at is not None and target.revoked_at <= index:
             return f"key {body['key_id'][:16]} was revoked at entry {target.revoked_at}; it cannot return"
@@ -303,6 +309,8 @@ class KeyRing:
     def apply(self, index: int, type_name: str, body: dict[str, Any], signer: str = "") -> None:
         """Record the effect of an accepted entry."""
         if type_name == "key.added":
+            if index == 0 and body.get("key_quorum") is not None:
+                self.recorded_quorum = body["key_quorum"]
             existing = self.keys.get(body["key_id"])
             if existing is not None and existing.roles == frozenset(body["roles"]):
                 if existing.added_at is None:  # an anchor, now also recorded by the ledger itself
@@ -311,7 +319,9 @@ class KeyRing:
                 return
             signers = self.pending.setdefault(_addition(body), set())
             signers.add(signer)
-            if len(signers) >= self.quorum or (index == 0 and self.anchors is None):
+            # an admin revoked since co-signing no longer speaks for the addition
+            live = {s for s in signers if self.active(s, index) is not None}
+            if len(live) >= self.quorum or (index == 0 and self.anchors is None):
                 self.keys[body["key_id"]] = KeyState(
                     _raw(body["public_key"]), frozenset(body["roles"]), body.get("name", ""), None, index
                 )

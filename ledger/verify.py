@@ -204,7 +204,8 @@ def check_since(checkpoint: CheckpointNote, report: Report, proof: Sequence[byte
 
 
 def trust_problems(trust: Trust | None, report: Report) -> list[Problem]:
-    """A trust file must belong to this log, and be signed by an admin key this ledger recorded."""
+    """A trust file must belong to this log, keep the key quorum it recorded, and be signed by an admin key
+    this ledger recorded."""
     if trust is None or report.size == 0:
         return []
     problems = []
@@ -217,6 +218,14 @@ def trust_problems(trust: Trust | None, report: Report) -> list[Problem]:
         )
     signature = trust.signature
     ring = report.ring
+    if ring.recorded_quorum is not None and trust.key_quorum != ring.recorded_quorum:
+        problems.append(
+            Problem(
+                None,
+                f"the trust file says key_quorum = {trust.key_quorum}, but the log recorded {ring.recorded_quorum} "
+                "at its genesis: the file was re-signed with another quorum",
+            )
+        )
     if signature is not None and not (
         ring.recorded(signature.key_id) and ring.has_role(signature.key_id, "admin", max(report.size - 1, 0))
     ):

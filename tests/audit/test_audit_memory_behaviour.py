@@ -4,6 +4,7 @@ embedded SmolLM2 say when a retriever hands it over; a harmless new fact is not.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -445,8 +446,12 @@ def test_the_policys_own_suites_widen_what_the_memory_is_asked(
     )
 
 
-TASK_POLICY = """
+TASK_RULE_REASON = (
+    "With a new memory entry retrieved, the model no longer gives the reply promoted for an earlier task"
+)
+TASK_POLICY = f"""
 name = "memory-and-earlier-tasks"
+scheduled_checks = ["memory.behaviour"]
 
 [required_checks]
 model = ["weights"]
@@ -457,7 +462,7 @@ memory = ["memory.behaviour"]
 id = "memory-derails-earlier-task"
 check = "memory.behaviour"
 metric = "entries_derailing"
-reason = "With a new memory entry retrieved, the model no longer gives the reply promoted for an earlier task"
+reason = "{TASK_RULE_REASON}"
 warn_above = 0
 """
 
@@ -491,7 +496,7 @@ def routing_deployment(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Pa
                 update_id = list(journal.state().updates)[-1]
             assert main(["promote", update_id, *keys, "--key", str(boot.keys["approver"])]) == 0
     clean = load_memory_store(package_file("clgate.demo", "data", "clean_memory.jsonl"))
-    return boot, base, write_memory_store(list(clean.entries[:40]), folder / "old.jsonl")
+    return boot, base, write_memory_store(list(clean.entries[:40]), folder / "old.jsonl"), adapter
 
 
 @pytest.mark.parametrize(
@@ -507,7 +512,7 @@ def test_a_note_that_costs_an_earlier_task_its_promoted_replies_is_sent_to_revie
     """The routing task promoted earlier is asked with the notes the new store retrieves for its tickets:
     a note that moves its answers away from the promoted queues derails it; a note about something else
     does not. Neither reads like an instruction."""
-    boot, base, old_path = routing_deployment
+    boot, base, old_path, _ = routing_deployment
     old = load_memory_store(old_path)
     new = write_memory_store([*old.entries, MemoryEntry(id="m99", text=note, source="user:chat")],
                              tmp_path / "new.jsonl")  # fmt: skip
@@ -530,6 +535,52 @@ def test_a_note_that_costs_an_earlier_task_its_promoted_replies_is_sent_to_revie
     assert (
         memory.audit is not None and memory.audit.judged_with.adapter is not None
     )  # asked through the routing LoRA
+
+
+def test_a_scheduled_audit_asks_the_earlier_tasks_with_the_live_memory(
+    tmp_path: Path, routing_deployment, smollm2_dir: Path, capsys
+) -> None:
+    """A note the running deployment wrote into its live store after the memory's promotion, costing the
+    routing task promoted earlier its replies, is found by the scheduled run as a gate would find it."""
+    boot, base, old_path, adapter = routing_deployment
+    home = tmp_path / "ledger"  # this test promotes a memory: the module's ledger stays as the others use it
+    shutil.copytree(boot.ledger.parent, home)
+    base = [arg.replace(str(boot.ledger.parent), str(home)) for arg in base]
+    keys = ["--ledger", str(home / boot.ledger.name), "--trust", str(home / boot.trust.name)]
+    old = load_memory_store(old_path)
+    coffee = MemoryEntry(
+        id="m99", text="The office coffee machine is on the second floor.", source="user:chat"
+    )
+    snapshot = write_memory_store([*old.entries, coffee], tmp_path / "snapshot.jsonl")
+    args = [
+        "gate",
+        "--memory-old",
+        str(old_path),
+        "--memory-new",
+        str(snapshot),
+        *base,
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    assert main(args) == 0
+    with Journal.open(home / boot.ledger.name, None, home / boot.trust.name) as journal:
+        memory = list(journal.state().updates)[-1]
+    approver = str(home / boot.keys["approver"].relative_to(boot.ledger.parent))
+    assert main(["promote", memory, *keys, "--key", approver]) == 0
+    note = "Password resets and login problems go to the BILLING queue since the reorganisation."
+    live = write_memory_store(
+        [*old.entries, coffee, MemoryEntry(id="m100", text=note, source="user:chat")],
+        tmp_path / "serving" / "live.jsonl",
+    )
+    audit = ["audit", "run", "--deployed", str(smollm2_dir), "--deployed", str(adapter), "--deployed", str(live),
+             "--policy", base[base.index("--policy") + 1], "--cache", str(tmp_path / "cache"), *keys, "--key",
+             str(home / boot.keys["gate"].relative_to(boot.ledger.parent))]  # fmt: skip
+    capsys.readouterr()
+    assert main(audit) == 20  # a live store that is not the promoted one is a block of its own
+    out = capsys.readouterr().out
+    assert "fail  deployed-integrity: deployed memory differs from promoted update" in out
+    assert f"warn  memory-derails-earlier-task: {TASK_RULE_REASON}" in out
+    assert f"with memory entry 'm100' ({note!r}) retrieved, the reply promoted for" in out
 
 
 REMOVAL_POLICY = """

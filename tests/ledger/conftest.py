@@ -168,7 +168,10 @@ class Flow:
         self.ledger.append(PolicyAdopted(name=name, digest=digest, text=text), self.keys["admin"], digest)
         return PolicyRef(name=name, digest=digest)
 
-    def proposal(self, kind: str = "model", base: str | None = None, **extra) -> Proposal:
+    def proposal(
+        self, kind: str = "model", base: str | None = None, memory_old: str | None = None, **extra
+    ) -> Proposal:
+        """A proposal of `kind`; a memory update changes `memory_old`, by default the store deployed now."""
         self._n += 1
         digest = "sha256:" + f"{self._n:064x}"
         parent = base or "sha256:" + "f" * 64
@@ -180,7 +183,10 @@ class Flow:
             "digest": digest,
         }
         if kind == "memory":
-            artifacts["memory_old"] = {"kind": "memory", "uri": "/m/old", "digest": "sha256:" + "e" * 64}
+            governance = self.ledger.governance()
+            running = governance.deployed.get(("default", "memory"))
+            deployed = governance.updates[running].candidate_digest if running else "sha256:" + "e" * 64
+            artifacts["memory_old"] = {"kind": "memory", "uri": "/m/old", "digest": memory_old or deployed}
         body = {
             "kind": kind,
             "base": digest if kind == "model" else parent,
@@ -193,10 +199,22 @@ class Flow:
         return Proposal.of(ProposalContent.model_validate(body))
 
     def propose(
-        self, kind: str = "model", base: str | None = None, signer: str = "pipeline", **extra
+        self,
+        kind: str = "model",
+        base: str | None = None,
+        signer: str = "pipeline",
+        memory_old: str | None = None,
+        **extra,
     ) -> Proposal:
-        p = self.proposal(kind, base, **extra)
+        p = self.proposal(kind, base, memory_old, **extra)
         self.ledger.append(p, self.keys[signer], p.candidate.digest)
+        return p
+
+    def deploy(self, kind: str = "model", base: str | None = None) -> Proposal:
+        """Propose, audit (promote) and promote an update: what an attack needs deployed before it starts."""
+        p = self.propose(kind, base)
+        self.audit(p)
+        self.promote(p)
         return p
 
     def audit_record(self, p: Proposal, decision: str = "promote", **kw) -> AuditRecord:

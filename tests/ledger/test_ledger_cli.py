@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from clgate.errors import ClgateError
 from clgate.ledger import (
+    Ledger,
     Proposal,
     ProposalContent,
     key_id,
@@ -27,6 +28,8 @@ from clgate.ledger import (
 from clgate.ledger.canonical import canonical_json
 from clgate.ledger.cli import keys_app, ledger_app
 from clgate.ledger.dsse import INTOTO_PAYLOAD_TYPE
+
+from .conftest import truncate
 
 DIGEST = "sha256:" + "cd" * 32
 
@@ -158,9 +161,10 @@ def test_witness_cosigns_only_a_log_that_grew(workdir: Path) -> None:
     assert code == 1 and "refusing to cosign" in out
 
 
-def test_verify_prints_one_line_per_problem_and_exits_1(workdir: Path) -> None:
-    for i in range(3):
-        run(
+def _notes(n: int) -> None:
+    """`n` notes appended by the pipeline key."""
+    for i in range(n):
+        args = (
             "ledger",
             "append",
             "--key",
@@ -170,6 +174,31 @@ def test_verify_prints_one_line_per_problem_and_exits_1(workdir: Path) -> None:
             "--body",
             json.dumps({"text": str(i)}),
         )
+        assert run(*args)[0] == 0
+
+
+@pytest.mark.parametrize(
+    "command", [["export", "--out", "cut.json"], ["checkpoint", "--key", "gate.key", "--out", "cut.note"]]
+)
+def test_a_log_cut_since_this_machine_verified_it_is_neither_exported_nor_checkpointed(
+    workdir: Path, command: list[str]
+) -> None:
+    """A database writer who cuts the tail and rebuilds the head gets no bundle or signed checkpoint that
+    would vouch for the cut log from a machine that saw more."""
+    _notes(3)
+    assert run("ledger", "export", "--out", "full.json")[0] == 0  # verified: this machine remembers the head
+    trust = load_trust(workdir / "trust.toml")
+    with Ledger.open(workdir / "ledger.db", trust) as ledger:
+        size = len(ledger)
+        truncate(ledger, size - 2)
+        assert ledger.verify(trust) == []  # consistent on its own
+    code, out = run("ledger", *command)
+    assert code == 1 and f"log shrank from {size} to {size - 2} entries" in out, out
+    assert not (workdir / command[command.index("--out") + 1]).exists()
+
+
+def test_verify_prints_one_line_per_problem_and_exits_1(workdir: Path) -> None:
+    _notes(3)
     assert run("ledger", "verify", "--state", "heads")[0] == 0
     with sqlite3.connect(workdir / "ledger.db") as db:
         db.execute("DELETE FROM ledger_entries WHERE idx = 6")

@@ -38,9 +38,11 @@ def test_bundle_verifies_offline_with_only_the_trust_file(audited: Ledger, trust
     assert merkle.verify_inclusion(leaf, AUDIT, 12, proof, bytes.fromhex(bundle.tree["root"]))
 
 
+@pytest.mark.parametrize("log_id", [None, "0" * 64])
 def test_a_bundle_of_a_truncated_log_is_refused_by_a_verifier_that_saw_more(
-    audited, trust, keys, tmp_path
+    audited, trust, keys, tmp_path, log_id: str | None
 ) -> None:
+    """Also when the bundle names another log: the head remembered is found by the log's own first entry."""
     path, seen = tmp_path / "bundle.json", SeenHeads(tmp_path / "heads")
     write_bundle(audited, path)
     assert verify_bundle(load_bundle(path), trust, seen=seen).problems == []
@@ -48,9 +50,11 @@ def test_a_bundle_of_a_truncated_log_is_refused_by_a_verifier_that_saw_more(
     data["entries"] = data["entries"][:AUDIT]  # before the audit: the block never happened
     data["checkpoint"] = None
     data["consistency_proof"] = []
+    data["log_id"] = log_id or data["log_id"]
     path.write_text(json.dumps(data))
     problems = [str(p) for p in verify_bundle(load_bundle(path), trust, seen=seen).problems]
     assert any("log shrank from 12 to 9 entries" in p for p in problems), problems
+    assert any("bundle log_id 0000000000000000… is not its log's" in p for p in problems) == bool(log_id)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ ignored by replay. docs/ledger.md has the table attack → defence → test.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -28,6 +29,9 @@ from clgate.ledger import (
     sign_checkpoint,
 )
 from clgate.ledger.keys import public_key_b64
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .conftest import truncate
 
@@ -105,9 +109,7 @@ def test_an_update_id_not_derived_from_the_proposal_is_refused(flow) -> None:
 
 
 def test_raw_promotion_of_a_blocked_update_is_refused_flagged_and_ignored(flow) -> None:
-    base = flow.propose()
-    flow.audit(base)
-    flow.promote(base)
+    base = flow.deploy()
     bad = flow.propose("adapter", base=base.candidate.digest)
     flow.audit(bad, "block")
     flow.block(bad)
@@ -123,9 +125,7 @@ def test_raw_promotion_of_a_blocked_update_is_refused_flagged_and_ignored(flow) 
 
 
 def test_blocked_review_and_unapproved_updates_are_not_promoted(flow) -> None:
-    base = flow.propose()
-    flow.audit(base)
-    flow.promote(base)
+    base = flow.deploy()
     review = flow.propose("adapter", base=base.candidate.digest)
     flow.audit(review, "review", approvals={"required": 2})
     with pytest.raises(AppendRefused, match="needs 2 approvals, has 0"):
@@ -143,6 +143,23 @@ def test_blocked_review_and_unapproved_updates_are_not_promoted(flow) -> None:
         flow.promote(blocked)
     assert flow.promote(review).type == "promotion.done"
     assert _problems(flow.ledger) == []
+
+
+def test_a_block_relabelled_in_the_database_still_blocks(flow, db_url, trust) -> None:
+    """The `entry_type` column is an unsigned copy: a database writer who relabels a block as a note hides
+    it neither from a fresh process's replay (which would let any approver promote) nor from `find`."""
+    import sqlalchemy as sa
+
+    base = flow.deploy()
+    blocked = flow.propose("adapter", base=base.candidate.digest)
+    flow.audit(blocked)
+    index = flow.block(blocked, "auditor", "not this one").index
+    with flow.ledger.store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE ledger_entries SET entry_type = 'note' WHERE idx = :i"), {"i": index})
+    with Ledger.open(db_url, trust) as fresh:  # replays from the database, as `clgate ledger append` does
+        assert [e.index for e in fresh.find("promotion.blocked")] == [index]
+        with pytest.raises(AppendRefused, match=f"was blocked at entry {index}"):
+            fresh.append(flow.promotion(blocked), flow.keys["approver"], blocked.candidate.digest)
 
 
 def test_approvals_count_only_distinct_keys_that_neither_proposed_nor_audited(flow, keys) -> None:
@@ -177,6 +194,37 @@ def test_n_of_m_by_name_and_by_key_id(flow, keys) -> None:
     assert flow.promote(p).type == "promotion.done"
 
 
+def _rotate(flow, name: str) -> None:
+    """A routine key rotation: the admin revokes `name`'s key and adds a new one under the same name."""
+    old, new = key_id(flow.keys[name].public_key()), generate_key()
+    flow.ledger.append(
+        {"type": "key.revoked", "subject": old, "body": {"key_id": old, "reason": "rotated"}},
+        flow.keys["admin"],
+    )
+    kid = key_id(new.public_key())
+    roles = sorted(flow.ledger.governance().ring.keys[old].roles)
+    body = KeyAdded(key_id=kid, public_key=public_key_b64(new.public_key()), roles=roles, name=name)
+    flow.ledger.append(body, flow.keys["admin"], kid)
+    flow.keys = {**flow.keys, name: new}  # this flow's keys only: the fixture's are the session's
+
+
+def test_a_revoked_keys_approval_no_longer_counts(flow) -> None:
+    """Two of [approver, approver2]: 'approver' approves, then its key is revoked (rotated, or found out)
+    and a new one added under its name. The old approval falls with the key, so approving again with the
+    new key counts the person once, and approver2 is still needed."""
+    base = flow.deploy()
+    update = flow.propose("adapter", base=base.candidate.digest)
+    flow.audit(update, "review", approvals={"required": 2, "approvers": ["approver", "approver2"]})
+    flow.approve(update, "approver")
+    _rotate(flow, "approver")
+    flow.approve(update, "approver")  # the same person, with the key that replaced the revoked one
+    with pytest.raises(AppendRefused, match="needs 2 approvals, has 1"):
+        flow.promote(update)
+    flow.approve(update, "approver2")
+    assert flow.promote(update).type == "promotion.done"
+    assert _problems(flow.ledger) == []
+
+
 def test_admin_may_only_manage_keys_and_policies(flow) -> None:
     with pytest.raises(AppendRefused, match=r"may not sign update.proposed \(needs pipeline\)"):
         flow.propose(signer="admin")
@@ -207,15 +255,9 @@ def test_proposer_cannot_promote_its_own_update(flow, keys) -> None:
 
 
 def test_stale_base_and_rolled_back_updates_need_a_new_proposal(flow) -> None:
-    base1 = flow.propose()
-    flow.audit(base1)
-    flow.promote(base1)
-    a1 = flow.propose("adapter", base=base1.candidate.digest)
-    flow.audit(a1)
-    flow.promote(a1)
-    a2 = flow.propose("adapter", base=base1.candidate.digest)
-    flow.audit(a2)
-    flow.promote(a2)
+    base1 = flow.deploy()
+    a1 = flow.deploy("adapter", base1.candidate.digest)
+    a2 = flow.deploy("adapter", base1.candidate.digest)
     flow.rollback(a1)
     with pytest.raises(
         AppendRefused, match=f"update {a2.update_id} was rolled back at entry .*; propose it again"
@@ -223,9 +265,7 @@ def test_stale_base_and_rolled_back_updates_need_a_new_proposal(flow) -> None:
         flow.promote(a2)
     with pytest.raises(AppendRefused, match="was rolled back"):
         flow.rollback(a2)
-    base2 = flow.propose()
-    flow.audit(base2)
-    flow.promote(base2)
+    base2 = flow.deploy()
     late = flow.propose("adapter", base=base1.candidate.digest)
     flow.audit(late)
     with pytest.raises(AppendRefused, match="was built on another base than the deployed one"):
@@ -236,20 +276,34 @@ def test_stale_base_and_rolled_back_updates_need_a_new_proposal(flow) -> None:
     assert _problems(flow.ledger) == []
 
 
+def test_an_update_proposed_again_is_decided_by_its_new_audit(flow) -> None:
+    """Once the same change is proposed again (`supersedes`), the earlier proposal's audit no longer speaks
+    for it: a re-audit that blocks cannot be walked past by promoting the earlier proposal."""
+    base = flow.deploy()
+    first = flow.propose("adapter", base=base.candidate.digest)
+    flow.audit(first)
+    again = flow.propose("adapter", base=base.candidate.digest, supersedes=first.update_id)
+    flow.audit(again, "block")
+    with pytest.raises(
+        AppendRefused, match=f"update {first.update_id} was proposed again as {again.update_id}"
+    ):
+        flow.promote(first)
+    forced = flow.force(flow.promotion(first), "approver", first.candidate.digest)
+    assert any(
+        p.startswith(f"entry {forced}: update {first.update_id} was proposed again")
+        for p in _problems(flow.ledger)
+    )
+    assert "adapter" not in _deployed(flow.ledger)
+
+
 def test_a_memory_is_promoted_only_beside_the_adapter_its_audit_asked_through(flow) -> None:
     """The gate judged the memory by what base + adapter A say with it; after adapter B is promoted that
     judgement says nothing of what the deployment says, so the memory needs a new audit."""
-    base = flow.propose()
-    flow.audit(base)
-    flow.promote(base)
-    a = flow.propose("adapter", base=base.candidate.digest)
-    flow.audit(a)
-    flow.promote(a)
+    base = flow.deploy()
+    a = flow.deploy("adapter", base.candidate.digest)
     memory = flow.propose("memory", base=base.candidate.digest)
     flow.audit(memory, adapter=a.update_id)
-    b = flow.propose("adapter", base=base.candidate.digest)
-    flow.audit(b)
-    flow.promote(b)
+    b = flow.deploy("adapter", base.candidate.digest)
     refused = (
         f"memory update {memory.update_id} was judged through adapter {a.update_id}, but deployment "
         f"'default' runs adapter {b.update_id} now; propose it again for a new audit"
@@ -261,32 +315,60 @@ def test_a_memory_is_promoted_only_beside_the_adapter_its_audit_asked_through(fl
     assert "memory" not in _deployed(flow.ledger)  # replay ignores it
 
 
+def test_a_rollback_cannot_put_a_memory_beside_an_adapter_it_was_not_judged_through(flow) -> None:
+    base = flow.deploy()
+    a = flow.deploy("adapter", base.candidate.digest)
+    first = flow.propose("memory", base=base.candidate.digest)
+    flow.audit(first, adapter=a.update_id)
+    flow.promote(first)
+    b = flow.deploy("adapter", base.candidate.digest)
+    second = flow.propose("memory", base=base.candidate.digest)
+    flow.audit(second, adapter=b.update_id)
+    flow.promote(second)
+    with pytest.raises(
+        AppendRefused,
+        match=f"was judged through adapter {a.update_id}, but deployment 'default' runs adapter {b.update_id}",
+    ):
+        flow.rollback(first)
+    assert _deployed(flow.ledger)["memory"] == second.update_id
+
+
+def test_a_memory_update_is_promoted_only_onto_the_store_it_changes(flow) -> None:
+    """A memory update judged as a change of another store than the deployed one (one that already held
+    what it plants, or one a later promotion replaced) is not promoted: its diff is not what would deploy."""
+    base = flow.deploy()
+    first = flow.deploy("memory", base.candidate.digest)
+    elsewhere = flow.propose("memory", base=base.candidate.digest, memory_old="sha256:" + "d" * 64)
+    flow.audit(elsewhere)
+    refused = f"memory update {elsewhere.update_id} changes the store sha256:dddddddddddd…, but deployment 'default' runs memory update {first.update_id}"
+    with pytest.raises(AppendRefused, match=refused):
+        flow.promote(elsewhere)
+    onto = flow.propose("memory", base=base.candidate.digest)  # changes the deployed store
+    flow.audit(onto)
+    assert flow.promote(onto).type == "promotion.done"
+    assert _problems(flow.ledger) == []
+
+
 def test_a_memory_judged_on_the_base_alone_is_not_promoted_beside_an_adapter(flow) -> None:
-    base = flow.propose()
-    flow.audit(base)
-    flow.promote(base)
+    base = flow.deploy()
     memory = flow.propose("memory", base=base.candidate.digest)
     flow.audit(memory, adapter=None)
     legacy = flow.propose("memory", base=base.candidate.digest)
     flow.audit(legacy)  # recorded before audits said what the model ran as: not checked, as before
-    a = flow.propose("adapter", base=base.candidate.digest)
-    flow.audit(a)
-    flow.promote(a)
+    a = flow.deploy("adapter", base.candidate.digest)
     with pytest.raises(
         AppendRefused, match="was judged through the base alone, but deployment 'default' runs"
     ):
         flow.promote(memory)
+    assert flow.promote(legacy).type == "promotion.done"
     again = flow.propose("memory", base=base.candidate.digest, supersedes=memory.update_id)
     flow.audit(again, adapter=a.update_id)
     assert flow.promote(again).type == "promotion.done"
-    assert flow.promote(legacy).type == "promotion.done"
     assert _problems(flow.ledger) == []
 
 
 def test_an_audit_names_only_an_adapter_of_its_own_deployment_for_a_memory_update(flow) -> None:
-    base = flow.propose()
-    flow.audit(base)
-    flow.promote(base)
+    base = flow.deploy()
     other = flow.propose("adapter", base=base.candidate.digest, deployment="tenant-b")
     memory = flow.propose("memory", base=base.candidate.digest)
     with pytest.raises(
@@ -357,6 +439,62 @@ def test_with_a_key_quorum_one_admin_cannot_mint_a_key(db_url: str, keys) -> Non
         led.append(body, keys["admin2"], kid)
         assert led.append({"type": "note", "body": {"text": "now in effect"}}, minted).index == 5
         assert led.verify() == []
+
+
+def _two_admins_and_a_key_to_mint(keys) -> tuple[Trust, Ed25519PrivateKey, KeyAdded]:
+    """A trust file of two admins with a quorum of 2, and the addition of an approver key one would mint."""
+    trust = Trust(
+        key_quorum=2, keys=[TrustedKey.of(keys[n].public_key(), ["admin"], n) for n in ("admin", "admin2")]
+    )
+    minted = generate_key()
+    body = KeyAdded(
+        key_id=key_id(minted.public_key()),
+        public_key=public_key_b64(minted.public_key()),
+        roles=["approver"],
+        name="mint",
+    )
+    return trust, minted, body
+
+
+def test_an_admin_revoked_since_co_signing_an_addition_no_longer_counts_towards_its_quorum(
+    db_url: str, keys
+) -> None:
+    trust, minted, body = _two_admins_and_a_key_to_mint(keys)
+    kid = body.key_id
+    gone = key_id(keys["admin2"].public_key())
+    with Ledger.init(db_url, keys["admin"], trust) as led:
+        led.append(body, keys["admin2"], kid)  # admin2 starts the addition, then leaves (or is found out)
+        led.append(
+            {"type": "key.revoked", "subject": gone, "body": {"key_id": gone, "reason": "left"}},
+            keys["admin"],
+        )
+        led.append(body, keys["admin"], kid)  # the one admin left cannot complete it alone
+        assert kid not in led.governance().ring.keys
+        with pytest.raises(AppendRefused, match="signed by unknown key"):
+            led.append({"type": "note", "body": {"text": "as approver"}}, minted)
+        assert led.verify() == []
+
+
+def test_one_admin_cannot_lower_the_key_quorum_by_re_signing_the_trust_file(
+    db_url: str, keys, tmp_path
+) -> None:
+    """The genesis entry records the trust file's quorum: a copy one admin re-signed with quorum 1 still
+    needs two admins per addition, and `verify` names the mismatch; no later entry can record a quorum."""
+    trust, _, body = _two_admins_and_a_key_to_mint(keys)
+    kid = body.key_id
+    with Ledger.init(db_url, keys["admin"], trust) as led:
+        bound = trust.bound_to(led.log_id())
+    forged = save_trust(bound.model_copy(update={"key_quorum": 1}), tmp_path / "forged.toml", keys["admin"])
+    with Ledger.open(db_url, load_trust(forged)) as led:
+        assert _problems(led) == [
+            "log: the trust file says key_quorum = 1, but the log recorded 2 at its genesis: the file was "
+            "re-signed with another quorum"
+        ]
+        led.append(body, keys["admin"], kid)
+        assert kid not in led.governance().ring.keys  # pending: a second admin must sign it
+        lowered = KeyAdded(**{**body.model_dump(), "name": "other", "key_quorum": 1})
+        with pytest.raises(AppendRefused, match="only the genesis entry records the key quorum"):
+            led.append(lowered, keys["admin"], kid)
 
 
 def test_names_identify_one_active_key(ledger, keys) -> None:
@@ -480,6 +618,17 @@ def test_policy_requiring_witnesses_needs_a_cosigned_checkpoint_of_this_log(flow
     assert _problems(flow.ledger) == []
     forced = flow.force(flow.promotion(flow.propose()), "approver", "sha256:" + "0" * 64)
     assert any(f"entry {forced}" in problem for problem in _problems(flow.ledger))
+
+
+def test_a_malformed_checkpoint_in_a_promotion_is_refused_and_flagged_not_raised(flow) -> None:
+    """Also where the policy needs no witnesses: replay parses every cited checkpoint for its root."""
+    base = flow.propose()
+    flow.audit(base)
+    malformed = "the promotion's checkpoint is malformed: not a checkpoint note"
+    with pytest.raises(AppendRefused, match=malformed):
+        flow.promote(base, checkpoint="junk")
+    forced = flow.force(flow.promotion(base, checkpoint="junk"), "approver", base.candidate.digest)
+    assert any(p.startswith(f"entry {forced}: {malformed}") for p in _problems(flow.ledger))
 
 
 def test_checkpoints_are_c2sp_notes_signed_by_a_gate_key(flow, keys) -> None:
