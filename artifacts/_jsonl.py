@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 from clgate.errors import InputError
 
 MAX_LINE_BYTES = 1 << 20
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def iter_jsonl(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -25,7 +29,16 @@ def iter_jsonl(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tup
                 continue
             try:
                 obj = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                if _SURROGATE_ESCAPE.search(raw):  # a lone one decodes, then breaks every later encode
+                    json.dumps(obj, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise InputError(
+                    f"{path}:{lineno}: a string holds a lone surrogate (not Unicode text)"
+                ) from None
+            except (
+                ValueError,
+                RecursionError,
+            ) as exc:  # JSON and UTF-8 errors, 5,000-digit numbers, deep nests
                 raise InputError(f"{path}:{lineno}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
             if not isinstance(obj, dict):
                 raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")

@@ -37,7 +37,7 @@ def _jsonl_kind(path: Path) -> ArtifactKind:
             if line.strip():
                 try:
                     first = json.loads(line)
-                except json.JSONDecodeError:
+                except (ValueError, RecursionError):  # not JSON: the dataset loader says why
                     return ArtifactKind.DATASET
                 is_memory = isinstance(first, dict) and "id" in first and "text" in first
                 return ArtifactKind.MEMORY if is_memory else ArtifactKind.DATASET

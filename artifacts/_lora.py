@@ -64,6 +64,19 @@ class LoraAdapter:
                 yield LoraFactors(module, fh.get_tensor(key_a), fh.get_tensor(key_b), self.scale_for(module))
 
 
+def _check_scales(cfg_path: Path, config: dict[str, Any]) -> None:
+    """Ranks and alphas are positive numbers, or the scale of every module (alpha / rank) is not a number."""
+    values = {"r": config.get("r", 8), "lora_alpha": config.get("lora_alpha", 1)}
+    for table in ("rank_pattern", "alpha_pattern"):
+        patterns = config.get(table) or {}
+        if not isinstance(patterns, dict):
+            raise InputError(f"{cfg_path}: {table} is not an object")
+        values |= {f"{table}[{k!r}]": v for k, v in patterns.items()}
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+            raise InputError(f"{cfg_path}: {name} is {value!r}, not a positive number")
+
+
 def _pattern_value(patterns: dict[str, Any], module: str, default: Any) -> Any:
     for key, value in patterns.items():
         if re.match(rf"(.*\.)?({key})$", module):
@@ -95,8 +108,11 @@ def load_lora_adapter(path: Path) -> LoraAdapter:
         config = json.loads(cfg_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InputError(f"{cfg_path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{cfg_path}: expected a JSON object, got {type(config).__name__}")
     if config.get("peft_type", "LORA") != "LORA":
         raise InputError(f"{cfg_path}: adapter type {config.get('peft_type')!r} is not LoRA")
+    _check_scales(cfg_path, config)
     adapter = LoraAdapter(path=path, config=config)
     if not adapter.weights_file.is_file():
         raise InputError(f"{path}: adapter has no adapter_model.safetensors")

@@ -228,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
-        message = mask_secrets(f"{type(exc).__name__}: {exc}", *args)
+        first = (str(exc).strip().splitlines() or [""])[0]  # a library's message can run to many lines
+        message = mask_secrets(f"{type(exc).__name__}: {first}", *args)
         typer.echo(f"error: {message} (rerun with --debug for a traceback)", err=True)
         code = 2
     code = code if isinstance(code, int) else 0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from clgate.artifacts import ArtifactKind, compute_manifest, gguf_architecture, resolve_model_dir
 from clgate.audit.erasure import Matcher, Requested, finish_erasure, request_erasure
 from clgate.audit.gate import GateRequest, GateRun, check_policy, gate_seal, propose, run_gate
 from clgate.audit.gate_cli import (
@@ -66,11 +67,14 @@ def request(
         policy_loaded = load_policy(policy) if gate_key else None
         if policy_loaded is not None:
             check_policy(policy_loaded, journal)  # before anything is written
+        base = (
+            _base_to_gate_on(journal, deployment, parent) if gate_key else None
+        )  # before anything is written
         requested = request_erasure(journal, deployment, matcher, out, memory)
         _print_request(requested)
-        if requested.store is None or gate_key is None or policy_loaded is None:
+        if requested.store is None or base is None or gate_key is None or policy_loaded is None:
             return
-        result = _gate_store(journal, requested, parent, proposer_key, gate_key, policy_loaded, report)
+        result = _gate_store(journal, requested, base, proposer_key, gate_key, policy_loaded, report)
     print_result(result, "text")
     typer.echo(
         f"next: promote update {result.update_id}, then `clgate erase done {requested.request.request_id}`"
@@ -107,10 +111,24 @@ def _print_request(requested: Requested) -> None:
         typer.echo(f"nothing carries it: record it done with `clgate erase done {r.request_id}`")
 
 
+def _base_to_gate_on(journal: Journal, deployment: str, parent: Path | None) -> Path:
+    """The base model the new store is gated on, checked to be a readable model before the request is
+    recorded: a bad --parent must not leave a request recorded and its store ungated."""
+    base = journal.state().deployed_update("base", deployment)
+    if base is None and parent is None:
+        raise InputError(f"deployment {deployment!r} has no base model deployed; give --parent")
+    path = parent or Path(base.proposal.artifacts["candidate"].uri)  # type: ignore[union-attr]
+    if path.suffix == ".gguf" and path.is_file():
+        gguf_architecture(path)  # read, not dequantised: the gate does that, once
+    else:
+        compute_manifest(resolve_model_dir(path), ArtifactKind.MODEL)  # not a model, or a corrupt one
+    return path
+
+
 def _gate_store(
     journal: Journal,
     requested: Requested,
-    parent: Path | None,
+    base: Path,
     proposer_key: Path,
     gate_key: Path,
     policy,  # type: ignore[no-untyped-def]
@@ -118,12 +136,9 @@ def _gate_store(
 ) -> GateResult:
     """The new store as a memory update of the deployment, proposed and audited as any other."""
     deployment = requested.request.deployment
-    base = journal.state().deployed_update("base", deployment)
-    if base is None and parent is None:
-        raise InputError(f"deployment {deployment!r} has no base model deployed; give --parent")
     assert requested.memory is not None and requested.store is not None
     gate_request = GateRequest(
-        parent=parent or Path(base.proposal.artifacts["candidate"].uri),  # type: ignore[union-attr]
+        parent=base,
         memory_old=requested.memory.path,
         memory_new=requested.store,
         deployment=deployment,

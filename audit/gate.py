@@ -147,6 +147,16 @@ class GateRun:
         """Where the models run; a device or dtype that cannot be had is an InputError here, before any write."""
         return resolve_placement(self.device, self.dtype)
 
+    def check_folders(self) -> None:
+        """The report and cache folders can be made (nothing is made yet): a file in their place is bad input
+        before any write, not a check that fails after the proposal was recorded."""
+        for option, folder in (("--out", Path(self.out_dir)), ("--cache", self.cache)):
+            if folder.exists() and not folder.is_dir():
+                raise InputError(f"{option} {folder}: is a file; give a folder")
+            above = next(p for p in folder.absolute().parents if p.exists())
+            if not above.is_dir():
+                raise InputError(f"{option} {folder}: cannot be made under the file {above}")
+
 
 @dataclass(frozen=True)
 class Proposed:
@@ -320,6 +330,7 @@ def propose(
     """Hash every artifact and record `update.proposed`, signed by the pipeline's key. A run that gates
     what it proposes passes the gate key's `seal`, so a GGUF parent is dequantised once, sealed."""
     request.update_kind()
+    run.check_folders()
     _check_inputs(request, run.cache, run.placement().dtype, seal)
     served = served_refs(request.served)
     manifests = _manifests(request.paths(), progress)
@@ -618,6 +629,7 @@ def plan_gate(
     """Resolve a gate run, cheapest first: the policy, the proposal, its lineage and servers (the ledger
     alone); then the files, the models, the anchor and the regression set. Bad input raises here."""
     check_policy(policy, journal)
+    run.check_folders()
     state = journal.state()
     update = state.find(ref)
     if update is None:

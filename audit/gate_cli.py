@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
+from clgate.atomic import writable_file
 from clgate.audit import actions
 from clgate.audit.ci_formats import RENDERERS, OutputFormat, append_step_summary, write_junit
 from clgate.audit.gate import GateRequest, GateRun, check_policy, gate_seal, propose, run_gate
@@ -78,12 +79,7 @@ def ci_outputs(junit: Path | None) -> Path | None:
     """Where the CI reports go, checked before anything is recorded: the JUnit file's folder (made),
     and the job summary GitHub names in $GITHUB_STEP_SUMMARY (appended to after the run)."""
     if junit is not None:
-        if junit.is_dir():
-            raise InputError(f"--junit {junit}: is a folder; give a file path")
-        try:
-            junit.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"--junit {junit}: cannot create its folder ({exc.strerror})") from None
+        writable_file(junit)
     summary = os.environ.get(STEP_SUMMARY_ENV)
     if not summary:
         return None

@@ -235,7 +235,7 @@ def _distribution(package: str) -> str:
 
 class Policy(_Strict):
     schema_version: Literal[1] = 1
-    name: str
+    name: str = Field(min_length=1)
     required_checks: dict[UpdateKind, list[str]] | list[str]
     scheduled_checks: list[str] = Field(default_factory=list)
     skipped_checks: list[str] = Field(default_factory=list)
@@ -371,7 +371,7 @@ def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # nesting too deep to parse is not a policy
         raise PolicyError(f"{source}: invalid TOML ({exc})") from None
     try:
         return Policy.model_validate(data)
@@ -393,4 +393,8 @@ def load_policy(path: Path | None = None) -> Policy:
     path = Path(path) if path else DEFAULT_POLICY
     if not path.is_file():
         raise PolicyError(f"{path}: no such policy file")
-    return parse_policy(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    return parse_policy(text, str(path))

@@ -8,12 +8,31 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from clgate.errors import InputError
+
+
+def writable_file(path: Path) -> Path:
+    """`path`, once it is sure a file can be written there (its folder made): an InputError names why not.
+
+    Commands that record something and then write a file call it first, so a bad output path is bad
+    input before the record, not an error after it.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a file path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot create its folder ({exc.strerror})") from None
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InputError(f"{path}: not writable")
+    return path
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = writable_file(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)

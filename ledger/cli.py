@@ -11,11 +11,13 @@ Each command imports the ledger modules it runs: `--help` loads only what the he
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from clgate.atomic import writable_file
 from clgate.errors import ClgateError, InputError, IntegrityError
 from clgate.json_output import write_json_output
 from clgate.ledger.entries import ENTRY_TYPES
@@ -104,6 +106,7 @@ def append(
     data = _body(body, body_file)
     signer = _signer(key, passphrase_env)
     with Ledger.open(db, load_trust(trust)) as ledger:
+        _verified(ledger)  # a tampered log is refused before it is signed onto
         entry = ledger.append({"type": entry_type, "subject": subject, "body": data}, signer)
     typer.echo(f"appended entry {entry.index} ({entry.type}) {entry.entry_hash}")
 
@@ -330,6 +333,7 @@ def checkpoint(
     from clgate.ledger.trust import load_trust
 
     signer = _signer(key, passphrase_env)
+    writable_file(out)  # before the checkpoint is stored
     with Ledger.open(db, load_trust(trust)) as ledger:
         _verified(ledger)
         cp = ledger.checkpoint(signer)
@@ -362,6 +366,8 @@ def witness(
 
     signer = _signer(key, passphrase_env)
     kid = key_id(signer.public_key())
+    if out is not None:
+        writable_file(out)  # before the cosignature is stored
     with Ledger.open(db, load_trust(trust)) as ledger:
         report = ledger.verify_report(seen=SeenHeads(state))
         if report.problems:
@@ -439,6 +445,7 @@ def keys_add(
     kid, signer = key_id(pub), _signer(key, passphrase_env)
     body = {"key_id": kid, "public_key": public_key_b64(pub), "roles": role, "name": name or public_key.stem}
     with Ledger.open(db, load_trust(trust)) as ledger:
+        _verified(ledger)
         entry = ledger.append({"type": "key.added", "subject": kid, "body": body}, signer)
         effective = kid in ledger.key_ring().keys
     status = "in effect" if effective else "pending: another admin must sign the same addition"
@@ -464,9 +471,16 @@ def keys_revoke(
     from clgate.ledger.trust import load_trust, save_trust
 
     kid = key_id(load_public_key(Path(target))) if Path(target).is_file() else target.lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", kid):
+        raise InputError(f"{target}: neither a public key file nor a key id (64 hex digits)")
     signer = _signer(key, passphrase_env)
     anchors = load_trust(trust)
+    # the trust file must take the revocation too (or a truncated log brings the key back): check now that
+    # this key may re-sign it and that it can be written, before the ledger records anything
+    anchors.with_revocation(kid, 0).sign(signer)
+    writable_file(Path(trust))
     with Ledger.open(db, anchors) as ledger:
+        _verified(ledger)
         draft = {"type": "key.revoked", "subject": kid, "body": {"key_id": kid, "reason": reason}}
         entry = ledger.append(draft, signer)
     save_trust(anchors.with_revocation(kid, entry.index), trust, signer)

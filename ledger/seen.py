@@ -64,6 +64,8 @@ class SeenHeads:
 
     def __init__(self, folder: Path | None = None) -> None:
         self.folder = Path(folder) if folder else default_state_dir()
+        if self.folder.exists() and not self.folder.is_dir():  # before a verify that would then not remember
+            raise InputError(f"{self.folder}: the verifier's state must be a folder, not a file")
 
     def _path(self, log_id: str) -> Path:
         return self.folder / f"{log_id}.json"

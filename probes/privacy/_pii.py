@@ -85,6 +85,8 @@ class PiiScanner:
     (package name or folder) for names and places; None searches only the patterns."""
 
     def __init__(self, ner_model: str | None = None, threshold: float = THRESHOLD) -> None:
+        if not 0.0 < threshold <= 1.0:  # NaN too: a threshold no score reaches would report nothing
+            raise InputError(f"threshold {threshold} is not a score in (0, 1]")
         import spacy
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
 

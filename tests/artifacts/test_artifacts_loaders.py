@@ -1,4 +1,5 @@
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from clgate.artifacts import (
     gguf_architecture,
     iter_dataset,
     load_dataset,
+    load_lora_adapter,
     load_memory_store,
     resolve_model_dir,
     write_memory_store,
@@ -141,3 +143,43 @@ def test_adapter_fit_is_checked_from_headers_alone(tiny_model: Path, tiny_lora: 
     wider = factories.make_tiny_model(tmp_path / "wider", hidden_size=96)
     with pytest.raises(InputError, match=r"does not fit base .*self_attn\.q_proj' expects weight \(64, 64\)"):
         check_adapter_fits(tiny_lora, wider)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"id": "m1", "text": "\\ud800"}', "a string holds a lone surrogate"),
+        ('{"id": "m1", "text": "x", "n": ' + "1" * 5000 + "}", "not valid JSON"),
+        ('{"a": ' * 5000 + "1" + "}" * 5000, "not valid JSON"),
+    ],
+)
+def test_a_line_json_allows_but_text_cannot_hold_is_bad_input(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    """A lone surrogate decodes and then breaks every hash and embedding of the text; huge numbers and deep
+    nesting break the parser itself: each is the file's line, in one sentence."""
+    path = tmp_path / "store.jsonl"
+    path.write_text('{"id": "m0", "text": "a smile \\ud83d\\ude00 is a surrogate pair"}\n' + line + "\n")
+    with pytest.raises(InputError, match=f"store.jsonl:2: {message}"):
+        load_memory_store(path)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"r": 0}, "r is 0, not a positive number"),
+        ({"lora_alpha": "16"}, "lora_alpha is '16', not a positive number"),
+        ({"alpha_pattern": {"q_proj": float("nan")}}, "alpha_pattern\\['q_proj'\\] is nan"),
+        ([1, 2], "expected a JSON object, got list"),
+    ],
+)
+def test_an_adapter_config_without_a_scale_is_bad_input(
+    tiny_lora: Path, tmp_path: Path, config, message: str
+) -> None:
+    adapter = Path(shutil.copytree(tiny_lora, tmp_path / "lora"))
+    base = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({**base, **config} if isinstance(config, dict) else config)
+    )
+    with pytest.raises(InputError, match=message):
+        load_lora_adapter(adapter)

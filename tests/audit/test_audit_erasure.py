@@ -199,12 +199,19 @@ def test_a_done_before_the_cleaned_memory_is_promoted_is_refused_by_the_ledger(
         (["--pattern", "("], "--pattern is not a regular expression"),
         (["--subject", SUBJECT, "--deployment", "nowhere"], "deployment 'nowhere' has nothing deployed"),
         (["--subject", SUBJECT, "--memory", "/no/such/store.jsonl"], "cannot find the deployed memory store"),
+        (["--subject", SUBJECT, "--memory", "{v1}"], "memory_v1.jsonl is not the memory update"),
+        (["--subject", SUBJECT, "--proposer-key", "{pipeline}", "--gate-key", "{gate}", "--policy", "{policy}",
+          "--parent", "{v1}"], "memory_v1.jsonl: "),
     ],
-)
+)  # fmt: skip
 def test_bad_erasure_requests_exit_2_and_record_nothing(
     tmp_path: Path, deployment, capsys, args, message
 ) -> None:
-    boot, run, *_ = deployment
+    """Also another store than the deployed one (its digest would be recorded as the deployed one's), and a
+    base the new store cannot be gated on (the request would be recorded, its store never gated)."""
+    boot, run, _, _, policy = deployment
+    names = {"v1": tmp_path / "memory_v1.jsonl", "policy": policy, **boot.keys}
+    args = [a.format(**names) for a in args]
     capsys.readouterr()
     assert run("erase", "request", *args, "--out", str(tmp_path / "v3.jsonl"), key="auditor") == 2
     assert message in capsys.readouterr().err

@@ -229,7 +229,8 @@ def test_a_model_planted_in_the_cache_under_a_gguf_parents_key_is_not_judged(
     """Whoever can write the cache can put another model where a GGUF file's dequantisation is kept: the
     gate rebuilds any folder its own key did not seal, so it judges the GGUF it hashed."""
     from clgate.artifacts import embedded_gguf_path
-    from clgate.artifacts._gguf import _cache_key
+    from clgate.artifacts._gguf import _cache_key, _vouched
+    from clgate.audit.runner import KeySeal
 
     cache = tmp_path / "cache"
     planted = cache / "gguf" / _cache_key(embedded_gguf_path(), "float32")  # where its dequantisation goes
@@ -239,6 +240,34 @@ def test_a_model_planted_in_the_cache_under_a_gguf_parents_key_is_not_judged(
     args = ("--parent", str(embedded_gguf_path()), "--candidate", str(smollm2_dir), "--cache", str(cache))
     assert world.gate(*args) == 0
     assert json.loads((planted / "config.json").read_text())["rms_norm_eps"] == config["rms_norm_eps"]
-    built = (planted / "model.safetensors").stat().st_mtime_ns
-    assert world.gate(*args) == 0
-    assert (planted / "model.safetensors").stat().st_mtime_ns == built  # sealed by the gate: used as it is
+    gate = KeySeal(load_private_key(world.boot.keys["gate"]))
+    assert _vouched(planted, gate)  # the next gate uses it as it is
+    assert not _vouched(planted, KeySeal(generate_key()))  # no other key's seal vouches for it
+
+
+@pytest.mark.parametrize("option", ["--out", "--cache"])
+def test_a_report_or_cache_folder_that_is_a_file_is_bad_input_before_anything_is_recorded(
+    world, tmp_path: Path, capsys, option: str
+) -> None:
+    """Found after the proposal, it would have blocked the update for good with a check that 'did not
+    complete'."""
+    occupied = tmp_path / "occupied"
+    occupied.write_text("x")
+    before = _size(world)
+    assert world.gate("--adapter", str(world.adapter("a", 0.0)), option, str(occupied)) == 2
+    assert f"error: {option} {occupied}: is a file; give a folder" in capsys.readouterr().err
+    assert _size(world) == before
+
+
+def test_an_error_nobody_foresaw_is_still_one_line(world, capsys) -> None:
+    """A database with a table dropped: the library's many-line message is cut to its first line."""
+    import sqlite3
+
+    with sqlite3.connect(world.boot.ledger) as db:
+        db.execute("DROP TABLE ledger_nodes")
+    capsys.readouterr()
+    assert (
+        main(["ledger", "verify", "--ledger", str(world.boot.ledger), "--trust", str(world.boot.trust)]) == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such table: ledger_nodes (rerun with --debug" in err, err

@@ -552,29 +552,39 @@ def test_a_scheduled_audit_asks_the_earlier_tasks_with_the_live_memory(
         id="m99", text="The office coffee machine is on the second floor.", source="user:chat"
     )
     snapshot = write_memory_store([*old.entries, coffee], tmp_path / "snapshot.jsonl")
-    args = [
-        "gate",
-        "--memory-old",
-        str(old_path),
-        "--memory-new",
-        str(snapshot),
-        *base,
-        "--out",
-        str(tmp_path / "out"),
-    ]
-    assert main(args) == 0
+    key = {name: str(home / path.relative_to(boot.ledger.parent)) for name, path in boot.keys.items()}
+    text_only = tmp_path / "text-only.toml"  # the snapshot's own gate is not what this test is about
+    text_only.write_text(
+        'name = "memory-text"\n[required_checks]\nmodel = ["weights"]\nadapter = ["weights"]\nmemory = ["memory"]\n'
+    )
+    assert main(["policy", "adopt", str(text_only), *keys, "--key", key["admin"]]) == 0
+    policy = base.index("--policy") + 1
+    gate = [*base[:policy], str(text_only), *base[policy + 1 :]]
+    assert (
+        main(
+            [
+                "gate",
+                "--memory-old",
+                str(old_path),
+                "--memory-new",
+                str(snapshot),
+                *gate,
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     with Journal.open(home / boot.ledger.name, None, home / boot.trust.name) as journal:
         memory = list(journal.state().updates)[-1]
-    approver = str(home / boot.keys["approver"].relative_to(boot.ledger.parent))
-    assert main(["promote", memory, *keys, "--key", approver]) == 0
+    assert main(["promote", memory, *keys, "--key", key["approver"]]) == 0
     note = "Password resets and login problems go to the BILLING queue since the reorganisation."
     live = write_memory_store(
         [*old.entries, coffee, MemoryEntry(id="m100", text=note, source="user:chat")],
         tmp_path / "serving" / "live.jsonl",
     )
     audit = ["audit", "run", "--deployed", str(smollm2_dir), "--deployed", str(adapter), "--deployed", str(live),
-             "--policy", base[base.index("--policy") + 1], "--cache", str(tmp_path / "cache"), *keys, "--key",
-             str(home / boot.keys["gate"].relative_to(boot.ledger.parent))]  # fmt: skip
+             "--policy", base[policy], "--cache", str(tmp_path / "cache"), *keys, "--key", key["gate"]]  # fmt: skip
     capsys.readouterr()
     assert main(audit) == 20  # a live store that is not the promoted one is a block of its own
     out = capsys.readouterr().out

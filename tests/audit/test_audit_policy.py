@@ -121,11 +121,18 @@ def test_modules_outside_the_allowed_set_block() -> None:
         (lambda p: p.replace('id = "weight-change"', 'id = "retention"'), r"duplicate rule id 'retention'"),
         (lambda p: p.replace("fail_above = 0.5", ""), r":17: rules\.1: .*at least one of"),
         (lambda p: p + "\n[[rules]\n", r"invalid TOML"),
+        (
+            lambda p: p.replace('name = "test"', 'name = ""', 1),
+            r":\d+: name: String should have at least 1 character",
+        ),
+        (lambda p: p + "\nx = " + "[" * 5000 + "]" * 5000 + "\n", r"invalid TOML \(maximum recursion depth"),
+        (lambda p: p.replace('name = "test"', 'name = "caf\xe9"', 1).encode("latin-1"), r"not UTF-8 text"),
     ],
 )
 def test_malformed_policies_name_file_line_and_key(tmp_path: Path, edit, message: str) -> None:
     path = tmp_path / "policy.toml"
-    path.write_text(edit(POLICY))
+    text = edit(POLICY)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(PolicyError, match=message):
         load_policy(path)
 

@@ -251,7 +251,9 @@ def test_revoke_then_append_is_refused_and_the_trust_file_remembers(workdir: Pat
         (["keys", "add", "pipeline.pub", "--role", "root", "--key", "admin.key"], "error: unknown role 'root'"),
         (["keys", "add", "pipeline.pub", "--role", "auditor", "--key", "pipeline.key"], "may not sign key.added"),
         (["ledger", "verify", "--ledger", "postgresql://u:pw@127.0.0.1:9/x"], "error: cannot reach database postgresql+psycopg://u:***@"),
-        (["keys", "revoke", "not-a-key-id", "--key", "admin.key"], "error: invalid entry: key.revoked: body.key_id: String should match pattern"),
+        (["keys", "revoke", "not-a-key-id", "--key", "admin.key"], "error: not-a-key-id: neither a public key file nor a key id (64 hex digits)"),
+        (["ledger", "checkpoint", "--key", "gate.key", "--out", "."], "error: .: is a folder; give a file path"),
+        (["ledger", "verify", "--state", "trust.toml"], "error: trust.toml: the verifier's state must be a folder"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(workdir: Path, args: list[str], message: str) -> None:
@@ -259,16 +261,42 @@ def test_bad_input_is_one_line_and_exit_2(workdir: Path, args: list[str], messag
     (workdir / "unsigned.toml").write_text(
         load_trust(workdir / "trust.toml").model_copy(update={"signature": None}).to_toml()
     )
-    size_before = (
-        sqlite3.connect(workdir / "ledger.db").execute("SELECT count(*) FROM ledger_entries").fetchone()
-    )
+    rows = "SELECT (SELECT count(*) FROM ledger_entries), (SELECT count(*) FROM ledger_checkpoints)"
+    before = sqlite3.connect(workdir / "ledger.db").execute(rows).fetchone()
     code, out = run(*args)
     assert code == 2 and message in out, out
     assert "Traceback" not in out and "pw@" not in out
+    assert sqlite3.connect(workdir / "ledger.db").execute(rows).fetchone() == before  # nothing recorded
+
+
+def test_a_revocation_the_trust_file_cannot_take_records_nothing(workdir: Path) -> None:
+    """An admin the ledger added may not re-sign the trust file, which must remember the revocation (or a
+    truncated log brings the key back): refused before the ledger records it; a second one is refused."""
+    assert run("keys", "new", "admin2")[0] == 0
     assert (
-        sqlite3.connect(workdir / "ledger.db").execute("SELECT count(*) FROM ledger_entries").fetchone()
-        == size_before
+        run("keys", "add", "admin2.pub", "--role", "admin", "--key", "admin.key", "--name", "admin2")[0] == 0
     )
+    size = len(load_trust(workdir / "trust.toml").keys), _size(workdir)
+    code, out = run("keys", "revoke", "pipeline.pub", "--key", "admin2.key")
+    assert code == 2 and "the trust file must be signed by one of its own (unrevoked) admin keys" in out, out
+    assert (len(load_trust(workdir / "trust.toml").keys), _size(workdir)) == size
+    assert run("keys", "revoke", "pipeline.pub", "--key", "admin.key")[0] == 0
+    code, out = run("keys", "revoke", "pipeline.pub", "--key", "admin.key")
+    assert code == 2 and "was already revoked at entry" in out, out
+
+
+def test_an_append_to_a_tampered_ledger_is_refused(workdir: Path) -> None:
+    _notes(2)
+    with sqlite3.connect(workdir / "ledger.db") as db:
+        db.execute("UPDATE ledger_entries SET idx = -1 WHERE idx = 3")
+    size = _size(workdir)
+    code, out = run("ledger", "append", "--key", "pipeline.key", "--type", "note", "--body", '{"text": "x"}')
+    assert code == 1 and "ledger fails verification" in out, out
+    assert _size(workdir) == size
+
+
+def _size(workdir: Path) -> int:
+    return sqlite3.connect(workdir / "ledger.db").execute("SELECT count(*) FROM ledger_entries").fetchone()[0]
 
 
 def test_passphrase_protected_keys(workdir: Path) -> None:

@@ -128,3 +128,6 @@ def test_cli_exits_1_on_personal_data_0_on_none_2_on_bad_input(tmp_path: Path, c
     assert main(["scan", "privacy", "--data", str(tmp_path / "missing.jsonl")]) == 2
     assert main(["scan", "privacy"]) == 2
     assert "give --data, --memory or both" in capsys.readouterr().err
+    for threshold in ("nan", "2", "0"):  # no score reaches it: the dirty file would pass as clean
+        assert main(["scan", "privacy", "--data", str(dirty), "--threshold", threshold]) == 2
+        assert "is not a score in (0, 1]" in capsys.readouterr().err
