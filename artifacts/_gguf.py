@@ -85,11 +85,12 @@ class Seal(Protocol):
 _SEAL_DOMAIN = b"clgate-dequantised-v1\n"
 
 
-def _sealed_message(target: Path) -> bytes:
-    """The folder's cache key (GGUF digest, dtype, libraries) and the manifest root of what it holds now."""
+def _sealed_message(target: Path, folder: Path | None = None) -> bytes:
+    """The cache key (GGUF digest, dtype, libraries) and the manifest root of what `folder` (the target
+    itself, or the staging folder that will become it) holds now."""
     from clgate.artifacts._manifest import compute_manifest
 
-    return _SEAL_DOMAIN + f"{target.name}\n{compute_manifest(target, tensors=False).root}".encode()
+    return _SEAL_DOMAIN + f"{target.name}\n{compute_manifest(folder or target, tensors=False).root}".encode()
 
 
 def _seal_path(target: Path) -> Path:
@@ -116,8 +117,11 @@ def dequantised_dir(path: Path, cache_dir: Path, dtype: str = "float32", seal: S
     target = Path(cache_dir) / "gguf" / _cache_key(path, dtype)
     if (target / "config.json").is_file() and (seal is None or _vouched(target, seal)):
         return target
-    if seal is not None and target.exists():  # planted, tampered or built without a key: not used
-        shutil.rmtree(target)
+    if seal is not None and (target.exists() or target.is_symlink()):  # planted, tampered or unsealed
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
     arch = gguf_architecture(path)
     if arch not in SUPPORTED_ARCHITECTURES:
         raise InputError(
@@ -148,14 +152,15 @@ def dequantised_dir(path: Path, cache_dir: Path, dtype: str = "float32", seal: S
     try:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
+        if seal is not None:  # what is signed is what this process wrote, before anyone else can see it
+            signature = base64.b64encode(seal.sign(_sealed_message(target, staging))).decode()
+            write_text_atomic(_seal_path(target), json.dumps({"signature": signature}))
         os.replace(staging, target)
     except OSError:
-        if (target / "config.json").is_file():  # another process finished first
+        # another process finished first: its folder, if the seal vouches for it (the same build)
+        if (target / "config.json").is_file() and (seal is None or _vouched(target, seal)):
             return target
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if seal is not None:
-        signature = base64.b64encode(seal.sign(_sealed_message(target))).decode()
-        write_text_atomic(_seal_path(target), json.dumps({"signature": signature}))
     return target

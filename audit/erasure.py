@@ -102,15 +102,7 @@ def deployed_memory(state: LedgerState, deployment: str, path: Path | None) -> D
             f"cannot find the deployed memory store of {deployment!r} at {path} (give it with --memory)"
         )
     store = load_memory_store(path)
-    digest = compute_manifest(path, ArtifactKind.MEMORY).root
-    if (
-        digest != update.candidate_digest
-    ):  # another store would be searched, and its digest recorded as this one's
-        raise InputError(
-            f"{path} is not the memory update {update.update_id} promoted ({digest[:19]}…, promoted "
-            f"{update.candidate_digest[:19]}…); give the deployed store with --memory"
-        )
-    return DeployedMemory(update, path, digest, store.entries)
+    return DeployedMemory(update, path, compute_manifest(path, ArtifactKind.MEMORY).root, store.entries)
 
 
 def trained_on(state: LedgerState, deployment: str, matcher: Matcher) -> list[TrainedOn]:

@@ -139,19 +139,22 @@ def _gate_store(
     assert requested.memory is not None and requested.store is not None
     gate_request = GateRequest(
         parent=base,
-        memory_old=requested.memory.path,
+        # a diff from the promoted store, not from a live one given with --memory: what the deployment wrote
+        # since its promotion is gated with the erasure, and the ledger promotes only diffs of the deployed store
+        memory_old=Path(requested.memory.update.proposal.artifacts["memory_new"].uri),
         memory_new=requested.store,
         deployment=deployment,
         pipeline={"erasure": requested.request.request_id},
     )
     run = GateRun(out_dir=report)
+    gate = journal.as_signer(signing_key(gate_key))
     proposed = propose(
-        gate_request, journal.as_signer(signing_key(proposer_key)), run, progress, gate_seal(journal)
+        gate_request, journal.as_signer(signing_key(proposer_key)), run, progress, gate_seal(gate)
     )
     return run_gate(
         proposed.proposal.update_id,
         policy,
-        journal.as_signer(signing_key(gate_key)),
+        gate,
         run,
         gate_request,
         proposed.manifests,

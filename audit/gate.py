@@ -192,6 +192,18 @@ def _check_inputs(request: GateRequest, cache: Path | None, dtype: str, seal: Ke
     return parent_dir
 
 
+def _seal_gguf_models(request: GateRequest, cache: Path, dtype: str, seal: KeySeal | None) -> None:
+    """Every GGUF model the checks will load, dequantised now into folders the gate's key vouches for, in
+    the run's dtype and in float32 (the copy tokenizers, digests and weight diffs read): the checks find
+    those folders in the cache instead of whatever else someone left under the same key."""
+    if seal is None:
+        return
+    for path in (request.parent, request.candidate):
+        if path is not None and Path(path).suffix == ".gguf" and Path(path).is_file():
+            for each in dict.fromkeys((dtype, "float32")):
+                resolve_model_dir(path, cache, each, seal)
+
+
 def _model_pool(request: GateRequest, parent_dir: Path, run: GateRun) -> ModelPool | None:
     """The run's models, each checked now (files, adapter, device, memory; a served one's server
     answering for it) and loaded on first use, once."""
@@ -652,6 +664,7 @@ def plan_gate(
     dtype = run.placement().dtype
     seal = gate_seal(journal)
     parent_dir = _check_inputs(request, run.cache, dtype, seal)
+    _seal_gguf_models(request, run.cache, dtype, seal)
     anchor = _anchor(state, update, policy, request)
     anchor_dir = None
     if anchor is not None:

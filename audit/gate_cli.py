@@ -79,7 +79,7 @@ def ci_outputs(junit: Path | None) -> Path | None:
     """Where the CI reports go, checked before anything is recorded: the JUnit file's folder (made),
     and the job summary GitHub names in $GITHUB_STEP_SUMMARY (appended to after the run)."""
     if junit is not None:
-        writable_file(junit)
+        writable_file(junit, "--junit")
     summary = os.environ.get(STEP_SUMMARY_ENV)
     if not summary:
         return None

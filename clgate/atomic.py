@@ -11,21 +11,23 @@ from pathlib import Path
 from clgate.errors import InputError
 
 
-def writable_file(path: Path) -> Path:
-    """`path`, once it is sure a file can be written there (its folder made): an InputError names why not.
+def writable_file(path: Path, option: str = "") -> Path:
+    """`path`, once it is sure a file can be written there (its folder made): an InputError names why not,
+    and the command-line `option` it came from.
 
     Commands that record something and then write a file call it first, so a bad output path is bad
     input before the record, not an error after it.
     """
     path = Path(path)
+    where = f"{option} {path}" if option else str(path)
     if path.is_dir():
-        raise InputError(f"{path}: is a folder; give a file path")
+        raise InputError(f"{where}: is a folder; give a file path")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"{path}: cannot create its folder ({exc.strerror})") from None
-    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise InputError(f"{path}: not writable")
+        raise InputError(f"{where}: cannot create its folder ({exc.strerror})") from None
+    if not os.access(path.parent, os.W_OK):  # the file itself is replaced, not written into
+        raise InputError(f"{where}: its folder is not writable")
     return path
 
 

@@ -333,7 +333,7 @@ def checkpoint(
     from clgate.ledger.trust import load_trust
 
     signer = _signer(key, passphrase_env)
-    writable_file(out)  # before the checkpoint is stored
+    writable_file(out, "--out")  # before the checkpoint is stored
     with Ledger.open(db, load_trust(trust)) as ledger:
         _verified(ledger)
         cp = ledger.checkpoint(signer)
@@ -367,7 +367,7 @@ def witness(
     signer = _signer(key, passphrase_env)
     kid = key_id(signer.public_key())
     if out is not None:
-        writable_file(out)  # before the cosignature is stored
+        writable_file(out, "--out")  # before the cosignature is stored
     with Ledger.open(db, load_trust(trust)) as ledger:
         report = ledger.verify_report(seen=SeenHeads(state))
         if report.problems:
@@ -481,6 +481,9 @@ def keys_revoke(
     writable_file(Path(trust))
     with Ledger.open(db, anchors) as ledger:
         _verified(ledger)
+        known = ledger.key_ring().keys.get(kid)
+        if known is not None and known.revoked_at is not None:  # a re-run: nothing new to record
+            raise InputError(f"key {kid[:16]} was already revoked at entry {known.revoked_at}")
         draft = {"type": "key.revoked", "subject": kid, "body": {"key_id": kid, "reason": reason}}
         entry = ledger.append(draft, signer)
     save_trust(anchors.with_revocation(kid, entry.index), trust, signer)

@@ -157,7 +157,11 @@ def verify_bundle(
     cp = _bundle_checkpoint(bundle, problems)
     # the head this verifier remembers is looked up by the log's own id (its first entry's hash), never by
     # the bundle's word for it: an edited `log_id` would find no head, and a cut log would pass as new
-    log_id = merkle.leaf_hash(leaves[0][1]).hex() if leaves and leaves[0][0] == 0 else bundle.log_id
+    log_id = (
+        merkle.leaf_hash(leaves[0][1]).hex()
+        if leaves and leaves[0][0] == 0
+        else trust.log_id or bundle.log_id
+    )
     last_seen = seen.get(log_id) if seen is not None else None
     sizes = [c.size for c in (cp, since, last_seen) if c]
     report = verify_leaves(leaves, trust, sizes, workers)

@@ -7,17 +7,19 @@ verification flags it, and replay ignores it. So a promotion that the rules forb
 the deployed state, whichever key signed it and however it reached the database.
 
 The rules, in words:
-- an update's id is derived from its proposal, and each id is proposed once;
+- an update's id is derived from its proposal, and each id is proposed once; a proposal that supersedes
+  another (a re-audit) proposes the same candidate bytes, kind and deployment;
 - each proposal is audited once, by a gate key that is not the proposer's, under a policy an
   admin adopted (and did not retire); an audit never clears a block or deploys anything;
 - an update is promoted only if audited, its audit did not decide `block`, it was neither blocked
-  nor rolled back, with enough approvals for a `review` (distinct keys, neither the proposer's nor
-  the gate's, from the policy's approvers by key id or name), on the base its deployment runs now,
-  by an approver who is neither its proposer nor its gate, and with the witness cosignatures its
-  policy requires; a memory update only while its deployment runs the adapter its audit asked the
-  model through (or none, if it was judged on the base alone);
-- a rollback restores an update that was deployed in that slot, still fits the deployed base, and
-  was neither blocked nor rolled back itself;
+  nor rolled back nor proposed again, with enough approvals for a `review` (distinct keys not revoked
+  since, neither the proposer's nor the gate's, by name, from the policy's approvers by key id or
+  name), on the base its deployment runs now, by an approver who is neither its proposer nor its
+  gate, and with the witness cosignatures its policy requires; a memory update only while its
+  deployment runs the adapter its audit asked the model through (or none, if it was judged on the
+  base alone), and only as a change of the store its deployment runs;
+- a rollback restores an update that was deployed in that slot, still fits the deployed base (and,
+  for a memory, the adapter it was judged through), and was neither blocked nor rolled back itself;
 - an erasure request names the memory its deployment runs and updates that deployment promoted; once
   requested, no update trained on the erased data is promoted or rolled back to again; it is done
   only once the deployment runs a memory promoted after it (scanned clean, by its digest) and none
@@ -380,9 +382,9 @@ class Governance:
         not new to it). None when it changes the deployed store, re-judges it (a re-audit on a new base
         proposes the deployed store again), or no memory is deployed yet."""
         running = self.deployed.get((update.deployment, "memory"))
-        old = update.proposal.artifacts.get("memory_old")
-        if update.kind != "memory" or running is None or old is None:
+        if update.kind != "memory" or running is None:
             return None
+        old = update.proposal.artifacts["memory_old"]  # every memory proposal names the store it changes
         deployed = self.updates[running].candidate_digest
         if deployed in (old.digest, update.candidate_digest):
             return None
@@ -453,8 +455,20 @@ def release_lines(g: Governance) -> list[str]:
 def _proposed(g: Governance, index: int, signer: str, subject: str | None, p: Proposal) -> str | None:
     if p.update_id in g.updates:
         return f"update {p.update_id} was already proposed at entry {g.updates[p.update_id].proposed_index}"
-    if p.supersedes is not None and p.supersedes not in g.updates:
-        return f"supersedes unknown update {p.supersedes}"
+    if p.supersedes is not None:
+        earlier = g.updates.get(p.supersedes)
+        if earlier is None:
+            return f"supersedes unknown update {p.supersedes}"
+        if (earlier.deployment, earlier.kind, earlier.candidate_digest) != (
+            p.deployment,
+            p.kind,
+            p.candidate.digest,
+        ):
+            # else any pipeline key could retire any pending update by naming it
+            return (
+                f"supersedes update {p.supersedes}, which proposed another {earlier.kind} or deployment or other "
+                "bytes: a re-audit proposes the same candidate again"
+            )
     return None
 
 

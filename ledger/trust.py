@@ -286,9 +286,6 @@ class KeyRing:
             return self._addition_refusal(index, signer, body)
         if type_name == "key.revoked" and body["key_id"] not in self.keys:
             return f"revokes unknown key {body['key_id'][:16]}"
-        revoked_at = self.keys[body["key_id"]].revoked_at if type_name == "key.revoked" else None
-        if revoked_at is not None and revoked_at < index:  # at `index`: the trust file remembers this entry
-            return f"key {_label(body['key_id'], self.keys[body['key_id']])} was already revoked at entry {revoked_at}"
         return None
 
     def _addition_refusal(self, index: int, signer: str, body: dict[str, Any]) -> str | None:

@@ -218,14 +218,21 @@ def trust_problems(trust: Trust | None, report: Report) -> list[Problem]:
         )
     signature = trust.signature
     ring = report.ring
-    if ring.recorded_quorum is not None and trust.key_quorum != ring.recorded_quorum:
-        problems.append(
-            Problem(
-                None,
-                f"the trust file says key_quorum = {trust.key_quorum}, but the log recorded {ring.recorded_quorum} "
-                "at its genesis: the file was re-signed with another quorum",
+    if ring.recorded_quorum is not None:  # a log that records its quorum also recorded every anchor
+        if trust.key_quorum < ring.recorded_quorum:
+            problems.append(
+                Problem(
+                    None,
+                    f"the trust file says key_quorum = {trust.key_quorum}, but the log recorded "
+                    f"{ring.recorded_quorum} at its genesis: the file was re-signed with a lower quorum",
+                )
             )
-        )
+        problems += [
+            Problem(None, f"trust-file key {ring.label(k.key_id)} was never added by this ledger: one admin "
+                    "re-signed the file with a key of its own")
+            for k in trust.keys
+            if trust.revoked_at(k.key_id) is None and not ring.recorded(k.key_id)
+        ]  # fmt: skip
     if signature is not None and not (
         ring.recorded(signature.key_id) and ring.has_role(signature.key_id, "admin", max(report.size - 1, 0))
     ):

@@ -169,11 +169,18 @@ class Flow:
         return PolicyRef(name=name, digest=digest)
 
     def proposal(
-        self, kind: str = "model", base: str | None = None, memory_old: str | None = None, **extra
+        self,
+        kind: str = "model",
+        base: str | None = None,
+        memory_old: str | None = None,
+        again: Proposal | None = None,
+        **extra,
     ) -> Proposal:
-        """A proposal of `kind`; a memory update changes `memory_old`, by default the store deployed now."""
+        """A proposal of `kind` (of `again`'s candidate, superseding it: a re-audit); a memory update changes
+        `memory_old`, by default the store deployed now."""
         self._n += 1
-        digest = "sha256:" + f"{self._n:064x}"
+        digest = again.candidate.digest if again else "sha256:" + f"{self._n:064x}"
+        extra |= {"supersedes": again.update_id} if again else {}
         parent = base or "sha256:" + "f" * 64
         roles = {"model": "candidate", "adapter": "adapter", "memory": "memory_new"}[kind]
         artifacts = {"parent": {"kind": "model", "uri": "/m/parent", "digest": parent}}
@@ -204,9 +211,10 @@ class Flow:
         base: str | None = None,
         signer: str = "pipeline",
         memory_old: str | None = None,
+        again: Proposal | None = None,
         **extra,
     ) -> Proposal:
-        p = self.proposal(kind, base, memory_old, **extra)
+        p = self.proposal(kind, base, memory_old, again, **extra)
         self.ledger.append(p, self.keys[signer], p.candidate.digest)
         return p
 

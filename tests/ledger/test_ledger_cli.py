@@ -252,7 +252,7 @@ def test_revoke_then_append_is_refused_and_the_trust_file_remembers(workdir: Pat
         (["keys", "add", "pipeline.pub", "--role", "auditor", "--key", "pipeline.key"], "may not sign key.added"),
         (["ledger", "verify", "--ledger", "postgresql://u:pw@127.0.0.1:9/x"], "error: cannot reach database postgresql+psycopg://u:***@"),
         (["keys", "revoke", "not-a-key-id", "--key", "admin.key"], "error: not-a-key-id: neither a public key file nor a key id (64 hex digits)"),
-        (["ledger", "checkpoint", "--key", "gate.key", "--out", "."], "error: .: is a folder; give a file path"),
+        (["ledger", "checkpoint", "--key", "gate.key", "--out", "."], "error: --out .: is a folder; give a file path"),
         (["ledger", "verify", "--state", "trust.toml"], "error: trust.toml: the verifier's state must be a folder"),
     ],
 )  # fmt: skip

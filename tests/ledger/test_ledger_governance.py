@@ -270,7 +270,7 @@ def test_stale_base_and_rolled_back_updates_need_a_new_proposal(flow) -> None:
     flow.audit(late)
     with pytest.raises(AppendRefused, match="was built on another base than the deployed one"):
         flow.promote(late)
-    again = flow.propose("adapter", base=base2.candidate.digest, supersedes=a2.update_id)
+    again = flow.propose("adapter", base=base2.candidate.digest, again=a2)
     flow.audit(again)
     assert flow.promote(again).type == "promotion.done"
     assert _problems(flow.ledger) == []
@@ -278,11 +278,16 @@ def test_stale_base_and_rolled_back_updates_need_a_new_proposal(flow) -> None:
 
 def test_an_update_proposed_again_is_decided_by_its_new_audit(flow) -> None:
     """Once the same change is proposed again (`supersedes`), the earlier proposal's audit no longer speaks
-    for it: a re-audit that blocks cannot be walked past by promoting the earlier proposal."""
+    for it: a re-audit that blocks cannot be walked past by promoting the earlier proposal. Only the same
+    bytes may supersede it, or any pipeline key could retire any pending update."""
     base = flow.deploy()
     first = flow.propose("adapter", base=base.candidate.digest)
     flow.audit(first)
-    again = flow.propose("adapter", base=base.candidate.digest, supersedes=first.update_id)
+    with pytest.raises(AppendRefused, match=f"supersedes update {first.update_id}, which proposed another"):
+        flow.propose(
+            "adapter", base=base.candidate.digest, supersedes=first.update_id
+        )  # other bytes: no re-audit
+    again = flow.propose("adapter", base=base.candidate.digest, again=first)
     flow.audit(again, "block")
     with pytest.raises(
         AppendRefused, match=f"update {first.update_id} was proposed again as {again.update_id}"
@@ -361,7 +366,7 @@ def test_a_memory_judged_on_the_base_alone_is_not_promoted_beside_an_adapter(flo
     ):
         flow.promote(memory)
     assert flow.promote(legacy).type == "promotion.done"
-    again = flow.propose("memory", base=base.candidate.digest, supersedes=memory.update_id)
+    again = flow.propose("memory", base=base.candidate.digest, again=memory)
     flow.audit(again, adapter=a.update_id)
     assert flow.promote(again).type == "promotion.done"
     assert _problems(flow.ledger) == []
@@ -475,26 +480,35 @@ def test_an_admin_revoked_since_co_signing_an_addition_no_longer_counts_towards_
         assert led.verify() == []
 
 
-def test_one_admin_cannot_lower_the_key_quorum_by_re_signing_the_trust_file(
+def test_one_admin_cannot_get_round_the_key_quorum_by_re_signing_the_trust_file(
     db_url: str, keys, tmp_path
 ) -> None:
-    """The genesis entry records the trust file's quorum: a copy one admin re-signed with quorum 1 still
-    needs two admins per addition, and `verify` names the mismatch; no later entry can record a quorum."""
-    trust, _, body = _two_admins_and_a_key_to_mint(keys)
+    """The genesis entry records the trust file's quorum and every one of its keys: a copy one admin re-signed
+    with quorum 1 still needs two admins per addition, one with a key of its own added as an anchor names that
+    key, and a file that raises the quorum is stricter, not wrong; no later entry can record a quorum."""
+    trust, minted, body = _two_admins_and_a_key_to_mint(keys)
     kid = body.key_id
     with Ledger.init(db_url, keys["admin"], trust) as led:
         bound = trust.bound_to(led.log_id())
-    forged = save_trust(bound.model_copy(update={"key_quorum": 1}), tmp_path / "forged.toml", keys["admin"])
-    with Ledger.open(db_url, load_trust(forged)) as led:
+    lowered = save_trust(bound.model_copy(update={"key_quorum": 1}), tmp_path / "lowered.toml", keys["admin"])
+    anchored = bound.with_key(TrustedKey.of(minted.public_key(), ["approver"], "mint"))
+    planted = save_trust(anchored, tmp_path / "planted.toml", keys["admin"])
+    raised = save_trust(bound.model_copy(update={"key_quorum": 3}), tmp_path / "raised.toml", keys["admin"])
+    with Ledger.open(db_url, load_trust(planted)) as led:
+        assert _problems(led) == [f"log: trust-file key mint ({kid[:16]}) was never added by this ledger: one "
+                                  "admin re-signed the file with a key of its own"]  # fmt: skip
+    with Ledger.open(db_url, load_trust(raised)) as led:
+        assert _problems(led) == []
+    with Ledger.open(db_url, load_trust(lowered)) as led:
         assert _problems(led) == [
             "log: the trust file says key_quorum = 1, but the log recorded 2 at its genesis: the file was "
-            "re-signed with another quorum"
+            "re-signed with a lower quorum"
         ]
         led.append(body, keys["admin"], kid)
         assert kid not in led.governance().ring.keys  # pending: a second admin must sign it
-        lowered = KeyAdded(**{**body.model_dump(), "name": "other", "key_quorum": 1})
+        once_more = KeyAdded(**{**body.model_dump(), "name": "other", "key_quorum": 1})
         with pytest.raises(AppendRefused, match="only the genesis entry records the key quorum"):
-            led.append(lowered, keys["admin"], kid)
+            led.append(once_more, keys["admin"], kid)
 
 
 def test_names_identify_one_active_key(ledger, keys) -> None:
