@@ -195,12 +195,15 @@ def _check_inputs(request: GateRequest, cache: Path | None, dtype: str, seal: Ke
 def _seal_gguf_models(request: GateRequest, cache: Path, dtype: str, seal: KeySeal | None) -> None:
     """Every GGUF model the checks will load, dequantised now into folders the gate's key vouches for, in
     the run's dtype and in float32 (the copy tokenizers, digests and weight diffs read): the checks find
-    those folders in the cache instead of whatever else someone left under the same key."""
+    those folders in the cache instead of whatever else someone left under the same key. (The parent in
+    the run's dtype is `_check_inputs`'s: checking its seal again would read it twice.)"""
     if seal is None:
         return
     for path in (request.parent, request.candidate):
-        if path is not None and Path(path).suffix == ".gguf" and Path(path).is_file():
-            for each in dict.fromkeys((dtype, "float32")):
+        if path is None or Path(path).suffix != ".gguf" or not Path(path).is_file():
+            continue
+        for each in dict.fromkeys((dtype, "float32")):
+            if (path, each) != (request.parent, dtype):
                 resolve_model_dir(path, cache, each, seal)
 
 

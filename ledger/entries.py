@@ -653,6 +653,3 @@ def roles_for(type_name: str) -> frozenset[str]:
 def is_stateful(type_name: str) -> bool:
     spec = ENTRY_TYPES.get(type_name)
     return spec is not None and spec.stateful
-
-
-STATEFUL_TYPES: tuple[str, ...] = tuple(sorted(n for n, t in ENTRY_TYPES.items() if t.stateful))

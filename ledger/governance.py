@@ -245,16 +245,16 @@ class Governance:
             if self.ring.active(k, index) is not None and self._approval_counts(update, k, at)
         ]
 
-    def approver(self, kid: str) -> str:
+    def _approver(self, kid: str) -> str:
         """Who a key speaks for: its name (unique among live keys, passed on when a key is rotated), else itself."""
         state = self.ring.keys.get(kid)
         return state.name if state is not None and state.name else kid
 
     def _acted_on(self, update: UpdateState, kid: str) -> str | None:
         """'proposed' or 'audited' when `kid`'s approver did that for `update`, whichever key they used."""
-        if self.approver(kid) == self.approver(update.proposer):
+        if self._approver(kid) == self._approver(update.proposer):
             return "proposed"
-        return "audited" if update.auditor and self.approver(kid) == self.approver(update.auditor) else None
+        return "audited" if update.auditor and self._approver(kid) == self._approver(update.auditor) else None
 
     def promotion_refusal(
         self, update: UpdateState, signer: str | None, index: int | None = None

@@ -280,7 +280,7 @@ class Ledger:
 
     def governance(self) -> Governance:
         """Keys, policies, updates and deployments as of now (stateful entries replayed, signatures checked)."""
-        self._catch_up(self.store.head().size, self.store.read_from)
+        self._catch_up(self.store.head().size, self.store.read)
         return self._state
 
     def checkpoint(self, signer: Ed25519PrivateKey) -> CheckpointNote:

@@ -6,7 +6,7 @@ offline) imports no SQLAlchemy until a database is opened.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from clgate.ledger.merkle import Frontier
@@ -34,4 +34,4 @@ class Prepared:
 
 
 # Reads (index, bytes) of every entry from `start` on, inside the append's transaction.
-EntryReader = Callable[[int], list[tuple[int, bytes]]]
+EntryReader = Callable[[int], Iterable[tuple[int, bytes]]]

@@ -313,11 +313,6 @@ class Store:
             data = conn.execute(sa.select(entries_t.c.envelope).where(entries_t.c.idx == index)).scalar()
         return None if data is None else bytes(data)
 
-    def read_from(self, start: int) -> list[tuple[int, bytes]]:
-        """Every entry from `start` on, in index order: what a replay checks, each by its signed type."""
-        with self._connect() as conn:
-            return [(idx, bytes(data)) for idx, data in conn.execute(_ENTRIES_FROM, {"start": start})]
-
     @contextmanager
     def exclusive(self, name: str, lock_dir: Path) -> Iterator[None]:
         """Held by one process at a time across every machine sharing this ledger, or refused.
