@@ -11,8 +11,6 @@ from typing import Any
 from clgate.errors import InputError
 
 MAX_LINE_BYTES = 1 << 20
-
-
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
@@ -35,10 +33,8 @@ def iter_jsonl(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tup
                 raise InputError(
                     f"{path}:{lineno}: a string holds a lone surrogate (not Unicode text)"
                 ) from None
-            except (
-                ValueError,
-                RecursionError,
-            ) as exc:  # JSON and UTF-8 errors, 5,000-digit numbers, deep nests
+            # JSON and UTF-8 errors, 5,000-digit numbers, deep nests
+            except (ValueError, RecursionError) as exc:
                 raise InputError(f"{path}:{lineno}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
             if not isinstance(obj, dict):
                 raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")

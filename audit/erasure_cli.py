@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from clgate.artifacts import ArtifactKind, compute_manifest, gguf_architecture, resolve_model_dir
+from clgate.artifacts import gguf_architecture, resolve_model_dir
 from clgate.audit.erasure import Matcher, Requested, finish_erasure, request_erasure
 from clgate.audit.gate import GateRequest, GateRun, check_policy, gate_seal, propose, run_gate
 from clgate.audit.gate_cli import (
@@ -67,9 +67,8 @@ def request(
         policy_loaded = load_policy(policy) if gate_key else None
         if policy_loaded is not None:
             check_policy(policy_loaded, journal)  # before anything is written
-        base = (
-            _base_to_gate_on(journal, deployment, parent) if gate_key else None
-        )  # before anything is written
+        # the base the new store is gated on, checked before anything is written
+        base = _base_to_gate_on(journal, deployment, parent) if gate_key else None
         requested = request_erasure(journal, deployment, matcher, out, memory)
         _print_request(requested)
         if requested.store is None or base is None or gate_key is None or policy_loaded is None:
@@ -121,7 +120,7 @@ def _base_to_gate_on(journal: Journal, deployment: str, parent: Path | None) -> 
     if path.suffix == ".gguf" and path.is_file():
         gguf_architecture(path)  # read, not dequantised: the gate does that, once
     else:
-        compute_manifest(resolve_model_dir(path), ArtifactKind.MODEL)  # not a model, or a corrupt one
+        resolve_model_dir(path)  # reads every safetensors header against its file's size; hashes nothing
     return path
 
 
