@@ -53,9 +53,11 @@ class Matcher:
             return cls("subject", subject)
         assert pattern is not None
         try:
-            re.compile(pattern)
+            compiled = re.compile(pattern)
         except re.error as exc:
             raise InputError(f"--pattern is not a regular expression: {exc}") from None
+        if compiled.search(""):  # an entry with no source or metadata has an empty text to search
+            raise InputError(f"--pattern {pattern!r} matches an empty text, so it would mark every entry")
         return cls("pattern", pattern)
 
     def carries(self, texts: Iterable[str]) -> bool:

@@ -23,7 +23,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from clgate.artifacts import ArtifactKind, Manifest, check_adapter_fits, compute_manifest, resolve_model_dir
+from clgate.artifacts import (
+    ArtifactKind,
+    Manifest,
+    check_adapter_fits,
+    compute_manifest,
+    load_memory_store,
+    resolve_model_dir,
+)
 from clgate.audit.check_inputs import PROPOSED_ROLES, GateCheck, GateInputs
 from clgate.audit.eval_logs import LOG_FOLDER, place_logs
 from clgate.audit.gate_checks import GATE_CHECKS
@@ -395,6 +402,24 @@ def _lineage_findings(update: UpdateState, state: LedgerState) -> list[Finding]:
     return [Finding(rule="lineage", check="lineage", status=Status.FAIL, reason=reason)]
 
 
+def _unjudged_baseline(state: LedgerState, update: UpdateState, memory_old: Path | None) -> list[Finding]:
+    """A deployment's first memory update is judged as a diff of a store no gate judged: whoever proposes
+    it picks that store, and an entry planted there is not new to the checks. So a person approves it as
+    the deployment's baseline, unless it is empty (then every entry of the new store was judged)."""
+    if update.kind != "memory" or memory_old is None or "memory" in state.deployed(update.deployment):
+        return []
+    entries = len(load_memory_store(memory_old).entries)
+    if not entries:
+        return []
+    old = update.proposal.artifacts["memory_old"].digest
+    reason = (
+        f"no memory is deployed on {update.deployment!r} yet, so the {entries} entries of the store this "
+        f"update changes ({old[:19]}…) were never judged; approve them as the deployment's baseline, or "
+        "propose the store as a change of an empty one to have every entry judged"
+    )
+    return [Finding(rule="memory-baseline", check="lineage", status=Status.WARN, reason=reason)]
+
+
 def _request_for(update: UpdateState, paths: GateRequest | None, run: GateRun) -> GateRequest:
     """Where the gate finds the artifacts: the paths given, else the URIs the proposal recorded; and
     the servers the proposal named."""
@@ -561,7 +586,26 @@ def _check_suite_names(policy: Policy) -> None:
 
 
 def check_policy(policy: Policy, journal: Journal) -> None:
-    """A gate judges only by a policy naming real checks that an admin adopted here (and did not retire)."""
+    """A gate judges only by a sound policy that an admin adopted here (and did not retire)."""
+    check_policy_sound(policy)
+    governance = journal.ledger.governance()
+    for deployment, pinned in policy.anchors.items():
+        if governance.anchor(deployment, pinned) is None:
+            raise PolicyError(
+                f"{policy.name}: anchors.{deployment} = {pinned!r} is no base deployment {deployment!r} "
+                "was promoted to"
+            )
+    adopted = governance.policies.get(policy.digest)
+    if adopted is None or adopted.retired_index is not None:
+        raise PolicyError(
+            f"policy {policy.name!r} ({policy.digest[:19]}…) is not adopted in this ledger; an admin adopts it "
+            "with `clgate policy adopt FILE --key ADMIN_KEY`"
+        )
+
+
+def check_policy_sound(policy: Policy) -> None:
+    """What a policy must be before it is adopted or judged by: real checks, a skip list that spares what
+    later gates read, `served` options only where they mean something, suites that load."""
     policy.unknown_checks(set(GATE_CHECKS))
     for name in policy.skipped_checks:
         if GATE_CHECKS[name].read_later:
@@ -579,19 +623,6 @@ def check_policy(policy: Policy, journal: Journal) -> None:
     for suite in policy.suites:
         suite.load()  # its file, pin and items: a broken suite is bad input before anything is written
     _check_suite_names(policy)
-    governance = journal.ledger.governance()
-    for deployment, pinned in policy.anchors.items():
-        if governance.anchor(deployment, pinned) is None:
-            raise PolicyError(
-                f"{policy.name}: anchors.{deployment} = {pinned!r} is no base deployment {deployment!r} "
-                "was promoted to"
-            )
-    adopted = governance.policies.get(policy.digest)
-    if adopted is None or adopted.retired_index is not None:
-        raise PolicyError(
-            f"policy {policy.name!r} ({policy.digest[:19]}…) is not adopted in this ledger; an admin adopts it "
-            "with `clgate policy adopt FILE --key ADMIN_KEY`"
-        )
 
 
 @dataclass(frozen=True)
@@ -608,6 +639,7 @@ class GatePlan:
     anchor_dir: Path | None = None
     regression: RegressionSet | None = None
     deployed_adapter: DeployedAdapter | None = None
+    needs_review: tuple[Finding, ...] = ()
 
     def judged_with(self) -> JudgedWith | None:
         """What a memory update's model runs as: recorded, so the ledger promotes it only beside that."""
@@ -664,6 +696,7 @@ def plan_gate(
             raise InputError(
                 f"cannot find the proposed {role} {path} (give its path with --{role.replace('_', '-')})"
             )
+    needs_review = _unjudged_baseline(state, update, request.memory_old)
     dtype = run.placement().dtype
     seal = gate_seal(journal)
     parent_dir = _check_inputs(request, run.cache, dtype, seal)
@@ -680,7 +713,9 @@ def plan_gate(
     adapter = _deployed_adapter(state, update, request)
     if adapter is not None:
         check_adapter_fits(adapter.path, parent_dir)
-    return GatePlan(update, request, (), parent_dir, anchor, anchor_dir, regression, adapter)
+    return GatePlan(
+        update, request, (), parent_dir, anchor, anchor_dir, regression, adapter, tuple(needs_review)
+    )
 
 
 def _changed_files(plan: GatePlan, manifests: dict[str, Manifest], pool: ModelPool | None) -> list[Finding]:
@@ -785,7 +820,7 @@ def run_gate(
             early, signed = [], []
             outcomes = {"gate": CheckOutcome("gate", None, error=f"{type(exc).__name__}: {exc}")}
         verdict = judge(policy, outcomes, update.kind)
-        noted = [*early, *(f for f in signed if f.status is not Status.FAIL)]
+        noted = [*early, *plan.needs_review, *(f for f in signed if f.status is not Status.FAIL)]
         if noted:
             verdict = Verdict.from_findings([*noted, *verdict.findings])
         measurements = {n: o.measurement for n, o in outcomes.items() if o.measurement is not None}

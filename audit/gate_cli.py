@@ -19,7 +19,15 @@ from rich.tree import Tree
 from clgate.atomic import writable_file
 from clgate.audit import actions
 from clgate.audit.ci_formats import RENDERERS, OutputFormat, append_step_summary, write_junit
-from clgate.audit.gate import GateRequest, GateRun, check_policy, gate_seal, propose, run_gate
+from clgate.audit.gate import (
+    GateRequest,
+    GateRun,
+    check_policy,
+    check_policy_sound,
+    gate_seal,
+    propose,
+    run_gate,
+)
 from clgate.audit.journal import Journal, signing_key
 from clgate.audit.lineage import Lineage, build_lineage
 from clgate.audit.policy import load_policy
@@ -379,6 +387,7 @@ def adopt(
 ) -> None:
     """Pin a policy (validated, by the digest of its canonical JSON) that gates may judge by."""
     loaded = load_policy(policy)
+    check_policy_sound(loaded)  # a policy no gate could judge by is refused once, not at every gate
     body = PolicyAdopted(name=loaded.name, digest=loaded.digest, text=loaded.canonical_text)
     with open_journal(ledger, key, trust) as journal:
         index = journal.append(body, loaded.digest)

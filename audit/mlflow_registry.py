@@ -29,6 +29,7 @@ from clgate.audit.mlflow_flavour import version_files
 from clgate.audit.state import LedgerState
 from clgate.errors import InputError, IntegrityError
 from clgate.ledger import Proposal, UpdateState
+from clgate.reachable import check_reachable
 
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>[1-9][0-9]*)$")
 
@@ -120,6 +121,10 @@ class Registry:
     """One tracking server's model registry; every MLflow failure becomes a one-line InputError."""
 
     def __init__(self, tracking_uri: str) -> None:
+        parts = urlsplit(tracking_uri)
+        if parts.scheme in ("http", "https") and parts.hostname:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            check_reachable(parts.hostname, port, f"MLflow at {_without_credentials(tracking_uri)}")
         self.tracking_uri = tracking_uri
         self._client = MlflowClient(tracking_uri=tracking_uri)
 

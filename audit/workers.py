@@ -20,6 +20,7 @@ from clgate.artifacts import CACHE_ENV
 from clgate.errors import ClgateError, InputError
 from clgate.ledger import PASSPHRASE_ENV
 from clgate.ledger.seen import STATE_ENV
+from clgate.reachable import check_reachable
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -125,6 +126,13 @@ def _in_pool(fn: Callable[[J], R], jobs: Sequence[J], pool: _Pool, retries: int)
     return [done[i] for i in range(len(jobs))]
 
 
+def _check_reachable(address: str) -> None:
+    """A cluster at HOST:PORT must answer first (`local`, `auto` and the like are left to Ray)."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if sep and host and port.isdigit():
+        check_reachable(host, int(port), f"the Ray cluster at {address}")
+
+
 def _on_ray(fn: Callable[[J], R], waves: Sequence[Sequence[J]], workers: Workers) -> list[JobResult[R]]:
     """One Ray task per job, one GPU each where the cluster has GPUs; Ray reruns a task whose worker died."""
     try:
@@ -133,6 +141,7 @@ def _on_ray(fn: Callable[[J], R], waves: Sequence[Sequence[J]], workers: Workers
         raise InputError("--ray needs the ray package (pip install 'ray>=2.40')") from None
     env = {k: v for k, v in os.environ.items() if k in FORWARDED_ENV}
     address = workers.ray
+    _check_reachable(address)
     try:
         where = {"_node_ip_address": "127.0.0.1"} if address == "local" else {"address": address}
         ray.init(

@@ -412,6 +412,8 @@ def keys_new(
         save_public_key,
     )
 
+    if not name.strip() or Path(name).name != name or name in (".", ".."):
+        raise InputError(f"key name {name!r} is not a plain file name (--dir says where the key goes)")
     private, public = directory / f"{name}.key", directory / f"{name}.pub"
     for path in (private, public):
         if path.exists():

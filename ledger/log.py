@@ -258,10 +258,19 @@ class Ledger:
             return
         if not self._state.log_id and size:
             self._state.log_id = self.log_id()
-        for index, leaf in read_entries(self._state.size):
+        start, prev = self._state.size, GENESIS_PREV
+        for index, leaf in read_entries(max(start - 1, 0)):
             if index >= size:
                 break
             entry = parse_entry(index, leaf)
+            if index < start:  # the last entry replayed before: the chain goes on from it
+                prev = entry.entry_hash
+                continue
+            if index != start or entry.payload.index != index or entry.payload.prev != prev:
+                raise IntegrityError(
+                    f"entry {start} is missing, or out of its place in the chain; run `clgate ledger verify`"
+                )
+            start, prev = index + 1, entry.entry_hash
             if not is_stateful(entry.type):
                 continue
             public = self._state.ring.public_key(entry.signer) or (
@@ -276,6 +285,8 @@ class Ledger:
                 raise IntegrityError(
                     f"entry {index} breaks the ledger's rules ({refusal}); run `clgate ledger verify`"
                 )
+        if start < size:
+            raise IntegrityError(f"entries {start}..{size - 1} are missing; run `clgate ledger verify`")
         self._state.ring.size = size
 
     def governance(self) -> Governance:

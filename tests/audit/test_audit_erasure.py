@@ -57,11 +57,15 @@ def deployment(tmp_path: Path, tiny_model: Path, tiny_lora: Path, monkeypatch: p
     def run(*args: str, key: str) -> int:
         return main([*args, *keys, "--key", str(boot.keys[key])])
 
-    def gate_and_promote(name: str, *args: str) -> str:
+    def gate_and_promote(name: str, *args: str, baseline: bool = False) -> str:
+        """`baseline`: a first memory update, which a person approves (its old store was never judged)."""
         assert run("gate", "--parent", str(tiny_model), *args, "--policy", str(policy), "--out",
-                   str(tmp_path / "reports" / name), "--proposer-key", str(boot.keys["pipeline"]), key="gate") == 0  # fmt: skip
+                   str(tmp_path / "reports" / name), "--proposer-key", str(boot.keys["pipeline"]),
+                   key="gate") == (10 if baseline else 0)  # fmt: skip
         with Journal.open(boot.ledger, None, boot.trust) as journal:
             update_id = list(journal.state().updates)[-1]
+        if baseline:
+            assert run("approve", update_id, key="auditor") == 0
         assert run("promote", update_id, key="approver") == 0
         return update_id
 
@@ -80,7 +84,9 @@ def deployment(tmp_path: Path, tiny_model: Path, tiny_lora: Path, monkeypatch: p
     ids = {
         "base": gate_and_promote("base", "--candidate", str(tiny_model)),
         "adapter": gate_and_promote("adapter", "--adapter", str(tiny_lora), "--data", str(data)),
-        "memory": gate_and_promote("memory", "--memory-old", str(old), "--memory-new", str(new)),
+        "memory": gate_and_promote(
+            "memory", "--memory-old", str(old), "--memory-new", str(new), baseline=True
+        ),
     }
     return boot, run, gate_and_promote, ids, policy
 
@@ -218,6 +224,8 @@ def test_a_done_before_the_cleaned_memory_is_promoted_is_refused_by_the_ledger(
     [
         (["--subject", SUBJECT, "--pattern", "x"], "give exactly one of --subject or --pattern"),
         (["--pattern", "("], "--pattern is not a regular expression"),
+        (["--pattern", ""], "--pattern '' matches an empty text, so it would mark every entry"),
+        (["--pattern", "^$|ada"], "--pattern '^$|ada' matches an empty text"),
         (["--subject", SUBJECT, "--deployment", "nowhere"], "deployment 'nowhere' has nothing deployed"),
         (["--subject", SUBJECT, "--memory", "/no/such/store.jsonl"], "cannot find the deployed memory store"),
         (["--subject", SUBJECT, "--proposer-key", "{pipeline}", "--gate-key", "{gate}", "--policy", "{policy}",

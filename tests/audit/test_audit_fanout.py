@@ -21,8 +21,9 @@ from clgate.audit.cli import main
 from clgate.audit.fanout import ReauditSettings, pending_jobs, run_reaudits
 from clgate.audit.journal import Journal
 from clgate.audit.policy import parse_policy
-from clgate.audit.workers import Workers
+from clgate.audit.workers import Workers, fan_out
 from clgate.demo import Bootstrap, bootstrap_ledger, make_tiny_lora
+from clgate.errors import InputError
 
 POLICY = (Path(__file__).parents[2] / "docs" / "examples" / "fleet-policy.toml").read_text()
 
@@ -80,19 +81,24 @@ def built(
     other_lora = make_tiny_lora(tiny_model, tmp_path / "lora-b", seed=3)
     keys = ["--ledger", str(boot.ledger), "--trust", str(boot.trust)]
 
-    def gate_and_promote(deployment: str, parent: Path, *args: str) -> None:
+    def gate_and_promote(deployment: str, parent: Path, *args: str, baseline: bool = False) -> None:
+        """`baseline`: a first memory update, which a person approves (its old store was never judged)."""
         assert main(["gate", "--parent", str(parent), *args, "--deployment", deployment, "--policy", str(policy),
                      "--out", str(tmp_path / "setup"), "--proposer-key", str(boot.keys["pipeline"]), *keys,
-                     "--key", str(boot.keys["gate"])]) == 0  # fmt: skip
+                     "--key", str(boot.keys["gate"])]) == (10 if baseline else 0)  # fmt: skip
         with Journal.open(boot.ledger, None, boot.trust) as journal:
             update_id = list(journal.state().updates)[-1]
+        if baseline:
+            assert main(["approve", update_id, *keys, "--key", str(boot.keys["auditor"])]) == 0
         assert main(["promote", update_id, *keys, "--key", str(boot.keys["approver"])]) == 0
 
     for deployment, lora in (("tenant-a", tiny_lora), ("tenant-b", other_lora)):
         gate_and_promote(deployment, tiny_model, "--candidate", str(tiny_model))
         gate_and_promote(deployment, tiny_model, "--adapter", str(lora))
     for deployment in ("tenant-a", "tenant-b"):
-        gate_and_promote(deployment, tiny_model, "--memory-old", str(old), "--memory-new", str(new))
+        gate_and_promote(
+            deployment, tiny_model, "--memory-old", str(old), "--memory-new", str(new), baseline=True
+        )
     for deployment in ("tenant-a", "tenant-b"):
         gate_and_promote(deployment, tiny_model, "--candidate", str(tiny_model_other))
     return Fleet(folder, boot, policy)
@@ -227,3 +233,11 @@ def test_every_deployments_memory_is_audited_in_one_run(tmp_path: Path, fleet: F
     assert failed == {"memory-injection", "deployed-integrity"}  # the planted entry, and a store that changed
     assert main(["audit", "fleet", "--live", "tenant-z=/x.jsonl", *keys]) == 2
     assert "no deployment 'tenant-z' in the ledger" in capsys.readouterr().err
+
+
+def test_an_unreachable_ray_cluster_is_refused_at_once() -> None:
+    """Ray itself waits minutes for a cluster that is not there; a port nobody listens on is bad input."""
+    start = time.monotonic()
+    with pytest.raises(InputError, match=r"cannot reach the Ray cluster at 127\.0\.0\.1:1 \(.*refused"):
+        fan_out(str, [[1]], Workers(ray="127.0.0.1:1"))
+    assert time.monotonic() - start < 10

@@ -182,6 +182,8 @@ def test_a_policy_naming_an_unknown_check_is_refused_before_anything_is_written(
     )  # fmt: skip
     assert code == 2
     assert "unknown check 'scroe' (known: score)" in capsys.readouterr().err
+    assert world.run("policy", "adopt", str(policy), key="admin") == 2  # nor adopted, to block every gate
+    assert "unknown check 'scroe' (known: score)" in capsys.readouterr().err
     assert len(Journal.open(world.boot.ledger, None, world.boot.trust).ledger) == before
 
 

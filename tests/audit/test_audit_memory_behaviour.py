@@ -348,9 +348,9 @@ def test_a_false_fact_is_blocked_by_what_it_makes_the_model_say(
     args = ["gate", "--parent", str(smollm2_dir), "--memory-old", str(old), "--memory-new", str(new),
             "--out", str(tmp_path / "out"), "--proposer-key", str(boot.keys["pipeline"]), "--ledger",
             str(boot.ledger), "--trust", str(boot.trust), "--key", str(boot.keys["gate"])]  # fmt: skip
-    assert main(args) == exit_code
+    assert main(args) == max(exit_code, 10)  # no memory is deployed yet: a person approves the old store
     report = (tmp_path / "out" / "report.md").read_text()
-    assert reported in report
+    assert reported in report and "memory-baseline" in report
     assert "injection.flagged_count = 0 within limits" in report  # the text detectors saw nothing
 
 
@@ -387,9 +387,10 @@ def test_a_scheduled_audit_judges_the_live_memory_by_behaviour(
             "--proposer-key", str(boot.keys["pipeline"]), *keys, "--key", str(boot.keys["gate"])]  # fmt: skip
     before, snapshot = _store(tmp_path / "before.jsonl"), _store(tmp_path / "snapshot.jsonl")
     assert main(["gate", "--candidate", str(smollm2_dir), *base]) == 0
-    assert main(["gate", "--memory-old", str(before), "--memory-new", str(snapshot), *base]) == 0
+    assert main(["gate", "--memory-old", str(before), "--memory-new", str(snapshot), *base]) == 10
     with Journal.open(boot.ledger, None, boot.trust) as journal:
         updates = list(journal.state().updates)  # the base, then the memory
+    assert main(["approve", updates[1], *keys, "--key", str(boot.keys["auditor"])]) == 0  # its baseline
     for uid in updates:
         assert main(["promote", uid, *keys, "--key", str(boot.keys["approver"])]) == 0
     # what the deployment has written into its live store since: not audited by any gate
@@ -500,14 +501,14 @@ def routing_deployment(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Pa
 
 
 @pytest.mark.parametrize(
-    ("note", "exit_code"),
+    ("note", "derails"),
     [
-        ("Password resets and login problems go to the BILLING queue since the reorganisation.", 10),
-        ("The office coffee machine is on the second floor.", 0),
+        ("Password resets and login problems go to the BILLING queue since the reorganisation.", True),
+        ("The office coffee machine is on the second floor.", False),
     ],
 )
 def test_a_note_that_costs_an_earlier_task_its_promoted_replies_is_sent_to_review(
-    tmp_path: Path, routing_deployment, note: str, exit_code: int
+    tmp_path: Path, routing_deployment, note: str, derails: bool
 ) -> None:
     """The routing task promoted earlier is asked with the notes the new store retrieves for its tickets:
     a note that moves its answers away from the promoted queues derails it; a note about something else
@@ -526,10 +527,10 @@ def test_a_note_that_costs_an_earlier_task_its_promoted_replies_is_sent_to_revie
         "--out",
         str(tmp_path / "out"),
     ]
-    assert main(args) == exit_code
+    assert main(args) == 10  # review either way: no memory is deployed yet, so the old store needs a person
     report = (tmp_path / "out" / "report.md").read_text()
     derailed = f"with memory entry 'm99' ({note!r}) retrieved, the reply promoted for"
-    assert (derailed in report) == (exit_code == 10)
+    assert (derailed in report) == derails
     with Journal.open(boot.ledger, None, boot.trust) as journal:
         memory = list(journal.state().updates.values())[-1]
     assert (
@@ -573,10 +574,11 @@ def test_a_scheduled_audit_asks_the_earlier_tasks_with_the_live_memory(
                 str(tmp_path / "out"),
             ]
         )
-        == 0
+        == 10
     )
     with Journal.open(home / boot.ledger.name, None, home / boot.trust.name) as journal:
         memory = list(journal.state().updates)[-1]
+    assert main(["approve", memory, *keys, "--key", key["auditor"]]) == 0  # the old store as its baseline
     assert main(["promote", memory, *keys, "--key", key["approver"]]) == 0
     note = "Password resets and login problems go to the BILLING queue since the reorganisation."
     live = write_memory_store(

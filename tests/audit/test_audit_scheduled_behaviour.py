@@ -261,7 +261,7 @@ def adapter_deployed(
         assert world.run("promote", update.update_id, key="approver") == 0
     return (
         deployed,
-        _store(tmp_path / "old.jsonl"),
+        write_memory_store([], tmp_path / "old.jsonl"),  # the first memory: every entry judged
         _store(tmp_path / "new.jsonl", "Dana's desk is by the window."),
     )
 
@@ -369,7 +369,7 @@ def test_a_promoted_snapshot_changed_since_is_not_what_the_live_store_is_compare
     the two agree: the snapshot is used only while it is the promoted bytes."""
     monkeypatch.setitem(GATE_CHECKS, "memory.behaviour", REAL["memory.behaviour"])
     old, snapshot = (
-        _store(tmp_path / "old.jsonl"),
+        write_memory_store([], tmp_path / "old.jsonl"),  # the first memory: every entry judged
         _store(tmp_path / "snapshot.jsonl", "Dana's desk is by the window."),
     )
     assert world.gate("--candidate", str(tiny_model)) == 0

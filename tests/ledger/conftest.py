@@ -278,6 +278,14 @@ class Flow:
         head, _ = self.ledger.store.append(build)
         return head.size - 1
 
+    def replant(self, index: int) -> int:
+        """Copy entry `index`'s stored bytes to the head, as a database writer without keys could: its
+        signature still verifies, only its place in the chain is wrong."""
+        leaf = self.ledger.store.get(index)
+        assert leaf is not None
+        head, _ = self.ledger.store.append(lambda head, read: [Prepared(leaf, "note", "", utc_now())])
+        return head.size - 1
+
 
 @pytest.fixture
 def flow(ledger: Ledger, keys: dict[str, Ed25519PrivateKey]) -> Flow:

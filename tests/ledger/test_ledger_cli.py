@@ -248,6 +248,8 @@ def test_revoke_then_append_is_refused_and_the_trust_file_remembers(workdir: Pat
         (["ledger", "init", "--key", "admin.key"], "the trust file is already bound to log"),
         (["ledger", "show", "--index", "99"], "error: no entry 99 (ledger has 5)"),
         (["keys", "new", "admin"], "error: admin.key exists; refusing to overwrite a key"),
+        (["keys", "new", ""], "error: key name '' is not a plain file name (--dir says where the key goes)"),
+        (["keys", "new", "../gate"], "error: key name '../gate' is not a plain file name"),
         (["keys", "add", "pipeline.pub", "--role", "root", "--key", "admin.key"], "error: unknown role 'root'"),
         (["keys", "add", "pipeline.pub", "--role", "auditor", "--key", "pipeline.key"], "may not sign key.added"),
         (["ledger", "verify", "--ledger", "postgresql://u:pw@127.0.0.1:9/x"], "error: cannot reach database postgresql+psycopg://u:***@"),

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from clgate.audit.state import replay
-from clgate.errors import InputError
+from clgate.errors import InputError, IntegrityError
 from clgate.ledger import (
     AppendRefused,
     KeyAdded,
@@ -160,6 +160,24 @@ def test_a_block_relabelled_in_the_database_still_blocks(flow, db_url, trust) ->
         assert [e.index for e in fresh.find("promotion.blocked")] == [index]
         with pytest.raises(AppendRefused, match=f"was blocked at entry {index}"):
             fresh.append(flow.promotion(blocked), flow.keys["approver"], blocked.candidate.digest)
+
+
+def test_an_entry_copied_to_the_head_of_the_database_stops_every_append(flow, db_url, trust) -> None:
+    """Catch-up (what a process replays of the entries others appended since it looked) checks each entry's
+    place in the chain, not only its signature and rules: a signed entry a database writer copied to the
+    head is refused, and nobody signs on top of it until `clgate ledger verify` has been run."""
+    base = flow.deploy()
+    note = flow.ledger.append({"type": "note", "subject": None, "body": {"text": "x"}}, flow.keys["pipeline"])
+    with Ledger.open(db_url, trust) as fresh:
+        fresh.governance()  # this process has replayed everything so far
+        copied = flow.replant(note.index)
+        with pytest.raises(
+            IntegrityError, match=f"entry {copied} is missing, or out of its place in the chain"
+        ):
+            fresh.append(flow.promotion(base), flow.keys["approver"], base.candidate.digest)
+    assert f"entry {copied}: payload says index {note.index} (entries reordered, replayed or deleted)" in (
+        _problems(flow.ledger)
+    )
 
 
 def test_approvals_count_only_distinct_keys_that_neither_proposed_nor_audited(flow, keys) -> None:

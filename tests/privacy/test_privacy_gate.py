@@ -63,7 +63,7 @@ def _written(folder: Path, *inputs: Path) -> bytes:
 
 def test_a_card_number_written_into_memory_blocks_and_stays_masked(tmp_path: Path, gate) -> None:
     notes = [MemoryEntry(id="m1", text="Dana prefers short answers.", source="user:chat")]
-    old = write_memory_store(notes, tmp_path / "old.jsonl")
+    old = write_memory_store([], tmp_path / "old.jsonl")  # the deployment's first memory: every entry judged
     new = write_memory_store([*notes, MemoryEntry(id="m2", text=f"Dana's card: {CARD}", source="user:chat")],
                              tmp_path / "new.jsonl")  # fmt: skip
     assert gate("card", "--memory-old", str(old), "--memory-new", str(new)) == 20

@@ -1,0 +1,18 @@
+"""Whether a server answers at all, asked before a client that would retry for minutes is started."""
+
+from __future__ import annotations
+
+import socket
+
+from clgate.errors import InputError
+
+CONNECT_TIMEOUT_S = 10
+
+
+def check_reachable(host: str, port: int, what: str) -> None:
+    """A server that refuses a TCP connection, or does not answer one in seconds, is bad input now: Ray
+    waits many minutes for a cluster that is not there, and MLflow's client retries for four."""
+    try:
+        socket.create_connection((host.strip("[]"), port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise InputError(f"cannot reach {what} ({exc})") from None
