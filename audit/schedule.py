@@ -11,16 +11,17 @@ from __future__ import annotations
 import re
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from clgate.artifacts import Manifest, compute_manifest, detect_kind
+from clgate.artifacts import Manifest, compute_manifest, detect_kind, resolve_model_dir
 from clgate.audit.baseline import PromotedAnswers, promoted_answers
 from clgate.audit.check_inputs import GateInputs
 from clgate.audit.eval_logs import LOG_FOLDER
 from clgate.audit.evidence import EvidenceStore
+from clgate.audit.gate import check_policy_sound, gate_seal
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.judge import judge
@@ -197,6 +198,7 @@ def scheduled_audit(
 ) -> ScheduledAudit:
     if not deployed:
         raise InputError("give at least one --deployed path (model directory, adapter or memory store)")
+    check_policy_sound(policy)  # a misspelt scheduled check would be skipped, and the run recorded clean
     state = journal.state()
     records, findings, paths = [], [], {}
     for path in deployed:
@@ -211,6 +213,10 @@ def scheduled_audit(
     tasks, not_asked = _earlier_tasks(state, policy, paths, deployment, journal.evidence)
     findings += noted + not_rerun + not_asked
     gate_inputs = _deployed_inputs(paths, snapshot, promoted, tasks, cache_dir, policy)
+    if "base" in paths and any("parent" in GATE_CHECKS[n].needs for n in policy.scheduled_checks):
+        # a GGUF base is asked through a dequantisation this key sealed, not whatever the cache holds
+        base = resolve_model_dir(paths["base"][0], cache_dir, "float32", gate_seal(journal))
+        gate_inputs = replace(gate_inputs, parent=base)
     applicable = [
         n for n in policy.scheduled_checks if n in GATE_CHECKS and GATE_CHECKS[n].applies(gate_inputs)
     ]

@@ -255,6 +255,45 @@ def test_a_first_memory_update_from_a_store_nobody_judged_needs_review(
     assert "memory-baseline" not in (tmp_path / "out" / "report.json").read_text()
 
 
+SCHEDULED_PEEK = POLICY.replace(
+    'required_checks = ["score"]', 'required_checks = ["score"]\nscheduled_checks = ["peek"]'
+)
+
+
+@pytest.mark.parametrize("world", [SCHEDULED_PEEK], indirect=True)
+def test_a_scheduled_audit_asks_a_gguf_base_through_the_dequantisation_its_key_sealed(
+    world, smollm2_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scheduled audit's cache is as open as a gate's: a model planted where the deployed GGUF base's
+    dequantisation is kept is built again, and the checks ask the rebuilt one."""
+    from clgate.artifacts import embedded_gguf_path
+    from clgate.artifacts._gguf import _cache_key, _vouched
+    from clgate.audit.check_inputs import GateCheck
+    from clgate.audit.runner import KeySeal
+    from clgate.measurement import Measurement
+
+    asked: list[Path | None] = []
+
+    def peek(inputs) -> Measurement:
+        asked.append(inputs.parent)
+        return Measurement(name="peek", version="1", numbers={"asked": 1.0})
+
+    monkeypatch.setitem(GATE_CHECKS, "peek", GateCheck("peek", "1", ("parent",), False, peek))
+    gguf = embedded_gguf_path()
+    assert world.gate("--candidate", str(gguf)) == 0
+    assert world.run("promote", next(iter(world.state().updates)), key="approver") == 0
+    cache = tmp_path / "scheduled-cache"
+    planted = cache / "gguf" / _cache_key(gguf, "float32")
+    shutil.copytree(smollm2_dir, planted)
+    config = json.loads((planted / "config.json").read_text())
+    (planted / "config.json").write_text(json.dumps({**config, "rms_norm_eps": 0.5}))
+    args = ("audit", "run", "--deployed", str(gguf), "--policy", str(world.policy), "--cache", str(cache))
+    assert world.run(*args, key="gate") == 0
+    assert asked[-1] == planted
+    assert json.loads((planted / "config.json").read_text())["rms_norm_eps"] == config["rms_norm_eps"]
+    assert _vouched(planted, KeySeal(load_private_key(world.boot.keys["gate"])))
+
+
 def test_a_model_planted_in_the_cache_under_a_gguf_parents_key_is_not_judged(
     world, smollm2_dir: Path, tmp_path: Path
 ) -> None:

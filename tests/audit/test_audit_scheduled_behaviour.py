@@ -392,3 +392,19 @@ def test_a_deployed_adapter_path_that_would_not_be_used_is_bad_input(world, adap
     adapter, _, _ = adapter_deployed
     assert world.gate("--adapter", str(adapter), "--deployed-adapter", str(adapter)) == 2
     assert "--deployed-adapter is not used: update" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "world",
+    [MEMORY.replace("[required_checks]", 'scheduled_checks = ["behavior"]\n\n[required_checks]')],
+    indirect=True,
+)
+def test_a_scheduled_audit_by_a_policy_naming_an_unknown_check_records_nothing(
+    world, tiny_model: Path, capsys
+) -> None:
+    """A misspelt scheduled check would be skipped and the run recorded clean: the policy is refused."""
+    before = len(world.state().scheduled_runs)
+    capsys.readouterr()
+    assert _audit(world, tiny_model) == 2
+    assert "unknown check 'behavior'" in capsys.readouterr().err
+    assert len(world.state().scheduled_runs) == before
