@@ -154,20 +154,19 @@ def _evidence(journal: Journal, measurements: dict[str, str], state: LedgerState
     erased = {d: e for e in state.governance.erasures.values() for d in e.evidence_removed}
     out = []
     for check, digest in sorted(measurements.items()):
-        if digest in erased:
-            by = erased[digest]
-            why = f"removed by erasure request {by.request.request_id} (entry {by.done_index}): it quoted erased data"
-            out.append(Evidence(check=check, digest=digest, problem=why))
-            continue
-        try:
+        try:  # held and as recorded: its numbers, whatever an erasure entry lists
             m = journal.evidence.get(digest)
         except ClgateError as exc:
             out.append(Evidence(check=check, digest=digest, problem=str(exc)))
             continue
-        if m is None:
-            out.append(Evidence(check=check, digest=digest, problem="evidence file missing"))
-        else:
+        if m is not None:
             out.append(Evidence(check=check, digest=digest, numbers=m.numbers))
+        elif digest in erased:
+            by = erased[digest]
+            why = f"removed by erasure request {by.request.request_id} (entry {by.done_index}): it quoted erased data"
+            out.append(Evidence(check=check, digest=digest, problem=why))
+        else:
+            out.append(Evidence(check=check, digest=digest, problem="evidence file missing"))
     return out
 
 

@@ -59,9 +59,19 @@ class EvidenceStore:
         return Measurement.from_json(data.decode("utf-8"))
 
     def quotes(self, digest: str, carries: Callable[[str], bool]) -> bool:
-        """Whether the measurement with this digest is here and `carries` holds for its text."""
+        """Whether the measurement with this digest is here and `carries` holds for its text. Altered
+        evidence is an IntegrityError, never a quote: whoever rewrote a measurement to quote a subject would
+        otherwise have an honest erasure delete it, and the record say why."""
         path = self._path(digest)
-        return path.is_file() and carries(path.read_text(encoding="utf-8"))
+        data = _read(path)
+        if data is None:
+            return False
+        if "sha256:" + _sha256(data) != digest:
+            raise IntegrityError(
+                f"{path}: evidence does not match its digest (altered after it was recorded); restore or "
+                "delete it, then run the erasure again"
+            )
+        return carries(data.decode("utf-8", errors="replace"))
 
     def digests(self) -> list[str]:
         """Every measurement's digest held here."""

@@ -88,21 +88,31 @@ def task_owners(state: LedgerState, deployment: str, before: UpdateState | None 
     return sorted(owners, key=lambda u: u.promoted_index or 0)
 
 
-def _accuracy(evidence: EvidenceStore, owner: UpdateState, task: UpdateState) -> float:
-    """What owner's audit recorded for its model on `task`'s set; NaN if it recorded nothing."""
+def _accuracy(evidence: EvidenceStore, owner: UpdateState, task: UpdateState, erased: set[str]) -> float:
+    """What owner's audit recorded for its model on `task`'s set; NaN if it recorded nothing, or an erasure
+    removed the measurement. A recorded measurement missing otherwise is an InputError: as NaN it would let
+    the next gate measure forgetting against the parent alone, not the best accuracy the task reached."""
     check, metric = (
         ("evals", "target.accuracy") if owner is task else ("regression", f"{task.update_id}.accuracy")
     )
     digest = owner.measurements.get(check)
     measurement = evidence.get(digest) if digest else None
+    if digest and measurement is None and digest not in erased:
+        raise InputError(
+            f"the {check} measurement {digest[:19]}… that update {owner.update_id}'s audit recorded is missing "
+            f"from the evidence store {evidence.folder}; restore it (the regression history rests on it)"
+        )
     value = measurement.numbers.get(metric) if measurement else None
     return float("nan") if value is None else float(value)
 
 
-def accuracy_history(evidence: EvidenceStore, owners: list[UpdateState]) -> list[list[float]]:
+def accuracy_history(
+    state: LedgerState, evidence: EvidenceStore, owners: list[UpdateState]
+) -> list[list[float]]:
     """R[l][j] of the task owners, from their audits' evidence (NaN above the diagonal: not yet learnt)."""
+    erased = {d for e in state.governance.erasures.values() for d in e.evidence_removed}
     return [
-        [_accuracy(evidence, owner, task) if j <= i else math.nan for j, task in enumerate(owners)]
+        [_accuracy(evidence, owner, task, erased) if j <= i else math.nan for j, task in enumerate(owners)]
         for i, owner in enumerate(owners)
     ]
 
@@ -134,5 +144,5 @@ def regression_set(
         tasks.append(RegressionTask(owner.update_id, kept, sha256))
     if not tasks:
         return None
-    history = accuracy_history(evidence, owners)
+    history = accuracy_history(state, evidence, owners)
     return RegressionSet(tuple(tasks), tuple(tuple(row) for row in history))

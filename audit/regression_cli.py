@@ -26,8 +26,9 @@ def history(
     backward transfer and forgetting after the last one. Tasks are the promoted updates that brought
     a target set (`--target`), in promotion order."""
     with open_journal(ledger, None, trust) as journal:
-        owners = task_owners(journal.state(), deployment)
-        matrix = accuracy_history(journal.evidence, owners)
+        state = journal.state()
+        owners = task_owners(state, deployment)
+        matrix = accuracy_history(state, journal.evidence, owners)
     if not owners:
         typer.echo(f"deployment {deployment!r} has promoted no update with a target set yet")
         return

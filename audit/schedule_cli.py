@@ -46,12 +46,23 @@ def fleet_exit_code(outcomes: Sequence[ReauditOutcome] | Sequence[ScheduledOutco
     return worst.exit_code
 
 
+AuditedOpt = typer.Option(
+    "default", "--deployment", help="the named deployment whose promoted updates are compared"
+)
+
+
 def _run_once(
-    deployed: list[Path], policy: Path | None, ledger: str, key: Path, trust: Path | None, cache: Path
+    deployed: list[Path],
+    policy: Path | None,
+    ledger: str,
+    key: Path,
+    trust: Path | None,
+    cache: Path,
+    deployment: str,
 ):
     loaded = load_policy(policy)
     with open_journal(ledger, key, trust) as journal:
-        return scheduled_audit(journal, loaded, deployed, cache, progress)
+        return scheduled_audit(journal, loaded, deployed, cache, progress, deployment)
 
 
 @audit_app.command("run")
@@ -62,9 +73,10 @@ def run(
     key: Path = KeyOpt,
     trust: Path = TrustOpt,
     cache: Path = typer.Option(Path(".clgate-audit-cache"), help="cache folder for check results"),
+    deployment: str = AuditedOpt,
 ) -> None:
     """Audit what is deployed once (for cron); exit 0 clean, 10 review, 20 block."""
-    result = _run_once(deployed, policy, ledger, key, trust, cache)
+    result = _run_once(deployed, policy, ledger, key, trust, cache, deployment)
     for f in result.verdict.findings:
         typer.echo(f"{f.status.value:5} {f.rule}: {f.reason}")
     typer.echo(f"{result.verdict.decision.value} (recorded at entry {result.entry_index})")
@@ -121,12 +133,13 @@ def serve_command(
     key: Path = KeyOpt,
     trust: Path = TrustOpt,
     cache: Path = typer.Option(Path(".clgate-audit-cache")),
+    deployment: str = AuditedOpt,
 ) -> None:
     """Audit what is deployed now and then on an interval, until SIGTERM."""
     interval = parse_interval(every)
 
     def once() -> None:
-        result = _run_once(deployed, policy, ledger, key, trust, cache)
+        result = _run_once(deployed, policy, ledger, key, trust, cache, deployment)
         err.print(f"scheduled audit: {result.verdict.decision.value} (entry {result.entry_index})")
 
     def on_error(exc: Exception) -> None:

@@ -280,8 +280,9 @@ class Governance:
         acted = self._acted_on(update, signer) if signer is not None else None
         if acted:
             return f"the key that {acted} update {uid} may not promote it"
-        if update.superseded_by is not None:
-            return f"update {uid} was proposed again as {update.superseded_by}; that proposal's audit decides"
+        superseded = self._superseded(update)
+        if superseded:
+            return superseded
         stale = (
             self._stale_base(update)
             or self._erased(update)
@@ -304,7 +305,21 @@ class Governance:
             return f"update {uid} was blocked at entry {update.blocked_index}"
         if update.rolled_back_index is not None:
             return f"update {uid} was rolled back at entry {update.rolled_back_index}; propose it again for a new audit"
-        return self._stale_base(update) or self._erased(update) or self.other_adapter(update)
+        return (
+            self._superseded(update)
+            or self._stale_base(update)
+            or self._erased(update)
+            or self.other_adapter(update)
+        )
+
+    @staticmethod
+    def _superseded(update: UpdateState) -> str | None:
+        """The same bytes proposed again: the new proposal's audit speaks for them, whatever it found, so
+        the earlier one is neither promoted, rolled back to nor signed (a blocked re-audit would be walked
+        past)."""
+        if update.superseded_by is None:
+            return None
+        return f"update {update.update_id} was proposed again as {update.superseded_by}; that proposal's audit decides"
 
     def signing_refusal(
         self, update: UpdateState, signer: str | None, index: int | None = None
@@ -324,7 +339,7 @@ class Governance:
         acted = self._acted_on(update, signer) if signer is not None else None
         if acted:
             return f"the key that {acted} update {uid} may not sign it"
-        return self._erased(update)
+        return self._superseded(update) or self._erased(update)
 
     def releases(self) -> list[tuple[UpdateState, int, ArtifactSigned]]:
         """Every recorded release signature, in ledger order."""

@@ -1,5 +1,5 @@
 """What is deployed now (and what of it is stale after a base upgrade), what waits for a decision, the last
-scheduled audit, ledger health."""
+scheduled audit of each deployment, ledger health."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from clgate.audit import build_lineage, update_status
+from clgate.audit.state import DEFAULT_DEPLOYMENT
 from clgate.dashboard.context import Context
 from clgate.dashboard.lineage_graph import lineage_dot
 
@@ -82,13 +83,17 @@ def render(ctx: Context) -> None:
     else:
         st.info("No update is waiting.")
 
-    st.subheader("Last scheduled audit")
-    if state.scheduled_runs:
-        index, body = state.scheduled_runs[-1]
+    st.subheader("Last scheduled audit of each deployment")
+    latest = {
+        body.get("deployment", DEFAULT_DEPLOYMENT): (index, body) for index, body in state.scheduled_runs
+    }
+    for deployment, (index, body) in sorted(
+        latest.items()
+    ):  # one deployment's clean run hides no other's block
         decision = body.get("verdict", "?")
         show = {"promote": st.success, "review": st.warning}.get(decision, st.error)
-        show(f"Entry {index} at {view.entries[index].timestamp}: {decision}")
+        show(f"{deployment}: entry {index} at {view.entries[index].timestamp}: {decision}")
         for f in body.get("findings", []):
             st.write(f"- `{f.get('status')}` {f.get('rule')}: {f.get('reason')}")
-    else:
+    if not latest:
         st.info("No scheduled audit has run (`clgate audit run`).")

@@ -134,7 +134,18 @@ def test_erasure_removes_the_entries_retires_the_update_and_is_proven(
     gate_and_promote("retrained", "--adapter", str(retrained), "--data", str(clean_data))
     with Journal.open(boot.ledger, None, boot.trust) as journal:  # a check's result no audit recorded
         orphan = journal.evidence.put(Measurement(name="memory", version="2", details=[{"text": SUBJECT}]))
+        # whoever can write the evidence folder rewrites the adapter's weight diff to quote the subject: an
+        # honest erasure would delete it as "quoting erased data", and the compliance report say so
+        weights = journal.evidence._path(journal.state().updates[ids["adapter"]].measurements["weights"])
+    true_bytes = weights.read_bytes()
+    weights.write_text(json.dumps({"planted": SUBJECT}))
     capsys.readouterr()
+    assert run("erase", "done", request_id, "--subject", SUBJECT, key="auditor") == 1  # tampering: exit 1
+    assert (
+        f"{weights}: evidence does not match its digest (altered after it was recorded)"
+        in capsys.readouterr().err
+    )
+    weights.write_bytes(true_bytes)
     assert run("erase", "done", request_id, "--subject", SUBJECT, key="auditor") == 0
     assert f"memory {cleaned} (sha256:" in capsys.readouterr().out
 

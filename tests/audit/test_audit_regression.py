@@ -16,7 +16,7 @@ from clgate.audit.judge import CheckOutcome, judge
 from clgate.audit.policy import load_policy, parse_policy
 from clgate.audit.regression import RegressionSet, RegressionTask
 from clgate.demo import bootstrap_ledger, factories
-from clgate.errors import IntegrityError
+from clgate.errors import InputError, IntegrityError
 from clgate.ledger import load_private_key
 from clgate.runtime import ModelPool
 
@@ -96,6 +96,27 @@ def test_a_kept_target_set_that_was_altered_is_refused_before_anything_is_writte
         gate(GateRequest(parent=tiny_model, candidate=tiny_model), promoted=False)
     with Journal.open(boot.ledger, None, boot.trust) as journal:
         assert len(journal.ledger) == size + 1  # the proposal only: no audit of an unrerunnable set
+
+
+def test_a_deleted_measurement_of_an_earlier_task_is_refused_not_read_as_never_measured(
+    deployment, tiny_model: Path, tmp_path: Path
+) -> None:
+    """Deleting the evidence of the accuracy a task reached would leave the next gate measuring forgetting
+    against the parent alone: the gate refuses to audit until it is restored, as for a lost target set."""
+    boot, gate = deployment
+    target = factories.make_dataset(tmp_path / "t.jsonl", n=4)
+    first = gate(GateRequest(parent=tiny_model, candidate=tiny_model, target=target))
+    digest = first.measurements["evals"].digest
+    (boot.ledger.parent / "evidence" / f"{digest.removeprefix('sha256:')}.json").unlink()
+    missing = (
+        f"the evals measurement {digest[:19]}… that update {first.update_id}'s audit recorded is missing"
+    )
+    with pytest.raises(InputError, match=missing):
+        gate(
+            GateRequest(
+                parent=tiny_model, adapter=factories.make_tiny_lora(tiny_model, tmp_path / "b", seed=1)
+            )
+        )
 
 
 def test_forgetting_is_measured_from_the_best_the_deployment_reached(

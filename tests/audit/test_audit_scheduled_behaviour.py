@@ -408,3 +408,25 @@ def test_a_scheduled_audit_by_a_policy_naming_an_unknown_check_records_nothing(
     assert _audit(world, tiny_model) == 2
     assert "unknown check 'behavior'" in capsys.readouterr().err
     assert len(world.state().scheduled_runs) == before
+
+
+def test_a_scheduled_audit_compares_with_the_deployment_it_names(
+    world, tiny_model: Path, tmp_path: Path
+) -> None:
+    """`--deployment`: the files deployed for tenant-b are compared with what tenant-b promoted, not with
+    the default deployment's (which runs nothing here), and the run is recorded as tenant-b's."""
+    assert world.gate("--candidate", str(tiny_model), "--deployment", "tenant-b") == 0
+    assert world.run("promote", next(iter(world.state().updates)), key="approver") == 0
+    args = (
+        "audit",
+        "run",
+        "--deployed",
+        str(tiny_model),
+        "--policy",
+        str(world.policy),
+        "--cache",
+        str(tmp_path / "c"),
+    )
+    assert world.run(*args, key="gate") == 20  # no base was ever promoted in the default deployment
+    assert world.run(*args, "--deployment", "tenant-b", key="gate") == 0
+    assert [body["deployment"] for _, body in world.state().scheduled_runs] == ["default", "tenant-b"]

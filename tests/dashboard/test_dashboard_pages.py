@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from clgate.audit import Journal
 from clgate.audit.reports_cli import dashboard_app_path
+from clgate.ledger import ScheduledRun, load_private_key
 
 from .conftest import PASSPHRASES, sign_as
 
@@ -32,6 +34,11 @@ def text(at: AppTest) -> str:
 
 
 def test_overview_shows_deployed_pending_and_scheduled(dash_world, monkeypatch) -> None:
+    """Also the last scheduled run of every deployment: a later clean run of another one hides no block."""
+    with Journal.open(
+        dash_world.ledger, load_private_key(dash_world.keys["gate"]), dash_world.trust
+    ) as journal:
+        journal.append(ScheduledRun(verdict="block", deployment="tenant-b", findings=[]), None)
     at = open_app(monkeypatch, "--ledger", dash_world.ledger, "--trust", dash_world.trust)
     assert not at.exception
     deployed = at.dataframe[0].value
@@ -42,7 +49,8 @@ def test_overview_shows_deployed_pending_and_scheduled(dash_world, monkeypatch) 
     assert waiting.loc[dash_world.ids["block"], "decision"] == "block"
     assert waiting.loc[dash_world.ids["review"], "status"] == "awaiting approval (0 of 1)"
     assert "trigger" in waiting.loc[dash_world.ids["block"], "failing rules"]
-    assert any("promote" in s.value for s in at.success)  # the scheduled run
+    assert any(s.value.startswith("default: entry") and s.value.endswith("promote") for s in at.success)
+    assert any(e.value.startswith("tenant-b: entry") and e.value.endswith("block") for e in at.error)
     assert [m.value for m in at.metric][3] == "verified"
 
 

@@ -255,10 +255,12 @@ class Flow:
     def promote(self, p: Proposal, signer: str = "approver", **kw) -> LedgerEntry:
         return self.ledger.append(self.promotion(p, **kw), self.keys[signer], p.candidate.digest)
 
-    def rollback(self, p: Proposal, signer: str = "approver") -> LedgerEntry:
+    def rollback_to(self, p: Proposal) -> Rollback:
         current = self.ledger.governance().deployed.get((p.deployment, p.slot))
-        body = Rollback(update_id=p.update_id, slot=p.slot, replaced=current, reason="regression")
-        return self.ledger.append(body, self.keys[signer], p.candidate.digest)
+        return Rollback(update_id=p.update_id, slot=p.slot, replaced=current, reason="regression")
+
+    def rollback(self, p: Proposal, signer: str = "approver") -> LedgerEntry:
+        return self.ledger.append(self.rollback_to(p), self.keys[signer], p.candidate.digest)
 
     def force(self, body, signer: str, subject: str | None) -> int:
         """Write a validly signed entry straight into the store, as a rogue client with a real key could:

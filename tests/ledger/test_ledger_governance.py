@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .conftest import truncate
+from .test_ledger_release_signature import signed
 
 
 def _problems(ledger: Ledger, **kw) -> list[str]:
@@ -317,6 +318,26 @@ def test_an_update_proposed_again_is_decided_by_its_new_audit(flow) -> None:
         for p in _problems(flow.ledger)
     )
     assert "adapter" not in _deployed(flow.ledger)
+
+
+def test_bytes_whose_re_audit_blocked_are_neither_rolled_back_to_nor_signed(flow) -> None:
+    """An update promoted once, replaced, then proposed again and blocked: its earlier audit no longer
+    speaks for those bytes, so one approver key can neither roll the deployment back to them nor sign
+    them as a release."""
+    base = flow.deploy()
+    first = flow.deploy("adapter", base.candidate.digest)
+    flow.deploy("adapter", base.candidate.digest)  # replaces it
+    again = flow.propose("adapter", base=base.candidate.digest, again=first)
+    flow.audit(again, "block")
+    refused = (
+        f"update {first.update_id} was proposed again as {again.update_id}; that proposal's audit decides"
+    )
+    with pytest.raises(AppendRefused, match=refused):
+        flow.rollback(first)
+    with pytest.raises(AppendRefused, match=refused):
+        flow.ledger.append(signed(first), flow.keys["approver"], first.candidate.digest)
+    forced = flow.force(flow.rollback_to(first), "approver", first.candidate.digest)
+    assert f"entry {forced}: {refused}" in _problems(flow.ledger)
 
 
 def test_a_memory_is_promoted_only_beside_the_adapter_its_audit_asked_through(flow) -> None:
