@@ -292,13 +292,18 @@ def build_report(journal: Journal, start: date, end: date, label: str) -> Compli
     entries = list(journal.ledger.entries())
     if not entries:
         raise InputError(f"{display_target(label)}: the ledger is empty")
-    in_period = [e for e in entries if start.isoformat() <= e.timestamp[:10] <= end.isoformat()]
-    if not in_period:
+    # each signer's clock sets its entries' timestamps: the period is the run of entries from the first
+    # dated in it to the last, and the state is replayed up to that one, never a selection a clock set
+    # to 2099 (or to last year) could leave a proposal or a promotion out of
+    after = [e.index for e in entries if e.timestamp[:10] >= start.isoformat()]
+    before = [e.index for e in entries if e.timestamp[:10] <= end.isoformat()]
+    if not after or not before or after[0] > before[-1]:
         raise InputError(
             f"no ledger entries between {start} and {end} "
             f"(the ledger spans {entries[0].timestamp[:10]} to {entries[-1].timestamp[:10]})"
         )
-    state = replay((e for e in entries if e.timestamp[:10] <= end.isoformat()), journal.ledger.trust)
+    in_period = entries[after[0] : before[-1] + 1]
+    state = replay(entries[: before[-1] + 1], journal.ledger.trust)
     names = {kid: k.name or kid[:12] for kid, k in journal.ledger.key_ring().keys.items()}
     events: dict[str, list[Event]] = {}
     for e in in_period:

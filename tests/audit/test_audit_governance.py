@@ -105,7 +105,17 @@ def test_a_swapped_deployment_cannot_be_blessed_by_a_reproposal(
         ledger.append(swapped, load_private_key(world.boot.keys["pipeline"]), base.candidate_digest)
     (deployed / "config.json").write_text((deployed / "config.json").read_text().replace("}", ', "x": 1}', 1))
     assert (
-        world.run("audit", "run", "--deployed", str(deployed), "--cache", str(tmp_path / "c"), key="gate")
+        world.run(
+            "audit",
+            "run",
+            "--deployed",
+            str(deployed),
+            "--policy",
+            str(world.policy),
+            "--cache",
+            str(tmp_path / "c"),
+            key="gate",
+        )
         == 20
     )
     assert "changed: config.json" in capsys.readouterr().out

@@ -49,7 +49,10 @@ def history(world, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
         == 0
     )
     assert world.run("approve", ids["review"], key="auditor") == 0
-    assert world.run("audit", "run", "--deployed", str(tiny_model), key="gate") == 0
+    assert (
+        world.run("audit", "run", "--deployed", str(tiny_model), "--policy", str(world.policy), key="gate")
+        == 0
+    )
     with Ledger.open(world.boot.ledger) as ledger:
         ledger.checkpoint(load_private_key(world.boot.keys["gate"]))
     assert world.run("approve", ids["review"], key="approver2") == 0  # the ledger grows past the checkpoint
@@ -106,6 +109,30 @@ def test_json_report_holds_every_decision_with_evidence_and_proofs(history, tmp_
     assert "no poisoning scan" in rows[("EU AI Act", "Art. 15")]["evidence"]
     assert rows[("ISO/IEC 42001", "Clauses 5, 6.1.4, 8.4")]["status"] == "none"
     assert rows[("NIST AI RMF", "Map")]["status"] == "partial"
+
+
+def test_a_proposal_dated_by_a_clock_set_to_2099_is_not_left_out_of_its_block(
+    history, tmp_path: Path, tiny_model: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each signer's clock dates its entries: a pipeline key proposing with its clock set to 2099 would
+    have today's report count the block of its update but show no section (its proposal fell outside a
+    replay by date). The period is a run of entries and the state a prefix, so the block is shown."""
+    world, _, _ = history
+    with monkeypatch.context() as future:
+        future.setattr("clgate.ledger.log.utc_now", lambda: "2099-01-01T00:00:00.000000Z")
+        capsys.readouterr()
+        assert (
+            world.run("propose", "--parent", str(tiny_model), "--adapter", str(world.adapter("late", 9.0)))
+            == 0
+        )
+        update = capsys.readouterr().out.strip()
+    out = str(tmp_path / "o")
+    assert world.run("gate", update, "--policy", str(world.policy), "--out", out, key="gate") == 20
+    assert report(world.boot, "json", tmp_path / "r.json") == 0
+    late = next(
+        u for u in json.loads((tmp_path / "r.json").read_text())["updates"] if u["update_id"] == update
+    )
+    assert late["status"] == "blocked" and [f["rule"] for f in late["findings"]] == ["score"]
 
 
 def test_html_and_pdf_have_the_sections_and_the_pdf_renders(history, tmp_path: Path) -> None:

@@ -26,7 +26,16 @@ def deployed(world, tiny_model: Path, tmp_path: Path) -> Path:
 
 def _audit(world, *paths: Path, key: str = "gate") -> int:
     args = [a for p in paths for a in ("--deployed", str(p))]
-    return world.run("audit", "run", *args, "--cache", str(Path(paths[0]).parent / "cache"), key=key)
+    return world.run(
+        "audit",
+        "run",
+        *args,
+        "--policy",
+        str(world.policy),
+        "--cache",
+        str(Path(paths[0]).parent / "cache"),
+        key=key,
+    )
 
 
 def test_untouched_deployment_passes_and_is_recorded(world, deployed: Path, capsys) -> None:
