@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from clgate.artifacts._jsonl import iter_jsonl, write_jsonl
+from clgate.artifacts._jsonl import iter_jsonl, parse_json, write_jsonl
 from clgate.atomic import atomic_path
 from clgate.errors import InputError
 
@@ -32,6 +32,12 @@ class MemoryEntry(BaseModel):
     scope: Literal["persistent", "session"] = "persistent"
     """`session`: a note kept for one conversation; `persistent`: long-term memory, retrieved in every one."""
     expires_at: datetime | None = None
+
+    @field_validator("created_at", "expires_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """A time without a zone is UTC: a store mixing both would otherwise make them incomparable."""
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
     def record(self) -> dict[str, Any]:
         """The entry as stored: scope and expiry only when set, so stores written before they existed
@@ -80,11 +86,8 @@ def _from_sqlite(path: Path) -> list[tuple[str, MemoryEntry]]:
     for n, row in enumerate(rows, start=1):
         obj = {k: v for k, v in zip(columns, row, strict=True) if v is not None or k not in _LATER_COLUMNS}
         where = f"{path}: row {n}"
-        try:
-            obj["metadata"] = json.loads(obj["metadata"]) if obj["metadata"] else {}
-            obj["embedding"] = json.loads(obj["embedding"]) if obj["embedding"] else None
-        except json.JSONDecodeError:
-            raise InputError(f"{where}: metadata or embedding is not valid JSON") from None
+        obj["metadata"] = parse_json(obj["metadata"], f"{where}: metadata") if obj["metadata"] else {}
+        obj["embedding"] = parse_json(obj["embedding"], f"{where}: embedding") if obj["embedding"] else None
         out.append((where, _entry(obj, where)))
     return out
 

@@ -139,6 +139,7 @@ def request_erasure(
     journal: Journal, deployment: str, matcher: Matcher, out: Path, memory: Path | None = None
 ) -> Requested:
     """Find the subject's data in `deployment`, write the memory store without it to `out`, record the request."""
+    journal.require_role("erasure.requested")  # before the store is written: no store without its request
     state = journal.state()
     if not state.deployed(deployment):
         raise InputError(f"deployment {deployment!r} has nothing deployed")

@@ -16,6 +16,7 @@ audit is always recorded, even when the gate itself breaks.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -55,6 +56,7 @@ from clgate.ledger import (
     ServedRef,
     UpdateState,
 )
+from clgate.ledger.entries import NAME, UPDATE_ID
 from clgate.runtime import (
     Endpoint,
     ModelPool,
@@ -124,6 +126,12 @@ class GateRequest:
             raise InputError("--parent (the promoted model the update applies to) is required")
         if self.served is not None and kinds[0] == "memory":
             raise InputError("a memory update runs no model: --served-* options do not apply")
+        if not re.fullmatch(NAME, self.deployment):
+            raise InputError(
+                f"--deployment {self.deployment!r}: a name of letters, digits, '.', '_' and '-' (at most 64)"
+            )
+        if self.supersedes is not None and not re.fullmatch(UPDATE_ID, self.supersedes):
+            raise InputError(f"--supersedes {self.supersedes!r}: not an update id (16 hex digits)")
         return kinds[0]
 
 

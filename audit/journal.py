@@ -25,6 +25,7 @@ from clgate.audit.state import LedgerState
 from clgate.audit.verdict import Verdict
 from clgate.errors import InputError
 from clgate.ledger import (
+    AppendRefused,
     AuditRecord,
     Block,
     EntryBody,
@@ -125,6 +126,14 @@ class Journal:
         if self.signer is None:
             raise InputError("this action needs a signing key (--key)")
         return key_id(self.signer.public_key())
+
+    def require_role(self, type_name: str) -> None:
+        """Refuse now what the ledger would refuse to record for this signer's roles: before a command
+        writes a file that only the record explains."""
+        governance = self.ledger.governance()
+        refusal = governance.ring.check(governance.size, self.signer_id, type_name, {})
+        if refusal:
+            raise AppendRefused(f"refused: {refusal}")
 
     def state(self) -> LedgerState:
         scheduled = [(e.index, e.body) for e in self.ledger.find("audit.scheduled_run")]

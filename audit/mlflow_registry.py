@@ -25,7 +25,7 @@ from mlflow.exceptions import MlflowException, RestException
 from clgate.artifacts import artifact_ref
 from clgate.audit import actions
 from clgate.audit.journal import Journal
-from clgate.audit.mlflow_flavour import version_files
+from clgate.audit.mlflow_flavour import check_served_as_judged, version_files
 from clgate.audit.state import LedgerState
 from clgate.errors import InputError, IntegrityError
 from clgate.ledger import Proposal, UpdateState
@@ -191,22 +191,39 @@ def gated_update(state: LedgerState, version: RegisteredVersion) -> UpdateState:
 def _same_bytes(
     registry: Registry, version: RegisteredVersion, update: UpdateState, workdir: Path | None
 ) -> None:
-    """The version's artifacts, fetched again now, must hash to what `update` audited: anyone who may write
-    the run's artifacts can replace them after the audit."""
+    """The version's artifacts, fetched again now, must hash to what `update` audited (anyone who may write
+    the run's artifacts can replace them after the audit), say what its proposal recorded of how MLflow
+    serves them, and name a base that still holds the bytes the update was audited on (a base path is
+    written after the gate as easily), with a tokenizer that agrees with it."""
+    uri = version.ref.uri
     with tempfile.TemporaryDirectory(prefix="clgate-mlflow-", dir=workdir) as tmp:
-        files = version_files(registry.download(version, Path(tmp) / "artifacts"), version.ref.uri)
+        files = version_files(registry.download(version, Path(tmp) / "artifacts"), uri)
         digest = artifact_ref(files.candidate).digest
-    if digest != update.candidate_digest:
-        raise IntegrityError(
-            f"{version.ref.uri} is not the bytes update {update.update_id} audited (now {digest[:19]}…, audited "
-            f"{update.candidate_digest[:19]}…): its artifacts changed after the gate; gate it again"
-        )
-    audited = update.proposal.pipeline.get("mlflow.artifacts_digest")
-    if files.artifacts_digest != audited:
-        raise IntegrityError(
-            f"{version.ref.uri} holds other files than when update {update.update_id} was gated (the weights are "
-            "the same; its MLmodel file or tokenizer changed, which MLflow serves with them); gate it again"
-        )
+        if digest != update.candidate_digest:
+            raise IntegrityError(
+                f"{uri} is not the bytes update {update.update_id} audited (now {digest[:19]}…, audited "
+                f"{update.candidate_digest[:19]}…): its artifacts changed after the gate; gate it again"
+            )
+        recorded = update.proposal.pipeline
+        if files.artifacts_digest != recorded.get("mlflow.artifacts_digest"):
+            raise IntegrityError(
+                f"{uri} holds other files than when update {update.update_id} was gated (the weights are "
+                "the same; its MLmodel file or tokenizer changed, which MLflow serves with them); gate it again"
+            )
+        served = files.pipeline()
+        if any(served.get(key) != recorded.get(key) for key in ("mlflow.base_model", "mlflow.model_config")):
+            raise IntegrityError(
+                f"{uri} is served otherwise than update {update.update_id}'s proposal recorded (base model or "
+                "model_config): gate it with `clgate mlflow gate`"
+            )
+        if files.base_model is not None:
+            base = Path(files.base_model)
+            if not base.is_dir() or artifact_ref(base).digest != update.base:
+                raise IntegrityError(
+                    f"{uri} is served on the base it names ({base}), which no longer holds the base update "
+                    f"{update.update_id} was audited on ({update.base[:19]}…); gate it again"
+                )
+            check_served_as_judged(files, base, uri)  # its tokenizer against that base's
 
 
 def promote_version(

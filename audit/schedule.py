@@ -238,19 +238,26 @@ def scheduled_audit(
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_LONGEST_S = 366 * 86400
 
 
 def parse_interval(text: str) -> float:
     match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
     if not match or float(match[1]) <= 0:
         raise InputError(f"interval {text!r} is not like 30s, 15m, 6h or 1d")
-    return float(match[1]) * _UNITS[match[2]]
+    seconds = float(match[1]) * _UNITS[match[2]]
+    if seconds > _LONGEST_S:
+        raise InputError(f"interval {text!r} is longer than a year")
+    return seconds
 
 
 def serve(run_once: Callable[[], Any], every_s: float, on_error: Callable[[Exception], None]) -> None:
-    """Run `run_once` now and then every `every_s` seconds until SIGTERM or SIGINT; exit cleanly."""
+    """Run `run_once` now, then every `every_s` seconds until SIGTERM or SIGINT; exit cleanly. The first run
+    is the check of the command's input: its error ends the command (a missing key or file would fail every
+    run), while a later run's is reported and tried again at the next interval (a database restarting)."""
     from apscheduler.schedulers.blocking import BlockingScheduler
 
+    run_once()
     scheduler = BlockingScheduler()
 
     def job() -> None:
@@ -259,9 +266,7 @@ def serve(run_once: Callable[[], Any], every_s: float, on_error: Callable[[Excep
         except Exception as exc:  # a failed run is reported and retried next interval
             on_error(exc)
 
-    scheduler.add_job(
-        job, "interval", seconds=every_s, next_run_time=datetime.now(UTC), max_instances=1, coalesce=True
-    )
+    scheduler.add_job(job, "interval", seconds=every_s, max_instances=1, coalesce=True)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: scheduler.shutdown(wait=False))
     scheduler.start()

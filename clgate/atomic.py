@@ -26,8 +26,11 @@ def writable_file(path: Path, option: str = "") -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"{where}: cannot create its folder ({exc.strerror})") from None
-    if not os.access(path.parent, os.W_OK):  # the file itself is replaced, not written into
-        raise InputError(f"{where}: its folder is not writable")
+    try:  # the file itself is replaced, not written into: a file must be creatable beside it
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.probe-"):
+            pass
+    except OSError as exc:
+        raise InputError(f"{where}: its folder is not writable ({exc.strerror})") from None
     return path
 
 

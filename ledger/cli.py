@@ -78,6 +78,7 @@ def init(
     from clgate.ledger.trust import Trust, TrustedKey, load_trust, save_trust
 
     admin = _signer(key, passphrase_env)
+    writable_file(trust, "--trust")  # the trust file is written after the log: never a log without one
     if trust.exists():
         anchors = load_trust(trust)
     else:

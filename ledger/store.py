@@ -261,7 +261,7 @@ class Store:
 
             def read_entries(start: int) -> list[tuple[int, bytes]]:
                 cursor.execute(sql["entries"].sql, sql["entries"].args({"start": start}))
-                return [(idx, bytes(data)) for idx, data in cursor.fetchall()]
+                return [(idx, _as_bytes(data)) for idx, data in cursor.fetchall()]
 
             entries, nodes, digests = [], [], []
             for index, prepared in enumerate(build(head, read_entries), start=head.size):
@@ -306,12 +306,12 @@ class Store:
         with self._connect() as conn:
             result = conn.execution_options(yield_per=5000).execute(query.order_by(entries_t.c.idx))
             for idx, data in result:
-                yield idx, bytes(data)
+                yield idx, _as_bytes(data)
 
     def get(self, index: int) -> bytes | None:
         with self._connect() as conn:
             data = conn.execute(sa.select(entries_t.c.envelope).where(entries_t.c.idx == index)).scalar()
-        return None if data is None else bytes(data)
+        return None if data is None else _as_bytes(data)
 
     @contextmanager
     def exclusive(self, name: str, lock_dir: Path) -> Iterator[None]:
@@ -364,7 +364,7 @@ class Store:
         try:
             cursor = raw.cursor()
             cursor.execute(compiled.sql, compiled.args(values))
-            found = {(lv, i): bytes(h) for lv, i, h in cursor.fetchall()}
+            found = {(lv, i): _as_bytes(h) for lv, i, h in cursor.fetchall()}
             raw.rollback()
         finally:
             raw.close()
@@ -378,7 +378,7 @@ class Store:
         with self._connect() as conn:
             result = conn.execution_options(yield_per=20000).execute(sa.select(nodes_t))
             for level, idx, digest in result:
-                yield level, idx, bytes(digest)
+                yield level, idx, _as_bytes(digest)
 
     def add_checkpoint(self, size: int, envelope: bytes) -> None:
         with self._connect(write=True) as conn, conn.begin():
@@ -389,11 +389,17 @@ class Store:
             rows = conn.execute(
                 sa.select(checkpoints_t.c.size, checkpoints_t.c.envelope).order_by(checkpoints_t.c.id)
             )
-            return [(size, bytes(env)) for size, env in rows]
+            return [(size, _as_bytes(env)) for size, env in rows]
 
 
 def _read_head(conn: Connection, lock: bool = False) -> Head:
     return _head_from_row(conn.execute(_HEAD_LOCKED if lock else _HEAD).one_or_none())
+
+
+def _as_bytes(value: Any) -> bytes:
+    """A stored blob as bytes. The database is not trusted: text (or a number) where a blob belongs was
+    written by hand, and is checked like any other bytes (it never parses as a signed entry)."""
+    return bytes(value) if isinstance(value, bytes | bytearray | memoryview) else str(value).encode()
 
 
 def _head_from_row(row: Sequence[Any] | None) -> Head:
@@ -401,10 +407,10 @@ def _head_from_row(row: Sequence[Any] | None) -> Head:
         raise ClgateError("ledger head row is missing; the database was altered")
     size, frontier, last_hash, root = row
     try:
-        front = Frontier.from_bytes(size, bytes(frontier))
-    except ValueError as exc:
+        front = Frontier.from_bytes(int(size), _as_bytes(frontier))
+    except (TypeError, ValueError) as exc:
         raise IntegrityError(f"stored tree head is corrupt: {exc}") from None
-    return Head(size, front, bytes(last_hash), bytes(root))
+    return Head(size, front, _as_bytes(last_hash), _as_bytes(root))
 
 
 def _retryable(exc: Exception) -> bool:

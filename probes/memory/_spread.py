@@ -27,7 +27,7 @@ def _instance_names(paths: Sequence[Path]) -> list[str]:
 def _when(entry: MemoryEntry) -> datetime:
     if entry.created_at is None:
         return _NEVER
-    return entry.created_at if entry.created_at.tzinfo else entry.created_at.replace(tzinfo=UTC)
+    return entry.created_at
 
 
 @probe(

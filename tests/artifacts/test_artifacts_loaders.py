@@ -96,6 +96,42 @@ def test_sqlite_file_that_is_not_a_memory_store(tmp_path: Path) -> None:
         load_memory_store(path)
 
 
+@pytest.mark.parametrize(
+    ("metadata", "embedding", "message"),
+    [
+        (5, None, r"row 1: metadata: expected JSON text, got int"),
+        (None, 2.5, r"row 1: embedding: expected JSON text, got float"),
+        ('{"n": ' + "1" * 5000 + "}", None, r"row 1: metadata: not valid JSON"),
+        ("[" * 100_000, None, r"row 1: metadata: not valid JSON"),
+    ],
+)
+def test_sqlite_columns_of_the_wrong_type_are_bad_input(tmp_path: Path, metadata, embedding, message) -> None:
+    """A store whose columns have no declared types holds whatever was written: each is bad input."""
+    path = tmp_path / "store.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE memory (id, text, metadata, source, created_at, embedding)")
+    con.execute("INSERT INTO memory VALUES ('a', 'x', ?, NULL, NULL, ?)", (metadata, embedding))
+    con.commit()
+    con.close()
+    with pytest.raises(InputError, match=message):
+        load_memory_store(path)
+
+
+def test_naive_and_utc_times_in_one_store_compare(tmp_path: Path) -> None:
+    """A time without a zone is read as UTC: a diff of stores mixing both compares them, and sees the
+    expiry moved later."""
+    from clgate.probes.memory import memory_diff
+
+    old = tmp_path / "old.jsonl"
+    old.write_text('{"id": "a", "text": "x", "source": "user:1", "expires_at": "2030-01-01T00:00:00"}\n')
+    new = tmp_path / "new.jsonl"
+    new.write_text(
+        '{"id": "a", "text": "x", "source": "user:1", "expires_at": "2031-01-01T00:00:00+00:00"}\n'
+    )
+    (row,) = memory_diff(old, new).details
+    assert row["expiry_extended"] is True and row["expires_at"] == "2031-01-01T00:00:00+00:00"
+
+
 def test_dataset_formats_normalise_to_messages(tmp_path: Path) -> None:
     path = tmp_path / "mixed.jsonl"
     lines = [

@@ -255,3 +255,15 @@ def test_bad_erasure_requests_exit_2_and_record_nothing(
     assert message in capsys.readouterr().err
     with Journal.open(boot.ledger, None, boot.trust) as journal:
         assert journal.state().governance.erasures == {}
+
+
+def test_an_erasure_request_a_key_may_not_sign_writes_no_store(tmp_path: Path, deployment, capsys) -> None:
+    """The cleaned store is written only by a request the ledger will record: no file without its entry."""
+    boot, run, *_ = deployment
+    out = tmp_path / "v3.jsonl"
+    capsys.readouterr()
+    assert run("erase", "request", "--subject", SUBJECT, "--out", str(out), key="pipeline") == 2
+    assert "may not sign erasure.requested" in capsys.readouterr().err
+    assert not out.exists()
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        assert journal.state().governance.erasures == {}

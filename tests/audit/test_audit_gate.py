@@ -116,6 +116,11 @@ def test_tampered_ledger_is_refused_before_any_write(world, tiny_model: Path, ca
         (("--adapter", "missing-dir"), "missing-dir"),
         (("--candidate", "x", "--adapter", "y"), "exactly one of --candidate, --adapter or --memory-new"),
         (("--memory-new", "x.jsonl"), "--memory-new needs --memory-old"),
+        (
+            ("--candidate", "x", "--deployment", "prod eu"),
+            "--deployment 'prod eu': a name of letters, digits",
+        ),
+        (("--candidate", "x", "--deployment", ""), "--deployment '': a name of letters"),
         (("--candidate", "x", "--device", "tpu"), "unknown device 'tpu'"),
         (("--candidate", "x", "--dtype", "float8"), "unknown dtype 'float8'"),
         (
@@ -128,6 +133,14 @@ def test_bad_gate_input_is_exit_2(world, args, message: str, capsys) -> None:
     before = len(Journal.open(world.boot.ledger, None, world.boot.trust).ledger)
     assert world.gate(*args) == 2
     assert message in capsys.readouterr().err
+    assert len(Journal.open(world.boot.ledger, None, world.boot.trust).ledger) == before
+
+
+def test_a_proposal_naming_no_update_id_is_refused_before_hashing(world, tiny_model: Path, capsys) -> None:
+    before = len(Journal.open(world.boot.ledger, None, world.boot.trust).ledger)
+    args = ("propose", "--parent", str(tiny_model), "--candidate", str(tiny_model), "--supersedes", "nothex")
+    assert world.run(*args) == 2
+    assert "--supersedes 'nothex': not an update id (16 hex digits)" in capsys.readouterr().err
     assert len(Journal.open(world.boot.ledger, None, world.boot.trust).ledger) == before
 
 

@@ -356,6 +356,29 @@ def test_a_transformers_flavour_adapter_is_gated_by_its_nested_adapter(
     assert world.state().deployed()["adapter"] == kept.update_id
 
 
+def test_a_base_changed_where_the_flavour_names_it_is_not_given_the_alias(
+    server: Server, world, tiny_model: Path, tiny_model_other: Path, tmp_path: Path, capsys
+) -> None:
+    """MLflow serves a flavoured adapter on the base path its MLmodel names: that path is written after the
+    gate as easily as the artifacts, so promotion hashes it again against the base the update was audited on."""
+    promoted_base(world, tiny_model)
+    client = MlflowClient(server.uri)
+    base = tmp_path / "shared-base"
+    shutil.copytree(tiny_model, base)  # where the serving side reads the base from
+    folder = flavoured(tiny_model, tmp_path / "f", world.adapter("lora", 0.0), base_model_path=str(base))
+    version, _ = register(client, "lora-s", folder)
+    assert mlflow_gate(world, server.uri, f"models:/lora-s/{version}", tiny_model, tmp_path) == 0
+    shutil.rmtree(base)
+    shutil.copytree(tiny_model_other, base)  # another base under the same path
+    capsys.readouterr()
+    assert mlflow_promote(world, server.uri, f"models:/lora-s/{version}") == 1
+    assert f"is served on the base it names ({base}), which no longer holds the base update" in error_line(
+        capsys
+    )
+    assert world.state().deployed().get("adapter") is None
+    assert client.get_registered_model("lora-s").aliases == {}
+
+
 def test_a_transformers_flavour_model_is_gated_with_its_tokenizer(
     server: Server, world, tiny_model: Path, tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from clgate.audit.cli import main
 from clgate.audit.schedule import parse_interval
 from clgate.errors import InputError
 
@@ -72,6 +73,17 @@ def test_intervals() -> None:
     for bad in ("6", "h", "-1h", "0s", "soon"):
         with pytest.raises(InputError, match="is not like"):
             parse_interval(bad)
+    with pytest.raises(InputError, match="'99999999999999999999d' is longer than a year"):
+        parse_interval("99999999999999999999d")
+
+
+def test_serve_with_input_that_fails_every_run_exits_2_at_once(world, deployed: Path, capsys) -> None:
+    """A missing key would fail every run: the first run's error ends the command, it never loops."""
+    args = ["audit", "serve", "--every", "1s", "--deployed", str(deployed), "--ledger", str(world.boot.ledger),
+            "--key", str(deployed.parent / "nokey.pem"), "--trust", str(world.boot.trust)]  # fmt: skip
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "private key file not found" in capsys.readouterr().err
 
 
 def test_serve_runs_on_schedule_and_stops_on_sigterm(world, deployed: Path) -> None:

@@ -139,14 +139,15 @@ def test_full_flow(workdir: Path) -> None:
     assert code == 0 and len(out.splitlines()) == 5 and "active" in out
 
 
+def _witness(name: str) -> None:
+    """A new key added as witness `witness.example/NAME`."""
+    assert run("keys", "new", name)[0] == 0
+    args = ("keys", "add", f"{name}.pub", "--role", "witness", "--name", f"witness.example/{name}")
+    assert run(*args, "--key", "admin.key")[0] == 0
+
+
 def test_witness_cosigns_only_a_log_that_grew(workdir: Path) -> None:
-    assert run("keys", "new", "w1")[0] == 0
-    assert (
-        run(
-            "keys", "add", "w1.pub", "--role", "witness", "--name", "witness.example/w1", "--key", "admin.key"
-        )[0]
-        == 0
-    )
+    _witness("w1")
     code, out = run("ledger", "witness", "--key", "w1.key", "--state", "w1-heads")
     assert code == 2 and "no checkpoint to cosign" in out
     assert run("ledger", "checkpoint", "--key", "gate.key", "--out", "cp.note")[0] == 0
@@ -155,9 +156,17 @@ def test_witness_cosigns_only_a_log_that_grew(workdir: Path) -> None:
     assert "\u2014 witness.example/w1 " in (workdir / "cosigned.note").read_text()
     code, out = run("ledger", "witness", "--key", "gate.key", "--state", "w1-heads")
     assert code == 2 and "is not a named witness key of this ledger" in out
+    assert (
+        run("keys", "revoke", "w1.pub", "--key", "admin.key")[0] == 0
+    )  # a rotation leaves a true cosignature
+    code, out = run("ledger", "verify")
+    assert code == 0, out
+    _witness("w2")
+    assert run("ledger", "checkpoint", "--key", "gate.key", "--out", "cp2.note")[0] == 0
+    assert run("ledger", "witness", "--key", "w2.key", "--state", "w2-heads")[0] == 0
     with sqlite3.connect(workdir / "ledger.db") as db:
         db.execute("DELETE FROM ledger_entries WHERE idx = 3")
-    code, out = run("ledger", "witness", "--key", "w1.key", "--state", "w1-heads")
+    code, out = run("ledger", "witness", "--key", "w2.key", "--state", "w2-heads")
     assert code == 1 and "refusing to cosign" in out
 
 
@@ -255,6 +264,7 @@ def test_revoke_then_append_is_refused_and_the_trust_file_remembers(workdir: Pat
         (["ledger", "verify", "--ledger", "postgresql://u:pw@127.0.0.1:9/x"], "error: cannot reach database postgresql+psycopg://u:***@"),
         (["keys", "revoke", "not-a-key-id", "--key", "admin.key"], "error: not-a-key-id: neither a public key file nor a key id (64 hex digits)"),
         (["ledger", "checkpoint", "--key", "gate.key", "--out", "."], "error: --out .: is a folder; give a file path"),
+        (["ledger", "checkpoint", "--key", "gate.key", "--out", "/proc/cp.note"], "error: --out /proc/cp.note: its folder is not writable"),
         (["ledger", "verify", "--state", "trust.toml"], "error: trust.toml: the verifier's state must be a folder"),
     ],
 )  # fmt: skip
@@ -269,6 +279,20 @@ def test_bad_input_is_one_line_and_exit_2(workdir: Path, args: list[str], messag
     assert code == 2 and message in out, out
     assert "Traceback" not in out and "pw@" not in out
     assert sqlite3.connect(workdir / "ledger.db").execute(rows).fetchone() == before  # nothing recorded
+
+
+def test_a_new_ledger_whose_trust_file_cannot_be_written_is_not_created(workdir: Path) -> None:
+    """The trust file is written once the log exists: a --trust that cannot be written is refused first,
+    or a log would be left that no trust file is bound to (and a retry refused: it holds a ledger)."""
+    (workdir / "afile").write_text("")
+    code, out = run(
+        "ledger", "init", "--key", "admin.key", "--trust", "afile/trust.toml", "--ledger", "new.db"
+    )
+    assert code == 2 and "--trust afile/trust.toml: cannot create its folder" in out, out
+    assert not (workdir / "new.db").exists()
+    assert (
+        run("ledger", "init", "--key", "admin.key", "--trust", "new-trust.toml", "--ledger", "new.db")[0] == 0
+    )
 
 
 def test_a_revocation_the_trust_file_cannot_take_records_nothing(workdir: Path) -> None:
@@ -362,3 +386,12 @@ def test_verify_attestation_refuses_bad_input_in_one_line(
     got, out = run("ledger", "verify-attestation", *args)
     assert (got, out.splitlines()[-1].startswith(message)) == (code, True), out
     assert "Traceback" not in out
+
+
+def test_text_written_where_an_entry_belongs_is_a_verify_problem_not_a_crash(workdir: Path) -> None:
+    """The database is not trusted: a hand-written text value in the envelope column is reported as the
+    entry it broke (exit 1), as any other altered bytes are."""
+    with sqlite3.connect(workdir / "ledger.db") as db:
+        db.execute("UPDATE ledger_entries SET envelope = 'x' WHERE idx = 2")
+    code, out = run("ledger", "verify")
+    assert code == 1 and "entry 2:" in out and "Traceback" not in out and "TypeError" not in out, out
