@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from clgate.errors import InputError
+from clgate.json_input import parse_json
 
 MAX_LINE_BYTES = 1 << 20
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def iter_jsonl(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -29,23 +28,6 @@ def iter_jsonl(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tup
             if not isinstance(obj, dict):
                 raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
             yield lineno, obj
-
-
-def parse_json(raw: bytes | str, where: str) -> Any:
-    """One JSON value from untrusted bytes; whatever is wrong with them is an InputError naming `where`."""
-    if not isinstance(raw, bytes | str):
-        raise InputError(f"{where}: expected JSON text, got {type(raw).__name__}")
-    data = raw.encode("utf-8", errors="surrogatepass") if isinstance(raw, str) else raw
-    try:
-        obj = json.loads(data)
-        if _SURROGATE_ESCAPE.search(data):  # a lone one decodes, then breaks every later encode
-            json.dumps(obj, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise InputError(f"{where}: a string holds a lone surrogate (not Unicode text)") from None
-    # JSON and UTF-8 errors, 5,000-digit numbers, deep nests
-    except (ValueError, RecursionError) as exc:
-        raise InputError(f"{where}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
-    return obj
 
 
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:

@@ -10,9 +10,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from clgate.artifacts._jsonl import iter_jsonl, parse_json, write_jsonl
+from clgate.artifacts._jsonl import iter_jsonl, write_jsonl
 from clgate.atomic import atomic_path
 from clgate.errors import InputError
+from clgate.json_input import parse_json
 
 _SQLITE_SUFFIXES = {".sqlite", ".sqlite3", ".db"}
 _COLUMNS = ("id", "text", "metadata", "source", "created_at", "embedding", "scope", "expires_at")

@@ -192,6 +192,8 @@ def sign_release(
         )
     if signature.is_dir():
         raise InputError(f"{signature} is a directory; give the signature file's path")
+    if signature.exists():  # it may be the file an earlier entry recorded: never replaced
+        raise InputError(f"{signature} exists; refusing to overwrite a signature (give a new path)")
     load_oms_private_key(oms_key, passphrase)  # a wrong key or passphrase before any hashing
     manifest = compute_manifest(artifact, tensors=False)
     update = _promoted_update(journal.state(), artifact, manifest, signer)
@@ -201,6 +203,8 @@ def sign_release(
         if mismatch:
             raise IntegrityError(f"{artifact} changed while it was signed: {mismatch}; nothing recorded")
         record = _record(signed)
+        if any(s.signature.key == record.key for s in update.signed.values()):
+            raise InputError(f"update {update.update_id} was already signed with this key; nothing recorded")
         body = ArtifactSigned(update_id=update.update_id, artifact=update.candidate_digest, signature=record)
         index = journal.append(body, update.candidate_digest)
     return Release(update, index, signature, record)

@@ -19,6 +19,7 @@ import typer
 
 from clgate.atomic import writable_file
 from clgate.errors import ClgateError, InputError, IntegrityError
+from clgate.json_input import parse_json
 from clgate.json_output import write_json_output
 from clgate.ledger.entries import ENTRY_TYPES
 from clgate.ledger.keys import PASSPHRASE_ENV, ROLES
@@ -115,17 +116,15 @@ def append(
 def _body(body: str | None, body_file: Path | None) -> dict:
     if body is not None and body_file is not None:
         raise InputError("give --body or --body-file, not both")
-    text, where = body, "--body"
+    text: str | bytes | None = body
+    where = "--body"
     if body_file is not None:
         if not body_file.is_file():
             raise InputError(f"body file not found: {body_file}")
-        text, where = body_file.read_text(encoding="utf-8"), str(body_file)
+        text, where = body_file.read_bytes(), str(body_file)
     if text is None:
         return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise InputError(f"{where}: not JSON: {exc}") from None
+    value = parse_json(text, where)
     if not isinstance(value, dict):
         raise InputError(f"{where}: must be a JSON object")
     return value
@@ -449,6 +448,15 @@ def keys_add(
     body = {"key_id": kid, "public_key": public_key_b64(pub), "roles": role, "name": name or public_key.stem}
     with Ledger.open(db, load_trust(trust)) as ledger:
         _verified(ledger)
+        held = ledger.key_ring().keys.get(kid)
+        if (
+            held is not None
+            and held.added_at is not None
+            and held.revoked_at is None
+            and held.roles == set(role)
+        ):
+            # the ledger would accept it and change nothing: a rerun records no second entry
+            raise InputError(f"key {kid[:16]} already holds {', '.join(sorted(role))} in this ledger")
         entry = ledger.append({"type": "key.added", "subject": kid, "body": body}, signer)
         effective = kid in ledger.key_ring().keys
     status = "in effect" if effective else "pending: another admin must sign the same addition"

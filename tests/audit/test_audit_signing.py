@@ -108,6 +108,15 @@ def test_a_signed_release_verifies_with_model_signing_until_one_byte_changes(wor
     assert main(["status", *ledger_args]) == 0
     assert f"signed releases: update {release.update_id}" in capsys.readouterr().out
     assert f"at entry {index}" in release_line(world)
+    signed_bytes, before = release.sig.read_bytes(), entries(world)  # a rerun neither replaces nor repeats
+    assert sign(world, release) == 2
+    assert "exists; refusing to overwrite a signature" in capsys.readouterr().err
+    again = release.sig.with_name("again.sig")
+    code = world.run(
+        "sign", str(release.model), "--oms-key", str(release.key), "--signature", str(again), key="approver"
+    )
+    assert code == 2 and "was already signed with this key; nothing recorded" in capsys.readouterr().err
+    assert release.sig.read_bytes() == signed_bytes and entries(world) == before and not again.exists()
 
     flip_a_byte(release.model, "*.safetensors")
     with pytest.raises(ValueError, match=r"Hash mismatch for 'model\.safetensors'"):

@@ -244,7 +244,9 @@ def test_revoke_then_append_is_refused_and_the_trust_file_remembers(workdir: Pat
         (["ledger", "append", "--key", "auditor.key", "--type", "promotion.done", "--subject", DIGEST,
           "--body", '{"update_id": "0000000000000000", "slot": "base"}'], "error: refused: key auditor"),
         (["ledger", "append", "--key", "nope.key", "--type", "note"], "error: private key file not found: nope.key"),
-        (["ledger", "append", "--key", "pipeline.key", "--type", "note", "--body", "{"], "error: --body: not JSON"),
+        (["ledger", "append", "--key", "pipeline.key", "--type", "note", "--body", "{"], "error: --body: not valid JSON"),
+        (["ledger", "append", "--key", "pipeline.key", "--type", "note", "--body-file", "deep.json"], "error: deep.json: not valid JSON"),
+        (["ledger", "append", "--key", "pipeline.key", "--type", "note", "--body-file", "latin1.json"], "error: latin1.json: not valid JSON"),
         (["ledger", "append", "--key", "pipeline.key", "--type", "note", "--body", "[1]"], "must be a JSON object"),
         (["ledger", "append", "--key", "pipeline.key", "--type", "merge"], "error: invalid entry: unknown entry type 'merge' (known: artifact.signed, audit.completed"),
         (["ledger", "verify", "--ledger", "missing.db"], "error: no ledger at"),
@@ -260,6 +262,7 @@ def test_revoke_then_append_is_refused_and_the_trust_file_remembers(workdir: Pat
         (["keys", "new", ""], "error: key name '' is not a plain file name (--dir says where the key goes)"),
         (["keys", "new", "../gate"], "error: key name '../gate' is not a plain file name"),
         (["keys", "add", "pipeline.pub", "--role", "root", "--key", "admin.key"], "error: unknown role 'root'"),
+        (["keys", "add", "pipeline.pub", "--role", "pipeline", "--key", "admin.key"], "already holds pipeline in this ledger"),
         (["keys", "add", "pipeline.pub", "--role", "auditor", "--key", "pipeline.key"], "may not sign key.added"),
         (["ledger", "verify", "--ledger", "postgresql://u:pw@127.0.0.1:9/x"], "error: cannot reach database postgresql+psycopg://u:***@"),
         (["keys", "revoke", "not-a-key-id", "--key", "admin.key"], "error: not-a-key-id: neither a public key file nor a key id (64 hex digits)"),
@@ -270,6 +273,8 @@ def test_revoke_then_append_is_refused_and_the_trust_file_remembers(workdir: Pat
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(workdir: Path, args: list[str], message: str) -> None:
     (workdir / "bad.toml").write_text("keys = [")
+    (workdir / "deep.json").write_text("[" * 100_000)
+    (workdir / "latin1.json").write_bytes('{"text": "café"}'.encode("latin-1"))
     (workdir / "unsigned.toml").write_text(
         load_trust(workdir / "trust.toml").model_copy(update={"signature": None}).to_toml()
     )
