@@ -631,6 +631,22 @@ def check_policy_sound(policy: Policy) -> None:
     for suite in policy.suites:
         suite.load()  # its file, pin and items: a broken suite is bad input before anything is written
     _check_suite_names(policy)
+    _check_detector_names(policy)
+
+
+def _check_detector_names(policy: Policy) -> None:
+    """The detectors a poisoning check's options name must be that check's: an unknown one would make
+    every gate under the policy block on an error."""
+    named = {c: policy.options_for(c).get("detectors") for c in ("poison.data", "poison.memory")}
+    if not any(named.values()):
+        return
+    from clgate.probes.poison import select_detectors
+
+    for check, names in named.items():
+        try:
+            select_detectors(check.removeprefix("poison."), names)  # type: ignore[arg-type]
+        except InputError as exc:
+            raise PolicyError(f"{policy.name}: checks.{check}.options.detectors: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,18 @@ import hashlib
 import tomllib
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from clgate.atomic import write_bytes_atomic
 from clgate.errors import InputError, PolicyError
@@ -41,6 +50,29 @@ class _Strict(BaseModel):
 
 def _item_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+Count = Annotated[StrictInt, Field(ge=1)]
+
+
+class CheckOptions(_Strict):
+    """Every option a check reads, typed: a misspelt name or a value of the wrong type is refused with the
+    policy (when it is adopted, and at every gate), not met as a crash, or a block, at the gate."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+    served: Literal["not_applicable"] | None = None
+    served_scoring: Literal["logprobs", "generate"] = "logprobs"
+    suites: list[str] | None = None
+    limit: Count | None = None
+    limits: dict[str, Count] = Field(default_factory=dict)
+    detectors: list[str] | None = None
+    triggers: list[str] | None = None
+    prompts: list[str] | None = None
+    scan_tokens: StrictBool = True
+    alternatives: Count | None = None
+    ner_model: str | None = None
+    threshold: Annotated[float, Field(gt=0, le=1)] | None = None
 
 
 class CheckSettings(_Strict):
@@ -67,6 +99,12 @@ class CheckSettings(_Strict):
         limits = self.options.get("limits", {})
         if not isinstance(limits, dict) or not all(map(_item_count, limits.values())):
             raise ValueError("options.limits maps suite names to numbers of items, e.g. {retention = 100}")
+        try:
+            CheckOptions.model_validate(self.options)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(part) for part in err["loc"])
+            raise ValueError(f"options.{where}: {err['msg']}") from None
         return self
 
 

@@ -21,6 +21,7 @@ from clgate.probes.poison import (  # noqa: F401  (importing registers the detec
     triggers,
 )
 from clgate.probes.poison._registry import DetectorSpec, detector, detectors, get_detector
+from clgate.probes.poison._registry import select as select_detectors
 from clgate.probes.poison.calibration import reference_threshold, robust_threshold, robust_z
 from clgate.probes.poison.context import DataContext
 from clgate.probes.poison.items import UpdateData, UpdateItem, open_update_data
@@ -58,4 +59,5 @@ __all__ = [
     "scan_data",
     "scan_memory",
     "scan_model",
+    "select_detectors",
 ]

@@ -203,6 +203,39 @@ def test_a_policy_that_would_silently_allow_everything_is_refused(text: str, mes
         parse_policy(text, "p.toml")
 
 
+@pytest.mark.parametrize(
+    ("check", "option", "message"),
+    [
+        ("privacy", 'threshold = "high"', r"options\.threshold: Input should be a valid number"),
+        ("privacy", "threshold = 2", r"options\.threshold: Input should be less than or equal to 1"),
+        ("poison.model", 'scan_tokens = "maybe"', r"options\.scan_tokens: Input should be a valid boolean"),
+        ("poison.model", "triggers = 5", r"options\.triggers: Input should be a valid list"),
+        ("evals", 'suites = "retention"', r"options\.suites: Input should be a valid list"),
+        ("poison.memory", 'detector = ["injection"]', r"options\.detector: Extra inputs are not permitted"),
+    ],
+)
+def test_an_option_of_the_wrong_type_or_name_is_refused_with_the_policy(
+    check: str, option: str, message: str
+) -> None:
+    """Met at a gate, each would crash the check (a block) or be ignored; refused with the policy instead."""
+    with pytest.raises(PolicyError, match=message):
+        parse_policy(
+            f'name = "p"\nrequired_checks = ["evals"]\n[checks."{check}"]\noptions = {{ {option} }}\n'
+        )
+
+
+def test_a_poisoning_check_naming_a_detector_it_does_not_have_is_refused() -> None:
+    from clgate.audit.gate import check_policy_sound
+
+    for name, message in (
+        ("injecton", "unknown poisoning detector 'injecton'"),
+        ("spectral", "not a memory detector"),
+    ):
+        text = f'name = "p"\nrequired_checks = ["evals"]\n[checks."poison.memory".options]\ndetectors = ["{name}"]\n'
+        with pytest.raises(PolicyError, match=f"p: checks.poison.memory.options.detectors: .*{message}"):
+            check_policy_sound(parse_policy(text))
+
+
 def test_the_policy_digest_ignores_layout_but_not_meaning() -> None:
     a = parse_policy('name = "k"\nrequired_checks = ["w"]\n')
     b = parse_policy('# a comment\nname   = "k"\n\nrequired_checks = [ "w" ]\n')
