@@ -41,10 +41,19 @@ def artifact_files(path: Path) -> list[Path]:
     for folder, dirs, names in os.walk(path):
         for name in [*dirs, *names]:
             entry = Path(folder) / name
-            if entry.is_symlink() and not entry.resolve().is_relative_to(base):
+            if not entry.is_symlink():
+                continue
+            try:
+                target = entry.resolve(strict=True)
+            except (OSError, RuntimeError):  # a loop, or a target that is gone
+                raise InputError(
+                    f"{path}: {entry.relative_to(path)} is a symbolic link that leads nowhere (a loop or a "
+                    "missing target)"
+                ) from None
+            if not target.is_relative_to(base):
                 raise InputError(
                     f"{path}: {entry.relative_to(path)} is a symbolic link that leaves the artifact "
-                    f"(to {entry.resolve()}); copy the file in instead"
+                    f"(to {target}); copy the file in instead"
                 )
         files += [Path(folder) / n for n in names if (Path(folder) / n).is_file()]
         dirs[:] = [

@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 import clgate
-from clgate.errors import ClgateError
+from clgate.errors import ClgateError, InputError
 from clgate.extras import MissingExtraError, missing_extra
 from clgate.redact import mask_secrets
 from clgate.typer_app import typer_app
@@ -200,6 +200,16 @@ def _quiet_libraries() -> None:
     )
 
 
+def _check_text(args: list[str]) -> None:
+    """Arguments that were not UTF-8 (Python keeps their bytes as lone surrogates) would fail wherever they
+    are first encoded, as a record's field or a file's name: refused here, for every command at once."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(f"argument {ascii(arg)[:80]} is not valid UTF-8 text") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a ClgateError is one line on stderr and its exit code, never a traceback."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -207,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     args = [a for a in args if a != "--debug"]
     _quiet_libraries()
     try:
+        _check_text(args)
         try:
             code = app(args=args, prog_name="clgate", standalone_mode=False)
         except ModuleNotFoundError as exc:

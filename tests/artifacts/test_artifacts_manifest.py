@@ -160,6 +160,10 @@ def test_hidden_files_are_pinned_and_escaping_symlinks_refused(tiny_model: Path,
     with pytest.raises(InputError, match=r"linked\.txt is a symbolic link that leaves the artifact"):
         compute_manifest(model)
     (model / "linked.txt").unlink()
+    (model / "loop").symlink_to(model / "loop")
+    with pytest.raises(InputError, match=r"loop is a symbolic link that leads nowhere"):
+        compute_manifest(model)
+    (model / "loop").unlink()
     (model / "inside.txt").symlink_to(model / "config.json")  # stays inside: hashed under its name
     assert "inside.txt" in {f.path for f in compute_manifest(model).files}
     index = model / "model.safetensors.index.json"

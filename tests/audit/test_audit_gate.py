@@ -231,3 +231,15 @@ def test_progress_lines_print_role_names_as_written(capsys) -> None:
 
     progress("manifest:anchor", "hashing [1/2]")
     assert "manifest:anchor: hashing [1/2]" in capsys.readouterr().err
+
+
+def test_an_argument_that_is_not_utf8_is_refused_by_every_command(world, capsys) -> None:
+    """Bytes that are not UTF-8 reach Python as lone surrogates and would fail wherever first encoded (a
+    record's field, a file name): one line, exit 2, for any command."""
+    before = len(Journal.open(world.boot.ledger, None, world.boot.trust).ledger)
+    for args in (("erase", "request", "--subject", "dana\udcff"), ("propose", "--deployment", "x\udcfe")):
+        capsys.readouterr()
+        assert world.run(*args, key="auditor") == 2
+        err = capsys.readouterr().err
+        assert "is not valid UTF-8 text" in err and len(err.strip().splitlines()) == 1, err
+    assert len(Journal.open(world.boot.ledger, None, world.boot.trust).ledger) == before
