@@ -133,7 +133,7 @@ def _body(body: str | None, body_file: Path | None) -> dict:
 @ledger_app.command("show")
 def show(
     db: Db = DEFAULT_DB,
-    index: Annotated[int | None, typer.Option(help="Show one entry in full.")] = None,
+    index: Annotated[int | None, typer.Option(help="Show one entry in full.", min=0, max=2**63 - 1)] = None,
     entry_type: Annotated[str | None, typer.Option("--type", help="Only entries of this type.")] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the entries as JSON lines here ('-' for stdout).")

@@ -158,6 +158,8 @@ class Store:
             path = Path(parsed.database or "")
             if not create and not path.is_file():
                 raise InputError(f"no ledger at {path} (create one with `clgate ledger init`)")
+            if not create and path.stat().st_size == 0:  # opened, SQLite would make it a database
+                raise InputError(f"{path} is empty: it holds no clgate ledger")
             engine = _sqlite_engine(url)
         elif parsed.get_backend_name() == "postgresql":
             engine = sa.create_engine(url, connect_args={"connect_timeout": 5}, pool_pre_ping=True)
@@ -381,8 +383,11 @@ class Store:
                 yield level, idx, _as_bytes(digest)
 
     def add_checkpoint(self, size: int, envelope: bytes) -> None:
+        """Keep a signed checkpoint (or a cosigned copy); the same bytes again are kept once."""
+        same = (checkpoints_t.c.size == size) & (checkpoints_t.c.envelope == envelope)
         with self._connect(write=True) as conn, conn.begin():
-            conn.execute(sa.insert(checkpoints_t), {"size": size, "envelope": envelope})
+            if conn.execute(sa.select(checkpoints_t.c.id).where(same)).first() is None:
+                conn.execute(sa.insert(checkpoints_t), {"size": size, "envelope": envelope})
 
     def checkpoints(self) -> list[tuple[int, bytes]]:
         with self._connect() as conn:

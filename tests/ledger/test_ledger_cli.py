@@ -258,6 +258,7 @@ def test_revoke_then_append_is_refused_and_the_trust_file_remembers(workdir: Pat
         (["ledger", "checkpoint", "--key", "pipeline.key", "--out", "cp.note"], "checkpoints are signed by a gate key"),
         (["ledger", "init", "--key", "admin.key"], "the trust file is already bound to log"),
         (["ledger", "show", "--index", "99"], "error: no entry 99 (ledger has 5)"),
+        (["ledger", "show", "--ledger", "empty.db"], "empty.db is empty: it holds no clgate ledger"),
         (["keys", "new", "admin"], "error: admin.key exists; refusing to overwrite a key"),
         (["keys", "new", ""], "error: key name '' is not a plain file name (--dir says where the key goes)"),
         (["keys", "new", "../gate"], "error: key name '../gate' is not a plain file name"),
@@ -274,6 +275,7 @@ def test_revoke_then_append_is_refused_and_the_trust_file_remembers(workdir: Pat
 def test_bad_input_is_one_line_and_exit_2(workdir: Path, args: list[str], message: str) -> None:
     (workdir / "bad.toml").write_text("keys = [")
     (workdir / "deep.json").write_text("[" * 100_000)
+    (workdir / "empty.db").write_bytes(b"")
     (workdir / "latin1.json").write_bytes('{"text": "café"}'.encode("latin-1"))
     (workdir / "unsigned.toml").write_text(
         load_trust(workdir / "trust.toml").model_copy(update={"signature": None}).to_toml()

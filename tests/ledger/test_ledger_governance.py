@@ -696,3 +696,5 @@ def test_checkpoints_are_c2sp_notes_signed_by_a_gate_key(flow, keys) -> None:
     assert signature.startswith(f"\u2014 {origin} ")
     with pytest.raises(AppendRefused, match="checkpoints are signed by a gate key"):
         flow.ledger.checkpoint(keys["admin"])
+    assert flow.ledger.checkpoint(keys["gate"]).to_text() == text  # signed again: the same bytes, kept once
+    assert len(flow.ledger.store.checkpoints()) == 1
