@@ -25,7 +25,9 @@ def test_overview_then_a_blocked_update_in_chromium(dash_world, tmp_path: Path) 
 
     overview = texts["overview"]
     assert re.search(r"^verified$", overview, re.M) and "Awaiting approval" in overview
-    assert re.search(r"Entry \d+ at .*: promote", overview)
+    assert re.search(
+        r"default: entry \d+ at .*: promote", overview
+    )  # the last scheduled run of each deployment
     blocked = texts["blocked-update"]
     assert (
         "Decision: BLOCK" in blocked
