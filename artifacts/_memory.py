@@ -42,7 +42,7 @@ class MemoryEntry(BaseModel):
 
     def record(self) -> dict[str, Any]:
         """The entry as stored: scope and expiry only when set, so stores written before they existed
-        keep their bytes (and digests)."""
+        keep their bytes (and digests), unless a time in them had no zone: it is written as UTC."""
         out = self.model_dump(mode="json")
         if self.scope == "persistent":
             del out["scope"]

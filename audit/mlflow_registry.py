@@ -124,7 +124,8 @@ class Registry:
         parts = urlsplit(tracking_uri)
         if parts.scheme in ("http", "https") and parts.hostname:
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            check_reachable(parts.hostname, port, f"MLflow at {_without_credentials(tracking_uri)}")
+            where = f"MLflow at {_without_credentials(tracking_uri)}"
+            check_reachable(parts.hostname, port, where, through_proxy=True)
         self.tracking_uri = tracking_uri
         self._client = MlflowClient(tracking_uri=tracking_uri)
 

@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     ValidationError,
     model_serializer,
@@ -72,7 +73,7 @@ class CheckOptions(_Strict):
     scan_tokens: StrictBool = True
     alternatives: Count | None = None
     ner_model: str | None = None
-    threshold: Annotated[float, Field(gt=0, le=1)] | None = None
+    threshold: Annotated[StrictFloat, Field(gt=0, le=1)] | None = None
 
 
 class CheckSettings(_Strict):

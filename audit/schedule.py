@@ -200,6 +200,8 @@ def scheduled_audit(
         raise InputError("give at least one --deployed path (model directory, adapter or memory store)")
     check_policy_sound(policy)  # a misspelt scheduled check would be skipped, and the run recorded clean
     state = journal.state()
+    if deployment != DEFAULT_DEPLOYMENT and deployment not in state.governance.deployments():
+        raise InputError(f"no deployment {deployment!r} in the ledger")  # a typo would record a phantom run
     records, findings, paths = [], [], {}
     for path in deployed:
         # deployed files are checked by root and file digests; a probe needing tensor digests computes its own

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import socket
+import urllib.request
 
 from clgate.errors import InputError
 
 CONNECT_TIMEOUT_S = 10
 
 
-def check_reachable(host: str, port: int, what: str) -> None:
+def check_reachable(host: str, port: int, what: str, through_proxy: bool = False) -> None:
     """A server that refuses a TCP connection, or does not answer one in seconds, is bad input now: Ray
-    waits many minutes for a cluster that is not there, and MLflow's client retries for four."""
+    waits many minutes for a cluster that is not there, and MLflow's client retries for four. An HTTP
+    server the environment reaches through a proxy (`through_proxy`) is left to its client."""
+    if through_proxy and urllib.request.getproxies() and not urllib.request.proxy_bypass(host):
+        return
     try:
         socket.create_connection((host.strip("[]"), port), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as exc:

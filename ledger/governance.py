@@ -12,20 +12,22 @@ The rules, in words:
 - each proposal is audited once, by a gate key that is not the proposer's, under a policy an
   admin adopted (and did not retire); an audit never clears a block or deploys anything;
 - an update is promoted only if audited, its audit did not decide `block`, it was neither blocked
-  nor rolled back nor proposed again, with enough approvals for a `review` (distinct keys not revoked
+  nor rolled back nor proposed again on its base, with enough approvals for a `review` (distinct keys not revoked
   since, neither the proposer's nor the gate's, by name, from the policy's approvers by key id or
   name), on the base its deployment runs now, by an approver who is neither its proposer nor its
   gate, and with the witness cosignatures its policy requires; a memory update only while its
   deployment runs the adapter its audit asked the model through (or none, if it was judged on the
   base alone), and only as a change of the store its deployment runs;
 - a rollback restores an update that was deployed in that slot, still fits the deployed base (and,
-  for a memory, the adapter it was judged through), and was neither blocked nor rolled back itself;
+  for a memory, the adapter it was judged through), and was neither blocked, rolled back nor proposed
+  again on its base itself;
 - an erasure request names the memory its deployment runs and updates that deployment promoted; once
   requested, no update trained on the erased data is promoted or rolled back to again; it is done
   only once the deployment runs a memory promoted after it (scanned clean, by its digest) and none
   of those updates;
 - a release signature (`artifact.signed`) is recorded only for an update that was promoted and was
-  neither rolled back nor blocked, by a key that neither proposed nor audited it, once per signature.
+  neither rolled back, blocked nor proposed again on its base, by a key that neither proposed nor
+  audited it, once per signature.
 """
 
 from __future__ import annotations
@@ -312,14 +314,15 @@ class Governance:
             or self.other_adapter(update)
         )
 
-    @staticmethod
-    def _superseded(update: UpdateState) -> str | None:
-        """The same bytes proposed again: the new proposal's audit speaks for them, whatever it found, so
-        the earlier one is neither promoted, rolled back to nor signed (a blocked re-audit would be walked
-        past)."""
-        if update.superseded_by is None:
+    def _superseded(self, update: UpdateState) -> str | None:
+        """The same bytes proposed again on the same base: the new proposal's audit speaks for them, whatever
+        it found, so the earlier one is neither promoted, rolled back to nor signed (a blocked re-audit would
+        be walked past). A re-audit on another base (after an upgrade) judged another pair: the earlier
+        audit still speaks for the old base, to which a deployment may be rolled back."""
+        again = self.updates.get(update.superseded_by) if update.superseded_by else None
+        if again is None or again.base != update.base:
             return None
-        return f"update {update.update_id} was proposed again as {update.superseded_by}; that proposal's audit decides"
+        return f"update {update.update_id} was proposed again as {again.update_id}; that proposal's audit decides"
 
     def signing_refusal(
         self, update: UpdateState, signer: str | None, index: int | None = None

@@ -208,6 +208,8 @@ def test_a_policy_that_would_silently_allow_everything_is_refused(text: str, mes
     [
         ("privacy", 'threshold = "high"', r"options\.threshold: Input should be a valid number"),
         ("privacy", "threshold = 2", r"options\.threshold: Input should be less than or equal to 1"),
+        ("privacy", 'threshold = "0.4"', r"options\.threshold: Input should be a valid number"),
+        ("privacy", "threshold = true", r"options\.threshold: Input should be a valid number"),
         ("poison.model", 'scan_tokens = "maybe"', r"options\.scan_tokens: Input should be a valid boolean"),
         ("poison.model", "triggers = 5", r"options\.triggers: Input should be a valid list"),
         ("evals", 'suites = "retention"', r"options\.suites: Input should be a valid list"),

@@ -429,4 +429,5 @@ def test_a_scheduled_audit_compares_with_the_deployment_it_names(
     )
     assert world.run(*args, key="gate") == 20  # no base was ever promoted in the default deployment
     assert world.run(*args, "--deployment", "tenant-b", key="gate") == 0
+    assert world.run(*args, "--deployment", "tenant-z", key="gate") == 2  # a typo records no phantom run
     assert [body["deployment"] for _, body in world.state().scheduled_runs] == ["default", "tenant-b"]

@@ -39,6 +39,7 @@ def test_overview_shows_deployed_pending_and_scheduled(dash_world, monkeypatch) 
         dash_world.ledger, load_private_key(dash_world.keys["gate"]), dash_world.trust
     ) as journal:
         journal.append(ScheduledRun(verdict="block", deployment="tenant-b", findings=[]), None)
+        journal.append(ScheduledRun(verdict="promote", deployment="default", findings=[]), None)
     at = open_app(monkeypatch, "--ledger", dash_world.ledger, "--trust", dash_world.trust)
     assert not at.exception
     deployed = at.dataframe[0].value

@@ -340,6 +340,20 @@ def test_bytes_whose_re_audit_blocked_are_neither_rolled_back_to_nor_signed(flow
     assert f"entry {forced}: {refused}" in _problems(flow.ledger)
 
 
+def test_an_upgrade_re_audited_on_its_new_base_can_still_be_rolled_back(flow) -> None:
+    """A re-audit on a new base judged another pair: once the base is rolled back, the adapter's audit on
+    the old base still speaks for it, so the deployment returns to what ran before the upgrade."""
+    base1 = flow.deploy()
+    adapter1 = flow.deploy("adapter", base1.candidate.digest)
+    base2 = flow.deploy()
+    again = flow.propose("adapter", base=base2.candidate.digest, again=adapter1)
+    flow.audit(again)
+    flow.promote(again)
+    flow.rollback(base1)
+    assert flow.rollback(adapter1).type == "rollback"
+    assert _deployed(flow.ledger)["adapter"] == adapter1.update_id and _problems(flow.ledger) == []
+
+
 def test_a_memory_is_promoted_only_beside_the_adapter_its_audit_asked_through(flow) -> None:
     """The gate judged the memory by what base + adapter A say with it; after adapter B is promoted that
     judgement says nothing of what the deployment says, so the memory needs a new audit."""
