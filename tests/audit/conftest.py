@@ -88,8 +88,20 @@ def world(
             key="gate",
         )
 
+    def audit(*deployed: Path, key: str = "gate") -> int:
+        """A scheduled audit of `deployed` by the world's policy, its cache beside the first path."""
+        args = [a for p in deployed for a in ("--deployed", str(p))]
+        cache = Path(deployed[0]).parent / "cache"
+        return run("audit", "run", *args, "--policy", str(policy), "--cache", str(cache), key=key)
+
     return SimpleNamespace(
-        boot=boot, adapter=adapter, run=run, gate=gate, policy=policy, state=lambda: ledger_state(boot)
+        boot=boot,
+        adapter=adapter,
+        run=run,
+        gate=gate,
+        audit=audit,
+        policy=policy,
+        state=lambda: ledger_state(boot),
     )
 
 

@@ -25,22 +25,8 @@ def deployed(world, tiny_model: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def _audit(world, *paths: Path, key: str = "gate") -> int:
-    args = [a for p in paths for a in ("--deployed", str(p))]
-    return world.run(
-        "audit",
-        "run",
-        *args,
-        "--policy",
-        str(world.policy),
-        "--cache",
-        str(Path(paths[0]).parent / "cache"),
-        key=key,
-    )
-
-
 def test_untouched_deployment_passes_and_is_recorded(world, deployed: Path, capsys) -> None:
-    assert _audit(world, deployed) == 0
+    assert world.audit(deployed) == 0
     out = capsys.readouterr().out
     assert "deployed base matches promoted update" in out and "promote (recorded at entry" in out
     ((_, body),) = world.state().scheduled_runs
@@ -53,7 +39,7 @@ def test_tampered_weights_are_a_blocking_finding_naming_the_file(world, deployed
     data[-10] ^= 0x01
     weights.write_bytes(bytes(data))
     (deployed / "extra.py").write_text("print('hi')")
-    assert _audit(world, deployed) == 20
+    assert world.audit(deployed) == 20
     out = capsys.readouterr().out
     assert (
         "differs from promoted update" in out
@@ -64,7 +50,7 @@ def test_tampered_weights_are_a_blocking_finding_naming_the_file(world, deployed
 
 
 def test_deploying_what_was_never_promoted_blocks(world, tiny_lora: Path, deployed: Path, capsys) -> None:
-    assert _audit(world, deployed, tiny_lora) == 20
+    assert world.audit(deployed, tiny_lora) == 20
     assert "no adapter was ever promoted" in capsys.readouterr().out
 
 

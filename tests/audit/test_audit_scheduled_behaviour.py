@@ -52,20 +52,6 @@ def watched(world, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     return update_id, serving
 
 
-def _audit(world, *paths: Path) -> int:
-    args = [a for p in paths for a in ("--deployed", str(p))]
-    return world.run(
-        "audit",
-        "run",
-        *args,
-        "--policy",
-        str(world.policy),
-        "--cache",
-        str(paths[0].parent / "cache"),
-        key="gate",
-    )
-
-
 def _evidence(world, digest: str) -> Measurement:
     """The measurement the ledger records by `digest`, from the evidence store beside it."""
     with Journal.open(world.boot.ledger, None, world.boot.trust) as journal:
@@ -84,7 +70,7 @@ def _recorded(world) -> Measurement:
 @pytest.mark.parametrize("world", [WATCH], indirect=True)
 def test_the_deployed_model_answers_as_it_did_at_promotion(world, watched, capsys) -> None:
     update_id, serving = watched
-    assert _audit(world, serving) == 0
+    assert world.audit(serving) == 0
     out = capsys.readouterr()
     assert "retention.delta_ci_high = 0 within limits" in out.out
     assert "behaviour: running" in out.err
@@ -96,7 +82,7 @@ def test_the_deployed_model_answers_as_it_did_at_promotion(world, watched, capsy
     assert logs and all(p.is_file() and p.suffix == ".eval" for p in logs)
     assert {p.parent.parent for p in logs} == {(serving.parent / "cache" / "inspect-logs").resolve()}
     # asked again at the next run, never answered from the cache: what it measures is the runtime now
-    assert _audit(world, serving) == 0
+    assert world.audit(serving) == 0
     assert "behaviour: running" in capsys.readouterr().err
 
 
@@ -108,7 +94,7 @@ def test_other_weights_under_the_deployed_path_change_the_answers_paired_with_pr
     _, serving = watched
     shutil.rmtree(serving)
     shutil.copytree(tiny_model_other, serving)
-    assert _audit(world, serving) == 20  # the files differ: integrity blocks, and behaviour was measured too
+    assert world.audit(serving) == 20  # the files differ: integrity blocks, and behaviour was measured too
     measured = _recorded(world)
     recorded = {
         r["id"]: r["candidate_correct"]
@@ -125,7 +111,7 @@ def test_other_weights_under_the_deployed_path_change_the_answers_paired_with_pr
 )
 def test_a_suite_the_promotion_never_ran_cannot_be_compared(world, watched, capsys) -> None:
     _, serving = watched
-    assert _audit(world, serving) == 20
+    assert world.audit(serving) == 20
     assert "recorded no answers for refusal; it recorded retention" in capsys.readouterr().out
 
 
@@ -147,7 +133,7 @@ def test_lost_or_altered_promotion_evidence_blocks_and_the_run_is_still_recorded
         kept.unlink()
     else:
         kept.write_text(kept.read_text() + " ")
-    assert _audit(world, serving) == 20
+    assert world.audit(serving) == 20
     out = " ".join(capsys.readouterr().out.split())
     assert "the deployed model's behaviour was not rerun" in out and message in out
     assert "differs from promoted update" in out  # the swap is on record
@@ -167,11 +153,11 @@ def test_an_adapter_deployment_is_rerun_with_its_adapter_and_compared_with_its_o
     assert world.run("promote", adapter_id, key="approver") == 0
     capsys.readouterr()
     # the base alone is not what runs: nothing to pair it with, and the run says so
-    assert _audit(world, serving) == 10
+    assert world.audit(serving) == 10
     assert f"the deployment runs adapter {adapter_id}; give it with --deployed" in " ".join(
         capsys.readouterr().out.split()
     )
-    assert _audit(world, serving, adapter) == 0
+    assert world.audit(serving, adapter) == 0
     rerun = _evidence(world, world.state().scheduled_runs[-1][1]["measurements"]["behaviour"])
     assert rerun.meta["promoted"] == adapter_id
     assert Path(rerun.meta["now"]["adapter"]).resolve() == adapter.resolve()  # asked with the adapter on
@@ -207,7 +193,7 @@ def test_items_changed_since_the_promotion_cannot_be_paired(
     (tmp_path / "team.jsonl").write_text(TEAM[1])
     world.policy.write_text(_team_policy(TEAM[1]))  # the same suite name and id, other items
     capsys.readouterr()
-    assert _audit(world, tiny_model) == 20
+    assert world.audit(tiny_model) == 20
     assert "the team items changed since the promotion of" in " ".join(capsys.readouterr().out.split())
 
 
@@ -226,7 +212,7 @@ def test_a_deployment_promoted_without_evals_says_its_behaviour_was_not_rerun(
     assert world.gate("--candidate", str(tiny_model)) == 0
     (update_id,) = world.state().updates
     assert world.run("promote", update_id, key="approver") == 0
-    assert _audit(world, tiny_model) == 10
+    assert world.audit(tiny_model) == 10
     assert "the deployed model's behaviour was not rerun" in capsys.readouterr().out
 
 
@@ -380,7 +366,7 @@ def test_a_promoted_snapshot_changed_since_is_not_what_the_live_store_is_compare
     live = _store(tmp_path / "serving" / "live.jsonl", "Dana's desk is by the window.", note)
     _store(snapshot, "Dana's desk is by the window.", note)  # the snapshot edited to match
     capsys.readouterr()
-    assert _audit(world, tiny_model, live) == 20  # the live store is not the promoted one: integrity blocks
+    assert world.audit(tiny_model, live) == 20  # the live store is not the promoted one: integrity blocks
     out = capsys.readouterr().out
     assert f"the promoted memory snapshot {snapshot} was changed since update" in " ".join(out.split())
     ((_, body),) = world.state().scheduled_runs
@@ -405,7 +391,7 @@ def test_a_scheduled_audit_by_a_policy_naming_an_unknown_check_records_nothing(
     """A misspelt scheduled check would be skipped and the run recorded clean: the policy is refused."""
     before = len(world.state().scheduled_runs)
     capsys.readouterr()
-    assert _audit(world, tiny_model) == 2
+    assert world.audit(tiny_model) == 2
     assert "unknown check 'behavior'" in capsys.readouterr().err
     assert len(world.state().scheduled_runs) == before
 
