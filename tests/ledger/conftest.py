@@ -283,8 +283,7 @@ class Flow:
     def replant(self, index: int) -> int:
         """Copy entry `index`'s stored bytes to the head, as a database writer without keys could: its
         signature still verifies, only its place in the chain is wrong."""
-        leaf = self.ledger.store.get(index)
-        assert leaf is not None
+        ((_, leaf),) = self.ledger.store.read(index, index + 1)
         head, _ = self.ledger.store.append(lambda head, read: [Prepared(leaf, "note", "", utc_now())])
         return head.size - 1
 
