@@ -122,6 +122,9 @@ class ComplianceReport(BaseModel):
     period_start: date
     period_end: date
     counts: dict[str, int]
+    dated_outside: list[Event] = []
+    """Entries of the period whose signer dated them outside it: the period is the run of entries between
+    the first and last dated in it, so an entry a wrong clock dated elsewhere is still reported, and named."""
     updates: list[UpdateSection]
     scheduled: list[ScheduledSection]
     verification: Verification
@@ -333,6 +336,11 @@ def build_report(journal: Journal, start: date, end: date, label: str) -> Compli
         if u.update_id in events
     ]
     period_indices = {e.index for e in in_period}
+    dated_outside = [
+        Event(index=e.index, type=e.type, timestamp=e.timestamp, signer=names.get(e.signer, e.signer[:12]))
+        for e in in_period
+        if not start.isoformat() <= e.timestamp[:10] <= end.isoformat()
+    ]
     scheduled = [
         ScheduledSection(
             index=i,
@@ -364,6 +372,7 @@ def build_report(journal: Journal, start: date, end: date, label: str) -> Compli
         period_start=start,
         period_end=end,
         counts=counts,
+        dated_outside=dated_outside,
         updates=updates,
         scheduled=scheduled,
         verification=_verification(journal, cited),

@@ -129,10 +129,18 @@ def test_a_proposal_dated_by_a_clock_set_to_2099_is_not_left_out_of_its_block(
     out = str(tmp_path / "o")
     assert world.run("gate", update, "--policy", str(world.policy), "--out", out, key="gate") == 20
     assert report(world.boot, "json", tmp_path / "r.json") == 0
-    late = next(
-        u for u in json.loads((tmp_path / "r.json").read_text())["updates"] if u["update_id"] == update
-    )
+    r = json.loads((tmp_path / "r.json").read_text())
+    late = next(u for u in r["updates"] if u["update_id"] == update)
     assert late["status"] == "blocked" and [f["rule"] for f in late["findings"]] == ["score"]
+    # and the report names the entry the wrong clock dated, so the auditor sees why it is there
+    proposal = next(e for e in late["events"] if e["type"] == "update.proposed")
+    assert [(e["index"], e["timestamp"][:10], e["signer"]) for e in r["dated_outside"]] == [
+        (proposal["index"], "2099-01-01", "pipeline")
+    ]
+    assert report(world.boot, "html", tmp_path / "r.html") == 0
+    assert f"entry {proposal['index']} (update.proposed, signed by pipeline) dated 2099-01-01" in (
+        tmp_path / "r.html"
+    ).read_text()
 
 
 def test_html_and_pdf_have_the_sections_and_the_pdf_renders(history, tmp_path: Path) -> None:
