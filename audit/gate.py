@@ -39,7 +39,7 @@ from clgate.audit.gate_report import write_gate_report
 from clgate.audit.journal import Journal
 from clgate.audit.judge import CheckOutcome, judge
 from clgate.audit.policy import Policy
-from clgate.audit.regression import RegressionSet, keep_target, regression_set
+from clgate.audit.regression import RegressionSet, audited_accuracy, keep_target, regression_set
 from clgate.audit.result import CheckSummary, GateResult
 from clgate.audit.runner import CheckCache, KeySeal, run_checks
 from clgate.audit.signing import UpstreamSignature, keep_signature, producer_findings, verify_upstream
@@ -854,6 +854,7 @@ def run_gate(
             policy,
             {n: journal.evidence.put(m) for n, m in measurements.items()},
             plan.judged_with(),
+            audited_accuracy(update.update_id, measurements),
         )
         entries = {"update.proposed": update.proposed_index, "audit.completed": audited}
         if verdict.decision is Decision.BLOCK:

@@ -161,8 +161,10 @@ class Journal:
         policy: Policy,
         measurements: dict[str, str],
         judged_with: JudgedWith | None = None,
+        accuracy: dict[str, float] | None = None,
     ) -> int:
-        """Record the audit of `update`; `judged_with`: for a memory update, the model it was asked through."""
+        """Record the audit of `update`; `judged_with`: for a memory update, the model it was asked through;
+        `accuracy`: its candidate's on the deployment's tasks, by task (the regression history's row)."""
         record = AuditRecord(
             update_id=update.update_id,
             verdict=verdict.decision,
@@ -172,6 +174,7 @@ class Journal:
             approvals=policy.approvals,
             witnesses=policy.witnesses,
             judged_with=judged_with,
+            accuracy=accuracy or {},
         )
         return self.append(record, update.candidate_digest)
 

@@ -20,6 +20,7 @@ from clgate.audit.state import LedgerState
 from clgate.errors import InputError
 from clgate.ledger import UpdateState
 from clgate.ledger.canonical import canonical_json
+from clgate.measurement import Measurement
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,25 @@ def task_owners(state: LedgerState, deployment: str, before: UpdateState | None 
     return sorted(owners, key=lambda u: u.promoted_index or 0)
 
 
+def audited_accuracy(update_id: str, measurements: dict[str, Measurement]) -> dict[str, float]:
+    """The accuracy an audit's candidate reached on each task its checks measured, by the task owner's id
+    (its own target set under `update_id`): what its signed audit records as its row of the history."""
+    accuracy = {}
+    if "evals" in measurements:
+        accuracy[update_id] = measurements["evals"].numbers.get("target.accuracy")
+    if "regression" in measurements:
+        regression = measurements["regression"]
+        accuracy |= {t: regression.numbers.get(f"{t}.accuracy") for t in regression.meta.get("tasks", [])}
+    return {task: float(v) for task, v in accuracy.items() if v is not None and math.isfinite(v)}
+
+
 def _accuracy(evidence: EvidenceStore, owner: UpdateState, task: UpdateState, erased: set[str]) -> float:
-    """What owner's audit recorded for its model on `task`'s set; NaN if it recorded nothing, or an erasure
-    removed the measurement. A recorded measurement missing otherwise is an InputError: as NaN it would let
-    the next gate measure forgetting against the parent alone, not the best accuracy the task reached."""
+    """What owner's audit recorded for its model on `task`'s set, in the signed audit itself; NaN if it
+    measured nothing there. An audit recorded before audits carried it is read from its evidence: NaN if an
+    erasure removed the measurement; a measurement missing otherwise is an InputError, since as NaN it would
+    let the next gate measure forgetting against the parent alone, not the best accuracy the task reached."""
+    if owner.audit is not None and owner.audit.accuracy:
+        return owner.audit.accuracy.get(task.update_id, math.nan)
     check, metric = (
         ("evals", "target.accuracy") if owner is task else ("regression", f"{task.update_id}.accuracy")
     )

@@ -320,6 +320,22 @@ class AuditRecord(EntryBody):
     """For a memory update: what the model ran as when the gate asked it. Its promotion needs the deployment
     to run that adapter then: a memory judged with one adapter says nothing of what the model says with
     another. Absent in audits recorded before clgate recorded it (not checked)."""
+    accuracy: dict[str, float] = Field(default_factory=dict)
+    """What the audited candidate scored on its deployment's tasks, by the id of the update whose target set
+    it is (its own, and each earlier promoted one the `regression` check reran): the rows of the regression
+    history, signed by the gate, so neither a lost evidence file nor an erasure (accuracies quote no one)
+    lowers the best a task reached. Empty in audits recorded before clgate recorded it (their evidence is
+    read instead)."""
+
+    @field_validator("accuracy")
+    @classmethod
+    def _accuracies(cls, accuracy: dict[str, float]) -> dict[str, float]:
+        for task, value in accuracy.items():
+            if not re.fullmatch(UPDATE_ID, task) or not 0.0 <= value <= 1.0:
+                raise ValueError(
+                    f"accuracy[{task!r}] = {value!r}: expected an update id and a number in [0, 1]"
+                )
+        return accuracy
 
     @model_validator(mode="after")
     def _verdict_follows_findings(self) -> AuditRecord:

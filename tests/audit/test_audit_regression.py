@@ -14,7 +14,7 @@ from clgate.audit.cli import main
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.judge import CheckOutcome, judge
 from clgate.audit.policy import load_policy, parse_policy
-from clgate.audit.regression import RegressionSet, RegressionTask
+from clgate.audit.regression import RegressionSet, RegressionTask, accuracy_history
 from clgate.demo import bootstrap_ledger, factories
 from clgate.errors import InputError, IntegrityError
 from clgate.ledger import load_private_key
@@ -98,25 +98,46 @@ def test_a_kept_target_set_that_was_altered_is_refused_before_anything_is_writte
         assert len(journal.ledger) == size + 1  # the proposal only: no audit of an unrerunnable set
 
 
-def test_a_deleted_measurement_of_an_earlier_task_is_refused_not_read_as_never_measured(
+def test_the_accuracy_a_task_reached_is_signed_in_its_audit_so_deleted_evidence_cannot_lower_it(
     deployment, tiny_model: Path, tmp_path: Path
 ) -> None:
-    """Deleting the evidence of the accuracy a task reached would leave the next gate measuring forgetting
-    against the parent alone: the gate refuses to audit until it is restored, as for a lost target set."""
+    """Deleting the evidence of the accuracy a task reached (or listing it in an erasure) would leave the next
+    gate measuring forgetting against the parent alone. The audit entry itself records the row, signed by
+    the gate: the next gate's history still holds it with the evidence gone."""
     boot, gate = deployment
     target = factories.make_dataset(tmp_path / "t.jsonl", n=4)
     first = gate(GateRequest(parent=tiny_model, candidate=tiny_model, target=target))
+    learned = first.measurements["evals"].numbers["target.accuracy"]
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        assert journal.state().updates[first.update_id].audit.accuracy == {first.update_id: learned}
     digest = first.measurements["evals"].digest
     (boot.ledger.parent / "evidence" / f"{digest.removeprefix('sha256:')}.json").unlink()
-    missing = (
-        f"the evals measurement {digest[:19]}… that update {first.update_id}'s audit recorded is missing"
-    )
-    with pytest.raises(InputError, match=missing):
-        gate(
-            GateRequest(
-                parent=tiny_model, adapter=factories.make_tiny_lora(tiny_model, tmp_path / "b", seed=1)
-            )
+    lora = factories.make_tiny_lora(tiny_model, tmp_path / "b", seed=1)
+    second = gate(GateRequest(parent=tiny_model, adapter=lora), promoted=False)
+    assert second.measurements["regression"].meta["matrix"][0][0] == learned
+
+
+def test_an_audit_recorded_before_audits_carried_accuracies_is_read_from_its_evidence(
+    deployment, tiny_model: Path, tmp_path: Path
+) -> None:
+    """Such an audit's row comes from its evidence: a deleted measurement is refused, not read as never
+    measured (as NaN it would leave the next gate measuring forgetting against the parent alone)."""
+    boot, gate = deployment
+    target = factories.make_dataset(tmp_path / "t.jsonl", n=4)
+    first = gate(GateRequest(parent=tiny_model, candidate=tiny_model, target=target))
+    learned = first.measurements["evals"].numbers["target.accuracy"]
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        state = journal.state()
+        owner = state.updates[first.update_id]
+        owner.audit = owner.audit.model_copy(update={"accuracy": {}})  # as recorded by an earlier clgate
+        assert accuracy_history(state, journal.evidence, [owner]) == [[learned]]
+        digest = first.measurements["evals"].digest
+        (boot.ledger.parent / "evidence" / f"{digest.removeprefix('sha256:')}.json").unlink()
+        missing = (
+            f"the evals measurement {digest[:19]}… that update {first.update_id}'s audit recorded is missing"
         )
+        with pytest.raises(InputError, match=missing):
+            accuracy_history(state, journal.evidence, [owner])
 
 
 def test_forgetting_is_measured_from_the_best_the_deployment_reached(
