@@ -138,9 +138,10 @@ def test_a_proposal_dated_by_a_clock_set_to_2099_is_not_left_out_of_its_block(
         (proposal["index"], "2099-01-01", "pipeline")
     ]
     assert report(world.boot, "html", tmp_path / "r.html") == 0
-    assert f"entry {proposal['index']} (update.proposed, signed by pipeline) dated 2099-01-01" in (
-        tmp_path / "r.html"
-    ).read_text()
+    assert (
+        f"entry {proposal['index']} (update.proposed, signed by pipeline) dated 2099-01-01"
+        in (tmp_path / "r.html").read_text()
+    )
 
 
 def test_html_and_pdf_have_the_sections_and_the_pdf_renders(history, tmp_path: Path) -> None:
