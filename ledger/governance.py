@@ -123,6 +123,19 @@ class ErasureState:
     requested_index: int
     done_index: int | None = None
     evidence_removed: tuple[str, ...] = ()
+    memory_cleaned: str | None = None  # the memory update `erasure.done` scanned clean
+
+    def may_hold(self, memory: UpdateState) -> bool:
+        """Whether `memory`, a memory update of this request's deployment, may hold the erased entries: one
+        deployed before the erasure was done that no scan of it found clean (the request's, if it found no
+        entries; the done entry's)."""
+        if memory.deployment != self.request.deployment:
+            return False
+        scanned = {self.memory_cleaned} | (
+            {self.request.memory_update} if not self.request.memory_entries else set()
+        )
+        since = self.done_index if self.done_index is not None else self.requested_index
+        return memory.update_id not in scanned and (memory.promoted_index or 0) < since
 
     @property
     def retrain(self) -> set[str]:
@@ -311,6 +324,7 @@ class Governance:
             self._superseded(update)
             or self._stale_base(update)
             or self._erased(update)
+            or self._erased_memory(update)
             or self.other_adapter(update)
         )
 
@@ -342,7 +356,7 @@ class Governance:
         acted = self._acted_on(update, signer) if signer is not None else None
         if acted:
             return f"the key that {acted} update {uid} may not sign it"
-        return self._superseded(update) or self._erased(update)
+        return self._superseded(update) or self._erased(update) or self._erased_memory(update)
 
     def releases(self) -> list[tuple[UpdateState, int, ArtifactSigned]]:
         """Every recorded release signature, in ledger order."""
@@ -419,6 +433,20 @@ class Governance:
         return (
             f"update {update.update_id} was trained on data erased by request {erasure.request.request_id} "
             f"(entry {erasure.requested_index}); train it again without that data and propose the new one"
+        )
+
+    def _erased_memory(self, memory: UpdateState) -> str | None:
+        """A store deployed before an erasure of its deployment was done may hold the erased entries: rolling
+        back to it would serve them again while the erasure reads as done."""
+        if memory.kind != "memory":
+            return None
+        erasure = next((e for e in self.erasures.values() if e.may_hold(memory)), None)
+        if erasure is None:
+            return None
+        return (
+            f"memory update {memory.update_id} was deployed before erasure request {erasure.request.request_id} "
+            f"(entry {erasure.requested_index}) was done and may hold the erased entries; propose its store "
+            "again without them"
         )
 
     def _update(self, update_id: str, subject: str | None) -> tuple[UpdateState | None, str | None]:
@@ -720,6 +748,7 @@ def _apply_erasure_done(g: Governance, index: int, signer: str, d: EntryBody, ti
     assert isinstance(d, ErasureDone)
     erasure = g.erasures[d.request_id]
     erasure.done_index, erasure.evidence_removed = index, tuple(d.evidence_removed)
+    erasure.memory_cleaned = d.memory_update
 
 
 def _apply_signed(g: Governance, index: int, signer: str, s: EntryBody, timestamp: str) -> None:

@@ -149,9 +149,15 @@ def test_erasure_removes_the_entries_retires_the_update_and_is_proven(
     assert run("erase", "done", request_id, "--subject", SUBJECT, key="auditor") == 0
     assert f"memory {cleaned} (sha256:" in capsys.readouterr().out
 
-    # the retired update never returns; the ledger holds no trace of the identifier; it still verifies
+    # the retired update never returns, nor the store that held the entries; the ledger holds no trace of
+    # the identifier; it still verifies
     assert run("rollback", "--to", ids["adapter"], "--reason", "try", key="approver") == 2
     assert f"was trained on data erased by request {request_id}" in capsys.readouterr().err
+    assert run("rollback", "--to", ids["memory"], "--reason", "incident", key="approver") == 2
+    assert (
+        f"memory update {ids['memory']} was deployed before erasure request {request_id}"
+        in capsys.readouterr().err
+    )
     with Journal.open(boot.ledger, None, boot.trust) as journal:
         evidence, state = journal.evidence.folder, journal.state()
         (entry,) = journal.ledger.find("erasure.done")
