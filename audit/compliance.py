@@ -83,6 +83,7 @@ class UpdateSection(BaseModel):
 class ScheduledSection(BaseModel):
     index: int
     timestamp: str
+    deployment: str
     decision: str
     findings: list[dict[str, Any]]
     evidence: list[Evidence]
@@ -345,11 +346,12 @@ def build_report(journal: Journal, start: date, end: date, label: str) -> Compli
         ScheduledSection(
             index=i,
             timestamp=journal.ledger.get(i).timestamp,
-            decision=body.get("verdict", "?"),
-            findings=body.get("findings", []),
-            evidence=_evidence(journal, body.get("measurements", {}), state),
+            deployment=run.deployment,
+            decision=run.verdict.value,
+            findings=[f.model_dump(mode="json") for f in run.findings],
+            evidence=_evidence(journal, run.measurements, state),
         )
-        for i, body in state.scheduled_runs
+        for i, run in state.scheduled_runs
         if i in period_indices
     ]
     cited = sorted({e.index for u in updates for e in u.events} | {s.index for s in scheduled})

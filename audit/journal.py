@@ -136,8 +136,7 @@ class Journal:
             raise AppendRefused(f"refused: {refusal}")
 
     def state(self) -> LedgerState:
-        scheduled = [(e.index, e.body) for e in self.ledger.find("audit.scheduled_run")]
-        return LedgerState(self.ledger.governance(), scheduled)
+        return LedgerState(self.ledger.governance())
 
     @contextmanager
     def exclusive(self, name: str) -> Iterator[None]:

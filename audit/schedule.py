@@ -21,7 +21,7 @@ from clgate.audit.baseline import PromotedAnswers, promoted_answers
 from clgate.audit.check_inputs import GateInputs
 from clgate.audit.eval_logs import LOG_FOLDER
 from clgate.audit.evidence import EvidenceStore
-from clgate.audit.gate import check_policy_sound, gate_seal
+from clgate.audit.gate import check_policy, gate_seal
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.judge import judge
@@ -198,7 +198,9 @@ def scheduled_audit(
 ) -> ScheduledAudit:
     if not deployed:
         raise InputError("give at least one --deployed path (model directory, adapter or memory store)")
-    check_policy_sound(policy)  # a misspelt scheduled check would be skipped, and the run recorded clean
+    # an adopted policy, as a gate's: a run judged by a policy nobody adopted is no monitoring evidence, and
+    # a misspelt scheduled check would be skipped and the run recorded clean
+    check_policy(policy, journal)
     state = journal.state()
     if deployment != DEFAULT_DEPLOYMENT and deployment not in state.governance.deployments():
         raise InputError(f"no deployment {deployment!r} in the ledger")  # a typo would record a phantom run

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from clgate.ledger import DeploymentEvent, Governance, Trust, UpdateState
+from clgate.ledger import DeploymentEvent, Governance, ScheduledRun, Trust, UpdateState
 
 DEFAULT_DEPLOYMENT = "default"
 
@@ -31,7 +31,11 @@ class EntryView(Protocol):
 @dataclass
 class LedgerState:
     governance: Governance = field(default_factory=Governance)
-    scheduled_runs: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def scheduled_runs(self) -> list[tuple[int, ScheduledRun]]:
+        """Each `audit.scheduled_run` (entry index, run), in ledger order."""
+        return self.governance.scheduled_runs
 
     @property
     def updates(self) -> dict[str, UpdateState]:
@@ -58,7 +62,7 @@ class LedgerState:
     def recorded_measurements(self) -> set[str]:
         """The digests of every measurement an entry records: audits' and scheduled runs'."""
         digests = {d for u in self.updates.values() for d in u.measurements.values()}
-        return digests | {d for _, body in self.scheduled_runs for d in body.get("measurements", {}).values()}
+        return digests | {d for _, run in self.scheduled_runs for d in run.measurements.values()}
 
     def valid_approvals(self, update: UpdateState) -> list[str]:
         return self.governance.valid_approvals(update)
@@ -124,7 +128,5 @@ def replay(entries: Iterable[EntryView], trust: Trust | None) -> LedgerState:
     """
     state = LedgerState(Governance.start(trust))
     for e in entries:
-        if e.type == "audit.scheduled_run":
-            state.scheduled_runs.append((e.index, e.body))
         state.governance.step(e.index, e.signer, e.type, e.subject, e.body, e.timestamp)
     return state

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -130,6 +130,12 @@ def decision_of(statuses: Iterable[Status]) -> Decision:
 NOT_APPLICABLE = "not-applicable"
 """The rule of a finding that says a check was not run (the policy skips it, or a served update cannot run
 it): it passes the requirement, and claims nothing about what the check would have measured."""
+
+
+def _check_verdict(verdict: Decision, findings: list[Finding]) -> None:
+    """A recorded verdict must be the one its findings make: a key cannot record "promote" beside a fail."""
+    if verdict != decision_of(f.status for f in findings):
+        raise ValueError(f"verdict {verdict.value} does not follow from the findings")
 
 
 class Finding(_Record):
@@ -339,8 +345,7 @@ class AuditRecord(EntryBody):
 
     @model_validator(mode="after")
     def _verdict_follows_findings(self) -> AuditRecord:
-        if self.verdict != decision_of(f.status for f in self.findings):
-            raise ValueError(f"verdict {self.verdict.value} does not follow from the findings")
+        _check_verdict(self.verdict, self.findings)
         return self
 
 
@@ -405,12 +410,40 @@ class ArtifactSigned(EntryBody):
     signature: OmsSignature
 
 
-@entry_type("audit.scheduled_run", {"gate", "auditor"}, stateful=False)
-class ScheduledRun(EntryBody):
-    """A deployment-time audit of what is deployed; changes no state."""
+class DeployedFile(_Record):
+    """One deployed artifact a scheduled run hashed (`digest`) and compared with what its slot's promotion
+    recorded (`expected`; the files `changed`, `missing` or `extra`)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    deployment: str = Field(pattern=NAME)
+    slot: str
+    path: str
+    digest: str = Field(pattern=DIGEST)
+    update_id: str | None = Field(default=None, pattern=UPDATE_ID)
+    expected: str | None = Field(default=None, pattern=DIGEST)
+    changed: list[str] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list)
+    extra: list[str] = Field(default_factory=list)
+
+
+@entry_type("audit.scheduled_run", {"gate", "auditor"})
+class ScheduledRun(EntryBody):
+    """A deployment-time audit of what `deployment` runs: the files it hashed, its findings and the
+    measurements behind them, under an adopted policy. Typed and replayed like the other decisions, so
+    one malformed run can break no report, dashboard or erasure that reads the ledger later."""
+
     verdict: Decision
+    deployment: str = Field(default="default", pattern=NAME)
+    deployed: list[DeployedFile] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    measurements: dict[str, Annotated[str, Field(pattern=DIGEST)]] = Field(default_factory=dict)
+    policy: PolicyRef | None = None
+
+    @model_validator(mode="after")
+    def _verdict_follows_findings(self) -> ScheduledRun:
+        _check_verdict(self.verdict, self.findings)
+        if any(d.deployment != self.deployment for d in self.deployed):
+            raise ValueError(f"a deployed file is not deployment {self.deployment!r}'s")
+        return self
 
 
 # --- erasure of a data subject's data (GDPR Art. 17) ----------------------------------------------

@@ -51,6 +51,7 @@ from clgate.ledger.entries import (
     Promotion,
     Proposal,
     Rollback,
+    ScheduledRun,
     is_stateful,
     typed_body,
 )
@@ -184,6 +185,7 @@ class Governance:
     policies: dict[str, PolicyState] = field(default_factory=dict)
     claims: list[RootClaim] = field(default_factory=list)
     erasures: dict[str, ErasureState] = field(default_factory=dict)
+    scheduled_runs: list[tuple[int, ScheduledRun]] = field(default_factory=list)  # (entry index, run)
     log_id: str = ""
 
     @classmethod
@@ -655,6 +657,16 @@ def _erasure_done(g: Governance, index: int, signer: str, subject: str | None, d
     return None
 
 
+def _scheduled(g: Governance, index: int, signer: str, subject: str | None, s: ScheduledRun) -> str | None:
+    if s.deployment != "default" and not any(e.deployment == s.deployment for e in g.history):
+        return f"deployment {s.deployment!r} never had anything promoted; there is nothing of it to audit"
+    if s.policy is not None:
+        adopted = g.policies.get(s.policy.digest)
+        if adopted is None or adopted.retired_index is not None:
+            return f"policy {s.policy.digest[:19]}… is not adopted"
+    return None
+
+
 def _signed(g: Governance, index: int, signer: str, subject: str | None, s: ArtifactSigned) -> str | None:
     update, problem = g._update(s.update_id, subject)
     if update is None:
@@ -676,6 +688,7 @@ _RULES: dict[str, Rule] = {
     "policy.retired": _retired,
     "erasure.requested": _erasure_requested,
     "erasure.done": _erasure_done,
+    "audit.scheduled_run": _scheduled,
     "artifact.signed": _signed,
 }
 
@@ -751,6 +764,11 @@ def _apply_erasure_done(g: Governance, index: int, signer: str, d: EntryBody, ti
     erasure.memory_cleaned = d.memory_update
 
 
+def _apply_scheduled(g: Governance, index: int, signer: str, s: EntryBody, timestamp: str) -> None:
+    assert isinstance(s, ScheduledRun)
+    g.scheduled_runs.append((index, s))
+
+
 def _apply_signed(g: Governance, index: int, signer: str, s: EntryBody, timestamp: str) -> None:
     assert isinstance(s, ArtifactSigned)
     g.updates[s.update_id].signed[index] = s
@@ -767,5 +785,6 @@ _APPLY: dict[str, Callable[[Governance, int, str, Any, str], None]] = {
     "policy.retired": _apply_retired,
     "erasure.requested": _apply_erasure_requested,
     "erasure.done": _apply_erasure_done,
+    "audit.scheduled_run": _apply_scheduled,
     "artifact.signed": _apply_signed,
 }

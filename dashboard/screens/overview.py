@@ -7,7 +7,6 @@ import pandas as pd
 import streamlit as st
 
 from clgate.audit import build_lineage, update_status
-from clgate.audit.state import DEFAULT_DEPLOYMENT
 from clgate.dashboard.context import Context
 from clgate.dashboard.lineage_graph import lineage_dot
 
@@ -84,16 +83,14 @@ def render(ctx: Context) -> None:
         st.info("No update is waiting.")
 
     st.subheader("Last scheduled audit of each deployment")
-    latest = {
-        body.get("deployment", DEFAULT_DEPLOYMENT): (index, body) for index, body in state.scheduled_runs
-    }
-    for deployment, (index, body) in sorted(
+    latest = {run.deployment: (index, run) for index, run in state.scheduled_runs}
+    for deployment, (index, run) in sorted(
         latest.items()
     ):  # one deployment's clean run hides no other's block
-        decision = body.get("verdict", "?")
+        decision = run.verdict.value
         show = {"promote": st.success, "review": st.warning}.get(decision, st.error)
         show(f"{deployment}: entry {index} at {view.entries[index].timestamp}: {decision}")
-        for f in body.get("findings", []):
-            st.write(f"- `{f.get('status')}` {f.get('rule')}: {f.get('reason')}")
+        for f in run.findings:
+            st.write(f"- `{f.status.value}` {f.rule}: {f.reason}")
     if not latest:
         st.info("No scheduled audit has run (`clgate audit run`).")

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from clgate.audit import Journal
 from clgate.audit.cli import main
+from clgate.audit.policy import load_policy
 from clgate.audit.schedule import parse_interval
 from clgate.errors import InputError
+from clgate.ledger import PolicyAdopted, load_private_key
 
 
 @pytest.fixture
@@ -29,8 +32,8 @@ def test_untouched_deployment_passes_and_is_recorded(world, deployed: Path, caps
     assert world.audit(deployed) == 0
     out = capsys.readouterr().out
     assert "deployed base matches promoted update" in out and "promote (recorded at entry" in out
-    ((_, body),) = world.state().scheduled_runs
-    assert body["verdict"] == "promote" and body["deployed"][0]["slot"] == "base"
+    ((_, run),) = world.state().scheduled_runs
+    assert run.verdict == "promote" and run.deployed[0].slot == "base"
 
 
 def test_tampered_weights_are_a_blocking_finding_naming_the_file(world, deployed: Path, capsys) -> None:
@@ -46,7 +49,7 @@ def test_tampered_weights_are_a_blocking_finding_naming_the_file(world, deployed
         and "changed: model.safetensors" in out
         and "extra: extra.py" in out
     )
-    assert world.state().scheduled_runs[-1][1]["verdict"] == "block"
+    assert world.state().scheduled_runs[-1][1].verdict == "block"
 
 
 def test_deploying_what_was_never_promoted_blocks(world, tiny_lora: Path, deployed: Path, capsys) -> None:
@@ -63,6 +66,15 @@ def test_intervals() -> None:
         parse_interval("99999999999999999999d")
 
 
+def test_a_run_judged_by_a_policy_nobody_adopted_is_refused(world, deployed: Path, capsys) -> None:
+    """As for a gate: a lenient policy of the signer's own would record monitoring evidence nobody agreed to."""
+    world.policy.write_text(world.policy.read_text().replace('name = "', 'name = "mine-', 1))
+    capsys.readouterr()
+    assert world.audit(deployed) == 2
+    assert "is not adopted in this ledger" in capsys.readouterr().err
+    assert world.state().scheduled_runs == []
+
+
 def test_serve_with_input_that_fails_every_run_exits_2_at_once(world, deployed: Path, capsys) -> None:
     """A missing key would fail every run: the first run's error ends the command, it never loops."""
     args = ["audit", "serve", "--every", "1s", "--deployed", str(deployed), "--ledger", str(world.boot.ledger),
@@ -73,6 +85,13 @@ def test_serve_with_input_that_fails_every_run_exits_2_at_once(world, deployed: 
 
 
 def test_serve_runs_on_schedule_and_stops_on_sigterm(world, deployed: Path) -> None:
+    """The daemon, in its own process, judges by the default policy: an admin adopted it."""
+    default = load_policy(None)
+    adopted = PolicyAdopted(name=default.name, digest=default.digest, text=default.canonical_text)
+    with Journal.open(
+        world.boot.ledger, load_private_key(world.boot.keys["admin"]), world.boot.trust
+    ) as journal:
+        journal.append(adopted, default.digest)
     cmd = [
         sys.executable,
         "-c",

@@ -64,7 +64,7 @@ def _evidence(world, digest: str) -> Measurement:
 def _recorded(world) -> Measurement:
     """The `behaviour` measurement of the one scheduled run recorded."""
     ((_, body),) = world.state().scheduled_runs
-    return _evidence(world, body["measurements"]["behaviour"])
+    return _evidence(world, body.measurements["behaviour"])
 
 
 @pytest.mark.parametrize("world", [WATCH], indirect=True)
@@ -138,7 +138,7 @@ def test_lost_or_altered_promotion_evidence_blocks_and_the_run_is_still_recorded
     assert "the deployed model's behaviour was not rerun" in out and message in out
     assert "differs from promoted update" in out  # the swap is on record
     ((_, body),) = world.state().scheduled_runs
-    assert body["verdict"] == "block"
+    assert body.verdict == "block"
 
 
 @pytest.mark.parametrize("world", [WATCH], indirect=True)
@@ -158,7 +158,7 @@ def test_an_adapter_deployment_is_rerun_with_its_adapter_and_compared_with_its_o
         capsys.readouterr().out.split()
     )
     assert world.audit(serving, adapter) == 0
-    rerun = _evidence(world, world.state().scheduled_runs[-1][1]["measurements"]["behaviour"])
+    rerun = _evidence(world, world.state().scheduled_runs[-1][1].measurements["behaviour"])
     assert rerun.meta["promoted"] == adapter_id
     assert Path(rerun.meta["now"]["adapter"]).resolve() == adapter.resolve()  # asked with the adapter on
 
@@ -192,6 +192,7 @@ def test_items_changed_since_the_promotion_cannot_be_paired(
     assert world.run("promote", update_id, key="approver") == 0
     (tmp_path / "team.jsonl").write_text(TEAM[1])
     world.policy.write_text(_team_policy(TEAM[1]))  # the same suite name and id, other items
+    assert world.run("policy", "adopt", str(world.policy), key="admin") == 0
     capsys.readouterr()
     assert world.audit(tiny_model) == 20
     assert "the team items changed since the promotion of" in " ".join(capsys.readouterr().out.split())
@@ -370,7 +371,7 @@ def test_a_promoted_snapshot_changed_since_is_not_what_the_live_store_is_compare
     out = capsys.readouterr().out
     assert f"the promoted memory snapshot {snapshot} was changed since update" in " ".join(out.split())
     ((_, body),) = world.state().scheduled_runs
-    assert "memory.behaviour" not in body["measurements"]  # not compared with the edited snapshot
+    assert "memory.behaviour" not in body.measurements  # not compared with the edited snapshot
 
 
 @pytest.mark.parametrize("world", [MEMORY], indirect=True)
@@ -416,4 +417,4 @@ def test_a_scheduled_audit_compares_with_the_deployment_it_names(
     assert world.run(*args, key="gate") == 20  # no base was ever promoted in the default deployment
     assert world.run(*args, "--deployment", "tenant-b", key="gate") == 0
     assert world.run(*args, "--deployment", "tenant-z", key="gate") == 2  # a typo records no phantom run
-    assert [body["deployment"] for _, body in world.state().scheduled_runs] == ["default", "tenant-b"]
+    assert [run.deployment for _, run in world.state().scheduled_runs] == ["default", "tenant-b"]

@@ -8,10 +8,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from clgate.audit import Journal
+from clgate.audit.cli import main
 from clgate.audit.reports_cli import dashboard_app_path
-from clgate.ledger import ScheduledRun, load_private_key
+from clgate.ledger import Finding, ScheduledRun, Status, load_private_key
 
-from .conftest import PASSPHRASES, sign_as
+from .conftest import PASSPHRASES, sign_as, use_stand_ins
 
 APP = str(dashboard_app_path())
 
@@ -33,12 +34,23 @@ def text(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-def test_overview_shows_deployed_pending_and_scheduled(dash_world, monkeypatch) -> None:
+def test_overview_shows_deployed_pending_and_scheduled(dash_world, monkeypatch, tiny_model: Path) -> None:
     """Also the last scheduled run of every deployment: a later clean run of another one hides no block."""
+    with monkeypatch.context() as stand_ins:  # a second deployment, tenant-b, runs the base too
+        use_stand_ins(stand_ins)
+        ledger = ["--ledger", str(dash_world.ledger), "--trust", str(dash_world.trust)]
+        assert main(["gate", "--parent", str(tiny_model), "--candidate", str(tiny_model), "--deployment", "tenant-b",
+                     "--policy", str(dash_world.policy), "--out", str(dash_world.root / "out-b"), "--proposer-key",
+                     str(dash_world.keys["pipeline"]), "--key", str(dash_world.keys["gate"]), *ledger]) == 0  # fmt: skip
+        tenant_b = json.loads((dash_world.root / "out-b" / "report.json").read_text())["update_id"]
+        assert main(["promote", tenant_b, "--key", str(dash_world.keys["approver"]), *ledger]) == 0
+    blocked = Finding(
+        rule="deployed-integrity", check="integrity", status=Status.FAIL, reason="weights changed"
+    )
     with Journal.open(
         dash_world.ledger, load_private_key(dash_world.keys["gate"]), dash_world.trust
     ) as journal:
-        journal.append(ScheduledRun(verdict="block", deployment="tenant-b", findings=[]), None)
+        journal.append(ScheduledRun(verdict="block", deployment="tenant-b", findings=[blocked]), None)
         journal.append(ScheduledRun(verdict="promote", deployment="default", findings=[]), None)
     at = open_app(monkeypatch, "--ledger", dash_world.ledger, "--trust", dash_world.trust)
     assert not at.exception

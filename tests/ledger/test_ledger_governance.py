@@ -28,6 +28,7 @@ from clgate.ledger import (
     save_trust,
     sign_checkpoint,
 )
+from clgate.ledger.entries import EntryDraft
 from clgate.ledger.keys import public_key_b64
 
 if TYPE_CHECKING:
@@ -712,3 +713,36 @@ def test_checkpoints_are_c2sp_notes_signed_by_a_gate_key(flow, keys) -> None:
         flow.ledger.checkpoint(keys["admin"])
     assert flow.ledger.checkpoint(keys["gate"]).to_text() == text  # signed again: the same bytes, kept once
     assert len(flow.ledger.store.checkpoints()) == 1
+
+
+# --- a gate or auditor key records a scheduled run no report can read, or one that says nothing ---------
+
+
+def test_a_scheduled_run_is_typed_and_judged_like_an_audit(flow) -> None:
+    """One run with a malformed body made every later compliance report, erasure and dashboard fail on a
+    ledger that verified; a clean verdict beside a failing finding, a deployment that never ran anything or
+    a policy nobody adopted made a report count monitoring that never happened."""
+    flow.deploy()
+    run = {"type": "audit.scheduled_run", "body": {"verdict": "promote", "measurements": "abc"}}
+    with pytest.raises(InputError, match="measurements"):
+        flow.ledger.append(run, flow.keys["gate"])
+    forced = flow.force(EntryDraft.model_construct(**run, subject=None), "gate", None)  # validating nothing
+    assert any(p.startswith(f"entry {forced}: ") and "measurements" in p for p in _problems(flow.ledger))
+    truncate(flow.ledger, forced)
+    fail = {"rule": "deployed-integrity", "check": "integrity", "status": "fail", "reason": "weights changed"}
+    lying = {"type": "audit.scheduled_run", "body": {"verdict": "promote", "findings": [fail]}}
+    with pytest.raises(InputError, match="verdict promote does not follow from the findings"):
+        flow.ledger.append(lying, flow.keys["auditor"])
+    nowhere = {"type": "audit.scheduled_run", "body": {"verdict": "promote", "deployment": "prod"}}
+    with pytest.raises(AppendRefused, match="deployment 'prod' never had anything promoted"):
+        flow.ledger.append(nowhere, flow.keys["auditor"])
+    unadopted = {"name": "x", "digest": "sha256:" + "ab" * 32}
+    with pytest.raises(AppendRefused, match="is not adopted"):
+        flow.ledger.append({"type": "audit.scheduled_run", "body": {"verdict": "promote", "policy": unadopted}},
+                           flow.keys["gate"])  # fmt: skip
+    honest = flow.ledger.append(
+        {"type": "audit.scheduled_run", "body": {"verdict": "block", "findings": [fail]}}, flow.keys["gate"]
+    )
+    assert _problems(flow.ledger) == []
+    ((index, recorded),) = replay(flow.ledger.entries(), flow.ledger.trust).scheduled_runs
+    assert index == honest.index and recorded.findings[0].reason == "weights changed"
