@@ -125,20 +125,27 @@ class Ledger:
         ledger is refused.
         """
         trust = _as_trust(trust)
-        if trust is not None and trust.log_id:
-            raise InputError(
-                f"the trust file is already bound to log {trust.log_id[:16]}…; start from a new one"
-            )
+        admin_id = key_id(admin.public_key())
+        anchor = trust.by_id().get(admin_id) if trust else None
+        if trust is not None:  # checked before the database is made: a refused init leaves none behind
+            if trust.log_id:
+                raise InputError(
+                    f"the trust file is already bound to log {trust.log_id[:16]}…; start from a new one"
+                )
+            if anchor is None or "admin" not in anchor.roles:
+                raise InputError("the admin key must be listed in the trust file with the admin role")
+            admins = sum("admin" in k.roles for k in trust.keys)
+            if trust.key_quorum > admins:
+                raise InputError(
+                    f"key_quorum = {trust.key_quorum}, but the trust file lists {admins} admin key(s): no key "
+                    "could ever be added"
+                )
         from clgate.ledger.store import Store
 
         store = Store.open(target, create=True)
         if store.head().size:
             raise InputError(f"{store.label} already holds a ledger")
         ledger = cls(store, trust)
-        admin_id = key_id(admin.public_key())
-        anchor = trust.by_id().get(admin_id) if trust else None
-        if trust and (anchor is None or "admin" not in anchor.roles):
-            raise InputError("the admin key must be listed in the trust file with the admin role")
         genesis = _key_added(admin.public_key(), ["admin"], anchor.name if anchor else admin_name)
         if trust is not None:
             genesis = genesis.model_copy(update={"body": {**genesis.body, "key_quorum": trust.key_quorum}})

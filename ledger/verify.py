@@ -208,8 +208,14 @@ def check_since(checkpoint: CheckpointNote, report: Report, proof: Sequence[byte
 def trust_problems(trust: Trust | None, report: Report) -> list[Problem]:
     """A trust file must belong to this log, keep the key quorum it recorded, and be signed by an admin key
     this ledger recorded."""
-    if trust is None or report.size == 0:
+    if trust is None:
         return []
+    if report.size == 0:  # a file bound to a log was written after its genesis: the log had entries
+        return (
+            [Problem(None, f"the trust file belongs to log {trust.log_id[:16]}…, but this ledger is empty: "
+                     "its entries were removed")]
+            if trust.log_id else []
+        )  # fmt: skip
     problems = []
     if trust.log_id and report.log_id and trust.log_id != report.log_id:
         problems.append(

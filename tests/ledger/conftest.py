@@ -313,5 +313,10 @@ def truncate(ledger: Ledger, keep: int) -> None:
                 )
         conn.execute(
             sa.text("UPDATE ledger_head SET size=:s, frontier=:f, last_hash=:l, root=:r"),
-            {"s": front.size, "f": front.to_bytes(), "l": merkle.leaf_hash(leaves[-1]), "r": front.root()},
+            {
+                "s": front.size,
+                "f": front.to_bytes(),
+                "l": merkle.leaf_hash(leaves[-1]) if leaves else b"",
+                "r": front.root(),
+            },
         )

@@ -302,6 +302,17 @@ def test_a_new_ledger_whose_trust_file_cannot_be_written_is_not_created(workdir:
     )
 
 
+@pytest.mark.parametrize("quorum", ["5", "99999999999999999999"])
+def test_a_key_quorum_no_admins_can_reach_creates_no_ledger(workdir: Path, quorum: str) -> None:
+    """One admin and a quorum of 5: no key could ever be added. Refused before the database is made, as is a
+    number too big for the ledger's JSON (that one used to fail after it, leaving an empty database)."""
+    code, out = run(
+        "ledger", "init", "--key", "admin.key", "--trust", "q.toml", "--ledger", "q.db", "--quorum", quorum
+    )
+    assert code == 2 and f"key_quorum = {quorum}, but the trust file lists 1 admin key(s)" in out, out
+    assert not (workdir / "q.db").exists() and not (workdir / "q.toml").exists()
+
+
 def test_a_revocation_the_trust_file_cannot_take_records_nothing(workdir: Path) -> None:
     """An admin the ledger added may not re-sign the trust file, which must remember the revocation (or a
     truncated log brings the key back): refused before the ledger records it; a second one is refused."""

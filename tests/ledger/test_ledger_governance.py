@@ -610,6 +610,19 @@ def test_a_forked_database_is_refused(db_url, keys, trust, tmp_path) -> None:
         assert any("log forked" in p for p in _problems(led, seen=seen))
 
 
+def test_a_database_emptied_under_a_trust_file_bound_to_it_is_refused(db_url, keys, trust) -> None:
+    """Every entry deleted, a verifier that kept no head saw "ok: 0 entries", and the next key addition
+    wrote a new genesis; the trust file, bound to the log at its genesis, proves the log had entries."""
+    with Ledger.init(db_url, keys["admin"], trust) as led:
+        bound = trust.bound_to(led.log_id())
+        truncate(led, 0)
+        assert _problems(led) == []  # an unbound file cannot tell
+        assert _problems(led, trust=bound) == [
+            f"log: the trust file belongs to log {bound.log_id[:16]}…, but this ledger is empty: its entries "
+            "were removed"
+        ]
+
+
 def test_revocation_remembered_by_the_trust_file_survives_truncation(db_url, keys, trust) -> None:
     with Ledger.init(db_url, keys["admin"], trust) as led:
         pipeline = key_id(keys["pipeline"].public_key())
