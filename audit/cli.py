@@ -70,7 +70,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "Write a compliance report for a period: updates, evidence, scheduled audits, proofs, mapping.",
     ),
     "dashboard": Subcommand(
-        "clgate.audit.reports_cli:dashboard",
+        "clgate.dashboard.cli:dashboard",
         "Open the auditor dashboard on http://ADDRESS:PORT (this machine only unless --address says otherwise).",
     ),
     "propose": Subcommand(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import fnmatch
 import hashlib
-import tomllib
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
@@ -36,6 +35,7 @@ from clgate.ledger.canonical import canonical_json
 from clgate.ledger.entries import UpdateKind
 from clgate.package_data import package_file
 from clgate.runtime import check_device, check_dtype
+from clgate.toml_input import parse_toml, read_text
 
 if TYPE_CHECKING:
     from clgate.evals import Suite
@@ -400,9 +400,9 @@ def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
 
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
     try:
-        data = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # nesting too deep to parse is not a policy
-        raise PolicyError(f"{source}: invalid TOML ({exc})") from None
+        data = parse_toml(text, source)
+    except InputError as exc:
+        raise PolicyError(str(exc)) from None
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
@@ -421,10 +421,8 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
 def load_policy(path: Path | None = None) -> Policy:
     """Load and validate a policy file; without a path, the documented default policy."""
     path = Path(path) if path else DEFAULT_POLICY
-    if not path.is_file():
-        raise PolicyError(f"{path}: no such policy file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise PolicyError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        text = read_text(path, "policy file")
+    except InputError as exc:
+        raise PolicyError(str(exc)) from None
     return parse_policy(text, str(path))

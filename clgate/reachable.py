@@ -20,3 +20,15 @@ def check_reachable(host: str, port: int, what: str, through_proxy: bool = False
         socket.create_connection((host.strip("[]"), port), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as exc:
         raise InputError(f"cannot reach {what} ({exc})") from None
+
+
+def check_listenable(address: str, port: int, what: str) -> None:
+    """A server about to listen on `address`:`port` could: not an address of this machine, or a port taken,
+    is one line now, not a traceback from inside the server once it starts."""
+    try:
+        family, kind, proto, _, where = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+            probe.bind(where)
+    except (OSError, OverflowError) as exc:  # socket.gaierror is an OSError
+        raise InputError(f"{what} cannot listen on {address}:{port} ({exc})") from None

@@ -16,7 +16,6 @@ import hmac
 import os
 import threading
 import time
-import tomllib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from clgate.errors import InputError
 from clgate.ledger import load_private_key
+from clgate.toml_input import read_toml
 
 Role = Literal["viewer", "auditor", "approver"]
 ACTIONS: dict[str, frozenset[str]] = {
@@ -91,14 +91,13 @@ def load_users(path: Path) -> dict[str, User]:
     server would let anyone with the server sign as them.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such users file")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: invalid TOML ({exc})") from None
+    listed = read_toml(path, "users file").get("users", {})
+    if not isinstance(listed, dict):
+        raise InputError(f"{path}: users must be a table of [users.LOGIN] tables")
     users = {}
-    for login, fields in data.get("users", {}).items():
+    for login, fields in listed.items():
+        if not isinstance(fields, dict):
+            raise InputError(f"{path}: users.{login} must be a table (name, password, role, key)")
         try:
             user = User.model_validate({**fields, "login": login})
         except ValidationError as exc:

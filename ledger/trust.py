@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import base64
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
 from clgate.atomic import write_text_atomic
 from clgate.errors import InputError
@@ -30,6 +29,7 @@ from clgate.ledger.canonical import canonical_json, sha256_hex
 from clgate.ledger.dsse import verify_signature
 from clgate.ledger.entries import ENTRY_TYPES, roles_for
 from clgate.ledger.keys import Role, key_id, public_bytes, public_key_b64, public_key_from_b64
+from clgate.toml_input import read_toml
 
 TRUST_SCHEMA_VERSION = 2
 _SIGNED_DOMAIN = b"clgate trust file v2\n"
@@ -79,7 +79,7 @@ class Trust(BaseModel):
 
     schema_version: int = TRUST_SCHEMA_VERSION
     log_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    key_quorum: int = Field(default=1, ge=1)
+    key_quorum: StrictInt = Field(default=1, ge=1)  # "1", true or 1.0 in the file is a mistake, not a 1
     keys: list[TrustedKey] = Field(default_factory=list)
     revoked: list[RevokedKey] = Field(default_factory=list)
     signature: TrustSignature | None = None
@@ -165,13 +165,7 @@ class Trust(BaseModel):
 
 def load_trust(path: Path, signed: bool = True) -> Trust:
     """Parse a trust file; any problem (an unsigned or altered file included) is one InputError line."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"trust file not found: {path}")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, "trust file")
     if data.get("schema_version", TRUST_SCHEMA_VERSION) != TRUST_SCHEMA_VERSION:
         raise InputError(f"{path}: unsupported schema_version {data.get('schema_version')}")
     try:

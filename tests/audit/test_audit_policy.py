@@ -120,12 +120,15 @@ def test_modules_outside_the_allowed_set_block() -> None:
         (lambda p: p.replace("required = 2", "required = 4"), r":27: approvals: .*only 3 approvers"),
         (lambda p: p.replace('id = "weight-change"', 'id = "retention"'), r"duplicate rule id 'retention'"),
         (lambda p: p.replace("fail_above = 0.5", ""), r":17: rules\.1: .*at least one of"),
-        (lambda p: p + "\n[[rules]\n", r"invalid TOML"),
+        (lambda p: p + "\n[[rules]\n", r"not valid TOML"),
         (
             lambda p: p.replace('name = "test"', 'name = ""', 1),
             r":\d+: name: String should have at least 1 character",
         ),
-        (lambda p: p + "\nx = " + "[" * 5000 + "]" * 5000 + "\n", r"invalid TOML \(maximum recursion depth"),
+        (
+            lambda p: p + "\nx = " + "[" * 5000 + "]" * 5000 + "\n",
+            r"not valid TOML \(maximum recursion depth",
+        ),
         (lambda p: p.replace('name = "test"', 'name = "caf\xe9"', 1).encode("latin-1"), r"not UTF-8 text"),
     ],
 )

@@ -1,5 +1,6 @@
 """No ledger, an empty one, a tampered one, a broken users file: messages, never tracebacks."""
 
+import socket
 import sys
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from clgate.audit.cli import main
-from clgate.audit.reports_cli import dashboard_app_path
+from clgate.dashboard.cli import dashboard_app_path
 from clgate.ledger.store import Store
 
 from .conftest import flip_decision
@@ -96,7 +97,7 @@ def test_tampered_ledger_shows_a_red_banner_and_disables_approvals(dash_world, m
     [
         ("[users.bob]\nname = 'Bob'\npassword = 'x'\nrole = 'boss'\n", "users.bob.role: Input should be"),
         ("[users.bob]\nname = 'Bob'\npassword = 'x'\nrole = 'approver'\n", "role approver needs a key"),
-        ("not toml [", "invalid TOML"),
+        ("not toml [", "not valid TOML"),
         ("", "no [users.NAME] tables"),
     ],
 )
@@ -149,3 +150,35 @@ def test_a_users_key_must_be_locked_by_its_owners_passphrase(dash_world, tmp_pat
     )
     at = run_app(monkeypatch, "--ledger", dash_world.ledger, "--trust", dash_world.trust, "--users", users)
     assert "is not encrypted; it must be protected by its owner's passphrase" in at.error[0].value
+
+
+@pytest.mark.parametrize(
+    ("args", "content", "message"),
+    [
+        (["--port", "99999"], None, "Invalid value for '--port'"),
+        (["--address", "999.1.1.1"], None, "the dashboard cannot listen on 999.1.1.1:8501"),
+        (["--port", "{busy}"], None, "the dashboard cannot listen on 127.0.0.1:{busy}"),
+        (["--users", "{users}"], "users = 5\n", "users must be a table of [users.LOGIN] tables"),
+        (["--users", "{users}"], "[users]\nbob = 5\n", "users.bob must be a table"),
+        (["--users", "{users}"], "x = " + "[" * 100_000 + "]" * 100_000, "not valid TOML"),
+    ],
+)
+def test_dashboard_cli_checks_its_address_and_users_before_the_server_starts(
+    dash_world, tmp_path: Path, capsys, args: list[str], content: str | None, message: str
+) -> None:
+    """Each was a traceback from inside Streamlit (or on the server's first page), after it had started."""
+    users = tmp_path / "users.toml"
+    if content is not None:
+        users.write_text(content)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = str(taken.getsockname()[1])
+        filled = [a.format(busy=busy, users=users) for a in args]
+        capsys.readouterr()
+        code = main(
+            ["dashboard", "--ledger", str(dash_world.ledger), "--trust", str(dash_world.trust), *filled]
+        )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message.format(busy=busy) in err and "Traceback" not in err

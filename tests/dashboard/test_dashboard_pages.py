@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from clgate.audit import Journal
 from clgate.audit.cli import main
-from clgate.audit.reports_cli import dashboard_app_path
+from clgate.dashboard.cli import dashboard_app_path
 from clgate.ledger import Finding, ScheduledRun, Status, load_private_key
 
 from .conftest import PASSPHRASES, sign_as, use_stand_ins

@@ -251,7 +251,7 @@ def test_revoke_then_append_is_refused_and_the_trust_file_remembers(workdir: Pat
         (["ledger", "append", "--key", "pipeline.key", "--type", "merge"], "error: invalid entry: unknown entry type 'merge' (known: artifact.signed, audit.completed"),
         (["ledger", "verify", "--ledger", "missing.db"], "error: no ledger at"),
         (["ledger", "verify", "--trust", "bad.toml"], "error: bad.toml: not valid TOML"),
-        (["ledger", "verify", "--trust", "absent.toml"], "error: trust file not found: absent.toml"),
+        (["ledger", "verify", "--trust", "absent.toml"], "error: absent.toml: no such trust file"),
         (["ledger", "verify", "--since", "absent.note"], "error: checkpoint file not found"),
         (["ledger", "verify", "--bundle", "absent.json", "--trust", "trust.toml"], "error: bundle file not found"),
         (["ledger", "verify", "--trust", "unsigned.toml"], "error: unsigned.toml: the trust file is not signed"),

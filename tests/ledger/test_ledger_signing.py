@@ -256,6 +256,9 @@ def test_trust_file_round_trips_signed(tmp_path: Path, trust, keys) -> None:
         ('[[keys]]\npublic_key = "{pk}"\nkey_id = "{bad}"\nroles = ["admin"]', "does not match public_key"),
         ("schema_version = 1", "unsupported schema_version 1"),
         ("surprise = 1", "surprise: Extra inputs"),
+        ('key_quorum = "1"', "key_quorum: Input should be a valid integer"),
+        ("key_quorum = true", "key_quorum: Input should be a valid integer"),
+        ("x = " + "[" * 100_000 + "]" * 100_000, r"not valid TOML \(maximum recursion depth"),
     ],
 )
 def test_malformed_trust_files_are_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
@@ -268,5 +271,5 @@ def test_malformed_trust_files_are_one_clear_error(tmp_path: Path, text: str, me
 
 
 def test_missing_trust_file(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="trust file not found"):
+    with pytest.raises(InputError, match="no such trust file"):
         load_trust(tmp_path / "nope.toml")
