@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from typing import Any
 
 from clgate.artifacts._safetensors_header import read_safetensors_header
 from clgate.errors import InputError
+from clgate.json_input import read_json
 
 _KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<which>[AB])(?:\.[^.]+)?\.weight$")
 
@@ -104,10 +104,7 @@ def load_lora_adapter(path: Path) -> LoraAdapter:
     cfg_path = path / "adapter_config.json"
     if not cfg_path.is_file():
         raise InputError(f"{path}: not a PEFT adapter directory (no adapter_config.json)")
-    try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{cfg_path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    config = read_json(cfg_path)
     if not isinstance(config, dict):
         raise InputError(f"{cfg_path}: expected a JSON object, got {type(config).__name__}")
     if config.get("peft_type", "LORA") != "LORA":

@@ -5,7 +5,6 @@ Loading the weights and running them is `clgate.runtime`'s job; this module only
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from clgate.artifacts._cache import default_cache_dir
 from clgate.artifacts._gguf import Seal, dequantised_dir
 from clgate.artifacts._safetensors_header import read_safetensors_header
 from clgate.errors import InputError
+from clgate.json_input import read_json
 
 
 def model_weight_files(path: Path) -> list[Path]:
@@ -38,8 +38,8 @@ def check_weight_index(path: Path) -> None:
     if not index.is_file():
         return
     try:
-        shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
-    except (ValueError, KeyError, TypeError, AttributeError):
+        shards = set(read_json(index)["weight_map"].values())
+    except (KeyError, TypeError, AttributeError):
         raise InputError(f"{index}: not a safetensors index (no weight_map)") from None
     base = path.resolve()
     for shard in sorted(shards):

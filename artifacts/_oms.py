@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from types import ModuleType
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict
@@ -84,6 +85,10 @@ def parse_oms_public_key(pem: bytes, where: str) -> ec.EllipticCurvePublicKey:
     `where` it came from."""
     try:
         key = serialization.load_pem_public_key(pem)
+    except UnsupportedAlgorithm:
+        raise InputError(
+            f"{where}: not an EC public key; OpenSSF model signatures are verified with one"
+        ) from None
     except ValueError:
         raise InputError(f"{where}: not a PEM public key") from None
     if not isinstance(key, ec.EllipticCurvePublicKey):

@@ -7,12 +7,12 @@ offsets against the file size is what catches a truncated file before anything l
 
 from __future__ import annotations
 
-import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from clgate.errors import InputError
+from clgate.json_input import parse_json
 
 _MAX_HEADER = 100 * 1024 * 1024
 _DTYPE_SIZES = {
@@ -62,9 +62,9 @@ def read_safetensors_header(path: Path) -> SafetensorsHeader:
         if header_len > _MAX_HEADER or 8 + header_len > size:
             raise InputError(f"{path}: corrupt or truncated safetensors file (header length {header_len})")
         try:
-            header = json.loads(fh.read(header_len))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(f"{path}: corrupt safetensors header ({exc.__class__.__name__})") from None
+            header = parse_json(fh.read(header_len), f"{path}: its header")
+        except InputError:
+            raise InputError(f"{path}: corrupt safetensors header (not JSON)") from None
     if not isinstance(header, dict):
         raise InputError(f"{path}: corrupt safetensors header (not a JSON object)")
     data_start = 8 + header_len

@@ -236,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     except typer.TyperException as exc:  # usage errors: typer prints them as click would
         exc.show()
         code = exc.exit_code
+    except OSError as exc:  # a path the system refuses: a name too long, a folder that is a file, /proc
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"error: {mask_secrets(where + (exc.strerror or str(exc)), *args)}", err=True)
+        code = 2
     except Exception as exc:
         if debug:
             raise

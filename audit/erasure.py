@@ -54,7 +54,7 @@ class Matcher:
         assert pattern is not None
         try:
             compiled = re.compile(pattern)
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError) as exc:  # x{99999999999}, deep nesting
             raise InputError(f"--pattern is not a regular expression: {exc}") from None
         if compiled.search(""):  # an entry with no source or metadata has an empty text to search
             raise InputError(f"--pattern {pattern!r} matches an empty text, so it would mark every entry")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from clgate.errors import InputError
@@ -27,3 +28,12 @@ def parse_json(raw: bytes | str, where: str) -> Any:
     except (ValueError, RecursionError) as exc:
         raise InputError(f"{where}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
     return obj
+
+
+def read_json(path: Path) -> Any:
+    """The JSON value in the file at `path`; unreadable, not UTF-8 or not JSON is an InputError naming it."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it ({exc.strerror})") from None
+    return parse_json(raw, str(path))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
@@ -30,6 +31,8 @@ def read_private_key(path: Path, passphrase: str | None = None) -> PrivateKeyTyp
         if passphrase:  # one variable serves every key a command reads: an unencrypted one needs none
             return serialization.load_pem_private_key(data, None)
         raise InputError(f"{path}: key is encrypted; give its passphrase") from None
+    except UnsupportedAlgorithm:
+        raise InputError(f"{path}: a kind of key clgate does not read") from None
     except ValueError:
         if passphrase and b"ENCRYPTED" in data:
             raise InputError(f"{path}: wrong passphrase") from None

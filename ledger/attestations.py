@@ -25,6 +25,7 @@ from pydantic.alias_generators import to_camel
 
 from clgate.atomic import write_bytes_atomic
 from clgate.errors import InputError, IntegrityError
+from clgate.json_input import parse_json
 from clgate.ledger.canonical import canonical_json
 from clgate.ledger.dsse import INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
 from clgate.ledger.entries import NOT_APPLICABLE, AuditRecord, Decision, Finding, PolicyRef, Status
@@ -287,8 +288,8 @@ def verify_attestation(data: bytes, public_key: Ed25519PublicKey) -> Attestation
     (another key, or altered bytes): IntegrityError.
     """
     try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+        obj = parse_json(data, "the attestation")
+    except InputError:
         raise InputError("not an attestation: not JSON") from None
     if not isinstance(obj, dict) or not {"payload", "payloadType", "signatures"} <= obj.keys():
         raise InputError("not an attestation: not a DSSE envelope (payload, payloadType, signatures)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from clgate.errors import IntegrityError
+from clgate.errors import InputError, IntegrityError
+from clgate.json_input import parse_json
 from clgate.ledger.keys import key_id
 
 ENTRY_PAYLOAD_TYPE = "application/vnd.clgate.ledger.entry+json"
@@ -95,8 +95,8 @@ class Envelope:
         if env is not None:
             return env
         try:
-            obj = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
+            obj = parse_json(data, "envelope")
+        except InputError:
             raise IntegrityError("envelope is not valid JSON") from None
         env = cls.from_dict(obj)
         if env._fast_bytes() != data:

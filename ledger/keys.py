@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Literal, get_args
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -101,6 +102,8 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     data = read_key_file(path, "public key")
     try:
         key = serialization.load_pem_public_key(data)
+    except UnsupportedAlgorithm:
+        raise InputError(f"{path}: not an Ed25519 key") from None
     except ValueError:
         if b"PRIVATE KEY" in data and b"ENCRYPTED" not in data:
             return load_private_key(path).public_key()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from clgate.atomic import write_text_atomic
 from clgate.errors import InputError
+from clgate.json_input import read_json
 
 if TYPE_CHECKING:
     from clgate.ledger.verify import Problem, Report
@@ -75,9 +76,9 @@ class SeenHeads:
         if not path.is_file():
             return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = read_json(path)
             return SeenHead(log_id, int(data["size"]), bytes.fromhex(data["root"]))
-        except (ValueError, KeyError, TypeError):
+        except (InputError, ValueError, KeyError, TypeError):
             raise InputError(
                 f"{path}: unreadable verifier state; delete it only if you trust this log"
             ) from None

@@ -3,33 +3,30 @@ the library's own, which is what the gate loaded and judged."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from clgate.artifacts import artifact_files
 from clgate.errors import InputError
+from clgate.json_input import read_json
 from clgate.probes.serving._changes import ServingChange, quoted
 
 AUTO_MAP_FILES = ("config.json", "tokenizer_config.json")
 """Where transformers looks for `auto_map`: the model's and the tokenizer's class, from the folder's code."""
 
 
-def read_json(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
     """A JSON object file, `{}` where there is none; anything else is bad input naming the file."""
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"{path}: not readable JSON ({str(exc).splitlines()[0]})") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise InputError(f"{path}: not a JSON object")
     return data
 
 
 def _auto_map(path: Path) -> Any:
-    value = read_json(path).get("auto_map")
+    value = read_json_object(path).get("auto_map")
     if value is not None and not (
         isinstance(value, dict) or (isinstance(value, list) and all(isinstance(v, str | None) for v in value))
     ):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from clgate.probes.serving._changes import ServingChange, changed_keys, quoted
-from clgate.probes.serving._code import read_json
+from clgate.probes.serving._code import read_json_object
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 """A folder holding any of these ships a tokenizer of its own (an adapter usually does not)."""
@@ -134,7 +134,7 @@ def tokenizer_changes(theirs: Any, mine: Any) -> list[ServingChange]:
 
 
 def _read(path: Path) -> Any:
-    return read_json(path) if path.suffix == ".json" else path.read_bytes()
+    return read_json_object(path) if path.suffix == ".json" else path.read_bytes()
 
 
 def server_file_changes(parent: Path, candidate: Path, templates_differ: bool) -> list[ServingChange]:
@@ -154,8 +154,8 @@ def server_file_changes(parent: Path, candidate: Path, templates_differ: bool) -
                 )
             )
     field = "chat_template"
-    mine_field = read_json(candidate / "tokenizer_config.json").get(field)
-    theirs_field = read_json(parent / "tokenizer_config.json").get(field)
+    mine_field = read_json_object(candidate / "tokenizer_config.json").get(field)
+    theirs_field = read_json_object(parent / "tokenizer_config.json").get(field)
     if not templates_differ and mine_field != theirs_field:
         diff, what = _template_diff(theirs_field or "", mine_field or "")
         changes.append(

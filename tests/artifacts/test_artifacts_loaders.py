@@ -219,3 +219,17 @@ def test_an_adapter_config_without_a_scale_is_bad_input(
     )
     with pytest.raises(InputError, match=message):
         load_lora_adapter(adapter)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [(b'{"r": 8, "note": "caf\xe9"}', "not valid JSON"), (b"[" * 100_000, "not valid JSON"), (b"{", "not valid JSON")],
+)  # fmt: skip
+def test_an_adapter_config_that_is_not_json_text_is_bad_input(
+    tiny_lora: Path, tmp_path: Path, raw: bytes, message: str
+) -> None:
+    """Latin-1 bytes and nesting too deep to parse were a UnicodeDecodeError and a RecursionError."""
+    adapter = Path(shutil.copytree(tiny_lora, tmp_path / "lora"))
+    (adapter / "adapter_config.json").write_bytes(raw)
+    with pytest.raises(InputError, match=f"adapter_config.json: {message}"):
+        load_lora_adapter(adapter)

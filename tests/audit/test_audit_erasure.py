@@ -243,6 +243,7 @@ def test_a_done_before_the_cleaned_memory_is_promoted_is_refused_by_the_ledger(
         (["--pattern", "("], "--pattern is not a regular expression"),
         (["--pattern", ""], "--pattern '' matches an empty text, so it would mark every entry"),
         (["--pattern", "^$|ada"], "--pattern '^$|ada' matches an empty text"),
+        (["--pattern", "x{{99999999999}}"], "--pattern is not a regular expression: the repetition number is too large"),
         (["--subject", SUBJECT, "--deployment", "nowhere"], "deployment 'nowhere' has nothing deployed"),
         (["--subject", SUBJECT, "--memory", "/no/such/store.jsonl"], "cannot find the deployed memory store"),
         (["--subject", SUBJECT, "--proposer-key", "{pipeline}", "--gate-key", "{gate}", "--policy", "{policy}",

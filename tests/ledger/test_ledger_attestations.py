@@ -242,6 +242,7 @@ def _edited(data: bytes, edit) -> bytes:
         (lambda d, led: _edited(d, lambda s: s["predicate"].update(verificationResult="PASSED")), "gate", IntegrityError, "does not verify"),
         (lambda d, led: d.replace(b'"payload": "', b'"payload": "!'), "gate", IntegrityError, "malformed DSSE envelope"),
         (lambda d, led: b"not json", "gate", InputError, "not an attestation: not JSON"),
+        (lambda d, led: b"[" * 100_000, "gate", InputError, "not an attestation: not JSON"),  # too deep to parse
         (lambda d, led: b'{"format": "clgate.ledger.bundle"}', "gate", InputError, "not a DSSE envelope"),
         (lambda d, led: led.get(0).leaf, "admin", InputError, "not an in-toto attestation"),  # a ledger entry
     ],

@@ -238,6 +238,20 @@ def test_revoke_then_append_is_refused_and_the_trust_file_remembers(workdir: Pat
     )
 
 
+# a throwaway SM2 key (`openssl genpkey -algorithm SM2`): PEM that `cryptography` parses but cannot load
+SM2_KEY = """-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqBHM9VAYItBG0wawIBAQQgXLttZBIk6lFQlPev
+VIx6rc+caYb12O9xivcV/vnB6LyhRANCAASICIQq1ci+D29kd0jB7l/BirwSiqR1
+EStlJpgZEwCZQouCkJ0660GTbqEvvlteP5uHgvh5/awexguQlxdSoIKB
+-----END PRIVATE KEY-----
+"""
+SM2_PUBLIC = """-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoEcz1UBgi0DQgAEiAiEKtXIvg9vZHdIwe5fwYq8Eoqk
+dRErZSaYGRMAmUKLgpCdOutBk26hL75bXj+bh4L4ef2sHsYLkJcXUqCCgQ==
+-----END PUBLIC KEY-----
+"""
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -270,6 +284,8 @@ def test_revoke_then_append_is_refused_and_the_trust_file_remembers(workdir: Pat
         (["ledger", "checkpoint", "--key", "gate.key", "--out", "."], "error: --out .: is a folder; give a file path"),
         (["ledger", "checkpoint", "--key", "gate.key", "--out", "/proc/cp.note"], "error: --out /proc/cp.note: its folder is not writable"),
         (["ledger", "verify", "--state", "trust.toml"], "error: trust.toml: the verifier's state must be a folder"),
+        (["keys", "add", "sm2.pub", "--role", "gate", "--key", "admin.key"], "error: sm2.pub: not an Ed25519 key"),
+        (["ledger", "append", "--key", "sm2.key", "--type", "note"], "error: sm2.key: a kind of key clgate does not read"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(workdir: Path, args: list[str], message: str) -> None:
@@ -277,6 +293,8 @@ def test_bad_input_is_one_line_and_exit_2(workdir: Path, args: list[str], messag
     (workdir / "deep.json").write_text("[" * 100_000)
     (workdir / "empty.db").write_bytes(b"")
     (workdir / "latin1.json").write_bytes('{"text": "café"}'.encode("latin-1"))
+    (workdir / "sm2.key").write_text(SM2_KEY)  # a key kind cryptography parses but cannot load
+    (workdir / "sm2.pub").write_text(SM2_PUBLIC)
     (workdir / "unsigned.toml").write_text(
         load_trust(workdir / "trust.toml").model_copy(update={"signature": None}).to_toml()
     )
@@ -413,3 +431,12 @@ def test_text_written_where_an_entry_belongs_is_a_verify_problem_not_a_crash(wor
         db.execute("UPDATE ledger_entries SET envelope = 'x' WHERE idx = 2")
     code, out = run("ledger", "verify")
     assert code == 1 and "entry 2:" in out and "Traceback" not in out and "TypeError" not in out, out
+
+
+def test_a_path_the_system_refuses_is_one_line_naming_it(workdir: Path, capsys) -> None:
+    """A file name over the system's limit raised from `Path.is_file()` itself: one line, exit 2."""
+    from clgate.audit.cli import main
+
+    long = "t" * 300
+    assert main(["ledger", "verify", "--trust", long]) == 2
+    assert capsys.readouterr().err == f"error: {long}: File name too long\n"
