@@ -168,12 +168,19 @@ def request_erasure(
 
 def quoting_evidence(journal: Journal, state: LedgerState, deployment: str, matcher: Matcher) -> list[str]:
     """The measurements that quote the subject's data (memory diffs show entry text, the erasure's own gate
-    included): the deployment's audits', and those no entry records (a gate that broke or was stopped after
-    a check stored its result); removed once the erasure is recorded, their digests kept in it."""
+    included): the deployment's audits' and scheduled runs' (a rescan of the live store quotes its entries),
+    and those no entry records (a gate that broke or was stopped after a check stored its result); removed
+    once the erasure is recorded, their digests kept in it."""
     recorded = state.recorded_measurements()
     unrecorded = [d for d in journal.evidence.digests() if d not in recorded]
     digests = dict.fromkeys(
         [d for u in state.updates.values() if u.deployment == deployment for d in u.measurements.values()]
+        + [
+            d
+            for _, run in state.scheduled_runs
+            if run.deployment == deployment
+            for d in run.measurements.values()
+        ]
         + unrecorded
     )
     return [d for d in digests if journal.evidence.quotes(d, lambda text: matcher.carries([text]))]

@@ -9,11 +9,13 @@ regression set once promoted) are kept here too, by the SHA-256 their signed pro
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from clgate.atomic import write_bytes_atomic, write_text_atomic
 from clgate.errors import IntegrityError
+from clgate.json_input import parse_json
 from clgate.measurement import Measurement
 
 
@@ -59,7 +61,9 @@ class EvidenceStore:
         return Measurement.from_json(data.decode("utf-8"))
 
     def quotes(self, digest: str, carries: Callable[[str], bool]) -> bool:
-        """Whether the measurement with this digest is here and `carries` holds for its text. Altered
+        """Whether the measurement with this digest is here and `carries` holds for a text it records (its
+        details, explanations and notes: never its JSON's syntax or its check's name, or a pattern such as
+        `"name": "evals",` would have an erasure delete every audit's evidence). Altered
         evidence is an IntegrityError, never a quote: whoever rewrote a measurement to quote a subject would
         otherwise have an honest erasure delete it, and the record say why."""
         path = self._path(digest)
@@ -71,7 +75,8 @@ class EvidenceStore:
                 f"{path}: evidence does not match its digest (altered after it was recorded); restore or "
                 "delete it, then run the erasure again"
             )
-        return carries(data.decode("utf-8", errors="replace"))
+        recorded = {k: v for k, v in parse_json(data, str(path)).items() if k not in ("name", "version")}
+        return any(carries(text) for text in _strings(recorded))
 
     def digests(self) -> list[str]:
         """Every measurement's digest held here."""
@@ -104,3 +109,15 @@ class EvidenceStore:
         if _sha256(data) != sha256.removeprefix("sha256:"):
             raise IntegrityError(f"{path}: kept file does not match its digest (altered after it was kept)")
         return path
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every text in a JSON value: its strings, at any depth."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)

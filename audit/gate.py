@@ -29,6 +29,7 @@ from clgate.artifacts import (
     Manifest,
     check_adapter_fits,
     compute_manifest,
+    load_dataset,
     load_memory_store,
     resolve_model_dir,
 )
@@ -195,15 +196,25 @@ def gate_seal(journal: Journal) -> KeySeal | None:
 
 
 def _check_inputs(request: GateRequest, cache: Path | None, dtype: str, seal: KeySeal | None) -> Path:
-    """Fail on unusable inputs before anything is signed: the parent model, an adapter that does not fit.
+    """Fail on unusable inputs before anything is signed: the parent model, a candidate folder that is no
+    model, an adapter that does not fit, memory stores and datasets that do not parse (a proposal of them
+    would be recorded, and every gate of it would break).
 
     A GGUF parent is dequantised (once, cached, sealed by the gate's key) straight into `dtype`, the dtype
-    the models run in.
+    the models run in; a GGUF candidate is dequantised by the gate.
     """
     assert request.parent is not None
     parent_dir = resolve_model_dir(request.parent, cache, dtype, seal)
+    if request.candidate is not None and Path(request.candidate).suffix != ".gguf":
+        resolve_model_dir(request.candidate)
     if request.adapter is not None:
         check_adapter_fits(request.adapter, parent_dir)
+    for store in (request.memory_old, request.memory_new):
+        if store is not None:
+            load_memory_store(store)
+    for dataset in (request.data, request.target):
+        if dataset is not None:
+            load_dataset(dataset)
     return parent_dir
 
 

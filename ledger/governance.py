@@ -36,9 +36,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from clgate.errors import InputError
+from clgate.json_input import parse_json
 from clgate.ledger.checkpoint import CheckpointNote, log_origin
 from clgate.ledger.entries import (
     Approval,
+    ApprovalRequirement,
     ArtifactSigned,
     AuditRecord,
     Block,
@@ -52,6 +55,7 @@ from clgate.ledger.entries import (
     Proposal,
     Rollback,
     ScheduledRun,
+    WitnessRequirement,
     is_stateful,
     typed_body,
 )
@@ -160,6 +164,19 @@ class PolicyState:
     text: str
     adopted_index: int
     retired_index: int | None = None
+
+    def requirements(self) -> tuple[ApprovalRequirement, WitnessRequirement] | None:
+        """The approvals and witnesses this policy's pinned text asks of its audits (None: a text that is not
+        a clgate policy's canonical JSON, which pins none). The gate key records them in each audit; the
+        ledger holds it to the policy, or one key could wave its own blocks through on "1 approval"."""
+        try:
+            pinned = parse_json(self.text, "the policy")
+            return (
+                ApprovalRequirement.model_validate(pinned.get("approvals", {})),
+                WitnessRequirement.model_validate(pinned.get("witnesses", {})),
+            )
+        except (InputError, ValueError, AttributeError):  # not JSON, not an object, not requirements
+            return None
 
 
 @dataclass(frozen=True)
@@ -437,6 +454,13 @@ class Governance:
             f"(entry {erasure.requested_index}); train it again without that data and propose the new one"
         )
 
+    def evidence_owners(self, digest: str) -> set[str]:
+        """The deployments whose audits or scheduled runs recorded the measurement `digest` (none: unrecorded)."""
+        audited = {u.deployment for u in self.updates.values() if digest in u.measurements.values()}
+        return audited | {
+            run.deployment for _, run in self.scheduled_runs if digest in run.measurements.values()
+        }
+
     def _erased_memory(self, memory: UpdateState) -> str | None:
         """A store deployed before an erasure of its deployment was done may hold the erased entries: rolling
         back to it would serve them again while the erasure reads as done."""
@@ -533,6 +557,12 @@ def _audited(g: Governance, index: int, signer: str, subject: str | None, a: Aud
         return f"policy {a.policy.name!r} ({a.policy.digest[:19]}…) was not adopted by an admin"
     if policy.retired_index is not None:
         return f"policy {a.policy.name!r} was retired at entry {policy.retired_index}"
+    pinned = policy.requirements()
+    if pinned is not None and (a.approvals, a.witnesses) != pinned:
+        return (
+            f"the audit asks for {a.approvals.required} approval(s) and {a.witnesses.required} witness(es) as it "
+            f"names them, not what policy {a.policy.name!r} pins ({pinned[0].required} and {pinned[1].required})"
+        )
     if a.judged_with is not None:
         if update.kind != "memory":
             return f"update {a.update_id} is not a memory update; it is not judged through an adapter"
@@ -620,6 +650,8 @@ def _erasure_requested(
 ) -> str | None:
     if r.request_id in g.erasures:
         return f"erasure request {r.request_id} was already made at entry {g.erasures[r.request_id].requested_index}"
+    if not any(e.deployment == r.deployment for e in g.history):
+        return f"deployment {r.deployment!r} never had anything deployed; there is nothing of it to erase"
     deployed_memory = g.deployed.get((r.deployment, "memory"))
     if r.memory_update != deployed_memory:
         return f"deployment {r.deployment!r} runs memory {deployed_memory}, not {r.memory_update}: scan what it runs"
@@ -654,6 +686,13 @@ def _erasure_done(g: Governance, index: int, signer: str, subject: str | None, d
     running = [uid for (dep, _), uid in g.deployed.items() if dep == deployment and uid in erasure.retrain]
     if running:
         return f"update {running[0]}, trained on the erased data, is still deployed in {deployment!r}"
+    elsewhere = [e for e in d.evidence_removed if g.evidence_owners(e) - {deployment}]
+    if elsewhere:
+        return (
+            f"measurement {elsewhere[0][:19]}… is evidence of deployment(s) "
+            f"{', '.join(sorted(g.evidence_owners(elsewhere[0])))}, not of {deployment!r}: an erasure removes "
+            "only its own deployment's"
+        )
     return None
 
 

@@ -274,3 +274,30 @@ def test_an_erasure_request_a_key_may_not_sign_writes_no_store(tmp_path: Path, d
     assert not out.exists()
     with Journal.open(boot.ledger, None, boot.trust) as journal:
         assert journal.state().governance.erasures == {}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "quoted"),
+    [
+        ('"name": "evals",', False),
+        ("evals", False),
+        ('"text":', False),
+        (r"Dana\b", True),
+        ("metric units", True),
+    ],
+)
+def test_evidence_quotes_what_it_records_not_its_json_or_its_name(
+    tmp_path: Path, pattern: str, quoted: bool
+) -> None:
+    """An erasure removes the measurements that quote the subject. Matched against a file's raw JSON, a
+    pattern of its syntax or its check's name (found in no memory entry or record, so the erasure was done
+    at once) had an auditor key delete every audit's evidence of the deployment, "as an erasure"."""
+    from clgate.audit.erasure import Matcher
+    from clgate.audit.evidence import EvidenceStore
+
+    store = EvidenceStore(tmp_path)
+    digest = store.put(
+        Measurement(name="evals", version="1", details=[{"text": "Dana prefers metric units."}])
+    )
+    matcher = Matcher.of(None, pattern)
+    assert store.quotes(digest, lambda text: matcher.carries([text])) is quoted

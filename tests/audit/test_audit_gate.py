@@ -136,6 +136,34 @@ def test_bad_gate_input_is_exit_2(world, args, message: str, capsys) -> None:
     assert len(Journal.open(world.boot.ledger, None, world.boot.trust).ledger) == before
 
 
+@pytest.mark.parametrize(
+    ("role", "write", "message"),
+    [
+        ("--candidate", lambda p: (p.mkdir(), (p / "readme.txt").write_text("hi")), "not a model directory (no config.json)"),
+        ("--memory-new", lambda p: p.write_bytes(b"\xff\xfe"), "x:1: not valid JSON"),
+        ("--data", lambda p: p.write_bytes(b'{"messages": "caf\xe9"}\n'), "x:1: not valid JSON"),
+        ("--target", lambda p: p.write_text(""), "x: dataset is empty"),
+    ],
+)  # fmt: skip
+def test_a_proposal_of_artifacts_no_gate_could_read_records_nothing(
+    world, tiny_model: Path, tmp_path: Path, capsys, role: str, write, message: str
+) -> None:
+    """A folder with no model in it, a store or a dataset that does not parse: recorded as proposed, each
+    made every gate of the update break. Refused before the proposal is signed."""
+    junk = tmp_path / "x"
+    write(junk)
+    args = {
+        "--candidate": [role, str(junk)],
+        "--memory-new": [role, str(junk), "--memory-old", str(junk)],
+    }.get(role, ["--candidate", str(tiny_model), role, str(junk)])
+    before = len(Journal.open(world.boot.ledger, None, world.boot.trust).ledger)
+    capsys.readouterr()
+    assert world.run("propose", "--parent", str(tiny_model), *args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert len(Journal.open(world.boot.ledger, None, world.boot.trust).ledger) == before
+
+
 def test_a_proposal_naming_no_update_id_is_refused_before_hashing(world, tiny_model: Path, capsys) -> None:
     before = len(Journal.open(world.boot.ledger, None, world.boot.trust).ledger)
     args = ("propose", "--parent", str(tiny_model), "--candidate", str(tiny_model), "--supersedes", "nothex")

@@ -162,8 +162,9 @@ class Flow:
         self.policy = self.adopt("p1")
         self._n = 0
 
-    def adopt(self, name: str) -> PolicyRef:
-        text = canonical_json({"name": name}).decode()
+    def adopt(self, name: str, **pins) -> PolicyRef:
+        """A policy pinning `pins` (its `approvals`, `witnesses`), as the audit layer writes one."""
+        text = canonical_json({"name": name, **pins}).decode()
         digest = policy_text_digest(text)
         self.ledger.append(PolicyAdopted(name=name, digest=digest, text=text), self.keys["admin"], digest)
         return PolicyRef(name=name, digest=digest)
@@ -226,13 +227,16 @@ class Flow:
         return p
 
     def audit_record(self, p: Proposal, decision: str = "promote", **kw) -> AuditRecord:
+        """An audit under the flow's policy, or, asking for approvals or witnesses, under one pinning them."""
+        pins = {k: kw.pop(k) for k in ("approvals", "witnesses") if k in kw}
+        policy = kw.pop("policy", None) or (self.adopt(f"pins-{self._n}", **pins) if pins else self.policy)
         return AuditRecord(
             update_id=p.update_id,
             verdict=Decision(decision),
             findings=FINDINGS[decision],
-            policy=kw.pop("policy", self.policy),
-            approvals=ApprovalRequirement(**kw.pop("approvals", {})),
-            witnesses=WitnessRequirement(**kw.pop("witnesses", {})),
+            policy=policy,
+            approvals=ApprovalRequirement(**pins.get("approvals", {})),
+            witnesses=WitnessRequirement(**pins.get("witnesses", {})),
             judged_with=JudgedWith(adapter=kw.pop("adapter"))
             if "adapter" in kw
             else kw.pop("judged_with", None),

@@ -126,6 +126,24 @@ def test_raw_promotion_of_a_blocked_update_is_refused_flagged_and_ignored(flow) 
         flow.approve(base)  # and no client appends on top of it until someone looks
 
 
+def test_the_gate_key_cannot_ask_fewer_approvals_or_witnesses_than_its_policy_pins(flow) -> None:
+    """The audit records what its approval needs; one gate key recorded "1 approval from anyone, no
+    witnesses" under a policy pinning 2 named approvers and a witness, and approved its own way through."""
+    pins = {
+        "approvals": {"required": 2, "approvers": ["approver", "approver2"]},
+        "witnesses": {"required": 1},
+    }
+    strict = flow.adopt("strict", **pins)
+    p = flow.propose()
+    lenient = flow.audit_record(p, "review", policy=strict)  # approvals and witnesses left at their defaults
+    with pytest.raises(AppendRefused, match="not what policy 'strict' pins \\(2 and 1\\)"):
+        flow.ledger.append(lenient, flow.keys["gate"], p.candidate.digest)
+    forced = flow.force(lenient, "gate", p.candidate.digest)
+    assert any(f"entry {forced}: the audit asks for 1 approval(s)" in m for m in _problems(flow.ledger))
+    truncate(flow.ledger, forced)
+    flow.audit(p, "review", policy=strict, **pins)
+
+
 def test_blocked_review_and_unapproved_updates_are_not_promoted(flow) -> None:
     base = flow.deploy()
     review = flow.propose("adapter", base=base.candidate.digest)
@@ -759,3 +777,30 @@ def test_a_scheduled_run_is_typed_and_judged_like_an_audit(flow) -> None:
     assert _problems(flow.ledger) == []
     ((index, recorded),) = replay(flow.ledger.entries(), flow.ledger.trust).scheduled_runs
     assert index == honest.index and recorded.findings[0].reason == "weights changed"
+
+
+# --- erasure: one auditor key deletes evidence that is not its erasure's ----------------------------------
+
+
+def test_an_erasure_names_a_deployment_that_ran_something_and_removes_only_its_evidence(flow) -> None:
+    """A request for a deployment that never ran anything found nothing, so its `done` was accepted at once,
+    listing any digests: the record then called another deployment's deleted audit evidence an erasure."""
+    from clgate.ledger import ErasureDone, ErasureRequest
+
+    flow.deploy()
+    other = flow.propose(deployment="tenant-b")
+    theirs = "sha256:" + "ab" * 32
+    flow.ledger.append(flow.audit_record(p=other).model_copy(update={"measurements": {"weights": theirs}}),
+                       flow.keys["gate"], other.candidate.digest)  # fmt: skip
+    request = dict(matcher="subject", matcher_digest="sha256:" + "cd" * 32, salt="ef" * 16, nonce="01" * 8)
+    nowhere = ErasureRequest.of(deployment="prod", **request)
+    with pytest.raises(AppendRefused, match="deployment 'prod' never had anything deployed"):
+        flow.ledger.append(nowhere, flow.keys["auditor"], nowhere.request_id)
+    mine = ErasureRequest.of(deployment="default", **request)
+    flow.ledger.append(mine, flow.keys["auditor"], mine.request_id)
+    done = ErasureDone(request_id=mine.request_id, entries_scanned=0, evidence_removed=[theirs])
+    with pytest.raises(AppendRefused, match="is evidence of deployment\\(s\\) tenant-b, not of 'default'"):
+        flow.ledger.append(done, flow.keys["auditor"], mine.request_id)
+    unrecorded = done.model_copy(update={"evidence_removed": ["sha256:" + "12" * 32]})  # a broken gate's
+    flow.ledger.append(unrecorded, flow.keys["auditor"], mine.request_id)
+    assert _problems(flow.ledger) == []
