@@ -121,13 +121,20 @@ class Registry:
     """One tracking server's model registry; every MLflow failure becomes a one-line InputError."""
 
     def __init__(self, tracking_uri: str) -> None:
-        parts = urlsplit(tracking_uri)
+        if not tracking_uri.strip():  # MLflow would make an ./mlflow.db of its own and find nothing there
+            raise InputError("--tracking-uri is empty: name the MLflow tracking server holding the registry")
+        try:
+            parts = urlsplit(tracking_uri)
+            port = parts.port
+        except ValueError as exc:
+            raise InputError(f"--tracking-uri is not a URI ({exc})") from None
         if parts.scheme in ("http", "https") and parts.hostname:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
+            port = port or (443 if parts.scheme == "https" else 80)
             where = f"MLflow at {_without_credentials(tracking_uri)}"
             check_reachable(parts.hostname, port, where, through_proxy=True)
         self.tracking_uri = tracking_uri
-        self._client = MlflowClient(tracking_uri=tracking_uri)
+        with self._asking("the model registry"):
+            self._client = MlflowClient(tracking_uri=tracking_uri)
 
     @contextmanager
     def _asking(self, what: str) -> Iterator[None]:

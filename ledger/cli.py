@@ -168,8 +168,13 @@ def show(
     for entry in entries:
         typer.echo(
             f"{entry.index:>6}  {entry.timestamp[:19]}Z  {entry.type:<19} "
-            f"{entry.signer[:12]}  {entry.subject or ''}"
+            f"{entry.signer[:12]}  {_one_line(entry.subject or '')}"
         )
+
+
+def _one_line(text: str) -> str:
+    """A signer's free text in a one-line-per-entry listing: a newline in it would print a fake entry."""
+    return text if text.isprintable() else ascii(text)
 
 
 @ledger_app.command("verify")

@@ -151,7 +151,8 @@ class Store:
         url = database_url(target)
         try:
             parsed = sa.make_url(url)
-        except sa.exc.ArgumentError:
+            parsed.port  # noqa: B018 - a port that is not a number raises only when read
+        except (sa.exc.ArgumentError, ValueError):
             raise InputError(f"not a database path or URL: {target}") from None
         label = parsed.render_as_string(hide_password=True)
         if parsed.get_backend_name() == "sqlite":

@@ -221,7 +221,7 @@ def test_artifacts_changed_after_the_gate_are_refused(
 
 
 def test_unreachable_server_or_unknown_version_records_nothing(
-    server: Server, world, tiny_model: Path, tmp_path: Path, capsys
+    server: Server, world, tiny_model: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A closed port is refused at once (MLflow's own client would retry it for four minutes)."""
     tracking_uri = server.uri
@@ -237,6 +237,16 @@ def test_unreachable_server_or_unknown_version_records_nothing(
     assert "cannot reach MLflow" in error_line(capsys)
     assert mlflow_gate(world, tracking_uri, "models:/lora-c@champion", tiny_model, tmp_path) == 2
     assert "is not models:/NAME/VERSION" in error_line(capsys)
+    # an empty URI made MLflow write an ./mlflow.db of its own; a broken one raised from the URL parser
+    monkeypatch.chdir(tmp_path)
+    assert mlflow_promote(world, "", "models:/lora-c/1") == 2
+    assert (
+        error_line(capsys)
+        == "error: --tracking-uri is empty: name the MLflow tracking server holding the registry"
+    )
+    assert not Path("mlflow.db").exists()
+    assert mlflow_promote(world, "http://[::1", "models:/lora-c/1") == 2
+    assert error_line(capsys).startswith("error: --tracking-uri is not a URI (")
     assert entry_count(world) == before
 
 

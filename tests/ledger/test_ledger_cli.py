@@ -284,6 +284,7 @@ dRErZSaYGRMAmUKLgpCdOutBk26hL75bXj+bh4L4ef2sHsYLkJcXUqCCgQ==
         (["ledger", "checkpoint", "--key", "gate.key", "--out", "."], "error: --out .: is a folder; give a file path"),
         (["ledger", "checkpoint", "--key", "gate.key", "--out", "/proc/cp.note"], "error: --out /proc/cp.note: its folder is not writable"),
         (["ledger", "verify", "--state", "trust.toml"], "error: trust.toml: the verifier's state must be a folder"),
+        (["ledger", "verify", "--ledger", "postgresql+psycopg://u@[::1"], "error: not a database path or URL"),
         (["keys", "add", "sm2.pub", "--role", "gate", "--key", "admin.key"], "error: sm2.pub: not an Ed25519 key"),
         (["ledger", "append", "--key", "sm2.key", "--type", "note"], "error: sm2.key: a kind of key clgate does not read"),
     ],
@@ -440,3 +441,25 @@ def test_a_path_the_system_refuses_is_one_line_naming_it(workdir: Path, capsys) 
     long = "t" * 300
     assert main(["ledger", "verify", "--trust", long]) == 2
     assert capsys.readouterr().err == f"error: {long}: File name too long\n"
+
+
+def test_a_subject_with_a_newline_lists_as_one_line(workdir: Path) -> None:
+    """Any key can sign a note with any subject: printed raw, a newline in it printed a fake entry."""
+    fake = "x\n     9  2026-01-01T00:00:00Z  promotion.done      c0ffee000000  sha256:forged"
+    assert (
+        run(
+            "ledger",
+            "append",
+            "--key",
+            "pipeline.key",
+            "--type",
+            "note",
+            "--subject",
+            fake,
+            "--body",
+            '{"text": "hi"}',
+        )[0]
+        == 0
+    )
+    code, out = run("ledger", "show")
+    assert code == 0 and len(out.splitlines()) == 6 and ascii(fake) in out.splitlines()[-1]
