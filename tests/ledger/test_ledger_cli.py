@@ -446,20 +446,7 @@ def test_a_path_the_system_refuses_is_one_line_naming_it(workdir: Path, capsys) 
 def test_a_subject_with_a_newline_lists_as_one_line(workdir: Path) -> None:
     """Any key can sign a note with any subject: printed raw, a newline in it printed a fake entry."""
     fake = "x\n     9  2026-01-01T00:00:00Z  promotion.done      c0ffee000000  sha256:forged"
-    assert (
-        run(
-            "ledger",
-            "append",
-            "--key",
-            "pipeline.key",
-            "--type",
-            "note",
-            "--subject",
-            fake,
-            "--body",
-            '{"text": "hi"}',
-        )[0]
-        == 0
-    )
+    note = ["--type", "note", "--subject", fake, "--body", '{"text": "hi"}']
+    assert run("ledger", "append", "--key", "pipeline.key", *note)[0] == 0
     code, out = run("ledger", "show")
     assert code == 0 and len(out.splitlines()) == 6 and ascii(fake) in out.splitlines()[-1]
