@@ -40,10 +40,10 @@ BLOCK = 1000  # single appends timed between bare-signing runs
 
 
 def _draft(i: int) -> dict:
+    """A scheduled audit's entry, the one a deployment appends most often (a stateful one: its rules run)."""
     return {
         "type": "audit.scheduled_run",
-        "subject": f"deploy-{i % 7}",
-        "body": {"verdict": "promote", "run": i, "drift": "sha256:" + "0" * 64},
+        "body": {"verdict": "promote", "measurements": {"drift": "sha256:" + f"{i:064x}"}},
     }
 
 

@@ -32,9 +32,10 @@ The rules, in words:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from clgate.errors import InputError
 from clgate.json_input import parse_json
@@ -79,6 +80,11 @@ class UpdateState:
     rolled_back_index: int | None = None
     superseded_by: str | None = None
     signed: dict[int, ArtifactSigned] = field(default_factory=dict)  # entry index -> release signature
+
+    def fork(self) -> UpdateState:
+        forked = copy.copy(self)
+        forked.approvals, forked.signed = dict(self.approvals), dict(self.signed)
+        return forked
 
     @property
     def update_id(self) -> str:
@@ -189,6 +195,22 @@ class RootClaim:
 
 
 Rule = Callable[["Governance", int, str, str | None, Any], str | None]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Appended(Generic[T]):
+    """The first `length` items of a list that forks of a state share: appending is O(1) and a fork copies
+    nothing (a year of scheduled runs copied at every append made each one slower). A state appending
+    after a dropped fork appended further takes its own copy, once."""
+
+    items: list[T]
+    length: int
+
+    def plus(self, item: T) -> Appended[T]:
+        items = self.items if len(self.items) == self.length else self.items[: self.length]
+        items.append(item)
+        return Appended(items, self.length + 1)
 
 
 @dataclass
@@ -202,12 +224,31 @@ class Governance:
     policies: dict[str, PolicyState] = field(default_factory=dict)
     claims: list[RootClaim] = field(default_factory=list)
     erasures: dict[str, ErasureState] = field(default_factory=dict)
-    scheduled_runs: list[tuple[int, ScheduledRun]] = field(default_factory=list)  # (entry index, run)
+    scheduled: Appended[tuple[int, ScheduledRun]] = field(default_factory=lambda: Appended([], 0))
     log_id: str = ""
+
+    @property
+    def scheduled_runs(self) -> list[tuple[int, ScheduledRun]]:
+        """Each `audit.scheduled_run` (entry index, run), in ledger order."""
+        return self.scheduled.items[: self.scheduled.length]
 
     @classmethod
     def start(cls, trust: Trust | None) -> Governance:
         return cls(KeyRing(trust))
+
+    def fork(self) -> Governance:
+        """A copy an append may change and then drop, so a refused one leaves this state as it was. What the
+        steps change in place is copied; signed bodies and events, never changed, are shared. (A deep copy
+        made every stateful append cost time in proportion to the ledger's length.)"""
+        forked = copy.copy(self)
+        forked.ring = self.ring.fork()
+        forked.updates = {uid: update.fork() for uid, update in self.updates.items()}
+        forked.deployed = dict(self.deployed)
+        forked.history = list(self.history)
+        forked.policies = {digest: copy.copy(policy) for digest, policy in self.policies.items()}
+        forked.claims = list(self.claims)
+        forked.erasures = {rid: copy.copy(erasure) for rid, erasure in self.erasures.items()}
+        return forked
 
     @property
     def size(self) -> int:
@@ -805,7 +846,7 @@ def _apply_erasure_done(g: Governance, index: int, signer: str, d: EntryBody, ti
 
 def _apply_scheduled(g: Governance, index: int, signer: str, s: EntryBody, timestamp: str) -> None:
     assert isinstance(s, ScheduledRun)
-    g.scheduled_runs.append((index, s))
+    g.scheduled = g.scheduled.plus((index, s))
 
 
 def _apply_signed(g: Governance, index: int, signer: str, s: EntryBody, timestamp: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,7 +204,7 @@ class Ledger:
 
         def build(head: Head, read_entries: EntryReader) -> list[Prepared]:
             self._catch_up(head.size, read_entries)
-            state = copy.deepcopy(self._state) if changes_state else self._state
+            state = self._state.fork() if changes_state else self._state
             prev = head.last_hash.hex() if head.size else GENESIS_PREV
             statements, envelopes, prepared = [], [], []
             for index, draft in enumerate(drafts, start=head.size):

@@ -15,6 +15,7 @@ forged genesis, which is why every command that writes or reports requires a tru
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,6 +211,13 @@ class KeyRing:
     size: int = 0
     recorded_quorum: int | None = None
     """The key quorum the log's genesis entry recorded (None in logs made before it was recorded)."""
+
+    def fork(self) -> KeyRing:
+        """A copy that appends may change and then drop: what `apply` changes in place is copied."""
+        forked = copy.copy(self)
+        forked.keys = {kid: copy.copy(state) for kid, state in self.keys.items()}
+        forked.pending = {addition: set(admins) for addition, admins in self.pending.items()}
+        return forked
 
     def __post_init__(self) -> None:
         for k in self.anchors.keys if self.anchors else []:

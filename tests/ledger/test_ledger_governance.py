@@ -804,3 +804,24 @@ def test_an_erasure_names_a_deployment_that_ran_something_and_removes_only_its_e
     unrecorded = done.model_copy(update={"evidence_removed": ["sha256:" + "12" * 32]})  # a broken gate's
     flow.ledger.append(unrecorded, flow.keys["auditor"], mine.request_id)
     assert _problems(flow.ledger) == []
+
+
+def test_a_refused_batch_leaves_the_scheduled_runs_as_they_were(flow) -> None:
+    """Appends change a fork of the state that shares its runs (copying a year of them at every append made
+    each slower): a batch refused after its first run leaves no run behind, and the next run is kept."""
+    run = {"type": "audit.scheduled_run", "body": {"verdict": "promote"}}
+    first = flow.ledger.append(run, flow.keys["gate"])
+    refused = {
+        "type": "promotion.done",
+        "subject": "sha256:" + "0" * 64,
+        "body": {"update_id": "0" * 16, "slot": "base"},
+    }
+    with pytest.raises(AppendRefused):
+        flow.ledger.append_many([run, refused], flow.keys["gate"])
+    assert [i for i, _ in flow.ledger.governance().scheduled_runs] == [first.index]
+    second = flow.ledger.append(run, flow.keys["gate"])
+    assert [i for i, _ in flow.ledger.governance().scheduled_runs] == [first.index, second.index]
+    assert [i for i, _ in replay(flow.ledger.entries(), flow.ledger.trust).scheduled_runs] == [
+        first.index,
+        second.index,
+    ]
