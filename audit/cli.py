@@ -240,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
-        typer.echo(f"error: {mask_secrets(where + (exc.strerror or str(exc)), *args)}", err=True)
+        first = (exc.strerror or str(exc)).strip().splitlines() or [""]
+        typer.echo(f"error: {mask_secrets(where + first[0], *args)}", err=True)
         code = 2
     except Exception as exc:
         if debug:

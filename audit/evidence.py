@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from clgate.atomic import write_bytes_atomic, write_text_atomic
-from clgate.errors import IntegrityError
+from clgate.errors import InputError, IntegrityError
 from clgate.json_input import parse_json
 from clgate.measurement import Measurement
 
@@ -75,8 +75,14 @@ class EvidenceStore:
                 f"{path}: evidence does not match its digest (altered after it was recorded); restore or "
                 "delete it, then run the erasure again"
             )
-        recorded = {k: v for k, v in parse_json(data, str(path)).items() if k not in ("name", "version")}
-        return any(carries(text) for text in _strings(recorded))
+        try:
+            recorded = parse_json(data, str(path))
+        except InputError:
+            recorded = None
+        if not isinstance(recorded, dict):  # not a measurement clgate wrote: its whole text is what it holds
+            return carries(data.decode("utf-8", errors="replace"))
+        return any(carries(text) for key, value in recorded.items() if key not in ("name", "version")
+                   for text in _strings(value))  # fmt: skip
 
     def digests(self) -> list[str]:
         """Every measurement's digest held here."""

@@ -3,7 +3,9 @@
     python benchmarks/dashboard.py [--entries 10000] [--repeats 3]
 
 Builds a ledger of `--entries` signed entries shaped like a busy deployment (updates proposed,
-audited with evidence, approved, promoted or blocked; scheduled audits in between), then times:
+audited with evidence, approved, promoted or blocked; scheduled audits in between), timing each
+update's appends (the last tenth against the first: a ledger ten times as long should not make an
+append slower), then times:
   bare         list(Ledger.entries()): read and parse every entry, nothing else (the floor)
   first draw   clgate.dashboard.read_view: read and parse every entry, replay the state, load
                every pinned measurement: what the first page is drawn from, marked "verifying"
@@ -98,15 +100,17 @@ def build(folder: Path, entries: int) -> tuple[Path, Path]:
 
     base = _proposal(0, "model", None)
     audited(base, block=False)
-    n = 1
+    n, seconds = 1, []
     while len(pipeline.ledger) < entries:
+        start = time.perf_counter()
         audited(_proposal(n, "adapter", base.candidate.digest), block=n % 10 == 9)
         for _ in range(6):
             gate.append(ScheduledRun(verdict="promote", deployed=[], findings=[], measurements={}), None)
+        seconds.append(time.perf_counter() - start)
         n += 1
     for j in journals.values():
         j.close()
-    return boot.ledger, boot.trust
+    return boot.ledger, boot.trust, seconds
 
 
 def timed(fn, repeats: int) -> float:
@@ -126,10 +130,16 @@ def main() -> None:
     logging.getLogger("streamlit").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        ledger, trust = build(Path(tmp), args.entries)
+        ledger, trust, seconds = build(Path(tmp), args.entries)
         with Ledger.open(ledger) as opened:
             size = len(opened)
         print(f"built a {size}-entry ledger in {time.perf_counter() - start:.1f} s")
+        tenth = max(len(seconds) // 10, 1)
+        first, last = statistics.mean(seconds[:tenth]), statistics.mean(seconds[-tenth:])
+        print(  # each update's entries, appended into a ledger 10x as long: flat if appends do not grow with it
+            f"appends         {1000 * first:6.1f} ms per update (first tenth), {1000 * last:.1f} ms (last tenth): "
+            f"ratio {last / first:.2f}"
+        )
 
         def bare() -> None:
             with Ledger.open(ledger) as opened:

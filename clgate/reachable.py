@@ -18,7 +18,7 @@ def check_reachable(host: str, port: int, what: str, through_proxy: bool = False
         return
     try:
         socket.create_connection((host.strip("[]"), port), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # a host name IDNA cannot encode (x..y) is a UnicodeError
         raise InputError(f"cannot reach {what} ({exc})") from None
 
 
@@ -30,5 +30,5 @@ def check_listenable(address: str, port: int, what: str) -> None:
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
             probe.bind(where)
-    except (OSError, OverflowError) as exc:  # socket.gaierror is an OSError
+    except (OSError, OverflowError, UnicodeError) as exc:  # socket.gaierror is an OSError; x..y fails IDNA
         raise InputError(f"{what} cannot listen on {address}:{port} ({exc})") from None

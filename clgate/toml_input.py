@@ -14,7 +14,7 @@ def parse_toml(text: str, where: str) -> dict[str, Any]:
     """One TOML document; a syntax error, or nesting too deep to parse, is an InputError naming `where`."""
     try:
         return tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError, and an integer of 5,000 digits
         raise InputError(f"{where}: not valid TOML ({exc})") from None
 
 

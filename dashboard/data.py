@@ -88,14 +88,6 @@ def _rows(entries: list[LedgerEntry], names: dict[str, str]) -> list[EntryRow]:
     ]
 
 
-def _names(ledger: Ledger) -> dict[str, str]:
-    try:
-        ring = ledger.key_ring()
-    except ClgateError:  # a ledger whose key entries do not verify still shows, by key id
-        return {}
-    return {kid: k.name or kid[:12] for kid, k in ring.keys.items()}
-
-
 def _evidence(store: EvidenceStore, state: LedgerState) -> tuple[dict[str, Measurement], dict[str, str]]:
     found, problems = {}, {}
     for digest in sorted(state.recorded_measurements()):
@@ -117,10 +109,10 @@ def read_view(target: str, trust: Path) -> LedgerView:
     anchors = load_trust(trust)
     with Ledger.open(target, anchors) as ledger:
         leaves = list(ledger.store.read())
-        try:
-            names = _names(ledger)
+        try:  # key names from the same replay as the rest, checked with it by `verify_view`
             entries = [parse_entry(index, leaf) for index, leaf in leaves]
             state = replay(entries, anchors)
+            names = {kid: k.name or kid[:12] for kid, k in state.governance.ring.keys.items()}
         except (ClgateError, ValueError):
             names, entries, state = {}, [], LedgerState()
     measurements, evidence_problems = _evidence(evidence_store(target), state)

@@ -226,6 +226,16 @@ class Governance:
     erasures: dict[str, ErasureState] = field(default_factory=dict)
     scheduled: Appended[tuple[int, ScheduledRun]] = field(default_factory=lambda: Appended([], 0))
     log_id: str = ""
+    # the updates this state alone holds (made or copied since it was last forked), changed in place; any
+    # other is shared with a fork, and copied before it is changed (`changing`)
+    own: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def changing(self, update_id: str) -> UpdateState:
+        """`update_id`'s state, to change: this state's own copy, never one a fork shares."""
+        if update_id not in self.own:
+            self.updates[update_id] = self.updates[update_id].fork()
+            self.own.add(update_id)
+        return self.updates[update_id]
 
     @property
     def scheduled_runs(self) -> list[tuple[int, ScheduledRun]]:
@@ -237,12 +247,12 @@ class Governance:
         return cls(KeyRing(trust))
 
     def fork(self) -> Governance:
-        """A copy an append may change and then drop, so a refused one leaves this state as it was. What the
-        steps change in place is copied; signed bodies and events, never changed, are shared. (A deep copy
-        made every stateful append cost time in proportion to the ledger's length.)"""
+        """A copy an append may change and then drop, so a refused one leaves this state as it was. Updates are
+        copied when a step changes one (`changing`), the small rest now; signed bodies and events, never
+        changed, are shared. (A deep copy made every append cost time in proportion to the ledger's length.)"""
         forked = copy.copy(self)
         forked.ring = self.ring.fork()
-        forked.updates = {uid: update.fork() for uid, update in self.updates.items()}
+        forked.updates, forked.own, self.own = dict(self.updates), set(), set()  # both now share each update
         forked.deployed = dict(self.deployed)
         forked.history = list(self.history)
         forked.policies = {digest: copy.copy(policy) for digest, policy in self.policies.items()}
@@ -691,8 +701,8 @@ def _erasure_requested(
 ) -> str | None:
     if r.request_id in g.erasures:
         return f"erasure request {r.request_id} was already made at entry {g.erasures[r.request_id].requested_index}"
-    if not any(e.deployment == r.deployment for e in g.history):
-        return f"deployment {r.deployment!r} never had anything deployed; there is nothing of it to erase"
+    if not any(u.deployment == r.deployment for u in g.updates.values()):
+        return f"deployment {r.deployment!r} was never proposed anything; there is nothing of it to erase"
     deployed_memory = g.deployed.get((r.deployment, "memory"))
     if r.memory_update != deployed_memory:
         return f"deployment {r.deployment!r} runs memory {deployed_memory}, not {r.memory_update}: scan what it runs"
@@ -727,7 +737,10 @@ def _erasure_done(g: Governance, index: int, signer: str, subject: str | None, d
     running = [uid for (dep, _), uid in g.deployed.items() if dep == deployment and uid in erasure.retrain]
     if running:
         return f"update {running[0]}, trained on the erased data, is still deployed in {deployment!r}"
-    elsewhere = [e for e in d.evidence_removed if g.evidence_owners(e) - {deployment}]
+    # another deployment's alone: measurements are filed by content, so two deployments may share one
+    elsewhere = [
+        e for e in d.evidence_removed if g.evidence_owners(e) and deployment not in g.evidence_owners(e)
+    ]
     if elsewhere:
         return (
             f"measurement {elsewhere[0][:19]}… is evidence of deployment(s) "
@@ -738,12 +751,10 @@ def _erasure_done(g: Governance, index: int, signer: str, subject: str | None, d
 
 
 def _scheduled(g: Governance, index: int, signer: str, subject: str | None, s: ScheduledRun) -> str | None:
-    if s.deployment != "default" and not any(e.deployment == s.deployment for e in g.history):
-        return f"deployment {s.deployment!r} never had anything promoted; there is nothing of it to audit"
-    if s.policy is not None:
-        adopted = g.policies.get(s.policy.digest)
-        if adopted is None or adopted.retired_index is not None:
-            return f"policy {s.policy.digest[:19]}… is not adopted"
+    """A run's body is typed and its verdict follows its findings (the model checks both); its deployment
+    and policy are not held to the state here. Runs recorded before `audit run` required an adopted policy
+    cite the default one, adopted or not: a rule now would fail those ledgers' verification for good. The
+    CLI refuses an unadopted policy, and reports name each run's deployment and policy."""
     return None
 
 
@@ -779,31 +790,31 @@ _RULES: dict[str, Rule] = {
 def _apply_proposed(g: Governance, index: int, signer: str, p: EntryBody, timestamp: str) -> None:
     assert isinstance(p, Proposal)
     g.updates[p.update_id] = UpdateState(p, index, signer, timestamp)
+    g.own.add(p.update_id)
     if p.supersedes is not None:
-        g.updates[p.supersedes].superseded_by = p.update_id
+        g.changing(p.supersedes).superseded_by = p.update_id
 
 
 def _apply_audited(g: Governance, index: int, signer: str, a: EntryBody, timestamp: str) -> None:
     assert isinstance(a, AuditRecord)
-    update = g.updates[a.update_id]
+    update = g.changing(a.update_id)
     update.audit, update.audit_index, update.auditor = a, index, signer
 
 
 def _apply_approved(g: Governance, index: int, signer: str, ap: EntryBody, timestamp: str) -> None:
     assert isinstance(ap, Approval)
-    g.updates[ap.update_id].approvals[signer] = index
+    g.changing(ap.update_id).approvals[signer] = index
 
 
 def _apply_blocked(g: Governance, index: int, signer: str, r: EntryBody, timestamp: str) -> None:
     assert isinstance(r, Block)
-    update = g.updates[r.update_id]
-    if update.blocked_index is None:
-        update.blocked_index = index
+    if g.updates[r.update_id].blocked_index is None:
+        g.changing(r.update_id).blocked_index = index
 
 
 def _apply_promoted(g: Governance, index: int, signer: str, pd: EntryBody, timestamp: str) -> None:
     assert isinstance(pd, Promotion)
-    update = g.updates[pd.update_id]
+    update = g.changing(pd.update_id)
     g.deployed[(update.deployment, update.slot)] = update.update_id
     update.promoted_index = index
     g.history.append(DeploymentEvent(index, "promote", update.deployment, update.slot, update.update_id))
@@ -815,8 +826,8 @@ def _apply_promoted(g: Governance, index: int, signer: str, pd: EntryBody, times
 def _apply_rolled_back(g: Governance, index: int, signer: str, rb: EntryBody, timestamp: str) -> None:
     assert isinstance(rb, Rollback)
     update = g.updates[rb.update_id]
-    replaced = g.updates.get(rb.replaced or "")
-    if replaced is not None:
+    if rb.replaced in g.updates:
+        replaced = g.changing(rb.replaced)
         replaced.rolled_back_index, replaced.promoted_index = index, None
     g.deployed[(update.deployment, update.slot)] = update.update_id
     g.history.append(DeploymentEvent(index, "rollback", update.deployment, update.slot, update.update_id))
@@ -851,7 +862,7 @@ def _apply_scheduled(g: Governance, index: int, signer: str, s: EntryBody, times
 
 def _apply_signed(g: Governance, index: int, signer: str, s: EntryBody, timestamp: str) -> None:
     assert isinstance(s, ArtifactSigned)
-    g.updates[s.update_id].signed[index] = s
+    g.changing(s.update_id).signed[index] = s
 
 
 _APPLY: dict[str, Callable[[Governance, int, str, Any, str], None]] = {

@@ -199,12 +199,11 @@ class Ledger:
         if not drafts:
             return []
         signer_id = key_id(signer.public_key())
-        changes_state = any(is_stateful(d.type) for d in drafts)
         built: dict[str, Any] = {}
 
         def build(head: Head, read_entries: EntryReader) -> list[Prepared]:
             self._catch_up(head.size, read_entries)
-            state = self._state.fork() if changes_state else self._state
+            state = self._state.fork()  # a refused, failed or retried append leaves the live state as it was
             prev = head.last_hash.hex() if head.size else GENESIS_PREV
             statements, envelopes, prepared = [], [], []
             for index, draft in enumerate(drafts, start=head.size):

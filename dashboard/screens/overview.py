@@ -7,8 +7,10 @@ import pandas as pd
 import streamlit as st
 
 from clgate.audit import build_lineage, update_status
+from clgate.audit.state import LedgerState
 from clgate.dashboard.context import Context
 from clgate.dashboard.lineage_graph import lineage_dot
+from clgate.ledger import ScheduledRun
 
 
 def render(ctx: Context) -> None:
@@ -92,5 +94,18 @@ def render(ctx: Context) -> None:
         show(f"{deployment}: entry {index} at {view.entries[index].timestamp}: {decision}")
         for f in run.findings:
             st.write(f"- `{f.status.value}` {f.rule}: {f.reason}")
+        failed = _blocked_since_deployed(state, deployment)
+        if failed is not None and failed[0] != index:  # nor does a later clean run hide this one's
+            st.error(f"{deployment}: entry {failed[0]}, since what it runs was deployed, blocked: "
+                     + "; ".join(f.reason for f in failed[1].findings if f.status.value == "fail"))  # fmt: skip
     if not latest:
         st.info("No scheduled audit has run (`clgate audit run`).")
+
+
+def _blocked_since_deployed(state: LedgerState, deployment: str) -> tuple[int, ScheduledRun] | None:
+    """The last scheduled run of `deployment` that blocked since its last promotion or rollback, if any:
+    whoever may record a run (a gate or auditor key) could otherwise bury a failed one under a clean one."""
+    changed = max((e.index for e in state.history if e.deployment == deployment), default=-1)
+    blocked = [(i, run) for i, run in state.scheduled_runs
+               if run.deployment == deployment and i > changed and run.verdict.value == "block"]  # fmt: skip
+    return blocked[-1] if blocked else None

@@ -4,6 +4,7 @@ carries the data (the ledger refuses it otherwise, whoever signs), and the ident
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -301,3 +302,10 @@ def test_evidence_quotes_what_it_records_not_its_json_or_its_name(
     )
     matcher = Matcher.of(None, pattern)
     assert store.quotes(digest, lambda text: matcher.carries([text])) is quoted
+    # a file planted under its own digest that is no measurement is read as the text it is, not a traceback
+    planted = b'["Dana prefers metric units."]'
+    (tmp_path / f"{hashlib.sha256(planted).hexdigest()}.json").write_bytes(planted)
+    assert (
+        store.quotes("sha256:" + hashlib.sha256(planted).hexdigest(), lambda t: matcher.carries([t]))
+        is quoted
+    )

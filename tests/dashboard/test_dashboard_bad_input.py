@@ -157,6 +157,7 @@ def test_a_users_key_must_be_locked_by_its_owners_passphrase(dash_world, tmp_pat
     [
         (["--port", "99999"], None, "Invalid value for '--port'"),
         (["--address", "999.1.1.1"], None, "the dashboard cannot listen on 999.1.1.1:8501"),
+        (["--address", "x..y"], None, "the dashboard cannot listen on x..y:8501"),
         (["--port", "{busy}"], None, "the dashboard cannot listen on 127.0.0.1:{busy}"),
         (["--users", "{users}"], "users = 5\n", "users must be a table of [users.LOGIN] tables"),
         (["--users", "{users}"], "[users]\nbob = 5\n", "users.bob must be a table"),

@@ -51,6 +51,7 @@ def test_overview_shows_deployed_pending_and_scheduled(dash_world, monkeypatch, 
         dash_world.ledger, load_private_key(dash_world.keys["gate"]), dash_world.trust
     ) as journal:
         journal.append(ScheduledRun(verdict="block", deployment="tenant-b", findings=[blocked]), None)
+        buried = journal.append(ScheduledRun(verdict="block", deployment="default", findings=[blocked]), None)
         journal.append(ScheduledRun(verdict="promote", deployment="default", findings=[]), None)
     at = open_app(monkeypatch, "--ledger", dash_world.ledger, "--trust", dash_world.trust)
     assert not at.exception
@@ -64,6 +65,10 @@ def test_overview_shows_deployed_pending_and_scheduled(dash_world, monkeypatch, 
     assert "trigger" in waiting.loc[dash_world.ids["block"], "failing rules"]
     assert any(s.value.startswith("default: entry") and s.value.endswith("promote") for s in at.success)
     assert any(e.value.startswith("tenant-b: entry") and e.value.endswith("block") for e in at.error)
+    # a later clean run of default buries no block since default's last deployment change
+    assert f"default: entry {buried}, since what it runs was deployed, blocked: weights changed" in [
+        e.value for e in at.error
+    ]
     assert [m.value for m in at.metric][3] == "verified"
 
 

@@ -259,6 +259,7 @@ def test_trust_file_round_trips_signed(tmp_path: Path, trust, keys) -> None:
         ('key_quorum = "1"', "key_quorum: Input should be a valid integer"),
         ("key_quorum = true", "key_quorum: Input should be a valid integer"),
         ("x = " + "[" * 100_000 + "]" * 100_000, r"not valid TOML \(maximum recursion depth"),
+        ("key_quorum = " + "9" * 5000, r"not valid TOML \(Exceeds the limit"),
     ],
 )
 def test_malformed_trust_files_are_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
