@@ -803,16 +803,17 @@ def test_an_erasure_names_a_deployment_that_ran_something_and_removes_only_its_e
     assert _problems(flow.ledger) == []
 
 
+# a promotion of an update nobody proposed: refused whoever signs it, after the entries before it in a batch
+REFUSED_PROMOTION = {"type": "promotion.done", "subject": "sha256:" + "0" * 64,
+                     "body": {"update_id": "0" * 16, "slot": "base"}}  # fmt: skip
+
+
 def test_a_refused_batch_leaves_the_scheduled_runs_as_they_were(flow) -> None:
     """Appends change a fork of the state that shares its runs (copying a year of them at every append made
     each slower): a batch refused after its first run leaves no run behind, and the next run is kept."""
     run = {"type": "audit.scheduled_run", "body": {"verdict": "promote"}}
     first = flow.ledger.append(run, flow.keys["gate"])
-    refused = {
-        "type": "promotion.done",
-        "subject": "sha256:" + "0" * 64,
-        "body": {"update_id": "0" * 16, "slot": "base"},
-    }
+    refused = REFUSED_PROMOTION
     with pytest.raises(AppendRefused):
         flow.ledger.append_many([run, refused], flow.keys["gate"])
     assert [i for i, _ in flow.ledger.governance().scheduled_runs] == [first.index]
@@ -828,11 +829,7 @@ def test_a_refused_batch_of_notes_leaves_the_state_where_the_log_is(flow, db_url
     """A batch's notes moved the live state's size before its last entry was refused: the entry another
     process then appended at that index was skipped by this one's catch-up, its rules never applied."""
     note = {"type": "note", "body": {"text": "n"}}
-    refused = {
-        "type": "promotion.done",
-        "subject": "sha256:" + "0" * 64,
-        "body": {"update_id": "0" * 16, "slot": "base"},
-    }
+    refused = REFUSED_PROMOTION
     with pytest.raises(AppendRefused):
         flow.ledger.append_many([note, refused], flow.keys["gate"])
     assert flow.ledger.governance().size == len(flow.ledger)
