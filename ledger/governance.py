@@ -1,7 +1,7 @@
 """The promotion state machine, enforced by the ledger itself rather than by its clients.
 
 Every stateful entry (keys, policies, proposals, audits, approvals, blocks, promotions,
-rollbacks) is checked against the state replayed from the entries before it, in one place, by one
+rollbacks, erasures, signatures, scheduled runs) is checked against the state replayed from the entries before it, in one place, by one
 method (`Governance.step`): appends refuse what it refuses (inside the append transaction),
 verification flags it, and replay ignores it. So a promotion that the rules forbid cannot become
 the deployed state, whichever key signed it and however it reached the database.
@@ -10,7 +10,8 @@ The rules, in words:
 - an update's id is derived from its proposal, and each id is proposed once; a proposal that supersedes
   another (a re-audit) proposes the same candidate bytes, kind and deployment;
 - each proposal is audited once, by a gate key that is not the proposer's, under a policy an
-  admin adopted (and did not retire); an audit never clears a block or deploys anything;
+  admin adopted (and did not retire), asking the approvals and witnesses that policy pins; an audit
+  never clears a block or deploys anything;
 - an update is promoted only if audited, its audit did not decide `block`, it was neither blocked
   nor rolled back nor proposed again on its base, with enough approvals for a `review` (distinct keys not revoked
   since, neither the proposer's nor the gate's, by name, from the policy's approvers by key id or
@@ -19,12 +20,13 @@ The rules, in words:
   deployment runs the adapter its audit asked the model through (or none, if it was judged on the
   base alone), and only as a change of the store its deployment runs;
 - a rollback restores an update that was deployed in that slot, still fits the deployed base (and,
-  for a memory, the adapter it was judged through), and was neither blocked, rolled back nor proposed
-  again on its base itself;
-- an erasure request names the memory its deployment runs and updates that deployment promoted; once
-  requested, no update trained on the erased data is promoted or rolled back to again; it is done
-  only once the deployment runs a memory promoted after it (scanned clean, by its digest) and none
-  of those updates;
+  for a memory, the adapter it was judged through, and no erasure may find the memory holds erased
+  entries), and was neither blocked, rolled back nor proposed again on its base itself;
+- an erasure request names a deployment something was proposed to, the memory it runs and updates it
+  promoted; once requested, no update trained on the erased data is promoted or rolled back to again,
+  nor a memory deployed before the erasure was done that no scan of it found clean; it is done only
+  once the deployment runs a memory promoted after it (scanned clean, by its digest) and none of those
+  updates, removing no measurement that only other deployments recorded;
 - a release signature (`artifact.signed`) is recorded only for an update that was promoted and was
   neither rolled back, blocked nor proposed again on its base, by a key that neither proposed nor
   audited it, once per signature.
