@@ -15,6 +15,8 @@ import hashlib
 import json
 import re
 import secrets
+import signal
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,11 +67,36 @@ class Matcher:
             needle = self.value.casefold()
             return any(needle in t.casefold() for t in texts)
         compiled = re.compile(self.value)
-        return any(compiled.search(t) for t in texts)
+        return any(_search(compiled, t) for t in texts)
 
     def digest(self, salt: str) -> str:
         """What the ledger keeps of the matcher: whoever holds it can show which request it made."""
         return "sha256:" + hashlib.sha256(f"{salt}\0{self.kind}\0{self.value}".encode()).hexdigest()
+
+
+SEARCH_LIMIT_S = 10.0
+
+
+def _search(compiled: re.Pattern[str], text: str) -> bool:
+    """Whether `compiled` matches in `text`, in at most SEARCH_LIMIT_S: a pattern that backtracks without
+    end (`(.*.*)*Z$`) would otherwise hang the command. Python's regex engine has no time limit of its own,
+    but a signal interrupts it; off the main thread (no signals there) the search runs unlimited."""
+    if threading.current_thread() is not threading.main_thread():
+        return compiled.search(text) is not None
+
+    def expire(signum: int, frame: object) -> None:
+        raise InputError(
+            f"--pattern {compiled.pattern!r} ran over {SEARCH_LIMIT_S:g} s on one text (it backtracks without "
+            "end): write it without nested repetition"
+        )
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, SEARCH_LIMIT_S)
+    try:
+        return compiled.search(text) is not None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def entry_texts(entry: MemoryEntry) -> list[str]:

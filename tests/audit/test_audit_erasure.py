@@ -309,3 +309,22 @@ def test_evidence_quotes_what_it_records_not_its_json_or_its_name(
         store.quotes("sha256:" + hashlib.sha256(planted).hexdigest(), lambda t: matcher.carries([t]))
         is quoted
     )
+
+
+def test_a_pattern_that_backtracks_without_end_is_stopped_not_hung(
+    tmp_path: Path, deployment, capsys, monkeypatch
+) -> None:
+    """`(.*.*)*Z$` on the store's texts would run for longer than anyone waits: stopped, one line, nothing recorded."""
+    boot, run, _, _, _ = deployment
+    monkeypatch.setattr("clgate.audit.erasure.SEARCH_LIMIT_S", 0.5)
+    capsys.readouterr()
+    assert (
+        run("erase", "request", "--pattern", "(.*.*)*Z$", "--out", str(tmp_path / "v3.jsonl"), key="auditor")
+        == 2
+    )
+    assert (
+        "--pattern '(.*.*)*Z$' ran over 0.5 s on one text (it backtracks without end)"
+        in capsys.readouterr().err
+    )
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        assert journal.state().governance.erasures == {}
