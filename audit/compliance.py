@@ -281,7 +281,8 @@ def _mapping(r: ComplianceReport) -> list[MappingRow]:
         row("ISO/IEC 42001", "A.7.2 / A.7.6", "Data for AI systems: acquisition, provenance, erasure",
             r.counts["erasures_done"] > 0, r.counts["erasures_requested"] > 0,
             f"{r.counts['erasures_requested']} erasure request(s), {r.counts['erasures_done']} proven done "
-            "(deployed memory rescanned by digest; updates trained on the data never redeployed)",
+            "(deployed memory rescanned by digest; updates trained on the data never redeployed), "
+            f"{r.counts['erasures_withdrawn']} withdrawal signature(s) by admins",
             "Erasure covers the deployed memory, the audit evidence and which weight updates must be retrained; "
             "copies outside the ledger (report folders, training pipelines) are the operator's."),
         row("ISO/IEC 42001", "Clauses 5, 6.1.4, 8.4", "Leadership, AI risk and impact assessment",
@@ -366,6 +367,7 @@ def build_report(journal: Journal, start: date, end: date, label: str) -> Compli
         "scheduled_runs": len(scheduled),
         "erasures_requested": sum(e.type == "erasure.requested" for e in in_period),
         "erasures_done": sum(e.type == "erasure.done" for e in in_period),
+        "erasures_withdrawn": sum(e.type == "erasure.withdrawn" for e in in_period),
     }
     report = ComplianceReport(
         generated_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -225,6 +225,8 @@ def open_request(state: LedgerState, request_id: str) -> ErasureState:
         raise InputError(f"no erasure request {request_id} in the ledger")
     if erasure.done_index is not None:
         raise InputError(f"erasure request {request_id} was done at entry {erasure.done_index}")
+    if erasure.withdrawn_index is not None:
+        raise InputError(f"erasure request {request_id} was withdrawn at entry {erasure.withdrawn_index}")
     return erasure
 
 

@@ -1,4 +1,4 @@
-"""`clgate erase request` and `clgate erase done`: a data subject's data out of a deployment, with proof."""
+"""`clgate erase request`, `done` and `withdraw`: a data subject's data out of a deployment, with proof."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from clgate.artifacts import gguf_architecture, resolve_model_dir
-from clgate.audit.erasure import Matcher, Requested, finish_erasure, request_erasure
+from clgate.audit.erasure import Matcher, Requested, finish_erasure, open_request, request_erasure
 from clgate.audit.gate import GateRequest, GateRun, check_policy, gate_seal, propose, run_gate
 from clgate.audit.gate_cli import (
     DeploymentOpt,
@@ -21,6 +21,7 @@ from clgate.audit.journal import Journal, signing_key
 from clgate.audit.policy import load_policy
 from clgate.audit.result import GateResult
 from clgate.errors import InputError
+from clgate.ledger import ErasureWithdrawn
 from clgate.typer_app import typer_app
 
 erase_app = typer_app(
@@ -183,3 +184,23 @@ def done(
         f"erasure {request_id} done at entry {finished.index}: "
         + (memory_note if r.memory_update else "no memory deployed")
     )
+
+
+@erase_app.command("withdraw")
+def withdraw(
+    request_id: str = typer.Argument(..., help="the open erasure request's id"),
+    reason: str = typer.Option(..., "--reason", help="why it is withdrawn (recorded)"),
+    ledger: str = LedgerOpt,
+    key: Path = typer.Option(..., "--key", help="an admin key; the ledger's key quorum of admins must sign"),
+    trust: Path = TrustOpt,
+) -> None:
+    """Withdraw an open erasure request made too broad or in error: once the key quorum of admins has signed,
+    the updates it listed may be rolled back to and signed again (`erasure.withdrawn`)."""
+    with open_journal(ledger, key, trust) as journal:
+        open_request(journal.state(), request_id)  # its one-line reason, before anything is signed
+        index = journal.append(ErasureWithdrawn(request_id=request_id, reason=reason), request_id)
+        erasure = journal.state().governance.erasures[request_id]
+    if erasure.withdrawn_index is not None:
+        typer.echo(f"erasure {request_id} withdrawn at entry {index}")
+    else:
+        typer.echo(f"withdrawal of erasure {request_id} signed at entry {index}; more admins must sign it")

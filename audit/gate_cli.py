@@ -343,7 +343,7 @@ def status(ledger: str = LedgerOpt, trust: Path = TrustOpt) -> None:
     ):
         typer.echo(f"{title}: " + (", ".join(f"{u.update_id} ({u.kind})" for u in rows) or "none"))
     typer.echo("signed releases: " + ("; ".join(release_lines(state.governance)) or "none"))
-    open_erasures = [e for e in state.governance.erasures.values() if e.done_index is None]
+    open_erasures = [e for e in state.governance.erasures.values() if e.open]
     typer.echo(
         "erasures open: "
         + (

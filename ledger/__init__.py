@@ -44,6 +44,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "EntryPayload",
             "ErasureDone",
             "ErasureRequest",
+            "ErasureWithdrawn",
             "Finding",
             "JudgedWith",
             "KeyAdded",

@@ -456,20 +456,21 @@ class TrainedOn(_Record):
 
     update_id: str = Field(pattern=UPDATE_ID)
     data_digest: str = Field(pattern=DIGEST)
-    records: list[int] | None
+    records: list[int] | None = None  # None (left out of the entry): its data could not be read back
 
 
 def _request_subject(body: Any) -> str:
     return body.request_id
 
 
-@entry_type(
-    "erasure.requested",
-    {"auditor", "approver"},
-    needs_subject=True,
-    subject_of=_request_subject,
-    subject_label="body.request_id",
-)
+def _about_request(name: str, roles: set[str]) -> Callable[[_B], _B]:
+    """An erasure entry type: its subject is the request's id."""
+    return entry_type(
+        name, roles, needs_subject=True, subject_of=_request_subject, subject_label="body.request_id"
+    )
+
+
+@_about_request("erasure.requested", {"auditor", "approver"})
 class ErasureRequest(EntryBody):
     """What an erasure request found in a deployment, recorded before anything is removed.
 
@@ -502,13 +503,7 @@ class ErasureRequest(EntryBody):
         return cls(**content, request_id=derive_update_id(cls.model_construct(**content), "request_id"))
 
 
-@entry_type(
-    "erasure.done",
-    {"auditor", "approver"},
-    needs_subject=True,
-    subject_of=_request_subject,
-    subject_label="body.request_id",
-)
+@_about_request("erasure.done", {"auditor", "approver"})
 class ErasureDone(EntryBody):
     """The erased data is gone: the deployed memory (`memory_update`, promoted after the request, its store's
     digest `memory_digest`) was scanned afresh and no entry carries it, and no update trained on it is
@@ -520,6 +515,15 @@ class ErasureDone(EntryBody):
     memory_digest: str | None = Field(default=None, pattern=DIGEST)
     entries_scanned: int = Field(ge=0)
     evidence_removed: list[str] = Field(default_factory=list)
+
+
+@_about_request("erasure.withdrawn", {"admin"})
+class ErasureWithdrawn(EntryBody):
+    """An open erasure request withdrawn (one made too broad, or in error): once `key_quorum` distinct admins
+    have signed it, the updates it listed may be rolled back to and signed again. `reason` says why."""
+
+    request_id: str = Field(pattern=UPDATE_ID)
+    reason: str = Field(min_length=1, max_length=1000)
 
 
 # --- keys and policies (admin) --------------------------------------------------------------------

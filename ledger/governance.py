@@ -26,7 +26,8 @@ The rules, in words:
   promoted; once requested, no update trained on the erased data is promoted or rolled back to again,
   nor a memory deployed before the erasure was done that no scan of it found clean; it is done only
   once the deployment runs a memory promoted after it (scanned clean, by its digest) and none of those
-  updates, removing no measurement that only other deployments recorded;
+  updates, removing no measurement that only other deployments recorded; withdrawn (then never done)
+  only once the key quorum of admins signed the withdrawal;
 - a release signature (`artifact.signed`) is recorded only for an update that was promoted and was
   neither rolled back, blocked nor proposed again on its base, by a key that neither proposed nor
   audited it, once per signature.
@@ -51,6 +52,7 @@ from clgate.ledger.entries import (
     EntryBody,
     ErasureDone,
     ErasureRequest,
+    ErasureWithdrawn,
     Finding,
     PolicyAdopted,
     PolicyRetired,
@@ -137,12 +139,18 @@ class ErasureState:
     done_index: int | None = None
     evidence_removed: tuple[str, ...] = ()
     memory_cleaned: str | None = None  # the memory update `erasure.done` scanned clean
+    withdrawing: frozenset[str] = frozenset()  # admins who signed its withdrawal
+    withdrawn_index: int | None = None  # where the last admin the quorum needed signed it
+
+    @property
+    def open(self) -> bool:
+        return self.done_index is None and self.withdrawn_index is None
 
     def may_hold(self, memory: UpdateState) -> bool:
         """Whether `memory`, a memory update of this request's deployment, may hold the erased entries: one
         deployed before the erasure was done that no scan of it found clean (the request's, if it found no
         entries; the done entry's)."""
-        if memory.deployment != self.request.deployment:
+        if memory.deployment != self.request.deployment or self.withdrawn_index is not None:
             return False
         scanned = {self.memory_cleaned} | (
             {self.request.memory_update} if not self.request.memory_entries else set()
@@ -436,8 +444,10 @@ class Governance:
         return sorted(found, key=lambda r: r[1])
 
     def erasure_blocking(self, update_id: str) -> ErasureState | None:
-        """The erasure request that lists `update_id` as trained on erased data, if any."""
-        return next((e for e in self.erasures.values() if update_id in e.retrain), None)
+        """The erasure request, not withdrawn, that lists `update_id` as trained on erased data, if any."""
+        return next(
+            (e for e in self.erasures.values() if update_id in e.retrain and e.withdrawn_index is None), None
+        )
 
     # --- internals --------------------------------------------------------------------------------
 
@@ -719,12 +729,32 @@ def _erasure_requested(
     return None
 
 
-def _erasure_done(g: Governance, index: int, signer: str, subject: str | None, d: ErasureDone) -> str | None:
-    erasure = g.erasures.get(d.request_id)
+def _open_erasure(g: Governance, request_id: str) -> tuple[ErasureState | None, str | None]:
+    erasure = g.erasures.get(request_id)
     if erasure is None:
-        return f"no erasure request {d.request_id}"
+        return None, f"no erasure request {request_id}"
     if erasure.done_index is not None:
-        return f"erasure request {d.request_id} was done at entry {erasure.done_index}"
+        return None, f"erasure request {request_id} was done at entry {erasure.done_index}"
+    if erasure.withdrawn_index is not None:
+        return None, f"erasure request {request_id} was withdrawn at entry {erasure.withdrawn_index}"
+    return erasure, None
+
+
+def _erasure_withdrawn(
+    g: Governance, index: int, signer: str, subject: str | None, w: ErasureWithdrawn
+) -> str | None:
+    erasure, problem = _open_erasure(g, w.request_id)
+    if erasure is None:
+        return problem
+    if signer in erasure.withdrawing:
+        return f"this admin already signed the withdrawal of erasure request {w.request_id}"
+    return None
+
+
+def _erasure_done(g: Governance, index: int, signer: str, subject: str | None, d: ErasureDone) -> str | None:
+    erasure, problem = _open_erasure(g, d.request_id)
+    if erasure is None:
+        return problem
     deployment = erasure.request.deployment
     deployed_memory = g.deployed.get((deployment, "memory"))
     if d.memory_update != deployed_memory:
@@ -781,6 +811,7 @@ _RULES: dict[str, Rule] = {
     "policy.retired": _retired,
     "erasure.requested": _erasure_requested,
     "erasure.done": _erasure_done,
+    "erasure.withdrawn": _erasure_withdrawn,
     "audit.scheduled_run": _scheduled,
     "artifact.signed": _signed,
 }
@@ -857,6 +888,16 @@ def _apply_erasure_done(g: Governance, index: int, signer: str, d: EntryBody, ti
     erasure.memory_cleaned = d.memory_update
 
 
+def _apply_erasure_withdrawn(g: Governance, index: int, signer: str, w: EntryBody, timestamp: str) -> None:
+    """Counted once `key_quorum` distinct admins signed it, each still an admin now (a revoked one's
+    signature no longer counts, as for key additions)."""
+    assert isinstance(w, ErasureWithdrawn)
+    erasure = g.erasures[w.request_id]
+    erasure.withdrawing = erasure.withdrawing | {signer}
+    if sum(g.ring.has_role(a, "admin", index) for a in erasure.withdrawing) >= g.ring.quorum:
+        erasure.withdrawn_index = index
+
+
 def _apply_scheduled(g: Governance, index: int, signer: str, s: EntryBody, timestamp: str) -> None:
     assert isinstance(s, ScheduledRun)
     g.scheduled = g.scheduled.plus((index, s))
@@ -878,6 +919,7 @@ _APPLY: dict[str, Callable[[Governance, int, str, Any, str], None]] = {
     "policy.retired": _apply_retired,
     "erasure.requested": _apply_erasure_requested,
     "erasure.done": _apply_erasure_done,
+    "erasure.withdrawn": _apply_erasure_withdrawn,
     "audit.scheduled_run": _apply_scheduled,
     "artifact.signed": _apply_signed,
 }

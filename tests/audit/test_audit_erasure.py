@@ -328,3 +328,43 @@ def test_a_pattern_that_backtracks_without_end_is_stopped_not_hung(
     )
     with Journal.open(boot.ledger, None, boot.trust) as journal:
         assert journal.state().governance.erasures == {}
+
+
+def test_a_request_counts_unreadable_data_as_carrying_it_and_admins_can_withdraw_it(
+    tmp_path: Path, deployment, capsys
+) -> None:
+    """Training data no longer where its proposal put it counts as carrying the subject (fail closed); such a
+    request could not be recorded at all (its `records`, None, was left out of the entry and then missed).
+    Made in error, it is withdrawn by the admins, after which nothing it listed is held back."""
+    boot, run, _, ids, _ = deployment
+    (tmp_path / "data.jsonl").unlink()
+    capsys.readouterr()
+    assert (
+        run(
+            "erase",
+            "request",
+            "--subject",
+            "nobody@example.org",
+            "--out",
+            str(tmp_path / "v3.jsonl"),
+            key="auditor",
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert f"update {ids['adapter']} was trained on it (its data is no longer as proposed)" in out
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        (erasure,) = journal.state().governance.erasures.values()
+    rid = erasure.request.request_id
+    assert (
+        run("erase", "withdraw", rid, "--reason", "the data was moved, not the subject's", key="auditor") == 2
+    )
+    assert "may not sign erasure.withdrawn" in capsys.readouterr().err
+    assert (
+        run("erase", "withdraw", rid, "--reason", "the data was moved, not the subject's", key="admin") == 0
+    )
+    assert capsys.readouterr().out.startswith(f"erasure {rid} withdrawn at entry ")
+    assert run("erase", "withdraw", rid, "--reason", "again", key="admin") == 2
+    assert f"erasure request {rid} was withdrawn at entry" in capsys.readouterr().err
+    assert main(["status", "--ledger", str(boot.ledger), "--trust", str(boot.trust)]) == 0
+    assert "erasures open: none" in capsys.readouterr().out

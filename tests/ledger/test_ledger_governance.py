@@ -34,7 +34,7 @@ from clgate.ledger.keys import public_key_b64
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .conftest import truncate
+from .conftest import Flow, truncate
 from .test_ledger_release_signature import signed
 
 
@@ -842,3 +842,41 @@ def test_a_refused_batch_of_notes_leaves_the_state_where_the_log_is(flow, db_url
     with Ledger.open(db_url, trust) as other:  # another process adopts a policy
         other.append(PolicyAdopted(name="other", digest=digest, text=text), flow.keys["admin"], digest)
     assert digest in flow.ledger.governance().policies
+
+
+def test_an_erasure_request_is_withdrawn_only_by_the_admin_quorum(db_url: str, keys) -> None:
+    """An over-broad request listed every update it could not read back as trained on the data, and none could
+    ever be rolled back to again, with no way to take the request back. A withdrawal needs the key quorum
+    of admins, so no single key can undo an erasure."""
+    from clgate.ledger import ErasureDone, ErasureRequest, ErasureWithdrawn, TrainedOn
+
+    roles = {"admin": "admin", "admin2": "admin", "pipeline": "pipeline", "gate": "gate", "approver": "approver",
+             "auditor": "auditor"}  # fmt: skip
+    trust = Trust(key_quorum=2, keys=[TrustedKey.of(keys[n].public_key(), [r], n) for n, r in roles.items()])
+    with Ledger.init(db_url, keys["admin"], trust) as led:
+        flow = Flow(led, keys)
+        old, _ = flow.deploy(), flow.deploy()
+        trained = TrainedOn(update_id=old.update_id, data_digest="sha256:" + "ab" * 32, records=[2])
+        request = ErasureRequest.of(deployment="default", matcher="pattern", matcher_digest="sha256:" + "cd" * 32,
+                                    salt="ef" * 16, nonce="01" * 8, trained_on=[trained])  # fmt: skip
+        rid = request.request_id
+        led.append(request, keys["auditor"], rid)
+        with pytest.raises(AppendRefused, match=f"trained on data erased by request {rid}"):
+            flow.rollback(old)
+        withdrawal = ErasureWithdrawn(request_id=rid, reason="the pattern matched everyone")
+        with pytest.raises(AppendRefused, match=r"may not sign erasure\.withdrawn"):
+            led.append(withdrawal, keys["auditor"], rid)
+        led.append(withdrawal, keys["admin"], rid)
+        with pytest.raises(AppendRefused, match="this admin already signed the withdrawal"):
+            led.append(withdrawal, keys["admin"], rid)
+        with pytest.raises(AppendRefused, match=f"trained on data erased by request {rid}"):
+            flow.rollback(old)  # one admin of two: still in force
+        completed = led.append(withdrawal, keys["admin2"], rid)
+        assert led.governance().erasures[rid].withdrawn_index == completed.index
+        flow.rollback(old)
+        done = ErasureDone(request_id=rid, entries_scanned=0)
+        with pytest.raises(
+            AppendRefused, match=f"erasure request {rid} was withdrawn at entry {completed.index}"
+        ):
+            led.append(done, keys["auditor"], rid)
+        assert led.verify() == []

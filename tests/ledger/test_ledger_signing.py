@@ -200,7 +200,10 @@ def test_role_map_is_least_privilege() -> None:
     assert roles_for("key.revoked") == {"admin"}
     assert roles_for("policy.adopted") == {"admin"}
     assert roles_for("note") == {"pipeline", "gate", "auditor", "approver"}
-    assert all("admin" not in roles_for(t) for t in ENTRY_TYPES if not t.startswith(("key.", "policy.")))
+    # admins govern the ledger: keys, policies, and withdrawing an erasure request (by their key quorum)
+    assert roles_for("erasure.withdrawn") == {"admin"}
+    governing = ("key.", "policy.", "erasure.withdrawn")
+    assert all("admin" not in roles_for(t) for t in ENTRY_TYPES if not t.startswith(governing))
 
 
 def test_typed_bodies_refuse_what_they_do_not_declare() -> None:
