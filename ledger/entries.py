@@ -428,8 +428,9 @@ class DeployedFile(_Record):
 @entry_type("audit.scheduled_run", {"gate", "auditor"})
 class ScheduledRun(EntryBody):
     """A deployment-time audit of what `deployment` runs: the files it hashed, its findings and the
-    measurements behind them, under an adopted policy. Typed and replayed like the other decisions, so
-    one malformed run can break no report, dashboard or erasure that reads the ledger later."""
+    measurements behind them, under the policy it names (`clgate audit run` requires an adopted one). Typed
+    and replayed like the other decisions, so one malformed run can break no report, dashboard or erasure
+    that reads the ledger later."""
 
     verdict: Decision
     deployment: str = Field(default="default", pattern=NAME)

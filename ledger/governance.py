@@ -786,7 +786,7 @@ def _scheduled(g: Governance, index: int, signer: str, subject: str | None, s: S
     """A run's body is typed and its verdict follows its findings (the model checks both); its deployment
     and policy are not held to the state here. Runs recorded before `audit run` required an adopted policy
     cite the default one, adopted or not: a rule now would fail those ledgers' verification for good. The
-    CLI refuses an unadopted policy, and reports name each run's deployment and policy."""
+    CLI refuses an unadopted policy, and reports and the dashboard name each run's deployment."""
     return None
 
 
