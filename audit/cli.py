@@ -210,6 +210,15 @@ def _check_text(args: list[str]) -> None:
             raise InputError(f"argument {ascii(arg)[:80]} is not valid UTF-8 text") from None
 
 
+def _unexpected(exc: Exception) -> str:
+    """One line for an error no clgate code turned into one: a path the system refuses (a name too long, a
+    folder under a file) names the path; anything else its type, and how to see where it came from."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    first = (str(exc).strip().splitlines() or [""])[0]  # a library's message can run to many lines
+    return f"{type(exc).__name__}: {first} (rerun with --debug for a traceback)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a ClgateError is one line on stderr and its exit code, never a traceback."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -236,19 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     except typer.TyperException as exc:  # usage errors: typer prints them as click would
         exc.show()
         code = exc.exit_code
-    except OSError as exc:  # a path the system refuses: a name too long, a folder that is a file, /proc
-        if debug:
-            raise
-        where = f"{exc.filename}: " if exc.filename else ""
-        first = (exc.strerror or str(exc)).strip().splitlines() or [""]
-        typer.echo(f"error: {mask_secrets(where + first[0], *args)}", err=True)
-        code = 2
     except Exception as exc:
         if debug:
             raise
-        first = (str(exc).strip().splitlines() or [""])[0]  # a library's message can run to many lines
-        message = mask_secrets(f"{type(exc).__name__}: {first}", *args)
-        typer.echo(f"error: {message} (rerun with --debug for a traceback)", err=True)
+        typer.echo(f"error: {mask_secrets(_unexpected(exc), *args)}", err=True)
         code = 2
     code = code if isinstance(code, int) else 0
     if argv is None:

@@ -36,6 +36,7 @@ The rules, in words:
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -181,6 +182,7 @@ class PolicyState:
     adopted_index: int
     retired_index: int | None = None
 
+    @functools.cached_property  # read at every audit replayed: the text is parsed once per policy
     def requirements(self) -> tuple[ApprovalRequirement, WitnessRequirement] | None:
         """The approvals and witnesses this policy's pinned text asks of its audits (None: a text that is not
         a clgate policy's canonical JSON, which pins none). The gate key records them in each audit; the
@@ -620,7 +622,7 @@ def _audited(g: Governance, index: int, signer: str, subject: str | None, a: Aud
         return f"policy {a.policy.name!r} ({a.policy.digest[:19]}…) was not adopted by an admin"
     if policy.retired_index is not None:
         return f"policy {a.policy.name!r} was retired at entry {policy.retired_index}"
-    pinned = policy.requirements()
+    pinned = policy.requirements
     if pinned is not None and (a.approvals, a.witnesses) != pinned:
         return (
             f"the audit asks for {a.approvals.required} approval(s) and {a.witnesses.required} witness(es) as it "
@@ -770,15 +772,13 @@ def _erasure_done(g: Governance, index: int, signer: str, subject: str | None, d
     if running:
         return f"update {running[0]}, trained on the erased data, is still deployed in {deployment!r}"
     # another deployment's alone: measurements are filed by content, so two deployments may share one
-    elsewhere = [
-        e for e in d.evidence_removed if g.evidence_owners(e) and deployment not in g.evidence_owners(e)
-    ]
-    if elsewhere:
-        return (
-            f"measurement {elsewhere[0][:19]}… is evidence of deployment(s) "
-            f"{', '.join(sorted(g.evidence_owners(elsewhere[0])))}, not of {deployment!r}: an erasure removes "
-            "only its own deployment's"
-        )
+    for digest in d.evidence_removed:
+        owners = g.evidence_owners(digest)
+        if owners and deployment not in owners:
+            return (
+                f"measurement {digest[:19]}… is evidence of deployment(s) {', '.join(sorted(owners))}, not "
+                f"of {deployment!r}: an erasure removes only its own deployment's"
+            )
     return None
 
 

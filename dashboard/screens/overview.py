@@ -10,7 +10,7 @@ from clgate.audit import build_lineage, update_status
 from clgate.audit.state import LedgerState
 from clgate.dashboard.context import Context
 from clgate.dashboard.lineage_graph import lineage_dot
-from clgate.ledger import ScheduledRun
+from clgate.ledger import Decision, ScheduledRun
 
 
 def render(ctx: Context) -> None:
@@ -107,5 +107,5 @@ def _blocked_since_deployed(state: LedgerState, deployment: str) -> tuple[int, S
     whoever may record a run (a gate or auditor key) could otherwise bury a failed one under a clean one."""
     changed = max((e.index for e in state.history if e.deployment == deployment), default=-1)
     blocked = [(i, run) for i, run in state.scheduled_runs
-               if run.deployment == deployment and i > changed and run.verdict.value == "block"]  # fmt: skip
+               if run.deployment == deployment and i > changed and run.verdict is Decision.BLOCK]  # fmt: skip
     return blocked[-1] if blocked else None
