@@ -21,8 +21,8 @@ import clgate
 from clgate.atomic import write_bytes_atomic
 from clgate.audit.journal import Journal
 from clgate.audit.state import LedgerState, replay
-from clgate.errors import ClgateError, InputError
-from clgate.ledger import LedgerEntry, UpdateState
+from clgate.errors import ClgateError, InputError, IntegrityError
+from clgate.ledger import LedgerEntry, UpdateState, merkle
 from clgate.redact import display_target
 
 
@@ -182,28 +182,39 @@ def _event_note(e: LedgerEntry) -> str:
     return str(body.get("reason") or body.get("note") or "")
 
 
-def _verification(journal: Journal, cited: list[int]) -> Verification:
-    ledger = journal.ledger
-    size = len(ledger)
+def _verification(journal: Journal, entries: list[LedgerEntry], cited: list[int]) -> Verification:
+    """What the verification at open vouched for (its size, root and checkpoints), with proofs served from
+    the store, each checked against that root: a database writer who changed the stored nodes or
+    checkpoints since cannot put a proof that fails, or a witness nobody verified, in the report."""
+    ledger, size, root = journal.ledger, journal.verified_size, journal.verified_root
     checkpoint = None
-    stored = [cp for cp in ledger.checkpoints() if cp.size <= size]
+    stored = [cp for cp in journal.verified_checkpoints if cp.size <= size]
     if stored:
         cp = max(stored, key=lambda c: c.size)
+        proof = ledger.consistency_proof(cp.size, size)
+        if not merkle.verify_consistency(cp.size, size, cp.root, root, proof):
+            raise IntegrityError(_CHANGED)
         checkpoint = CheckpointInfo(
             size=cp.size,
             root=cp.root.hex(),
             note=cp.to_text(),
             witnesses=[s.name for s in cp.signatures if s.name != cp.origin],
-            consistency_proof=[h.hex() for h in ledger.consistency_proof(cp.size, size)],
+            consistency_proof=[h.hex() for h in proof],
         )
+    proofs = {i: ledger.inclusion_proof(i, size) for i in cited}
+    if not all(merkle.verify_inclusion(entries[i].leaf, i, size, p, root) for i, p in proofs.items()):
+        raise IntegrityError(_CHANGED)
     return Verification(
         verified=True,  # Journal.open refuses a ledger with any problem
         size=size,
-        root=ledger.root().hex(),
+        root=root.hex(),
         log_id=ledger.log_id(),
         checkpoint=checkpoint,
-        inclusion_proofs={i: [h.hex() for h in ledger.inclusion_proof(i, size)] for i in cited},
+        inclusion_proofs={i: [h.hex() for h in p] for i, p in proofs.items()},
     )
+
+
+_CHANGED = "the ledger's stored proofs changed after it verified; run `clgate ledger verify`"
 
 
 def _indices(rows: list[Any]) -> str:
@@ -294,7 +305,7 @@ def build_report(journal: Journal, start: date, end: date, label: str) -> Compli
     """Everything the ledger proves about [start, end] (inclusive UTC days)."""
     if end < start:
         raise InputError(f"--to {end} is before --from {start}")
-    entries = list(journal.ledger.entries())
+    entries = journal.verified_entries()
     if not entries:
         raise InputError(f"{display_target(label)}: the ledger is empty")
     # each signer's clock sets its entries' timestamps: the period is the run of entries from the first
@@ -309,7 +320,7 @@ def build_report(journal: Journal, start: date, end: date, label: str) -> Compli
         )
     in_period = entries[after[0] : before[-1] + 1]
     state = replay(entries[: before[-1] + 1], journal.ledger.trust)
-    names = {kid: k.name or kid[:12] for kid, k in journal.ledger.key_ring().keys.items()}
+    names = {kid: k.name or kid[:12] for kid, k in state.governance.ring.keys.items()}
     events: dict[str, list[Event]] = {}
     for e in in_period:
         if e.type in UPDATE_EVENTS and "update_id" in e.body:
@@ -346,7 +357,7 @@ def build_report(journal: Journal, start: date, end: date, label: str) -> Compli
     scheduled = [
         ScheduledSection(
             index=i,
-            timestamp=journal.ledger.get(i).timestamp,
+            timestamp=entries[i].timestamp,
             deployment=run.deployment,
             decision=run.verdict.value,
             findings=[f.model_dump(mode="json") for f in run.findings],
@@ -379,7 +390,7 @@ def build_report(journal: Journal, start: date, end: date, label: str) -> Compli
         dated_outside=dated_outside,
         updates=updates,
         scheduled=scheduled,
-        verification=_verification(journal, cited),
+        verification=_verification(journal, entries, cited),
         mapping=[],
     )
     return report.model_copy(update={"mapping": _mapping(report)})

@@ -67,7 +67,7 @@ def request(
     with open_journal(ledger, key, trust) as journal:
         policy_loaded = load_policy(policy) if gate_key else None
         if policy_loaded is not None:
-            check_policy(policy_loaded, journal)  # before anything is written
+            check_policy(policy_loaded, journal, [deployment])  # before anything is written
         # the base the new store is gated on, checked before anything is written
         base = _base_to_gate_on(journal, deployment, parent) if gate_key else None
         requested = request_erasure(journal, deployment, matcher, out, memory)

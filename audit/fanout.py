@@ -104,7 +104,7 @@ def reaudit(job: ReauditJob) -> ReauditOutcome:
             assert resumed is not None
             return replace(outcome, update_id=resumed.update_id, decision=resumed.decision)
         policy = load_policy(s.policy)
-        check_policy(policy, journal)
+        check_policy(policy, journal, [stale.deployment])
         request = _request(state, stale)
         run = GateRun(
             out_dir=s.out_dir / stale.update_id,
@@ -149,8 +149,9 @@ def run_reaudits(
     """Re-gate every stale update of every deployment; the ledger alone says what is left to do."""
     with Journal.open(settings.ledger, None, settings.trust) as journal:
         state = journal.state()
-        check_policy(load_policy(settings.policy), journal)  # before any job starts
-    stale = pending_jobs(state)
+        stale = pending_jobs(state)
+        # before any job starts: adopted, and for every deployment a job re-gates
+        check_policy(load_policy(settings.policy), journal, [u.deployment for u in stale])
     if announce:
         announce(stale)
     waves = [[ReauditJob(u.update_id, settings) for u in wave] for wave in reaudit_waves(stale)]
@@ -234,7 +235,7 @@ def run_scheduled(
     """The scheduled audit of every deployment's memory store, one job each, where `workers` says."""
     with Journal.open(ledger, None, trust) as journal:
         stores = fleet_memories(journal.state(), live)
-    load_policy(policy)  # a malformed policy is bad input before any job starts
+        check_policy(load_policy(policy), journal, stores)  # bad input before any job starts
     jobs = [ScheduledJob(d, p, ledger, trust, key, policy, cache_dir) for d, p in stores.items()]
     return [
         r.value or ScheduledOutcome(job.deployment, job.store, error=r.error)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -127,13 +127,16 @@ class GateRequest:
             raise InputError("--parent (the promoted model the update applies to) is required")
         if self.served is not None and kinds[0] == "memory":
             raise InputError("a memory update runs no model: --served-* options do not apply")
-        if not re.fullmatch(NAME, self.deployment):
-            raise InputError(
-                f"--deployment {self.deployment!r}: a name of letters, digits, '.', '_' and '-' (at most 64)"
-            )
+        check_deployment_name(self.deployment)
         if self.supersedes is not None and not re.fullmatch(UPDATE_ID, self.supersedes):
             raise InputError(f"--supersedes {self.supersedes!r}: not an update id (16 hex digits)")
         return kinds[0]
+
+
+def check_deployment_name(name: str) -> None:
+    """A deployment name the ledger records: bad input here, not a refused entry after the work."""
+    if not re.fullmatch(NAME, name):
+        raise InputError(f"--deployment {name!r}: a name of letters, digits, '.', '_' and '-' (at most 64)")
 
 
 @dataclass(frozen=True)
@@ -604,14 +607,15 @@ def _check_suite_names(policy: Policy) -> None:
             )
 
 
-def check_policy(policy: Policy, journal: Journal) -> None:
-    """A gate judges only by a sound policy that an admin adopted here (and did not retire)."""
+def check_policy(policy: Policy, journal: Journal, deployments: Iterable[str] = ()) -> None:
+    """A gate judges only by a sound policy that an admin adopted here (and did not retire) for each of
+    `deployments` it is to judge."""
     check_policy_sound(policy)
     governance = journal.ledger.governance()
-    for deployment, pinned in policy.anchors.items():
-        if governance.anchor(deployment, pinned) is None:
+    for anchored, pinned in policy.anchors.items():
+        if governance.anchor(anchored, pinned) is None:
             raise PolicyError(
-                f"{policy.name}: anchors.{deployment} = {pinned!r} is no base deployment {deployment!r} "
+                f"{policy.name}: anchors.{anchored} = {pinned!r} is no base deployment {anchored!r} "
                 "was promoted to"
             )
     adopted = governance.policies.get(policy.digest)
@@ -620,6 +624,13 @@ def check_policy(policy: Policy, journal: Journal) -> None:
             f"policy {policy.name!r} ({policy.digest[:19]}…) is not adopted in this ledger; an admin adopts it "
             "with `clgate policy adopt FILE --key ADMIN_KEY`"
         )
+    for deployment in sorted(set(deployments)):
+        scope = adopted.scope_refusal(deployment)
+        if scope:
+            raise PolicyError(
+                f"{scope}; an admin retires it (`clgate policy retire FILE`) and adopts it again with "
+                "every deployment it judges"
+            )
 
 
 def check_policy_sound(policy: Policy) -> None:
@@ -710,12 +721,12 @@ def plan_gate(
 ) -> GatePlan:
     """Resolve a gate run, cheapest first: the policy, the proposal, its lineage and servers (the ledger
     alone); then the files, the models, the anchor and the regression set. Bad input raises here."""
-    check_policy(policy, journal)
     run.check_folders()
     state = journal.state()
     update = state.find(ref)
     if update is None:
         raise InputError(f"no proposal {ref!r} in the ledger (propose it with `clgate propose`)")
+    check_policy(policy, journal, [update.deployment])
     if update.audit_index is not None:
         raise InputError(
             f"update {update.update_id} was already audited at entry {update.audit_index}; "

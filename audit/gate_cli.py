@@ -7,6 +7,7 @@ service audits (gate key), people approve and promote (approver keys), admins ad
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from clgate.audit.ci_formats import RENDERERS, OutputFormat, append_step_summary
 from clgate.audit.gate import (
     GateRequest,
     GateRun,
+    check_deployment_name,
     check_policy,
     check_policy_sound,
     gate_seal,
@@ -34,7 +36,8 @@ from clgate.audit.policy import load_policy
 from clgate.audit.result import GateResult
 from clgate.audit.signing import UpstreamSignature
 from clgate.errors import InputError
-from clgate.ledger import PASSPHRASE_ENV, PolicyAdopted, release_lines
+from clgate.ledger import PASSPHRASE_ENV, PolicyAdopted, PolicyRetired, release_lines
+from clgate.ledger.entries import DIGEST
 from clgate.runtime import ServedPair
 from clgate.runtime.cli import (
     DEVICE,
@@ -254,7 +257,8 @@ def gate(
     run.placement()  # an unknown device or dtype, or CUDA asked for and absent: exit 2 before any write
     summary = ci_outputs(junit)
     with open_journal(ledger, key, trust) as journal:  # the ledger is verified once, here
-        check_policy(loaded_policy, journal)  # before anything is written
+        # before anything is written; a proposed UPDATE's deployment is its proposal's (plan_gate checks it)
+        check_policy(loaded_policy, journal, [deployment] if update is None else [])
         manifests = None
         if proposer_key is not None:
             proposed = propose(
@@ -384,11 +388,40 @@ def adopt(
     ledger: str = LedgerOpt,
     key: Path = typer.Option(..., "--key", help="an admin key"),
     trust: Path = TrustOpt,
+    deployments: list[str] = typer.Option(
+        [], "--deployment", help="only for this deployment (repeat for more; none: every deployment)"
+    ),
 ) -> None:
-    """Pin a policy (validated, by the digest of its canonical JSON) that gates may judge by."""
+    """Pin a policy (validated, by the digest of its canonical JSON) that gates may judge by: gates and
+    scheduled audits of the deployments named, or of every deployment."""
     loaded = load_policy(policy)
     check_policy_sound(loaded)  # a policy no gate could judge by is refused once, not at every gate
-    body = PolicyAdopted(name=loaded.name, digest=loaded.digest, text=loaded.canonical_text)
+    for name in deployments:
+        check_deployment_name(name)
+    scope = sorted(set(deployments)) or None
+    body = PolicyAdopted(
+        name=loaded.name, digest=loaded.digest, text=loaded.canonical_text, deployments=scope
+    )
     with open_journal(ledger, key, trust) as journal:
         index = journal.append(body, loaded.digest)
-    typer.echo(f"adopted policy {loaded.name} {loaded.digest} at entry {index}")
+    where = f" for deployment(s) {', '.join(scope)}" if scope else ""
+    typer.echo(f"adopted policy {loaded.name} {loaded.digest}{where} at entry {index}")
+
+
+@policy_app.command("retire")
+def retire(
+    policy: str = typer.Argument(..., help="the adopted policy's TOML, or its digest (sha256:…)"),
+    reason: str = typer.Option(..., "--reason", help="why no gate may judge by it any more"),
+    ledger: str = LedgerOpt,
+    key: Path = typer.Option(..., "--key", help="an admin key"),
+    trust: Path = TrustOpt,
+) -> None:
+    """Stop gates and scheduled audits judging by an adopted policy (to adopt it again for other
+    deployments, or for none); what it judged stays recorded."""
+    digest = policy if re.fullmatch(DIGEST, policy) else load_policy(Path(policy)).digest
+    with open_journal(ledger, key, trust) as journal:
+        adopted = journal.ledger.governance().policies.get(digest)
+        if adopted is None or adopted.retired_index is not None:
+            raise InputError(f"policy {digest} is not adopted in this ledger")
+        index = journal.append(PolicyRetired(digest=digest, reason=reason), digest)
+    typer.echo(f"retired policy {adopted.name} {digest} at entry {index}")

@@ -23,14 +23,16 @@ from clgate.audit.evidence import EvidenceStore
 from clgate.audit.policy import Policy
 from clgate.audit.state import LedgerState
 from clgate.audit.verdict import Verdict
-from clgate.errors import InputError
+from clgate.errors import InputError, IntegrityError
 from clgate.ledger import (
     AppendRefused,
     AuditRecord,
     Block,
+    CheckpointNote,
     EntryBody,
     JudgedWith,
     Ledger,
+    LedgerEntry,
     Proposal,
     SeenHeads,
     Trust,
@@ -38,6 +40,8 @@ from clgate.ledger import (
     key_id,
     load_private_key,
     load_trust,
+    merkle,
+    parse_entry,
     passphrase_from_env,
 )
 from clgate.redact import display_target
@@ -79,6 +83,9 @@ class Journal:
     signer: Ed25519PrivateKey | None
     lock_dir: Path
     evidence: EvidenceStore
+    verified_size: int
+    verified_root: bytes
+    verified_checkpoints: list[CheckpointNote]
 
     @classmethod
     def open(
@@ -96,14 +103,26 @@ class Journal:
         home = ledger_home(target, evidence_dir)
         lock_dir, evidence = home / ".clgate-locks", evidence_store(target, evidence_dir)
         ledger = Ledger.open(target, anchors)
-        problems = ledger.verify(seen=seen or SeenHeads())
-        if problems:
+        report = ledger.verify_report(seen=seen or SeenHeads())
+        if report.problems:
             ledger.close()
             raise InputError(
-                f"ledger {display_target(target)} fails verification ({len(problems)} problem(s), "
-                f"first: {problems[0]}); refusing to use it"
+                f"ledger {display_target(target)} fails verification ({len(report.problems)} problem(s), "
+                f"first: {report.problems[0]}); refusing to use it"
             )
-        return cls(ledger, signer, lock_dir, evidence)
+        return cls(ledger, signer, lock_dir, evidence, report.size, report.root, report.checkpoints)
+
+    def verified_entries(self) -> list[LedgerEntry]:
+        """The entries verified when this journal opened, read again and held to the tree head verified then:
+        an entry changed in the database since, or one appended since unverified, never reaches a report
+        that says the ledger verified."""
+        leaves = [leaf for _, leaf in self.ledger.store.read(stop=self.verified_size)]
+        if len(leaves) != self.verified_size or (leaves and merkle.root(leaves) != self.verified_root):
+            raise IntegrityError(
+                f"the ledger's first {self.verified_size} entries changed after they verified; "
+                "run `clgate ledger verify`"
+            )
+        return [parse_entry(index, leaf) for index, leaf in enumerate(leaves)]
 
     def close(self) -> None:
         self.ledger.close()

@@ -108,7 +108,7 @@ def gate(
     run.placement()
     summary = ci_outputs(junit)
     with open_journal(ledger, key, trust) as journal:
-        check_policy(loaded_policy, journal)
+        check_policy(loaded_policy, journal, [deployment])
         registry = Registry(tracking_uri)
         version = registry.version(ref)
         folder = re.sub(r"[^A-Za-z0-9._-]", "_", f"{ref.name}-v{ref.version}")
@@ -142,6 +142,7 @@ def promote(
     key: Path = KeyOpt,
     trust: Path = TrustOpt,
     download: Path = DownloadOpt,
+    deployment: str = DeploymentOpt,
 ) -> None:
     """Promote a gated version (approver key), re-hashing its artifacts first, then tag it and set the alias.
 
@@ -150,10 +151,10 @@ def promote(
     """
     ref = _version_and_alias(model_uri, alias)
     with open_journal(ledger, key, trust) as journal:
-        promoted = promote_version(journal, Registry(tracking_uri), ref, alias, download)
+        promoted = promote_version(journal, Registry(tracking_uri), ref, alias, deployment, download)
     typer.echo(
-        f"promoted {ref.uri} (update {promoted.update.update_id}) at entry {promoted.promotion_index}; "
-        f"alias {alias!r} set"
+        f"promoted {ref.uri} (update {promoted.update.update_id}, deployment {deployment!r}) at entry "
+        f"{promoted.promotion_index}; alias {alias!r} set"
     )
 
 
@@ -167,6 +168,7 @@ def rollback(
     key: Path = KeyOpt,
     trust: Path = TrustOpt,
     download: Path = DownloadOpt,
+    deployment: str = DeploymentOpt,
 ) -> None:
     """Roll the ledger back to a version promoted earlier (re-hashing its artifacts first), then point the
     alias at it again and tag the version it replaces with the rollback entry.
@@ -176,8 +178,10 @@ def rollback(
     """
     ref = _version_and_alias(model_uri, alias)
     with open_journal(ledger, key, trust) as journal:
-        restored = rollback_to_version(journal, Registry(tracking_uri), ref, alias, reason, download)
+        restored = rollback_to_version(
+            journal, Registry(tracking_uri), ref, alias, reason, deployment, download
+        )
     typer.echo(
-        f"rolled back to {ref.uri} (update {restored.update.update_id}) at entry {restored.promotion_index}; "
-        f"alias {alias!r} set"
+        f"rolled back to {ref.uri} (update {restored.update.update_id}, deployment {deployment!r}) at entry "
+        f"{restored.promotion_index}; alias {alias!r} set"
     )

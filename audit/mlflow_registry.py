@@ -97,6 +97,7 @@ class Promoted:
         assert self.update.decision is not None and self.update.audit_index is not None
         return {
             "clgate.update_id": self.update.update_id,
+            "clgate.deployment": self.update.deployment,
             "clgate.decision": self.update.decision,
             "clgate.audit_entry": str(self.update.audit_index),
             "clgate.rollback_entry" if self.restored else "clgate.promotion_entry": str(self.promotion_index),
@@ -185,13 +186,17 @@ class Registry:
             self._client.set_registered_model_alias(ref.name, promoted.alias, ref.version)
 
 
-def gated_update(state: LedgerState, version: RegisteredVersion) -> UpdateState:
-    """The latest proposal of `version` in the ledger (a later one re-audits an earlier one)."""
-    found = [u for u in state.updates.values() if version.proposed_in(u.proposal)]
+def gated_update(state: LedgerState, version: RegisteredVersion, deployment: str) -> UpdateState:
+    """The latest proposal of `version` for `deployment` in the ledger (a later one re-audits an earlier one):
+    never another deployment's, or a version blocked for production could be promoted through the verdict
+    a sandbox gave it."""
+    found = [
+        u for u in state.updates.values() if u.deployment == deployment and version.proposed_in(u.proposal)
+    ]
     if not found:
         raise InputError(
-            f"{version.ref.uri} (run {version.run_id or 'none'}) was never gated in this ledger: "
-            "run `clgate mlflow gate` first"
+            f"{version.ref.uri} (run {version.run_id or 'none'}) was never gated for deployment "
+            f"{deployment!r} in this ledger: run `clgate mlflow gate --deployment {deployment}` first"
         )
     return max(found, key=lambda u: u.proposed_index)
 
@@ -235,9 +240,15 @@ def _same_bytes(
 
 
 def promote_version(
-    journal: Journal, registry: Registry, ref: VersionRef, alias: str, workdir: Path | None = None
+    journal: Journal,
+    registry: Registry,
+    ref: VersionRef,
+    alias: str,
+    deployment: str,
+    workdir: Path | None = None,
 ) -> Promoted:
-    """Promote the update that gated `ref` (unless the ledger already deploys it), then move `alias` to it.
+    """Promote the update that gated `ref` for `deployment` (unless the ledger already deploys it), then move
+    `alias` to it.
 
     Refused before anything is downloaded when the ledger forbids the promotion (block, rollback,
     missing approvals); refused when the version's bytes now hash to anything but the
@@ -245,7 +256,7 @@ def promote_version(
     """
     version = registry.version(ref)
     state = journal.state()
-    update = gated_update(state, version)
+    update = gated_update(state, version, deployment)
     deployed = state.is_deployed(update)
     refusal = None if deployed else actions.promotion_refusal(state, update, journal.signer_id)
     ring, size = state.governance.ring, len(journal.ledger)
@@ -268,9 +279,10 @@ def rollback_to_version(
     ref: VersionRef,
     alias: str,
     reason: str,
+    deployment: str,
     workdir: Path | None = None,
 ) -> Promoted:
-    """Restore the update that gated `ref` in the ledger (`rollback.done`), then point `alias` at it again.
+    """Restore the update that gated `ref` for `deployment` in the ledger (`rollback.done`), then point `alias` at it again.
 
     Refused before anything is recorded when the ledger forbids the rollback (never deployed, blocked,
     already rolled back, built on another base) or when the version's bytes no longer hash to what was
@@ -279,7 +291,7 @@ def rollback_to_version(
     """
     version = registry.version(ref)
     state = journal.state()
-    update = gated_update(state, version)
+    update = gated_update(state, version, deployment)
     refusal = state.governance.rollback_refusal(update)
     if refusal:
         raise InputError(f"rollback refused: {refusal}")

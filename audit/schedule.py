@@ -200,7 +200,7 @@ def scheduled_audit(
         raise InputError("give at least one --deployed path (model directory, adapter or memory store)")
     # an adopted policy, as a gate's: a run judged by a policy nobody adopted is no monitoring evidence, and
     # a misspelt scheduled check would be skipped and the run recorded clean
-    check_policy(policy, journal)
+    check_policy(policy, journal, [deployment])
     state = journal.state()
     if deployment != DEFAULT_DEPLOYMENT and deployment not in state.governance.deployments():
         raise InputError(f"no deployment {deployment!r} in the ledger")  # a typo would record a phantom run

@@ -573,11 +573,14 @@ def _policy_subject(body: Any) -> str:
     "policy.adopted", {"admin"}, needs_subject=True, subject_of=_policy_subject, subject_label="body.digest"
 )
 class PolicyAdopted(EntryBody):
-    """Pins a policy (its exact text) that gates may judge by; the digest is SHA-256 of `text`."""
+    """Pins a policy (its exact text) that gates may judge by; the digest is SHA-256 of `text`. With
+    `deployments`, only audits and scheduled runs of those deployments may cite it: a policy adopted for a
+    sandbox is then no way for a gate key to wave production updates through."""
 
     name: str = Field(min_length=1)
     digest: str = Field(pattern=DIGEST)
     text: str = Field(min_length=1)
+    deployments: list[Annotated[str, Field(pattern=NAME)]] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _digest_of_text(self) -> PolicyAdopted:

@@ -10,8 +10,8 @@ The rules, in words:
 - an update's id is derived from its proposal, and each id is proposed once; a proposal that supersedes
   another (a re-audit) proposes the same candidate bytes, kind and deployment;
 - each proposal is audited once, by a gate key that is not the proposer's, under a policy an
-  admin adopted (and did not retire), asking the approvals and witnesses that policy pins; an audit
-  never clears a block or deploys anything;
+  admin adopted (and did not retire) for the update's deployment (or for every deployment), asking the
+  approvals and witnesses that policy pins; an audit never clears a block or deploys anything;
 - an update is promoted only if audited, its audit did not decide `block`, it was neither blocked
   nor rolled back nor proposed again on its base, with enough approvals for a `review` (distinct keys not revoked
   since, neither the proposer's nor the gate's, by name, from the policy's approvers by key id or
@@ -181,6 +181,16 @@ class PolicyState:
     text: str
     adopted_index: int
     retired_index: int | None = None
+    deployments: frozenset[str] | None = None  # None: any deployment's
+
+    def scope_refusal(self, deployment: str) -> str | None:
+        """Why an audit or run of `deployment` may not cite this policy (None: it may)."""
+        if self.deployments is None or deployment in self.deployments:
+            return None
+        return (
+            f"policy {self.name!r} was adopted for deployment(s) {', '.join(sorted(self.deployments))} only, "
+            f"not {deployment!r}"
+        )
 
     @functools.cached_property  # read at every audit replayed: the text is parsed once per policy
     def requirements(self) -> tuple[ApprovalRequirement, WitnessRequirement] | None:
@@ -622,6 +632,9 @@ def _audited(g: Governance, index: int, signer: str, subject: str | None, a: Aud
         return f"policy {a.policy.name!r} ({a.policy.digest[:19]}…) was not adopted by an admin"
     if policy.retired_index is not None:
         return f"policy {a.policy.name!r} was retired at entry {policy.retired_index}"
+    scope = policy.scope_refusal(update.deployment)
+    if scope:
+        return scope
     pinned = policy.requirements
     if pinned is not None and (a.approvals, a.witnesses) != pinned:
         return (
@@ -783,11 +796,13 @@ def _erasure_done(g: Governance, index: int, signer: str, subject: str | None, d
 
 
 def _scheduled(g: Governance, index: int, signer: str, subject: str | None, s: ScheduledRun) -> str | None:
-    """A run's body is typed and its verdict follows its findings (the model checks both); its deployment
-    and policy are not held to the state here. Runs recorded before `audit run` required an adopted policy
-    cite the default one, adopted or not: a rule now would fail those ledgers' verification for good. The
-    CLI refuses an unadopted policy, and reports and the dashboard name each run's deployment."""
-    return None
+    """A run's body is typed and its verdict follows its findings (the model checks both). Whether its policy
+    was adopted is not held to the state here: runs recorded before `audit run` required an adopted policy
+    cite the default one, adopted or not, and a rule now would fail those ledgers' verification for good (the
+    CLI refuses an unadopted policy). A policy adopted for some deployments only, which no earlier ledger
+    holds, is held to them."""
+    policy = g.policies.get(s.policy.digest) if s.policy is not None else None
+    return policy.scope_refusal(s.deployment) if policy is not None else None
 
 
 def _signed(g: Governance, index: int, signer: str, subject: str | None, s: ArtifactSigned) -> str | None:
@@ -868,7 +883,8 @@ def _apply_rolled_back(g: Governance, index: int, signer: str, rb: EntryBody, ti
 
 def _apply_adopted(g: Governance, index: int, signer: str, p: EntryBody, timestamp: str) -> None:
     assert isinstance(p, PolicyAdopted)
-    g.policies[p.digest] = PolicyState(p.name, p.digest, p.text, index)
+    scope = frozenset(p.deployments) if p.deployments is not None else None
+    g.policies[p.digest] = PolicyState(p.name, p.digest, p.text, index, deployments=scope)
 
 
 def _apply_retired(g: Governance, index: int, signer: str, p: EntryBody, timestamp: str) -> None:

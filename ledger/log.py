@@ -470,6 +470,7 @@ class Ledger:
             report.problems.extend(check_since(cp, report, proof))
         for cp in stored:
             report.problems.extend(stray_signatures(cp, report))
+        report.checkpoints = stored
         report.problems.extend(report.claim_problems(lambda size: merkle.root_from(_nodes_of(report), size)))
         report.problems.extend(trust_problems(trust, report))
         if last_seen is not None:

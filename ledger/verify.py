@@ -48,6 +48,7 @@ class Report:
     frontier: Frontier = field(default_factory=Frontier)
     nodes: dict[tuple[int, int], bytes] = field(default_factory=dict)
     last_hash: bytes = b""
+    checkpoints: list[CheckpointNote] = field(default_factory=list)  # the stored ones this report checked
 
     @property
     def ok(self) -> bool:

@@ -143,6 +143,15 @@ def test_a_policy_pins_another_promoted_base_as_anchor(chain, capsys) -> None:
     assert gate(models[1], models[2], policy_file=repinned) == 0
     promote_last()
     assert gate(models[2], models[3], policy_file=repinned) == 0  # 4 from the pinned m1, not 6 from m0
+    scoped = tmp_path / "scoped.toml"  # pinning default's anchor, adopted for default only
+    scoped.write_text(repinned.read_text().replace('name = "chain"', 'name = "scoped"'))
+    assert run("policy", "adopt", str(scoped), "--deployment", "default", key="admin") == 0
+    capsys.readouterr()
+    assert gate(models[2], models[3], "--deployment", "other", policy_file=scoped) == 2  # nothing written
+    err = capsys.readouterr().err
+    assert "'scoped' was adopted for deployment(s) default only, not 'other'; an admin retires it" in err
+    with Journal.open(tmp_path / "ledger" / "ledger.db", None, tmp_path / "ledger" / "trust.toml") as journal:
+        assert "other" not in {u.deployment for u in journal.state().updates.values()}
     wrong = tmp_path / "wrong.toml"
     wrong.write_text(POLICY + '\n[anchors]\ndefault = "upd-not-a-base"\n')
     assert run("policy", "adopt", str(wrong), key="admin") == 0

@@ -72,6 +72,39 @@ def test_a_policy_no_admin_adopted_is_refused_before_anything_is_written(
     assert world.gate("--adapter", str(world.adapter("b", 9.0)), "--policy", str(lax)) == 10
 
 
+def test_a_policy_adopted_for_another_deployment_is_refused_before_anything_is_written(
+    world, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    """The gate key cites the lax policy adopted for a sandbox to gate a production update: exit 2, nothing
+    recorded (the ledger would refuse the audit after the proposal was written)."""
+    lax = tmp_path / "lax.toml"
+    lax.write_text(POLICY.replace("fail_above = 5.0", "fail_above = 1000.0"))
+    assert world.run("policy", "adopt", str(lax), "--deployment", "bad name", key="admin") == 2
+    assert "--deployment 'bad name': a name of letters" in capsys.readouterr().err
+    assert world.run("policy", "adopt", str(lax), "--deployment", "sandbox", key="admin") == 0
+    assert "for deployment(s) sandbox at entry" in capsys.readouterr().out
+    before = _size(world)
+    assert world.gate("--adapter", str(world.adapter("a", 9.0)), "--policy", str(lax)) == 2
+    assert "was adopted for deployment(s) sandbox only, not 'default'" in capsys.readouterr().err
+    assert _size(world) == before
+    update = _propose(world, world.adapter("c", 0.0), tiny_model, capsys)  # and a proposal gated later
+    assert world.run("gate", update, "--policy", str(lax), "--out", str(tmp_path / "o"), key="gate") == 2
+    assert "was adopted for deployment(s) sandbox only, not 'default'" in capsys.readouterr().err
+    assert world.state().updates[update].audit_index is None
+    sandboxed = ("--adapter", str(world.adapter("b", 9.0)), "--policy", str(lax), "--deployment", "sandbox")
+    assert world.gate(*sandboxed) == 10
+    # what the refusal says to do: retire it, adopt it again with every deployment it judges
+    assert world.run("policy", "retire", str(lax), "--reason", "judges production too", key="gate") == 2
+    assert "may not sign policy.retired (needs admin)" in capsys.readouterr().err
+    assert world.run("policy", "retire", str(lax), "--reason", "judges production too", key="admin") == 0
+    assert world.run("policy", "retire", str(lax), "--reason", "again", key="admin") == 2
+    assert "is not adopted in this ledger" in capsys.readouterr().err
+    both = ("--deployment", "sandbox", "--deployment", "default")
+    assert world.run("policy", "adopt", str(lax), *both, key="admin") == 0
+    assert "for deployment(s) default, sandbox at entry" in capsys.readouterr().out
+    assert world.run("gate", update, "--policy", str(lax), "--out", str(tmp_path / "o"), key="gate") == 0
+
+
 def test_an_artifact_changed_after_it_was_proposed_is_blocked(
     world, tiny_model: Path, tmp_path: Path, capsys
 ) -> None:

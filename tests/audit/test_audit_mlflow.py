@@ -125,7 +125,7 @@ def mlflow_gate(world, uri: str, model_uri: str, tiny_model: Path, tmp_path: Pat
     )
 
 
-def mlflow_promote(world, uri: str, model_uri: str) -> int:
+def mlflow_promote(world, uri: str, model_uri: str, *args: str) -> int:
     return world.run(
         "mlflow",
         "promote",
@@ -135,6 +135,7 @@ def mlflow_promote(world, uri: str, model_uri: str) -> int:
         uri,
         "--alias",
         "champion",
+        *args,
         key="approver",
     )
 
@@ -181,7 +182,10 @@ def test_gated_version_gets_alias_and_tags_blocked_one_never(
     assert mlflow_promote(world, tracking_uri, f"models:/lora-a/{bad}") == 2
     assert "promotion refused: update" in (line := error_line(capsys)) and "blocked by its audit" in line
     assert mlflow_promote(world, tracking_uri, f"models:/lora-a/{unaudited}") == 2
-    assert "was never gated in this ledger" in error_line(capsys)
+    assert "was never gated for deployment 'default' in this ledger" in error_line(capsys)
+    # a verdict for one deployment is none for another: the blocked version is no sandbox's either
+    assert mlflow_promote(world, tracking_uri, f"models:/lora-a/{bad}", "--deployment", "sandbox") == 2
+    assert "was never gated for deployment 'sandbox' in this ledger" in error_line(capsys)
     assert client.get_registered_model("lora-a").aliases == {}
 
     assert mlflow_promote(world, tracking_uri, f"models:/lora-a/{good}") == 0
@@ -191,6 +195,7 @@ def test_gated_version_gets_alias_and_tags_blocked_one_never(
     assert champion.version == good
     assert champion.tags == {
         "clgate.update_id": update.update_id,
+        "clgate.deployment": "default",
         "clgate.decision": "promote",
         "clgate.audit_entry": str(update.audit_index),
         "clgate.promotion_entry": str(state.updates[update.update_id].promoted_index),

@@ -9,9 +9,13 @@ from pathlib import Path
 import pytest
 
 from clgate.audit.cli import main
+from clgate.audit.compliance import build_report
 from clgate.audit.gate_checks import GATE_CHECKS
+from clgate.audit.journal import Journal
 from clgate.demo import bootstrap_ledger
-from clgate.ledger import Ledger, load_private_key, merkle
+from clgate.errors import IntegrityError
+from clgate.ledger import Ledger, Note, Proposal, ProposalContent, generate_key, load_private_key, merkle
+from clgate.ledger.checkpoint import cosign, sign_checkpoint
 
 TODAY = datetime.now(UTC).date()
 SECTIONS = (
@@ -234,3 +238,43 @@ def test_missing_and_tampered_ledgers_are_refused(tmp_path: Path, capsys) -> Non
         capsys.readouterr().err.strip()
         == f"error: {tmp_path / 'none.db'}: no such ledger (create one with `clgate ledger init`)"
     )
+
+
+def test_a_report_holds_only_what_verified(tmp_path: Path) -> None:
+    """A database writer racing a report: an entry appended after its verification, or a checkpoint with a
+    witness nobody verified, is not in it; stored proofs or an entry changed after it stop it (exit 1)."""
+    boot = bootstrap_ledger(tmp_path / "ledger")
+    pipeline = load_private_key(boot.keys["pipeline"])
+    digest = "sha256:" + "1" * 64
+    artifacts = {"parent": {"kind": "model", "uri": "/p", "digest": "sha256:" + "f" * 64},
+                 "candidate": {"kind": "model", "uri": "/c", "digest": digest}}  # fmt: skip
+    body = {"kind": "model", "base": digest, "artifacts": artifacts, "nonce": "0" * 16, "pipeline": {}}
+    with Ledger.open(boot.ledger) as ledger:
+        proposed = ledger.append(Proposal.of(ProposalContent.model_validate(body)), pipeline, digest).index
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        size = journal.verified_size
+        with Ledger.open(boot.ledger) as other:  # another writer, after the verification
+            other.append(Note(text="appended after the report verified"), pipeline)
+            rogue = generate_key()
+            forged = cosign(
+                sign_checkpoint(other.log_id(), size, b"\x42" * 32, rogue), rogue, "witness.example"
+            )
+            other.store.add_checkpoint(forged.size, forged.to_bytes())
+        r = build_report(journal, TODAY, TODAY, str(boot.ledger)).verification
+        assert (r.size, len(journal.ledger), r.checkpoint) == (size, size + 1, None)
+        leaves = [e.leaf for e in journal.verified_entries()]
+        assert r.root == journal.verified_root.hex() == merkle.root(leaves).hex()
+        assert list(r.inclusion_proofs) == [proposed]
+        con = sqlite3.connect(boot.ledger)
+        con.execute("UPDATE ledger_nodes SET hash = zeroblob(32)")
+        con.commit()
+        with pytest.raises(IntegrityError, match="stored proofs changed after it verified"):
+            build_report(journal, TODAY, TODAY, str(boot.ledger))
+        con.execute(
+            "UPDATE ledger_entries SET envelope = CAST(replace(CAST(envelope AS TEXT), 'a', 'b') AS BLOB) "
+            "WHERE idx = 1"
+        )
+        con.commit()
+        con.close()
+        with pytest.raises(IntegrityError, match=f"first {size} entries changed after they verified"):
+            build_report(journal, TODAY, TODAY, str(boot.ledger))

@@ -162,11 +162,13 @@ class Flow:
         self.policy = self.adopt("p1")
         self._n = 0
 
-    def adopt(self, name: str, **pins) -> PolicyRef:
-        """A policy pinning `pins` (its `approvals`, `witnesses`), as the audit layer writes one."""
+    def adopt(self, name: str, deployments: list[str] | None = None, **pins) -> PolicyRef:
+        """A policy pinning `pins` (its `approvals`, `witnesses`), as the audit layer writes one, adopted for
+        `deployments` (None: every deployment)."""
         text = canonical_json({"name": name, **pins}).decode()
         digest = policy_text_digest(text)
-        self.ledger.append(PolicyAdopted(name=name, digest=digest, text=text), self.keys["admin"], digest)
+        body = PolicyAdopted(name=name, digest=digest, text=text, deployments=deployments)
+        self.ledger.append(body, self.keys["admin"], digest)
         return PolicyRef(name=name, digest=digest)
 
     def proposal(

@@ -880,3 +880,27 @@ def test_an_erasure_request_is_withdrawn_only_by_the_admin_quorum(db_url: str, k
         ):
             led.append(done, keys["auditor"], rid)
         assert led.verify() == []
+
+
+def test_a_policy_adopted_for_some_deployments_judges_only_theirs(flow) -> None:
+    """A gate key cited the lax policy an admin adopted for a sandbox to wave a production update, or a
+    production run, through; the ledger holds each audit and scheduled run to its policy's deployments."""
+    from clgate.ledger import ScheduledRun
+
+    sandbox = flow.adopt("sandbox", deployments=["sandbox"])
+    p = flow.propose()  # of deployment "default"
+    with pytest.raises(
+        AppendRefused, match=r"policy 'sandbox' was adopted for deployment\(s\) sandbox only, not 'default'"
+    ):
+        flow.audit(p, policy=sandbox)
+    run = ScheduledRun(verdict="promote", deployment="default", policy=sandbox)
+    with pytest.raises(AppendRefused, match="not 'default'"):
+        flow.ledger.append(run, flow.keys["gate"])
+    flow.ledger.append(
+        ScheduledRun(verdict="promote", deployment="sandbox", policy=sandbox), flow.keys["gate"]
+    )
+    flow.audit(p, policy=flow.adopt("both", deployments=["default", "sandbox"]))
+    assert not _problems(flow.ledger)
+    q = flow.propose()
+    forced = flow.force(flow.audit_record(q, policy=sandbox), "gate", q.candidate.digest)
+    assert f"entry {forced}: policy 'sandbox' was adopted for" in _problems(flow.ledger)[0]
