@@ -245,7 +245,7 @@ def test_a_done_before_the_cleaned_memory_is_promoted_is_refused_by_the_ledger(
         (["--pattern", ""], "--pattern '' matches an empty text, so it would mark every entry"),
         (["--pattern", "^$|ada"], "--pattern '^$|ada' matches an empty text"),
         (["--pattern", "x{{99999999999}}"], "--pattern is not a regular expression: the repetition number is too large"),
-        (["--subject", SUBJECT, "--deployment", "nowhere"], "deployment 'nowhere' has nothing deployed"),
+        (["--subject", SUBJECT, "--deployment", "nowhere"], "deployment 'nowhere' was never proposed anything; there is nothing of it to erase"),
         (["--subject", SUBJECT, "--memory", "/no/such/store.jsonl"], "cannot find the deployed memory store"),
         (["--subject", SUBJECT, "--proposer-key", "{pipeline}", "--gate-key", "{gate}", "--policy", "{policy}",
           "--parent", "{v1}"], "memory_v1.jsonl: "),
@@ -368,3 +368,49 @@ def test_a_request_counts_unreadable_data_as_carrying_it_and_admins_can_withdraw
     assert f"erasure request {rid} was withdrawn at entry" in capsys.readouterr().err
     assert main(["status", "--ledger", str(boot.ledger), "--trust", str(boot.trust)]) == 0
     assert "erasures open: none" in capsys.readouterr().out
+
+
+def test_the_evidence_of_a_deployment_with_nothing_deployed_can_be_erased(
+    tmp_path: Path, tiny_model: Path, deployment, capsys
+) -> None:
+    """A staging deployment whose only memory update never got promoted: its gate's memory diff quotes the
+    subject, and an erasure must be able to remove it (the CLI refused deployments with nothing deployed)."""
+    boot, run, _, _, policy = deployment
+    old = write_memory_store([MemoryEntry(id="s0", text="Staging note.")], tmp_path / "staging_v1.jsonl")
+    new = write_memory_store(
+        [
+            MemoryEntry(id="s0", text="Staging note."),
+            MemoryEntry(id="s1", text=f"Dana writes from {SUBJECT}."),
+        ],
+        tmp_path / "staging_v2.jsonl",
+    )
+    assert run("gate", "--parent", str(tiny_model), "--memory-old", str(old), "--memory-new", str(new),
+               "--deployment", "staging", "--policy", str(policy), "--out", str(tmp_path / "reports" / "staging"),
+               "--proposer-key", str(boot.keys["pipeline"]), key="gate") == 10  # fmt: skip
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        staged = list(journal.state().updates.values())[-1]
+    assert not journal.state().deployed("staging")
+    capsys.readouterr()
+    out = tmp_path / "staging_v3.jsonl"
+    assert (
+        run(
+            "erase",
+            "request",
+            "--subject",
+            SUBJECT,
+            "--deployment",
+            "staging",
+            "--out",
+            str(out),
+            key="auditor",
+        )
+        == 0
+    )
+    assert "memory: none deployed" in capsys.readouterr().out and not out.exists()
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        (request_id,) = journal.state().governance.erasures
+    assert run("erase", "done", request_id, "--subject", SUBJECT, key="auditor") == 0
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        (entry,) = journal.ledger.find("erasure.done")
+        assert staged.measurements["memory"] in entry.body["evidence_removed"]
+        assert journal.evidence.get(staged.measurements["memory"]) is None
