@@ -170,7 +170,9 @@ def request_erasure(
     state = journal.state()
     if not any(u.deployment == deployment for u in state.updates.values()):
         # one with nothing deployed still has audits whose evidence may quote the subject
-        raise InputError(f"deployment {deployment!r} was never proposed anything; there is nothing of it to erase")
+        raise InputError(
+            f"deployment {deployment!r} was never proposed anything; there is nothing of it to erase"
+        )
     found = deployed_memory(state, deployment, memory)
     carriers = [e for e in found.entries if matcher.carries(entry_texts(e))] if found else []
     salt = secrets.token_hex(16)

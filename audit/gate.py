@@ -618,7 +618,12 @@ def check_policy(policy: Policy, journal: Journal, deployments: Iterable[str] = 
                 f"{policy.name}: anchors.{anchored} = {pinned!r} is no base deployment {anchored!r} "
                 "was promoted to"
             )
-    adopted = governance.policies.get(policy.digest)
+    adopted, pending = governance.policies.get(policy.digest), governance.adoptions.get(policy.digest)
+    if pending is not None and (adopted is None or adopted.retired_index is not None):
+        raise PolicyError(
+            f"policy {policy.name!r} ({policy.digest[:19]}…) is adopted by {len(pending.signers)} of the "
+            f"{governance.ring.adopting_quorum} admins it needs; another admin runs `clgate policy adopt`"
+        )
     if adopted is None or adopted.retired_index is not None:
         raise PolicyError(
             f"policy {policy.name!r} ({policy.digest[:19]}…) is not adopted in this ledger; an admin adopts it "

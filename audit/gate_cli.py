@@ -404,7 +404,16 @@ def adopt(
     )
     with open_journal(ledger, key, trust) as journal:
         index = journal.append(body, loaded.digest)
+        governance = journal.ledger.governance()
+        pending = governance.adoptions.get(loaded.digest)
     where = f" for deployment(s) {', '.join(scope)}" if scope else ""
+    if pending is not None:  # the log asks the key quorum of admins to adopt a policy
+        typer.echo(
+            f"signed the adoption of policy {loaded.name} {loaded.digest}{where} at entry {index}: "
+            f"{len(pending.signers)} of the {governance.ring.adopting_quorum} admins it needs; another admin "
+            "runs the same `clgate policy adopt`"
+        )
+        return
     typer.echo(f"adopted policy {loaded.name} {loaded.digest}{where} at entry {index}")
 
 
@@ -417,11 +426,13 @@ def retire(
     trust: Path = TrustOpt,
 ) -> None:
     """Stop gates and scheduled audits judging by an adopted policy (to adopt it again for other
-    deployments, or for none); what it judged stays recorded."""
+    deployments, or for none), or call off an adoption still awaiting admins; what it judged stays recorded."""
     digest = policy if re.fullmatch(DIGEST, policy) else load_policy(Path(policy)).digest
     with open_journal(ledger, key, trust) as journal:
-        adopted = journal.ledger.governance().policies.get(digest)
-        if adopted is None or adopted.retired_index is not None:
+        governance = journal.ledger.governance()
+        adopted, pending = governance.policies.get(digest), governance.adoptions.get(digest)
+        if pending is None and (adopted is None or adopted.retired_index is not None):
             raise InputError(f"policy {digest} is not adopted in this ledger")
         index = journal.append(PolicyRetired(digest=digest, reason=reason), digest)
-    typer.echo(f"retired policy {adopted.name} {digest} at entry {index}")
+    what = "called off the adoption of" if pending is not None else "retired"
+    typer.echo(f"{what} policy {digest} at entry {index}")

@@ -25,25 +25,35 @@ class Bootstrap:
 
 
 def bootstrap_ledger(
-    folder: Path, approvers: int = 1, policies: Sequence[Policy] = (), witnesses: int = 0
+    folder: Path,
+    approvers: int = 1,
+    policies: Sequence[Policy] = (),
+    witnesses: int = 0,
+    admins: int = 1,
 ) -> Bootstrap:
-    """Keys `admin`, `pipeline`, `gate`, `auditor`, `approver` (plus `approver2`…, `witness1`… if asked),
-    a trust file bound to the new ledger and signed by the admin, and `policies` adopted."""
+    """Keys `admin`, `pipeline`, `gate`, `auditor`, `approver` (plus `approver2`…, `witness1`…, `admin2`… if
+    asked), a trust file bound to the new ledger and signed by the admin, whose key quorum is every admin,
+    and `policies` adopted (by every admin)."""
     folder = Path(folder)
     names = [
         *ROLE_KEYS,
         *(f"approver{i}" for i in range(2, approvers + 1)),
         *(f"witness{i}" for i in range(1, witnesses + 1)),
+        *(f"admin{i}" for i in range(2, admins + 1)),
     ]
     private = {name: generate_key() for name in names}
     keys = {name: save_private_key(k, folder / "keys" / f"{name}.pem") for name, k in private.items()}
     trust = Trust(
-        keys=[TrustedKey.of(k.public_key(), [name.rstrip("0123456789")], name) for name, k in private.items()]
+        keys=[
+            TrustedKey.of(k.public_key(), [name.rstrip("0123456789")], name) for name, k in private.items()
+        ],
+        key_quorum=admins,
     )
     ledger_path = folder / "ledger.db"
     with Ledger.init(ledger_path, private["admin"], trust) as ledger:
         trust_path = save_trust(trust.bound_to(ledger.log_id()), folder / "trust.toml", private["admin"])
         for policy in policies:
             adopted = PolicyAdopted(name=policy.name, digest=policy.digest, text=policy.canonical_text)
-            ledger.append(adopted, private["admin"], subject=policy.digest)
+            for admin in [n for n in names if n.rstrip("0123456789") == "admin"]:
+                ledger.append(adopted, private[admin], subject=policy.digest)
     return Bootstrap(ledger=ledger_path, trust=trust_path, keys=keys)

@@ -545,6 +545,9 @@ class KeyAdded(EntryBody):
     key_quorum: int | None = Field(default=None, ge=1)
     """On the genesis entry only: the trust file's `key_quorum`, recorded by the log itself, so a trust file
     one admin re-signed with a lower quorum (to add keys alone) no longer matches the log it is bound to."""
+    policy_quorum: Literal[True] | None = None
+    """On the genesis entry only: policies too are adopted by the key quorum of admins in this log (logs
+    made before it was recorded let one admin adopt a policy, and still do, or they would fail to verify)."""
 
     @model_validator(mode="after")
     def _id_matches_key(self) -> KeyAdded:

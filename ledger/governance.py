@@ -9,9 +9,10 @@ the deployed state, whichever key signed it and however it reached the database.
 The rules, in words:
 - an update's id is derived from its proposal, and each id is proposed once; a proposal that supersedes
   another (a re-audit) proposes the same candidate bytes, kind and deployment;
-- each proposal is audited once, by a gate key that is not the proposer's, under a policy an
-  admin adopted (and did not retire) for the update's deployment (or for every deployment), asking the
-  approvals and witnesses that policy pins; an audit never clears a block or deploys anything;
+- each proposal is audited once, by a gate key that is not the proposer's, under a policy adopted (by
+  the key quorum of admins, in logs whose genesis says so) and not retired, for the update's deployment
+  (or for every deployment), asking the approvals and witnesses that policy pins; an audit never clears
+  a block or deploys anything;
 - an update is promoted only if audited, its audit did not decide `block`, it was neither blocked
   nor rolled back nor proposed again on its base, with enough approvals for a `review` (distinct keys not revoked
   since, neither the proposer's nor the gate's, by name, from the policy's approvers by key id or
@@ -174,6 +175,14 @@ class DeploymentEvent:
     update_id: str
 
 
+@dataclass(frozen=True)
+class PendingAdoption:
+    """A policy's adoption signed by fewer admins than the quorum: no gate may judge by it yet."""
+
+    body: PolicyAdopted
+    signers: frozenset[str]
+
+
 @dataclass
 class PolicyState:
     name: str
@@ -244,6 +253,7 @@ class Governance:
     deployed: dict[tuple[str, str], str] = field(default_factory=dict)  # (deployment, slot) -> update id
     history: list[DeploymentEvent] = field(default_factory=list)
     policies: dict[str, PolicyState] = field(default_factory=dict)
+    adoptions: dict[str, PendingAdoption] = field(default_factory=dict)  # by digest, awaiting admins
     claims: list[RootClaim] = field(default_factory=list)
     erasures: dict[str, ErasureState] = field(default_factory=dict)
     scheduled: Appended[tuple[int, ScheduledRun]] = field(default_factory=lambda: Appended([], 0))
@@ -278,6 +288,7 @@ class Governance:
         forked.deployed = dict(self.deployed)
         forked.history = list(self.history)
         forked.policies = {digest: copy.copy(policy) for digest, policy in self.policies.items()}
+        forked.adoptions = dict(self.adoptions)
         forked.claims = list(self.claims)
         forked.erasures = {rid: copy.copy(erasure) for rid, erasure in self.erasures.items()}
         return forked
@@ -628,6 +639,12 @@ def _audited(g: Governance, index: int, signer: str, subject: str | None, a: Aud
     if signer == update.proposer:
         return f"the key that proposed update {a.update_id} may not audit it"
     policy = g.policies.get(a.policy.digest)
+    pending = g.adoptions.get(a.policy.digest)
+    if pending is not None and (policy is None or policy.retired_index is not None):
+        return (
+            f"policy {a.policy.name!r} ({a.policy.digest[:19]}…) is adopted by {len(pending.signers)} of the "
+            f"{g.ring.adopting_quorum} admins it needs"
+        )
     if policy is None:
         return f"policy {a.policy.name!r} ({a.policy.digest[:19]}…) was not adopted by an admin"
     if policy.retired_index is not None:
@@ -713,12 +730,28 @@ def _adopted(g: Governance, index: int, signer: str, subject: str | None, p: Pol
     existing = g.policies.get(p.digest)
     if existing is not None and existing.retired_index is None:
         return f"policy {p.digest[:19]}… was already adopted at entry {existing.adopted_index}"
+    pending = g.adoptions.get(p.digest)
+    if pending is not None and _scope(pending.body) != _scope(p):
+        return (
+            f"policy {p.digest[:19]}… awaits co-signatures of its adoption for "
+            f"{_scope_words(pending.body)}; co-sign that one, or retire it first"
+        )
+    if pending is not None and signer in pending.signers:
+        return "this admin already signed this policy's adoption; another admin must co-sign it"
     return None
+
+
+def _scope(p: PolicyAdopted) -> frozenset[str] | None:
+    return frozenset(p.deployments) if p.deployments is not None else None
+
+
+def _scope_words(p: PolicyAdopted) -> str:
+    return f"deployment(s) {', '.join(sorted(p.deployments))}" if p.deployments else "every deployment"
 
 
 def _retired(g: Governance, index: int, signer: str, subject: str | None, p: PolicyRetired) -> str | None:
     existing = g.policies.get(p.digest)
-    if existing is None or existing.retired_index is not None:
+    if (existing is None or existing.retired_index is not None) and p.digest not in g.adoptions:
         return f"policy {p.digest[:19]}… is not adopted"
     return None
 
@@ -882,14 +915,22 @@ def _apply_rolled_back(g: Governance, index: int, signer: str, rb: EntryBody, ti
 
 
 def _apply_adopted(g: Governance, index: int, signer: str, p: EntryBody, timestamp: str) -> None:
+    """In effect once the admins the log asks (`KeyRing.adopting_quorum`) signed the same adoption, each still
+    an admin now (a revoked one's signature no longer counts, as for key additions)."""
     assert isinstance(p, PolicyAdopted)
-    scope = frozenset(p.deployments) if p.deployments is not None else None
-    g.policies[p.digest] = PolicyState(p.name, p.digest, p.text, index, deployments=scope)
+    pending = g.adoptions.get(p.digest)
+    signers = (pending.signers if pending else frozenset()) | {signer}
+    if sum(g.ring.has_role(a, "admin", index) for a in signers) < g.ring.adopting_quorum:
+        g.adoptions[p.digest] = PendingAdoption(p, signers)
+        return
+    g.adoptions.pop(p.digest, None)
+    g.policies[p.digest] = PolicyState(p.name, p.digest, p.text, index, deployments=_scope(p))
 
 
 def _apply_retired(g: Governance, index: int, signer: str, p: EntryBody, timestamp: str) -> None:
     assert isinstance(p, PolicyRetired)
-    g.policies[p.digest].retired_index = index
+    if g.adoptions.pop(p.digest, None) is None:  # else an adoption still awaiting admins is called off
+        g.policies[p.digest].retired_index = index
 
 
 def _apply_erasure_requested(g: Governance, index: int, signer: str, r: EntryBody, timestamp: str) -> None:

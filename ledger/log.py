@@ -146,8 +146,8 @@ class Ledger:
             raise InputError(f"{store.label} already holds a ledger")
         ledger = cls(store, trust)
         genesis = _key_added(admin.public_key(), ["admin"], anchor.name if anchor else admin_name)
-        if trust is not None:
-            genesis = genesis.model_copy(update={"body": {**genesis.body, "key_quorum": trust.key_quorum}})
+        recorded = {"key_quorum": trust.key_quorum} if trust is not None else {}
+        genesis = genesis.model_copy(update={"body": {**genesis.body, **recorded, "policy_quorum": True}})
         drafts = [genesis]
         drafts += [
             EntryDraft(

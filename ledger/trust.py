@@ -211,6 +211,8 @@ class KeyRing:
     size: int = 0
     recorded_quorum: int | None = None
     """The key quorum the log's genesis entry recorded (None in logs made before it was recorded)."""
+    policy_quorum: bool = False
+    """The genesis entry says policies are adopted by the key quorum too (False in logs made before)."""
 
     def fork(self) -> KeyRing:
         """A copy that appends may change and then drop: what `apply` changes in place is copied."""
@@ -230,6 +232,11 @@ class KeyRing:
             state = self.keys.get(r.key_id)
             if state is not None and (state.revoked_at is None or state.revoked_at > r.at):
                 state.revoked_at = r.at
+
+    @property
+    def adopting_quorum(self) -> int:
+        """How many admins must sign a policy's adoption before gates may judge by it."""
+        return self.quorum if self.policy_quorum else 1
 
     @property
     def quorum(self) -> int:
@@ -291,8 +298,8 @@ class KeyRing:
         return None
 
     def _addition_refusal(self, index: int, signer: str, body: dict[str, Any]) -> str | None:
-        if index != 0 and body.get("key_quorum") is not None:
-            return "only the genesis entry records the key quorum"
+        if index != 0 and (body.get("key_quorum") is not None or body.get("policy_quorum") is not None):
+            return "only the genesis entry records the key quorum and whether policies need it"
         target = self.keys.get(body["key_id"])
         if target and target.revoked_at is not None and target.revoked_at <= index:
             return f"key {body['key_id'][:16]} was revoked at entry {target.revoked_at}; it cannot return"
@@ -313,6 +320,8 @@ class KeyRing:
         if type_name == "key.added":
             if index == 0 and body.get("key_quorum") is not None:
                 self.recorded_quorum = body["key_quorum"]
+            if index == 0:
+                self.policy_quorum = body.get("policy_quorum") is True
             existing = self.keys.get(body["key_id"])
             if existing is not None and existing.roles == frozenset(body["roles"]):
                 if existing.added_at is None:  # an anchor, now also recorded by the ledger itself

@@ -12,6 +12,7 @@ from clgate.audit.cli import main
 from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.policy import parse_policy
+from clgate.demo import bootstrap_ledger
 from clgate.github import workflow_command
 from clgate.ledger import (
     AppendRefused,
@@ -70,6 +71,37 @@ def test_a_policy_no_admin_adopted_is_refused_before_anything_is_written(
     assert "may not sign policy.adopted (needs admin)" in capsys.readouterr().err
     assert world.run("policy", "adopt", str(lax), key="admin") == 0
     assert world.gate("--adapter", str(world.adapter("b", 9.0)), "--policy", str(lax)) == 10
+
+
+def test_with_a_key_quorum_a_policy_takes_that_many_admins(
+    world, tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    """One admin of two adopting a lax policy alone: signed, not in effect; gates refuse it (exit 2, nothing
+    written) until the second admin signs the same adoption."""
+    boot = bootstrap_ledger(tmp_path / "quorum", admins=2, policies=[parse_policy(POLICY)])
+    lax = tmp_path / "lax.toml"
+    lax.write_text(POLICY.replace("fail_above = 5.0", "fail_above = 1000.0"))
+
+    def run(*args: str, key: str) -> int:
+        return main(
+            [*args, "--ledger", str(boot.ledger), "--key", str(boot.keys[key]), "--trust", str(boot.trust)]
+        )
+
+    assert run("policy", "adopt", str(lax), key="admin") == 0
+    assert "1 of the 2 admins it needs; another admin runs the same" in capsys.readouterr().out
+    gate = ("gate", "--parent", str(tiny_model), "--adapter", str(world.adapter("q", 9.0)), "--policy", str(lax),
+            "--out", str(tmp_path / "q"), "--proposer-key", str(boot.keys["pipeline"]))  # fmt: skip
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        before = len(journal.ledger)
+    assert run(*gate, key="gate") == 2
+    assert "is adopted by 1 of the 2 admins it needs" in capsys.readouterr().err
+    assert run("policy", "adopt", str(lax), key="admin") == 2
+    assert "this admin already signed this policy's adoption" in capsys.readouterr().err
+    with Journal.open(boot.ledger, None, boot.trust) as journal:
+        assert len(journal.ledger) == before
+    assert run("policy", "adopt", str(lax), key="admin2") == 0
+    assert "adopted policy" in capsys.readouterr().out
+    assert run(*gate, key="gate") == 10
 
 
 def test_a_policy_adopted_for_another_deployment_is_refused_before_anything_is_written(

@@ -168,7 +168,10 @@ class Flow:
         text = canonical_json({"name": name, **pins}).decode()
         digest = policy_text_digest(text)
         body = PolicyAdopted(name=name, digest=digest, text=text, deployments=deployments)
-        self.ledger.append(body, self.keys["admin"], digest)
+        for admin in ("admin", "admin2")[
+            : self.ledger.governance().ring.adopting_quorum
+        ]:  # co-signed if asked
+            self.ledger.append(body, self.keys[admin], digest)
         return PolicyRef(name=name, digest=digest)
 
     def proposal(

@@ -18,6 +18,9 @@ from clgate.ledger import (
     AppendRefused,
     KeyAdded,
     Ledger,
+    PolicyAdopted,
+    PolicyRef,
+    PolicyRetired,
     SeenHeads,
     Trust,
     TrustedKey,
@@ -28,7 +31,8 @@ from clgate.ledger import (
     save_trust,
     sign_checkpoint,
 )
-from clgate.ledger.entries import EntryDraft
+from clgate.ledger.canonical import canonical_json
+from clgate.ledger.entries import EntryDraft, policy_text_digest
 from clgate.ledger.keys import public_key_b64
 
 if TYPE_CHECKING:
@@ -904,3 +908,53 @@ def test_a_policy_adopted_for_some_deployments_judges_only_theirs(flow) -> None:
     q = flow.propose()
     forced = flow.force(flow.audit_record(q, policy=sandbox), "gate", q.candidate.digest)
     assert f"entry {forced}: policy 'sandbox' was adopted for" in _problems(flow.ledger)[0]
+
+
+def test_with_a_key_quorum_one_admin_cannot_adopt_a_policy(db_url: str, keys) -> None:
+    """One admin of two adopted a lax policy alone, or re-adopted a scoped one for every deployment: a policy
+    is as much power as a key, so in a log made now its adoption needs the key quorum too."""
+    roles = {"admin": "admin", "admin2": "admin", "pipeline": "pipeline", "gate": "gate"}
+    trust = Trust(key_quorum=2, keys=[TrustedKey.of(keys[n].public_key(), [r], n) for n, r in roles.items()])
+    with Ledger.init(db_url, keys["admin"], trust) as led:
+        flow = Flow(led, keys)  # its policy co-signed by both admins
+        text = canonical_json({"name": "lax"}).decode()
+        digest = policy_text_digest(text)
+        lax = PolicyAdopted(name="lax", digest=digest, text=text)
+        led.append(lax, keys["admin"], digest)
+        p = flow.propose()
+        with pytest.raises(AppendRefused, match=r"'lax' .* is adopted by 1 of the 2 admins it needs"):
+            flow.audit(p, policy=PolicyRef(name="lax", digest=digest))
+        with pytest.raises(AppendRefused, match="this admin already signed this policy's adoption"):
+            led.append(lax, keys["admin"], digest)
+        narrower = PolicyAdopted(name="lax", digest=digest, text=text, deployments=["sandbox"])
+        with pytest.raises(AppendRefused, match="awaits co-signatures of its adoption for every deployment"):
+            led.append(narrower, keys["admin2"], digest)
+        led.append(PolicyRetired(digest=digest, reason="called off"), keys["admin2"], digest)  # one admin may
+        assert digest not in led.governance().adoptions and digest not in led.governance().policies
+        led.append(narrower, keys["admin"], digest)
+        led.append(narrower, keys["admin2"], digest)
+        assert led.governance().policies[digest].deployments == {"sandbox"}
+        flow.audit(p, policy=flow.policy)
+        assert led.verify() == []
+
+
+def test_a_log_made_before_policies_needed_the_quorum_still_lets_one_admin_adopt_one(
+    tmp_path: Path, keys
+) -> None:
+    """Its genesis recorded no such rule: its single-admin adoptions (and the audits under them) still verify."""
+    from clgate.ledger.log import _key_added
+    from clgate.ledger.store import Store
+
+    path = str(tmp_path / "old.db")
+    Store.open(path, create=True)
+    with Ledger.open(path, None) as led:  # a genesis as logs were made before: no policy_quorum
+        led.append(_key_added(keys["admin"].public_key(), ["admin"], "admin"), keys["admin"])
+    trust = Trust(
+        key_quorum=2, keys=[TrustedKey.of(keys[n].public_key(), ["admin"], n) for n in ("admin", "admin2")]
+    )
+    with Ledger.open(path, trust) as led:
+        text = canonical_json({"name": "old"}).decode()
+        digest = policy_text_digest(text)
+        led.append(PolicyAdopted(name="old", digest=digest, text=text), keys["admin"], digest)
+        assert (led.governance().ring.quorum, digest in led.governance().policies) == (2, True)
+        assert led.verify() == []
