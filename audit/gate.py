@@ -620,9 +620,9 @@ def check_policy(policy: Policy, journal: Journal, deployments: Iterable[str] = 
             )
     adopted, pending = governance.policies.get(policy.digest), governance.adoptions.get(policy.digest)
     if pending is not None and (adopted is None or adopted.retired_index is not None):
+        progress = pending.progress(governance.ring, governance.size)
         raise PolicyError(
-            f"policy {policy.name!r} ({policy.digest[:19]}…) is adopted by {len(pending.signers)} of the "
-            f"{governance.ring.adopting_quorum} admins it needs; another admin runs `clgate policy adopt`"
+            f"policy {policy.name!r} ({policy.digest[:19]}…) is {progress}; another admin runs `clgate policy adopt`"
         )
     if adopted is None or adopted.retired_index is not None:
         raise PolicyError(

@@ -403,15 +403,20 @@ def adopt(
         name=loaded.name, digest=loaded.digest, text=loaded.canonical_text, deployments=scope
     )
     with open_journal(ledger, key, trust) as journal:
+        adopted = journal.ledger.governance().policies.get(loaded.digest)
+        if adopted is not None and adopted.retired_index is None:  # a co-signature would change nothing
+            raise InputError(
+                f"policy {loaded.name} {loaded.digest} was already adopted at entry {adopted.adopted_index}"
+            )
         index = journal.append(body, loaded.digest)
         governance = journal.ledger.governance()
         pending = governance.adoptions.get(loaded.digest)
+        progress = pending.progress(governance.ring, governance.size) if pending is not None else None
     where = f" for deployment(s) {', '.join(scope)}" if scope else ""
-    if pending is not None:  # the log asks the key quorum of admins to adopt a policy
+    if progress is not None:  # the log asks the key quorum of admins to adopt a policy
         typer.echo(
-            f"signed the adoption of policy {loaded.name} {loaded.digest}{where} at entry {index}: "
-            f"{len(pending.signers)} of the {governance.ring.adopting_quorum} admins it needs; another admin "
-            "runs the same `clgate policy adopt`"
+            f"signed the adoption of policy {loaded.name} {loaded.digest}{where} at entry {index}: {progress}; "
+            "another admin runs the same `clgate policy adopt`"
         )
         return
     typer.echo(f"adopted policy {loaded.name} {loaded.digest}{where} at entry {index}")

@@ -178,12 +178,31 @@ class Registry:
             for key, value in tags.items():
                 self._client.set_model_version_tag(ref.name, ref.version, key, value)
 
+    def alias_deployment(self, ref: VersionRef, alias: str) -> str | None:
+        """The deployment the version `alias` points at now was promoted for (None: unset, or not by clgate)."""
+        with self._asking(ref.uri):
+            current = self._client.get_registered_model(ref.name).aliases.get(alias)
+            if current is None:
+                return None
+            return self._client.get_model_version(ref.name, current).tags.get("clgate.deployment")
+
     def publish(self, promoted: Promoted) -> None:
         """Tags first, alias last: whoever sees the alias also sees the ledger entries behind it."""
         ref = promoted.version.ref
         self.tag(ref, promoted.tags())
         with self._asking(ref.uri):
             self._client.set_registered_model_alias(ref.name, promoted.alias, ref.version)
+
+
+def _check_alias(registry: Registry, ref: VersionRef, alias: str, deployment: str) -> None:
+    """An alias serves one deployment: one that points at a version promoted for another is not moved for this
+    one, or an approver could point production's alias at a version only a sandbox passed."""
+    bound = registry.alias_deployment(ref, alias)
+    if bound is not None and bound != deployment:
+        raise InputError(
+            f"alias {alias!r} of {ref.name} points at a version promoted for deployment {bound!r}, not "
+            f"{deployment!r}: give each deployment an alias of its own"
+        )
 
 
 def gated_update(state: LedgerState, version: RegisteredVersion, deployment: str) -> UpdateState:
@@ -255,6 +274,7 @@ def promote_version(
     audited candidate. `workdir` holds the fresh download while it is hashed.
     """
     version = registry.version(ref)
+    _check_alias(registry, ref, alias, deployment)
     state = journal.state()
     update = gated_update(state, version, deployment)
     deployed = state.is_deployed(update)
@@ -290,6 +310,7 @@ def rollback_to_version(
     rollback entry, so the registry shows why the alias left it.
     """
     version = registry.version(ref)
+    _check_alias(registry, ref, alias, deployment)
     state = journal.state()
     update = gated_update(state, version, deployment)
     refusal = state.governance.rollback_refusal(update)

@@ -48,6 +48,7 @@ def bootstrap_ledger(
             TrustedKey.of(k.public_key(), [name.rstrip("0123456789")], name) for name, k in private.items()
         ],
         key_quorum=admins,
+        policy_quorum=True,
     )
     ledger_path = folder / "ledger.db"
     with Ledger.init(ledger_path, private["admin"], trust) as ledger:

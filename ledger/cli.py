@@ -83,7 +83,9 @@ def init(
     if trust.exists():
         anchors = load_trust(trust)
     else:
-        anchors = Trust(key_quorum=quorum, keys=[TrustedKey.of(admin.public_key(), ["admin"], name)])
+        anchors = Trust(
+            key_quorum=quorum, policy_quorum=True, keys=[TrustedKey.of(admin.public_key(), ["admin"], name)]
+        )
     with Ledger.init(db, admin, anchors, admin_name=name) as ledger:
         bound = save_trust(anchors.bound_to(ledger.log_id()), trust, admin)
         typer.echo(f"initialised {ledger.store.label}: log {ledger.log_id()[:16]}, {len(ledger)} entries")

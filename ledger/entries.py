@@ -21,7 +21,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from clgate.errors import InputError
 from clgate.ledger.canonical import canonical_json
@@ -545,7 +553,7 @@ class KeyAdded(EntryBody):
     key_quorum: int | None = Field(default=None, ge=1)
     """On the genesis entry only: the trust file's `key_quorum`, recorded by the log itself, so a trust file
     one admin re-signed with a lower quorum (to add keys alone) no longer matches the log it is bound to."""
-    policy_quorum: Literal[True] | None = None
+    policy_quorum: StrictBool | None = None
     """On the genesis entry only: policies too are adopted by the key quorum of admins in this log (logs
     made before it was recorded let one admin adopt a policy, and still do, or they would fail to verify)."""
 

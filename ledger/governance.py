@@ -182,6 +182,13 @@ class PendingAdoption:
     body: PolicyAdopted
     signers: frozenset[str]
 
+    def counted(self, ring: KeyRing, index: int) -> int:
+        """Its signers who are admins at `index` (a revoked one's signature no longer counts)."""
+        return sum(ring.has_role(a, "admin", index) for a in self.signers)
+
+    def progress(self, ring: KeyRing, index: int) -> str:
+        return f"adopted by {self.counted(ring, index)} of the {ring.adopting_quorum} admins it needs"
+
 
 @dataclass
 class PolicyState:
@@ -641,10 +648,7 @@ def _audited(g: Governance, index: int, signer: str, subject: str | None, a: Aud
     policy = g.policies.get(a.policy.digest)
     pending = g.adoptions.get(a.policy.digest)
     if pending is not None and (policy is None or policy.retired_index is not None):
-        return (
-            f"policy {a.policy.name!r} ({a.policy.digest[:19]}…) is adopted by {len(pending.signers)} of the "
-            f"{g.ring.adopting_quorum} admins it needs"
-        )
+        return f"policy {a.policy.name!r} ({a.policy.digest[:19]}…) is {pending.progress(g.ring, index)}"
     if policy is None:
         return f"policy {a.policy.name!r} ({a.policy.digest[:19]}…) was not adopted by an admin"
     if policy.retired_index is not None:
@@ -727,13 +731,17 @@ def _rolled_back(g: Governance, index: int, signer: str, subject: str | None, rb
 
 
 def _adopted(g: Governance, index: int, signer: str, subject: str | None, p: PolicyAdopted) -> str | None:
+    """Co-signing an adoption already in effect changes nothing and is let through, as for keys: a trust file
+    that asks a larger quorum than an older one completes the adoption later, and both must verify."""
     existing = g.policies.get(p.digest)
     if existing is not None and existing.retired_index is None:
-        return f"policy {p.digest[:19]}… was already adopted at entry {existing.adopted_index}"
+        if (existing.name, existing.deployments) != _adoption(p):
+            return f"policy {p.digest[:19]}… was already adopted at entry {existing.adopted_index}"
+        return None
     pending = g.adoptions.get(p.digest)
-    if pending is not None and _scope(pending.body) != _scope(p):
+    if pending is not None and _adoption(pending.body) != _adoption(p):
         return (
-            f"policy {p.digest[:19]}… awaits co-signatures of its adoption for "
+            f"policy {p.digest[:19]}… awaits co-signatures of its adoption as {pending.body.name!r} for "
             f"{_scope_words(pending.body)}; co-sign that one, or retire it first"
         )
     if pending is not None and signer in pending.signers:
@@ -743,6 +751,11 @@ def _adopted(g: Governance, index: int, signer: str, subject: str | None, p: Pol
 
 def _scope(p: PolicyAdopted) -> frozenset[str] | None:
     return frozenset(p.deployments) if p.deployments is not None else None
+
+
+def _adoption(p: PolicyAdopted) -> tuple[str, frozenset[str] | None]:
+    """What co-signers of one adoption must agree on: the name it is recorded under and its deployments."""
+    return p.name, _scope(p)
 
 
 def _scope_words(p: PolicyAdopted) -> str:
@@ -832,9 +845,13 @@ def _scheduled(g: Governance, index: int, signer: str, subject: str | None, s: S
     """A run's body is typed and its verdict follows its findings (the model checks both). Whether its policy
     was adopted is not held to the state here: runs recorded before `audit run` required an adopted policy
     cite the default one, adopted or not, and a rule now would fail those ledgers' verification for good (the
-    CLI refuses an unadopted policy). A policy adopted for some deployments only, which no earlier ledger
-    holds, is held to them."""
-    policy = g.policies.get(s.policy.digest) if s.policy is not None else None
+    CLI refuses an unadopted policy). A policy adopted for some deployments only, or one whose adoption
+    awaits admins, neither of which any earlier ledger holds, is held to that."""
+    if s.policy is None:
+        return None
+    policy, pending = g.policies.get(s.policy.digest), g.adoptions.get(s.policy.digest)
+    if pending is not None and (policy is None or policy.retired_index is not None):  # no older log has one
+        return f"policy {s.policy.name!r} ({s.policy.digest[:19]}…) is {pending.progress(g.ring, index)}"
     return policy.scope_refusal(s.deployment) if policy is not None else None
 
 
@@ -918,10 +935,13 @@ def _apply_adopted(g: Governance, index: int, signer: str, p: EntryBody, timesta
     """In effect once the admins the log asks (`KeyRing.adopting_quorum`) signed the same adoption, each still
     an admin now (a revoked one's signature no longer counts, as for key additions)."""
     assert isinstance(p, PolicyAdopted)
-    pending = g.adoptions.get(p.digest)
-    signers = (pending.signers if pending else frozenset()) | {signer}
-    if sum(g.ring.has_role(a, "admin", index) for a in signers) < g.ring.adopting_quorum:
-        g.adoptions[p.digest] = PendingAdoption(p, signers)
+    existing = g.policies.get(p.digest)
+    if existing is not None and existing.retired_index is None:
+        return  # a co-signature after it took effect
+    pending = g.adoptions.get(p.digest) or PendingAdoption(p, frozenset())
+    pending = PendingAdoption(pending.body, pending.signers | {signer})
+    if pending.counted(g.ring, index) < g.ring.adopting_quorum:
+        g.adoptions[p.digest] = pending
         return
     g.adoptions.pop(p.digest, None)
     g.policies[p.digest] = PolicyState(p.name, p.digest, p.text, index, deployments=_scope(p))

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
 from clgate.atomic import write_text_atomic
 from clgate.errors import InputError
@@ -81,6 +81,9 @@ class Trust(BaseModel):
     schema_version: int = TRUST_SCHEMA_VERSION
     log_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     key_quorum: StrictInt = Field(default=1, ge=1)  # "1", true or 1.0 in the file is a mistake, not a 1
+    policy_quorum: StrictBool | None = None
+    """Policies too are adopted by `key_quorum` admins, whatever the log's genesis says: a log whose maker
+    left that out of its genesis is still held to it (absent from files made before it existed)."""
     keys: list[TrustedKey] = Field(default_factory=list)
     revoked: list[RevokedKey] = Field(default_factory=list)
     signature: TrustSignature | None = None
@@ -141,7 +144,8 @@ class Trust(BaseModel):
         lines = [f"schema_version = {self.schema_version}"]
         if self.log_id:
             lines.append(f"log_id = {json.dumps(self.log_id)}")
-        lines += [f"key_quorum = {self.key_quorum}", ""]
+        lines += [f"key_quorum = {self.key_quorum}"]
+        lines += ["policy_quorum = true", ""] if self.policy_quorum else [""]
         for k in self.keys:
             roles = ", ".join(json.dumps(r) for r in k.roles)
             lines += [
@@ -235,8 +239,10 @@ class KeyRing:
 
     @property
     def adopting_quorum(self) -> int:
-        """How many admins must sign a policy's adoption before gates may judge by it."""
-        return self.quorum if self.policy_quorum else 1
+        """How many admins must sign a policy's adoption before gates may judge by it: the key quorum where
+        the log's genesis or the trust file says so."""
+        asked = self.policy_quorum or (self.anchors is not None and self.anchors.policy_quorum is True)
+        return self.quorum if asked else 1
 
     @property
     def quorum(self) -> int:

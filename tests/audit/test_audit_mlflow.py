@@ -202,6 +202,14 @@ def test_gated_version_gets_alias_and_tags_blocked_one_never(
         "clgate.candidate_digest": update.candidate_digest,
     }
     assert client.get_model_version("lora-a", bad).tags == {}
+    # the alias now serves deployment default: no other deployment's promotion moves it
+    capsys.readouterr()
+    assert mlflow_promote(world, tracking_uri, f"models:/lora-a/{bad}", "--deployment", "sandbox") == 2
+    assert (
+        "alias 'champion' of lora-a points at a version promoted for deployment 'default', not 'sandbox'"
+        in error_line(capsys)
+    )
+    assert client.get_model_version_by_alias("lora-a", "champion").version == good
 
 
 def test_artifacts_changed_after_the_gate_are_refused(

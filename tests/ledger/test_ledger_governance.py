@@ -927,15 +927,48 @@ def test_with_a_key_quorum_one_admin_cannot_adopt_a_policy(db_url: str, keys) ->
         with pytest.raises(AppendRefused, match="this admin already signed this policy's adoption"):
             led.append(lax, keys["admin"], digest)
         narrower = PolicyAdopted(name="lax", digest=digest, text=text, deployments=["sandbox"])
-        with pytest.raises(AppendRefused, match="awaits co-signatures of its adoption for every deployment"):
-            led.append(narrower, keys["admin2"], digest)
+        renamed = PolicyAdopted(name="strict", digest=digest, text=text)  # the last co-signer named it
+        for other in (narrower, renamed):
+            with pytest.raises(
+                AppendRefused, match="awaits co-signatures of its adoption as 'lax' for every"
+            ):
+                led.append(other, keys["admin2"], digest)
         led.append(PolicyRetired(digest=digest, reason="called off"), keys["admin2"], digest)  # one admin may
         assert digest not in led.governance().adoptions and digest not in led.governance().policies
         led.append(narrower, keys["admin"], digest)
         led.append(narrower, keys["admin2"], digest)
-        assert led.governance().policies[digest].deployments == {"sandbox"}
+        adopted = led.governance().policies[digest]
+        assert adopted.deployments == {"sandbox"}
+        # a third signature (a newer trust file asking a larger quorum) changes nothing, so both files verify
+        led.append(narrower, keys["admin"], digest)
+        assert led.governance().policies[digest].adopted_index == adopted.adopted_index
+        with pytest.raises(AppendRefused, match="was already adopted at entry"):
+            led.append(lax, keys["admin"], digest)
         flow.audit(p, policy=flow.policy)
         assert led.verify() == []
+
+
+def test_a_revoked_admins_adoption_no_longer_counts(db_url: str, keys) -> None:
+    roles = {"admin": "admin", "admin2": "admin", "outsider": "admin"}
+    trust = Trust(key_quorum=2, keys=[TrustedKey.of(keys[n].public_key(), [r], n) for n, r in roles.items()])
+    with Ledger.init(db_url, keys["admin"], trust) as led:
+        text = canonical_json({"name": "p"}).decode()
+        digest = policy_text_digest(text)
+        body = PolicyAdopted(name="p", digest=digest, text=text)
+        led.append(body, keys["admin2"], digest)  # admin2 signs, then leaves
+        gone = key_id(keys["admin2"].public_key())
+        led.append(
+            {"type": "key.revoked", "subject": gone, "body": {"key_id": gone, "reason": "left"}},
+            keys["admin"],
+        )
+        led.append(body, keys["admin"], digest)
+        governance = led.governance()
+        assert digest not in governance.policies
+        assert governance.adoptions[digest].progress(governance.ring, governance.size) == (
+            "adopted by 1 of the 2 admins it needs"
+        )
+        led.append(body, keys["outsider"], digest)
+        assert digest in led.governance().policies
 
 
 def test_a_log_made_before_policies_needed_the_quorum_still_lets_one_admin_adopt_one(
@@ -952,9 +985,16 @@ def test_a_log_made_before_policies_needed_the_quorum_still_lets_one_admin_adopt
     trust = Trust(
         key_quorum=2, keys=[TrustedKey.of(keys[n].public_key(), ["admin"], n) for n in ("admin", "admin2")]
     )
+    text = canonical_json({"name": "old"}).decode()
+    digest = policy_text_digest(text)
     with Ledger.open(path, trust) as led:
-        text = canonical_json({"name": "old"}).decode()
-        digest = policy_text_digest(text)
         led.append(PolicyAdopted(name="old", digest=digest, text=text), keys["admin"], digest)
         assert (led.governance().ring.quorum, digest in led.governance().policies) == (2, True)
         assert led.verify() == []
+    # a trust file that asks it holds the log to it, whatever its maker wrote at its genesis
+    asking = trust.model_copy(update={"policy_quorum": True})
+    with Ledger.open(path, asking) as led:
+        assert led.governance().ring.adopting_quorum == 2
+        assert digest not in led.governance().policies and digest in led.governance().adoptions
+    with pytest.raises(ValueError, match="policy_quorum"):
+        Trust(key_quorum=2, policy_quorum=1)
