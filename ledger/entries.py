@@ -553,6 +553,10 @@ class KeyAdded(EntryBody):
     key_quorum: int | None = Field(default=None, ge=1)
     """On the genesis entry only: the trust file's `key_quorum`, recorded by the log itself, so a trust file
     one admin re-signed with a lower quorum (to add keys alone) no longer matches the log it is bound to."""
+    anchors: int | None = Field(default=None, ge=0, strict=True)
+    """On the genesis entry only: how many trust-file keys `Ledger.init` records right after it. Those are in
+    effect on its one signature; a trust-file key recorded later takes the key quorum like any other, or one
+    admin could re-sign the file with a key of its own and then record it alone."""
     policy_quorum: StrictBool | None = None
     """On the genesis entry only: policies too are adopted by the key quorum of admins in this log (logs
     made before it was recorded let one admin adopt a policy, and still do, or they would fail to verify)."""

@@ -147,9 +147,7 @@ class Ledger:
         ledger = cls(store, trust)
         genesis = _key_added(admin.public_key(), ["admin"], anchor.name if anchor else admin_name)
         recorded = {"key_quorum": trust.key_quorum} if trust is not None else {}
-        genesis = genesis.model_copy(update={"body": {**genesis.body, **recorded, "policy_quorum": True}})
-        drafts = [genesis]
-        drafts += [
+        drafts = [
             EntryDraft(
                 type="key.added",
                 subject=k.key_id,
@@ -158,7 +156,9 @@ class Ledger:
             for k in (trust.keys if trust else [])
             if k.key_id != admin_id
         ]
-        ledger.append_many(drafts, admin)
+        recorded |= {"anchors": len(drafts), "policy_quorum": True}
+        genesis = genesis.model_copy(update={"body": {**genesis.body, **recorded}})
+        ledger.append_many([genesis, *drafts], admin)
         return ledger
 
     def close(self) -> None:

@@ -217,6 +217,8 @@ class KeyRing:
     """The key quorum the log's genesis entry recorded (None in logs made before it was recorded)."""
     policy_quorum: bool = False
     """The genesis entry says policies are adopted by the key quorum too (False in logs made before)."""
+    init_size: int | None = None
+    """The genesis and the trust-file keys recorded with it (None in logs made before it was recorded)."""
 
     def fork(self) -> KeyRing:
         """A copy that appends may change and then drop: what `apply` changes in place is copied."""
@@ -304,8 +306,8 @@ class KeyRing:
         return None
 
     def _addition_refusal(self, index: int, signer: str, body: dict[str, Any]) -> str | None:
-        if index != 0 and (body.get("key_quorum") is not None or body.get("policy_quorum") is not None):
-            return "only the genesis entry records the key quorum and whether policies need it"
+        if index != 0 and any(body.get(f) is not None for f in ("key_quorum", "policy_quorum", "anchors")):
+            return "only the genesis entry records the key quorum, its anchors and whether policies need it"
         target = self.keys.get(body["key_id"])
         if target and target.revoked_at is not None and target.revoked_at <= index:
             return f"key {body['key_id'][:16]} was revoked at entry {target.revoked_at}; it cannot return"
@@ -328,8 +330,10 @@ class KeyRing:
                 self.recorded_quorum = body["key_quorum"]
             if index == 0:
                 self.policy_quorum = body.get("policy_quorum") is True
+                self.init_size = 1 + body["anchors"] if body.get("anchors") is not None else None
             existing = self.keys.get(body["key_id"])
-            if existing is not None and existing.roles == frozenset(body["roles"]):
+            in_init = self.init_size is None or index < self.init_size
+            if existing is not None and existing.roles == frozenset(body["roles"]) and in_init:
                 if existing.added_at is None:  # an anchor, now also recorded by the ledger itself
                     existing.added_at = index
                 self.size = index + 1

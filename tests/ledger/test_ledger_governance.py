@@ -570,9 +570,12 @@ def test_one_admin_cannot_get_round_the_key_quorum_by_re_signing_the_trust_file(
     anchored = bound.with_key(TrustedKey.of(minted.public_key(), ["approver"], "mint"))
     planted = save_trust(anchored, tmp_path / "planted.toml", keys["admin"])
     raised = save_trust(bound.model_copy(update={"key_quorum": 3}), tmp_path / "raised.toml", keys["admin"])
+    never_added = (f"log: trust-file key mint ({kid[:16]}) was never added by this ledger: one admin re-signed "
+                   "the file with a key of its own")  # fmt: skip
     with Ledger.open(db_url, load_trust(planted)) as led:
-        assert _problems(led) == [f"log: trust-file key mint ({kid[:16]}) was never added by this ledger: one "
-                                  "admin re-signed the file with a key of its own"]  # fmt: skip
+        assert _problems(led) == [never_added]
+        led.append(body, keys["admin"], kid)  # and records it: one signature no longer makes it added
+        assert _problems(led) == [never_added]
     with Ledger.open(db_url, load_trust(raised)) as led:
         assert _problems(led) == []
     with Ledger.open(db_url, load_trust(lowered)) as led:
@@ -580,10 +583,11 @@ def test_one_admin_cannot_get_round_the_key_quorum_by_re_signing_the_trust_file(
             "log: the trust file says key_quorum = 1, but the log recorded 2 at its genesis: the file was "
             "re-signed with a lower quorum"
         ]
-        led.append(body, keys["admin"], kid)
+        with pytest.raises(AppendRefused, match="this admin already signed this key addition"):
+            led.append(body, keys["admin"], kid)  # its signature above is pending
         assert kid not in led.governance().ring.keys  # pending: a second admin must sign it
         once_more = KeyAdded(**{**body.model_dump(), "name": "other", "key_quorum": 1})
-        with pytest.raises(AppendRefused, match="only the genesis entry records the key quorum"):
+        with pytest.raises(AppendRefused, match="only the genesis entry records the key quorum, its anchors"):
             led.append(once_more, keys["admin"], kid)
 
 
