@@ -36,7 +36,7 @@ from clgate.audit.policy import load_policy
 from clgate.audit.result import GateResult
 from clgate.audit.signing import UpstreamSignature
 from clgate.errors import InputError
-from clgate.ledger import PASSPHRASE_ENV, PolicyAdopted, PolicyRetired, release_lines
+from clgate.ledger import PASSPHRASE_ENV, PolicyAdopted, PolicyRetired, policy_lines, release_lines
 from clgate.ledger.entries import DIGEST
 from clgate.runtime import ServedPair
 from clgate.runtime.cli import (
@@ -337,7 +337,8 @@ def rollback(
 
 
 def status(ledger: str = LedgerOpt, trust: Path = TrustOpt) -> None:
-    """What each deployment runs, what awaits approval, what needs re-audit, which erasures are open."""
+    """What each deployment runs, what awaits approval, what needs re-audit, which policies gates may judge by
+    (and which adoptions await admins), which erasures are open."""
     with open_journal(ledger, None, trust) as journal:
         state = journal.state()
     Console().print(lineage_tree(build_lineage(state)))
@@ -346,6 +347,7 @@ def status(ledger: str = LedgerOpt, trust: Path = TrustOpt) -> None:
         ("needs re-audit", state.pending_reaudit()),
     ):
         typer.echo(f"{title}: " + (", ".join(f"{u.update_id} ({u.kind})" for u in rows) or "none"))
+    typer.echo("policies: " + ("; ".join(policy_lines(state.governance)) or "none"))
     typer.echo("signed releases: " + ("; ".join(release_lines(state.governance)) or "none"))
     open_erasures = [e for e in state.governance.erasures.values() if e.open]
     typer.echo(

@@ -79,6 +79,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "Governance",
             "PolicyState",
             "UpdateState",
+            "policy_lines",
             "release_lines",
         ],
         "keys": [

@@ -204,8 +204,7 @@ class PolicyState:
         if self.deployments is None or deployment in self.deployments:
             return None
         return (
-            f"policy {self.name!r} was adopted for deployment(s) {', '.join(sorted(self.deployments))} only, "
-            f"not {deployment!r}"
+            f"policy {self.name!r} was adopted for {scope_words(self.deployments)} only, not {deployment!r}"
         )
 
     @functools.cached_property  # read at every audit replayed: the text is parsed once per policy
@@ -614,6 +613,20 @@ def release_lines(g: Governance) -> list[str]:
     ]
 
 
+def policy_lines(g: Governance) -> list[str]:
+    """One line per policy gates may judge by, and per adoption still awaiting admins (`clgate status`)."""
+    adopted = [
+        f"{p.name} ({p.digest[:19]}…) for {scope_words(p.deployments)}, adopted at entry {p.adopted_index}"
+        for p in g.policies.values()
+        if p.retired_index is None
+    ]
+    pending = [
+        f"{a.body.name} ({digest[:19]}…) for {scope_words(_scope(a.body))}: {a.progress(g.ring, g.size)}"
+        for digest, a in g.adoptions.items()
+    ]
+    return adopted + pending
+
+
 # --- rules: None if the entry is allowed, else why not --------------------------------------------
 
 
@@ -742,7 +755,7 @@ def _adopted(g: Governance, index: int, signer: str, subject: str | None, p: Pol
     if pending is not None and _adoption(pending.body) != _adoption(p):
         return (
             f"policy {p.digest[:19]}… awaits co-signatures of its adoption as {pending.body.name!r} for "
-            f"{_scope_words(pending.body)}; co-sign that one, or retire it first"
+            f"{scope_words(_scope(pending.body))}; co-sign that one, or retire it first"
         )
     if pending is not None and signer in pending.signers:
         return "this admin already signed this policy's adoption; another admin must co-sign it"
@@ -758,8 +771,11 @@ def _adoption(p: PolicyAdopted) -> tuple[str, frozenset[str] | None]:
     return p.name, _scope(p)
 
 
-def _scope_words(p: PolicyAdopted) -> str:
-    return f"deployment(s) {', '.join(sorted(p.deployments))}" if p.deployments else "every deployment"
+def scope_words(deployments: frozenset[str] | None) -> str:
+    """The deployments a policy judges, in words."""
+    return (
+        f"deployment(s) {', '.join(sorted(deployments))}" if deployments is not None else "every deployment"
+    )
 
 
 def _retired(g: Governance, index: int, signer: str, subject: str | None, p: PolicyRetired) -> str | None:

@@ -99,8 +99,21 @@ def test_with_a_key_quorum_a_policy_takes_that_many_admins(
     assert "this admin already signed this policy's adoption" in capsys.readouterr().err
     with Journal.open(boot.ledger, None, boot.trust) as journal:
         assert len(journal.ledger) == before
+    status = ["status", "--ledger", str(boot.ledger), "--trust", str(boot.trust)]
+    digest = parse_policy(lax.read_text()).digest
+    assert main(status) == 0
+    assert (
+        f"test ({digest[:19]}…) for every deployment: adopted by 1 of the 2 admins it needs"
+        in capsys.readouterr().out
+    )
     assert run("policy", "adopt", str(lax), key="admin2") == 0
     assert "adopted policy" in capsys.readouterr().out
+    assert main(status) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"test ({digest[:19]}…) for every deployment, adopted at entry" in out
+        and "admins it needs" not in out
+    )
     assert run(*gate, key="gate") == 10
 
 
