@@ -99,7 +99,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     ),
     "status": Subcommand(
         "clgate.audit.gate_cli:status",
-        "What each deployment runs, what awaits approval, what needs re-audit, which erasures are open.",
+        "What each deployment runs, what awaits approval or re-audit, which policies apply, which erasures are open.",
     ),
     "sign": Subcommand(
         "clgate.audit.signing_cli:sign",

@@ -337,8 +337,7 @@ def rollback(
 
 
 def status(ledger: str = LedgerOpt, trust: Path = TrustOpt) -> None:
-    """What each deployment runs, what awaits approval, what needs re-audit, which policies gates may judge by
-    (and which adoptions await admins), which erasures are open."""
+    """What each deployment runs, what awaits approval or re-audit, which policies apply, which erasures are open."""
     with open_journal(ledger, None, trust) as journal:
         state = journal.state()
     Console().print(lineage_tree(build_lineage(state)))
