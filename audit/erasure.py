@@ -168,7 +168,7 @@ def request_erasure(
     """Find the subject's data in `deployment`, write the memory store without it to `out`, record the request."""
     journal.require_role("erasure.requested")  # before the store is written: no store without its request
     state = journal.state()
-    if not any(u.deployment == deployment for u in state.updates.values()):
+    if not state.governance.proposed_to(deployment):
         # one with nothing deployed still has audits whose evidence may quote the subject
         raise InputError(
             f"deployment {deployment!r} was never proposed anything; there is nothing of it to erase"
@@ -220,6 +220,9 @@ def quoting_evidence(journal: Journal, state: LedgerState, deployment: str, matc
 class Done:
     record: ErasureDone
     index: int
+    others: list[str]
+    """Measurements that quote the subject but are other deployments' evidence (recorded there first): kept,
+    for those deployments' own erasures."""
 
 
 def open_request(state: LedgerState, request_id: str) -> ErasureState:
@@ -269,14 +272,15 @@ def finish_erasure(journal: Journal, request_id: str, matcher: Matcher, memory: 
             f"{', '.join(running)} trained on the erased data still deployed in {request.deployment!r}: roll it "
             "back, or train again without the data and promote that"
         )
+    quoting = quoting_evidence(journal, state, request.deployment, matcher)
     record = ErasureDone(
         request_id=request_id,
         memory_update=found.update.update_id if found else None,
         memory_digest=found.digest if found else None,
         entries_scanned=len(found.entries) if found else 0,
-        evidence_removed=quoting_evidence(journal, state, request.deployment, matcher),
+        evidence_removed=[d for d in quoting if not state.governance.evidence_refusal(d, request.deployment)],
     )
     index = journal.append(record, request_id)  # recorded first: a removal never goes unexplained
     for digest in record.evidence_removed:
         journal.evidence.remove(digest)
-    return Done(record, index)
+    return Done(record, index, [d for d in quoting if d not in record.evidence_removed])

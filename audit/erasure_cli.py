@@ -183,7 +183,12 @@ def done(
     typer.echo(
         f"erasure {request_id} done at entry {finished.index}: "
         + (memory_note if r.memory_update else "no memory deployed")
+        + f"; {len(r.evidence_removed)} measurement(s) quoting it removed"
     )
+    for digest in finished.others:
+        typer.echo(
+            f"kept measurement {digest}: it quotes it but another deployment recorded it first; erase it there"
+        )
 
 
 @erase_app.command("withdraw")

@@ -105,7 +105,7 @@ def build(folder: Path, entries: int) -> tuple[Path, Path]:
         start = time.perf_counter()
         audited(_proposal(n, "adapter", base.candidate.digest), block=n % 10 == 9)
         for _ in range(6):
-            gate.append(ScheduledRun(verdict="promote", deployed=[], findings=[], measurements={}), None)
+            gate.append(ScheduledRun(verdict="promote", policy=policy.ref), None)
         seconds.append(time.perf_counter() - start)
         n += 1
     for j in journals.values():

@@ -33,18 +33,32 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from clgate.ledger import Ledger, LedgerEntry, Trust, TrustedKey, generate_key, merkle
 from clgate.ledger.dsse import Envelope, verify_signature
+from clgate.ledger.entries import PolicyAdopted, policy_text_digest
 from clgate.ledger.store import Store, head_t, nodes_t
 
 BATCH = 100
 BLOCK = 1000  # single appends timed between bare-signing runs
 
 
+POLICY = PolicyAdopted(name="bench", digest=policy_text_digest('name = "bench"'), text='name = "bench"')
+
+
 def _draft(i: int) -> dict:
     """A scheduled audit's entry, the one a deployment appends most often (a stateful one: its rules run)."""
     return {
         "type": "audit.scheduled_run",
-        "body": {"verdict": "promote", "measurements": {"drift": "sha256:" + f"{i:064x}"}},
+        "body": {
+            "verdict": "promote",
+            "measurements": {"drift": "sha256:" + f"{i:064x}"},
+            "policy": {"name": POLICY.name, "digest": POLICY.digest},
+        },
     }
+
+
+def _with_policy(ledger: Ledger, admin: Ed25519PrivateKey) -> Ledger:
+    """The ledger with the policy its scheduled runs cite adopted (a run names an adopted policy)."""
+    ledger.append(POLICY, admin, POLICY.digest)
+    return ledger
 
 
 def _timed_blocks(
@@ -77,11 +91,11 @@ def bench_append(folder: Path, count: int) -> tuple[Ledger, Trust, tuple[float, 
             TrustedKey.of(pipeline.public_key(), ["gate"]),  # scheduled runs are the gate's to sign
         ]
     )
-    ledger = Ledger.init(folder / "ledger.db", admin, trust)
+    ledger = _with_policy(Ledger.init(folder / "ledger.db", admin, trust), admin)
     single = _timed_blocks(
         count, BLOCK, lambda a, b: [ledger.append(_draft(i), pipeline) for i in range(a, b)], pipeline
     )
-    with Ledger.init(folder / "batched.db", admin, trust) as batched:
+    with _with_policy(Ledger.init(folder / "batched.db", admin, trust), admin) as batched:
         many = _timed_blocks(
             count,
             BATCH,

@@ -57,6 +57,7 @@ from clgate.ledger.entries import (
     ErasureWithdrawn,
     Finding,
     PolicyAdopted,
+    PolicyRef,
     PolicyRetired,
     Promotion,
     Proposal,
@@ -333,6 +334,10 @@ class Governance:
         """Slot -> update id of what `deployment` runs now."""
         return {slot: uid for (dep, slot), uid in self.deployed.items() if dep == deployment}
 
+    def proposed_to(self, deployment: str) -> bool:
+        """Whether any update was ever proposed for `deployment` (stops at the first: asked at every run)."""
+        return any(u.deployment == deployment for u in self.updates.values())
+
     def deployments(self) -> list[str]:
         return sorted({dep for dep, _ in self.deployed} | {u.deployment for u in self.updates.values()})
 
@@ -546,12 +551,38 @@ class Governance:
             f"(entry {erasure.requested_index}); train it again without that data and propose the new one"
         )
 
-    def evidence_owners(self, digest: str) -> set[str]:
-        """The deployments whose audits or scheduled runs recorded the measurement `digest` (none: unrecorded)."""
-        audited = {u.deployment for u in self.updates.values() if digest in u.measurements.values()}
-        return audited | {
-            run.deployment for _, run in self.scheduled_runs if digest in run.measurements.values()
-        }
+    def policy_refusal(self, ref: PolicyRef, deployment: str, index: int) -> str | None:
+        """Why a decision about `deployment` at entry `index` may not be judged by the policy `ref` names
+        (None: it may): its adoption awaits admins, it was never adopted or retired, or it judges others."""
+        policy, pending = self.policies.get(ref.digest), self.adoptions.get(ref.digest)
+        if pending is not None and (policy is None or policy.retired_index is not None):
+            return f"policy {ref.name!r} ({ref.digest[:19]}…) is {pending.progress(self.ring, index)}"
+        if policy is None:
+            return f"policy {ref.name!r} ({ref.digest[:19]}…) was not adopted by an admin"
+        if policy.retired_index is not None:
+            return f"policy {ref.name!r} was retired at entry {policy.retired_index}"
+        return policy.scope_refusal(deployment)
+
+    def evidence_refusal(self, digest: str, deployment: str) -> str | None:
+        """Why an erasure of `deployment` may not remove the measurement `digest` (None: it may). Evidence is
+        filed by content, so deployments may share a file. In strict logs it is the first recorder's: a
+        scheduled run citing another deployment's digest made that deployment's evidence look lawfully
+        erased. Older logs let any deployment that recorded it remove it."""
+        recorders = sorted(
+            [
+                (u.audit_index or 0, u.deployment)
+                for u in self.updates.values()
+                if digest in u.measurements.values()
+            ]
+            + [(i, run.deployment) for i, run in self.scheduled_runs if digest in run.measurements.values()]
+        )
+        owners = {recorders[0][1]} if recorders and self.ring.strict else {dep for _, dep in recorders}
+        if not owners or deployment in owners:
+            return None
+        return (
+            f"measurement {digest[:19]}… is evidence of deployment(s) {', '.join(sorted(owners))}, not of "
+            f"{deployment!r}: an erasure removes only its own deployment's"
+        )
 
     def _erased_memory(self, memory: UpdateState) -> str | None:
         """A store deployed before an erasure of its deployment was done may hold the erased entries: rolling
@@ -658,18 +689,10 @@ def _audited(g: Governance, index: int, signer: str, subject: str | None, a: Aud
         return f"update {a.update_id} was already audited at entry {update.audit_index}; a re-audit is a new proposal"
     if signer == update.proposer:
         return f"the key that proposed update {a.update_id} may not audit it"
-    policy = g.policies.get(a.policy.digest)
-    pending = g.adoptions.get(a.policy.digest)
-    if pending is not None and (policy is None or policy.retired_index is not None):
-        return f"policy {a.policy.name!r} ({a.policy.digest[:19]}…) is {pending.progress(g.ring, index)}"
-    if policy is None:
-        return f"policy {a.policy.name!r} ({a.policy.digest[:19]}…) was not adopted by an admin"
-    if policy.retired_index is not None:
-        return f"policy {a.policy.name!r} was retired at entry {policy.retired_index}"
-    scope = policy.scope_refusal(update.deployment)
-    if scope:
-        return scope
-    pinned = policy.requirements
+    refusal = g.policy_refusal(a.policy, update.deployment, index)
+    if refusal:
+        return refusal
+    pinned = g.policies[a.policy.digest].requirements
     if pinned is not None and (a.approvals, a.witnesses) != pinned:
         return (
             f"the audit asks for {a.approvals.required} approval(s) and {a.witnesses.required} witness(es) as it "
@@ -790,7 +813,7 @@ def _erasure_requested(
 ) -> str | None:
     if r.request_id in g.erasures:
         return f"erasure request {r.request_id} was already made at entry {g.erasures[r.request_id].requested_index}"
-    if not any(u.deployment == r.deployment for u in g.updates.values()):
+    if not g.proposed_to(r.deployment):
         return f"deployment {r.deployment!r} was never proposed anything; there is nothing of it to erase"
     deployed_memory = g.deployed.get((r.deployment, "memory"))
     if r.memory_update != deployed_memory:
@@ -846,28 +869,24 @@ def _erasure_done(g: Governance, index: int, signer: str, subject: str | None, d
     running = [uid for (dep, _), uid in g.deployed.items() if dep == deployment and uid in erasure.retrain]
     if running:
         return f"update {running[0]}, trained on the erased data, is still deployed in {deployment!r}"
-    # another deployment's alone: measurements are filed by content, so two deployments may share one
-    for digest in d.evidence_removed:
-        owners = g.evidence_owners(digest)
-        if owners and deployment not in owners:
-            return (
-                f"measurement {digest[:19]}… is evidence of deployment(s) {', '.join(sorted(owners))}, not "
-                f"of {deployment!r}: an erasure removes only its own deployment's"
-            )
-    return None
+    return next(filter(None, (g.evidence_refusal(digest, deployment) for digest in d.evidence_removed)), None)
 
 
 def _scheduled(g: Governance, index: int, signer: str, subject: str | None, s: ScheduledRun) -> str | None:
-    """A run's body is typed and its verdict follows its findings (the model checks both). Whether its policy
-    was adopted is not held to the state here: runs recorded before `audit run` required an adopted policy
-    cite the default one, adopted or not, and a rule now would fail those ledgers' verification for good (the
-    CLI refuses an unadopted policy). A policy adopted for some deployments only, or one whose adoption
-    awaits admins, neither of which any earlier ledger holds, is held to that."""
+    """A run's body is typed and its verdict follows its findings (the model checks both). In strict logs a
+    run is of a deployment the ledger knows, judged by a policy adopted for it, like an audit. Older logs
+    hold runs that cite the default policy, adopted or not (recorded before `audit run` required an adopted
+    one), so there only a policy adopted for some deployments, or awaiting admins, is held to that."""
+    if g.ring.strict:
+        if s.deployment != "default" and not g.proposed_to(s.deployment):
+            return f"no deployment {s.deployment!r} was proposed anything: there is nothing of it to audit"
+        if s.policy is None:
+            return "a scheduled run names the adopted policy it was judged by"
     if s.policy is None:
         return None
-    policy, pending = g.policies.get(s.policy.digest), g.adoptions.get(s.policy.digest)
-    if pending is not None and (policy is None or policy.retired_index is not None):  # no older log has one
-        return f"policy {s.policy.name!r} ({s.policy.digest[:19]}…) is {pending.progress(g.ring, index)}"
+    if g.ring.strict or s.policy.digest in g.adoptions:  # no older log has a pending adoption
+        return g.policy_refusal(s.policy, s.deployment, index)
+    policy = g.policies.get(s.policy.digest)
     return policy.scope_refusal(s.deployment) if policy is not None else None
 
 

@@ -219,6 +219,20 @@ class KeyRing:
     """The genesis entry says policies are adopted by the key quorum too (False in logs made before)."""
     init_size: int | None = None
     """The genesis and the trust-file keys recorded with it (None in logs made before it was recorded)."""
+    genesis_signer: str = ""
+
+    @property
+    def records_signers(self) -> bool:
+        """The log recorded every trust-file key at its genesis (every log made since it recorded its
+        quorum): a key only a trust file lists was put there by whoever last re-signed the file, and
+        signs nothing."""
+        return self.recorded_quorum is not None or self.init_size is not None
+
+    @property
+    def strict(self) -> bool:
+        """The log's genesis records its anchors, as every log made since does: rules that logs made before
+        could break (and would then fail verification for good) hold in it."""
+        return self.init_size is not None
 
     def fork(self) -> KeyRing:
         """A copy that appends may change and then drop: what `apply` changes in place is copied."""
@@ -260,7 +274,12 @@ class KeyRing:
         state = self.keys.get(kid)
         if state is None or (state.revoked_at is not None and state.revoked_at <= index):
             return None
-        return state
+        return None if self._unrecorded(state, index) else state
+
+    def _unrecorded(self, state: KeyState, index: int) -> bool:
+        """A trust-file key this ledger never recorded, past its genesis batch (a revocation dated far ahead
+        in the file kept one from `verify`'s notice while it co-signed as a second admin)."""
+        return self.records_signers and state.added_at is None and index >= (self.init_size or 1)
 
     def label(self, kid: str) -> str:
         state = self.keys.get(kid)
@@ -293,6 +312,11 @@ class KeyRing:
             return f"signed by unknown key {signer[:16]}"
         if state.revoked_at is not None and state.revoked_at <= index:
             return f"signed by key {_label(signer, state)} revoked at entry {state.revoked_at}"
+        if self._unrecorded(state, index):
+            return f"signed by key {_label(signer, state)}, which only the trust file lists: this ledger never added it"
+        genesis = self._genesis_refusal(index, signer, type_name, body)
+        if genesis:
+            return genesis
         allowed = roles_for(type_name)
         if type_name in ENTRY_TYPES and not state.roles & allowed:
             return (
@@ -303,6 +327,21 @@ class KeyRing:
             return self._addition_refusal(index, signer, body)
         if type_name == "key.revoked" and body["key_id"] not in self.keys:
             return f"revokes unknown key {body['key_id'][:16]}"
+        return None
+
+    def _genesis_refusal(self, index: int, signer: str, type_name: str, body: dict[str, Any]) -> str | None:
+        """Inside the batch the genesis says records its anchors, only the genesis key recording a trust-file
+        key with its roles (a genesis claiming more anchors than it recorded let one admin record, alone, a
+        key added to the trust file much later)."""
+        if self.init_size is None or not 0 < index < self.init_size or self.anchors is None:
+            return None
+        anchor = self.keys.get(body.get("key_id", "")) if type_name == "key.added" else None
+        if signer != self.genesis_signer or anchor is None or anchor.roles != frozenset(body["roles"]):
+            return (
+                f"entry {index} is inside the genesis batch of {self.init_size - 1} trust-file keys but does not "
+                "record one of them: the genesis claims anchors it did not record, or the trust file is not this "
+                "log's"
+            )
         return None
 
     def _addition_refusal(self, index: int, signer: str, body: dict[str, Any]) -> str | None:
@@ -329,6 +368,7 @@ class KeyRing:
             if index == 0 and body.get("key_quorum") is not None:
                 self.recorded_quorum = body["key_quorum"]
             if index == 0:
+                self.genesis_signer = signer
                 self.policy_quorum = body.get("policy_quorum") is True
                 self.init_size = 1 + body["anchors"] if body.get("anchors") is not None else None
             existing = self.keys.get(body["key_id"])

@@ -17,7 +17,7 @@ from clgate.audit.gate_checks import GATE_CHECKS
 from clgate.audit.journal import Journal
 from clgate.audit.policy import parse_policy
 from clgate.demo import bootstrap_ledger, make_tiny_lora
-from clgate.ledger import AppendRefused, ErasureDone, ErasureRequest, load_private_key
+from clgate.ledger import AppendRefused, ErasureDone, ErasureRequest, ScheduledRun, load_private_key
 from clgate.measurement import Measurement
 
 POLICY = """
@@ -374,7 +374,8 @@ def test_the_evidence_of_a_deployment_with_nothing_deployed_can_be_erased(
     tmp_path: Path, tiny_model: Path, deployment, capsys
 ) -> None:
     """A staging deployment whose only memory update never got promoted: its gate's memory diff quotes the
-    subject, and an erasure must be able to remove it (the CLI refused deployments with nothing deployed)."""
+    subject, and an erasure must be able to remove it (the CLI refused deployments with nothing deployed). A
+    file quoting it that another deployment recorded first is that one's evidence: kept, and named."""
     boot, run, _, _, policy = deployment
     old = write_memory_store([MemoryEntry(id="s0", text="Staging note.")], tmp_path / "staging_v1.jsonl")
     new = write_memory_store(
@@ -407,10 +408,23 @@ def test_the_evidence_of_a_deployment_with_nothing_deployed_can_be_erased(
         == 0
     )
     assert "memory: none deployed" in capsys.readouterr().out and not out.exists()
-    with Journal.open(boot.ledger, None, boot.trust) as journal:
+    with Journal.open(boot.ledger, load_private_key(boot.keys["gate"]), boot.trust) as journal:
         (request_id,) = journal.state().governance.erasures
+        # the same bytes default's run recorded first (evidence is filed by content): default's to erase
+        shared = journal.evidence.put(
+            Measurement(name="memory", version="1", details=[{"text": f"Dana writes from {SUBJECT}."}])
+        )
+        for recorder in ("default", "staging"):
+            run_body = ScheduledRun(verdict="promote", deployment=recorder, measurements={"memory": shared},
+                                    policy=parse_policy(POLICY).ref)  # fmt: skip
+            journal.append(run_body, None)
+    capsys.readouterr()
     assert run("erase", "done", request_id, "--subject", SUBJECT, key="auditor") == 0
+    out = capsys.readouterr().out
+    assert "1 measurement(s) quoting it removed" in out
+    assert f"kept measurement {shared}: it quotes it but another deployment recorded it first" in out
     with Journal.open(boot.ledger, None, boot.trust) as journal:
         (entry,) = journal.ledger.find("erasure.done")
-        assert staged.measurements["memory"] in entry.body["evidence_removed"]
+        assert entry.body["evidence_removed"] == [staged.measurements["memory"]]
         assert journal.evidence.get(staged.measurements["memory"]) is None
+        assert journal.evidence.get(shared) is not None

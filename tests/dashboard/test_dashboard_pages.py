@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from clgate.audit import Journal
 from clgate.audit.cli import main
+from clgate.audit.policy import load_policy
 from clgate.dashboard.cli import dashboard_app_path
 from clgate.ledger import Finding, ScheduledRun, Status, load_private_key
 
@@ -50,9 +51,16 @@ def test_overview_shows_deployed_pending_and_scheduled(dash_world, monkeypatch, 
     with Journal.open(
         dash_world.ledger, load_private_key(dash_world.keys["gate"]), dash_world.trust
     ) as journal:
-        journal.append(ScheduledRun(verdict="block", deployment="tenant-b", findings=[blocked]), None)
-        buried = journal.append(ScheduledRun(verdict="block", deployment="default", findings=[blocked]), None)
-        journal.append(ScheduledRun(verdict="promote", deployment="default", findings=[]), None)
+        policy = load_policy(dash_world.policy).ref
+        journal.append(
+            ScheduledRun(verdict="block", deployment="tenant-b", findings=[blocked], policy=policy), None
+        )
+        buried = journal.append(
+            ScheduledRun(verdict="block", deployment="default", findings=[blocked], policy=policy), None
+        )
+        journal.append(
+            ScheduledRun(verdict="promote", deployment="default", findings=[], policy=policy), None
+        )
     at = open_app(monkeypatch, "--ledger", dash_world.ledger, "--trust", dash_world.trust)
     assert not at.exception
     deployed = at.dataframe[0].value

@@ -591,6 +591,70 @@ def test_one_admin_cannot_get_round_the_key_quorum_by_re_signing_the_trust_file(
             led.append(once_more, keys["admin"], kid)
 
 
+def test_a_key_only_the_trust_file_lists_signs_nothing(db_url: str, keys, tmp_path) -> None:
+    """One admin re-signed the trust file with a second admin key of its own, revoked "at" an entry far ahead
+    so `verify` passed over it, and co-signed with it what the key quorum must sign: a key this ledger never
+    added signs nothing, and an entry forced in with it is named."""
+    trust, _, body = _two_admins_and_a_key_to_mint(keys)
+    phantom = generate_key()
+    pid = key_id(phantom.public_key())
+    with Ledger.init(db_url, keys["admin"], trust) as led:
+        bound = trust.bound_to(led.log_id())
+    planted = bound.with_key(TrustedKey.of(phantom.public_key(), ["admin", "witness"], "phantom"))
+    evil = load_trust(save_trust(planted.with_revocation(pid, 10**9), tmp_path / "evil.toml", keys["admin"]))
+    with Ledger.open(db_url, evil) as led:
+        assert _problems(led) == []
+        led.append(body, keys["admin"], body.key_id)
+        with pytest.raises(
+            AppendRefused, match=r"phantom .* only the trust file lists: this ledger never added it"
+        ):
+            led.append(body, phantom, body.key_id)
+        assert body.key_id not in led.governance().ring.keys  # still pending: one admin signed it
+        assert pid not in led.governance().ring.keys_with("witness", len(led))
+        forced = Flow.__new__(Flow)
+        forced.ledger, forced.keys = led, {"phantom": phantom}
+        index = forced.force(body, "phantom", body.key_id)
+        assert _problems(led) == [
+            f"entry {index}: signed by key phantom ({pid[:16]}), which only the trust file lists: this ledger "
+            "never added it"
+        ]
+        assert body.key_id not in replay(led.entries(), evil).governance.ring.keys
+
+
+def test_a_genesis_records_the_anchors_it_claims_and_nothing_else(db_url: str, keys, tmp_path) -> None:
+    """A genesis claiming more anchors than it recorded kept a window open in which one admin recorded, alone,
+    a key put in the trust file later. The batch after the genesis holds only the genesis key's recordings of
+    trust-file keys: nothing else fits in, and a key slipped in at genesis is named by every verifier whose
+    trust file does not list it."""
+    from clgate.ledger.store import Store
+
+    trust, minted, body = _two_admins_and_a_key_to_mint(keys)
+    admin2 = next(k for k in trust.keys if k.name == "admin2")
+    admin = next(k for k in trust.keys if k.name == "admin")
+    claims = {"key_quorum": 2, "anchors": 2, "policy_quorum": True}  # one anchor (admin2) follows it, not two
+    led = Ledger(Store.open(db_url, create=True), trust)
+    led.append_many(
+        [EntryDraft(type="key.added", subject=k.key_id, body=k.model_dump() | extra)
+         for k, extra in ((admin, claims), (admin2, {}))],
+        keys["admin"],
+    )  # fmt: skip
+    note = {"type": "note", "body": {"text": "the first entry after the genesis batch"}}
+    with pytest.raises(AppendRefused, match="entry 2 is inside the genesis batch of 2 trust-file keys"):
+        led.append(note, keys["admin2"])
+    with pytest.raises(AppendRefused, match="inside the genesis batch"):
+        led.append(body, keys["admin"], body.key_id)  # not a trust-file key: it needs the quorum, later
+    planted = trust.with_key(TrustedKey.of(minted.public_key(), ["approver"], "mint"))
+    evil = Ledger(led.store, planted)
+    evil.append(body, keys["admin"], body.key_id)  # the window filled by a key the real file lacks...
+    assert evil.verify() == []
+    with Ledger.open(db_url, trust) as honest:  # ...which every holder of the real file sees
+        assert _problems(honest) == [
+            "entry 2: entry 2 is inside the genesis batch of 2 trust-file keys but does not record one of them: "
+            "the genesis claims anchors it did not record, or the trust file is not this log's"
+        ]
+    led.close()
+
+
 def test_names_identify_one_active_key(ledger, keys) -> None:
     other = generate_key()
     kid = key_id(other.public_key())
@@ -772,7 +836,11 @@ def test_a_scheduled_run_is_typed_and_judged_like_an_audit(flow) -> None:
     with pytest.raises(InputError, match="verdict promote does not follow from the findings"):
         flow.ledger.append(lying, flow.keys["auditor"])
     honest = flow.ledger.append(
-        {"type": "audit.scheduled_run", "body": {"verdict": "block", "findings": [fail]}}, flow.keys["gate"]
+        {
+            "type": "audit.scheduled_run",
+            "body": {"verdict": "block", "findings": [fail], "policy": flow.policy.model_dump()},
+        },
+        flow.keys["gate"],
     )
     assert _problems(flow.ledger) == []
     ((index, recorded),) = replay(flow.ledger.entries(), flow.ledger.trust).scheduled_runs
@@ -785,8 +853,9 @@ def test_a_scheduled_run_is_typed_and_judged_like_an_audit(flow) -> None:
 def test_an_erasure_names_a_deployment_that_ran_something_and_removes_only_its_evidence(flow) -> None:
     """A request for a deployment nobody proposed anything to found nothing, so its `done` was accepted at
     once, listing any digests: the record then called another deployment's deleted evidence an erasure. A
-    measurement both deployments recorded (evidence is filed by content) is each one's to erase."""
-    from clgate.ledger import ErasureDone, ErasureRequest
+    measurement is its first recorder's: an auditor key that cited another deployment's digest in a scheduled
+    run of its own made that deployment's evidence look lawfully erased."""
+    from clgate.ledger import ErasureDone, ErasureRequest, ScheduledRun
 
     flow.deploy()
     other = flow.propose(deployment="tenant-b")
@@ -802,12 +871,14 @@ def test_an_erasure_names_a_deployment_that_ran_something_and_removes_only_its_e
     done = ErasureDone(request_id=mine.request_id, entries_scanned=0, evidence_removed=[theirs])
     with pytest.raises(AppendRefused, match="is evidence of deployment\\(s\\) tenant-b, not of 'default'"):
         flow.ledger.append(done, flow.keys["auditor"], mine.request_id)
-    run = {"verdict": "promote", "measurements": {"weights": theirs}}  # default's too: shared by content
-    flow.ledger.append({"type": "audit.scheduled_run", "body": run}, flow.keys["gate"])
-    shared = done.model_copy(
-        update={"evidence_removed": [theirs, "sha256:" + "12" * 32]}
-    )  # and a broken gate's
-    flow.ledger.append(shared, flow.keys["auditor"], mine.request_id)
+    ours = "sha256:" + "12" * 32
+    run = {"verdict": "promote", "measurements": {"weights": theirs, "drift": ours}, "policy": flow.policy}
+    flow.ledger.append(ScheduledRun(**run), flow.keys["auditor"])  # cites tenant-b's digest as its own
+    with pytest.raises(AppendRefused, match="is evidence of deployment\\(s\\) tenant-b, not of 'default'"):
+        flow.ledger.append(done, flow.keys["auditor"], mine.request_id)
+    unrecorded = "sha256:" + "34" * 32  # a broken gate's: no entry records it
+    flow.ledger.append(done.model_copy(update={"evidence_removed": [ours, unrecorded]}), flow.keys["auditor"],
+                       mine.request_id)  # fmt: skip
     assert _problems(flow.ledger) == []
 
 
@@ -819,7 +890,7 @@ REFUSED_PROMOTION = {"type": "promotion.done", "subject": "sha256:" + "0" * 64,
 def test_a_refused_batch_leaves_the_scheduled_runs_as_they_were(flow) -> None:
     """Appends change a fork of the state that shares its runs (copying a year of them at every append made
     each slower): a batch refused after its first run leaves no run behind, and the next run is kept."""
-    run = {"type": "audit.scheduled_run", "body": {"verdict": "promote"}}
+    run = {"type": "audit.scheduled_run", "body": {"verdict": "promote", "policy": flow.policy.model_dump()}}
     first = flow.ledger.append(run, flow.keys["gate"])
     refused = REFUSED_PROMOTION
     with pytest.raises(AppendRefused):
@@ -904,6 +975,7 @@ def test_a_policy_adopted_for_some_deployments_judges_only_theirs(flow) -> None:
     run = ScheduledRun(verdict="promote", deployment="default", policy=sandbox)
     with pytest.raises(AppendRefused, match="not 'default'"):
         flow.ledger.append(run, flow.keys["gate"])
+    flow.propose(deployment="sandbox")
     flow.ledger.append(
         ScheduledRun(verdict="promote", deployment="sandbox", policy=sandbox), flow.keys["gate"]
     )
@@ -912,6 +984,33 @@ def test_a_policy_adopted_for_some_deployments_judges_only_theirs(flow) -> None:
     q = flow.propose()
     forced = flow.force(flow.audit_record(q, policy=sandbox), "gate", q.candidate.digest)
     assert f"entry {forced}: policy 'sandbox' was adopted for" in _problems(flow.ledger)[0]
+
+
+def test_a_scheduled_run_is_of_a_known_deployment_under_an_adopted_policy(flow) -> None:
+    """A gate or auditor key recorded clean monitoring runs judged by nothing adopted (a retired policy, one
+    nobody adopted, or none), or of a deployment nobody runs: in a log made now each is refused, as an audit."""
+    from clgate.ledger import ScheduledRun
+
+    flow.deploy()
+    ghost = PolicyRef(name="ghost", digest="sha256:" + "ee" * 32)
+    retired = flow.adopt("old")
+    flow.ledger.append(PolicyRetired(digest=retired.digest), flow.keys["admin"], retired.digest)
+    refused = {
+        "a scheduled run names the adopted policy it was judged by": ScheduledRun(verdict="promote"),
+        "policy 'ghost' .* was not adopted by an admin": ScheduledRun(verdict="promote", policy=ghost),
+        "policy 'old' was retired at entry": ScheduledRun(verdict="promote", policy=retired),
+        "no deployment 'prod' was proposed anything": ScheduledRun(
+            verdict="promote", deployment="prod", policy=flow.policy
+        ),
+    }
+    for reason, run in refused.items():
+        with pytest.raises(AppendRefused, match=reason):
+            flow.ledger.append(run, flow.keys["auditor"])
+    flow.ledger.append(ScheduledRun(verdict="promote", policy=flow.policy), flow.keys["auditor"])
+    forced = flow.force(ScheduledRun(verdict="promote", policy=ghost), "gate", None)
+    assert _problems(flow.ledger) == [
+        f"entry {forced}: policy 'ghost' ({ghost.digest[:19]}…) was not adopted by an admin"
+    ]
 
 
 def test_with_a_key_quorum_one_admin_cannot_adopt_a_policy(db_url: str, keys) -> None:
