@@ -41,11 +41,12 @@ def block(journal: Journal, ref: str, reason: str) -> int:
 
 
 def witnessed_checkpoint(journal: Journal, update: UpdateState) -> CheckpointNote | None:
-    """The latest stored checkpoint that covers the update's audit, if its policy needs witnesses."""
+    """The latest stored checkpoint that covers the update's audit, if its policy needs witnesses: of those
+    the journal's verification checked (a row inserted since, its cosignatures unchecked, would be cited)."""
     if update.audit is None or update.audit.witnesses.required == 0:
         return None
     assert update.audit_index is not None
-    covering = [cp for cp in journal.ledger.checkpoints() if cp.size > update.audit_index]
+    covering = [cp for cp in journal.verified_checkpoints if cp.size > update.audit_index]
     if not covering:
         raise InputError(
             f"update {update.update_id} needs a checkpoint after entry {update.audit_index} cosigned by "

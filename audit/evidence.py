@@ -107,14 +107,29 @@ class EvidenceStore:
         return sha256
 
     def file(self, sha256: str) -> Path | None:
-        """The kept file with this SHA-256, None if absent; an altered one is an IntegrityError."""
+        """The kept file with this SHA-256, None if absent; an altered one is an IntegrityError. Whoever reads
+        it later must check what it read again (the folder's writer may swap it meanwhile), or read
+        `copy_of` instead."""
+        path = self._file_path(sha256)
+        return path if self._kept_bytes(sha256) is not None else None
+
+    def copy_of(self, sha256: str, folder: Path, suffix: str = "") -> Path | None:
+        """A private copy, in `folder`, of the bytes of the kept file with this SHA-256 that were checked:
+        a set scored minutes after its check (a regression rerun) was the evidence folder's writer's to swap
+        for easier items while the audit named the original."""
+        data = self._kept_bytes(sha256)
+        if data is None:
+            return None
+        return write_bytes_atomic(Path(folder) / f"{sha256.removeprefix('sha256:')}{suffix}", data, 0o600)
+
+    def _kept_bytes(self, sha256: str) -> bytes | None:
         path = self._file_path(sha256)
         data = _read(path)
         if data is None:
             return None
         if _sha256(data) != sha256.removeprefix("sha256:"):
             raise IntegrityError(f"{path}: kept file does not match its digest (altered after it was kept)")
-        return path
+        return data
 
 
 def _strings(value: Any) -> Iterator[str]:

@@ -759,7 +759,7 @@ def plan_gate(
             parent_dir if anchor.is_parent else resolve_model_dir(anchor.path, run.cache, dtype, seal)
         )
     regression = regression_set(
-        state, update.deployment, journal.evidence, before=update
+        state, update.deployment, journal.evidence, run.cache, before=update
     )  # a lost earlier set: refused here
     adapter = _deployed_adapter(state, update, request)
     if adapter is not None:

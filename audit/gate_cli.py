@@ -433,11 +433,17 @@ def retire(
 ) -> None:
     """Stop gates and scheduled audits judging by an adopted policy (to adopt it again for other
     deployments, or for none), or call off an adoption still awaiting admins; what it judged stays recorded."""
+    if not reason.strip():
+        raise InputError("--reason is empty: say why no gate may judge by it any more")
+    if policy.startswith("sha256:") and not re.fullmatch(DIGEST, policy):
+        raise InputError(f"{policy[:80]}: not a policy digest (sha256: and 64 lowercase hex digits)")
     digest = policy if re.fullmatch(DIGEST, policy) else load_policy(Path(policy)).digest
     with open_journal(ledger, key, trust) as journal:
         governance = journal.ledger.governance()
         adopted, pending = governance.policies.get(digest), governance.adoptions.get(digest)
-        if pending is None and (adopted is None or adopted.retired_index is not None):
+        if pending is None and adopted is not None and adopted.retired_index is not None:
+            raise InputError(f"policy {digest} was already retired at entry {adopted.retired_index}")
+        if pending is None and adopted is None:
             raise InputError(f"policy {digest} is not adopted in this ledger")
         index = journal.append(PolicyRetired(digest=digest, reason=reason), digest)
     what = "called off the adoption of" if pending is not None else "retired"

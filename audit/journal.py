@@ -106,7 +106,7 @@ class Journal:
         report = ledger.verify_report(seen=seen or SeenHeads())
         if report.problems:
             ledger.close()
-            raise InputError(
+            raise IntegrityError(
                 f"ledger {display_target(target)} fails verification ({len(report.problems)} problem(s), "
                 f"first: {report.problems[0]}); refusing to use it"
             )

@@ -279,7 +279,7 @@ def promote_version(
     update = gated_update(state, version, deployment)
     deployed = state.is_deployed(update)
     refusal = None if deployed else actions.promotion_refusal(state, update, journal.signer_id)
-    ring, size = state.governance.ring, len(journal.ledger)
+    ring, size = state.governance.ring, state.governance.size
     if deployed and not ring.has_role(journal.signer_id, "approver", size):
         # moving the alias publishes a deployment: the role that promotes, even when the ledger has it already
         refusal = f"only an approver key may point an alias at update {update.update_id}"

@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from clgate.evals import Suite
 
 DEFAULT_POLICY = package_file("clgate.audit", "policies", "default.toml")
+LONGEST_TIMEOUT_S = (
+    7 * 86400
+)  # a check's time limit; 1e32 s overflowed the thread join and errored every check
 Severity = Literal["warn", "fail"]
 UPDATE_KINDS: tuple[str, ...] = get_args(UpdateKind)
 
@@ -75,7 +78,7 @@ class CheckOptions(_Strict):
 class CheckSettings(_Strict):
     """Per-check settings: its timeout, and options the check reads (suites, limits, detectors, device, dtype)."""
 
-    timeout_s: float | None = Field(default=None, gt=0)
+    timeout_s: float | None = Field(default=None, gt=0, le=LONGEST_TIMEOUT_S)
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -271,7 +274,7 @@ class Policy(_Strict):
     skipped_checks: list[str] = Field(default_factory=list)
     """Checks the gate does not run, though they apply: ones this policy neither requires nor judges, whose
     cost would buy no decision (a fast lane that leaves out the trigger sweep)."""
-    default_timeout_s: float = Field(default=900, gt=0)
+    default_timeout_s: float = Field(default=900, gt=0, le=LONGEST_TIMEOUT_S)
     checks: dict[str, CheckSettings] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
     modules: ModuleRule | None = None

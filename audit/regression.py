@@ -134,24 +134,32 @@ def accuracy_history(
 
 
 def regression_set(
-    state: LedgerState, deployment: str, evidence: EvidenceStore, before: UpdateState | None = None
+    state: LedgerState,
+    deployment: str,
+    evidence: EvidenceStore,
+    workdir: Path,
+    before: UpdateState | None = None,
 ) -> RegressionSet | None:
     """The regression set of `deployment` that a gate of `before` reruns (a memory update's: asks with its
     notes), or a scheduled audit asks the live memory with; None when the deployment promoted no target set.
 
     Each set is read from the evidence store, else from where it was proposed, and must have the bytes
     its proposal recorded: a set that can be found nowhere is an InputError (restore it), never skipped.
+    What is scored is a copy in `workdir` (the run's own) of the bytes checked.
     """
     owners = task_owners(state, deployment, before=before)
     tasks = []
+    into = Path(workdir) / "regression"
     for owner in owners:
         sha256 = _target_file(owner)
         assert sha256 is not None
-        kept = evidence.file(sha256)
+        kept = evidence.copy_of(sha256, into, ".jsonl")
         proposed = Path(owner.proposal.artifacts["target"].uri)
         if kept is None and proposed.is_file():
             evidence.put_file(proposed)
-            kept = evidence.file(sha256)  # None unless the proposed path still holds the same bytes
+            kept = evidence.copy_of(
+                sha256, into, ".jsonl"
+            )  # None unless the proposed path held the same bytes
         if kept is None:
             raise InputError(
                 f"the target set of promoted update {owner.update_id} is neither kept with the ledger's evidence "

@@ -142,13 +142,14 @@ def _earlier_tasks(
     paths: dict[str, tuple[Path, Manifest]],
     deployment: str,
     evidence: EvidenceStore,
+    cache_dir: Path,
 ) -> tuple[tuple[RegressionTask, ...] | None, list[Finding]]:
     """The deployment's earlier promoted tasks, which `memory.behaviour` asks with the live store's notes as
     a gate would; a set that cannot be found blocks the run, which is still recorded, and the rest runs."""
     if "memory.behaviour" not in policy.scheduled_checks or "memory" not in paths:
         return None, []
     try:
-        regression = regression_set(state, deployment, evidence)
+        regression = regression_set(state, deployment, evidence, cache_dir)
     except InputError as exc:
         reason = f"the deployment's earlier tasks were not asked with the live memory: {exc}"
         return None, [
@@ -214,7 +215,7 @@ def scheduled_audit(
         paths[record["slot"]] = (Path(path), manifest)
     snapshot, noted = _promoted_snapshot(state, deployment) if "memory" in paths else (None, [])
     promoted, not_rerun = _baseline(state, policy, paths, deployment, journal.evidence)
-    tasks, not_asked = _earlier_tasks(state, policy, paths, deployment, journal.evidence)
+    tasks, not_asked = _earlier_tasks(state, policy, paths, deployment, journal.evidence, cache_dir)
     findings += noted + not_rerun + not_asked
     gate_inputs = _deployed_inputs(paths, snapshot, promoted, tasks, cache_dir, policy)
     if "base" in paths and any("parent" in GATE_CHECKS[n].needs for n in policy.scheduled_checks):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
@@ -60,3 +61,22 @@ def write_bytes_atomic(path: Path, data: bytes, mode: int | None = None) -> Path
 
 def write_text_atomic(path: Path, text: str, mode: int | None = None) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"), mode)
+
+
+@contextlib.contextmanager
+def lock_file(path: Path, busy: str | None = None) -> Iterator[None]:
+    """Hold an advisory lock on `path` (made if missing, never truncated, never followed if a link: a link
+    planted there pointed the lock at a trust file or a key, and opening it for writing emptied that). With
+    `busy`, a lock another process holds is that InputError at once instead of a wait."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open the lock file ({exc.strerror})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy else 0))
+        except BlockingIOError:
+            raise InputError(busy or "") from None
+        yield
+    finally:
+        os.close(fd)

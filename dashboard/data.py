@@ -27,7 +27,7 @@ from clgate.audit.evidence import EvidenceStore
 from clgate.audit.journal import evidence_store
 from clgate.audit.state import LedgerState, replay
 from clgate.errors import ClgateError
-from clgate.ledger import Ledger, LedgerEntry, SeenHeads, load_trust, merkle, parse_entry
+from clgate.ledger import CheckpointNote, Ledger, LedgerEntry, SeenHeads, load_trust, merkle, parse_entry
 from clgate.measurement import Measurement
 
 
@@ -55,6 +55,7 @@ class LedgerView:
     seconds: float = 0.0
     pending: bool = True  # not verified yet: nothing may be signed on it
     verify_seconds: float = 0.0
+    checkpoints: list[CheckpointNote] = field(default_factory=list)  # those the verification checked
 
     @property
     def verified(self) -> bool:
@@ -143,7 +144,11 @@ def verify_view(view: LedgerView, trust: Path) -> LedgerView:
     if (report.size, report.root.hex()) != (view.size, view.root):
         problems.append("log: the ledger changed while this page was drawn; reload the page")
     return dataclasses.replace(
-        view, problems=problems, pending=False, verify_seconds=time.perf_counter() - start
+        view,
+        problems=problems,
+        pending=False,
+        verify_seconds=time.perf_counter() - start,
+        checkpoints=report.checkpoints,
     )
 
 

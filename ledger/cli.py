@@ -187,8 +187,8 @@ def verify(
         Path | None, typer.Option(help="Verify an exported bundle; no database needed.")
     ] = None,
     since: Annotated[Path | None, typer.Option(help="Prove the log only grew since this checkpoint.")] = None,
-    state: Annotated[
-        Path | None, typer.Option(help="Where this verifier keeps the last head it saw of each log.")
+    state: Annotated[  # a string: Path("") would be the working folder
+        str | None, typer.Option(help="Where this verifier keeps the last head it saw of each log.")
     ] = None,
 ) -> None:
     """Recompute everything from the entry bytes; one line per problem, exit 1 if any.
@@ -355,7 +355,7 @@ def witness(
     db: Db = DEFAULT_DB,
     out: Annotated[Path | None, typer.Option(help="Also write the cosigned checkpoint here.")] = None,
     state: Annotated[
-        Path | None, typer.Option(help="Where this witness keeps the last head it cosigned of each log.")
+        str | None, typer.Option(help="Where this witness keeps the last head it cosigned of each log.")
     ] = None,
     passphrase_env: PassEnv = None,
 ) -> None:
@@ -442,7 +442,8 @@ def keys_add(
     name: Annotated[str, typer.Option(help="Name recorded with the key (unique; approvers are named).")] = "",
     passphrase_env: PassEnv = None,
 ) -> None:
-    """Record a `key.added` entry (signed by an admin key); with a key quorum, once enough admins signed."""
+    """Record a `key.added` entry (signed by an admin key); with a key quorum, once enough admins signed. For a
+    key the ledger holds already, the roles given replace its roles (its name stays unless --name is given)."""
     from clgate.ledger.keys import key_id, load_public_key, public_key_b64
     from clgate.ledger.log import Ledger
     from clgate.ledger.trust import load_trust
@@ -452,22 +453,22 @@ def keys_add(
         raise InputError(f"unknown role {bad[0]!r} (roles: {', '.join(ROLES)})")
     pub = load_public_key(public_key)
     kid, signer = key_id(pub), _signer(key, passphrase_env)
-    body = {"key_id": kid, "public_key": public_key_b64(pub), "roles": role, "name": name or public_key.stem}
     with Ledger.open(db, load_trust(trust)) as ledger:
         _verified(ledger)
-        held = ledger.key_ring().keys.get(kid)
-        if (
-            held is not None
-            and held.added_at is not None
-            and held.revoked_at is None
-            and held.roles == set(role)
-        ):
+        ring = ledger.key_ring()
+        held = ring.keys[kid] if ring.recorded(kid) and ring.keys[kid].revoked_at is None else None
+        if held is not None and held.roles == set(role):
             # the ledger would accept it and change nothing: a rerun records no second entry
             raise InputError(f"key {kid[:16]} already holds {', '.join(sorted(role))} in this ledger")
+        named = name or (held.name if held is not None else public_key.stem)
+        body = {"key_id": kid, "public_key": public_key_b64(pub), "roles": role, "name": named}
         entry = ledger.append({"type": "key.added", "subject": kid, "body": body}, signer)
-        effective = kid in ledger.key_ring().keys
+        now = ledger.key_ring().keys.get(kid)
+        effective = now is not None and now.added_at == entry.index
     status = "in effect" if effective else "pending: another admin must sign the same addition"
-    typer.echo(f"added key {kid[:16]} ({', '.join(role)}) at entry {entry.index}, {status}")
+    what = f"roles of key {named} ({kid[:16]}) set to" if held is not None else f"added key {kid[:16]}"
+    was = f" (it held {', '.join(sorted(held.roles))})" if held is not None else ""
+    typer.echo(f"{what} {', '.join(role)}{was} at entry {entry.index}, {status}")
 
 
 @keys_app.command("revoke")
@@ -524,11 +525,13 @@ def keys_sign_trust(
 
 @keys_app.command("list")
 def keys_list(trust: TrustOpt, db: Db = DEFAULT_DB) -> None:
-    """Keys in effect: trust-file anchors plus the ledger's key entries, with roles and status."""
+    """Keys in effect: trust-file anchors plus the ledger's key entries, with roles and status (of a ledger
+    that verifies: one whose tail was cut would list a revoked key as active)."""
     from clgate.ledger.log import Ledger
     from clgate.ledger.trust import load_trust
 
     with Ledger.open(db, load_trust(trust)) as ledger:
+        _verified(ledger)
         ring = ledger.key_ring()
     for kid, state in ring.keys.items():
         status = f"revoked at entry {state.revoked_at}" if state.revoked_at is not None else "active"

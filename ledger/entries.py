@@ -609,7 +609,7 @@ class PolicyAdopted(EntryBody):
 )
 class PolicyRetired(EntryBody):
     digest: str = Field(pattern=DIGEST)
-    reason: str = ""
+    reason: str = Field(min_length=1, max_length=1000)
 
 
 def policy_text_digest(text: str) -> str:

@@ -22,7 +22,7 @@ from clgate.ledger.canonical import canonical_json
 from clgate.ledger.checkpoint import CheckpointNote, parse_checkpoint
 from clgate.ledger.keys import public_key_b64, public_key_from_bytes
 from clgate.ledger.seen import SeenHeads
-from clgate.ledger.trust import Trust
+from clgate.ledger.trust import KeyRing, Trust
 from clgate.ledger.verify import Problem, Report, check_since, trust_problems, verify_leaves
 
 if TYPE_CHECKING:
@@ -88,17 +88,7 @@ def build_bundle(ledger: Ledger) -> Bundle:
     consistency = []
     if latest and latest.size <= size:
         consistency = [h.hex() for h in merkle.consistency_proof_from(levels, latest.size, size)]
-    ring = ledger.key_ring()
-    keys = [
-        {
-            "key_id": kid,
-            "public_key": public_key_b64(public_key_from_bytes(state.public_key)),
-            "roles": sorted(state.roles),
-            "name": state.name,
-            "revoked_at": state.revoked_at,
-        }
-        for kid, state in ring.keys.items()
-    ]
+    keys = key_rows(ledger.key_ring())
     return Bundle(
         log_id=hashes[0].hex(),
         tree={"size": size, "root": merkle.root_from(levels, size).hex()},
@@ -107,6 +97,22 @@ def build_bundle(ledger: Ledger) -> Bundle:
         keys=keys,
         entries=entries,
     )
+
+
+def key_rows(ring: KeyRing) -> list[dict[str, Any]]:
+    """The keys the ledger itself recorded, as a bundle lists them for its readers (a verifier recomputes
+    them from the entries and names any difference: an edited list gave the pipeline key the admin role)."""
+    return [
+        {
+            "key_id": kid,
+            "public_key": public_key_b64(public_key_from_bytes(state.public_key)),
+            "roles": sorted(state.roles),
+            "name": state.name,
+            "revoked_at": state.revoked_at,
+        }
+        for kid, state in sorted(ring.keys.items())
+        if ring.recorded(kid)
+    ]
 
 
 def write_bundle(ledger: Ledger, path: Path) -> Bundle:
@@ -190,6 +196,11 @@ def verify_bundle(
         levels = _Levels([merkle.leaf_hash(leaf) for _, leaf in leaves])
         problems += report.claim_problems(lambda size: merkle.root_from(levels, size))
     problems += trust_problems(trust, report)
+    if bundle.keys != key_rows(report.ring):
+        problems.append(
+            Problem(None, "the bundle's keys section is not the keys its entries record (roles, names or "
+                    "revocations edited, or it was exported with another trust file)")
+        )  # fmt: skip
     problems = sorted(set(problems), key=Problem.sort_key)
     if not problems and seen is not None and report.size:
         seen.remember(report.log_id, report.size, report.root)

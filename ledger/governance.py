@@ -772,7 +772,10 @@ def _adopted(g: Governance, index: int, signer: str, subject: str | None, p: Pol
     existing = g.policies.get(p.digest)
     if existing is not None and existing.retired_index is None:
         if (existing.name, existing.deployments) != _adoption(p):
-            return f"policy {p.digest[:19]}… was already adopted at entry {existing.adopted_index}"
+            return (
+                f"policy {p.digest[:19]}… was already adopted at entry {existing.adopted_index} as "
+                f"{existing.name!r} for {scope_words(existing.deployments)}: retire it first to adopt it otherwise"
+            )
         return None
     pending = g.adoptions.get(p.digest)
     if pending is not None and _adoption(pending.body) != _adoption(p):

@@ -101,6 +101,8 @@ class Ledger:
         self.store = store
         self.trust = trust
         self._state = Governance.start(trust)
+        self._tip = ""
+        """The hash of the last entry `_state` holds (hex; "" before any): the head every append builds on."""
 
     @classmethod
     def open(cls, target: str | Path, trust: Trust | Path | None = None) -> Ledger:
@@ -202,7 +204,7 @@ class Ledger:
         built: dict[str, Any] = {}
 
         def build(head: Head, read_entries: EntryReader) -> list[Prepared]:
-            self._catch_up(head.size, read_entries)
+            self._catch_up(head, read_entries)
             state = self._state.fork()  # a refused, failed or retried append leaves the live state as it was
             prev = head.last_hash.hex() if head.size else GENESIS_PREV
             statements, envelopes, prepared = [], [], []
@@ -235,7 +237,7 @@ class Ledger:
             return prepared
 
         head, digests = self.store.append(build)
-        self._state = built["state"]
+        self._state, self._tip = built["state"], head.last_hash.hex()
         self._state.ring.size = head.size
         first = head.size - len(drafts)
         return [
@@ -252,14 +254,24 @@ class Ledger:
                 return f"the promotion's checkpoint (size {claim.size}) is not this log's"
         return None
 
-    def _catch_up(self, size: int, read_entries: EntryReader) -> None:
+    def _catch_up(self, head: Head, read_entries: EntryReader) -> None:
         """Replay stateful entries appended since we last looked (by any process), checking each one.
 
         The database is not trusted: an entry that does not verify, or that the governance rules
         forbid, stops every append until `clgate ledger verify` has been run and the cause found. Which
-        entries are stateful is read from each one's signed type, never from the database's columns.
+        entries are stateful is read from each one's signed type, never from the database's columns. Nor
+        is its head: one cut back below what this process read (or whose last entry changed) would have
+        its next entry signed onto a fork that left out entries its rules counted.
         """
-        if self._state.size >= size:
+        size = head.size
+        if size < self._state.size or (
+            size == self._state.size and size and self._tip not in ("", head.last_hash.hex())
+        ):
+            raise IntegrityError(
+                f"the ledger's head (size {size}) is not the {self._state.size} entries this process read: "
+                "entries were removed or rewritten; run `clgate ledger verify`"
+            )
+        if self._state.size == size:
             return
         if not self._state.log_id and size:
             self._state.log_id = self.log_id()
@@ -269,6 +281,10 @@ class Ledger:
                 break
             entry = parse_entry(index, leaf)
             if index < start:  # the last entry replayed before: the chain goes on from it
+                if self._tip and entry.entry_hash != self._tip:
+                    raise IntegrityError(
+                        f"entry {index} changed since this process read it; run `clgate ledger verify`"
+                    )
                 prev = entry.entry_hash
                 continue
             if index != start or entry.payload.index != index or entry.payload.prev != prev:
@@ -292,11 +308,11 @@ class Ledger:
                 )
         if start < size:
             raise IntegrityError(f"entries {start}..{size - 1} are missing; run `clgate ledger verify`")
-        self._state.ring.size = size
+        self._state.ring.size, self._tip = size, prev
 
     def governance(self) -> Governance:
         """Keys, policies, updates and deployments as of now (stateful entries replayed, signatures checked)."""
-        self._catch_up(self.store.head().size, self.store.read)
+        self._catch_up(self.store.head(), self.store.read)
         return self._state
 
     def checkpoint(self, signer: Ed25519PrivateKey) -> CheckpointNote:
@@ -477,7 +493,7 @@ class Ledger:
             report.problems.extend(last_seen.problems(report))
         report.problems.sort(key=Problem.sort_key)
         if report.ok and report.size == head.size and trust is self.trust:
-            self._state = report.state
+            self._state, self._tip = report.state, report.last_hash.hex()
         if report.ok and seen is not None and report.size:
             seen.remember(report.log_id, report.size, report.root)
         return report

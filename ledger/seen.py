@@ -9,14 +9,13 @@ in `$CLGATE_STATE_DIR` or `~/.local/state/clgate/heads`.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clgate.atomic import write_text_atomic
+from clgate.atomic import lock_file, write_text_atomic
 from clgate.errors import InputError
 from clgate.json_input import read_json
 
@@ -63,7 +62,9 @@ class SeenHead:
 class SeenHeads:
     """The largest verified tree head per log, one file per log id, updated atomically."""
 
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(self, folder: str | Path | None = None) -> None:
+        if isinstance(folder, str) and not folder.strip():  # as Path("") it would be the working folder
+            raise InputError("the verifier's state folder is empty; give a folder path")
         self.folder = Path(folder) if folder else default_state_dir()
         if self.folder.exists() and not self.folder.is_dir():  # before a verify that would then not remember
             raise InputError(f"{self.folder}: the verifier's state must be a folder, not a file")
@@ -78,7 +79,7 @@ class SeenHeads:
         try:
             data = read_json(path)
             return SeenHead(log_id, int(data["size"]), bytes.fromhex(data["root"]))
-        except (InputError, ValueError, KeyError, TypeError):
+        except (InputError, ValueError, KeyError, TypeError, OverflowError):
             raise InputError(
                 f"{path}: unreadable verifier state; delete it only if you trust this log"
             ) from None
@@ -86,8 +87,7 @@ class SeenHeads:
     def remember(self, log_id: str, size: int, root: bytes) -> None:
         """Keep the head if it is larger than the one kept (concurrent verifiers never shrink it)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with lock_file(self.folder / ".lock"):
             current = self.get(log_id)
             if current is None or size > current.size:
                 write_text_atomic(self._path(log_id), json.dumps({"size": size, "root": root.hex()}))

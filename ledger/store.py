@@ -10,13 +10,13 @@ queue; a crash rolls back.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from clgate.atomic import lock_file
 from clgate.errors import ClgateError, InputError, IntegrityError
 from clgate.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash
 from clgate.ledger.rows import EntryReader, Head, Prepared
@@ -161,6 +162,13 @@ class Store:
                 raise InputError(f"no ledger at {path} (create one with `clgate ledger init`)")
             if not create and path.stat().st_size == 0:  # opened, SQLite would make it a database
                 raise InputError(f"{path} is empty: it holds no clgate ledger")
+            tables = _sqlite_tables(path) if path.is_file() and path.stat().st_size else set()
+            if not create and head_t.name not in tables:  # before the engine turns on WAL, changing the file
+                raise InputError(f"{label} holds no clgate ledger (create one with `clgate ledger init`)")
+            if create and tables and head_t.name not in tables:
+                raise InputError(
+                    f"{label} holds other tables or a damaged ledger (no tree head): not a new ledger"
+                )
             engine = _sqlite_engine(url)
         elif parsed.get_backend_name() == "postgresql":
             engine = sa.create_engine(url, connect_args={"connect_timeout": 5}, pool_pre_ping=True)
@@ -335,11 +343,7 @@ class Store:
             return
         lock_dir.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256(name.encode()).hexdigest()[:24]
-        with open(lock_dir / f"{digest}.lock", "w") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise InputError(f"{name} is held by another process on this ledger") from None
+        with lock_file(lock_dir / f"{digest}.lock", busy=f"{name} is held by another process on this ledger"):
             yield
 
     def nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -425,6 +429,15 @@ def _retryable(exc: Exception) -> bool:
         return True
     text = _first_line(exc).lower()
     return any(s in text for s in ("locked", "busy", "could not serialize", "deadlock"))
+
+
+def _sqlite_tables(path: Path) -> set[str]:
+    """The tables of an SQLite file, read without writing to it (a file that is no database: InputError)."""
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as exc:
+        raise InputError(f"{path}: not a clgate ledger ({exc})") from None
 
 
 def _sqlite_engine(url: str) -> Engine:

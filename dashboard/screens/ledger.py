@@ -22,9 +22,15 @@ def _entries(ctx: Context) -> None:
 
 
 def _proofs(ctx: Context, ledger: Ledger) -> None:
+    """Proofs against the tree head that verified, and only the checkpoints that verification checked: the
+    head row and checkpoint rows are the database's, and a row inserted there named witnesses who never
+    cosigned."""
+    if not ctx.view.verified:
+        st.info("Proofs and checkpoints show once the ledger has verified.")
+        return
     st.subheader("Inclusion proof")
     index = st.number_input("Entry", 0, max(ctx.view.size - 1, 0), ctx.view.size - 1, key="proof_index")
-    size, root = len(ledger), ledger.root()
+    size, root = ctx.view.size, bytes.fromhex(ctx.view.root)
     proof = ledger.inclusion_proof(int(index), size)
     ok = merkle.verify_inclusion(ledger.get(int(index)).leaf, int(index), size, proof, root)
     (st.success if ok else st.error)(
@@ -33,11 +39,10 @@ def _proofs(ctx: Context, ledger: Ledger) -> None:
     st.code("\n".join(h.hex() for h in proof) or "(empty proof: a one-entry tree)")
 
     st.subheader("Checkpoints")
-    checkpoints = ledger.checkpoints()
-    if not checkpoints:
+    if not ctx.view.checkpoints:
         st.info("No signed checkpoint yet (`clgate ledger checkpoint`).")
         return
-    for cp in checkpoints:
+    for cp in ctx.view.checkpoints:
         proof = ledger.consistency_proof(cp.size, size)
         grown = merkle.verify_consistency(cp.size, size, cp.root, root, proof)
         cosigners = ", ".join(s.name for s in cp.signatures if s.name != cp.origin) or "no witness yet"

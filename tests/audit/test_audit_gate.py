@@ -105,7 +105,7 @@ def test_tampered_ledger_is_refused_before_any_write(world, tiny_model: Path, ca
     con.commit()
     con.close()
     capsys.readouterr()
-    assert world.gate("--candidate", str(tiny_model)) == 2
+    assert world.gate("--candidate", str(tiny_model)) == 1  # tampering, not bad input
     err = capsys.readouterr().err
     assert "fails verification" in err and "refusing to use it" in err and len(err.strip().splitlines()) == 1
 

@@ -143,7 +143,13 @@ def test_a_policy_adopted_for_another_deployment_is_refused_before_anything_is_w
     assert "may not sign policy.retired (needs admin)" in capsys.readouterr().err
     assert world.run("policy", "retire", str(lax), "--reason", "judges production too", key="admin") == 0
     assert world.run("policy", "retire", str(lax), "--reason", "again", key="admin") == 2
-    assert "is not adopted in this ledger" in capsys.readouterr().err
+    assert "was already retired at entry" in capsys.readouterr().err
+    for policy, reason, said in [
+        (str(lax), "  ", "--reason is empty"),
+        ("sha256:abc", "typo", "sha256:abc: not a policy digest"),
+    ]:  # bad input, said as such before anything is signed
+        assert world.run("policy", "retire", policy, "--reason", reason, key="admin") == 2
+        assert said in capsys.readouterr().err
     both = ("--deployment", "sandbox", "--deployment", "default")
     assert world.run("policy", "adopt", str(lax), *both, key="admin") == 0
     assert "for deployment(s) default, sandbox at entry" in capsys.readouterr().out

@@ -117,6 +117,10 @@ def test_modules_outside_the_allowed_set_block() -> None:
             lambda p: p.replace("timeout_s = 5", "timeout_s = -5"),
             r":7: checks\.evals\.timeout_s: Input should be greater than 0",
         ),
+        (  # a thread's join overflowed, so every check errored and every gate blocked
+            lambda p: p.replace("default_timeout_s = 60", "default_timeout_s = 1e32"),
+            r"default_timeout_s: Input should be less than or equal to 604800",
+        ),
         (lambda p: p.replace("required = 2", "required = 4"), r":27: approvals: .*only 3 approvers"),
         (lambda p: p.replace('id = "weight-change"', 'id = "retention"'), r"duplicate rule id 'retention'"),
         (lambda p: p.replace("fail_above = 0.5", ""), r":17: rules\.1: .*at least one of"),

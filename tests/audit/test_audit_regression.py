@@ -98,6 +98,23 @@ def test_a_kept_target_set_that_was_altered_is_refused_before_anything_is_writte
         assert len(journal.ledger) == size + 1  # the proposal only: no audit of an unrerunnable set
 
 
+def test_a_kept_set_is_scored_from_a_private_copy_of_the_bytes_checked(tmp_path: Path) -> None:
+    """The evidence folder's writer swapped a kept target set for easier items after its digest was checked
+    and before the rerun scored it, minutes later: the run scores its own copy of the bytes it checked."""
+    from clgate.audit.evidence import EvidenceStore
+
+    store = EvidenceStore(tmp_path / "evidence")
+    target = factories.make_dataset(tmp_path / "task.jsonl", n=4)
+    sha256 = store.put_file(target)
+    copy = store.copy_of(sha256, tmp_path / "run", ".jsonl")
+    kept = store.file(sha256)
+    assert copy is not None and kept is not None and copy != kept
+    kept.write_text('{"id": "easy", "prompt": "1+1?", "reference": "2"}\n')  # swapped after the check
+    assert copy.read_bytes() == target.read_bytes()
+    with pytest.raises(IntegrityError, match="kept file does not match its digest"):
+        store.copy_of(sha256, tmp_path / "run", ".jsonl")
+
+
 def test_the_accuracy_a_task_reached_is_signed_in_its_audit_so_deleted_evidence_cannot_lower_it(
     deployment, tiny_model: Path, tmp_path: Path
 ) -> None:

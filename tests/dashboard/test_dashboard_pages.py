@@ -158,6 +158,36 @@ def test_ledger_page_lists_entries_and_proves_inclusion(dash_world, monkeypatch)
     assert any(s.value.startswith("Verified:") for s in at.success)
 
 
+def test_ledger_page_shows_only_checkpoints_that_verified(dash_world, monkeypatch) -> None:
+    """A database writer inserted a checkpoint row naming two witnesses who never cosigned, and the page drew
+    it in green: checkpoints and proofs now come from the verification, and none show until it passes."""
+    import os
+    import sqlite3
+
+    from clgate.ledger import Ledger, load_trust
+    from clgate.ledger.checkpoint import CheckpointNote, NoteSignature, log_origin
+
+    with Ledger.open(dash_world.ledger, load_trust(dash_world.trust)) as led:
+        signed = led.checkpoint(load_private_key(dash_world.keys["gate"]))
+    at = open_app(monkeypatch, *world_args(dash_world), page="Ledger")
+    shown = [s.value for s in at.success]
+    assert (
+        f"checkpoint of size {signed.size} (cosigned by: no witness yet): the ledger only grew since" in shown
+    )
+    forged = CheckpointNote(signed.origin, signed.size, signed.root, (
+        NoteSignature(log_origin(signed.origin), os.urandom(4), os.urandom(64)),
+        NoteSignature("witness-eu", os.urandom(4), os.urandom(72)),
+    ))  # fmt: skip
+    with sqlite3.connect(dash_world.ledger) as db:
+        db.execute(
+            "INSERT INTO ledger_checkpoints(size, envelope) VALUES (?, ?)", (signed.size, forged.to_bytes())
+        )
+    at = open_app(monkeypatch, *world_args(dash_world), page="Ledger")
+    assert not any("witness-eu" in s.value or "checkpoint of size" in s.value for s in at.success)
+    assert "carries a signature that does not verify (witness-eu)" in text(at)  # named as a problem instead
+    assert "Proofs and checkpoints show once the ledger has verified." in text(at)
+
+
 def test_blocked_update_has_its_promote_control_disabled(dash_world, monkeypatch) -> None:
     at = open_app(monkeypatch, *world_args(dash_world, "--users", dash_world.users), page="Approvals")
     at = login(at, "alice", "alice-pw")

@@ -307,6 +307,38 @@ def test_bad_input_is_one_line_and_exit_2(workdir: Path, args: list[str], messag
     assert sqlite3.connect(workdir / "ledger.db").execute(rows).fetchone() == before  # nothing recorded
 
 
+def test_adding_a_key_the_ledger_holds_says_its_roles_are_replaced(workdir: Path) -> None:
+    """`keys add` of the approver key with --role witness read as adding a role, and renamed the key after its
+    file: it says the roles were replaced, and keeps the name."""
+    code, out = run("keys", "add", "approver.pub", "--role", "witness", "--key", "admin.key")
+    assert code == 0 and "roles of key approver (" in out and "set to witness (it held approver)" in out, out
+    assert "in effect" in out
+    listed = next(line for line in run("keys", "list")[1].splitlines() if " approver " in line)
+    assert "witness" in listed and "approver," not in listed
+
+
+def test_a_file_that_holds_no_ledger_is_left_as_it_was(workdir: Path) -> None:
+    """Opening another program's SQLite database switched it to WAL before finding no ledger in it, and an
+    init over a ledger whose tree head was lost wrote a head row and then failed on the entries."""
+    with sqlite3.connect(workdir / "foreign.db") as db:
+        db.execute("CREATE TABLE notes (text)")
+    before = (workdir / "foreign.db").read_bytes()
+    code, out = run("ledger", "verify", "--ledger", "foreign.db")
+    assert code == 2 and "foreign.db holds no clgate ledger" in out, out
+    assert (workdir / "foreign.db").read_bytes() == before
+    (workdir / "text.db").write_text("not a database at all")
+    code, out = run("ledger", "verify", "--ledger", "text.db")
+    assert code == 2 and "text.db: not a clgate ledger (file is not a database)" in out, out
+    with sqlite3.connect(workdir / "ledger.db") as db:
+        db.execute("DROP TABLE ledger_head")
+    damaged = (workdir / "ledger.db").read_bytes()
+    code, out = run(
+        "ledger", "init", "--key", "admin.key", "--trust", "new-trust.toml", "--ledger", "ledger.db"
+    )
+    assert code == 2 and "holds other tables or a damaged ledger (no tree head)" in out, out
+    assert (workdir / "ledger.db").read_bytes() == damaged and not (workdir / "new-trust.toml").exists()
+
+
 def test_a_new_ledger_whose_trust_file_cannot_be_written_is_not_created(workdir: Path) -> None:
     """The trust file is written once the log exists: a --trust that cannot be written is refused first,
     or a log would be left that no trust file is bound to (and a retry refused: it holds a ledger)."""
@@ -356,6 +388,8 @@ def test_an_append_to_a_tampered_ledger_is_refused(workdir: Path) -> None:
     code, out = run("ledger", "append", "--key", "pipeline.key", "--type", "note", "--body", '{"text": "x"}')
     assert code == 1 and "ledger fails verification" in out, out
     assert _size(workdir) == size
+    code, out = run("keys", "list")  # a cut tail would list a revoked key as active
+    assert code == 1 and "ledger fails verification" in out, out
 
 
 def _size(workdir: Path) -> int:

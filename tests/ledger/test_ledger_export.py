@@ -67,6 +67,10 @@ def test_a_bundle_of_a_truncated_log_is_refused_by_a_verifier_that_saw_more(
         (lambda b: b.update(checkpoint=b["checkpoint"].replace("\n11\n", "\n10\n")), "log: checkpoint is not signed"),
         (lambda b: b.update(checkpoint="junk"), "log: checkpoint: not a checkpoint"),
         (lambda b: b.update(consistency_proof=[]), "log: consistency proof from checkpoint size 11 fails"),
+        # a reader of the bundle trusted its key list: the pipeline key made an admin there
+        (lambda b: next(k for k in b["keys"] if k["name"] == "pipeline").update(roles=["admin", "pipeline"]),
+         "log: the bundle's keys section is not the keys its entries record"),
+        (lambda b: b["keys"].pop(), "log: the bundle's keys section is not the keys its entries record"),
     ],
 )  # fmt: skip
 def test_tampered_bundles_are_caught(audited: Ledger, trust, tmp_path: Path, tamper, message: str) -> None:

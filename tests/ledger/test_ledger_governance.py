@@ -483,7 +483,9 @@ def test_audits_must_cite_an_adopted_unretired_policy(flow) -> None:
     stranger = PolicyRef(name="lax", digest="sha256:" + "1" * 64)
     with pytest.raises(AppendRefused, match=r"policy 'lax' .* was not adopted by an admin"):
         flow.audit(p, policy=stranger)
-    flow.ledger.append(PolicyRetired(digest=flow.policy.digest), flow.keys["admin"], flow.policy.digest)
+    flow.ledger.append(
+        PolicyRetired(digest=flow.policy.digest, reason="superseded"), flow.keys["admin"], flow.policy.digest
+    )
     with pytest.raises(AppendRefused, match="policy 'p1' was retired at entry"):
         flow.audit(p)
 
@@ -690,13 +692,43 @@ def test_a_truncated_database_is_refused_by_every_verifier_that_saw_more(
         assert any("revoked at entry 7" in p for p in map(str, led.verify(remembered)))
 
 
+def test_the_verifier_state_is_not_a_way_to_damage_files(db_url, keys, trust, tmp_path) -> None:
+    """A link planted as the state folder's lock pointed it at the trust file, which the next verify emptied
+    (the lock was opened for writing); an unreadable head (a size of 1e999), or an empty --state (the working
+    folder), is one line of bad input."""
+    precious = tmp_path / "trust.toml"
+    precious.write_text("anchors\n")
+    state = tmp_path / "heads"
+    state.mkdir()
+    (state / ".lock").symlink_to(precious)
+    with Ledger.init(db_url, keys["admin"], trust) as led:
+        with pytest.raises(InputError, match="cannot open the lock file"):
+            led.verify(seen=SeenHeads(state))
+        assert precious.read_text() == "anchors\n"
+        (state / ".lock").unlink()
+        assert led.verify(seen=SeenHeads(state)) == []
+        (state / f"{led.log_id()}.json").write_text('{"size": 1e999, "root": "00"}')
+        with pytest.raises(InputError, match="unreadable verifier state"):
+            led.verify(seen=SeenHeads(state))
+    with pytest.raises(InputError, match="state folder is empty"):
+        SeenHeads("")
+
+
 def test_a_forked_database_is_refused(db_url, keys, trust, tmp_path) -> None:
+    """A database writer cut the log back after a process read it: that process signs nothing onto the cut
+    log (it would extend a fork that left out entries its rules counted, and a fresh verifier would see
+    nothing wrong); a verifier that saw the original names the fork another process wrote."""
     seen = SeenHeads(tmp_path / "heads")
     with Ledger.init(db_url, keys["admin"], trust) as led:
         led.append({"type": "note", "body": {"text": "original"}}, keys["gate"])
         assert led.verify(seen=seen) == []
         truncate(led, 7)
-        led.append({"type": "note", "body": {"text": "rewritten"}}, keys["gate"])
+        with pytest.raises(IntegrityError, match="head \\(size 7\\) is not the 8 entries this process read"):
+            led.append({"type": "note", "body": {"text": "rewritten"}}, keys["gate"])
+        with Ledger.open(db_url, trust) as other:
+            other.append({"type": "note", "body": {"text": "rewritten"}}, keys["gate"])
+        with pytest.raises(IntegrityError, match="entries were removed or rewritten"):
+            led.append({"type": "note", "body": {"text": "after"}}, keys["gate"])  # same size, other entry
         assert any("log forked" in p for p in _problems(led, seen=seen))
 
 
@@ -994,7 +1026,9 @@ def test_a_scheduled_run_is_of_a_known_deployment_under_an_adopted_policy(flow) 
     flow.deploy()
     ghost = PolicyRef(name="ghost", digest="sha256:" + "ee" * 32)
     retired = flow.adopt("old")
-    flow.ledger.append(PolicyRetired(digest=retired.digest), flow.keys["admin"], retired.digest)
+    flow.ledger.append(
+        PolicyRetired(digest=retired.digest, reason="superseded"), flow.keys["admin"], retired.digest
+    )
     refused = {
         "a scheduled run names the adopted policy it was judged by": ScheduledRun(verdict="promote"),
         "policy 'ghost' .* was not adopted by an admin": ScheduledRun(verdict="promote", policy=ghost),
