@@ -407,7 +407,12 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
     except InputError as exc:
         raise PolicyError(str(exc)) from None
     try:
-        return Policy.model_validate(data)
+        policy = Policy.model_validate(data)
+        canonical_json(
+            policy.model_dump(mode="json")
+        )  # what audits record of it: an integer past 2**53 is not
+    except InputError as exc:
+        raise PolicyError(f"{source}: {exc}") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))  # drop union-branch tags
@@ -419,6 +424,7 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
             "finite_number": "must be a finite number (not nan or inf)",
         }.get(err["type"], err["msg"].removeprefix("Value error, "))
         raise PolicyError(f"{where}: {key}: {msg}") from None
+    return policy
 
 
 def load_policy(path: Path | None = None) -> Policy:

@@ -117,6 +117,12 @@ def test_modules_outside_the_allowed_set_block() -> None:
             lambda p: p.replace("timeout_s = 5", "timeout_s = -5"),
             r":7: checks\.evals\.timeout_s: Input should be greater than 0",
         ),
+        (  # canonical JSON of every audit recording it failed, naming no file
+            lambda p: p.replace(
+                "timeout_s = 5", "timeout_s = 5\noptions = { limit = 99999999999999999999999 }"
+            ),
+            r"^.*policy\.toml: value cannot be canonical JSON: .*exceeds safe integer",
+        ),
         (  # a thread's join overflowed, so every check errored and every gate blocked
             lambda p: p.replace("default_timeout_s = 60", "default_timeout_s = 1e32"),
             r"default_timeout_s: Input should be less than or equal to 604800",
