@@ -41,9 +41,8 @@ if TYPE_CHECKING:
     from clgate.evals import Suite
 
 DEFAULT_POLICY = package_file("clgate.audit", "policies", "default.toml")
-LONGEST_TIMEOUT_S = (
-    7 * 86400
-)  # a check's time limit; 1e32 s overflowed the thread join and errored every check
+# the longest a check may be given: 1e32 s overflowed the thread join, so every check errored
+LONGEST_TIMEOUT_S = 7 * 86400
 Severity = Literal["warn", "fail"]
 UPDATE_KINDS: tuple[str, ...] = get_args(UpdateKind)
 
@@ -408,9 +407,8 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         raise PolicyError(str(exc)) from None
     try:
         policy = Policy.model_validate(data)
-        canonical_json(
-            policy.model_dump(mode="json")
-        )  # what audits record of it: an integer past 2**53 is not
+        # what audits record of it must be canonical JSON: an integer past 2**53 is not
+        canonical_json(policy.model_dump(mode="json"))
     except InputError as exc:
         raise PolicyError(f"{source}: {exc}") from None
     except ValidationError as exc:

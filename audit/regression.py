@@ -157,9 +157,8 @@ def regression_set(
         proposed = Path(owner.proposal.artifacts["target"].uri)
         if kept is None and proposed.is_file():
             evidence.put_file(proposed)
-            kept = evidence.copy_of(
-                sha256, into, ".jsonl"
-            )  # None unless the proposed path held the same bytes
+            # None unless the proposed path held the same bytes
+            kept = evidence.copy_of(sha256, into, ".jsonl")
         if kept is None:
             raise InputError(
                 f"the target set of promoted update {owner.update_id} is neither kept with the ledger's evidence "

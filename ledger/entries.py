@@ -609,7 +609,7 @@ class PolicyAdopted(EntryBody):
 )
 class PolicyRetired(EntryBody):
     digest: str = Field(pattern=DIGEST)
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: str = Field(default="", max_length=1000)  # `policy retire` asks for one; early entries have none
 
 
 def policy_text_digest(text: str) -> str:

@@ -147,7 +147,9 @@ class Ledger:
         if store.head().size:
             raise InputError(f"{store.label} already holds a ledger")
         ledger = cls(store, trust)
-        genesis = _key_added(admin.public_key(), ["admin"], anchor.name if anchor else admin_name)
+        genesis = _key_added(
+            admin.public_key(), anchor.roles if anchor else ["admin"], anchor.name if anchor else admin_name
+        )
         recorded = {"key_quorum": trust.key_quorum} if trust is not None else {}
         drafts = [
             EntryDraft(

@@ -88,6 +88,18 @@ class Trust(BaseModel):
     revoked: list[RevokedKey] = Field(default_factory=list)
     signature: TrustSignature | None = None
 
+    @model_validator(mode="after")
+    def _each_key_once(self) -> Trust:
+        """A key listed twice, with two sets of roles, is recorded twice in the genesis batch: say which."""
+        seen: set[str] = set()
+        for k in self.keys:
+            if k.key_id in seen:
+                raise ValueError(
+                    f"key {k.key_id[:16]} is listed twice; list each key once with all its roles"
+                )
+            seen.add(k.key_id)
+        return self
+
     def revoked_at(self, kid: str) -> int | None:
         return min((r.at for r in self.revoked if r.key_id == kid), default=None)
 
@@ -220,6 +232,7 @@ class KeyRing:
     init_size: int | None = None
     """The genesis and the trust-file keys recorded with it (None in logs made before it was recorded)."""
     genesis_signer: str = ""
+    """The key that signed the genesis: the only one that records anchors in the batch after it."""
 
     @property
     def records_signers(self) -> bool:
@@ -338,9 +351,8 @@ class KeyRing:
         anchor = self.keys.get(body.get("key_id", "")) if type_name == "key.added" else None
         if signer != self.genesis_signer or anchor is None or anchor.roles != frozenset(body["roles"]):
             return (
-                f"entry {index} is inside the genesis batch of {self.init_size - 1} trust-file keys but does not "
-                "record one of them: the genesis claims anchors it did not record, or the trust file is not this "
-                "log's"
+                f"inside the genesis batch of {self.init_size - 1} trust-file keys, an entry that does not record "
+                "one of them: the genesis claims anchors it did not record, or the trust file is not this log's"
             )
         return None
 
@@ -388,6 +400,11 @@ class KeyRing:
                 )
                 self.pending.pop(_addition(body), None)
                 self._apply_known_revocations()
+            genesis = self.keys.get(body["key_id"]) if index == 0 else None
+            if genesis is not None and genesis.added_at is None:
+                # the genesis records its own signer (an anchor the file gives more roles than the genesis
+                # names, under a quorum, stayed pending, and could then sign nothing)
+                genesis.added_at = 0
         elif type_name == "key.revoked" and body["key_id"] in self.keys:
             state = self.keys[body["key_id"]]
             if state.revoked_at is None or state.revoked_at > index:

@@ -641,7 +641,7 @@ def test_a_genesis_records_the_anchors_it_claims_and_nothing_else(db_url: str, k
         keys["admin"],
     )  # fmt: skip
     note = {"type": "note", "body": {"text": "the first entry after the genesis batch"}}
-    with pytest.raises(AppendRefused, match="entry 2 is inside the genesis batch of 2 trust-file keys"):
+    with pytest.raises(AppendRefused, match="inside the genesis batch of 2 trust-file keys, an entry that"):
         led.append(note, keys["admin2"])
     with pytest.raises(AppendRefused, match="inside the genesis batch"):
         led.append(body, keys["admin"], body.key_id)  # not a trust-file key: it needs the quorum, later
@@ -651,10 +651,47 @@ def test_a_genesis_records_the_anchors_it_claims_and_nothing_else(db_url: str, k
     assert evil.verify() == []
     with Ledger.open(db_url, trust) as honest:  # ...which every holder of the real file sees
         assert _problems(honest) == [
-            "entry 2: entry 2 is inside the genesis batch of 2 trust-file keys but does not record one of them: "
+            "entry 2: inside the genesis batch of 2 trust-file keys, an entry that does not record one of them: "
             "the genesis claims anchors it did not record, or the trust file is not this log's"
         ]
     led.close()
+
+
+def test_an_admin_anchor_with_more_roles_signs_under_a_quorum(db_url: str, keys, tmp_path) -> None:
+    """The genesis recorded its admin as "admin" only; a trust file giving it a witness role too, under a key
+    quorum of 2, left it pending, and a key the ledger never recorded signs nothing: the admin could sign
+    nothing. The genesis records the anchor's roles, and a genesis recording fewer still records its signer."""
+    from clgate.ledger.store import Store
+
+    trust = Trust(key_quorum=2, keys=[TrustedKey.of(keys["admin"].public_key(), ["admin", "witness"], "admin"),
+                                      TrustedKey.of(keys["admin2"].public_key(), ["admin"], "admin2")])  # fmt: skip
+    text = canonical_json({"name": "p"}).decode()
+    note = PolicyAdopted(name="p", digest=policy_text_digest(text), text=text)  # an admin's to sign (pending)
+    with Ledger.init(db_url, keys["admin"], trust) as led:
+        led.append(note, keys["admin"], note.digest)
+        assert led.verify() == [] and led.governance().ring.has_role(
+            key_id(keys["admin"].public_key()), "witness", 2
+        )
+    older = tmp_path / "older.db"  # as `Ledger.init` wrote it before: the genesis says "admin" alone
+    admin, admin2 = trust.keys
+    led = Ledger(Store.open(older, create=True), trust)
+    genesis = admin.model_dump() | {"roles": ["admin"], "key_quorum": 2, "anchors": 1, "policy_quorum": True}
+    led.append_many([EntryDraft(type="key.added", subject=k["key_id"], body=k) for k in (genesis, admin2.model_dump())],
+                    keys["admin"])  # fmt: skip
+    led.append(note, keys["admin"], note.digest)
+    assert led.verify() == []
+    led.close()
+
+
+def test_a_trust_file_lists_each_key_once(keys, tmp_path) -> None:
+    """A key listed twice with two sets of roles was recorded twice in the genesis batch; it is bad input."""
+    twice = Trust(keys=[TrustedKey.of(keys["admin"].public_key(), ["admin"], "admin")]).to_toml() + "\n".join(
+        ["[[keys]]", 'name = "again"', f'public_key = "{public_key_b64(keys["admin"].public_key())}"',
+         'roles = ["gate"]', ""]
+    )  # fmt: skip
+    (tmp_path / "twice.toml").write_text(twice)
+    with pytest.raises(InputError, match="is listed twice; list each key once with all its roles"):
+        load_trust(tmp_path / "twice.toml", signed=False)
 
 
 def test_names_identify_one_active_key(ledger, keys) -> None:
