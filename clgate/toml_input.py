@@ -21,6 +21,8 @@ def parse_toml(text: str, where: str) -> dict[str, Any]:
 def read_text(path: Path, what: str) -> str:
     """The UTF-8 text of the file at `path` (a `what`, for the error when there is none)."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a {what}")
     if not path.is_file():
         raise InputError(f"{path}: no such {what}")
     try:

@@ -153,6 +153,8 @@ def test_malformed_policies_name_file_line_and_key(tmp_path: Path, edit, message
 def test_missing_policy_file(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="no such policy file"):
         load_policy(tmp_path / "nope.toml")
+    with pytest.raises(PolicyError, match="is a folder, not a policy file"):
+        load_policy(tmp_path)
 
 
 def test_default_policy_loads() -> None:
