@@ -166,6 +166,7 @@ app = typer_app(
     help="Gate and audit trail for continually learning LLMs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=True,
 )
 
 

@@ -13,5 +13,6 @@ import typer
 
 
 def typer_app(**settings: Any) -> typer.Typer:
-    """A typer app with clgate's shared settings; `settings` are `typer.Typer`'s other arguments."""
-    return typer.Typer(rich_markup_mode=None, **settings)
+    """A typer app with clgate's shared settings; `settings` are `typer.Typer`'s other arguments. Shell
+    completion is installed from `clgate` itself, so no subcommand lists its completion options."""
+    return typer.Typer(**{"rich_markup_mode": None, "add_completion": False, **settings})

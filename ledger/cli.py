@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
     from clgate.ledger.log import Ledger
 
-ledger_app = typer_app(help="The signed update ledger.", no_args_is_help=True, add_completion=False)
-keys_app = typer_app(help="Signing keys and their roles.", no_args_is_help=True, add_completion=False)
+ledger_app = typer_app(help="The signed update ledger.", no_args_is_help=True)
+keys_app = typer_app(help="Signing keys and their roles.", no_args_is_help=True)
 
 Db = Annotated[
     str, typer.Option("--ledger", envvar="CLGATE_LEDGER", help="SQLite path or postgresql+psycopg:// URL.")

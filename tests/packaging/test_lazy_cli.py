@@ -19,6 +19,18 @@ def test_the_listed_summary_is_the_commands_own_help(name: str) -> None:
     assert (command.help or "").strip().split("\n\n")[0].replace("\n", " ") == SUBCOMMANDS[name].summary
 
 
+def test_only_clgate_itself_offers_shell_completion(capsys) -> None:
+    """Every single-command subcommand listed `--install-completion` in its help, which installs nothing of
+    its own: completion is `clgate --install-completion`."""
+    from clgate.audit.cli import main
+
+    for args in (["status", "--help"], ["policy", "--help"], ["ledger", "verify", "--help"]):
+        assert main(args) == 0
+        assert "--install-completion" not in capsys.readouterr().out, args
+    assert main(["--help"]) == 0
+    assert "--install-completion" in capsys.readouterr().out
+
+
 def _imported_after(*args: str, watched: tuple[str, ...] = HEAVY) -> set[str]:
     """Which of the `watched` modules `clgate ARGS` imported."""
     code = "import sys\nfrom clgate.audit.cli import main\nmain(list(sys.argv[1:]))\n"  # main exits: the modules are listed by an atexit hook
