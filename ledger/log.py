@@ -275,9 +275,12 @@ class Ledger:
             )
         if self._state.size == size:
             return
-        if not self._state.log_id and size:
-            self._state.log_id = self.log_id()
-        start, prev = self._state.size, GENESIS_PREV
+        state = (
+            self._state.fork()
+        )  # replayed into a fork: an entry refused halfway leaves the state as it was
+        if not state.log_id and size:
+            state.log_id = self.log_id()
+        start, prev = state.size, GENESIS_PREV
         for index, leaf in read_entries(max(start - 1, 0)):
             if index >= size:
                 break
@@ -296,21 +299,20 @@ class Ledger:
             start, prev = index + 1, entry.entry_hash
             if not is_stateful(entry.type):
                 continue
-            public = self._state.ring.public_key(entry.signer) or (
+            public = state.ring.public_key(entry.signer) or (
                 _b64(entry.body["public_key"]) if index == 0 and entry.type == "key.added" else None
             )
             if public is None or not entry.envelope.verify(public):
                 raise IntegrityError(f"entry {index} does not verify; run `clgate ledger verify`")
-            refusal = self._state.step(
-                index, entry.signer, entry.type, entry.subject, entry.body, entry.timestamp
-            )
+            refusal = state.step(index, entry.signer, entry.type, entry.subject, entry.body, entry.timestamp)
             if refusal:
                 raise IntegrityError(
                     f"entry {index} breaks the ledger's rules ({refusal}); run `clgate ledger verify`"
                 )
         if start < size:
             raise IntegrityError(f"entries {start}..{size - 1} are missing; run `clgate ledger verify`")
-        self._state.ring.size, self._tip = size, prev
+        state.ring.size = size
+        self._state, self._tip = state, prev
 
     def governance(self) -> Governance:
         """Keys, policies, updates and deployments as of now (stateful entries replayed, signatures checked)."""

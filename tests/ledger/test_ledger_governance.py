@@ -729,6 +729,20 @@ def test_a_truncated_database_is_refused_by_every_verifier_that_saw_more(
         assert any("revoked at entry 7" in p for p in map(str, led.verify(remembered)))
 
 
+def test_a_catch_up_refused_halfway_leaves_the_state_as_it_was(flow, db_url, trust) -> None:
+    """Another process appended a proposal, then a rogue client forced in an entry the rules refuse: this
+    process's catch-up stops there, every time, naming that entry (it had kept the proposal and then
+    blamed it as "changed since this process read it")."""
+    flow.ledger.governance()
+    proposal = flow.proposal()
+    with Ledger.open(db_url, trust) as other:
+        other.append(proposal, flow.keys["pipeline"], proposal.candidate.digest)
+    forced = flow.force(REFUSED_PROMOTION, "approver", REFUSED_PROMOTION["subject"])
+    for _ in range(2):
+        with pytest.raises(IntegrityError, match=f"entry {forced} breaks the ledger's rules"):
+            flow.ledger.append({"type": "note", "body": {"text": "after"}}, flow.keys["gate"])
+
+
 def test_the_verifier_state_is_not_a_way_to_damage_files(db_url, keys, trust, tmp_path) -> None:
     """A link planted as the state folder's lock pointed it at the trust file, which the next verify emptied
     (the lock was opened for writing); an unreadable head (a size of 1e999), or an empty --state (the working
