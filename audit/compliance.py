@@ -208,7 +208,7 @@ def _verification(journal: Journal, entries: list[LedgerEntry], cited: list[int]
         verified=True,  # Journal.open refuses a ledger with any problem
         size=size,
         root=root.hex(),
-        log_id=merkle.leaf_hash(entries[0].leaf).hex(),  # as `Ledger.log_id`, from the entry that verified
+        log_id=entries[0].entry_hash,  # as `Ledger.log_id`, from the entry that verified
         checkpoint=checkpoint,
         inclusion_proofs={i: [h.hex() for h in p] for i, p in proofs.items()},
     )

@@ -168,7 +168,7 @@ def request_erasure(
     """Find the subject's data in `deployment`, write the memory store without it to `out`, record the request."""
     journal.require_role("erasure.requested")  # before the store is written: no store without its request
     state = journal.state()
-    if not state.governance.proposed_to(deployment):
+    if deployment not in state.governance.proposed_to:
         # one with nothing deployed still has audits whose evidence may quote the subject
         raise InputError(
             f"deployment {deployment!r} was never proposed anything; there is nothing of it to erase"
@@ -273,14 +273,15 @@ def finish_erasure(journal: Journal, request_id: str, matcher: Matcher, memory: 
             "back, or train again without the data and promote that"
         )
     quoting = quoting_evidence(journal, state, request.deployment, matcher)
+    others = [d for d in quoting if state.governance.evidence_refusal(d, request.deployment)]
     record = ErasureDone(
         request_id=request_id,
         memory_update=found.update.update_id if found else None,
         memory_digest=found.digest if found else None,
         entries_scanned=len(found.entries) if found else 0,
-        evidence_removed=[d for d in quoting if not state.governance.evidence_refusal(d, request.deployment)],
+        evidence_removed=[d for d in quoting if d not in others],
     )
     index = journal.append(record, request_id)  # recorded first: a removal never goes unexplained
     for digest in record.evidence_removed:
         journal.evidence.remove(digest)
-    return Done(record, index, [d for d in quoting if d not in record.evidence_removed])
+    return Done(record, index, others)

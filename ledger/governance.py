@@ -264,6 +264,8 @@ class Governance:
     claims: list[RootClaim] = field(default_factory=list)
     erasures: dict[str, ErasureState] = field(default_factory=dict)
     scheduled: Appended[tuple[int, ScheduledRun]] = field(default_factory=lambda: Appended([], 0))
+    proposed_to: set[str] = field(default_factory=set)
+    """The deployments any update was ever proposed for (asked at every scheduled run a replay meets)."""
     log_id: str = ""
     # the updates this state alone holds (made or copied since it was last forked), changed in place; any
     # other is shared with a fork, and copied before it is changed (`changing`)
@@ -296,6 +298,7 @@ class Governance:
         forked.history = list(self.history)
         forked.policies = {digest: copy.copy(policy) for digest, policy in self.policies.items()}
         forked.adoptions = dict(self.adoptions)
+        forked.proposed_to = set(self.proposed_to)
         forked.claims = list(self.claims)
         forked.erasures = {rid: copy.copy(erasure) for rid, erasure in self.erasures.items()}
         return forked
@@ -333,10 +336,6 @@ class Governance:
     def deployed_in(self, deployment: str = "default") -> dict[str, str]:
         """Slot -> update id of what `deployment` runs now."""
         return {slot: uid for (dep, slot), uid in self.deployed.items() if dep == deployment}
-
-    def proposed_to(self, deployment: str) -> bool:
-        """Whether any update was ever proposed for `deployment` (stops at the first: asked at every run)."""
-        return any(u.deployment == deployment for u in self.updates.values())
 
     def deployments(self) -> list[str]:
         return sorted({dep for dep, _ in self.deployed} | {u.deployment for u in self.updates.values()})
@@ -806,8 +805,12 @@ def scope_words(deployments: frozenset[str] | None) -> str:
 
 def _retired(g: Governance, index: int, signer: str, subject: str | None, p: PolicyRetired) -> str | None:
     existing = g.policies.get(p.digest)
-    if (existing is None or existing.retired_index is not None) and p.digest not in g.adoptions:
+    if p.digest in g.adoptions:  # calling off an adoption still awaiting admins
+        return None
+    if existing is None:
         return f"policy {p.digest[:19]}… is not adopted"
+    if existing.retired_index is not None:
+        return f"policy {p.digest[:19]}… was already retired at entry {existing.retired_index}"
     return None
 
 
@@ -816,7 +819,7 @@ def _erasure_requested(
 ) -> str | None:
     if r.request_id in g.erasures:
         return f"erasure request {r.request_id} was already made at entry {g.erasures[r.request_id].requested_index}"
-    if not g.proposed_to(r.deployment):
+    if r.deployment not in g.proposed_to:
         return f"deployment {r.deployment!r} was never proposed anything; there is nothing of it to erase"
     deployed_memory = g.deployed.get((r.deployment, "memory"))
     if r.memory_update != deployed_memory:
@@ -881,7 +884,7 @@ def _scheduled(g: Governance, index: int, signer: str, subject: str | None, s: S
     hold runs that cite the default policy, adopted or not (recorded before `audit run` required an adopted
     one), so there only a policy adopted for some deployments, or awaiting admins, is held to that."""
     if g.ring.strict:
-        if s.deployment != "default" and not g.proposed_to(s.deployment):
+        if s.deployment != "default" and s.deployment not in g.proposed_to:
             return f"no deployment {s.deployment!r} was proposed anything: there is nothing of it to audit"
         if s.policy is None:
             return "a scheduled run names the adopted policy it was judged by"
@@ -927,6 +930,7 @@ def _apply_proposed(g: Governance, index: int, signer: str, p: EntryBody, timest
     assert isinstance(p, Proposal)
     g.updates[p.update_id] = UpdateState(p, index, signer, timestamp)
     g.own.add(p.update_id)
+    g.proposed_to.add(p.deployment)
     if p.supersedes is not None:
         g.changing(p.supersedes).superseded_by = p.update_id
 

@@ -275,9 +275,8 @@ class Ledger:
             )
         if self._state.size == size:
             return
-        state = (
-            self._state.fork()
-        )  # replayed into a fork: an entry refused halfway leaves the state as it was
+        # replayed into a fork: an entry refused halfway leaves the state as it was
+        state = self._state.fork()
         if not state.log_id and size:
             state.log_id = self.log_id()
         start, prev = state.size, GENESIS_PREV
