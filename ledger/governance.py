@@ -567,16 +567,13 @@ class Governance:
         filed by content, so deployments may share a file. In strict logs it is the first recorder's: a
         scheduled run citing another deployment's digest made that deployment's evidence look lawfully
         erased. Older logs let any deployment that recorded it remove it."""
-        recorders = sorted(
-            [
-                (u.audit_index or 0, u.deployment)
-                for u in self.updates.values()
-                if digest in u.measurements.values()
-            ]
-            + [(i, run.deployment) for i, run in self.scheduled_runs if digest in run.measurements.values()]
-        )
-        owners = {recorders[0][1]} if recorders and self.ring.strict else {dep for _, dep in recorders}
-        if not owners or deployment in owners:
+        recorders = [  # an update records measurements only once audited
+            (u.audit_index, u.deployment) for u in self.updates.values() if digest in u.measurements.values()
+        ] + [(i, run.deployment) for i, run in self.scheduled_runs if digest in run.measurements.values()]
+        if not recorders:
+            return None
+        owners = {min(recorders)[1]} if self.ring.strict else {dep for _, dep in recorders}
+        if deployment in owners:
             return None
         return (
             f"measurement {digest[:19]}… is evidence of deployment(s) {', '.join(sorted(owners))}, not of "

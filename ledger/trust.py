@@ -377,9 +377,8 @@ class KeyRing:
     def apply(self, index: int, type_name: str, body: dict[str, Any], signer: str = "") -> None:
         """Record the effect of an accepted entry."""
         if type_name == "key.added":
-            if index == 0 and body.get("key_quorum") is not None:
-                self.recorded_quorum = body["key_quorum"]
             if index == 0:
+                self.recorded_quorum = body.get("key_quorum")
                 self.genesis_signer = signer
                 self.policy_quorum = body.get("policy_quorum") is True
                 self.init_size = 1 + body["anchors"] if body.get("anchors") is not None else None
@@ -403,8 +402,9 @@ class KeyRing:
             genesis = self.keys.get(body["key_id"]) if index == 0 else None
             if genesis is not None and genesis.added_at is None:
                 # the genesis records its own signer (an anchor the file gives more roles than the genesis
-                # names, under a quorum, stayed pending, and could then sign nothing)
+                # names, under a quorum, stayed pending, and could then sign nothing), pending no longer
                 genesis.added_at = 0
+                self.pending.pop(_addition(body), None)
         elif type_name == "key.revoked" and body["key_id"] in self.keys:
             state = self.keys[body["key_id"]]
             if state.revoked_at is None or state.revoked_at > index:
